@@ -1,0 +1,219 @@
+"""Errors and warnings of cips_stats.
+
+Every error the package raises for bad input or an unfittable model is a
+:class:`CipsError`, itself a :class:`ValueError`, so that ``except ValueError``
+keeps working.  Errors about data carry a list of :class:`Problem` records that
+name the file, row, column, value and rule, so that a user can find and fix each
+one.  Warnings that matter statistically are :class:`CipsWarning` subclasses; the
+functions that emit them also attach them to their result objects so that they
+reach reports, not only stderr.
+
+Examples
+--------
+>>> import cips_stats as cs
+>>> p = cs.errors.Problem(rule="weight_positive", message="Weight must be positive.",
+...                       file="survey.csv", row=12, column="weight", value=-1.0)
+>>> err = cs.DataError("The survey file has 1 problem.", problems=[p])
+>>> isinstance(err, ValueError)
+True
+>>> print(err.problems[0].describe())
+survey.csv, row 12, column 'weight', value -1.0: Weight must be positive. [weight_positive]
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable, Mapping
+
+__all__ = [
+    "Problem",
+    "CipsError",
+    "DataError",
+    "DesignError",
+    "SingletonPSUError",
+    "ModelError",
+    "ConvergenceError",
+    "CipsWarning",
+    "SmallCellWarning",
+    "LowReliabilityWarning",
+    "PoorFitWarning",
+    "NonInvarianceWarning",
+    "ConvergenceWarning",
+    "NumericalWarning",
+]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem found in the input.
+
+    Parameters
+    ----------
+    rule : str
+        Short machine-readable name of the rule that failed (e.g. ``"code_in_scale"``).
+    message : str
+        Human-readable explanation, a full sentence.
+    file : str, optional
+        File the value came from (``"<DataFrame>"`` for in-memory input).
+    row : int, optional
+        Row number of the value. For files it is the 1-based data row (the header
+        is not counted); for DataFrames it is the 0-based positional row.
+    column : str, optional
+        Column name.
+    value : Any, optional
+        The offending value, as read.
+    """
+
+    rule: str
+    message: str
+    file: str | None = None
+    row: int | None = None
+    column: str | None = None
+    value: Any = None
+
+    def describe(self) -> str:
+        """Return a one-line description naming file, row, column and value."""
+        where = []
+        if self.file is not None:
+            where.append(str(self.file))
+        if self.row is not None:
+            where.append(f"row {self.row}")
+        if self.column is not None:
+            where.append(f"column {self.column!r}")
+        if self.value is not None:
+            where.append(f"value {self.value!r}")
+        prefix = ", ".join(where)
+        return f"{prefix}: {self.message} [{self.rule}]" if prefix else f"{self.message} [{self.rule}]"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the problem as a plain dictionary."""
+        return asdict(self)
+
+
+class CipsError(ValueError):
+    """Base class of every error raised by cips_stats for bad input or models."""
+
+
+class DataError(CipsError):
+    """Bad input data: names every problem found with its file, row, column and value.
+
+    Parameters
+    ----------
+    message : str
+        Summary sentence.
+    problems : iterable of Problem, optional
+        Every problem found (not only the first one).
+    """
+
+    def __init__(self, message: str, problems: Iterable[Problem] | None = None):
+        self.problems: list[Problem] = list(problems or [])
+        self.summary_message = message
+        super().__init__(self._render(message))
+
+    def _render(self, message: str, limit: int = 50) -> str:
+        if not self.problems:
+            return message
+        lines = [message]
+        for p in self.problems[:limit]:
+            lines.append("  - " + p.describe())
+        if len(self.problems) > limit:
+            lines.append(f"  ... and {len(self.problems) - limit} more problems (see .problems).")
+        return "\n".join(lines)
+
+    def to_frame(self):
+        """Return the problems as a DataFrame (file, row, column, value, rule, message)."""
+        import pandas as pd
+
+        cols = ["file", "row", "column", "value", "rule", "message"]
+        return pd.DataFrame([p.to_dict() for p in self.problems], columns=cols)
+
+
+class DesignError(DataError):
+    """A survey design that cannot support the requested estimate (e.g. empty strata)."""
+
+
+class SingletonPSUError(DesignError):
+    """A stratum holds a single primary sampling unit, so its variance cannot be estimated.
+
+    The message lists the offending strata and the remedies (collapse strata,
+    ``lonely_psu="certainty"``, ``"adjust"`` or ``"average"``, as R survey's
+    ``options(survey.lonely.psu=...)`` but chosen per call, never globally).
+    """
+
+
+class ModelError(CipsError):
+    """A model that cannot be fitted, is not identified or did not converge.
+
+    Parameters
+    ----------
+    message : str
+        Summary sentence naming the cause.
+    diagnostics : mapping, optional
+        Whatever helps to diagnose it (iterations, gradient norm, eigenvalues,
+        offending parameters, R-hat, ...).
+    """
+
+    def __init__(self, message: str, diagnostics: Mapping[str, Any] | None = None):
+        self.diagnostics: dict[str, Any] = dict(diagnostics or {})
+        super().__init__(message)
+
+
+class ConvergenceError(ModelError):
+    """An iterative procedure did not converge."""
+
+
+class CipsWarning(UserWarning):
+    """Base class of warnings that matter statistically."""
+
+
+class SmallCellWarning(CipsWarning):
+    """A cell is below the minimum size for a stable or disclosable estimate."""
+
+
+class LowReliabilityWarning(CipsWarning):
+    """A scale's reliability is below the conventional thresholds."""
+
+
+class PoorFitWarning(CipsWarning):
+    """A model fits the data poorly by the conventional cut-offs."""
+
+
+class NonInvarianceWarning(CipsWarning):
+    """Measurement invariance does not hold at the level a comparison needs."""
+
+
+class ConvergenceWarning(CipsWarning):
+    """An estimator or sampler converged poorly (e.g. R-hat > 1.01, divergences)."""
+
+
+class NumericalWarning(CipsWarning):
+    """Numerical trouble: non-positive-definite matrices, Heywood cases, tiny variances."""
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A statistically meaningful condition attached to a result.
+
+    Parameters
+    ----------
+    code : str
+        Machine-readable name (``"heywood"``, ``"small_cell"``, ``"low_alpha"``...).
+    message : str
+        Sentence for humans.
+    severity : {"info", "caution", "warning", "error"}
+        How much it matters.
+    where : dict
+        What it concerns (cell keys, parameter names...).
+    """
+
+    code: str
+    message: str
+    severity: str = "warning"
+    where: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the flag as a plain dictionary."""
+        return asdict(self)
+
+
+__all__.append("Flag")

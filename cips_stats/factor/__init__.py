@@ -1,0 +1,1 @@
+"""Confirmatory and exploratory factor analysis (being implemented)."""

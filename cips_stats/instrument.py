@@ -1,0 +1,489 @@
+"""The survey instrument: factors, items, respondent groups, answer scale and missing codes.
+
+Nothing CIPS-specific is hard-coded outside an :class:`Instrument`: the key
+factors, the questionnaires of each respondent group and their items, the
+answer scale, the "don't know"/"refused" codes and the demographic fields all
+come from the specification, so the package serves other perception surveys
+too.  :meth:`Instrument.default` ships a CIPS-like instrument written for this
+package (the ten key factors of the WCO Revised Arusha Declaration).
+
+Examples
+--------
+>>> import cips_stats as cs
+>>> inst = cs.Instrument.default()
+>>> [f.id for f in inst.key_factors][:3]
+['leadership', 'regulatory', 'transparency']
+>>> inst.factor_items("leadership", group="officials")
+('LC1', 'LC2', 'LC3', 'LC4', 'LC5')
+>>> inst.item("LC3").reverse
+True
+>>> inst4 = cs.Instrument.default(points=4)
+>>> inst4.scale.points, inst4.scale.favourable
+(4, (3, 4))
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from .errors import DataError, Problem
+
+__all__ = ["Scale", "Group", "Demographic", "Factor", "Item", "Instrument"]
+
+_DEFAULT_LABELS = {
+    4: ("Strongly disagree", "Disagree", "Agree", "Strongly agree"),
+    5: ("Strongly disagree", "Disagree", "Neither agree nor disagree", "Agree", "Strongly agree"),
+}
+
+
+@dataclass(frozen=True)
+class Scale:
+    """An answer scale with codes ``1 .. points``.
+
+    Parameters
+    ----------
+    points : int
+        Number of answer categories (at least 2); valid codes are ``1..points``.
+    labels : tuple of str
+        One label per code.
+    favourable : tuple of int
+        Codes counted as favourable ("top-k box"), e.g. ``(4, 5)``.
+    missing : dict
+        Declared non-substantive codes and their meaning, e.g.
+        ``{8: "dont_know", 9: "refused"}``; they become missing with that reason.
+    """
+
+    points: int = 5
+    labels: tuple[str, ...] = _DEFAULT_LABELS[5]
+    favourable: tuple[int, ...] = (4, 5)
+    missing: Mapping[int, str] = field(default_factory=lambda: {8: "dont_know", 9: "refused"})
+
+    @property
+    def min(self) -> int:
+        """Lowest valid code (always 1)."""
+        return 1
+
+    @property
+    def max(self) -> int:
+        """Highest valid code."""
+        return self.points
+
+    @property
+    def codes(self) -> tuple[int, ...]:
+        """Valid substantive codes."""
+        return tuple(range(1, self.points + 1))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the scale as a YAML-friendly dictionary."""
+        return {
+            "points": self.points,
+            "labels": list(self.labels),
+            "favourable": list(self.favourable),
+            "missing": {int(k): str(v) for k, v in sorted(self.missing.items())},
+        }
+
+
+@dataclass(frozen=True)
+class Group:
+    """A respondent group with its own questionnaire (e.g. officials, private sector)."""
+
+    id: str
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class Demographic:
+    """A demographic field: its column name, categories and the groups that are asked it."""
+
+    name: str
+    label: str = ""
+    categories: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Factor:
+    """A key factor, or an index of items that cuts across factors.
+
+    Parameters
+    ----------
+    id : str
+        Identifier used in results (``factor`` column).
+    label : str
+        Human-readable name.
+    kind : {"key_factor", "index"}
+        Key factors own their items; an index names its items explicitly
+        (``items``) and is analysed like a factor everywhere downstream.
+    items : tuple of str
+        For an index, its item ids. For a key factor, filled in from the items.
+    description : str
+        Free text.
+    """
+
+    id: str
+    label: str = ""
+    kind: str = "key_factor"
+    items: tuple[str, ...] = ()
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Item:
+    """One survey item.
+
+    Parameters
+    ----------
+    id : str
+        Column name of the item in the respondent table.
+    factor : str
+        Key factor the item belongs to.
+    groups : tuple of str
+        Respondent groups that are asked the item.
+    text : str
+        Wording.
+    reverse : bool
+        True when agreement means an unfavourable perception; the loader
+        recodes such answers as ``points + 1 - code`` (once).
+    """
+
+    id: str
+    factor: str
+    groups: tuple[str, ...]
+    text: str = ""
+    reverse: bool = False
+
+
+def _problem(rule: str, message: str, source: str | None, column: str | None = None, value: Any = None) -> Problem:
+    return Problem(rule=rule, message=message, file=source, column=column, value=value)
+
+
+@dataclass(frozen=True)
+class Instrument:
+    """A survey instrument specification.
+
+    Parameters
+    ----------
+    name, version, description : str
+        Identification.
+    scale : Scale
+        Answer scale shared by all items.
+    groups : tuple of Group
+        Respondent groups (questionnaires).
+    factors : tuple of Factor
+        Key factors and indices (``kind="index"``), in reporting order.
+    items : tuple of Item
+        All items of all questionnaires.
+    demographics : tuple of Demographic
+        Demographic fields.
+
+    Notes
+    -----
+    The specification is validated on construction: unknown factors or
+    groups, duplicate ids, empty factors and bad scales raise
+    :class:`~cips_stats.errors.DataError` listing every problem.
+
+    Examples
+    --------
+    >>> import cips_stats as cs
+    >>> inst = cs.Instrument.default()
+    >>> len(inst.items_for("officials")), len(inst.items_for("private"))
+    (50, 40)
+    >>> inst.factor_items("whistleblower", group="private")
+    ('LC2', 'AI2', 'AI6', 'CC2')
+    """
+
+    name: str
+    scale: Scale
+    groups: tuple[Group, ...]
+    factors: tuple[Factor, ...]
+    items: tuple[Item, ...]
+    demographics: tuple[Demographic, ...] = ()
+    version: str = "1"
+    description: str = ""
+    source: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        self._validate()
+
+    # ------------------------------------------------------------------ validation
+    def _validate(self) -> None:
+        src = self.source
+        probs: list[Problem] = []
+        sc = self.scale
+        if not isinstance(sc.points, int) or sc.points < 2:
+            probs.append(_problem("scale_points", "The scale needs an integer number of points >= 2.", src, "scale.points", sc.points))
+        else:
+            if len(sc.labels) != sc.points:
+                probs.append(_problem("scale_labels", f"The scale has {sc.points} points but {len(sc.labels)} labels.", src, "scale.labels", list(sc.labels)))
+            bad_fav = [c for c in sc.favourable if c not in range(1, sc.points + 1)]
+            if bad_fav or not sc.favourable:
+                probs.append(_problem("scale_favourable", "Favourable codes must be a non-empty subset of the scale's codes.", src, "scale.favourable", list(sc.favourable)))
+            clash = [c for c in sc.missing if 1 <= int(c) <= sc.points]
+            if clash:
+                probs.append(_problem("scale_missing", "Missing-value codes must lie outside the scale's codes.", src, "scale.missing", clash))
+        group_ids = [g.id for g in self.groups]
+        if not group_ids:
+            probs.append(_problem("groups_empty", "The instrument declares no respondent group.", src, "groups"))
+        for gid in {g for g in group_ids if group_ids.count(g) > 1}:
+            probs.append(_problem("group_duplicate", "Duplicate group id.", src, "groups", gid))
+        fids = [f.id for f in self.factors]
+        for fid in {f for f in fids if fids.count(f) > 1}:
+            probs.append(_problem("factor_duplicate", "Duplicate factor id.", src, "factors", fid))
+        iids = [i.id for i in self.items]
+        for iid in {i for i in iids if iids.count(i) > 1}:
+            probs.append(_problem("item_duplicate", "Duplicate item id.", src, "items", iid))
+        reserved = {"respondent_id", "country", "iteration", "group", "weight", "stratum", "cluster"}
+        reserved |= {d.name for d in self.demographics}
+        for iid in iids:
+            if iid in reserved:
+                probs.append(_problem("item_reserved", "Item id collides with a reserved or demographic column name.", src, "items", iid))
+        key_ids = {f.id for f in self.factors if f.kind == "key_factor"}
+        for f in self.factors:
+            if f.kind not in ("key_factor", "index"):
+                probs.append(_problem("factor_kind", "Factor kind must be 'key_factor' or 'index'.", src, f"factors.{f.id}.kind", f.kind))
+        for it in self.items:
+            if it.factor not in key_ids:
+                probs.append(_problem("item_factor_unknown", f"Item {it.id} names an unknown key factor.", src, f"items.{it.id}.factor", it.factor))
+            if not it.groups:
+                probs.append(_problem("item_groups_empty", f"Item {it.id} is asked of no group.", src, f"items.{it.id}.groups", []))
+            for g in it.groups:
+                if g not in group_ids:
+                    probs.append(_problem("item_group_unknown", f"Item {it.id} names an unknown group.", src, f"items.{it.id}.groups", g))
+        for f in self.factors:
+            if f.kind == "key_factor":
+                if not any(it.factor == f.id for it in self.items):
+                    probs.append(_problem("factor_empty", f"Key factor {f.id} has no item.", src, f"factors.{f.id}", f.id))
+            elif f.kind == "index":
+                if not f.items:
+                    probs.append(_problem("factor_empty", f"Index {f.id} has no item.", src, f"indices.{f.id}.items", []))
+                for iid in f.items:
+                    if iid not in iids:
+                        probs.append(_problem("index_item_unknown", f"Index {f.id} names an unknown item.", src, f"indices.{f.id}.items", iid))
+        for d in self.demographics:
+            for g in d.groups:
+                if g not in group_ids:
+                    probs.append(_problem("demographic_group_unknown", f"Demographic {d.name} names an unknown group.", src, f"demographics.{d.name}.groups", g))
+        if probs:
+            raise DataError(f"The instrument specification {self.name!r} is invalid ({len(probs)} problems).", probs)
+
+    # ------------------------------------------------------------------ accessors
+    @property
+    def key_factors(self) -> tuple[Factor, ...]:
+        """The key factors (not the cross-cutting indices), in order."""
+        return tuple(f for f in self.factors if f.kind == "key_factor")
+
+    @property
+    def indices(self) -> tuple[Factor, ...]:
+        """The cross-cutting indices."""
+        return tuple(f for f in self.factors if f.kind == "index")
+
+    @property
+    def factor_ids(self) -> tuple[str, ...]:
+        """Ids of all factors and indices, in reporting order."""
+        return tuple(f.id for f in self.factors)
+
+    @property
+    def group_ids(self) -> tuple[str, ...]:
+        """Ids of the respondent groups."""
+        return tuple(g.id for g in self.groups)
+
+    @property
+    def item_ids(self) -> tuple[str, ...]:
+        """Ids of all items."""
+        return tuple(i.id for i in self.items)
+
+    @cached_property
+    def _item_map(self) -> dict[str, Item]:
+        return {i.id: i for i in self.items}
+
+    def item(self, item_id: str) -> Item:
+        """Return the item with this id (``KeyError`` names it when unknown)."""
+        try:
+            return self._item_map[item_id]
+        except KeyError:
+            raise KeyError(f"Unknown item {item_id!r} in instrument {self.name!r}.") from None
+
+    def factor(self, factor_id: str) -> Factor:
+        """Return the factor or index with this id."""
+        for f in self.factors:
+            if f.id == factor_id:
+                return f
+        raise KeyError(f"Unknown factor {factor_id!r} in instrument {self.name!r}; known: {list(self.factor_ids)}.")
+
+    def items_for(self, group: str) -> tuple[str, ...]:
+        """Item ids asked of a respondent group, in instrument order."""
+        if group not in self.group_ids:
+            raise KeyError(f"Unknown group {group!r}; known: {list(self.group_ids)}.")
+        return tuple(i.id for i in self.items if group in i.groups)
+
+    def factor_items(self, factor: str, group: str | None = None) -> tuple[str, ...]:
+        """Item ids of a key factor or index, optionally restricted to those a group is asked."""
+        f = self.factor(factor)
+        ids = f.items if f.kind == "index" else tuple(i.id for i in self.items if i.factor == factor)
+        if group is not None:
+            if group not in self.group_ids:
+                raise KeyError(f"Unknown group {group!r}; known: {list(self.group_ids)}.")
+            ids = tuple(i for i in ids if group in self._item_map[i].groups)
+        return ids
+
+    def reverse_items(self) -> tuple[str, ...]:
+        """Ids of reverse-keyed items."""
+        return tuple(i.id for i in self.items if i.reverse)
+
+    def demographics_for(self, group: str) -> tuple[Demographic, ...]:
+        """Demographic fields asked of a group."""
+        return tuple(d for d in self.demographics if group in d.groups)
+
+    def model_syntax(self, group: str, factors: Iterable[str] | None = None) -> str:
+        """lavaan-style CFA syntax of the key factors for one group (factors correlated by default).
+
+        Examples
+        --------
+        >>> import cips_stats as cs
+        >>> print(cs.Instrument.default().model_syntax("private", factors=["leadership"]))
+        leadership =~ LC1 + LC2 + LC3 + LC6
+        """
+        fids = list(factors) if factors is not None else [f.id for f in self.key_factors]
+        lines = []
+        for fid in fids:
+            items = self.factor_items(fid, group=group)
+            if items:
+                lines.append(f"{fid} =~ " + " + ".join(items))
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------------ serialisation
+    def to_dict(self) -> dict[str, Any]:
+        """Return the specification as a YAML-friendly dictionary."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "description": self.description,
+            "scale": self.scale.to_dict(),
+            "groups": [{"id": g.id, "label": g.label} for g in self.groups],
+            "demographics": [
+                {"name": d.name, "label": d.label, "categories": list(d.categories), "groups": list(d.groups)}
+                for d in self.demographics
+            ],
+            "factors": [{"id": f.id, "label": f.label, **({"description": f.description} if f.description else {})}
+                        for f in self.key_factors],
+            "indices": [{"id": f.id, "label": f.label, "description": f.description, "items": list(f.items)}
+                        for f in self.indices],
+            "items": [
+                {"id": i.id, "factor": i.factor, "groups": list(i.groups), "text": i.text,
+                 **({"reverse": True} if i.reverse else {})}
+                for i in self.items
+            ],
+        }
+
+    @property
+    def hash(self) -> str:
+        """SHA-256 of the canonical specification (first 16 hex digits)."""
+        canon = json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=True)
+        return "sha256:" + hashlib.sha256(canon.encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_dict(cls, spec: Mapping[str, Any], source: str | None = None) -> "Instrument":
+        """Build an instrument from a dictionary (as read from YAML); problems raise ``DataError``."""
+        src = source or "<dict>"
+        probs: list[Problem] = []
+        if not isinstance(spec, Mapping):
+            raise DataError(f"The instrument specification in {src} must be a mapping.",
+                            [_problem("spec_type", "Top level must be a mapping.", src, None, type(spec).__name__)])
+        for key in ("name", "scale", "groups", "factors", "items"):
+            if key not in spec:
+                probs.append(_problem("spec_missing_key", f"Required key {key!r} is missing.", src, key))
+        if probs:
+            raise DataError(f"The instrument specification in {src} is incomplete.", probs)
+        try:
+            s = spec["scale"]
+            points = s.get("points", 5)
+            missing = {int(k): str(v) for k, v in (s.get("missing") or {}).items()}
+            labels = tuple(s.get("labels") or _DEFAULT_LABELS.get(points, tuple(str(i) for i in range(1, int(points) + 1))))
+            fav = s.get("favourable")
+            if fav is None:
+                fav = tuple(range(int(points) - 1, int(points) + 1)) if int(points) >= 4 else (int(points),)
+            scale = Scale(points=points, labels=labels, favourable=tuple(int(c) for c in fav), missing=missing)
+            groups = tuple(Group(id=str(g["id"]), label=str(g.get("label", ""))) for g in spec["groups"])
+            demos = tuple(
+                Demographic(name=str(d["name"]), label=str(d.get("label", "")),
+                            categories=tuple(str(c) for c in d.get("categories", ())),
+                            groups=tuple(d.get("groups", [g.id for g in groups])))
+                for d in spec.get("demographics", []) or []
+            )
+            factors = [Factor(id=str(f["id"]), label=str(f.get("label", f["id"])), kind="key_factor",
+                              description=str(f.get("description", ""))) for f in spec["factors"]]
+            factors += [Factor(id=str(f["id"]), label=str(f.get("label", f["id"])), kind="index",
+                               items=tuple(str(i) for i in f.get("items", ())),
+                               description=str(f.get("description", "")))
+                        for f in spec.get("indices", []) or []]
+            items = tuple(
+                Item(id=str(i["id"]), factor=str(i["factor"]),
+                     groups=tuple(str(g) for g in i.get("groups", [g.id for g in groups])),
+                     text=str(i.get("text", "")), reverse=bool(i.get("reverse", False)))
+                for i in spec["items"]
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise DataError(f"The instrument specification in {src} is malformed: {exc}.",
+                            [_problem("spec_malformed", str(exc), src)]) from exc
+        return cls(name=str(spec["name"]), version=str(spec.get("version", "1")),
+                   description=str(spec.get("description", "")).strip(), scale=scale, groups=groups,
+                   factors=tuple(factors), items=items, demographics=demos, source=source)
+
+    @classmethod
+    def from_yaml(cls, path_or_text: str | Path) -> "Instrument":
+        """Read an instrument from a YAML file (or a YAML string containing a newline)."""
+        import yaml
+
+        text = str(path_or_text)
+        if "\n" in text:
+            source, content = "<yaml>", text
+        else:
+            source = str(path_or_text)
+            try:
+                content = Path(path_or_text).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise DataError(f"Cannot read the instrument file {source}: {exc}.",
+                                [_problem("file_unreadable", str(exc), source)]) from exc
+        try:
+            spec = yaml.safe_load(content)
+        except yaml.YAMLError as exc:
+            raise DataError(f"The instrument file {source} is not valid YAML: {exc}.",
+                            [_problem("yaml_syntax", str(exc), source)]) from exc
+        return cls.from_dict(spec, source=source)
+
+    def to_yaml(self, path: str | Path | None = None) -> str:
+        """Write the specification as YAML; returns the text (and writes ``path`` when given)."""
+        import yaml
+
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True, width=110)
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    @classmethod
+    def default(cls, points: int = 5) -> "Instrument":
+        """The CIPS-like default instrument (10 RAD key factors, officials and private sector).
+
+        Parameters
+        ----------
+        points : {4, 5}
+            Points of the agreement scale. With 4 points there is no middle
+            category and the favourable codes are (3, 4).
+        """
+        text = resources.files("cips_stats.instruments").joinpath("cips_default.yaml").read_text(encoding="utf-8")
+        inst = cls.from_yaml(text)
+        inst = replace(inst, source="cips_stats/instruments/cips_default.yaml")
+        if points == 5:
+            return inst
+        if points not in _DEFAULT_LABELS:
+            raise DataError("The default instrument supports 4- or 5-point scales.",
+                            [_problem("scale_points", "points must be 4 or 5.", None, "points", points)])
+        scale = Scale(points=points, labels=_DEFAULT_LABELS[points], favourable=(points - 1, points),
+                      missing=dict(inst.scale.missing))
+        return replace(inst, scale=scale, name=f"{inst.name}-{points}pt")
