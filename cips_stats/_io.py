@@ -1,0 +1,208 @@
+"""File readers and writers for respondent tables (private; used by :mod:`cips_stats.data`).
+
+Every reader returns a :class:`RawTable`: the table exactly as read (no
+recoding), plus what the file declares about its columns (SPSS/Stata value
+labels and user-missing codes).  Readers never coerce values: CSV is read as
+text (only empty fields are blank; ``"NA"`` stays the text ``"NA"``), Excel
+without pandas' default NA strings, SPSS with user-missing values kept as
+values so that the loader can account for them.
+
+Every read failure (missing file, unknown extension, unreadable or corrupt
+content) raises :class:`~cips_stats.errors.DataError` naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataError, Problem
+
+__all__ = ["RawTable", "read_table", "write_table", "FORMATS"]
+
+#: File extensions understood, by format.
+FORMATS = {
+    ".csv": "csv",
+    ".xlsx": "xlsx",
+    ".xlsm": "xlsx",
+    ".sav": "sav",
+    ".zsav": "sav",
+    ".dta": "dta",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+
+
+@dataclass
+class RawTable:
+    """A respondent table as read, with what the file declares about its columns.
+
+    Attributes
+    ----------
+    frame : pandas.DataFrame
+        The values as read (RangeIndex; row ``i`` is data record ``i + 1``).
+    source : str
+        File path, or ``"<DataFrame>"``.
+    value_labels : dict
+        ``{column: {code: label}}`` declared in the file (SPSS, Stata).
+    user_missing : dict
+        ``{column: [(lo, hi), ...]}`` SPSS user-missing codes and ranges.
+    format : str
+        ``"csv"``, ``"xlsx"``, ``"sav"``, ``"dta"``, ``"parquet"`` or ``"frame"``.
+    """
+
+    frame: pd.DataFrame
+    source: str
+    value_labels: dict = field(default_factory=dict)
+    user_missing: dict = field(default_factory=dict)
+    format: str = "frame"
+
+
+def _fail(rule: str, source: str, message: str, value: Any = None) -> DataError:
+    return DataError(f"Cannot read {source}: {message}",
+                     [Problem(rule=rule, message=message, file=source, value=value)])
+
+
+def _clean_code(k: Any) -> Any:
+    if isinstance(k, (float, np.floating)) and float(k).is_integer():
+        return int(k)
+    if isinstance(k, np.integer):
+        return int(k)
+    return k
+
+
+def read_table(source: Any, *, sheet: str | int = 0, encoding: str = "utf-8-sig") -> RawTable:
+    """Read a file (CSV, XLSX, SAV, DTA, Parquet) or take a DataFrame, without recoding.
+
+    Parameters
+    ----------
+    source : str, path-like or pandas.DataFrame
+        The file, chosen by its extension, or an in-memory table.
+    sheet : str or int
+        Excel sheet (name or 0-based position).
+    encoding : str
+        Text encoding of CSV files (a UTF-8 byte-order mark is accepted).
+
+    Returns
+    -------
+    RawTable
+    """
+    if isinstance(source, pd.DataFrame):
+        frame = source.reset_index(drop=True)
+        return RawTable(frame=frame, source="<DataFrame>", format="frame")
+    if not isinstance(source, (str, os.PathLike)):
+        raise DataError("The data must be a file path or a pandas DataFrame.",
+                        [Problem(rule="source_type", message="Expected a file path or a pandas DataFrame.",
+                                 value=type(source).__name__)])
+    path = Path(source)
+    src = str(source)
+    ext = path.suffix.lower()
+    fmt = FORMATS.get(ext)
+    if fmt is None:
+        raise _fail("file_format", src, f"unknown file extension {ext!r}; expected one of "
+                    f"{sorted(FORMATS)}.", ext)
+    if not path.exists():
+        raise _fail("file_not_found", src, "the file does not exist.")
+    if path.is_dir():
+        raise _fail("file_unreadable", src, "the path is a directory, not a file.")
+    try:
+        if fmt == "csv":
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""],
+                                encoding=encoding)
+            return RawTable(frame=frame, source=src, format=fmt)
+        if fmt == "xlsx":
+            frame = pd.read_excel(path, sheet_name=sheet, keep_default_na=False, na_values=[""],
+                                  engine="openpyxl")
+            return RawTable(frame=frame.reset_index(drop=True), source=src, format=fmt)
+        if fmt == "parquet":
+            frame = pd.read_parquet(path)
+            return RawTable(frame=frame.reset_index(drop=True), source=src, format=fmt)
+        import pyreadstat
+
+        if fmt == "sav":
+            frame, meta = pyreadstat.read_sav(str(path), user_missing=True)
+        else:
+            frame, meta = pyreadstat.read_dta(str(path), user_missing=False)
+    except DataError:
+        raise
+    except Exception as exc:  # any reader failure: corrupt or unreadable content
+        raise _fail("file_unreadable", src, f"{type(exc).__name__}: {exc}".strip().rstrip(".") + ".") from exc
+    labels = {str(col): {_clean_code(k): str(v) for k, v in lab.items()}
+              for col, lab in (meta.variable_value_labels or {}).items()}
+    missing: dict[str, list[tuple[Any, Any]]] = {}
+    for col, ranges in (getattr(meta, "missing_ranges", None) or {}).items():
+        missing[str(col)] = [(_clean_code(r["lo"]), _clean_code(r["hi"])) for r in ranges]
+    return RawTable(frame=frame.reset_index(drop=True), source=src, value_labels=labels,
+                    user_missing=missing, format=fmt)
+
+
+def _text_column(s: pd.Series) -> pd.Series:
+    """Object column of str with "" for blanks (SPSS/Stata string variables)."""
+    def fmt(v: Any) -> str:
+        if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
+            return ""
+        if isinstance(v, (float, np.floating)) and float(v).is_integer():
+            return str(int(v))
+        return str(v)
+
+    return s.astype(object).map(fmt).astype(object)
+
+
+def _integral_to_int(s: pd.Series) -> pd.Series:
+    """Float column whose finite values are all whole numbers -> nullable Int64 (for neat text)."""
+    if pd.api.types.is_float_dtype(s.dtype):
+        v = s.to_numpy(dtype=float, na_value=np.nan)
+        fin = np.isfinite(v)
+        if np.all(np.isnan(v) | (fin & (v == np.round(v)))):
+            return s.astype("Int64")
+    return s
+
+
+def write_table(frame: pd.DataFrame, path: str | os.PathLike, *,
+                value_labels: Mapping[str, Mapping[Any, str]] | None = None,
+                user_missing: Mapping[str, list] | None = None,
+                column_labels: Mapping[str, str] | None = None,
+                numeric_columns: tuple[str, ...] = ()) -> None:
+    """Write a table by file extension; SPSS/Stata get value labels (and SPSS user-missing codes).
+
+    ``numeric_columns`` are written as numbers; every other non-numeric column
+    is written as text (blank = empty string in SPSS/Stata).
+    """
+    p = Path(path)
+    ext = p.suffix.lower()
+    fmt = FORMATS.get(ext)
+    if fmt is None:
+        raise _fail("file_format", str(path), f"unknown file extension {ext!r}; expected one of {sorted(FORMATS)}.", ext)
+    out = frame.reset_index(drop=True).copy()
+    if fmt in ("csv", "xlsx"):
+        for c in out.columns:
+            out[c] = _integral_to_int(out[c])
+        if fmt == "csv":
+            out.to_csv(p, index=False)
+        else:
+            out.to_excel(p, index=False, engine="openpyxl")
+        return
+    if fmt == "parquet":
+        out.to_parquet(p, index=False)
+        return
+    import pyreadstat
+
+    for c in out.columns:
+        if c in numeric_columns or pd.api.types.is_numeric_dtype(out[c].dtype) and not pd.api.types.is_bool_dtype(out[c].dtype):
+            out[c] = pd.to_numeric(out[c]).astype(float)
+        else:
+            out[c] = _text_column(out[c])
+    vl = {str(k): {int(c): str(lab) for c, lab in v.items()} for k, v in (value_labels or {}).items()
+          if k in out.columns}
+    cl = {str(k): str(v) for k, v in (column_labels or {}).items() if k in out.columns}
+    if fmt == "sav":
+        mr = {str(k): list(v) for k, v in (user_missing or {}).items() if k in out.columns}
+        pyreadstat.write_sav(out, str(p), variable_value_labels=vl or None, missing_ranges=mr or None,
+                             column_labels=cl or None)
+    else:
+        pyreadstat.write_dta(out, str(p), variable_value_labels=vl or None, column_labels=cl or None)
