@@ -163,6 +163,42 @@ def _integral_to_int(s: pd.Series) -> pd.Series:
     return s
 
 
+def _write_xlsx(frame: pd.DataFrame, path: Path) -> None:
+    """Write an XLSX sheet keeping every float exactly.
+
+    openpyxl formats numbers with 16 significant digits (``"%.16g"``), which
+    loses the last digit of some doubles; non-integral floats are therefore
+    written as their shortest round-trip text (``repr``) in a numeric cell.
+    """
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet("data")
+    ws.append([str(c) for c in frame.columns])
+    columns = []
+    for c in frame.columns:
+        s = frame[c]
+        if pd.api.types.is_float_dtype(s.dtype):
+            columns.append(s.to_numpy(dtype=float, na_value=np.nan).tolist())
+        else:
+            columns.append([None if (v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v))) else
+                            (v.item() if isinstance(v, np.generic) else v) for v in s.astype(object).tolist()])
+    for row in zip(*columns):
+        out = []
+        for v in row:
+            if isinstance(v, float):
+                if v != v:
+                    v = None
+                elif np.isfinite(v) and not v.is_integer():
+                    cell = WriteOnlyCell(ws, value=repr(v))
+                    cell.data_type = "n"
+                    v = cell
+            out.append(v)
+        ws.append(out)
+    wb.save(path)
+
+
 def write_table(frame: pd.DataFrame, path: str | os.PathLike, *,
                 value_labels: Mapping[str, Mapping[Any, str]] | None = None,
                 user_missing: Mapping[str, list] | None = None,
@@ -185,7 +221,7 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike, *,
         if fmt == "csv":
             out.to_csv(p, index=False)
         else:
-            out.to_excel(p, index=False, engine="openpyxl")
+            _write_xlsx(out, p)
         return
     if fmt == "parquet":
         out.to_parquet(p, index=False)
