@@ -1,0 +1,71 @@
+# Reference values for cips_stats.factor.polychoric and cips_stats.factor.wls.
+#
+# Run from the repository root:  Rscript validation/r/polychoric_wlsmv.R
+# Writes tests/reference/bfi.csv (psych's bfi: 25 Likert items + gender, public data)
+# and tests/reference/polychoric_*.json, tests/reference/wlsmv_*.json.
+# Each fixture records the R call, R and package versions, the date and the
+# tolerance the Python tests use.
+suppressMessages({
+  library(lavaan)
+  library(psych)
+  library(jsonlite)
+})
+
+out_dir <- "tests/reference"
+versions <- list(R = R.version.string,
+                 lavaan = as.character(packageVersion("lavaan")),
+                 psych = as.character(packageVersion("psych")),
+                 jsonlite = as.character(packageVersion("jsonlite")))
+today <- format(Sys.time(), "%Y-%m-%d", tz = "UTC")
+
+write_fixture <- function(name, call, tolerance, values) {
+  obj <- c(list(r_call = call, versions = versions, date = today, tolerance = tolerance), values)
+  writeLines(toJSON(obj, digits = NA, auto_unbox = TRUE, matrix = "rowmajor", na = "null"),
+             file.path(out_dir, paste0(name, ".json")))
+}
+
+items <- colnames(psych::bfi)[1:25]
+bfi <- psych::bfi[, c(items, "gender")]
+write.csv(bfi, file.path(out_dir, "bfi.csv"), row.names = FALSE, na = "")
+
+# ---------------------------------------------------------------- polychorics
+# (1) all 25 items, pairwise present (the data hold missing values)
+fit <- lavCor(bfi[, items], ordered = items, missing = "pairwise", output = "fit")
+ss <- lavInspect(fit, "sampstat")
+write_fixture("polychoric_bfi_pairwise",
+  "lavCor(bfi[, 1:25], ordered = names, missing = 'pairwise', output = 'fit'); lavInspect(fit, 'sampstat')",
+  list(corr = 1e-6, thresholds = 1e-8),
+  list(items = items, n = nrow(bfi), corr = unclass(ss$cov), thresholds = unname(ss$th),
+       threshold_names = names(ss$th)))
+
+# (2) complete cases: lavaan and psych (correct = 0, no smoothing, global thresholds)
+cc <- na.omit(bfi[, items])
+fit_cc <- lavCor(cc, ordered = items, output = "fit")
+ss_cc <- lavInspect(fit_cc, "sampstat")
+pp <- psych::polychoric(cc, correct = 0, smooth = FALSE, global = TRUE)
+write_fixture("polychoric_bfi_complete",
+  paste("cc <- na.omit(bfi[, 1:25]); lavCor(cc, ordered = names, output = 'fit');",
+        "psych::polychoric(cc, correct = 0, smooth = FALSE, global = TRUE)"),
+  list(corr_lavaan = 1e-6, thresholds = 1e-8, corr_psych = 1e-4),
+  list(items = items, n = nrow(cc), corr = unclass(ss_cc$cov), thresholds = unname(ss_cc$th),
+       psych_rho = unclass(pp$rho), psych_tau = unclass(pp$tau)))
+
+# (3) psych with missing values (pairwise)
+pp_na <- psych::polychoric(bfi[, items], correct = 0, smooth = FALSE, global = TRUE)
+write_fixture("polychoric_bfi_psych_pairwise",
+  "psych::polychoric(bfi[, 1:25], correct = 0, smooth = FALSE, global = TRUE)",
+  list(corr_psych = 1e-4),
+  list(items = items, psych_rho = unclass(pp_na$rho), psych_tau = unclass(pp_na$tau)))
+
+# (4) Gamma (NACOV) of thresholds + polychorics, 8 items, pairwise
+it8 <- items[1:8]
+fit8 <- lavCor(bfi[, it8], ordered = it8, missing = "pairwise", output = "fit",
+               estimator = "WLSMV", se = "robust.sem")
+g8 <- lavInspect(fit8, "gamma")
+write_fixture("polychoric_bfi8_gamma",
+  paste("lavCor(bfi[, 1:8], ordered = names, missing = 'pairwise', output = 'fit',",
+        "estimator = 'WLSMV', se = 'robust.sem'); lavInspect(fit, 'gamma')"),
+  list(gamma_rel = 1e-6),
+  list(items = it8, n = nrow(bfi), gamma = unname(unclass(g8)), labels = colnames(g8)))
+
+if (!exists("skip_wlsmv")) source_wlsmv <- TRUE
