@@ -64,6 +64,21 @@ omega_ref <- function(x, missing) {
   )
 }
 
+# Normal-theory delta-method (Wald) SE of the model-implied omega, from lavaan's := machinery
+# (expected information, complete data).
+omega_wald_ref <- function(x) {
+  k <- ncol(x)
+  model <- paste0("f =~ ", paste0("l", 1:k, "*", names(x), collapse = " + "), "\n",
+                  paste0(names(x), " ~~ t", 1:k, "*", names(x), collapse = "\n"), "\n",
+                  "omega := (", paste0("l", 1:k, collapse = " + "), ")^2 / ((",
+                  paste0("l", 1:k, collapse = " + "), ")^2 + ", paste0("t", 1:k, collapse = " + "), ")")
+  fit <- lavaan::cfa(model, data = x, std.lv = TRUE, missing = "listwise", information = "expected")
+  pe <- parameterEstimates(fit)
+  row <- pe[pe$op == ":=" & pe$lhs == "omega", ]
+  list(call = "cfa(model with omega := (sum l)^2 / ((sum l)^2 + sum theta), data = x, std.lv = TRUE, missing = 'listwise', information = 'expected')",
+       omega = row$est, se = row$se, n = lavInspect(fit, "nobs"))
+}
+
 ordinal_ref <- function(x) {
   pc <- psych::polychoric(x)          # pairwise, global thresholds (psych's default)
   rho <- pc$rho
@@ -97,6 +112,7 @@ for (s in names(scales)) {
     listwise = c(alpha_ref(as.data.frame(xl)), list(n_complete = nrow(xl))),
     omega_listwise = omega_ref(x, "listwise"),
     omega_pairwise = omega_ref(x, "pairwise"),
+    omega_wald_listwise = omega_wald_ref(x),
     ordinal = ordinal_ref(x),
     weighted_listwise_alpha = weighted_ref(x, d$w)
   )

@@ -1,0 +1,1288 @@
+"""Reliability of multi-item scales: Cronbach's alpha, McDonald's omega, ordinal variants, item tables.
+
+Three faces:
+
+* :func:`cronbach_alpha` — one scale: raw and standardised alpha, a confidence
+  interval (Feldt, Duhachek or bootstrap), and the item table (alpha if item
+  dropped, corrected item-total correlation, item-total correlation, mean, sd,
+  share missing), with pairwise or listwise deletion and optional design weights.
+* :func:`omega` — one scale: McDonald's omega total from a one-factor model
+  fitted by maximum likelihood, with the model-implied or the observed total
+  variance in the denominator, and a bootstrap or Wald (delta-method) interval.
+* :func:`by_cell` — every statistic above for every factor (key factors and
+  indices) in every country × iteration × group cell in one vectorised pass:
+  grouped covariance matrices from sorted-group sums (``np.add.reduceat``) over
+  bounded chunks of rows, then closed-form statistics over the
+  (cells × items × items) stack and a batched Fisher-scoring fit of the
+  one-factor model for omega.
+
+Definitions follow R's ``psych::alpha`` (psych 2.2.9) and ``semTools::compRelSEM``
+(0.5-6, on a ``lavaan::cfa(..., std.lv = TRUE)`` one-factor model); the test suite
+checks them against values those programs computed on ``psych::bfi``
+(``tests/reference/reliability_bfi.json``, made by ``validation/r/reliability.R``).
+See ``methodology/reliability.md`` for formulas, conventions and thresholds.
+
+Examples
+--------
+>>> import numpy as np, pandas as pd
+>>> import cips_stats as cs
+>>> rng = np.random.default_rng(1)
+>>> f = rng.normal(size=(300, 1))
+>>> items = pd.DataFrame(np.clip(np.round(3 + f + rng.normal(size=(300, 4))), 1, 5),
+...                      columns=["q1", "q2", "q3", "q4"])
+>>> res = cs.reliability.cronbach_alpha(items)
+>>> round(res.alpha, 3), [round(v, 3) for v in res.ci]
+(0.691, [0.636, 0.74])
+>>> round(cs.reliability.omega(items, ci_method="wald").omega, 3)
+0.693
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats as _st
+
+from .errors import CipsError, DataError, Flag, ModelError, Problem
+from .results import Provenance, Result
+
+__all__ = [
+    "AlphaResult",
+    "OmegaResult",
+    "cronbach_alpha",
+    "omega",
+    "by_cell",
+    "THRESHOLDS",
+    "MIN_N",
+]
+
+#: Conventional thresholds: below ``questionable`` a scale is "questionable", below
+#: ``poor`` "poor" (George & Mallery 2003; Nunnally 1978 recommends .70 for research use).
+THRESHOLDS: Mapping[str, float] = {"questionable": 0.70, "poor": 0.60}
+
+#: Default minimum number of respondents for a stable estimate (see methodology/reliability.md).
+MIN_N: int = 30
+
+_CI_METHODS_ALPHA = ("feldt", "duhachek", "bootstrap")
+_CI_METHODS_OMEGA = ("bootstrap", "wald", "none")
+_MISSING = ("pairwise", "listwise")
+_DENOMS = ("model", "observed")
+
+# Bound on the elements of the (rows x items x items) product arrays held at once
+# (4 arrays of float64 of this many elements: 4 * 8 * 2**21 bytes = 64 MiB).
+_CHUNK_ELEMENTS = 2**21
+
+
+# ============================================================================ input checks
+def _check_choice(name: str, value: Any, options: Sequence[str]) -> str:
+    if value not in options:
+        raise CipsError(f"The {name}= argument must be one of {list(options)}; got {value!r}.")
+    return value
+
+
+def _check_level(ci: float) -> float:
+    try:
+        ci = float(ci)
+    except (TypeError, ValueError):
+        raise CipsError(f"The ci= argument must be a number in (0, 1); got {ci!r}.") from None
+    if not 0.0 < ci < 1.0:
+        raise CipsError(f"The ci= argument must lie strictly between 0 and 1; got {ci!r}.")
+    return ci
+
+
+def _as_item_frame(items: Any) -> pd.DataFrame:
+    if isinstance(items, pd.DataFrame):
+        df = items
+    elif isinstance(items, np.ndarray):
+        if items.ndim != 2:
+            raise DataError("The items must be a 2-D table (respondents x items).",
+                            [Problem("items_shape", f"Got an array with {items.ndim} dimensions.",
+                                     "<array>", value=items.shape)])
+        df = pd.DataFrame(items, columns=[f"item{j + 1}" for j in range(items.shape[1])])
+    else:
+        try:
+            df = pd.DataFrame(items)
+        except Exception as exc:  # noqa: BLE001 - re-raised as a typed error
+            raise DataError(f"The items cannot be read as a table: {exc}.",
+                            [Problem("items_type", str(exc), "<input>", value=type(items).__name__)]) from exc
+    return df
+
+
+def _numeric_matrix(df: pd.DataFrame, source: str = "<DataFrame>") -> np.ndarray:
+    """Item columns as float64 (NaN = missing); every non-numeric or infinite value raises DataError."""
+    probs: list[Problem] = []
+    cols = []
+    for c in df.columns:
+        s = df[c]
+        if pd.api.types.is_bool_dtype(s) or not (pd.api.types.is_numeric_dtype(s)):
+            conv = pd.to_numeric(s, errors="coerce")
+            bad = conv.isna() & s.notna()
+            for r in np.flatnonzero(bad.to_numpy())[:20]:
+                probs.append(Problem("item_numeric", "Item answers must be numeric codes.", source,
+                                     int(r), str(c), s.iloc[r]))
+            cols.append(conv.to_numpy(dtype=float, na_value=np.nan))
+        else:
+            cols.append(s.to_numpy(dtype=float, na_value=np.nan))
+    X = np.column_stack(cols) if cols else np.empty((len(df), 0))
+    inf = np.argwhere(np.isinf(X))
+    for r, j in inf[:20]:
+        probs.append(Problem("item_finite", "Item answers must be finite.", source, int(r),
+                             str(df.columns[j]), float(X[r, j])))
+    if probs:
+        raise DataError(f"The items hold {len(probs)} unusable value(s).", probs)
+    return X
+
+
+def _weights_vector(weights: Any, df: pd.DataFrame, n: int) -> tuple[np.ndarray | None, pd.DataFrame]:
+    """Resolve weights= (None, a column name of the items frame, or an array); validate them."""
+    if weights is None:
+        return None, df
+    if isinstance(weights, str):
+        if weights not in df.columns:
+            raise DataError(f"The weights= column {weights!r} is not in the items table.",
+                            [Problem("weights_column", "Column not found.", "<DataFrame>", column=weights)])
+        w = pd.to_numeric(df[weights], errors="coerce").to_numpy(dtype=float)
+        df = df.drop(columns=[weights])
+        name = weights
+    else:
+        w = np.asarray(weights, dtype=float).reshape(-1)
+        name = "weights"
+        if w.shape[0] != n:
+            raise DataError(f"The weights= argument has {w.shape[0]} values for {n} respondents.",
+                            [Problem("weights_length", "One weight per respondent is needed.",
+                                     "<input>", column=name, value=w.shape[0])])
+    bad = np.flatnonzero(~np.isfinite(w) | (w < 0))
+    if bad.size:
+        raise DataError(f"The weights hold {bad.size} missing, infinite or negative value(s).",
+                        [Problem("weight_valid", "Weights must be finite and non-negative.", "<input>",
+                                 int(r), name, float(w[r])) for r in bad[:20]])
+    if not np.any(w > 0):
+        raise DataError("All weights are zero.", [Problem("weight_positive", "At least one weight must be positive.",
+                                                          "<input>", column=name)])
+    return w, df
+
+
+# ============================================================================ grouped moments
+def _cell_starts(codes_sorted: np.ndarray) -> np.ndarray:
+    """Start row of each run of equal codes in a sorted code vector."""
+    if codes_sorted.size == 0:
+        return np.zeros(0, dtype=np.intp)
+    return np.flatnonzero(np.r_[True, codes_sorted[1:] != codes_sorted[:-1]])
+
+
+def _grouped_moments(X: np.ndarray, w: np.ndarray | None, starts: np.ndarray,
+                     chunk_elements: int = _CHUNK_ELEMENTS) -> dict[str, np.ndarray]:
+    """Pairwise sufficient statistics of every cell.
+
+    ``X`` (n, p) holds the rows sorted by cell (NaN = missing), ``starts`` the first
+    row of each (non-empty) cell.  Rows are processed in chunks so that the
+    (rows x p x p) product arrays never exceed ``chunk_elements`` elements each.
+
+    Returns arrays over cells ``c``: ``cnt[c,j,k]`` rows answering both j and k;
+    ``sw`` the same weighted; ``sx[c,j,k]`` the weighted sum of item j over those
+    rows; ``sxx`` the weighted cross-products; and for the item-total correlation
+    (total = mean of the answered items of a row) ``st[c,j]``, ``stt[c,j]``,
+    ``sxt[c,j]`` (sums over rows answering j); and per cell ``any_n`` (rows answering
+    at least one item), ``any_w``, ``any_w2``, ``any_t``, ``any_tt``, ``rows``.
+    Items are centred at ``shift`` (their overall means) before the sums, for accuracy.
+    """
+    n, p = X.shape
+    C = starts.size
+    M = ~np.isnan(X)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shift = np.where(M.any(axis=0), np.nansum(X, axis=0) / np.maximum(M.sum(axis=0), 1), 0.0)
+        answered = M.sum(axis=1)
+        tot = np.where(answered > 0, np.nansum(X, axis=1) / np.maximum(answered, 1), np.nan)
+    tshift = float(np.nanmean(tot)) if np.any(answered > 0) else 0.0
+    out = {k: np.zeros((C, p, p)) for k in ("cnt", "sw", "sx", "sxx")}
+    for k in ("st", "stt", "sxt"):
+        out[k] = np.zeros((C, p))
+    for k in ("any_n", "any_w", "any_w2", "any_t", "any_tt", "rows"):
+        out[k] = np.zeros(C)
+    bounds = np.r_[starts, n]
+    out["rows"] = np.diff(bounds).astype(float)
+    step = max(1, int(chunk_elements // max(p * p, 1)))
+    for r0 in range(0, n, step):
+        r1 = min(n, r0 + step)
+        c0 = int(np.searchsorted(starts, r0, side="right")) - 1
+        c1 = int(np.searchsorted(starts, r1, side="left"))
+        seg = np.maximum(starts[c0:c1], r0) - r0
+        Mf = M[r0:r1].astype(float)
+        X0 = np.where(M[r0:r1], X[r0:r1] - shift, 0.0)
+        t = np.where(answered[r0:r1] > 0, tot[r0:r1] - tshift, 0.0)
+        anyr = (answered[r0:r1] > 0).astype(float)
+        if w is None:
+            Mw, X0w, wa = Mf, X0, anyr
+            w2 = anyr
+        else:
+            wc = w[r0:r1]
+            Mw, X0w, wa = Mf * wc[:, None], X0 * wc[:, None], anyr * wc
+            w2 = anyr * wc * wc
+        red = np.add.reduceat
+        cnt = red(np.einsum("ni,nj->nij", Mf, Mf), seg, axis=0)
+        out["cnt"][c0:c1] += cnt
+        out["sw"][c0:c1] += cnt if w is None else red(np.einsum("ni,nj->nij", Mw, Mf), seg, axis=0)
+        out["sx"][c0:c1] += red(np.einsum("ni,nj->nij", X0w, Mf), seg, axis=0)
+        out["sxx"][c0:c1] += red(np.einsum("ni,nj->nij", X0w, X0), seg, axis=0)
+        out["st"][c0:c1] += red(Mw * t[:, None], seg, axis=0)
+        out["stt"][c0:c1] += red(Mw * (t * t)[:, None], seg, axis=0)
+        out["sxt"][c0:c1] += red(X0w * t[:, None], seg, axis=0)
+        out["any_n"][c0:c1] += red(anyr, seg)
+        out["any_w"][c0:c1] += red(wa, seg)
+        out["any_w2"][c0:c1] += red(w2, seg)
+        out["any_t"][c0:c1] += red(wa * t, seg)
+        out["any_tt"][c0:c1] += red(wa * t * t, seg)
+    out["shift"] = shift
+    out["tshift"] = np.array(tshift)
+    return out
+
+
+def _covariances(mom: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Pairwise (or, for complete data, ordinary) covariance matrices of every cell.
+
+    ``C[j,k] = [sum w x_j x_k - (sum w x_j)(sum w x_k)/sum w] / sum w * n/(n - 1)`` over
+    the rows answering both items: R's ``cov(use = "pairwise")`` when unweighted
+    (divisor n - 1) and ``survey::svyvar``'s convention when weighted.
+    """
+    sw, sx, sxx, cnt = mom["sw"], mom["sx"], mom["sxx"], mom["cnt"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cov = (sxx - sx * np.swapaxes(sx, 1, 2) / sw) / sw * (cnt / (cnt - 1.0))
+    cov[cnt < 2] = np.nan
+    return 0.5 * (cov + np.swapaxes(cov, 1, 2))
+
+
+# ============================================================================ alpha kernel
+def _feldt(alpha: np.ndarray, n: np.ndarray, p: np.ndarray | int, level: float) -> tuple[np.ndarray, np.ndarray]:
+    a = 1.0 - level
+    df1 = n - 1.0
+    df2 = (n - 1.0) * (np.asarray(p, dtype=float) - 1.0)
+    with np.errstate(invalid="ignore"):
+        ok = (df1 > 0) & (df2 > 0) & np.isfinite(alpha)
+        df1s, df2s = np.where(ok, df1, 1.0), np.where(ok, df2, 1.0)
+        lo = 1.0 - (1.0 - alpha) * _st.f.ppf(1.0 - a / 2.0, df1s, df2s)
+        hi = 1.0 - (1.0 - alpha) * _st.f.ppf(a / 2.0, df1s, df2s)
+    return np.where(ok, lo, np.nan), np.where(ok, hi, np.nan)
+
+
+def _alpha_kernel(cov: np.ndarray, n: np.ndarray, level: float, ci_method: str) -> dict[str, np.ndarray]:
+    """Alpha, standardised alpha, mean r, Duhachek SE, CI and item statistics over a (C, p, p) stack."""
+    C, p, _ = cov.shape
+    out: dict[str, np.ndarray] = {}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d = np.diagonal(cov, axis1=1, axis2=2)
+        tr = d.sum(axis=1)
+        rows = cov.sum(axis=2)
+        tot = rows.sum(axis=1)
+        k = p / (p - 1.0) if p > 1 else np.nan
+        out["alpha"] = k * (1.0 - tr / tot)
+        sd = np.sqrt(d)
+        R = cov / (sd[:, :, None] * sd[:, None, :])
+        sumR = R.sum(axis=(1, 2))
+        out["std_alpha"] = k * (1.0 - p / sumR)
+        out["mean_r"] = (sumR - p) / (p * (p - 1.0)) if p > 1 else np.full(C, np.nan)
+        # Duhachek & Iacobucci (2004) asymptotic variance, as psych::alpha's "ase"
+        trCC = (cov * cov).sum(axis=(1, 2))
+        sumCC = (rows * rows).sum(axis=1)
+        Q = (2.0 * p * p / ((p - 1.0) ** 2 * tot**3)) * (tot * (trCC + tr**2) - 2.0 * tr * sumCC)
+        out["ase"] = np.sqrt(Q / n)
+        # item table
+        sum_drop = tot[:, None] - 2.0 * rows + d
+        tr_drop = tr[:, None] - d
+        out["r_drop"] = (rows - d) / np.sqrt(d * sum_drop)
+        if p > 2:
+            kd = (p - 1.0) / (p - 2.0)
+            out["alpha_if_dropped"] = kd * (1.0 - tr_drop / sum_drop)
+            Rrows = R.sum(axis=2)
+            sumR_drop = sumR[:, None] - 2.0 * Rrows + 1.0
+            out["std_alpha_if_dropped"] = kd * (1.0 - (p - 1.0) / sumR_drop)
+        else:
+            out["alpha_if_dropped"] = np.full((C, p), np.nan)
+            out["std_alpha_if_dropped"] = np.full((C, p), np.nan)
+        # eigenvalues, to detect non-positive-semidefinite pairwise matrices
+        okc = np.isfinite(cov).all(axis=(1, 2))
+        mineig = np.full(C, np.nan)
+        if okc.any():
+            ev = np.linalg.eigvalsh(np.where(okc[:, None, None], cov, np.eye(p)))
+            mineig = np.where(okc, ev[:, 0] / np.maximum(np.abs(ev[:, -1]), 1e-300), np.nan)
+        out["min_eig_rel"] = mineig
+    if ci_method == "feldt":
+        out["ci_low"], out["ci_high"] = _feldt(out["alpha"], n, p, level)
+    elif ci_method == "duhachek":
+        z = _st.norm.ppf(0.5 + level / 2.0)
+        out["ci_low"] = out["alpha"] - z * out["ase"]
+        out["ci_high"] = out["alpha"] + z * out["ase"]
+    return out
+
+
+def _item_total(mom: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Item means, sds, item-total r (total = mean of answered items) and total mean/sd."""
+    sw, sx, sxx, cnt = mom["sw"], mom["sx"], mom["sxx"], mom["cnt"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        wj = np.diagonal(sw, axis1=1, axis2=2)
+        nj = np.diagonal(cnt, axis1=1, axis2=2)
+        sj = np.diagonal(sx, axis1=1, axis2=2)
+        sjj = np.diagonal(sxx, axis1=1, axis2=2)
+        mean = sj / wj + mom["shift"]
+        var = (sjj - sj * sj / wj) / wj * nj / (nj - 1.0)
+        cxt = mom["sxt"] - sj * mom["st"] / wj
+        ctt = mom["stt"] - mom["st"] ** 2 / wj
+        cxx = sjj - sj * sj / wj
+        raw_r = cxt / np.sqrt(cxx * ctt)
+        aw, an = mom["any_w"], mom["any_n"]
+        tmean = mom["any_t"] / aw + mom["tshift"]
+        tvar = (mom["any_tt"] - mom["any_t"] ** 2 / aw) / aw * an / (an - 1.0)
+        n_eff = aw**2 / mom["any_w2"]
+    return {"mean": mean, "sd": np.sqrt(var), "raw_r": raw_r, "n_item": nj,
+            "total_mean": tmean, "total_sd": np.sqrt(tvar), "n_eff": n_eff}
+
+
+# ============================================================================ one-factor ML (batched)
+def _logdet_and_inv(S: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Log-determinant, inverse and positive-definiteness of a (C, p, p) stack."""
+    C, p, _ = S.shape
+    sign, ld = np.linalg.slogdet(S)
+    pd_ = (sign > 0) & np.isfinite(ld)
+    inv = np.linalg.inv(np.where(pd_[:, None, None], S, np.eye(p)))
+    return ld, inv, pd_
+
+
+def _fit_one_factor(S: np.ndarray, *, max_iter: int = 300, tol: float = 1e-10) -> dict[str, np.ndarray]:
+    """Fit ``Sigma = lambda lambda' + diag(psi)`` (factor variance 1) by ML to every matrix of a stack.
+
+    Minimises ``F = log|Sigma| + tr(S Sigma^-1)`` by Fisher scoring with step halving,
+    vectorised over the stack (closed-form gradient ``2 A lambda``, ``diag(A)`` with
+    ``A = Sigma^-1 (Sigma - S) Sigma^-1``, and expected information
+    ``tr(Sigma^-1 D_a Sigma^-1 D_b)``).  Residual variances are not bounded (as lavaan):
+    a negative one is a Heywood case, reported by the caller.
+    """
+    C, p, _ = S.shape
+    lam = np.full((C, p), np.nan)
+    psi = np.full((C, p), np.nan)
+    conv = np.zeros(C, dtype=bool)
+    iters = np.zeros(C, dtype=int)
+    H_out = np.full((C, 2 * p, 2 * p), np.nan)
+    ldS, Sinv, okS = _logdet_and_inv(S)
+    ok = okS & np.isfinite(S).all(axis=(1, 2)) & (p >= 3)
+    idx = np.flatnonzero(ok)
+    if idx.size == 0:
+        return {"lam": lam, "psi": psi, "converged": conv, "iterations": iters, "H": H_out,
+                "estimable": ok}
+    Sa = S[idx]
+    d = np.diagonal(Sa, axis1=1, axis2=2)
+    uniq = 1.0 / np.diagonal(Sinv[idx], axis1=1, axis2=2)          # residual variance given the others
+    red = Sa - np.einsum("cj,jk->cjk", uniq, np.eye(p))
+    ev, evec = np.linalg.eigh(red)
+    l0 = evec[:, :, -1] * np.sqrt(np.maximum(ev[:, -1], 1e-3 * d.mean(axis=1)))[:, None]
+    l0 *= np.where(l0.sum(axis=1) < 0, -1.0, 1.0)[:, None]
+    p0 = np.maximum(d - l0**2, 0.05 * d)
+    theta = np.concatenate([l0, p0], axis=1)
+    eye = np.eye(p)
+
+    def objective(th: np.ndarray, Ss: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        L, P = th[:, :p], th[:, p:]
+        Sig = L[:, :, None] * L[:, None, :] + P[:, :, None] * eye
+        ld, B, good = _logdet_and_inv(Sig)
+        F = np.where(good, ld + np.einsum("cjk,ckj->c", Ss, B), np.inf)
+        return F, Sig, B
+
+    F, Sig, B = objective(theta, Sa)
+    active = np.arange(idx.size)
+    done = np.zeros(idx.size, dtype=bool)
+    nit = np.zeros(idx.size, dtype=int)
+    for it in range(max_iter):
+        if active.size == 0:
+            break
+        th, Ss, Bs, Sg = theta[active], Sa[active], B[active], Sig[active]
+        L = th[:, :p]
+        A = Bs @ (Sg - Ss) @ Bs
+        g = np.concatenate([2.0 * np.einsum("cjk,ck->cj", A, L), np.diagonal(A, axis1=1, axis2=2)], axis=1)
+        u = np.einsum("cjk,ck->cj", Bs, L)
+        c = np.einsum("cj,cj->c", u, L)
+        H = np.empty((active.size, 2 * p, 2 * p))
+        H[:, :p, :p] = 2.0 * u[:, :, None] * u[:, None, :] + 2.0 * c[:, None, None] * Bs
+        H[:, :p, p:] = 2.0 * Bs * u[:, None, :]
+        H[:, p:, :p] = np.swapaxes(H[:, :p, p:], 1, 2)
+        H[:, p:, p:] = Bs * Bs
+        try:
+            delta = -np.linalg.solve(H, g[:, :, None])[:, :, 0]
+        except np.linalg.LinAlgError:
+            delta = -np.einsum("cab,cb->ca", np.linalg.pinv(H), g)
+        step = np.ones(active.size)
+        accepted = np.zeros(active.size, dtype=bool)
+        F_old = F[active]
+        new_th = th.copy()
+        new_F = F_old.copy()
+        for _ in range(40):
+            todo = ~accepted
+            if not todo.any():
+                break
+            cand = th[todo] + step[todo, None] * delta[todo]
+            Fc, _, _ = objective(cand, Ss[todo])
+            good = np.isfinite(Fc) & (Fc <= F_old[todo] + 1e-12 * np.abs(F_old[todo]))
+            ti = np.flatnonzero(todo)
+            new_th[ti[good]] = cand[good]
+            new_F[ti[good]] = Fc[good]
+            accepted[ti[good]] = True
+            step[ti[~good]] *= 0.5
+        theta[active] = new_th
+        F_new, Sig_new, B_new = objective(new_th, Ss)
+        F[active], Sig[active], B[active] = F_new, Sig_new, B_new
+        nit[active] += 1
+        small = (np.max(np.abs(step[:, None] * delta), axis=1) < tol * (1.0 + np.max(np.abs(th), axis=1)))
+        stuck = ~accepted
+        fin = small | stuck
+        done[active[small]] = True
+        active = active[~fin]
+    # final information at the solution
+    L, P = theta[:, :p], theta[:, p:]
+    Bs = B
+    u = np.einsum("cjk,ck->cj", Bs, L)
+    c = np.einsum("cj,cj->c", u, L)
+    H = np.empty((idx.size, 2 * p, 2 * p))
+    H[:, :p, :p] = 2.0 * u[:, :, None] * u[:, None, :] + 2.0 * c[:, None, None] * Bs
+    H[:, :p, p:] = 2.0 * Bs * u[:, None, :]
+    H[:, p:, :p] = np.swapaxes(H[:, :p, p:], 1, 2)
+    H[:, p:, p:] = Bs * Bs
+    sgn = np.where(L.sum(axis=1) < 0, -1.0, 1.0)
+    lam[idx] = L * sgn[:, None]
+    psi[idx] = P
+    conv[idx] = done
+    iters[idx] = nit
+    H_out[idx] = H
+    return {"lam": lam, "psi": psi, "converged": conv, "iterations": iters, "H": H_out, "estimable": ok}
+
+
+def _omega_from_fit(fit: Mapping[str, np.ndarray], S: np.ndarray, n: np.ndarray,
+                    level: float | None = None) -> dict[str, np.ndarray]:
+    """Omega (both denominators) and the normal-theory delta-method SE of the model-implied one."""
+    lam, psi = fit["lam"], fit["psi"]
+    p = lam.shape[1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        Ls = lam.sum(axis=1)
+        Ps = psi.sum(axis=1)
+        tot_model = Ls**2 + Ps
+        om_model = Ls**2 / tot_model
+        om_obs = Ls**2 / S.sum(axis=(1, 2))
+        grad = np.concatenate([np.repeat((2.0 * Ls * Ps / tot_model**2)[:, None], p, axis=1),
+                               np.repeat((-(Ls**2) / tot_model**2)[:, None], p, axis=1)], axis=1)
+    se = np.full(lam.shape[0], np.nan)
+    good = fit["estimable"] & np.isfinite(grad).all(axis=1) & np.isfinite(fit["H"]).all(axis=(1, 2))
+    if good.any():
+        Hg = fit["H"][good]
+        sign, _ = np.linalg.slogdet(Hg)
+        inv_ok = sign > 0
+        V = np.full_like(Hg, np.nan)
+        if inv_ok.any():
+            V[inv_ok] = np.linalg.inv(Hg[inv_ok])
+        gg = grad[good]
+        se[good] = np.sqrt(2.0 / n[good] * np.einsum("ca,cab,cb->c", gg, V, gg))
+    return {"omega_model": om_model, "omega_observed": om_obs, "se_model": se}
+
+
+# ============================================================================ results
+@dataclass(frozen=True)
+class AlphaResult(Result):
+    """Cronbach's alpha of one scale.
+
+    Attributes
+    ----------
+    alpha : float
+        Raw alpha, from the item covariance matrix.
+    std_alpha : float
+        Standardised alpha, from the item correlation matrix (or, with ``ordinal=True``,
+        ordinal alpha from the polychoric correlation matrix).
+    ci : tuple of float
+        (lower, upper) confidence limits for ``alpha`` at level ``ci_level``.
+    ci_method : str
+        ``"feldt"``, ``"duhachek"`` or ``"bootstrap"``.
+    se : float
+        Duhachek & Iacobucci (2004) asymptotic standard error of ``alpha``.
+    n : int
+        Respondents used (answering at least one item; listwise: all items).
+    n_eff : float
+        Kish effective sample size (equal to ``n`` without weights); CIs use it.
+    n_items : int
+        Number of items.
+    mean_r : float
+        Average inter-item correlation.
+    total_mean, total_sd : float
+        Mean and standard deviation of the respondents' scale scores (mean of answered items).
+    items : pandas.DataFrame
+        One row per item: ``item``, ``n``, ``mean``, ``sd``, ``missing_share``, ``raw_r``
+        (item-total r), ``r_drop`` (corrected item-total r), ``alpha_if_dropped``,
+        ``std_alpha_if_dropped``.
+    """
+
+    alpha: float
+    std_alpha: float
+    ci: tuple[float, float]
+    ci_level: float
+    ci_method: str
+    se: float
+    n: int
+    n_eff: float
+    n_items: int
+    mean_r: float
+    total_mean: float
+    total_sd: float
+    missing: str
+    weighted: bool
+    items: pd.DataFrame
+    ordinal_alpha: float | None = None
+
+    @property
+    def estimate(self) -> float:
+        """Alias of ``alpha``."""
+        return self.alpha
+
+
+@dataclass(frozen=True)
+class OmegaResult(Result):
+    """McDonald's omega total of one scale from a one-factor model fitted by ML.
+
+    Attributes
+    ----------
+    omega : float
+        Omega with the chosen ``denominator``.
+    denominator : str
+        ``"model"``: model-implied total variance ``(sum l)^2 + sum psi`` (semTools
+        ``compRelSEM(obs.var = FALSE)``); ``"observed"``: observed total variance
+        ``1' S 1`` (``compRelSEM(obs.var = TRUE)``, semTools' default).
+    omega_model, omega_observed : float
+        Both variants.
+    ci : tuple of float
+        Confidence interval for ``omega`` (``ci_method``: ``"bootstrap"`` percentile,
+        ``"wald"`` normal-theory delta method, model denominator only; ``"none"``).
+    se : float
+        Standard error (bootstrap SD, or delta-method SE).
+    loadings : pandas.DataFrame
+        ``item``, ``loading``, ``residual_variance``, ``std_loading``.
+    converged : bool
+        Whether the ML fit converged.
+    """
+
+    omega: float
+    denominator: str
+    omega_model: float
+    omega_observed: float
+    ci: tuple[float, float]
+    ci_level: float
+    ci_method: str
+    se: float
+    n: int
+    n_items: int
+    converged: bool
+    iterations: int
+    missing: str
+    weighted: bool
+    ordinal: bool
+    loadings: pd.DataFrame
+
+    @property
+    def estimate(self) -> float:
+        """Alias of ``omega``."""
+        return self.omega
+
+
+# ============================================================================ one-scale front ends
+def _prepare_scale(items: Any, weights: Any, missing: str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray | None, int]:
+    df = _as_item_frame(items)
+    w, df = _weights_vector(weights, df, len(df))
+    X = _numeric_matrix(df)
+    names = [str(c) for c in df.columns]
+    probs = []
+    if X.shape[1] < 2:
+        raise DataError(f"A scale needs at least two items; got {X.shape[1]} ({names}).",
+                        [Problem("too_few_items", "Reliability needs at least two items.", "<DataFrame>",
+                                 value=names)])
+    nrows = X.shape[0]
+    M = ~np.isnan(X)
+    for j, c in enumerate(names):
+        col = X[M[:, j], j]
+        if col.size == 0:
+            probs.append(Problem("item_all_missing", "The item has no answer.", "<DataFrame>", column=c))
+        elif col.size < 2 or np.all(col == col[0]):
+            probs.append(Problem("item_constant", "The item has no variance (every answer is the same); "
+                                 "drop it or check its coding.", "<DataFrame>", column=c,
+                                 value=float(col[0])))
+    if probs:
+        raise DataError(f"{len(probs)} item(s) cannot enter a reliability estimate.", probs)
+    if missing == "listwise":
+        keep = M.all(axis=1)
+        X, M = X[keep], M[keep]
+        if w is not None:
+            w = w[keep]
+    if w is not None:
+        used = M.any(axis=1) & (w > 0)
+    else:
+        used = M.any(axis=1)
+    n = int(used.sum())
+    if n < 2:
+        raise DataError(f"Only {n} respondent(s) answered the items ({missing} deletion); at least 2 are needed.",
+                        [Problem("too_few_respondents", "Too few respondents.", "<DataFrame>", value=n)])
+    return df, X, w, nrows
+
+
+def _resolve_rng(seed: int | None, rng: Any) -> np.random.Generator:
+    if rng is not None and seed is not None:
+        raise CipsError("Give either seed= or rng=, not both.")
+    if isinstance(rng, np.random.Generator):
+        return rng
+    return np.random.default_rng(seed if rng is None else rng)
+
+
+def _boot_covariances(X: np.ndarray, w: np.ndarray | None, counts: np.ndarray, listwise: bool = False) -> np.ndarray:
+    """Covariance matrices of bootstrap resamples given as a (B, n) matrix of resampling counts."""
+    n, p = X.shape
+    M = ~np.isnan(X)
+    shift = np.nanmean(X, axis=0)
+    Mf = M.astype(float)
+    X0 = np.where(M, X - shift, 0.0)
+    ww = np.ones(n) if w is None else w
+    MM = (Mf[:, :, None] * Mf[:, None, :]).reshape(n, p * p)
+    XM = (X0[:, :, None] * Mf[:, None, :]).reshape(n, p * p)
+    XX = (X0[:, :, None] * X0[:, None, :]).reshape(n, p * p)
+    cnt = (counts @ MM).reshape(-1, p, p)
+    cw = counts * ww
+    mom = {"cnt": cnt, "sw": (cw @ MM).reshape(-1, p, p), "sx": (cw @ XM).reshape(-1, p, p),
+           "sxx": (cw @ XX).reshape(-1, p, p)}
+    return _covariances(mom)
+
+
+def cronbach_alpha(items: Any, *, ci: float = 0.95, ci_method: str = "feldt", missing: str = "pairwise",
+                   weights: Any = None, n_boot: int = 2000, seed: int | None = None, rng: Any = None,
+                   ordinal: bool = False) -> AlphaResult:
+    """Cronbach's alpha of one scale, with a confidence interval and the item table.
+
+    Parameters
+    ----------
+    items : pandas.DataFrame or 2-D array
+        Respondents in rows, items in columns (numeric codes; NaN = missing).
+        Reverse-keyed items must already be recoded.
+    ci : float, default 0.95
+        Confidence level.
+    ci_method : {"feldt", "duhachek", "bootstrap"}, default "feldt"
+        Feldt (1965) F-distribution interval; Duhachek & Iacobucci (2004)
+        normal interval ``alpha -/+ z * ase``; or a percentile bootstrap over
+        respondents (``n_boot`` resamples, seeded).
+    missing : {"pairwise", "listwise"}, default "pairwise"
+        Pairwise: each covariance from the respondents answering both items (as
+        ``psych::alpha``); listwise: only respondents answering every item.
+    weights : str, array-like or None
+        Sampling (design) weights: a column of ``items`` or one value per row.
+        Weighted covariances give design-weighted alpha; CIs then use the Kish
+        effective sample size.
+    n_boot : int, default 2000
+        Bootstrap resamples (``ci_method="bootstrap"``).
+    seed, rng : int or numpy.random.Generator, optional
+        Seed of the bootstrap.
+    ordinal : bool, default False
+        Also compute ordinal alpha (Zumbo, Gadermann & Zeisser 2007) from the polychoric
+        correlation matrix (stored in ``ordinal_alpha``).
+
+    Returns
+    -------
+    AlphaResult
+
+    Raises
+    ------
+    DataError
+        Fewer than two items, an item without answers or without variance, fewer
+        than two respondents, non-numeric or infinite answers, bad weights.
+
+    Notes
+    -----
+    With ``C`` the item covariance matrix, ``R`` the correlation matrix and ``p``
+    items: ``alpha = p/(p-1) (1 - tr C / 1'C1)``, ``std_alpha = p/(p-1) (1 - p / 1'R1)``,
+    ``mean_r = (1'R1 - p) / (p(p-1))``; corrected item-total correlation
+    ``r_drop_i = (C1 - C_ii)_i / sqrt(C_ii 1'C_{-i}1)``; item-total ``raw_r`` is the
+    correlation of the item with the respondent's mean of answered items. Feldt:
+    ``1 - (1 - alpha) F_{1-a/2}(n-1, (n-1)(p-1))`` (lower); Duhachek's ``ase =
+    sqrt(Q/n)``. All match ``psych::alpha`` 2.2.9 on ``psych::bfi`` to 1e-8 (pairwise and
+    listwise), and weighted alpha matches ``survey::svycralpha`` (listwise).
+    Below 3 items ``alpha_if_dropped`` is undefined (NaN, flagged).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> import cips_stats as cs
+    >>> rng = np.random.default_rng(7)
+    >>> x = pd.DataFrame(rng.integers(1, 6, size=(50, 1)) + rng.integers(0, 2, size=(50, 3)),
+    ...                  columns=["a", "b", "c"])
+    >>> res = cs.reliability.cronbach_alpha(x, ci_method="duhachek")
+    >>> round(res.alpha, 4), res.n, res.items["item"].tolist()
+    (0.9537, 50, ['a', 'b', 'c'])
+    """
+    level = _check_level(ci)
+    _check_choice("ci_method", ci_method, _CI_METHODS_ALPHA)
+    _check_choice("missing", missing, _MISSING)
+    df, X, w, nrows = _prepare_scale(items, weights, missing)
+    names = [str(c) for c in df.columns]
+    p = X.shape[1]
+    starts = np.zeros(1, dtype=np.intp)
+    mom = _grouped_moments(X, w, starts)
+    cov = _covariances(mom)
+    it = _item_total(mom)
+    n = int(mom["any_n"][0]) if w is None else int(np.sum((~np.isnan(X)).any(axis=1) & (w > 0)))
+    n_eff = float(it["n_eff"][0]) if w is not None else float(n)
+    k = _alpha_kernel(cov, np.array([n_eff]), level, ci_method if ci_method != "bootstrap" else "none")
+    flags: list[Flag] = []
+    seed_used = seed
+    if ci_method == "bootstrap":
+        g = _resolve_rng(seed, rng)
+        B = int(n_boot)
+        if B < 100:
+            raise CipsError(f"The n_boot= argument must be at least 100; got {n_boot!r}.")
+        reps = []
+        chunk = max(1, int(2**22 // max(X.shape[0], 1)))
+        for b0 in range(0, B, chunk):
+            cnt = g.multinomial(X.shape[0], np.full(X.shape[0], 1.0 / X.shape[0]), size=min(chunk, B - b0))
+            cb = _boot_covariances(X, w, cnt.astype(float))
+            kb = _alpha_kernel(cb, np.full(cb.shape[0], float(n)), level, "none")
+            reps.append(kb["alpha"])
+        reps = np.concatenate(reps)
+        bad = ~np.isfinite(reps)
+        if bad.any():
+            flags.append(Flag("bootstrap_undefined", f"{int(bad.sum())} of {B} bootstrap resamples gave no "
+                              "alpha (an item without variance in the resample); they were left out.",
+                              "caution"))
+        a = 1.0 - level
+        lo, hi = np.quantile(reps[~bad], [a / 2.0, 1.0 - a / 2.0])
+        ci_t = (float(lo), float(hi))
+    else:
+        ci_t = (float(k["ci_low"][0]), float(k["ci_high"][0]))
+    alpha = float(k["alpha"][0])
+    if p == 2:
+        flags.append(Flag("two_items", "With two items, alpha if item dropped is undefined (a single item).",
+                          "info"))
+    if n <= p:
+        flags.append(Flag("n_below_items", f"Only {n} respondents for {p} items: the covariance matrix is "
+                          "singular and alpha is unstable.", "warning"))
+    elif n < MIN_N:
+        flags.append(Flag("small_n", f"Only {n} respondents (< {MIN_N}): alpha is unstable.", "caution"))
+    if np.isfinite(k["min_eig_rel"][0]) and k["min_eig_rel"][0] < -1e-10:
+        flags.append(Flag("non_psd", "The pairwise covariance matrix is not positive semi-definite.", "caution"))
+    flags.extend(_threshold_flags("alpha", alpha))
+    ord_alpha = None
+    if ordinal:
+        rho = _polychoric_matrix(df if missing == "pairwise" else df.loc[(~np.isnan(_numeric_matrix(df))).all(axis=1)])
+        ord_alpha = float(p / (p - 1.0) * (1.0 - p / rho.sum()))
+    table = pd.DataFrame({
+        "item": names,
+        "n": it["n_item"][0].astype(int),
+        "mean": it["mean"][0],
+        "sd": it["sd"][0],
+        "missing_share": 1.0 - it["n_item"][0] / nrows if nrows else np.nan,
+        "raw_r": it["raw_r"][0],
+        "r_drop": k["r_drop"][0],
+        "alpha_if_dropped": k["alpha_if_dropped"][0],
+        "std_alpha_if_dropped": k["std_alpha_if_dropped"][0],
+    })
+    prov = Provenance.build("cronbach_alpha", data=df, seed=seed_used,
+                            options={"ci": level, "ci_method": ci_method, "missing": missing,
+                                     "weights": weights if isinstance(weights, str) else (None if weights is None else "array"),
+                                     "n_boot": n_boot if ci_method == "bootstrap" else None, "ordinal": ordinal})
+    return AlphaResult(alpha=alpha, std_alpha=float(k["std_alpha"][0]), ci=ci_t, ci_level=level,
+                       ci_method=ci_method, se=float(k["ase"][0]), n=n, n_eff=n_eff, n_items=p,
+                       mean_r=float(k["mean_r"][0]), total_mean=float(it["total_mean"][0]),
+                       total_sd=float(it["total_sd"][0]), missing=missing, weighted=w is not None,
+                       items=table, ordinal_alpha=ord_alpha, provenance=prov, flags=tuple(flags))
+
+
+def _threshold_flags(stat: str, value: float, where: dict | None = None) -> list[Flag]:
+    if not np.isfinite(value):
+        return []
+    if value < THRESHOLDS["poor"]:
+        return [Flag(f"{stat}_poor", f"{stat} = {value:.3f} is below {THRESHOLDS['poor']:.2f} (poor).",
+                     "warning", dict(where or {}))]
+    if value < THRESHOLDS["questionable"]:
+        return [Flag(f"{stat}_questionable", f"{stat} = {value:.3f} is below {THRESHOLDS['questionable']:.2f} "
+                     "(questionable).", "caution", dict(where or {}))]
+    return []
+
+
+def omega(items: Any, *, denominator: str = "model", ci: float = 0.95, ci_method: str = "bootstrap",
+          missing: str = "pairwise", weights: Any = None, n_boot: int = 1000, seed: int | None = None,
+          rng: Any = None, ordinal: bool = False) -> OmegaResult:
+    """McDonald's omega total of one scale from a one-factor model fitted by maximum likelihood.
+
+    Parameters
+    ----------
+    items : pandas.DataFrame or 2-D array
+        Respondents in rows, items in columns (NaN = missing), reverse keys applied.
+    denominator : {"model", "observed"}, default "model"
+        Total variance in the denominator: model-implied ``(sum l)^2 + sum psi``
+        (McDonald 1999; semTools ``compRelSEM(obs.var = FALSE)``) or the observed
+        variance of the sum score ``1'S1`` (``compRelSEM(obs.var = TRUE)``).
+    ci : float, default 0.95
+        Confidence level.
+    ci_method : {"bootstrap", "wald", "none"}, default "bootstrap"
+        Percentile bootstrap over respondents (refits the model ``n_boot`` times,
+        vectorised), or the normal-theory delta-method (Wald) interval of the
+        model-implied omega (``denominator="model"`` only).
+    missing : {"pairwise", "listwise"}, default "pairwise"
+        How the covariance matrix the model is fitted to is formed.
+    weights : str, array-like or None
+        Sampling weights (weighted covariance matrix; the Wald SE then uses the
+        Kish effective sample size).
+    n_boot : int, default 1000
+        Bootstrap resamples.
+    seed, rng : int or numpy.random.Generator, optional
+        Seed of the bootstrap.
+    ordinal : bool, default False
+        Fit the model to the polychoric correlation matrix (ordinal omega).
+
+    Returns
+    -------
+    OmegaResult
+
+    Raises
+    ------
+    DataError
+        As :func:`cronbach_alpha`; also fewer than three items (a one-factor model
+        with two indicators is not identified).
+    ModelError
+        The covariance matrix is not positive definite (e.g. fewer respondents than items).
+
+    Notes
+    -----
+    The model ``Sigma = l l' + diag(psi)`` (factor variance 1) is fitted by minimising
+    ``F = log|Sigma| + tr(S Sigma^-1)`` with Fisher scoring; residual variances are
+    not bounded (as lavaan) and a negative one is flagged (Heywood case).
+    ``omega = (sum l)^2 / denominator``. Checked against ``semTools::compRelSEM`` on a
+    ``lavaan::cfa(std.lv = TRUE)`` fit to the five ``psych::bfi`` scales (both
+    denominators, listwise and pairwise) to 1e-6, and the Wald SE against lavaan's
+    delta-method SE of a ``:=`` parameter (expected information, N in the divisor).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cips_stats as cs
+    >>> rng = np.random.default_rng(3)
+    >>> f = rng.normal(size=(400, 1))
+    >>> x = f * np.array([0.8, 0.7, 0.6, 0.5]) + rng.normal(size=(400, 4)) * 0.6
+    >>> res = cs.reliability.omega(x, ci_method="wald")
+    >>> round(res.omega, 3), res.converged
+    (0.825, True)
+    """
+    level = _check_level(ci)
+    _check_choice("denominator", denominator, _DENOMS)
+    _check_choice("ci_method", ci_method, _CI_METHODS_OMEGA)
+    _check_choice("missing", missing, _MISSING)
+    if ci_method == "wald" and denominator != "model":
+        raise CipsError("The Wald (delta-method) interval is defined for denominator='model' only; "
+                        "use ci_method='bootstrap' for the observed-variance omega.")
+    df, X, w, nrows = _prepare_scale(items, weights, missing)
+    names = [str(c) for c in df.columns]
+    p = X.shape[1]
+    if p < 3:
+        raise DataError(f"Omega needs at least three items (a one-factor model with {p} items is not "
+                        "identified).", [Problem("too_few_items", "Omega needs three or more items.",
+                                                 "<DataFrame>", value=names)])
+    mom = _grouped_moments(X, w, np.zeros(1, dtype=np.intp))
+    it = _item_total(mom)
+    n = int(np.sum((~np.isnan(X)).any(axis=1) & (w > 0 if w is not None else True)))
+    n_eff = float(it["n_eff"][0]) if w is not None else float(n)
+    if ordinal:
+        Xd = df if missing == "pairwise" else df.loc[(~np.isnan(_numeric_matrix(df))).all(axis=1)]
+        S = _polychoric_matrix(Xd)[None]
+    else:
+        S = _covariances(mom)
+    fit = _fit_one_factor(S)
+    if not fit["estimable"][0]:
+        raise ModelError("The one-factor model cannot be fitted: the item covariance matrix is not positive "
+                         f"definite (n = {n}, {p} items).",
+                         {"min_eigenvalue": float(np.linalg.eigvalsh(S[0])[0]) if np.isfinite(S).all() else None})
+    om = _omega_from_fit(fit, S, np.array([n_eff]))
+    key = "omega_model" if denominator == "model" else "omega_observed"
+    est = float(om[key][0])
+    flags: list[Flag] = []
+    if not fit["converged"][0]:
+        flags.append(Flag("not_converged", "The one-factor ML fit did not converge.", "warning",
+                          {"iterations": int(fit["iterations"][0])}))
+    if np.any(fit["psi"][0] < 0):
+        bad = [names[j] for j in np.flatnonzero(fit["psi"][0] < 0)]
+        flags.append(Flag("heywood", f"Negative residual variance (Heywood case) for {bad}.", "warning",
+                          {"items": bad}))
+    if n <= 2 * p:
+        flags.append(Flag("small_n", f"Only {n} respondents for {p} items: the factor model is unstable.",
+                          "caution"))
+    flags.extend(_threshold_flags("omega", est))
+    a = 1.0 - level
+    if ci_method == "wald":
+        se = float(om["se_model"][0])
+        z = _st.norm.ppf(1.0 - a / 2.0)
+        ci_t = (est - z * se, est + z * se)
+    elif ci_method == "bootstrap":
+        if ordinal:
+            raise CipsError("A bootstrap interval for ordinal omega is not offered (it re-estimates every "
+                            "polychoric correlation per resample); use ci_method='none'.")
+        g = _resolve_rng(seed, rng)
+        B = int(n_boot)
+        if B < 100:
+            raise CipsError(f"The n_boot= argument must be at least 100; got {n_boot!r}.")
+        reps = []
+        chunk = max(1, int(2**22 // max(X.shape[0], 1)))
+        for b0 in range(0, B, chunk):
+            cnt = g.multinomial(X.shape[0], np.full(X.shape[0], 1.0 / X.shape[0]), size=min(chunk, B - b0))
+            Sb = _boot_covariances(X, w, cnt.astype(float))
+            fb = _fit_one_factor(Sb)
+            ob = _omega_from_fit(fb, Sb, np.full(Sb.shape[0], n_eff))
+            vals = np.where(fb["converged"], ob[key], np.nan)
+            reps.append(vals)
+        reps = np.concatenate(reps)
+        bad = ~np.isfinite(reps)
+        if bad.any():
+            flags.append(Flag("bootstrap_failed", f"{int(bad.sum())} of {B} bootstrap refits failed or did not "
+                              "converge; they were left out.", "caution"))
+        lo, hi = np.quantile(reps[~bad], [a / 2.0, 1.0 - a / 2.0])
+        ci_t = (float(lo), float(hi))
+        se = float(np.std(reps[~bad], ddof=1))
+    else:
+        ci_t, se = (math.nan, math.nan), math.nan
+    lam, psi = fit["lam"][0], fit["psi"][0]
+    with np.errstate(invalid="ignore"):
+        std_l = lam / np.sqrt(lam**2 + psi)
+    loadings = pd.DataFrame({"item": names, "loading": lam, "residual_variance": psi, "std_loading": std_l})
+    prov = Provenance.build("omega", data=df, seed=seed,
+                            options={"denominator": denominator, "ci": level, "ci_method": ci_method,
+                                     "missing": missing, "ordinal": ordinal,
+                                     "n_boot": n_boot if ci_method == "bootstrap" else None,
+                                     "weights": weights if isinstance(weights, str) else (None if weights is None else "array")})
+    return OmegaResult(omega=est, denominator=denominator, omega_model=float(om["omega_model"][0]),
+                       omega_observed=float(om["omega_observed"][0]), ci=(float(ci_t[0]), float(ci_t[1])),
+                       ci_level=level, ci_method=ci_method, se=se, n=n, n_items=p,
+                       converged=bool(fit["converged"][0]), iterations=int(fit["iterations"][0]),
+                       missing=missing, weighted=w is not None, ordinal=ordinal, loadings=loadings,
+                       provenance=prov, flags=tuple(flags))
+
+
+# ============================================================================ ordinal (polychoric)
+def _polychoric_matrix(df: pd.DataFrame) -> np.ndarray:
+    """Polychoric correlation matrix from the colleague-owned ``cips_stats.factor.polychoric``."""
+    try:
+        from .factor import polychoric as _pc  # noqa: F401
+    except ImportError as exc:
+        raise CipsError("Ordinal alpha and omega need polychoric correlations from "
+                        "cips_stats.factor.polychoric, which is not available in this version; "
+                        "use ordinal=False (a second polychoric estimator is deliberately not "
+                        "duplicated here).") from exc
+    raise CipsError("cips_stats.factor.polychoric is present but not wired to reliability yet; use ordinal=False.")
+
+
+# ============================================================================ by_cell
+_ITEM_COLUMNS = ["item", "n", "mean", "sd", "missing_share", "raw_r", "r_drop", "alpha_if_dropped"]
+
+
+def _add_flag(flags: np.ndarray, mask: np.ndarray, code: str) -> None:
+    if np.any(mask):
+        flags[mask] = flags[mask] + (code + ";")
+
+
+def _cell_block(X: np.ndarray, w: np.ndarray | None, cell_codes: np.ndarray, n_cells: int, *, level: float,
+                ci_method: str, do_omega: bool, denominator: str, min_n: int, listwise: bool,
+                chunk_elements: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """All statistics for one factor's items over all cells of one block (rows unsorted)."""
+    n_rows_total, p = X.shape
+    if listwise:
+        keep = ~np.isnan(X).any(axis=1)
+    else:
+        keep = ~np.isnan(X).all(axis=1)
+    rows_per_cell = np.bincount(cell_codes, minlength=n_cells).astype(float)
+    if w is not None:
+        keep &= w > 0
+    codes = cell_codes[keep]
+    order = np.argsort(codes, kind="stable")
+    Xs = X[keep][order]
+    ws = None if w is None else w[keep][order]
+    cs_ = codes[order]
+    starts = _cell_starts(cs_)
+    present = cs_[starts] if starts.size else np.zeros(0, dtype=np.intp)
+    mom_p = _grouped_moments(Xs, ws, starts, chunk_elements)
+    # scatter present cells into the full cell range
+    mom: dict[str, np.ndarray] = {}
+    for kname, arr in mom_p.items():
+        if kname in ("shift", "tshift"):
+            mom[kname] = arr
+            continue
+        full = np.zeros((n_cells,) + arr.shape[1:])
+        full[present] = arr
+        mom[kname] = full
+    mom["rows"] = rows_per_cell
+    n = mom["any_n"]
+    cov = _covariances(mom)
+    it = _item_total(mom)
+    n_eff = n.copy() if w is None else it["n_eff"]
+    k = _alpha_kernel(cov, n_eff, level, ci_method)
+    C = n_cells
+    out = {"alpha": k["alpha"], "std_alpha": k["std_alpha"], "ci_low": k["ci_low"], "ci_high": k["ci_high"],
+           "se": k["ase"], "n": n, "n_eff": n_eff, "mean_r": k["mean_r"]}
+    flags = np.full(C, "", dtype=object)
+    with np.errstate(invalid="ignore"):
+        nj = it["n_item"]
+        var = np.diagonal(cov, axis1=1, axis2=2)
+        no_resp = n == 0
+        few = (n > 0) & (n < 2)
+        item_missing = (nj < 2).any(axis=1) & ~no_resp & ~few
+        const = ((var <= 1e-12 * np.maximum(1.0, np.abs(it["mean"]) ** 2)) & (nj >= 2)).any(axis=1) & ~no_resp & ~few
+        _add_flag(flags, no_resp, "no_respondents")
+        _add_flag(flags, few, "too_few_respondents")
+        _add_flag(flags, item_missing, "item_unanswered")
+        _add_flag(flags, const, "constant_item")
+        _add_flag(flags, (n >= 2) & (n <= p), "n_below_items")
+        _add_flag(flags, (n > p) & (n < min_n), "small_n")
+        _add_flag(flags, k["min_eig_rel"] < -1e-10, "non_psd")
+        _add_flag(flags, out["alpha"] < THRESHOLDS["poor"], "alpha_poor")
+        _add_flag(flags, (out["alpha"] >= THRESHOLDS["poor"]) & (out["alpha"] < THRESHOLDS["questionable"]),
+                  "alpha_questionable")
+    if p == 2:
+        _add_flag(flags, np.ones(C, dtype=bool), "two_items")
+    if do_omega:
+        om = np.full(C, np.nan)
+        om_lo = np.full(C, np.nan)
+        om_hi = np.full(C, np.nan)
+        if p >= 3:
+            okc = np.isfinite(cov).all(axis=(1, 2)) & (n > p)
+            fit = _fit_one_factor(np.where(okc[:, None, None], cov, np.eye(p)) if okc.any() else cov)
+            for kk in ("converged", "estimable"):
+                fit[kk] = fit[kk] & okc
+            o = _omega_from_fit(fit, cov, n_eff)
+            key = "omega_model" if denominator == "model" else "omega_observed"
+            est_ok = fit["estimable"] & fit["converged"]
+            om = np.where(est_ok, o[key], np.nan)
+            if denominator == "model":
+                z = _st.norm.ppf(0.5 + level / 2.0)
+                om_lo = om - z * o["se_model"]
+                om_hi = om + z * o["se_model"]
+            with np.errstate(invalid="ignore"):
+                _add_flag(flags, fit["estimable"] & ~fit["converged"], "omega_not_converged")
+                _add_flag(flags, ~fit["estimable"] & (n > p), "omega_not_estimable")
+                _add_flag(flags, est_ok & (fit["psi"] < 0).any(axis=1), "heywood")
+                _add_flag(flags, om < THRESHOLDS["poor"], "omega_poor")
+                _add_flag(flags, (om >= THRESHOLDS["poor"]) & (om < THRESHOLDS["questionable"]), "omega_questionable")
+        else:
+            _add_flag(flags, np.ones(C, dtype=bool), "omega_unidentified")
+        out["omega"], out["omega_ci_low"], out["omega_ci_high"] = om, om_lo, om_hi
+    out["flags"] = np.array([f.rstrip(";") for f in flags], dtype=object)
+    items = {"n": nj, "mean": it["mean"], "sd": it["sd"],
+             "missing_share": 1.0 - nj / np.where(rows_per_cell > 0, rows_per_cell, np.nan)[:, None],
+             "raw_r": it["raw_r"], "r_drop": k["r_drop"], "alpha_if_dropped": k["alpha_if_dropped"]}
+    return out, items
+
+
+def by_cell(data: Any, *, by: Sequence[str] = ("country", "iteration", "group"),
+            items: Mapping[str, Sequence[str]] | None = None, factors: Iterable[str] | None = None,
+            ci: float = 0.95, ci_method: str = "feldt", missing: str = "pairwise", weights: str | None = None,
+            omega: bool = True, denominator: str = "model", ordinal: bool = False, min_n: int = MIN_N,
+            level: str = "scale", chunk_elements: int = _CHUNK_ELEMENTS) -> pd.DataFrame:
+    """Alpha, its CI, omega and item diagnostics for every factor in every cell, in one vectorised pass.
+
+    Parameters
+    ----------
+    data : SurveyData or pandas.DataFrame
+        A :class:`~cips_stats.SurveyData` (items of a factor for a group come from
+        ``data.instrument.factor_items(factor, group=g)``; all key factors and indices),
+        or a respondent DataFrame together with ``items=``.
+    by : sequence of str, default ("country", "iteration", "group")
+        Key columns that define a cell.
+    items : mapping of str to list of str, optional
+        ``{"factor": [columns]}`` for a plain DataFrame (with SurveyData: overrides the instrument).
+    factors : iterable of str, optional
+        Restrict to these factors.
+    ci : float, default 0.95
+        Confidence level.
+    ci_method : {"feldt", "duhachek"}, default "feldt"
+        Interval for alpha (closed form; the bootstrap is offered for single scales).
+    missing : {"pairwise", "listwise"}, default "pairwise"
+    weights : str, optional
+        Column of sampling weights (``"weight"`` for the design weights of SurveyData).
+    omega : bool, default True
+        Also fit the one-factor model in every cell (``omega``, with a Wald interval
+        ``omega_ci_low``/``omega_ci_high`` when ``denominator="model"``).
+    denominator : {"model", "observed"}, default "model"
+        Omega variant (see :func:`omega`).
+    ordinal : bool, default False
+        Ordinal alpha per cell (needs ``cips_stats.factor.polychoric``; expensive).
+    min_n : int, default 30
+        Cells with fewer respondents are flagged ``small_n``.
+    level : {"scale", "items"}, default "scale"
+        ``"scale"``: one row per cell and factor; ``"items"``: one row per cell, factor and
+        item (``n``, ``mean``, ``sd``, ``missing_share``, ``raw_r``, ``r_drop``,
+        ``alpha_if_dropped``).
+    chunk_elements : int
+        Memory bound: rows are processed in chunks of ``chunk_elements / p^2`` rows.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Key columns (``by`` then ``factor``), then ``alpha``, ``std_alpha``, ``ci_low``,
+        ``ci_high``, ``omega``, ``omega_ci_low``, ``omega_ci_high``, ``n``, ``n_eff``,
+        ``n_items``, ``mean_r``, ``se`` (Duhachek), ``flags`` (``;``-separated codes that
+        explain every NaN and warn about low reliability or small cells).  Provenance
+        is in ``.attrs["provenance"]``.
+
+    Notes
+    -----
+    Flags: ``alpha_questionable``/``omega_questionable`` (.60 <= value < .70),
+    ``alpha_poor``/``omega_poor`` (< .60), ``small_n`` (n < ``min_n``),
+    ``n_below_items`` (n <= items: singular covariance, omega not fitted),
+    ``too_few_respondents`` (n < 2), ``no_respondents``, ``item_unanswered``,
+    ``constant_item``, ``non_psd``, ``heywood``, ``omega_not_converged``,
+    ``omega_unidentified`` (fewer than 3 items), ``two_items``.
+    Each cell's statistics equal :func:`cronbach_alpha`/:func:`omega` on that cell's rows.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> import cips_stats as cs
+    >>> rng = np.random.default_rng(0)
+    >>> f = rng.normal(size=(600, 1))
+    >>> df = pd.DataFrame(np.round(3 + f + rng.normal(size=(600, 4))), columns=list("abcd"))
+    >>> df["country"] = np.repeat(["X", "Y", "Z"], 200)
+    >>> out = cs.reliability.by_cell(df, by=("country",), items={"f": list("abcd")})
+    >>> out[["country", "factor", "n", "n_items"]].to_string(index=False)
+    'country factor   n  n_items\\n      X      f 200        4\\n      Y      f 200        4\\n      Z      f 200        4'
+    """
+    lev = _check_level(ci)
+    _check_choice("ci_method", ci_method, ("feldt", "duhachek"))
+    _check_choice("missing", missing, _MISSING)
+    _check_choice("denominator", denominator, _DENOMS)
+    _check_choice("level", level, ("scale", "items"))
+    by = list(by)
+    instrument = getattr(data, "instrument", None)
+    frame = data.frame if hasattr(data, "frame") and instrument is not None else data
+    if not isinstance(frame, pd.DataFrame):
+        raise DataError("The data= argument must be a SurveyData or a pandas DataFrame.",
+                        [Problem("data_type", "Unsupported input.", "<input>", value=type(data).__name__)])
+    missing_cols = [c for c in by if c not in frame.columns]
+    if missing_cols:
+        raise DataError(f"The by= columns {missing_cols} are not in the data.",
+                        [Problem("by_column", "Key column not found.", "<DataFrame>", column=c) for c in missing_cols])
+    if items is None and instrument is None:
+        raise CipsError("With a plain DataFrame, give items={'factor': [columns]}.")
+    if ordinal:
+        _polychoric_matrix(pd.DataFrame())  # raises a clear error until polychorics are available
+    # factor -> (group value or None) -> item list
+    if items is not None:
+        spec = {str(f): {None: [str(c) for c in cols]} for f, cols in items.items()}
+    else:
+        spec = {}
+        groups_present = [g for g in instrument.group_ids if g in set(frame["group"].unique())] \
+            if "group" in frame.columns else []
+        for f in instrument.factor_ids:
+            if "group" in by:
+                spec[f] = {g: list(instrument.factor_items(f, group=g)) for g in groups_present}
+            else:
+                common = [i for i in instrument.factor_items(f)
+                          if all(i in instrument.factor_items(f, group=g) for g in groups_present)]
+                spec[f] = {None: common}
+    if factors is not None:
+        wanted = [str(f) for f in factors]
+        unknown = [f for f in wanted if f not in spec]
+        if unknown:
+            raise CipsError(f"Unknown factors {unknown}; known: {list(spec)}.")
+        spec = {f: spec[f] for f in wanted}
+    all_cols = sorted({c for g in spec.values() for cols in g.values() for c in cols})
+    absent = [c for c in all_cols if c not in frame.columns]
+    if absent:
+        raise DataError(f"Item columns {absent} are not in the data.",
+                        [Problem("item_column", "Item column not found.", "<DataFrame>", column=c) for c in absent])
+    w_all = None
+    if weights is not None:
+        if weights not in frame.columns:
+            raise DataError(f"The weights= column {weights!r} is not in the data.",
+                            [Problem("weights_column", "Column not found.", "<DataFrame>", column=weights)])
+        w_all, _ = _weights_vector(frame[weights].to_numpy(dtype=float), frame, len(frame))
+    # cell codes over all rows
+    keys = frame[by]
+    codes, uniques = pd.MultiIndex.from_frame(keys).factorize() if len(by) > 1 else pd.factorize(keys.iloc[:, 0])
+    codes = np.asarray(codes)
+    if np.any(codes < 0):
+        bad = np.flatnonzero(codes < 0)[:20]
+        raise DataError("Some rows have a missing key (by=) value.",
+                        [Problem("key_missing", "Cell key is missing.", "<DataFrame>", int(r), None, None) for r in bad])
+    key_frame = (uniques.to_frame(index=False) if isinstance(uniques, pd.MultiIndex)
+                 else pd.DataFrame({by[0]: np.asarray(uniques)}))
+    key_frame.columns = by
+    n_cells = len(key_frame)
+    X_all = _numeric_matrix(frame[all_cols]) if all_cols else np.empty((len(frame), 0))
+    col_ix = {c: j for j, c in enumerate(all_cols)}
+    grp_vals = frame["group"].to_numpy() if "group" in frame.columns else None
+    grp_of_cell = key_frame["group"].to_numpy() if "group" in by else None
+    scale_parts, item_parts = [], []
+    for f, per_group in spec.items():
+        for g, cols in per_group.items():
+            if g is None:
+                cell_sel = np.arange(n_cells)
+                row_sel = np.arange(len(frame))
+            else:
+                cell_sel = np.flatnonzero(grp_of_cell == g)
+                row_sel = np.flatnonzero(grp_vals == g)
+            if cell_sel.size == 0:
+                continue
+            # renumber the block's cells 0..len(cell_sel)-1
+            remap = np.full(n_cells, -1, dtype=np.intp)
+            remap[cell_sel] = np.arange(cell_sel.size)
+            ccodes = remap[codes[row_sel]]
+            keys_blk = key_frame.iloc[cell_sel].reset_index(drop=True)
+            p = len(cols)
+            if p < 2:
+                blk = keys_blk.assign(factor=f)
+                for c in ("alpha", "std_alpha", "ci_low", "ci_high", "omega", "omega_ci_low", "omega_ci_high",
+                          "n", "n_eff", "mean_r", "se"):
+                    blk[c] = np.nan
+                blk["n_items"] = p
+                blk["flags"] = "too_few_items"
+                scale_parts.append(blk)
+                continue
+            X = X_all[np.ix_(row_sel, [col_ix[c] for c in cols])]
+            wb = None if w_all is None else w_all[row_sel]
+            res, itm = _cell_block(X, wb, ccodes, cell_sel.size, level=lev, ci_method=ci_method,
+                                   do_omega=omega, denominator=denominator, min_n=int(min_n),
+                                   listwise=(missing == "listwise"), chunk_elements=chunk_elements)
+            blk = keys_blk.assign(factor=f)
+            for c in ("alpha", "std_alpha", "ci_low", "ci_high"):
+                blk[c] = res[c]
+            if omega:
+                blk["omega"], blk["omega_ci_low"], blk["omega_ci_high"] = (res["omega"], res["omega_ci_low"],
+                                                                          res["omega_ci_high"])
+            blk["n"] = res["n"].astype(int)
+            blk["n_eff"] = res["n_eff"]
+            blk["n_items"] = p
+            blk["mean_r"] = res["mean_r"]
+            blk["se"] = res["se"]
+            blk["flags"] = res["flags"]
+            scale_parts.append(blk)
+            if level == "items":
+                C = cell_sel.size
+                ib = keys_blk.loc[np.repeat(np.arange(C), p)].reset_index(drop=True)
+                ib["factor"] = f
+                ib["item"] = np.tile(np.array(cols, dtype=object), C)
+                for c in _ITEM_COLUMNS[1:]:
+                    ib[c] = itm[c].reshape(-1)
+                ib["n"] = ib["n"].astype(int)
+                item_parts.append(ib)
+    cols_order = by + ["factor", "alpha", "std_alpha", "ci_low", "ci_high"]
+    if omega:
+        cols_order += ["omega", "omega_ci_low", "omega_ci_high"]
+    cols_order += ["n", "n_eff", "n_items", "mean_r", "se", "flags"]
+    if level == "items":
+        out = (pd.concat(item_parts, ignore_index=True) if item_parts
+               else pd.DataFrame(columns=by + ["factor"] + _ITEM_COLUMNS))
+    else:
+        out = (pd.concat(scale_parts, ignore_index=True)[cols_order] if scale_parts
+               else pd.DataFrame(columns=cols_order))
+    fac_order = {f: i for i, f in enumerate(spec)}
+    # stable sort: items keep their instrument order within a cell and factor
+    out = out.assign(_fo=out["factor"].map(fac_order)).sort_values(by + ["_fo"], kind="stable").drop(columns="_fo")
+    out = out.reset_index(drop=True)
+    out.attrs["provenance"] = Provenance.build(
+        "reliability.by_cell", data=data if instrument is not None else None,
+        options={"by": by, "ci": lev, "ci_method": ci_method, "missing": missing, "weights": weights,
+                 "omega": omega, "denominator": denominator, "min_n": int(min_n), "level": level,
+                 "thresholds": dict(THRESHOLDS)}).to_dict()
+    return out
