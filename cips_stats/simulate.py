@@ -690,9 +690,8 @@ def _truth_tables(tables, inst, factors, countries, repeated, jump, supported, l
                            "value": [seed, P, *o.values(), _FEMALE_LEADER_RATIO, _JUMP_FACTOR, 1.0]})
     params = params.drop_duplicates("parameter").reset_index(drop=True)
     params["value"] = params["value"].astype(object)
-    for t in (comp, marg, wcls, sizes):
-        t.sort_values(["country", "iteration", "group"], kind="stable", inplace=True)
-        t.reset_index(drop=True, inplace=True)
+    comp, marg, wcls, sizes = (t.sort_values(["country", "iteration", "group"], kind="stable").reset_index(drop=True)
+                               for t in (comp, marg, wcls, sizes))
     return {
         "indicators": ind, "favourable": fav, "change": chg, "supported": sup, "latent_means": lat,
         "loadings": loadings, "thresholds": thr, "factor_correlation": corr, "demographic_effects": eff,
