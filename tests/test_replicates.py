@@ -225,3 +225,40 @@ def test_bad_input_is_named():
         rao_wu_weights(np.ones(3), n_boot=3)
     with pytest.raises(ValueError, match="type="):
         rao_wu_weights(np.ones(3), n_boot=3, seed=1, type="BRR")
+
+
+# -- the estimation colleague's R fixtures on the api data (validation/r/survey.R) -------------------------------
+SURVEY_REF = Path(__file__).parent / "reference" / "survey_replicate.json"
+
+
+@pytest.mark.parametrize("case_id", ["strat_subboot", "clus1_subboot_mse", "strat_boot_mse", "strat_jkn"])
+def test_variance_formula_on_api_fixtures(case_id):
+    import pandas as pd
+
+    meta = json.loads(SURVEY_REF.read_text())
+    case = next(c for c in meta["cases"] if c["id"] == case_id)
+    frame = pd.read_csv(SURVEY_REF.parent / case["data"])
+    rw = pd.read_csv(SURVEY_REF.parent / case["replicates_file"], header=None).to_numpy(float).T   # replicates x rows
+    y = frame["api00"].to_numpy(float)
+    res = next(r for r in case["results"] if r["statistic"] == "mean_api00")
+    thetas = _ratio_mean(rw, y)
+    center = res["estimate"] if case["mse"] else None
+    v = replicate_variance(thetas, scale=case["scale"], rscales=case["rscales"], center=center)
+    assert v == pytest.approx(res["var"], rel=1e-10)
+    if case["type"] in ("subbootstrap", "bootstrap"):
+        strata = frame["stype"].to_numpy() if case_id.startswith("strat") else None
+        cluster = frame["dnum"].to_numpy() if case_id.startswith("clus") else None
+        plan = RaoWuPlan.build(len(frame), strata=strata, cluster=cluster, type=case["type"])
+        assert plan.scale(rw.shape[0]) == pytest.approx(case["scale"], rel=1e-12)
+    if case["type"] == "subbootstrap":
+        # R's analysis weights are pw * c * n_h/(n_h - 1) with integer counts c summing to n_h - 1
+        strata = frame["stype"].to_numpy() if case_id.startswith("strat") else np.zeros(len(frame))
+        cl = frame["dnum"].to_numpy() if case_id.startswith("clus") else np.arange(len(frame))
+        mult = rw / frame["pw"].to_numpy(float)
+        for h in np.unique(strata):
+            rows = np.flatnonzero(strata == h)
+            _, first = np.unique(cl[rows], return_index=True)
+            nh = first.size
+            k = mult[:, rows[first]] * (nh - 1) / nh
+            np.testing.assert_allclose(k, np.round(k), atol=1e-9)
+            np.testing.assert_allclose(k.sum(axis=1), nh - 1, atol=1e-8)
