@@ -769,8 +769,12 @@ def cronbach_alpha(items: Any, *, ci: float = 0.95, ci_method: str = "feldt", mi
     flags.extend(_threshold_flags("alpha", alpha))
     ord_alpha = None
     if ordinal:
-        rho = _polychoric_matrix(df if missing == "pairwise" else df.loc[(~np.isnan(_numeric_matrix(df))).all(axis=1)])
-        ord_alpha = float(p / (p - 1.0) * (1.0 - p / rho.sum()))
+        rho, pflags = _polychoric(df, missing)
+        ord_alpha = _ordinal_alpha(rho)
+        flags.extend(pflags)
+        if not np.isfinite(ord_alpha):
+            flags.append(Flag("ordinal_undefined", "Ordinal alpha is undefined: some polychoric correlations "
+                              "could not be estimated (see the polychoric flags).", "warning"))
     table = pd.DataFrame({
         "item": names,
         "n": it["n_item"][0].astype(int),
@@ -887,9 +891,10 @@ def omega(items: Any, *, denominator: str = "model", ci: float = 0.95, ci_method
     it = _item_total(mom)
     n = int(np.sum((~np.isnan(X)).any(axis=1) & (w > 0 if w is not None else True)))
     n_eff = float(it["n_eff"][0]) if w is not None else float(n)
+    pflags: list[Flag] = []
     if ordinal:
-        Xd = df if missing == "pairwise" else df.loc[(~np.isnan(_numeric_matrix(df))).all(axis=1)]
-        S = _polychoric_matrix(Xd)[None]
+        rho, pflags = _polychoric(df, missing)
+        S = rho[None]
     else:
         S = _covariances(mom)
     fit = _fit_one_factor(S)
@@ -900,7 +905,7 @@ def omega(items: Any, *, denominator: str = "model", ci: float = 0.95, ci_method
     om = _omega_from_fit(fit, S, np.array([n_eff]))
     key = "omega_model" if denominator == "model" else "omega_observed"
     est = float(om[key][0])
-    flags: list[Flag] = []
+    flags: list[Flag] = list(pflags)
     if not fit["converged"][0]:
         flags.append(Flag("not_converged", "The one-factor ML fit did not converge.", "warning",
                           {"iterations": int(fit["iterations"][0])}))
@@ -962,16 +967,24 @@ def omega(items: Any, *, denominator: str = "model", ci: float = 0.95, ci_method
 
 
 # ============================================================================ ordinal (polychoric)
-def _polychoric_matrix(df: pd.DataFrame) -> np.ndarray:
-    """Polychoric correlation matrix from the colleague-owned ``cips_stats.factor.polychoric``."""
-    try:
-        from .factor import polychoric as _pc  # noqa: F401
-    except ImportError as exc:
-        raise CipsError("Ordinal alpha and omega need polychoric correlations from "
-                        "cips_stats.factor.polychoric, which is not available in this version; "
-                        "use ordinal=False (a second polychoric estimator is deliberately not "
-                        "duplicated here).") from exc
-    raise CipsError("cips_stats.factor.polychoric is present but not wired to reliability yet; use ordinal=False.")
+def _polychoric(df: pd.DataFrame, missing: str) -> tuple[np.ndarray, list[Flag]]:
+    """Polychoric correlation matrix (two-step ML) from :func:`cips_stats.factor.polychoric.polychoric`.
+
+    Returns the matrix and the polychoric estimator's warnings (not positive definite,
+    correlations at the bound, non-convergence, pairs without data) as flags.
+    """
+    from .factor.polychoric import polychoric
+
+    res = polychoric(df, missing=missing)
+    flags = [Flag(f"polychoric_{f.code}", f"Polychoric step: {f.message}", f.severity, dict(f.where))
+             for f in res.flags if f.severity in ("warning", "error")]
+    return res.corr.to_numpy(dtype=float), flags
+
+
+def _ordinal_alpha(rho: np.ndarray) -> float:
+    """Ordinal alpha (Zumbo, Gadermann & Zeisser 2007): standardised alpha of the polychoric matrix."""
+    p = rho.shape[0]
+    return float(p / (p - 1.0) * (1.0 - p / rho.sum())) if np.isfinite(rho).all() else math.nan
 
 
 # ============================================================================ by_cell
@@ -1074,6 +1087,45 @@ def _cell_block(X: np.ndarray, w: np.ndarray | None, cell_codes: np.ndarray, n_c
     return out, items
 
 
+def _ordinal_cells(X: np.ndarray, codes: np.ndarray, n_cells: int, p: int, missing: str,
+                   denominator: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ordinal alpha and omega of every cell: one polychoric matrix per cell (the expensive part,
+    each call vectorised over item pairs), then the one-factor fits batched over all cells."""
+    rho = np.full((n_cells, p, p), np.nan)
+    flags = np.full(n_cells, "", dtype=object)
+    order = np.argsort(codes, kind="stable")
+    starts = _cell_starts(codes[order])
+    bounds = np.r_[starts, order.size]
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        c = int(codes[order[a]])
+        Xc = X[order[a:b]]
+        if (~np.isnan(Xc)).all(axis=1).sum() < 2 if missing == "listwise" else Xc.shape[0] < 2:
+            flags[c] = "ordinal_not_estimable"
+            continue
+        try:
+            r, pf = _polychoric(pd.DataFrame(Xc), missing)
+        except DataError:
+            flags[c] = "ordinal_not_estimable"
+            continue
+        rho[c] = r
+        if pf:
+            flags[c] = ";".join(f.code for f in pf)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        oalpha = p / (p - 1.0) * (1.0 - p / rho.sum(axis=(1, 2)))
+    oomega = np.full(n_cells, np.nan)
+    if p >= 3:
+        ok = np.isfinite(rho).all(axis=(1, 2))
+        if ok.any():
+            fit = _fit_one_factor(np.where(ok[:, None, None], rho, np.eye(p)))
+            o = _omega_from_fit(fit, rho, np.full(n_cells, 1.0))
+            key = "omega_model" if denominator == "model" else "omega_observed"
+            oomega = np.where(ok & fit["estimable"] & fit["converged"], o[key], np.nan)
+            bad = ok & ~(fit["estimable"] & fit["converged"])
+            flags[bad] = np.array([f + ";ordinal_omega_failed" if f else "ordinal_omega_failed"
+                                   for f in flags[bad]], dtype=object)
+    return oalpha, oomega, flags
+
+
 def by_cell(data: Any, *, by: Sequence[str] = ("country", "iteration", "group"),
             items: Mapping[str, Sequence[str]] | None = None, factors: Iterable[str] | None = None,
             ci: float = 0.95, ci_method: str = "feldt", missing: str = "pairwise", weights: str | None = None,
@@ -1106,7 +1158,9 @@ def by_cell(data: Any, *, by: Sequence[str] = ("country", "iteration", "group"),
     denominator : {"model", "observed"}, default "model"
         Omega variant (see :func:`omega`).
     ordinal : bool, default False
-        Ordinal alpha per cell (needs ``cips_stats.factor.polychoric``; expensive).
+        Also ``ordinal_alpha`` and ``ordinal_omega`` per cell from polychoric correlations
+        (:func:`cips_stats.factor.polychoric.polychoric`, one call per cell, so much slower;
+        unweighted even when ``weights=`` is given, flagged ``ordinal_unweighted``).
     min_n : int, default 30
         Cells with fewer respondents are flagged ``small_n``.
     level : {"scale", "items"}, default "scale"
@@ -1164,8 +1218,6 @@ def by_cell(data: Any, *, by: Sequence[str] = ("country", "iteration", "group"),
                         [Problem("by_column", "Key column not found.", "<DataFrame>", column=c) for c in missing_cols])
     if items is None and instrument is None:
         raise CipsError("With a plain DataFrame, give items={'factor': [columns]}.")
-    if ordinal:
-        _polychoric_matrix(pd.DataFrame())  # raises a clear error until polychorics are available
     # factor -> (group value or None) -> item list
     if items is not None:
         spec = {str(f): {None: [str(c) for c in cols]} for f, cols in items.items()}
@@ -1236,6 +1288,8 @@ def by_cell(data: Any, *, by: Sequence[str] = ("country", "iteration", "group"),
                           "n", "n_eff", "mean_r", "se"):
                     blk[c] = np.nan
                 blk["n_items"] = p
+                if ordinal:
+                    blk["ordinal_alpha"] = blk["ordinal_omega"] = np.nan
                 blk["flags"] = "too_few_items"
                 scale_parts.append(blk)
                 continue
@@ -1255,6 +1309,13 @@ def by_cell(data: Any, *, by: Sequence[str] = ("country", "iteration", "group"),
             blk["n_items"] = p
             blk["mean_r"] = res["mean_r"]
             blk["se"] = res["se"]
+            if ordinal:
+                oa, oo, of = _ordinal_cells(X, ccodes, cell_sel.size, p, missing, denominator)
+                blk["ordinal_alpha"], blk["ordinal_omega"] = oa, oo
+                if wb is not None:
+                    of = np.array([f + ";ordinal_unweighted" if f else "ordinal_unweighted" for f in of], dtype=object)
+                res["flags"] = np.array([";".join(x for x in (a, b) if x) for a, b in zip(res["flags"], of)],
+                                        dtype=object)
             blk["flags"] = res["flags"]
             scale_parts.append(blk)
             if level == "items":
@@ -1269,6 +1330,8 @@ def by_cell(data: Any, *, by: Sequence[str] = ("country", "iteration", "group"),
     cols_order = by + ["factor", "alpha", "std_alpha", "ci_low", "ci_high"]
     if omega:
         cols_order += ["omega", "omega_ci_low", "omega_ci_high"]
+    if ordinal:
+        cols_order += ["ordinal_alpha", "ordinal_omega"]
     cols_order += ["n", "n_eff", "n_items", "mean_r", "se", "flags"]
     if level == "items":
         out = (pd.concat(item_parts, ignore_index=True) if item_parts
