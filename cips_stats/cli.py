@@ -1,10 +1,316 @@
-"""The ``cips-stats`` command line (being implemented)."""
+"""The ``cips-stats`` command line: a thin layer over the public API.
+
+Commands
+--------
+``cips-stats demo [--out DIR] [--seed N] [--countries N]``
+    Run the pipeline on a synthetic CIPS survey with known truth and write its
+    outputs (raw table, validation report, truth tables, summary JSON) to DIR.
+``cips-stats simulate --out FILE [--seed N] [--countries N] [--points 4|5]``
+    Write a synthetic RAW respondent table; the format follows the extension
+    (``.csv``, ``.xlsx``, ``.sav``, ``.dta``, ``.parquet``).
+``cips-stats validate FILE [--instrument YAML]``
+    Print the validation report of a survey file; exit status 1 when it has problems.
+``cips-stats --version``
+
+The demo is a list of named steps (:data:`DEMO_STEPS`); each step receives the
+shared :class:`DemoContext`, writes its files under ``ctx.out`` and returns
+their paths. Add a step by appending ``("name", function)`` to the list.
+
+Examples
+--------
+>>> from click.testing import CliRunner
+>>> from cips_stats.cli import main
+>>> r = CliRunner().invoke(main, ["--version"])
+>>> r.exit_code, r.output.startswith("cips-stats, version")
+(0, True)
+"""
 
 from __future__ import annotations
 
+import datetime as _dt
+import json
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
 import click
 
+from . import __version__
 
-@click.group()
+__all__ = ["main", "DemoContext", "DEMO_STEPS", "run_demo"]
+
+#: Exit status: data problems found (validate) or a demo step failed.
+EXIT_PROBLEMS = 1
+#: Exit status: the input could not be read at all (bad file, bad instrument).
+EXIT_UNREADABLE = 2
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True)
+
+
+@dataclass
+class DemoContext:
+    """What the demo steps share.
+
+    Attributes
+    ----------
+    out : pathlib.Path
+        Output directory (created).
+    seed : int
+        Seed of every random step.
+    countries : int or None
+        Countries of the synthetic survey (None: the published 25, 17 repeated).
+    sim : Simulation or None
+        The synthetic survey, set by the ``simulate`` step.
+    state : dict
+        Anything a step wants to hand to later steps (e.g. paths, results).
+    """
+
+    out: Path
+    seed: int = 1
+    countries: int | None = None
+    sim: Any = None
+    state: dict = field(default_factory=dict)
+
+    def require_sim(self):
+        """Return the simulation, or fail with a clear message when the simulate step did not run."""
+        if self.sim is None:
+            raise RuntimeError("This step needs the synthetic survey, but the 'simulate' step did not succeed.")
+        return self.sim
+
+
+def _simulate_kwargs(seed: int, countries: int | None, points: int | None = None) -> dict[str, Any]:
+    kw: dict[str, Any] = {"seed": seed}
+    if countries is not None:
+        kw["n_countries"] = countries
+        kw["n_repeat"] = min(countries, max(1, round(countries * 17 / 25)))
+    if points is not None:
+        kw["points"] = points
+    return kw
+
+
+def _step_simulate(ctx: DemoContext) -> list[Path]:
+    import cips_stats as cs
+
+    ctx.sim = cs.simulate(**_simulate_kwargs(ctx.seed, ctx.countries))
+    path = ctx.out / "raw_survey.csv"
+    cs.data.write_raw(ctx.sim.raw, path, instrument=ctx.sim.instrument)
+    inst_path = ctx.out / "instrument.yaml"
+    ctx.sim.instrument.to_yaml(inst_path)
+    ctx.state["raw_path"] = path
+    return [path, inst_path]
+
+
+def _step_validate(ctx: DemoContext) -> list[Path]:
+    import cips_stats as cs
+
+    sim = ctx.require_sim()
+    report = cs.data.validate(ctx.state["raw_path"], instrument=sim.instrument)
+    txt = ctx.out / "validation_report.txt"
+    txt.write_text(report.to_text() + "\n", encoding="utf-8")
+    data = cs.load(ctx.state["raw_path"], instrument=sim.instrument)
+    if data.fingerprint != sim.data.fingerprint:
+        raise RuntimeError("The raw table written to CSV did not load back to the same survey data.")
+    exc = ctx.out / "exclusions.csv"
+    data.exclusions.to_csv(exc, index=False)
+    ctx.state["validation_ok"] = bool(report.ok)
+    ctx.state["data_fingerprint"] = data.fingerprint
+    if not report.ok:
+        raise RuntimeError(f"The synthetic survey did not validate ({len(report.problems)} problems); see {txt}.")
+    return [txt, exc]
+
+
+def _step_truth(ctx: DemoContext) -> list[Path]:
+    sim = ctx.require_sim()
+    folder = ctx.out / "truth"
+    folder.mkdir(exist_ok=True)
+    paths = []
+    for name, table in sim.truth.items():
+        p = folder / f"{name}.csv"
+        table.to_csv(p, index=False)
+        paths.append(p)
+    return paths
+
+
+#: The demo's steps, in order: (name, function(ctx) -> list of written paths).
+DEMO_STEPS: list[tuple[str, Callable[[DemoContext], list[Path]]]] = [
+    ("simulate", _step_simulate),
+    ("validate", _step_validate),
+    ("truth", _step_truth),
+]
+
+
+def _machine() -> dict[str, Any]:
+    import os
+
+    import numpy
+    import pandas
+
+    return {"python": platform.python_version(), "numpy": numpy.__version__, "pandas": pandas.__version__,
+            "platform": platform.platform(), "cpu_count": os.cpu_count()}
+
+
+def run_demo(out: str | Path, *, seed: int = 1, countries: int | None = None,
+             steps: list[tuple[str, Callable[[DemoContext], list[Path]]]] | None = None,
+             console: Any = None) -> tuple[bool, dict[str, Any]]:
+    """Run the demo steps and write ``summary.json``; return (all steps succeeded, summary).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from cips_stats.cli import run_demo
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     ok, summary = run_demo(tmp, seed=2, countries=2, console=False)
+    >>> ok, [s["name"] for s in summary["steps"]]
+    (True, ['simulate', 'validate', 'truth'])
+    """
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from .results import Provenance
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ctx = DemoContext(out=out, seed=seed, countries=countries)
+    steps = DEMO_STEPS if steps is None else steps
+    quiet = console is False
+    con = None if quiet else (console or _console())
+    records = []
+    progress = None if quiet else Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                                           console=con, transient=True)
+    if progress is not None:
+        progress.start()
+    try:
+        for name, func in steps:
+            task = None if progress is None else progress.add_task(f"demo: {name}", total=None)
+            t0 = time.perf_counter()
+            try:
+                files = [Path(p) for p in (func(ctx) or [])]
+                rec = {"name": name, "ok": True, "seconds": time.perf_counter() - t0,
+                       "files": [str(p.relative_to(out)) if p.is_relative_to(out) else str(p) for p in files]}
+            except Exception as exc:  # a failing step is reported; the demo goes on and exits non-zero
+                rec = {"name": name, "ok": False, "seconds": time.perf_counter() - t0,
+                       "error": f"{type(exc).__name__}: {exc}", "files": []}
+            records.append(rec)
+            if progress is not None:
+                progress.remove_task(task)
+            if con is not None:
+                mark = "[green]ok[/green]" if rec["ok"] else "[red]FAILED[/red]"
+                extra = f"{len(rec['files'])} files" if rec["ok"] else rec["error"]
+                con.print(f"{mark}  {name:<12} {rec['seconds']:6.2f} s  {extra}")
+    finally:
+        if progress is not None:
+            progress.stop()
+    sim = ctx.sim
+    prov = Provenance.build("demo", instrument=None if sim is None else sim.instrument, seed=seed,
+                            options={"countries": countries, "steps": [n for n, _ in steps]},
+                            data_fingerprint=ctx.state.get("data_fingerprint"))
+    summary = {
+        "kind": "DemoSummary",
+        "package_version": __version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "seed": seed,
+        "ok": all(r["ok"] for r in records),
+        "steps": records,
+        "provenance": prov.to_dict(),
+        "machine": _machine(),
+        "command": " ".join(["cips-stats", *sys.argv[1:]]) if sys.argv else "cips-stats demo",
+    }
+    if sim is not None:
+        raw = sim.raw
+        summary["survey"] = {
+            "raw_fingerprint": sim.fingerprint,
+            "data_fingerprint": sim.data.fingerprint,
+            "simulate_options": sim.options,
+            "countries": int(raw["country"].nunique()),
+            "respondents": {str(k): int(v) for k, v in raw.groupby("group").size().items()},
+            "iterations": sorted(int(i) for i in raw["iteration"].unique()),
+            "exclusions": int(len(sim.data.exclusions)),
+        }
+    from .results import to_jsonable
+
+    (out / "summary.json").write_text(json.dumps(to_jsonable(summary), indent=2), encoding="utf-8")
+    if con is not None:
+        con.print(f"Wrote {out / 'summary.json'}")
+    return summary["ok"], summary
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="cips-stats")
 def main() -> None:
     """cips-stats: statistics for the Customs Integrity Perception Survey."""
+
+
+@main.command()
+@click.option("--out", "out", default="demo-output", show_default=True, type=click.Path(file_okay=False),
+              help="Output directory.")
+@click.option("--seed", default=1, show_default=True, type=int, help="Seed of the synthetic survey.")
+@click.option("--countries", default=None, type=click.IntRange(min=1),
+              help="Countries in iteration 1 (default 25, of which 17 repeated; otherwise ~68% repeated).")
+def demo(out: str, seed: int, countries: int | None) -> None:
+    """Run the pipeline on a synthetic survey with known truth and write its outputs."""
+    ok, _ = run_demo(out, seed=seed, countries=countries)
+    if not ok:
+        raise SystemExit(EXIT_PROBLEMS)
+
+
+@main.command()
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
+              help="Output file; format by extension: .csv .xlsx .sav .dta .parquet.")
+@click.option("--seed", default=1, show_default=True, type=int)
+@click.option("--countries", default=None, type=click.IntRange(min=1),
+              help="Countries in iteration 1 (default 25, of which 17 repeated).")
+@click.option("--points", default=None, type=click.Choice(["4", "5"]), help="Points of the answer scale (default 5).")
+def simulate(out: str, seed: int, countries: int | None, points: str | None) -> None:
+    """Write a synthetic RAW respondent table (answer codes as collected)."""
+    import cips_stats as cs
+    from ._io import FORMATS
+
+    path = Path(out)
+    if path.suffix.lower() not in FORMATS:
+        raise click.BadParameter(f"unknown extension {path.suffix!r}; use one of {', '.join(sorted(FORMATS))}.",
+                                 param_hint="--out")
+    con = _console()
+    with con.status("Simulating the survey..."):
+        sim = cs.simulate(**_simulate_kwargs(seed, countries, None if points is None else int(points)))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cs.data.write_raw(sim.raw, path, instrument=sim.instrument)
+    n = sim.raw.groupby("group").size().to_dict()
+    con.print(f"Wrote {path}: {len(sim.raw)} respondents {n}, {sim.raw['country'].nunique()} countries, "
+              f"seed {seed} (raw fingerprint {sim.fingerprint}).")
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--instrument", "instrument", default=None, type=click.Path(dir_okay=False),
+              help="Instrument YAML (default: the packaged CIPS instrument).")
+def validate(file: str, instrument: str | None) -> None:
+    """Print the validation report of a survey FILE.
+
+    Exit status 0 when it loads cleanly, 1 when it has data problems, 2 when it
+    cannot be read at all (missing file, unknown format, missing key column,
+    invalid instrument).
+    """
+    import cips_stats as cs
+
+    con = _console()
+    try:
+        inst = cs.Instrument.from_yaml(instrument) if instrument else cs.Instrument.default()
+        report = cs.data.validate(file, instrument=inst)
+    except cs.CipsError as exc:
+        click.echo(str(exc), err=True)
+        raise SystemExit(EXIT_UNREADABLE)
+    con.print(report.to_text(), markup=False)
+    if not report.ok:
+        rules = cs.data.RULES
+        fatal = any(rules.get(p.rule, ("", "fatal", ""))[1] == "fatal" for p in report.problems)
+        raise SystemExit(EXIT_UNREADABLE if fatal else EXIT_PROBLEMS)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

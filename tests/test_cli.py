@@ -1,0 +1,136 @@
+"""Tests of the ``cips-stats`` command line (click's CliRunner, no subprocess)."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+import cips_stats as cs
+from cips_stats import cli
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+def test_version(runner):
+    r = runner.invoke(cli.main, ["--version"])
+    assert r.exit_code == 0
+    assert cs.__version__ in r.output
+
+
+def test_demo_writes_every_output(runner, tmp_path):
+    out = tmp_path / "demo"
+    r = runner.invoke(cli.main, ["demo", "--out", str(out), "--countries", "2", "--seed", "4"])
+    assert r.exit_code == 0, r.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["ok"] is True
+    assert [s["name"] for s in summary["steps"]] == [name for name, _ in cli.DEMO_STEPS]
+    for step in summary["steps"]:
+        for f in step["files"]:
+            assert (out / f).is_file(), f
+    assert summary["provenance"]["seed"] == 4
+    assert summary["machine"]["cpu_count"] >= 1
+    # the truth written is the truth of the same simulation
+    sim = cs.simulate(seed=4, n_countries=2, n_repeat=1)
+    assert summary["survey"]["raw_fingerprint"] == sim.fingerprint
+    ind = pd.read_csv(out / "truth" / "indicators.csv")
+    pd.testing.assert_series_equal(ind["value"], sim.truth["indicators"]["value"], check_exact=False, rtol=1e-12)
+    assert "OK" in (out / "validation_report.txt").read_text()
+    back = cs.load(out / "raw_survey.csv")
+    assert back.fingerprint == sim.data.fingerprint
+
+
+def test_demo_reports_a_failing_step_and_exits_nonzero(runner, tmp_path, monkeypatch):
+    def broken(ctx):
+        raise ValueError("deliberately broken step")
+
+    steps = [cli.DEMO_STEPS[0], ("broken", broken), cli.DEMO_STEPS[-1]]
+    monkeypatch.setattr(cli, "DEMO_STEPS", steps)
+    out = tmp_path / "demo"
+    r = runner.invoke(cli.main, ["demo", "--out", str(out), "--countries", "1"])
+    assert r.exit_code == 1
+    assert "FAILED" in r.output and "broken" in r.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["ok"] is False
+    status = {s["name"]: s for s in summary["steps"]}
+    assert status["broken"]["ok"] is False
+    assert "deliberately broken step" in status["broken"]["error"]
+    assert status["simulate"]["ok"] and status["truth"]["ok"]   # the other steps still ran
+
+
+@pytest.mark.parametrize("ext", [".csv", ".xlsx", ".sav", ".dta", ".parquet"])
+def test_simulate_every_format_round_trips_through_load(runner, tmp_path, ext):
+    path = tmp_path / f"survey{ext}"
+    r = runner.invoke(cli.main, ["simulate", "--out", str(path), "--seed", "7", "--countries", "1"])
+    assert r.exit_code == 0, r.output
+    sim = cs.simulate(seed=7, n_countries=1, n_repeat=1)
+    data = cs.load(path, instrument=sim.instrument)
+    assert data.fingerprint == sim.data.fingerprint
+    assert len(data.exclusions) == len(sim.data.exclusions)
+
+
+def test_simulate_four_points(runner, tmp_path):
+    path = tmp_path / "s4.parquet"
+    r = runner.invoke(cli.main, ["simulate", "--out", str(path), "--countries", "1", "--points", "4"])
+    assert r.exit_code == 0, r.output
+    data = cs.load(path, instrument=cs.Instrument.default(points=4))
+    assert data.frame[list(data.instrument.items_for("officials"))].max().max() == 4
+
+
+def test_simulate_rejects_unknown_extension(runner, tmp_path):
+    r = runner.invoke(cli.main, ["simulate", "--out", str(tmp_path / "s.txt")])
+    assert r.exit_code == 2
+    assert "extension" in r.output
+
+
+def test_validate_clean_file(runner, tmp_path):
+    path = tmp_path / "ok.csv"
+    cs.data.write_raw(cs.simulate(seed=2, n_countries=1, n_repeat=1, n_officials=30, n_private=20).raw, path)
+    r = runner.invoke(cli.main, ["validate", str(path)])
+    assert r.exit_code == 0, r.output
+    assert "OK" in r.output
+
+
+def test_validate_broken_file_exits_nonzero_and_names_the_problems(runner, tmp_path):
+    raw = cs.simulate(seed=2, n_countries=1, n_repeat=1, n_officials=30, n_private=20).raw.copy()
+    raw.loc[3, "LC1"] = 7                      # out of scale
+    raw.loc[5, "respondent_id"] = raw.loc[4, "respondent_id"]   # duplicate id
+    path = tmp_path / "broken.csv"
+    raw.to_csv(path, index=False)
+    r = runner.invoke(cli.main, ["validate", str(path)])
+    assert r.exit_code == 1
+    assert "code_out_of_scale" in r.output and "respondent_id_duplicate" in r.output
+    assert "row 4" in r.output
+
+
+def test_validate_unreadable_input_exits_two(runner, tmp_path):
+    r = runner.invoke(cli.main, ["validate", str(tmp_path / "missing.csv")])
+    assert r.exit_code == 2
+    assert "file_not_found" in r.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [\n")
+    ok = tmp_path / "ok.csv"
+    cs.data.write_raw(cs.simulate(seed=2, n_countries=1, n_repeat=1, n_officials=10, n_private=10).raw, ok)
+    r = runner.invoke(cli.main, ["validate", str(ok), "--instrument", str(bad)])
+    assert r.exit_code == 2
+
+
+def test_validate_with_instrument_yaml(runner, tmp_path):
+    inst = cs.Instrument.default(points=4)
+    y = tmp_path / "inst.yaml"
+    inst.to_yaml(y)
+    path = tmp_path / "s.csv"
+    cs.data.write_raw(cs.simulate(seed=3, n_countries=1, n_repeat=1, n_officials=20, n_private=20, points=4).raw,
+                      path, instrument=inst)
+    assert runner.invoke(cli.main, ["validate", str(path), "--instrument", str(y)]).exit_code == 0
+    five = tmp_path / "five.csv"
+    cs.data.write_raw(cs.simulate(seed=3, n_countries=1, n_repeat=1, n_officials=20, n_private=20).raw, five)
+    # a 5-point file against the 4-point instrument has out-of-scale codes
+    r = runner.invoke(cli.main, ["validate", str(five), "--instrument", str(y)])
+    assert r.exit_code == 1
+    assert "code_out_of_scale" in r.output
