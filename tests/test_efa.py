@@ -225,3 +225,19 @@ def test_results_serialise():
     assert d["kind"] == "EFAResult" and d["provenance"]["options"]["n_factors"] == 3
     assert set(res.to_frame().columns) == {"F1", "F2", "F3", "h2", "u2"}
     assert "EFAResult" in str(res.summary())
+
+
+def test_polychoric_option_uses_polychoric_correlations():
+    from cips_stats.factor.polychoric import polychoric
+
+    _, data = _load("bfi")
+    sub = data[["A1", "A2", "A3", "A4", "A5"]].iloc[:600]
+    res = fe.kmo(sub, cor="polychoric")
+    r = polychoric(sub).corr.to_numpy()
+    rinv = np.linalg.inv(r)
+    a = -rinv / np.sqrt(np.outer(np.diag(rinv), np.diag(rinv)))
+    off = ~np.eye(5, dtype=bool)
+    expected = (r[off] ** 2).sum() / ((r[off] ** 2).sum() + (a[off] ** 2).sum())
+    assert res.overall == pytest.approx(expected, abs=1e-12)
+    pearson = fe.kmo(sub)
+    assert res.overall != pytest.approx(pearson.overall, abs=1e-6)

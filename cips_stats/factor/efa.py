@@ -148,18 +148,10 @@ def _correlation(x: np.ndarray, names: list[str], cor: str) -> tuple[np.ndarray,
 
 
 def _polychoric(x: np.ndarray, names: list[str]) -> np.ndarray:
-    try:
-        from . import polychoric as poly  # written by a colleague; optional here
-    except ImportError as exc:  # pragma: no cover - depends on the colleague's module
-        raise ModelError("cor='polychoric' needs cips_stats.factor.polychoric, which is not available.") from exc
-    frame = pd.DataFrame(x, columns=names)
-    for fname in ("polychoric_matrix", "polychoric"):
-        fn = getattr(poly, fname, None)
-        if fn is not None:
-            out = fn(frame)
-            mat = getattr(out, "correlation", getattr(out, "matrix", out))
-            return np.asarray(mat, dtype=float)
-    raise ModelError("cips_stats.factor.polychoric has no polychoric_matrix()/polychoric() function.")
+    from .polychoric import polychoric
+
+    res = polychoric(pd.DataFrame(x, columns=names), missing="pairwise")
+    return res.corr.to_numpy(dtype=float)
 
 
 def _smooth_pd(r: np.ndarray, eps: float = 1e-8) -> tuple[np.ndarray, bool]:
