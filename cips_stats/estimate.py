@@ -16,9 +16,9 @@ Examples
 >>> import pandas as pd
 >>> import cips_stats as cs
 >>> df = pd.DataFrame({"y": [1.0, 2.0, 3.0, 4.0], "w": [1.0, 1.0, 2.0, 2.0], "s": [1, 1, 2, 2]})
->>> r = cs.estimate.survey_mean(df, "y", weight="w", strata="s")
+>>> r = cs.estimate.survey_mean(df, "y", weight="w", strata="s")  # R: svymean(~y, svydesign(id=~1, strata=~s, weights=~w))
 >>> round(r.estimate, 4), round(r.se, 4), r.df
-(2.8333, 0.2357, 2)
+(2.8333, 0.3727, 2.0)
 """
 
 from __future__ import annotations
@@ -560,9 +560,9 @@ def survey_mean(frame: Any, y: str, *, weight: Any = None, strata: Any = None, c
     >>> import cips_stats as cs
     >>> df = pd.DataFrame({"y": [3.0, 5.0, 4.0, 8.0, 6.0, 7.0], "w": [10.0, 10, 20, 20, 15, 15],
     ...                    "psu": [1, 1, 2, 2, 3, 3]})
-    >>> r = cs.estimate.survey_mean(df, "y", weight="w", cluster="psu")   # svymean(~y, svydesign(id=~psu, weights=~w))
-    >>> round(r.estimate, 4), round(r.se, 4), r.df
-    (5.6667, 0.5774, 2)
+    >>> r = cs.estimate.survey_mean(df, "y", weight="w", cluster="psu")
+    >>> round(r.estimate, 4), round(r.se, 4), r.df   # R: svymean(~y, svydesign(id=~psu, weights=~w)): 5.7222, 0.586
+    (5.7222, 0.586, 2.0)
     """
     if hasattr(frame, "frame") and hasattr(frame, "with_frame"):
         frame = frame.frame

@@ -101,6 +101,7 @@ def _cells(frame: pd.DataFrame, by: tuple) -> tuple[np.ndarray, pd.DataFrame]:
     mi = pd.MultiIndex.from_frame(frame[list(by)])
     codes, uniq = mi.factorize()
     keys = uniq.to_frame(index=False)
+    keys.columns = list(by)
     return codes.astype(np.intp), keys
 
 
@@ -743,8 +744,8 @@ def trim(data: Any, *, weight: str = "weight", lower: float | None = None, upper
     >>> import pandas as pd
     >>> import cips_stats as cs
     >>> df = pd.DataFrame({"weight": [1.0, 1.0, 1.0, 9.0]})
-    >>> cs.weighting.trim(df, upper=4.0)["weight"].tolist()
-    [2.0, 2.0, 2.0, 4.0]
+    >>> [round(x, 4) for x in cs.weighting.trim(df, upper=4.0)["weight"]]   # R: trimWeights(d, upper = 4)
+    [2.6667, 2.6667, 2.6667, 4.0]
     """
     frame, original = _unwrap(data)
     if redistribute not in ("proportional", "equal"):

@@ -238,12 +238,22 @@ cals <- list(
                      epsilon = 1e-13, maxit = 100),
            list(sch.wide = m_schwide), list(api99 = api99_total))
 )
+trims <- list(
+  list(id = "strat_trim_strict", data = "survey_apistrat.csv", weight = "pw", lower = 16, upper = 42,
+       redistribute = "equal",
+       r_call = "weights(trimWeights(dstrat, lower = 16, upper = 42, strict = TRUE))",
+       weights = as.numeric(weights(trimWeights(dstrat, lower = 16, upper = 42, strict = TRUE)))),
+  list(id = "strat_trim_upper", data = "survey_apistrat.csv", weight = "pw", lower = NULL, upper = 35,
+       redistribute = "equal",
+       r_call = "weights(trimWeights(dstrat, upper = 35, strict = TRUE))",
+       weights = as.numeric(weights(trimWeights(dstrat, upper = 35, strict = TRUE))))
+)
 write_json(list(meta = meta(1e-8, paste(
   "Calibrated weights and linearization SEs that account for calibration (survey::svyrecvar:",
   "postStratify residuals from post-stratum means; rake: 10 backfitting sweeps over the margins;",
   "calibrate: residuals of a weighted regression on the calibration model matrix). dclus1 =",
   "svydesign(id = ~dnum, weights = ~pw, fpc = ~fpc, data = apiclus1); dstrat = svydesign(id = ~1,",
   "strata = ~stype, weights = ~pw, fpc = ~fpc, data = apistrat); populations from apipop.")),
-  cases = cals), file.path(out, "survey_calibration.json"), auto_unbox = TRUE, digits = NA, pretty = TRUE,
+  cases = cals, trims = trims), file.path(out, "survey_calibration.json"), auto_unbox = TRUE, digits = NA, pretty = TRUE,
   null = "null")
 cat("done\n")
