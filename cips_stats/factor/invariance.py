@@ -1,0 +1,883 @@
+"""Measurement invariance across groups: the configural → metric → scalar → strict ladder.
+
+:func:`invariance` fits the ladder of multi-group CFA models with
+:func:`cips_stats.factor.cfa` (equal loadings; then equal intercepts, or thresholds
+for ordinal items; then equal residual variances), tests each step with the
+chi-square difference test appropriate to the estimator (plain for ML,
+Satorra-Bentler 2001 scaled for MLR), computes the changes in CFI, RMSEA and SRMR
+and judges each step by Chen's (2007) criteria.  When a step fails and
+``partial=True``, it frees, one at a time, the equality constraint with the largest
+score (Lagrange multiplier) test — as ``lavaan::lavTestScore`` — until the step is
+acceptable (partial invariance; Byrne, Shavelson & Muthén 1989).  The result says
+which comparisons the supported level licenses (:meth:`InvarianceResult.supports`).
+
+See ``methodology/invariance.md``; reference values come from
+``validation/r/invariance.R`` (lavaan 0.6-14).
+
+Examples
+--------
+>>> import numpy as np, pandas as pd
+>>> import cips_stats as cs
+>>> rng = np.random.default_rng(1)
+>>> n = 300
+>>> f = rng.normal(size=(2 * n, 1))
+>>> y = f @ [[1.0, 0.8, 0.7, 0.6]] + rng.normal(scale=0.6, size=(2 * n, 4))
+>>> frame = pd.DataFrame(y, columns=["a", "b", "c", "d"]).assign(g=["x"] * n + ["y"] * n)
+>>> res = cs.factor.invariance(frame, group="g", model="f =~ a + b + c + d")
+>>> list(res.table.index)
+['configural', 'metric', 'scalar', 'strict']
+>>> res.level_supported, res.supports("means")
+('strict', True)
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..errors import DataError, Flag, ModelError, Problem
+from ..results import Provenance, Result, Summary
+
+__all__ = ["InvarianceResult", "invariance", "chen2007_thresholds", "difference_test", "LEVELS"]
+
+LEVELS = ("configural", "metric", "scalar", "strict")
+CRITERIA = ("chen2007", "chen2007_literal", "chen2007_strict", "cheung_rensvold2002", "chi2")
+_LEVEL_RANK = {"none": 0, "configural": 1, "metric": 2, "scalar": 3, "strict": 4}
+#: Equality types added at each level (continuous items; ordinal: thresholds for intercepts).
+_EQUAL = {"configural": (), "metric": ("loadings",), "scalar": ("loadings", "intercepts"),
+          "strict": ("loadings", "intercepts", "residuals")}
+_TYPE_OF_LEVEL = {"metric": "loadings", "scalar": "intercepts", "strict": "residuals"}
+#: Comparisons and the lowest invariance level that licenses them.
+_COMPARISONS = {
+    "loadings": "metric", "correlations": "metric", "regressions": "metric", "variances": "metric",
+    "means": "scalar", "observed_means": "scalar", "observed_variances": "strict",
+}
+#: Minimum group size below which a flag is raised (see methodology/invariance.md).
+MIN_GROUP_N = 100
+TABLE_COLUMNS = ["chi2", "df", "chi2_scaled", "cfi", "tli", "rmsea", "srmr", "compared_to",
+                 "delta_chi2", "delta_df", "p_value", "delta_cfi", "delta_rmsea", "delta_srmr",
+                 "n_freed", "verdict"]
+
+
+# --------------------------------------------------------------------------- criteria
+def chen2007_thresholds(level: str, n_total: int) -> dict[str, float]:
+    """Chen's (2007) cut-offs for one step of the ladder.
+
+    Parameters
+    ----------
+    level : {"metric", "scalar", "strict"}
+        The more constrained model of the comparison.
+    n_total : int
+        Total sample size over groups.
+
+    Returns
+    -------
+    dict
+        ``cfi`` (a drop of at least this much in CFI), ``rmsea`` and ``srmr`` (a rise of
+        at least this much) that, CFI together with either of the other two, indicate
+        non-invariance.
+
+    Notes
+    -----
+    Chen (2007, p. 501): with total N > 300, a change of ≥ −.010 in CFI supplemented by
+    a change of ≥ .015 in RMSEA or ≥ .030 in SRMR indicates non-invariance of loadings,
+    and −.010 / .015 / .010 of intercepts or residuals; with N ≤ 300 the cut-offs are
+    −.005 / .010 / .025 (loadings) and −.005 / .010 / .005 (intercepts, residuals).
+
+    Examples
+    --------
+    >>> chen2007_thresholds("metric", 500)
+    {'cfi': 0.01, 'rmsea': 0.015, 'srmr': 0.03}
+    >>> chen2007_thresholds("scalar", 200)
+    {'cfi': 0.005, 'rmsea': 0.01, 'srmr': 0.005}
+    """
+    small = n_total <= 300
+    if level == "metric":
+        return {"cfi": 0.005, "rmsea": 0.010, "srmr": 0.025} if small else {"cfi": 0.010, "rmsea": 0.015, "srmr": 0.030}
+    if level in ("scalar", "strict"):
+        return {"cfi": 0.005, "rmsea": 0.010, "srmr": 0.005} if small else {"cfi": 0.010, "rmsea": 0.015, "srmr": 0.010}
+    raise DataError(f"level= must be 'metric', 'scalar' or 'strict', got {level!r}.")
+
+
+def _verdict(level: str, d_cfi: float, d_rmsea: float, d_srmr: float, p_value: float, criteria: str,
+             n_total: int, alpha: float = 0.05) -> bool:
+    """True when the step ``level`` is supported."""
+    if criteria == "chi2":
+        return bool(np.isfinite(p_value) and p_value >= alpha)
+    if criteria == "cheung_rensvold2002":
+        return bool(d_cfi > -0.010)
+    t = chen2007_thresholds(level, n_total)
+    eps = 1e-12
+    cfi_ok = d_cfi >= -t["cfi"] - eps
+    rmsea_ok = d_rmsea <= t["rmsea"] + eps
+    srmr_ok = d_srmr <= t["srmr"] + eps
+    if criteria == "chen2007":
+        return bool(cfi_ok and (rmsea_ok or srmr_ok))
+    if criteria == "chen2007_literal":
+        return bool(cfi_ok or (rmsea_ok and srmr_ok))
+    if criteria == "chen2007_strict":
+        return bool(cfi_ok and rmsea_ok and srmr_ok)
+    raise DataError(f"criteria= must be one of {', '.join(CRITERIA)}; got {criteria!r}.")
+
+
+# --------------------------------------------------------------------------- difference tests
+def difference_test(restricted: Mapping[str, float], free: Mapping[str, float], *,
+                    estimator: str = "ML") -> dict[str, Any]:
+    """Chi-square difference test of two nested models from their fit measures.
+
+    Parameters
+    ----------
+    restricted, free : mapping
+        ``.fit`` dictionaries of the more and the less constrained model (``chi2``,
+        ``df`` and, for MLR, ``scaling_factor``).
+    estimator : {"ML", "MLR", "WLSMV", ...}
+        ``"ML"``: plain difference.  ``"MLR"``: Satorra & Bentler (2001) scaled
+        difference.  Others: the plain difference of the unscaled statistics is returned
+        with ``p_value`` NaN and ``method="unavailable"`` (see Notes).
+
+    Returns
+    -------
+    dict
+        ``delta_chi2``, ``delta_df``, ``p_value``, ``method`` and, for MLR, ``cd``
+        (the scaling correction of the difference).
+
+    Notes
+    -----
+    Satorra-Bentler 2001: with unscaled statistics T0 (restricted, df d0) and T1 (df d1)
+    and scaling factors c0, c1, :math:`c_d = (d_0 c_0 - d_1 c_1)/(d_0 - d_1)` and
+    :math:`T_d = (T_0 - T_1)/c_d` on :math:`d_0 - d_1` df, as ``lavaan::lavTestLRT(...,
+    method="satorra.bentler.2001")``.  A negative :math:`c_d` makes the test undefined
+    (p NaN).  For WLSMV lavaan uses Satorra's (2000) scaled-shifted difference, which
+    needs the weight and asymptotic covariance matrices of the fitted models; it is not
+    implemented here.
+
+    Examples
+    --------
+    >>> difference_test({"chi2": 124.04, "df": 54}, {"chi2": 115.85, "df": 48})["delta_df"]
+    6
+    """
+    t0, t1 = float(restricted["chi2"]), float(free["chi2"])
+    d0, d1 = int(round(restricted["df"])), int(round(free["df"]))
+    dd = d0 - d1
+    out: dict[str, Any] = {"delta_chi2": t0 - t1, "delta_df": dd, "p_value": float("nan"), "method": "standard"}
+    if dd <= 0:
+        out["method"] = "not_nested"
+        return out
+    est = estimator.upper()
+    if est == "ML":
+        out["p_value"] = float(stats.chi2.sf(max(t0 - t1, 0.0), dd))
+    elif est == "MLR":
+        c0 = float(restricted.get("scaling_factor", float("nan")))
+        c1 = float(free.get("scaling_factor", float("nan")))
+        if d1 == 0:
+            c1 = 1.0 if not np.isfinite(c1) else c1
+        cd = (d0 * c0 - d1 * c1) / dd
+        out["method"] = "satorra.bentler.2001"
+        out["cd"] = cd
+        if np.isfinite(cd) and cd > 0:
+            out["delta_chi2"] = (t0 - t1) / cd
+            out["p_value"] = float(stats.chi2.sf(max(out["delta_chi2"], 0.0), dd))
+        else:
+            out["delta_chi2"] = float("nan")
+    else:
+        out["method"] = "unavailable"
+    return out
+
+
+# --------------------------------------------------------------------------- result
+@dataclass(frozen=True)
+class InvarianceResult(Result):
+    """The invariance ladder.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        One row per fitted level (index ``configural``, ``metric``, ``scalar``,
+        ``strict``, and ``partial_<level>`` rows), columns ``chi2, df, chi2_scaled, cfi,
+        tli, rmsea, srmr, compared_to, delta_chi2, delta_df, p_value, delta_cfi,
+        delta_rmsea, delta_srmr, n_freed, verdict``.  ``cfi``/``tli``/``rmsea`` are the
+        versions the verdict used (``fit_measures``).
+    freed : tuple of str
+        Constraints released for partial invariance, in the order released
+        (``"f=~x2"``, ``"x3~1"``, ``"x3|t"`` for all thresholds of x3, ``"x3~~x3"``).
+    level_supported : str
+        ``"none"``, ``"configural"``, ``"metric"``, ``"scalar"``, ``"strict"``, or
+        ``"partial_<level>"``.
+    score_tests : pandas.DataFrame
+        Every score test (or refit) used to pick a constraint: step, parameter,
+        statistic, df, p_value, method.
+    group, group_labels, n_per_group, estimator, criteria, fit_measures, model
+        What was compared and how.
+    fits : dict
+        The fitted :class:`~cips_stats.factor.results.CFAResult` per table row.
+    """
+
+    table: pd.DataFrame = field(default_factory=pd.DataFrame)
+    freed: tuple = ()
+    level_supported: str = "none"
+    score_tests: pd.DataFrame = field(default_factory=pd.DataFrame)
+    group: str = ""
+    group_labels: tuple = ()
+    n_per_group: tuple = ()
+    estimator: str = "ML"
+    criteria: str = "chen2007"
+    fit_measures: str = "standard"
+    model: str = ""
+    fits: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def supports(self, comparison: str, *, allow_partial: bool = True) -> bool:
+        """Whether the supported invariance level licenses a comparison across groups.
+
+        Parameters
+        ----------
+        comparison : {"loadings", "correlations", "regressions", "variances", "means",
+                      "observed_means", "observed_variances"}
+            ``"loadings"``/``"correlations"``/``"regressions"``/``"variances"`` of latent
+            variables need metric invariance; latent ``"means"`` need scalar invariance;
+            ``"observed_means"`` (sum or mean scores) need full scalar invariance;
+            ``"observed_variances"`` need full strict invariance.
+        allow_partial : bool
+            Accept partial invariance for latent comparisons (Byrne et al. 1989).  Never
+            accepted for observed-score comparisons, whose items all carry the bias.
+
+        Returns
+        -------
+        bool
+        """
+        if comparison not in _COMPARISONS:
+            raise DataError(f"comparison= must be one of {', '.join(_COMPARISONS)}; got {comparison!r}.")
+        need = _LEVEL_RANK[_COMPARISONS[comparison]]
+        partial = self.level_supported.startswith("partial_")
+        base = self.level_supported.replace("partial_", "")
+        rank = _LEVEL_RANK[base]
+        if partial:
+            if comparison.startswith("observed") or not allow_partial:
+                # the highest fully supported level is the one below the partial one
+                rank = rank - 1
+        return rank >= need
+
+    def to_frame(self) -> pd.DataFrame:
+        """The ladder table (one row per level)."""
+        return self.table.copy()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dictionary without the fitted models."""
+        out = super().to_dict()
+        out.pop("fits", None)
+        return out
+
+    def summary(self) -> Summary:
+        """Renderable summary: the ladder, the freed constraints and the verdict."""
+        header = {"group": self.group, "groups": ", ".join(map(str, self.group_labels)),
+                  "n per group": ", ".join(map(str, self.n_per_group)), "estimator": self.estimator,
+                  "criteria": self.criteria, "fit measures": self.fit_measures,
+                  "level supported": self.level_supported,
+                  "freed": ", ".join(self.freed) if self.freed else "none",
+                  "latent means comparable": self.supports("means")}
+        return Summary("Measurement invariance", header=header, tables={"ladder": self.table},
+                       notes=[f.message for f in self.flags])
+
+
+# --------------------------------------------------------------------------- helpers
+def _fit_value(fit: Mapping[str, Any], key: str) -> float:
+    v = fit.get(key, float("nan"))
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return float("nan")
+    return v
+
+
+def _indices(fit: Mapping[str, Any], kind: str) -> dict[str, float]:
+    """cfi, tli, rmsea of the requested kind, falling back to the standard ones."""
+    out = {}
+    for k in ("cfi", "tli", "rmsea"):
+        v = float("nan")
+        if kind == "robust":
+            v = _fit_value(fit, f"{k}_robust")
+            if not np.isfinite(v):
+                v = _fit_value(fit, f"{k}_scaled")
+        elif kind == "scaled":
+            v = _fit_value(fit, f"{k}_scaled")
+        if not np.isfinite(v):
+            v = _fit_value(fit, k)
+        out[k] = v
+    out["srmr"] = _fit_value(fit, "srmr")
+    return out
+
+
+def _param_name(lhs: str, op: str, rhs: str) -> str:
+    if op == "~1":
+        return f"{lhs}~1"
+    if op == "|":
+        return f"{lhs}|{rhs}"
+    return f"{lhs}{op}{rhs}"
+
+
+def _restrict_syntax(model: str, keep: set[str]) -> tuple[str, list[str]]:
+    """Drop indicators not in ``keep`` from ``=~`` lines; drop factors left with < 2 items."""
+    lines, dropped = [], []
+    for line in model.splitlines():
+        if "=~" not in line:
+            if line.strip():
+                lines.append(line)
+            continue
+        lhs, rhs = line.split("=~", 1)
+        items = [t.strip() for t in rhs.split("+") if t.strip()]
+        kept = [t for t in items if re.sub(r"^.*\*", "", t) in keep]
+        dropped += [t for t in items if t not in kept]
+        if len(kept) >= 2:
+            lines.append(f"{lhs.strip()} =~ " + " + ".join(kept))
+        else:
+            dropped += kept
+    return "\n".join(lines), dropped
+
+
+def _model_items(model: str) -> list[str]:
+    from .syntax import parse_syntax
+
+    statements, _ = parse_syntax(model)
+    lv = [s.lhs for s in statements if s.op == "=~"]
+    items: list[str] = []
+    for s in statements:
+        names = [t[0] for t in getattr(s, "terms", [])] if hasattr(s, "terms") else []
+        for nm in names:
+            if nm not in lv and nm not in items:
+                items.append(nm)
+    if not items:  # fall back on a plain reading of =~ lines
+        for line in model.splitlines():
+            if "=~" in line:
+                for t in line.split("=~", 1)[1].split("+"):
+                    nm = re.sub(r"^.*\*", "", t.strip())
+                    if nm and nm not in lv and nm not in items:
+                        items.append(nm)
+    return items
+
+
+# --------------------------------------------------------------------------- score tests
+class _ScoreTester:
+    """Score (Lagrange multiplier) tests for releasing group-equality constraints (ML).
+
+    For a parameter constrained equal across G groups, the test of releasing it in all
+    groups has G − 1 df:  ``T = N g' I^{-1} g`` with g the gradient of −loglik/N and I
+    the expected information per observation, both in the parameterisation where the
+    parameter has its own value in groups 2..G and evaluated at the constrained
+    estimates (lavaan's ``lavTestScore(univariate=TRUE)`` for two groups).
+    """
+
+    def __init__(self, fit, frame: pd.DataFrame, *, model: str, group: str, group_equal, group_partial,
+                 candidates: list[str], fiml: bool):
+        from .ml import MLProblem
+        from .model import CFAModel
+        from .syntax import build_partable
+
+        labels = [str(x) for x in fit.group_labels]
+        G = len(labels)
+        self.G = G
+        pt_e = build_partable(model, n_groups=G, meanstructure=True, group_equal=tuple(group_equal),
+                              group_partial=tuple(group_partial) + tuple(candidates))
+        pt_c = build_partable(model, n_groups=G, meanstructure=True, group_equal=tuple(group_equal),
+                              group_partial=tuple(group_partial))
+        m_e = CFAModel(pt_e)
+        par = fit.parameters
+        key = lambda df: list(zip(df["lhs"], df["op"], df["rhs"].astype(str), df["group"].astype(int)))
+        est = dict(zip(key(par), par["est"].to_numpy(dtype=float)))
+        ke, kc = key(pt_e), key(pt_c)
+        if len(pt_e) != len(pt_c) or ke != kc or any(k not in est for k in ke):
+            raise ModelError("The fitted parameter table does not match the rebuilt one.")
+        fe = pt_e["free"].to_numpy(int)
+        fc = pt_c["free"].to_numpy(int)
+        theta_e = np.zeros(m_e.npar)
+        for k, f in zip(ke, fe):
+            if f > 0:
+                theta_e[f - 1] = est[k]
+        # data per group, in the fit's group order and the model's variable order
+        gcol = frame[group].astype(str)
+        data = []
+        for lab in labels:
+            y = frame.loc[gcol == lab, m_e.ov_names].to_numpy(dtype=float)
+            if not fiml:
+                y = y[~np.isnan(y).any(axis=1)]
+            data.append(y)
+        if tuple(len(y) for y in data) != tuple(int(n) for n in fit.n_obs):
+            raise ModelError("Group sizes differ from the fitted model's.")
+        prob = MLProblem(m_e, data, fiml=fiml)
+        self.n_total = prob.n_total
+        self.grad = prob.objective_gradient(theta_e)[1]
+        self.info = prob.expected_information(theta_e)
+        # K: expanded free index -> constrained free index
+        nc = int(fc.max())
+        self.K = np.zeros((m_e.npar, nc))
+        self.rows_of: dict[str, list[int]] = {}
+        for (lhs, op, rhs, g), f_e, f_c in zip(ke, fe, fc):
+            if f_e > 0 and f_c > 0:
+                self.K[f_e - 1, f_c - 1] = 1.0
+                name = _param_name(lhs, op, rhs)
+                if op == "|":
+                    name = f"{lhs}|t"
+                if g > 1:
+                    self.rows_of.setdefault(name, []).append(f_e - 1)
+
+    def test(self, name: str) -> tuple[float, int]:
+        cols = sorted(set(self.rows_of.get(name, [])))
+        if not cols:
+            return float("nan"), 0
+        K = self.K.copy()
+        extra = np.zeros((K.shape[0], len(cols)))
+        for j, e in enumerate(cols):
+            K[e, :] = 0.0
+            extra[e, j] = 1.0
+        K1 = np.hstack([K, extra])
+        g1 = K1.T @ self.grad
+        I1 = K1.T @ self.info @ K1
+        try:
+            stat = float(self.n_total * g1 @ np.linalg.solve(I1, g1))
+        except np.linalg.LinAlgError:
+            stat = float(self.n_total * g1 @ np.linalg.pinv(I1) @ g1)
+        df = len(cols) if not name.endswith("|t") else self.G - 1
+        return stat, int(df)
+
+
+# --------------------------------------------------------------------------- main
+def _candidates(fit, level_type: str, ordered: list[str], freed: Sequence[str],
+                lv_names: list[str], items_of: dict[str, list[str]]) -> list[str]:
+    """Constraints of one type that may still be released (at least 2 equal per factor kept)."""
+    par = fit.parameters
+    g1 = par[par["group"].astype(int) == 1]
+    out = []
+    if level_type == "loadings":
+        rows = g1[g1["op"] == "=~"]
+        for lhs, rhs, free in zip(rows["lhs"], rows["rhs"], rows["free"]):
+            if int(free) > 0:
+                out.append(f"{lhs}=~{rhs}")
+    elif level_type == "intercepts":
+        if ordered:
+            for it in dict.fromkeys(g1.loc[g1["op"] == "|", "lhs"]):
+                out.append(f"{it}|t")
+        rows = g1[(g1["op"] == "~1") & (~g1["lhs"].isin(lv_names))]
+        out += [f"{lhs}~1" for lhs in rows["lhs"] if lhs not in ordered]
+    elif level_type == "residuals":
+        rows = g1[(g1["op"] == "~~") & (g1["lhs"] == g1["rhs"]) & (~g1["lhs"].isin(lv_names))]
+        out += [f"{lhs}~~{lhs}" for lhs in rows["lhs"] if lhs not in ordered]
+    out = [c for c in out if c not in freed]
+    # keep at least two constrained indicators per factor (the marker loading counts)
+    keep = []
+    for c in out:
+        item = _item_of(c)
+        ok = True
+        for its in items_of.values():
+            if item not in its:
+                continue
+            still = [i for i in its if not any(_item_of(x) == i and _type_of(x) == _type_of(c) for x in freed)]
+            if len(still) <= 2:
+                ok = False
+        if ok:
+            keep.append(c)
+    return keep
+
+
+def _type_of(c: str) -> str:
+    if "=~" in c:
+        return "loadings"
+    if c.endswith("~1") or c.endswith("|t"):
+        return "intercepts"
+    return "residuals"
+
+
+def _item_of(c: str) -> str:
+    if "=~" in c:
+        return c.split("=~", 1)[1]
+    return re.split(r"~~|~1|\|", c)[0]
+
+
+def _expand_partial(freed: Sequence[str], thresholds: Mapping[str, int]) -> list[str]:
+    """Translate freed names into lavaan group_partial entries (``x|t`` → ``x|t1``, ``x|t2``...)."""
+    out = []
+    for c in freed:
+        if c.endswith("|t"):
+            it = c[:-2]
+            out += [f"{it}|t{k + 1}" for k in range(thresholds.get(it, 0))]
+        else:
+            out.append(c)
+    return out
+
+
+def invariance(data_or_frame: Any, *, group: str, model: str | None = None, estimator: str = "ML",
+               levels: Sequence[str] = LEVELS, partial: bool = True, criteria: str = "chen2007",
+               ordered: Sequence[str] | bool | None = None, missing: str | None = None,
+               respondent_group: str | None = None, groups: Sequence[Any] | None = None,
+               alpha: float = 0.05, configural_fit: Mapping[str, float] | None = None,
+               max_free: int | None = None) -> InvarianceResult:
+    """Test measurement invariance across groups (configural, metric, scalar, strict, partial).
+
+    Parameters
+    ----------
+    data_or_frame : SurveyData or pandas.DataFrame
+        With a SurveyData the model is the instrument's (``instrument.model_syntax``) for
+        ``respondent_group``, restricted to the items every compared group answered; with
+        a DataFrame give ``model``.
+    group : str
+        Column whose values define the groups (``"iteration"``, ``"country"``,
+        ``"group"`` for respondent groups, ``"gender"`` …).
+    model : str, optional
+        lavaan-style syntax; required for a DataFrame.
+    estimator : {"ML", "MLR", "WLSMV"}
+        Passed to :func:`cips_stats.factor.cfa`.  WLSMV when ``ordered`` is given.
+    levels : sequence of str
+        Levels to test, in ladder order (subset of configural, metric, scalar, strict).
+    partial : bool
+        Search for partial invariance when a level fails.
+    criteria : {"chen2007", "chen2007_literal", "chen2007_strict", "cheung_rensvold2002", "chi2"}
+        How a step is judged (see Notes); ``"cheung_rensvold2002"``: CFI drop < .010
+        only; ``"chi2"``: difference test p ≥ ``alpha``.
+    ordered : sequence of str or bool, optional
+        Ordinal items (True: all model items); their thresholds take the place of
+        intercepts.
+    missing : str, optional
+        Passed to ``cfa`` (e.g. ``"fiml"`` or ``"listwise"``).
+    respondent_group : str, optional
+        For a SurveyData, the respondent group whose model to use when ``group`` is not
+        ``"group"``; required when the data hold several respondent groups.
+    groups : sequence, optional
+        Only these values of ``group`` (default: all).
+    alpha : float
+        Level of the difference tests (``criteria="chi2"``).
+    configural_fit : mapping, optional
+        Acceptable configural fit, default ``{"cfi": 0.90, "rmsea": 0.08}``.
+    max_free : int, optional
+        Most constraints to release per level (default: no limit beyond keeping two
+        equal indicators per factor).
+
+    Returns
+    -------
+    InvarianceResult
+        ``.table``, ``.freed``, ``.level_supported``, ``.supports(...)``, ``.score_tests``,
+        flags (small groups, empty categories, non-convergence, poor configural fit).
+
+    Notes
+    -----
+    Levels: configural (same pattern), metric (equal loadings), scalar (plus equal
+    intercepts, or thresholds of ordinal items), strict (plus equal residual
+    variances), identified as lavaan (marker loadings; latent means freed in groups
+    2+ once intercepts are equal).  Each level is compared with the last supported
+    one (with ``partial=False``, with the level below it).  Cut-offs (Chen 2007): total
+    N > 300: CFI drop .010, RMSEA rise .015, SRMR rise .030 (metric) / .010 (scalar,
+    strict); N ≤ 300: .005, .010, .025 / .005.  ``"chen2007"`` (default): a step is
+    supported when CFI does not drop by more than its cut-off *and* at least one of
+    RMSEA and SRMR stays within its cut-off (CFI decisive, one supplementary index
+    agreeing).  ``"chen2007_literal"``: fails only when CFI *and* RMSEA or SRMR cross
+    (Chen's sentence read literally, more lenient).
+    ``"chen2007_strict"`` fails a step when any one cut-off is crossed.  For MLR the
+    robust CFI/TLI/RMSEA are used (lavaan's ``cfi.robust``…), for WLSMV the scaled ones.
+    Difference tests: plain for ML, Satorra-Bentler (2001) for MLR.  Partial
+    invariance: the constraint of the failing type with the largest score test
+    (ML-based, expected information, as ``lavaan::lavTestScore``; for WLSMV, the
+    largest drop in chi-square over refits) is released, and the step re-judged, until
+    it passes or fewer than two equal indicators per factor would remain.  Checked
+    against lavaan 0.6-14 on HolzingerSwineford1939 by school
+    (``validation/r/invariance.R``).
+
+    Examples
+    --------
+    >>> import pandas as pd, numpy as np
+    >>> import cips_stats as cs
+    >>> rng = np.random.default_rng(2)
+    >>> y = rng.normal(size=(400, 1)) @ [[1, .8, .7]] + rng.normal(scale=.6, size=(400, 3))
+    >>> df = pd.DataFrame(y, columns=list("abc")).assign(g=np.repeat(["a", "b"], 200))
+    >>> res = cs.factor.invariance(df, group="g", model="f =~ a + b + c", levels=("configural", "metric"))
+    >>> res.table.loc["metric", "delta_df"]
+    2.0
+    """
+    from .cfa import cfa
+
+    flags: list[Flag] = []
+    levels = tuple(levels)
+    bad = [lv for lv in levels if lv not in LEVELS]
+    if bad or not levels:
+        raise DataError(f"levels= must be a non-empty subset of {LEVELS}; got {levels!r}.")
+    levels = tuple(lv for lv in LEVELS if lv in levels)
+    if levels[0] != "configural":
+        levels = ("configural",) + levels
+    if criteria not in CRITERIA:
+        raise DataError(f"criteria= must be one of {', '.join(CRITERIA)}; got {criteria!r}.")
+    cf = {"cfi": 0.90, "rmsea": 0.08, **dict(configural_fit or {})}
+
+    # ---- input: SurveyData or frame --------------------------------------------------
+    provenance_data = data_or_frame
+    if hasattr(data_or_frame, "frame") and hasattr(data_or_frame, "instrument"):
+        sd = data_or_frame
+        frame = sd.frame
+        inst = sd.instrument
+        if group not in frame.columns:
+            raise DataError(f"group= {group!r} is not a column of the survey data.")
+        if group == "group":
+            rgroups = [g for g in inst.group_ids if g in set(frame["group"].astype(str))]
+            if groups is not None:
+                rgroups = [g for g in rgroups if g in set(map(str, groups))]
+            shared = set.intersection(*(set(inst.items_for(g)) for g in rgroups)) if rgroups else set()
+            base_group = rgroups[0] if rgroups else None
+        else:
+            present = sorted(set(frame["group"].astype(str)))
+            if respondent_group is None:
+                if len(present) != 1:
+                    raise DataError(f"The survey data hold several respondent groups ({', '.join(present)}); "
+                                    "choose one with respondent_group=.")
+                respondent_group = present[0]
+            frame = frame[frame["group"].astype(str) == str(respondent_group)]
+            base_group = respondent_group
+            shared = set(inst.items_for(respondent_group))
+        if base_group is None:
+            raise DataError("No respondent group of the instrument is present in the data.")
+        if model is None:
+            model = inst.model_syntax(base_group)
+    elif isinstance(data_or_frame, pd.DataFrame):
+        frame = data_or_frame
+        shared = None
+        if model is None:
+            raise DataError("model= is required when data_or_frame is a DataFrame.")
+    else:
+        raise DataError("data_or_frame= must be a SurveyData or a pandas DataFrame, got "
+                        f"{type(data_or_frame).__name__}.")
+    if group not in frame.columns:
+        raise DataError(f"group= {group!r} is not a column of the data.", [Problem(
+            rule="group_column", message="Missing group column.", column=str(group))])
+    frame = frame[frame[group].notna()]
+    if groups is not None:
+        keep_vals = set(map(str, groups))
+        frame = frame[frame[group].astype(str).isin(keep_vals)]
+    gvals = frame[group].astype(str)
+    labels = list(dict.fromkeys(gvals))
+    if len(labels) < 2:
+        raise DataError(f"Invariance needs at least two groups in {group!r}; found {labels}.")
+
+    items = _model_items(model)
+    missing_cols = [c for c in items if c not in frame.columns]
+    if missing_cols:
+        raise DataError("Model items are not columns of the data.", [Problem(
+            rule="model_items", message="Item of the model missing from the data.", column=c)
+            for c in missing_cols])
+    # items answered in every compared group (shared items)
+    answered = {c for c in items if all(frame.loc[gvals == g, c].notna().any() for g in labels)}
+    if shared is not None:
+        answered &= shared
+    if set(items) - answered:
+        model, dropped = _restrict_syntax(model, answered)
+        flags.append(Flag("items_not_shared", "Items not answered in every compared group were left out: "
+                          f"{', '.join(sorted(set(items) - answered))}.", severity="caution",
+                          where={"items": sorted(set(items) - answered)}))
+        items = _model_items(model)
+        if not items:
+            raise DataError("No factor keeps two items answered in every compared group.")
+    n_per_group = [int((gvals == g).sum()) for g in labels]
+    small = [(g, n) for g, n in zip(labels, n_per_group) if n < MIN_GROUP_N]
+    if small:
+        flags.append(Flag("small_group", "Groups below the minimum size of "
+                          f"{MIN_GROUP_N}: " + ", ".join(f"{g} (n = {n})" for g, n in small)
+                          + "; invariance tests have little power and fit indices are unstable.",
+                          severity="warning", where={"groups": [g for g, _ in small]}))
+
+    if ordered is True:
+        ordered_list = list(items)
+    else:
+        ordered_list = [c for c in (ordered or []) if c in items]
+    if ordered_list and estimator.upper() in ("ML", "MLR"):
+        estimator = "WLSMV"
+    est_u = estimator.upper()
+    thresholds_per_item: dict[str, int] = {}
+    if ordered_list:
+        for c in ordered_list:
+            cats = sorted(frame[c].dropna().unique())
+            thresholds_per_item[c] = max(len(cats) - 1, 0)
+            for g in labels:
+                present = set(frame.loc[gvals == g, c].dropna().unique())
+                empty = [k for k in cats if k not in present]
+                if empty:
+                    flags.append(Flag("empty_category", f"Item {c} has no answers in categor"
+                                      f"{'y' if len(empty) == 1 else 'ies'} {', '.join(map(str, empty))} in group {g}; "
+                                      "equal thresholds cannot be estimated for it there (collapse categories).",
+                                      severity="warning", where={"item": c, "group": g, "categories": list(map(float, empty))}))
+    kind = "standard" if est_u == "ML" else ("robust" if est_u == "MLR" else "scaled")
+
+    cols_needed = list(dict.fromkeys([group] + items))
+    work = frame[cols_needed].copy()
+    work[group] = gvals.loc[work.index]
+
+    def fit_level(level: str, partial_list: Sequence[str]):
+        eq = list(_EQUAL[level])
+        if ordered_list:
+            eq = [("thresholds" if e == "intercepts" else e) for e in eq]
+            if level == "strict":
+                eq = [e for e in eq if e != "residuals"]
+            if ordered_list and len(ordered_list) < len(items) and "thresholds" in eq:
+                eq.append("intercepts")
+        kwargs: dict[str, Any] = dict(model=model, estimator=estimator, group=group,
+                                      group_equal=tuple(eq), group_partial=list(_expand_partial(partial_list, thresholds_per_item)))
+        if ordered_list:
+            kwargs["ordered"] = ordered_list
+        if missing is not None:
+            kwargs["missing"] = missing
+        try:
+            return cfa(work, **kwargs), eq
+        except ModelError as exc:
+            flags.append(Flag("not_fitted", f"The {level} model could not be fitted: {exc}", severity="error",
+                              where={"level": level}))
+            return None, eq
+
+    rows: dict[str, dict[str, Any]] = {}
+    fits: dict[str, Any] = {}
+    score_rows: list[dict[str, Any]] = []
+
+    def record(name: str, fit, ref_name: str | None, level: str | None, n_freed: int) -> dict[str, Any]:
+        ind = _indices(fit.fit, kind)
+        row = {"chi2": _fit_value(fit.fit, "chi2"), "df": _fit_value(fit.fit, "df"),
+               "chi2_scaled": _fit_value(fit.fit, "chi2_scaled"), **{k: ind[k] for k in ("cfi", "tli", "rmsea", "srmr")},
+               "compared_to": ref_name or "", "delta_chi2": np.nan, "delta_df": np.nan, "p_value": np.nan,
+               "delta_cfi": np.nan, "delta_rmsea": np.nan, "delta_srmr": np.nan, "n_freed": n_freed, "verdict": ""}
+        if not fit.converged:
+            flags.append(Flag("not_converged", f"The {name} model did not converge.", severity="warning",
+                              where={"level": name}))
+        if ref_name is not None:
+            ref_fit = fits[ref_name]
+            dt = difference_test(fit.fit, ref_fit.fit, estimator=est_u)
+            r_ind = _indices(ref_fit.fit, kind)
+            row.update(delta_chi2=dt["delta_chi2"], delta_df=float(dt["delta_df"]), p_value=dt["p_value"],
+                       delta_cfi=ind["cfi"] - r_ind["cfi"], delta_rmsea=ind["rmsea"] - r_ind["rmsea"],
+                       delta_srmr=ind["srmr"] - r_ind["srmr"])
+            ok = _verdict(level, row["delta_cfi"], row["delta_rmsea"], row["delta_srmr"], row["p_value"],
+                          criteria, sum(n_per_group), alpha)
+            row["verdict"] = "supported" if ok else "rejected"
+        rows[name] = row
+        fits[name] = fit
+        return row
+
+    conf, _ = fit_level("configural", [])
+    if conf is None:
+        raise ModelError("The configural model could not be fitted; invariance cannot be assessed.",
+                         diagnostics={"flags": [f.to_dict() for f in flags]})
+    row = record("configural", conf, None, None, 0)
+    conf_ok = conf.converged and row["cfi"] >= cf["cfi"] and row["rmsea"] <= cf["rmsea"]
+    row["verdict"] = "acceptable fit" if conf_ok else "poor fit"
+    if not conf_ok:
+        flags.append(Flag("configural_poor_fit", f"The configural model fits poorly (CFI {row['cfi']:.3f}, "
+                          f"RMSEA {row['rmsea']:.3f}; needed CFI ≥ {cf['cfi']}, RMSEA ≤ {cf['rmsea']}): the "
+                          "factor structure itself differs or is misspecified, so no invariance level is supported "
+                          "(the other levels are still tested and reported).", severity="warning"))
+    supported = "configural"
+    ref = "configural"
+    freed: list[str] = []
+    lv_names = list(dict.fromkeys(conf.loadings["factor"])) if "factor" in conf.loadings else []
+    items_of = {f: list(conf.loadings.loc[conf.loadings["factor"] == f, "item"].drop_duplicates())
+                for f in lv_names} if lv_names else {}
+    use_score = est_u in ("ML", "MLR")
+    fiml = str(conf.missing).lower() in ("fiml", "ml")
+
+    stop = False
+    for level in levels[1:]:
+        if stop:
+            rows[level] = {c: np.nan for c in TABLE_COLUMNS}
+            rows[level].update(verdict="not tested", compared_to="", n_freed=0)
+            continue
+        if ordered_list and level == "strict":
+            rows[level] = {c: np.nan for c in TABLE_COLUMNS}
+            rows[level].update(verdict="not tested (ordinal items: no residual variances in the delta parameterisation)",
+                               compared_to="", n_freed=0)
+            continue
+        fit, _ = fit_level(level, freed)
+        if fit is None:
+            rows[level] = {c: np.nan for c in TABLE_COLUMNS}
+            rows[level].update(verdict="not fitted", compared_to=ref, n_freed=len(freed))
+            stop = True
+            continue
+        row = record(level, fit, ref, level, len(freed))
+        if row["verdict"] == "supported":
+            if not supported.startswith("rejected"):
+                supported = level if not supported.startswith("partial_") else f"partial_{level}"
+            ref = level
+            continue
+        if not partial:
+            # no search: keep testing each level against the previous one (as a chain of
+            # lavTestLRT comparisons); support ends at the first rejected step
+            if not supported.startswith("rejected"):
+                supported = "rejected:" + supported
+            ref = level
+            continue
+        # ---- partial invariance search ----------------------------------------------
+        ltype = _TYPE_OF_LEVEL[level]
+        current, step, ok = fit, 0, False
+        limit = max_free if max_free is not None else 10**6
+        while step < limit:
+            cands = _candidates(current, ltype, ordered_list, freed, lv_names, items_of)
+            if not cands:
+                break
+            scored: list[tuple[float, int, str, str]] = []
+            tester = None
+            if use_score:
+                try:
+                    eq_now = list(_EQUAL[level])
+                    tester = _ScoreTester(current, work, model=model, group=group, group_equal=eq_now,
+                                          group_partial=_expand_partial(freed, thresholds_per_item),
+                                          candidates=cands, fiml=fiml)
+                except (ModelError, np.linalg.LinAlgError, KeyError, ValueError):
+                    tester = None
+            for c in cands:
+                if tester is not None:
+                    stat, df = tester.test(c)
+                    scored.append((stat, df, c, "score"))
+                else:
+                    trial, _ = fit_level(level, freed + [c])
+                    if trial is None:
+                        continue
+                    drop = _fit_value(current.fit, "chi2") - _fit_value(trial.fit, "chi2")
+                    scored.append((drop, int(_fit_value(current.fit, "df") - _fit_value(trial.fit, "df")), c, "refit"))
+            if not scored:
+                break
+            for stat, df, c, meth in scored:
+                score_rows.append({"level": level, "step": step + 1, "parameter": c, "statistic": stat, "df": df,
+                                   "p_value": float(stats.chi2.sf(stat, df)) if df > 0 and np.isfinite(stat) else np.nan,
+                                   "method": meth})
+            best = max(scored, key=lambda t: (t[0] if np.isfinite(t[0]) else -np.inf))
+            freed.append(best[2])
+            step += 1
+            trial, _ = fit_level(level, freed)
+            if trial is None:
+                break
+            current = trial
+            name = f"partial_{level}"
+            row = record(name, trial, ref, level, len(freed))
+            if row["verdict"] == "supported":
+                ok = True
+                break
+        if ok:
+            supported = f"partial_{level}"
+            ref = f"partial_{level}"
+        else:
+            stop = True
+    table = pd.DataFrame.from_dict(rows, orient="index")[TABLE_COLUMNS]
+    for c in TABLE_COLUMNS:
+        if c not in ("compared_to", "verdict"):
+            table[c] = table[c].astype(float)
+    score_tests = pd.DataFrame(score_rows, columns=["level", "step", "parameter", "statistic", "df", "p_value",
+                                                    "method"])
+    if supported.startswith("rejected:"):
+        supported = supported.split(":", 1)[1]
+    if not conf_ok:
+        supported = "none"
+    if _LEVEL_RANK[supported.replace("partial_", "")] < _LEVEL_RANK["scalar"]:
+        flags.append(Flag("latent_means_not_comparable", f"Invariance supported up to '{supported}' only: latent "
+                          f"means are not comparable across {group}.", severity="warning",
+                          where={"group": group, "level_supported": supported}))
+    return InvarianceResult(
+        table=table, freed=tuple(freed), level_supported=supported, score_tests=score_tests, group=group,
+        group_labels=tuple(labels), n_per_group=tuple(n_per_group), estimator=estimator, criteria=criteria,
+        fit_measures=kind, model=model, fits=fits,
+        provenance=Provenance.build("invariance", data=provenance_data, options={
+            "group": group, "estimator": estimator, "levels": list(levels), "partial": partial,
+            "criteria": criteria, "ordered": ordered_list, "missing": missing,
+            "respondent_group": respondent_group, "configural_fit": cf}),
+        flags=tuple(flags))
