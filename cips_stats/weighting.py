@@ -129,9 +129,11 @@ def _tidy_margins(margins: Any, variables: Sequence[str] | None, by: tuple) -> p
             raise DataError("A margins table needs columns 'variable', 'category' and one of 'total', 'share', "
                             "'target' (plus the by= columns).",
                             [Problem("margins_columns", "Bad margins table.", value=list(m.columns))])
-        _check_columns(m, list(by), "margins table (by= columns)")
+        present = [b for b in by if b in m.columns]
+        if present and len(present) < len(by):
+            _check_columns(m, list(by), "margins table (by= columns)")
         kind = {"total": "total", "share": "share", "Freq": "total"}.get(vcol, "auto")
-        out = m[list(by) + ["variable", "category"]].copy()
+        out = m[present + ["variable", "category"]].copy()
         out["value"] = pd.to_numeric(m[vcol], errors="coerce").to_numpy(dtype=np.float64)
         out["kind"] = kind
         return out
