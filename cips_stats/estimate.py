@@ -759,3 +759,4 @@ def _design_effects(statistic: str, var: float, wd: np.ndarray, y0: np.ndarray, 
     deff = var / v_wor if (np.isfinite(v_wor) and v_wor > 0) else math.nan
     deff_r = var / v_rep if v_rep > 0 else math.nan
     return deff, deff_r
+from ._indicators import indicators, perception_gap  # noqa: E402,F401
