@@ -391,39 +391,44 @@ def rake(data: Any, *, margins: Any, weight: str = "weight", by: Any = None, max
 
 
 def _ipf(w0, ms, cell, C, max_iter, tol):
+    """Vectorised IPF over all cells at once; per-cell iterations and errors."""
     w = w0.copy()
     iters = np.full(C, max_iter, dtype=np.int64)
     done = np.zeros(C, dtype=bool)
-    abs_err = np.zeros(C)
-    rel_err = np.zeros(C)
-    worst = [""] * C
+
+    def errors(w):
+        abs_err = np.zeros(C)
+        rel_err = np.zeros(C)
+        for m in ms:
+            s = np.bincount(m.idx, weights=w, minlength=m.target.size)
+            a = np.abs(s - m.target)
+            r = np.where(m.target > 0, a / np.where(m.target > 0, m.target, 1.0), 0.0)
+            np.maximum.at(rel_err, m.cell, r)
+            np.maximum.at(abs_err, m.cell, a)
+        return abs_err, rel_err
+
     for it in range(1, max_iter + 1):
         for m in ms:
             s = np.bincount(m.idx, weights=w, minlength=m.target.size)
             fac = np.where(s > 0, m.target / np.where(s > 0, s, 1.0), 1.0)
             w = w * fac[m.idx]
-        abs_err[:] = 0.0
-        rel_err[:] = 0.0
-        worst_k = [None] * C
-        for m in ms:
-            s = np.bincount(m.idx, weights=w, minlength=m.target.size)
-            a = np.abs(s - m.target)
-            r = np.where(m.target > 0, a / np.where(m.target > 0, m.target, 1.0), 0.0)
-            upd = np.zeros(C)
-            np.maximum.at(upd, m.cell, r)
-            grew = upd > rel_err
-            if grew.any():
-                for c in np.flatnonzero(grew):
-                    k = np.flatnonzero(m.cell == c)[np.argmax(r[m.cell == c])]
-                    worst_k[c] = f"{m.variable}={_py(m.category[k])!r}"
-            rel_err = np.maximum(rel_err, upd)
-            np.maximum.at(abs_err, m.cell, a)
+        abs_err, rel_err = errors(w)
         newly = (~done) & (rel_err <= tol)
         iters[newly] = it
         done |= newly
         if done.all():
             break
-    worst = [x or "" for x in worst_k]
+    worst = [""] * C
+    for c in np.flatnonzero(~done)[:10]:           # name the worst margin of non-converged cells
+        best = (-1.0, "")
+        for m in ms:
+            sel = np.flatnonzero(m.cell == c)
+            s = np.bincount(m.idx, weights=w, minlength=m.target.size)[sel]
+            r = np.abs(s - m.target[sel]) / np.where(m.target[sel] > 0, m.target[sel], 1.0)
+            k = int(np.argmax(r))
+            if r[k] > best[0]:
+                best = (float(r[k]), f"{m.variable}={_py(m.category[sel[k]])!r}")
+        worst[c] = best[1]
     return w, iters, abs_err, rel_err, worst
 
 
