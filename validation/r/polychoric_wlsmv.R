@@ -68,4 +68,69 @@ write_fixture("polychoric_bfi8_gamma",
   list(gamma_rel = 1e-6),
   list(items = it8, n = nrow(bfi), gamma = unname(unclass(g8)), labels = colnames(g8)))
 
-if (!exists("skip_wlsmv")) source_wlsmv <- TRUE
+
+
+# ---------------------------------------------------------------- WLSMV CFA
+wlsmv_fixture <- function(name, call, fit) {
+  pe <- parameterEstimates(fit, standardized = TRUE, remove.nonfree = FALSE)
+  if (is.null(pe$group)) pe$group <- 1L
+  fm <- fitMeasures(fit)
+  ss <- fit@test$scaled.shifted
+  write_fixture(name, call,
+    list(est = 1e-4, se_rel = 1e-3, chi2_rel = 1e-4, chi2_scaled_rel = 1e-3, index = 1e-4),
+    list(nobs = lavInspect(fit, "nobs"), ntotal = lavInspect(fit, "ntotal"),
+         converged = lavInspect(fit, "converged"),
+         parameters = pe[, intersect(c("lhs", "op", "rhs", "group", "est", "se", "std.lv", "std.all"),
+                                     names(pe))],
+         fit_measures = as.list(fm),
+         shift = ss$shift.parameter, scaling_factor = ss$scaling.factor,
+         stat_scaled = ss$stat))
+}
+
+five <- "
+A =~ A1 + A2 + A3 + A4 + A5
+C =~ C1 + C2 + C3 + C4 + C5
+E =~ E1 + E2 + E3 + E4 + E5
+N =~ N1 + N2 + N3 + N4 + N5
+O =~ O1 + O2 + O3 + O4 + O5
+"
+fit5 <- cfa(five, data = bfi, ordered = items, estimator = "WLSMV", missing = "pairwise")
+wlsmv_fixture("wlsmv_bfi5",
+  "cfa(five_factor_model, data = bfi, ordered = items, estimator = 'WLSMV', missing = 'pairwise')", fit5)
+
+two <- "
+A =~ A1 + A2 + A3 + A4 + A5
+C =~ C1 + C2 + C3 + C4 + C5
+"
+sub <- bfi[1:800, ]
+fit2 <- cfa(two, data = sub, ordered = items[1:10], estimator = "WLSMV", missing = "pairwise")
+wlsmv_fixture("wlsmv_bfi2_missing",
+  "cfa(two_factor_model, data = bfi[1:800, ], ordered = items[1:10], estimator = 'WLSMV', missing = 'pairwise')",
+  fit2)
+
+fit2s <- cfa(two, data = sub, ordered = items[1:10], estimator = "WLSMV", missing = "pairwise",
+             std.lv = TRUE)
+wlsmv_fixture("wlsmv_bfi2_stdlv",
+  "cfa(two_factor_model, data = bfi[1:800, ], ordered = items[1:10], estimator = 'WLSMV', missing = 'pairwise', std.lv = TRUE)",
+  fit2s)
+
+fitmg <- cfa(two, data = bfi, ordered = items[1:10], estimator = "WLSMV", missing = "pairwise",
+             group = "gender", group.equal = c("thresholds", "loadings"))
+wlsmv_fixture("wlsmv_bfi2_groups",
+  paste("cfa(two_factor_model, data = bfi, ordered = items[1:10], estimator = 'WLSMV', missing = 'pairwise',",
+        "group = 'gender', group.equal = c('thresholds', 'loadings'))"), fitmg)
+
+fitcf <- cfa(two, data = bfi, ordered = items[1:10], estimator = "WLSMV", missing = "pairwise",
+             group = "gender")
+wlsmv_fixture("wlsmv_bfi2_configural",
+  "cfa(two_factor_model, data = bfi, ordered = items[1:10], estimator = 'WLSMV', missing = 'pairwise', group = 'gender')",
+  fitcf)
+
+fitd <- cfa(two, data = sub, ordered = items[1:10], estimator = "DWLS", missing = "pairwise")
+wlsmv_fixture("wlsmv_bfi2_dwls",
+  "cfa(two_factor_model, data = bfi[1:800, ], ordered = items[1:10], estimator = 'DWLS', missing = 'pairwise')",
+  fitd)
+fitw <- cfa(two, data = sub, ordered = items[1:10], estimator = "WLS", missing = "pairwise")
+wlsmv_fixture("wlsmv_bfi2_wls",
+  "cfa(two_factor_model, data = bfi[1:800, ], ordered = items[1:10], estimator = 'WLS', missing = 'pairwise')",
+  fitw)
