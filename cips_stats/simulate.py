@@ -30,7 +30,7 @@ from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
-from scipy.special import ndtr
+from scipy.special import ndtr, ndtri
 
 from .errors import DataError, Problem
 from .instrument import Instrument
@@ -189,8 +189,6 @@ def _thresholds(rng: np.random.Generator, n_items: int, points: int) -> np.ndarr
     if base is None:
         base = tuple(np.full(points, 1.0 / points))
     cum = np.cumsum(base)[:-1]
-    from scipy.special import ndtri
-
     tau0 = ndtri(cum)
     shift = rng.normal(0.0, 0.20, size=(n_items, 1))
     jitter = rng.normal(0.0, 0.08, size=(n_items, points - 1))
@@ -370,10 +368,6 @@ def _generate(seed: int, inst: Instrument, o: dict[str, Any]) -> tuple[pd.DataFr
     ct_country = np.concatenate([np.arange(C), np.flatnonzero(repeated)])
     ct_iter = np.concatenate([np.ones(C, dtype=int), np.full(R, 2, dtype=int)])
     CT = len(ct_country)
-    ct_of_t1 = np.full(C, -1)
-    ct_of_t1[:] = np.arange(C)
-    ct_of_t2 = np.full(C, -1)
-    ct_of_t2[np.flatnonzero(repeated)] = np.arange(C, CT)
 
     # ---- measurement model (shared by groups and iterations: invariance holds)
     items = list(inst.items)
@@ -382,7 +376,7 @@ def _generate(seed: int, inst: Instrument, o: dict[str, Any]) -> tuple[pd.DataFr
     lam = rng.uniform(0.50, 0.85, size=J)
     psi = 1.0 - lam ** 2
     tau = _thresholds(rng, J, P)
-    fl = rng.uniform(0.58, 0.84, size=F)
+    fl = rng.uniform(0.58, 0.83, size=F)
     Phi = np.outer(fl, fl)
     np.fill_diagonal(Phi, 1.0)
     L = np.linalg.cholesky(Phi)
@@ -426,7 +420,7 @@ def _generate(seed: int, inst: Instrument, o: dict[str, Any]) -> tuple[pd.DataFr
                                                  "indicators", "favourable")}
     raw_parts = []
     next_id = 1
-    n_fav = np.array(inst.scale.favourable)
+    fav_codes = np.array(inst.scale.favourable)
     for gi, gid in enumerate(groups):
         demos = list(inst.demographics_for(gid))
         cats = [list(d.categories) or ["all"] for d in demos]
@@ -590,7 +584,7 @@ def _generate(seed: int, inst: Instrument, o: dict[str, Any]) -> tuple[pd.DataFr
         e_code = 1.0 + pge.sum(axis=-1)
         ge = np.concatenate([np.ones(pge.shape[:-1] + (1,)), pge, np.zeros(pge.shape[:-1] + (1,))], axis=-1)
         p_code = ge[..., :-1] - ge[..., 1:]                          # P(code = 1..P)
-        p_fav = p_code[..., n_fav - 1].sum(axis=-1)
+        p_fav = p_code[..., fav_codes - 1].sum(axis=-1)
         gitem_pos = {items[j].id: q_ for q_, j in enumerate(g_items)}
         for fobj in inst.factors:
             cols = [gitem_pos[i] for i in inst.factor_items(fobj.id, group=gid) if i in gitem_pos]

@@ -1,0 +1,105 @@
+"""Loader throughput: ``cs.load`` on the default synthetic survey in every file format.
+
+The raw respondent table of ``cs.simulate(seed=1)`` (about 19,500 respondents
+x 73 item columns, the published CIPS scale) is written once per format with
+``cs.data.write_raw``; then ``cs.load(path)`` is timed per format (best of
+``repeats``) and compared with the baseline ``pandas.read_csv`` of the same
+CSV file alone (reading without any validation or recoding). Reported per
+format: seconds, rows per second, the ratio to the baseline, the file size and
+the peak Python memory of one load (tracemalloc, measured in a separate,
+untimed pass). ``cs.load`` of the in-memory DataFrame is reported as the
+``dataframe`` row.
+"""
+
+from __future__ import annotations
+
+import gc
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+
+import cips_stats as cs
+
+FORMATS = ("csv", "parquet", "sav", "dta", "xlsx")
+
+
+def _best(func: Callable[[], Any], repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        gc.collect()
+        t0 = time.perf_counter()
+        func()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def _peak_mib(func: Callable[[], Any]) -> float:
+    gc.collect()
+    tracemalloc.start()
+    try:
+        func()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return peak / 2 ** 20
+
+
+def run(quick: bool = False) -> dict:
+    """Time ``cs.load`` per file format against ``pandas.read_csv`` alone; return the table and context."""
+    kw = {"n_countries": 2, "n_repeat": 1} if quick else {}
+    repeats = 1 if quick else 3
+    t0 = time.perf_counter()
+    sim = cs.simulate(seed=1, **kw)
+    gen_seconds = time.perf_counter() - t0
+    raw, inst = sim.raw, sim.instrument
+    n = len(raw)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = {}
+        write_seconds = {}
+        for fmt in FORMATS:
+            p = Path(tmp) / f"survey.{fmt}"
+            t0 = time.perf_counter()
+            cs.data.write_raw(raw, p, instrument=inst)
+            write_seconds[fmt] = time.perf_counter() - t0
+            paths[fmt] = p
+        base = _best(lambda: pd.read_csv(paths["csv"]), repeats)
+        base_mem = _peak_mib(lambda: pd.read_csv(paths["csv"]))
+        rows.append({"format": "pandas.read_csv (baseline)", "seconds": base, "rows_per_s": n / base,
+                     "ratio_vs_read_csv": 1.0, "peak_mib": base_mem,
+                     "file_mib": paths["csv"].stat().st_size / 2 ** 20, "write_seconds": None})
+        fp = sim.data.fingerprint
+        for fmt in FORMATS:
+            p = paths[fmt]
+            data = cs.load(p, instrument=inst)
+            if data.fingerprint != fp:  # the benchmark is meaningless if a format loads differently
+                raise RuntimeError(f"cs.load({fmt}) does not reproduce the survey data.")
+            secs = _best(lambda: cs.load(p, instrument=inst), repeats)
+            rows.append({"format": fmt, "seconds": secs, "rows_per_s": n / secs, "ratio_vs_read_csv": secs / base,
+                         "peak_mib": _peak_mib(lambda: cs.load(p, instrument=inst)),
+                         "file_mib": p.stat().st_size / 2 ** 20, "write_seconds": write_seconds[fmt]})
+        secs = _best(lambda: cs.load(raw, instrument=inst), repeats)
+        rows.append({"format": "dataframe", "seconds": secs, "rows_per_s": n / secs, "ratio_vs_read_csv": secs / base,
+                     "peak_mib": _peak_mib(lambda: cs.load(raw, instrument=inst)), "file_mib": None,
+                     "write_seconds": None})
+    table = pd.DataFrame(rows)
+    item_values = int(raw[list(inst.item_ids)].notna().to_numpy().sum())
+    return {
+        "table": table.to_dict(orient="records"),
+        "rows": n,
+        "columns": raw.shape[1],
+        "item_values": item_values,
+        "repeats": repeats,
+        "simulate_seconds": gen_seconds,
+        "baseline": "pandas.read_csv of the same CSV file (no validation, no recoding)",
+        "simulate_options": sim.options,
+    }
+
+
+if __name__ == "__main__":  # pragma: no cover
+    out = run(quick=True)
+    print(pd.DataFrame(out["table"]).to_string())
