@@ -73,8 +73,8 @@ _MISSING = ("pairwise", "listwise")
 _DENOMS = ("model", "observed")
 
 # Bound on the elements of the (rows x items x items) product arrays held at once
-# (4 arrays of float64 of this many elements: 4 * 8 * 2**21 bytes = 64 MiB).
-_CHUNK_ELEMENTS = 2**21
+# (a padded block of this many float64 elements: 2 MiB; a few arrays of that order are alive at once).
+_CHUNK_ELEMENTS = 2**18
 
 
 # ============================================================================ input checks
@@ -137,6 +137,31 @@ def _numeric_matrix(df: pd.DataFrame, source: str = "<DataFrame>") -> np.ndarray
     return X
 
 
+def _check_numeric_columns(frame: pd.DataFrame, cols: Sequence[str]) -> None:
+    """Raise DataError (naming rows and values) when an item column is not numeric or holds infinities."""
+    probs: list[Problem] = []
+    for c in cols:
+        s = frame[c]
+        if pd.api.types.is_bool_dtype(s) or not pd.api.types.is_numeric_dtype(s):
+            conv = pd.to_numeric(s, errors="coerce")
+            bad = np.flatnonzero((conv.isna() & s.notna()).to_numpy())
+            if bad.size == 0 and not pd.api.types.is_bool_dtype(s):
+                continue
+            for r in bad[:20]:
+                probs.append(Problem("item_numeric", "Item answers must be numeric codes.", "<DataFrame>",
+                                     int(r), str(c), s.iloc[r]))
+            if pd.api.types.is_bool_dtype(s):
+                probs.append(Problem("item_numeric", "Item answers must be numeric codes, not booleans.",
+                                     "<DataFrame>", None, str(c), None))
+        else:
+            v = s.to_numpy(dtype=float, na_value=np.nan)
+            for r in np.flatnonzero(np.isinf(v))[:20]:
+                probs.append(Problem("item_finite", "Item answers must be finite.", "<DataFrame>", int(r),
+                                     str(c), float(v[r])))
+    if probs:
+        raise DataError(f"The items hold {len(probs)} unusable value(s).", probs)
+
+
 def _weights_vector(weights: Any, df: pd.DataFrame, n: int) -> tuple[np.ndarray | None, pd.DataFrame]:
     """Resolve weights= (None, a column name of the items frame, or an array); validate them."""
     if weights is None:
@@ -174,70 +199,138 @@ def _cell_starts(codes_sorted: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.r_[True, codes_sorted[1:] != codes_sorted[:-1]])
 
 
+def _gather(X: np.ndarray, r0: int, r1: int, idx: np.ndarray, w: np.ndarray | None, listwise: bool) -> np.ndarray:
+    """Rows r0:r1 of X as an (r, F, p) block of scales (NaN = missing; listwise and zero weights applied)."""
+    Xc = X[r0:r1][:, idx]
+    if listwise:
+        Xc[np.isnan(Xc).any(axis=2)] = np.nan
+    if w is not None:
+        Xc[w[r0:r1] <= 0] = np.nan
+    return Xc
+
+
 def _grouped_moments(X: np.ndarray, w: np.ndarray | None, starts: np.ndarray,
-                     chunk_elements: int = _CHUNK_ELEMENTS) -> dict[str, np.ndarray]:
-    """Pairwise sufficient statistics of every cell.
+                     chunk_elements: int = _CHUNK_ELEMENTS, piece: int = 128, *,
+                     idx: np.ndarray | None = None, listwise: bool = False,
+                     colmean: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Pairwise sufficient statistics of every cell and scale.
 
-    ``X`` (n, p) holds the rows sorted by cell (NaN = missing), ``starts`` the first
-    row of each (non-empty) cell.  Rows are processed in chunks so that the
-    (rows x p x p) product arrays never exceed ``chunk_elements`` elements each.
+    ``X`` (n, P) holds the item columns with rows sorted by cell (NaN = missing) and
+    ``starts`` the first row of each (non-empty) cell; ``idx`` (F, p) picks the p items
+    of each of F scales (default: one scale of all P columns).  With ``listwise`` a row
+    counts for a scale only when it answered all its items; rows of zero weight never count.
 
-    Returns arrays over cells ``c``: ``cnt[c,j,k]`` rows answering both j and k;
-    ``sw`` the same weighted; ``sx[c,j,k]`` the weighted sum of item j over those
-    rows; ``sxx`` the weighted cross-products; and for the item-total correlation
-    (total = mean of the answered items of a row) ``st[c,j]``, ``stt[c,j]``,
-    ``sxt[c,j]`` (sums over rows answering j); and per cell ``any_n`` (rows answering
-    at least one item), ``any_w``, ``any_w2``, ``any_t``, ``any_tt``, ``rows``.
-    Items are centred at ``shift`` (their overall means) before the sums, for accuracy.
+    Each cell's rows are cut into pieces of at most ``piece`` rows; a piece becomes a
+    zero-padded (F, q, piece) block of row vectors ``z = (m_1..m_p, x_1..x_p, t, t^2, a)``
+    (answered indicators, centred answers, centred total = mean of the answered items,
+    its square, and "answered any item"), and all the sums come from one batched matrix
+    product ``(w z) z'`` per block (BLAS), summed back over the pieces of each cell.
+    Rows are gathered and blocks processed in chunks of at most ``chunk_elements``
+    elements, so memory stays bounded at any number of cells or respondents.
+
+    Returns arrays over the K = C * F (cell, scale) combinations, cell-major
+    (index ``c * F + f``): ``cnt[k,j,l]`` rows answering both j and l; ``sw`` the same
+    weighted; ``sx[k,j,l]`` the weighted sum of item j over those rows; ``sxx`` the
+    weighted cross-products; ``st[k,j]``, ``stt[k,j]``, ``sxt[k,j]`` (sums of t, t^2 and
+    x_j t over rows answering j); ``any_n`` (rows answering at least one item),
+    ``any_w``, ``any_w2``, ``any_t``, ``any_tt``; ``rows`` (rows of the cell); and the
+    centring constants ``shift`` and ``tshift``.
     """
-    n, p = X.shape
+    n, P = X.shape
+    if idx is None:
+        idx = np.arange(P)[None, :]
+    idx = np.asarray(idx)
+    F, p = idx.shape
     C = starts.size
-    M = ~np.isnan(X)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        shift = np.where(M.any(axis=0), np.nansum(X, axis=0) / np.maximum(M.sum(axis=0), 1), 0.0)
-        answered = M.sum(axis=1)
-        tot = np.where(answered > 0, np.nansum(X, axis=1) / np.maximum(answered, 1), np.nan)
-    tshift = float(np.nanmean(tot)) if np.any(answered > 0) else 0.0
-    out = {k: np.zeros((C, p, p)) for k in ("cnt", "sw", "sx", "sxx")}
-    for k in ("st", "stt", "sxt"):
-        out[k] = np.zeros((C, p))
-    for k in ("any_n", "any_w", "any_w2", "any_t", "any_tt", "rows"):
-        out[k] = np.zeros(C)
+    q = 2 * p + 3
+    # centring constants: the items' overall means (any constant near the mean keeps the
+    # sums of squares accurate), and their average for the totals
+    if colmean is None:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            Mall = ~np.isnan(X)
+            colmean = np.where(Mall, X, 0.0).sum(axis=0) / np.maximum(Mall.sum(axis=0), 1)
+        del Mall
+    shift = np.nan_to_num(np.asarray(colmean, dtype=float)[idx])                                                                    # (F, p)
+    tshift = shift.mean(axis=1)                                                             # (F,)
+    # pieces
     bounds = np.r_[starts, n]
-    out["rows"] = np.diff(bounds).astype(float)
-    step = max(1, int(chunk_elements // max(p * p, 1)))
-    for r0 in range(0, n, step):
-        r1 = min(n, r0 + step)
-        c0 = int(np.searchsorted(starts, r0, side="right")) - 1
-        c1 = int(np.searchsorted(starts, r1, side="left"))
-        seg = np.maximum(starts[c0:c1], r0) - r0
-        Mf = M[r0:r1].astype(float)
-        X0 = np.where(M[r0:r1], X[r0:r1] - shift, 0.0)
-        t = np.where(answered[r0:r1] > 0, tot[r0:r1] - tshift, 0.0)
-        anyr = (answered[r0:r1] > 0).astype(float)
+    sizes = np.diff(bounds)
+    piece = int(max(1, min(piece, sizes.max(initial=1))))
+    npieces = np.maximum(1, -(-sizes // piece))
+    first_piece = np.r_[0, np.cumsum(npieces)[:-1]]
+    V = int(npieces.sum())
+    cell_of_row = np.repeat(np.arange(C), sizes)
+    off = np.arange(n) - starts[cell_of_row]
+    vrow = first_piece[cell_of_row] + off // piece
+    pos = off % piece
+    piece_cell = np.repeat(np.arange(C), npieces)
+    piece_row0 = starts[piece_cell] + (np.arange(V) - first_piece[piece_cell]) * piece
+    piece_row1 = np.minimum(piece_row0 + piece, bounds[piece_cell + 1])
+    G = np.zeros((C, F, q, q))
+    Gc = np.zeros((C, F, p + 1, p + 1)) if w is not None else None
+    W2 = np.zeros((C, F)) if w is not None else None
+    vc = max(1, int(chunk_elements // (F * q * piece)))
+    sel_c = np.r_[np.arange(p), q - 1]
+    for v0 in range(0, V, vc):
+        v1 = min(V, v0 + vc)
+        r0, r1 = int(piece_row0[v0]), int(piece_row1[v1 - 1])
+        Xc = _gather(X, r0, r1, idx, w, listwise)
+        M = ~np.isnan(Xc)
+        Mf = M.astype(float)
+        ans = Mf.sum(axis=2)
+        anyr = (ans > 0).astype(float)
+        t = (np.where(M, Xc, 0.0).sum(axis=2) / np.maximum(ans, 1.0) - tshift) * anyr
+        Z = np.empty((r1 - r0, F, q))
+        Z[:, :, :p] = Mf
+        Z[:, :, p:2 * p] = np.where(M, Xc - shift, 0.0)
+        Z[:, :, 2 * p] = t
+        Z[:, :, 2 * p + 1] = t * t
+        Z[:, :, 2 * p + 2] = anyr
+        B = np.zeros((v1 - v0, F, q, piece))
+        vv, pp = vrow[r0:r1] - v0, pos[r0:r1]
+        B[vv, :, :, pp] = Z
+        del Z
+        # sum the pieces of each cell present in this chunk (a cell may straddle chunks)
+        pc = piece_cell[v0:v1]
+        seg = np.flatnonzero(np.r_[True, pc[1:] != pc[:-1]])
+        cells = pc[seg]
         if w is None:
-            Mw, X0w, wa = Mf, X0, anyr
-            w2 = anyr
+            G[cells] += np.add.reduceat(B @ B.swapaxes(2, 3), seg, axis=0)
         else:
-            wc = w[r0:r1]
-            Mw, X0w, wa = Mf * wc[:, None], X0 * wc[:, None], anyr * wc
-            w2 = anyr * wc * wc
-        red = np.add.reduceat
-        cnt = red(np.einsum("ni,nj->nij", Mf, Mf), seg, axis=0)
-        out["cnt"][c0:c1] += cnt
-        out["sw"][c0:c1] += cnt if w is None else red(np.einsum("ni,nj->nij", Mw, Mf), seg, axis=0)
-        out["sx"][c0:c1] += red(np.einsum("ni,nj->nij", X0w, Mf), seg, axis=0)
-        out["sxx"][c0:c1] += red(np.einsum("ni,nj->nij", X0w, X0), seg, axis=0)
-        out["st"][c0:c1] += red(Mw * t[:, None], seg, axis=0)
-        out["stt"][c0:c1] += red(Mw * (t * t)[:, None], seg, axis=0)
-        out["sxt"][c0:c1] += red(X0w * t[:, None], seg, axis=0)
-        out["any_n"][c0:c1] += red(anyr, seg)
-        out["any_w"][c0:c1] += red(wa, seg)
-        out["any_w2"][c0:c1] += red(w2, seg)
-        out["any_t"][c0:c1] += red(wa * t, seg)
-        out["any_tt"][c0:c1] += red(wa * t * t, seg)
-    out["shift"] = shift
-    out["tshift"] = np.array(tshift)
+            Wp = np.zeros((v1 - v0, piece))
+            Wp[vv, pp] = w[r0:r1]
+            G[cells] += np.add.reduceat((B * Wp[:, None, None, :]) @ B.swapaxes(2, 3), seg, axis=0)
+            Bm = B[:, :, sel_c]
+            Gc[cells] += np.add.reduceat(Bm @ Bm.swapaxes(2, 3), seg, axis=0)
+            W2[cells] += np.add.reduceat((B[:, :, q - 1] * (Wp * Wp)[:, None, :]).sum(axis=2), seg, axis=0)
+        del B
+    K = C * F
+    Gf = G.reshape(K, q, q)
+    Pm, T, T2, A = slice(0, p), 2 * p, 2 * p + 1, 2 * p + 2
+    Xs = slice(p, 2 * p)
+    out = {
+        "sw": Gf[:, Pm, Pm].copy(),
+        "sx": Gf[:, Xs, Pm].copy(),
+        "sxx": Gf[:, Xs, Xs].copy(),
+        "st": Gf[:, Pm, T].copy(),
+        "stt": Gf[:, Pm, T2].copy(),
+        "sxt": Gf[:, Xs, T].copy(),
+        "any_w": Gf[:, A, A].copy(),
+        "any_t": Gf[:, A, T].copy(),
+        "any_tt": Gf[:, A, T2].copy(),
+    }
+    if w is None:
+        out["cnt"] = out["sw"]
+        out["any_n"] = out["any_w"]
+        out["any_w2"] = out["any_w"]
+    else:
+        Gc = Gc.reshape(K, p + 1, p + 1)
+        out["cnt"] = Gc[:, :p, :p].copy()
+        out["any_n"] = Gc[:, p, p].copy()
+        out["any_w2"] = W2.reshape(K)
+    out["rows"] = np.repeat(sizes.astype(float), F)
+    out["shift"] = np.tile(shift, (C, 1))
+    out["tshift"] = np.tile(tshift, C)
     return out
 
 
@@ -989,6 +1082,8 @@ def _ordinal_alpha(rho: np.ndarray) -> float:
 
 # ============================================================================ by_cell
 _ITEM_COLUMNS = ["item", "n", "mean", "sd", "missing_share", "raw_r", "r_drop", "alpha_if_dropped"]
+_SCALE_STATS = ["alpha", "std_alpha", "ci_low", "ci_high", "omega", "omega_ci_low", "omega_ci_high",
+                "ordinal_alpha", "ordinal_omega", "n", "n_eff", "mean_r", "se"]
 
 
 def _add_flag(flags: np.ndarray, mask: np.ndarray, code: str) -> None:
@@ -996,52 +1091,26 @@ def _add_flag(flags: np.ndarray, mask: np.ndarray, code: str) -> None:
         flags[mask] = flags[mask] + (code + ";")
 
 
-def _cell_block(X: np.ndarray, w: np.ndarray | None, cell_codes: np.ndarray, n_cells: int, *, level: float,
-                ci_method: str, do_omega: bool, denominator: str, min_n: int, listwise: bool,
-                chunk_elements: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """All statistics for one factor's items over all cells of one block (rows unsorted)."""
-    n_rows_total, p = X.shape
-    if listwise:
-        keep = ~np.isnan(X).any(axis=1)
-    else:
-        keep = ~np.isnan(X).all(axis=1)
-    rows_per_cell = np.bincount(cell_codes, minlength=n_cells).astype(float)
-    if w is not None:
-        keep &= w > 0
-    codes = cell_codes[keep]
-    order = np.argsort(codes, kind="stable")
-    Xs = X[keep][order]
-    ws = None if w is None else w[keep][order]
-    cs_ = codes[order]
-    starts = _cell_starts(cs_)
-    present = cs_[starts] if starts.size else np.zeros(0, dtype=np.intp)
-    mom_p = _grouped_moments(Xs, ws, starts, chunk_elements)
-    # scatter present cells into the full cell range
-    mom: dict[str, np.ndarray] = {}
-    for kname, arr in mom_p.items():
-        if kname in ("shift", "tshift"):
-            mom[kname] = arr
-            continue
-        full = np.zeros((n_cells,) + arr.shape[1:])
-        full[present] = arr
-        mom[kname] = full
-    mom["rows"] = rows_per_cell
+def _scale_stats(mom: Mapping[str, np.ndarray], p: int, *, level: float, ci_method: str, do_omega: bool,
+                 denominator: str, min_n: int, weighted: bool) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Every scale-level and item-level statistic over a stack of K (cell, scale) moments."""
     n = mom["any_n"]
+    K = n.shape[0]
     cov = _covariances(mom)
     it = _item_total(mom)
-    n_eff = n.copy() if w is None else it["n_eff"]
+    n_eff = it["n_eff"] if weighted else n.copy()
     k = _alpha_kernel(cov, n_eff, level, ci_method)
-    C = n_cells
     out = {"alpha": k["alpha"], "std_alpha": k["std_alpha"], "ci_low": k["ci_low"], "ci_high": k["ci_high"],
            "se": k["ase"], "n": n, "n_eff": n_eff, "mean_r": k["mean_r"]}
-    flags = np.full(C, "", dtype=object)
+    flags = np.full(K, "", dtype=object)
+    nj = it["n_item"]
     with np.errstate(invalid="ignore"):
-        nj = it["n_item"]
         var = np.diagonal(cov, axis1=1, axis2=2)
         no_resp = n == 0
         few = (n > 0) & (n < 2)
         item_missing = (nj < 2).any(axis=1) & ~no_resp & ~few
-        const = ((var <= 1e-12 * np.maximum(1.0, np.abs(it["mean"]) ** 2)) & (nj >= 2)).any(axis=1) & ~no_resp & ~few
+        scale2 = np.maximum(1.0, np.abs(it["mean"]) ** 2)
+        const = ((var <= 1e-12 * scale2) & (nj >= 2)).any(axis=1) & ~no_resp & ~few
         _add_flag(flags, no_resp, "no_respondents")
         _add_flag(flags, few, "too_few_respondents")
         _add_flag(flags, item_missing, "item_unanswered")
@@ -1053,16 +1122,16 @@ def _cell_block(X: np.ndarray, w: np.ndarray | None, cell_codes: np.ndarray, n_c
         _add_flag(flags, (out["alpha"] >= THRESHOLDS["poor"]) & (out["alpha"] < THRESHOLDS["questionable"]),
                   "alpha_questionable")
     if p == 2:
-        _add_flag(flags, np.ones(C, dtype=bool), "two_items")
+        _add_flag(flags, np.ones(K, dtype=bool), "two_items")
     if do_omega:
-        om = np.full(C, np.nan)
-        om_lo = np.full(C, np.nan)
-        om_hi = np.full(C, np.nan)
+        om = np.full(K, np.nan)
+        om_lo = np.full(K, np.nan)
+        om_hi = np.full(K, np.nan)
         if p >= 3:
             okc = np.isfinite(cov).all(axis=(1, 2)) & (n > p)
-            fit = _fit_one_factor(np.where(okc[:, None, None], cov, np.eye(p)) if okc.any() else cov)
-            for kk in ("converged", "estimable"):
-                fit[kk] = fit[kk] & okc
+            fit = _fit_one_factor(np.where(okc[:, None, None], cov, np.eye(p)))
+            fit["converged"] = fit["converged"] & okc
+            fit["estimable"] = fit["estimable"] & okc
             o = _omega_from_fit(fit, cov, n_eff)
             key = "omega_model" if denominator == "model" else "omega_observed"
             est_ok = fit["estimable"] & fit["converged"]
@@ -1076,30 +1145,34 @@ def _cell_block(X: np.ndarray, w: np.ndarray | None, cell_codes: np.ndarray, n_c
                 _add_flag(flags, ~fit["estimable"] & (n > p), "omega_not_estimable")
                 _add_flag(flags, est_ok & (fit["psi"] < 0).any(axis=1), "heywood")
                 _add_flag(flags, om < THRESHOLDS["poor"], "omega_poor")
-                _add_flag(flags, (om >= THRESHOLDS["poor"]) & (om < THRESHOLDS["questionable"]), "omega_questionable")
+                _add_flag(flags, (om >= THRESHOLDS["poor"]) & (om < THRESHOLDS["questionable"]),
+                          "omega_questionable")
         else:
-            _add_flag(flags, np.ones(C, dtype=bool), "omega_unidentified")
+            _add_flag(flags, np.ones(K, dtype=bool), "omega_unidentified")
         out["omega"], out["omega_ci_low"], out["omega_ci_high"] = om, om_lo, om_hi
-    out["flags"] = np.array([f.rstrip(";") for f in flags], dtype=object)
-    items = {"n": nj, "mean": it["mean"], "sd": it["sd"],
-             "missing_share": 1.0 - nj / np.where(rows_per_cell > 0, rows_per_cell, np.nan)[:, None],
+    out["flags"] = flags
+    with np.errstate(invalid="ignore", divide="ignore"):
+        miss = 1.0 - nj / np.where(mom["rows"] > 0, mom["rows"], np.nan)[:, None]
+    items = {"n": nj, "mean": it["mean"], "sd": it["sd"], "missing_share": miss,
              "raw_r": it["raw_r"], "r_drop": k["r_drop"], "alpha_if_dropped": k["alpha_if_dropped"]}
     return out, items
 
 
-def _ordinal_cells(X: np.ndarray, codes: np.ndarray, n_cells: int, p: int, missing: str,
+def _ordinal_cells(X: np.ndarray, starts: np.ndarray, p: int, missing: str,
                    denominator: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Ordinal alpha and omega of every cell: one polychoric matrix per cell (the expensive part,
-    each call vectorised over item pairs), then the one-factor fits batched over all cells."""
-    rho = np.full((n_cells, p, p), np.nan)
-    flags = np.full(n_cells, "", dtype=object)
-    order = np.argsort(codes, kind="stable")
-    starts = _cell_starts(codes[order])
-    bounds = np.r_[starts, order.size]
-    for a, b in zip(bounds[:-1], bounds[1:]):
-        c = int(codes[order[a]])
-        Xc = X[order[a:b]]
-        if (~np.isnan(Xc)).all(axis=1).sum() < 2 if missing == "listwise" else Xc.shape[0] < 2:
+    """Ordinal alpha and omega of every cell of one scale (rows of ``X`` sorted by cell).
+
+    One polychoric matrix per cell (the expensive part; each call is vectorised over
+    item pairs), then the one-factor fits batched over all cells.
+    """
+    C = starts.size
+    rho = np.full((C, p, p), np.nan)
+    flags = np.full(C, "", dtype=object)
+    bounds = np.r_[starts, X.shape[0]]
+    for c in range(C):
+        Xc = X[bounds[c]:bounds[c + 1]]
+        Xc = Xc[~np.isnan(Xc).all(axis=1)]
+        if Xc.shape[0] < 2:
             flags[c] = "ordinal_not_estimable"
             continue
         try:
@@ -1112,15 +1185,16 @@ def _ordinal_cells(X: np.ndarray, codes: np.ndarray, n_cells: int, p: int, missi
             flags[c] = ";".join(f.code for f in pf)
     with np.errstate(invalid="ignore", divide="ignore"):
         oalpha = p / (p - 1.0) * (1.0 - p / rho.sum(axis=(1, 2)))
-    oomega = np.full(n_cells, np.nan)
+    oomega = np.full(C, np.nan)
     if p >= 3:
         ok = np.isfinite(rho).all(axis=(1, 2))
         if ok.any():
             fit = _fit_one_factor(np.where(ok[:, None, None], rho, np.eye(p)))
-            o = _omega_from_fit(fit, rho, np.full(n_cells, 1.0))
+            o = _omega_from_fit(fit, rho, np.full(C, 1.0))
             key = "omega_model" if denominator == "model" else "omega_observed"
-            oomega = np.where(ok & fit["estimable"] & fit["converged"], o[key], np.nan)
-            bad = ok & ~(fit["estimable"] & fit["converged"])
+            good = ok & fit["estimable"] & fit["converged"]
+            oomega = np.where(good, o[key], np.nan)
+            bad = ok & ~good
             flags[bad] = np.array([f + ";ordinal_omega_failed" if f else "ordinal_omega_failed"
                                    for f in flags[bad]], dtype=object)
     return oalpha, oomega, flags
@@ -1212,33 +1286,34 @@ def by_cell(data: Any, *, by: Sequence[str] = ("country", "iteration", "group"),
     if not isinstance(frame, pd.DataFrame):
         raise DataError("The data= argument must be a SurveyData or a pandas DataFrame.",
                         [Problem("data_type", "Unsupported input.", "<input>", value=type(data).__name__)])
+    if not by:
+        raise CipsError("The by= argument needs at least one key column.")
     missing_cols = [c for c in by if c not in frame.columns]
     if missing_cols:
         raise DataError(f"The by= columns {missing_cols} are not in the data.",
                         [Problem("by_column", "Key column not found.", "<DataFrame>", column=c) for c in missing_cols])
     if items is None and instrument is None:
         raise CipsError("With a plain DataFrame, give items={'factor': [columns]}.")
-    # factor -> (group value or None) -> item list
+    # factor -> {group value or None: item list}
     if items is not None:
         spec = {str(f): {None: [str(c) for c in cols]} for f, cols in items.items()}
     else:
+        groups_present = ([g for g in instrument.group_ids if g in set(frame["group"].unique())]
+                          if "group" in frame.columns else [])
         spec = {}
-        groups_present = [g for g in instrument.group_ids if g in set(frame["group"].unique())] \
-            if "group" in frame.columns else []
         for f in instrument.factor_ids:
             if "group" in by:
                 spec[f] = {g: list(instrument.factor_items(f, group=g)) for g in groups_present}
             else:
-                common = [i for i in instrument.factor_items(f)
-                          if all(i in instrument.factor_items(f, group=g) for g in groups_present)]
-                spec[f] = {None: common}
+                spec[f] = {None: [i for i in instrument.factor_items(f)
+                                  if all(i in instrument.factor_items(f, group=g) for g in groups_present)]}
     if factors is not None:
         wanted = [str(f) for f in factors]
         unknown = [f for f in wanted if f not in spec]
         if unknown:
             raise CipsError(f"Unknown factors {unknown}; known: {list(spec)}.")
         spec = {f: spec[f] for f in wanted}
-    all_cols = sorted({c for g in spec.values() for cols in g.values() for c in cols})
+    all_cols = list(dict.fromkeys(c for g in spec.values() for cols in g.values() for c in cols))
     absent = [c for c in all_cols if c not in frame.columns]
     if absent:
         raise DataError(f"Item columns {absent} are not in the data.",
@@ -1249,103 +1324,133 @@ def by_cell(data: Any, *, by: Sequence[str] = ("country", "iteration", "group"),
             raise DataError(f"The weights= column {weights!r} is not in the data.",
                             [Problem("weights_column", "Column not found.", "<DataFrame>", column=weights)])
         w_all, _ = _weights_vector(frame[weights].to_numpy(dtype=float), frame, len(frame))
-    # cell codes over all rows
-    keys = frame[by]
-    codes, uniques = pd.MultiIndex.from_frame(keys).factorize() if len(by) > 1 else pd.factorize(keys.iloc[:, 0])
-    codes = np.asarray(codes)
-    if np.any(codes < 0):
-        bad = np.flatnonzero(codes < 0)[:20]
-        raise DataError("Some rows have a missing key (by=) value.",
-                        [Problem("key_missing", "Cell key is missing.", "<DataFrame>", int(r), None, None) for r in bad])
-    key_frame = (uniques.to_frame(index=False) if isinstance(uniques, pd.MultiIndex)
-                 else pd.DataFrame({by[0]: np.asarray(uniques)}))
-    key_frame.columns = by
+    # cells: factorize the key columns once
+    combined = np.zeros(len(frame), dtype=np.int64)
+    key_codes, key_uniques = [], []
+    for col in by:
+        cc, uu = pd.factorize(frame[col], sort=True)
+        cc = np.asarray(cc)
+        if np.any(cc < 0):
+            bad = np.flatnonzero(cc < 0)[:20]
+            raise DataError(f"Some rows have a missing key value in column {col!r}.",
+                            [Problem("key_missing", "Cell key is missing.", "<DataFrame>", int(r), col)
+                             for r in bad])
+        combined = combined * max(len(uu), 1) + cc
+        key_codes.append(cc)
+        key_uniques.append(uu)
+    cell_ids, first, codes = np.unique(combined, return_index=True, return_inverse=True)
+    codes = codes.reshape(-1)
+    key_frame = pd.DataFrame({col: np.asarray(uu)[cc[first]] for col, cc, uu in zip(by, key_codes, key_uniques)})
     n_cells = len(key_frame)
-    X_all = _numeric_matrix(frame[all_cols]) if all_cols else np.empty((len(frame), 0))
-    col_ix = {c: j for j, c in enumerate(all_cols)}
-    grp_vals = frame["group"].to_numpy() if "group" in frame.columns else None
+    _check_numeric_columns(frame, all_cols)
+    grp_vals = frame["group"].to_numpy() if "group" in by else None
     grp_of_cell = key_frame["group"].to_numpy() if "group" in by else None
-    scale_parts, item_parts = [], []
-    for f, per_group in spec.items():
-        for g, cols in per_group.items():
-            if g is None:
-                cell_sel = np.arange(n_cells)
-                row_sel = np.arange(len(frame))
-            else:
-                cell_sel = np.flatnonzero(grp_of_cell == g)
-                row_sel = np.flatnonzero(grp_vals == g)
-            if cell_sel.size == 0:
-                continue
-            # renumber the block's cells 0..len(cell_sel)-1
-            remap = np.full(n_cells, -1, dtype=np.intp)
-            remap[cell_sel] = np.arange(cell_sel.size)
-            ccodes = remap[codes[row_sel]]
-            keys_blk = key_frame.iloc[cell_sel].reset_index(drop=True)
-            p = len(cols)
-            if p < 2:
-                blk = keys_blk.assign(factor=f)
-                for c in ("alpha", "std_alpha", "ci_low", "ci_high", "omega", "omega_ci_low", "omega_ci_high",
-                          "n", "n_eff", "mean_r", "se"):
-                    blk[c] = np.nan
-                blk["n_items"] = p
-                if ordinal:
-                    blk["ordinal_alpha"] = blk["ordinal_omega"] = np.nan
-                blk["flags"] = "too_few_items"
-                scale_parts.append(blk)
-                continue
-            X = X_all[np.ix_(row_sel, [col_ix[c] for c in cols])]
-            wb = None if w_all is None else w_all[row_sel]
-            res, itm = _cell_block(X, wb, ccodes, cell_sel.size, level=lev, ci_method=ci_method,
-                                   do_omega=omega, denominator=denominator, min_n=int(min_n),
-                                   listwise=(missing == "listwise"), chunk_elements=chunk_elements)
-            blk = keys_blk.assign(factor=f)
-            for c in ("alpha", "std_alpha", "ci_low", "ci_high"):
-                blk[c] = res[c]
-            if omega:
-                blk["omega"], blk["omega_ci_low"], blk["omega_ci_high"] = (res["omega"], res["omega_ci_low"],
-                                                                          res["omega_ci_high"])
-            blk["n"] = res["n"].astype(int)
-            blk["n_eff"] = res["n_eff"]
-            blk["n_items"] = p
-            blk["mean_r"] = res["mean_r"]
-            blk["se"] = res["se"]
-            if ordinal:
-                oa, oo, of = _ordinal_cells(X, ccodes, cell_sel.size, p, missing, denominator)
-                blk["ordinal_alpha"], blk["ordinal_omega"] = oa, oo
-                if wb is not None:
-                    of = np.array([f + ";ordinal_unweighted" if f else "ordinal_unweighted" for f in of], dtype=object)
-                res["flags"] = np.array([";".join(x for x in (a, b) if x) for a, b in zip(res["flags"], of)],
-                                        dtype=object)
-            blk["flags"] = res["flags"]
-            scale_parts.append(blk)
-            if level == "items":
-                C = cell_sel.size
-                ib = keys_blk.loc[np.repeat(np.arange(C), p)].reset_index(drop=True)
-                ib["factor"] = f
-                ib["item"] = np.tile(np.array(cols, dtype=object), C)
-                for c in _ITEM_COLUMNS[1:]:
-                    ib[c] = itm[c].reshape(-1)
-                ib["n"] = ib["n"].astype(int)
-                item_parts.append(ib)
-    cols_order = by + ["factor", "alpha", "std_alpha", "ci_low", "ci_high"]
-    if omega:
-        cols_order += ["omega", "omega_ci_low", "omega_ci_high"]
-    if ordinal:
-        cols_order += ["ordinal_alpha", "ordinal_omega"]
-    cols_order += ["n", "n_eff", "n_items", "mean_r", "se", "flags"]
-    if level == "items":
-        out = (pd.concat(item_parts, ignore_index=True) if item_parts
-               else pd.DataFrame(columns=by + ["factor"] + _ITEM_COLUMNS))
-    else:
-        out = (pd.concat(scale_parts, ignore_index=True)[cols_order] if scale_parts
-               else pd.DataFrame(columns=cols_order))
+    group_keys = list(dict.fromkeys(g for per in spec.values() for g in per))
+    blocks: list[dict[str, Any]] = []
+    item_blocks: list[dict[str, Any]] = []
     fac_order = {f: i for i, f in enumerate(spec)}
-    # stable sort: items keep their instrument order within a cell and factor
-    out = out.assign(_fo=out["factor"].map(fac_order)).sort_values(by + ["_fo"], kind="stable").drop(columns="_fo")
+    for g in group_keys:
+        if g is None:
+            cell_sel = np.arange(n_cells)
+            row_sel = np.arange(len(frame))
+        else:
+            cell_sel = np.flatnonzero(grp_of_cell == g)
+            row_sel = np.flatnonzero(grp_vals == g)
+        if cell_sel.size == 0:
+            continue
+        remap = np.full(n_cells, -1, dtype=np.intp)
+        remap[cell_sel] = np.arange(cell_sel.size)
+        local = remap[codes[row_sel]]
+        order = np.argsort(local, kind="stable")
+        rows_sorted = row_sel[order]
+        starts = _cell_starts(local[order])       # every cell of the block has rows
+        wg = None if w_all is None else w_all[rows_sorted]
+        by_p: dict[int, list[tuple[str, list[str]]]] = {}
+        for f, per in spec.items():
+            if g in per:
+                by_p.setdefault(len(per[g]), []).append((f, per[g]))
+        gcols = list(dict.fromkeys(c for fl in by_p.values() for _, cols in fl for c in cols))
+        col_ix = {c: j for j, c in enumerate(gcols)}
+        Xg = np.empty((rows_sorted.size, len(gcols)))
+        colmean = np.zeros(len(gcols))
+        for j, c in enumerate(gcols):
+            col = frame[c]
+            if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+                col = pd.to_numeric(col, errors="coerce")
+            Xg[:, j] = col.to_numpy(dtype=float, na_value=np.nan)[rows_sorted]
+            colmean[j] = np.nanmean(Xg[:, j]) if np.any(~np.isnan(Xg[:, j])) else 0.0
+        for p, flist in by_p.items():
+            F = len(flist)
+            C = cell_sel.size
+            cell_idx = np.repeat(cell_sel, F)
+            fnames = np.tile(np.array([f for f, _ in flist], dtype=object), C)
+            if p < 2:
+                blk = {c: np.full(C * F, np.nan) for c in _SCALE_STATS}
+                blk.update(cell=cell_idx, factor=fnames, n_items=np.full(C * F, p),
+                           flags=np.full(C * F, "too_few_items", dtype=object))
+                blocks.append(blk)
+                continue
+            idx = np.array([[col_ix[c] for c in cols] for _, cols in flist])           # (F, p)
+            mom = _grouped_moments(Xg, wg, starts, chunk_elements, idx=idx, listwise=missing == "listwise",
+                                   colmean=colmean)
+            res, itm = _scale_stats(mom, p, level=lev, ci_method=ci_method, do_omega=omega,
+                                    denominator=denominator, min_n=int(min_n), weighted=w_all is not None)
+            if ordinal:
+                oa = np.full((C, F), np.nan)
+                oo = np.full((C, F), np.nan)
+                ofl = np.full((C, F), "", dtype=object)
+                for fi in range(F):
+                    Xf = _gather(Xg, 0, Xg.shape[0], idx[fi:fi + 1], wg, missing == "listwise")[:, 0, :]
+                    oa[:, fi], oo[:, fi], ofl[:, fi] = _ordinal_cells(Xf, starts, p, missing, denominator)
+                if w_all is not None:
+                    ofl = np.where(ofl == "", "ordinal_unweighted", ofl + ";ordinal_unweighted")
+                res["ordinal_alpha"], res["ordinal_omega"] = oa.reshape(-1), oo.reshape(-1)
+                res["flags"] = res["flags"] + np.where(ofl.reshape(-1) == "", "", ofl.reshape(-1) + ";")
+            blk = {c: res.get(c, np.full(C * F, np.nan)) for c in _SCALE_STATS}
+            blk.update(cell=cell_idx, factor=fnames, n_items=np.full(C * F, p),
+                       flags=np.array([x.rstrip(";") for x in res["flags"]], dtype=object))
+            blocks.append(blk)
+            if level == "items":
+                names = np.array([cols for _, cols in flist], dtype=object)               # (F, p)
+                ib = {c: np.asarray(itm[c]).reshape(-1) for c in _ITEM_COLUMNS[1:]}
+                ib.update(cell=np.repeat(cell_idx, p), factor=np.repeat(fnames, p),
+                          item=np.tile(names.reshape(-1), C), pos=np.tile(np.arange(p), C * F))
+                item_blocks.append(ib)
+    cols_scale = ["alpha", "std_alpha", "ci_low", "ci_high"]
+    if omega:
+        cols_scale += ["omega", "omega_ci_low", "omega_ci_high"]
+    if ordinal:
+        cols_scale += ["ordinal_alpha", "ordinal_omega"]
+    cols_scale += ["n", "n_eff", "n_items", "mean_r", "se", "flags"]
+    if level == "items":
+        src, stat_cols = item_blocks, ["item"] + _ITEM_COLUMNS[1:]
+    else:
+        src, stat_cols = blocks, cols_scale
+    if src:
+        cat = {c: np.concatenate([b[c] for b in src]) for c in ["cell", "factor"] + stat_cols
+               + (["pos"] if level == "items" else [])}
+    else:
+        cat = {c: np.zeros(0) for c in ["cell", "factor"] + stat_cols + ["pos"]}
+    out = key_frame.take(cat["cell"].astype(np.intp)).reset_index(drop=True)
+    out["factor"] = cat["factor"]
+    for c in stat_cols:
+        out[c] = cat[c]
+    for c in ("n", "n_items"):
+        if c in out.columns:
+            out[c] = out[c].astype(float).fillna(0).astype(int) if c == "n_items" else out[c]
+    if "n" in out.columns and level == "scale":
+        out["n"] = np.nan_to_num(out["n"].to_numpy(dtype=float), nan=0.0).astype(int)
+    if level == "items":
+        out["n"] = out["n"].astype(int)
+    out["_fo"] = out["factor"].map(fac_order).to_numpy()
+    sort_cols = by + ["_fo"] + (["_pos"] if level == "items" else [])
+    if level == "items":
+        out["_pos"] = cat["pos"]
+    out = out.sort_values(sort_cols, kind="stable").drop(columns=[c for c in ("_fo", "_pos") if c in out.columns])
     out = out.reset_index(drop=True)
     out.attrs["provenance"] = Provenance.build(
         "reliability.by_cell", data=data if instrument is not None else None,
         options={"by": by, "ci": lev, "ci_method": ci_method, "missing": missing, "weights": weights,
-                 "omega": omega, "denominator": denominator, "min_n": int(min_n), "level": level,
-                 "thresholds": dict(THRESHOLDS)}).to_dict()
+                 "omega": omega, "denominator": denominator, "ordinal": ordinal, "min_n": int(min_n),
+                 "level": level, "thresholds": dict(THRESHOLDS)}).to_dict()
     return out
