@@ -91,6 +91,19 @@ def wls_sample(frames: Sequence[pd.DataFrame], ov_names: Sequence[str], *, missi
     return WLSSample(polys, ss, gams, ns, labels)
 
 
+class WLSState:
+    """Internals of a WLS fit kept on the result (for difference tests and diagnostics).
+
+    Attributes: ``model`` (CFAModel), ``sample`` (:class:`WLSSample`), ``theta`` (free
+    parameters), per group ``delta`` (Jacobian of the model statistics), ``weights``
+    (diagonal weights, or full matrices for WLS), ``gamma`` (Gamma used), ``residuals``,
+    and ``group_fraction`` (N_g / N).
+    """
+
+    def __init__(self, **kw: Any):
+        self.__dict__.update(kw)
+
+
 # --------------------------------------------------------------------------- the estimator
 def _prepare_model(frame: pd.DataFrame, model: Any, *, ordered, group_labels, group_equal, group_partial,
                    std_lv: bool, levels: dict):
@@ -557,4 +570,6 @@ def fit_wlsmv(
         model=syntax or "", estimator=est_name, missing=missing, converged=bool(converged), iterations=int(it),
         n_obs=tuple(int(n) for n in ng), n_groups=G, group_labels=tuple(str(x) for x in group_labels),
         fit=fit, parameters=params, loadings=loadings, thresholds=thr, implied=tuple(implied),
-        sample=tuple(samp), vcov=vcov, options=options, provenance=prov, flags=tuple(flags))
+        sample=tuple(samp), vcov=vcov, options=options, provenance=prov, flags=tuple(flags),
+        _state=WLSState(model=m, sample=sample, theta=theta, delta=dlt, weights=wdiag if Wfull is None else Wfull,
+                        gamma=gam, group_fraction=fg, residuals=resid))

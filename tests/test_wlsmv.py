@@ -1,0 +1,195 @@
+"""Tests of cips_stats.factor.wls (WLSMV / DWLS / WLS ordinal CFA).
+
+Reference values: validation/r/polychoric_wlsmv.R, lavaan 0.6-14 on R 4.2.2, psych's
+bfi items (tests/reference/bfi.csv, tests/reference/wlsmv_*.json with the R calls).
+
+Tolerances (achieved in brackets): estimates and std.all 1e-4 absolute [1e-5: lavaan's
+own convergence tolerance], standard errors 1e-3 relative [3e-5], chi2 1e-5 relative
+[1e-7], scaled chi2 and scaling factor 1e-4 relative [7e-6], CFI/TLI/RMSEA/SRMR 1e-5
+absolute [1e-6].
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import cips_stats as cs
+from cips_stats.factor.wls import fit_wlsmv
+
+REF = Path(__file__).parent / "reference"
+
+FIVE = """
+A =~ A1 + A2 + A3 + A4 + A5
+C =~ C1 + C2 + C3 + C4 + C5
+E =~ E1 + E2 + E3 + E4 + E5
+N =~ N1 + N2 + N3 + N4 + N5
+O =~ O1 + O2 + O3 + O4 + O5
+"""
+TWO = "A =~ A1 + A2 + A3 + A4 + A5\nC =~ C1 + C2 + C3 + C4 + C5"
+TEN = ["A1", "A2", "A3", "A4", "A5", "C1", "C2", "C3", "C4", "C5"]
+
+# fixture name -> (rows, columns, model, keyword arguments)
+CASES = {
+    "wlsmv_bfi5": (None, None, FIVE, {}),
+    "wlsmv_bfi2_missing": (800, TEN, TWO, {}),
+    "wlsmv_bfi2_stdlv": (800, TEN, TWO, {"std_lv": True}),
+    "wlsmv_bfi2_dwls": (800, TEN, TWO, {"estimator": "DWLS"}),
+    "wlsmv_bfi2_wls": (800, TEN, TWO, {"estimator": "WLS"}),
+    "wlsmv_bfi2_groups": (None, TEN + ["gender"], TWO,
+                          {"group": "gender", "group_equal": ("thresholds", "loadings")}),
+    "wlsmv_bfi2_configural": (None, TEN + ["gender"], TWO, {"group": "gender"}),
+}
+
+FIT_PAIRS_ABS = [("cfi", "cfi"), ("tli", "tli"), ("rmsea", "rmsea"), ("srmr", "srmr"),
+                 ("rmsea_pvalue", "rmsea.pvalue"), ("cfi_scaled", "cfi.scaled"),
+                 ("tli_scaled", "tli.scaled"), ("rmsea_scaled", "rmsea.scaled")]
+
+
+@pytest.fixture(scope="module")
+def bfi():
+    return pd.read_csv(REF / "bfi.csv")
+
+
+@pytest.fixture(scope="module")
+def fits(bfi):
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            rows, cols, model, kw = CASES[name]
+            d = bfi if cols is None else bfi[cols]
+            if cols is None:
+                d = d.drop(columns="gender")
+            if rows is not None:
+                d = d.iloc[:rows]
+            cache[name] = fit_wlsmv(d, model, **kw)
+        return cache[name]
+
+    return get
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_matches_lavaan(name, fits):
+    ref = json.loads((REF / f"{name}.json").read_text())
+    res = fits(name)
+    assert res.converged
+    assert list(res.n_obs) == list(np.atleast_1d(ref["nobs"]))
+    pr = pd.DataFrame(ref["parameters"])
+    key = ["lhs", "op", "rhs", "group"]
+    mp = res.parameters.merge(pr, on=key, suffixes=("", "_r"), how="outer", indicator=True)
+    assert (mp["_merge"] == "both").all(), mp.loc[mp["_merge"] != "both", key]
+    np.testing.assert_allclose(mp["est"], mp["est_r"], rtol=0, atol=1e-4)
+    np.testing.assert_allclose(mp["std_all"], mp["std.all"], rtol=0, atol=1e-4)
+    np.testing.assert_allclose(mp["std_lv"], mp["std.lv"], rtol=0, atol=1e-4)
+    has_se = mp["se_r"] > 0
+    np.testing.assert_allclose(mp.loc[has_se, "se"], mp.loc[has_se, "se_r"], rtol=1e-3)
+    fm, f = ref["fit_measures"], res.fit
+    assert f["df"] == fm["df"] and f["npar"] == fm["npar"] and f["baseline_df"] == fm["baseline.df"]
+    assert f["chi2"] == pytest.approx(fm["chisq"], rel=1e-5)
+    assert f["baseline_chi2"] == pytest.approx(fm["baseline.chisq"], rel=1e-5)
+    assert f["fmin"] == pytest.approx(fm["fmin"], rel=1e-5)
+    for ours, theirs in FIT_PAIRS_ABS:
+        if fm.get(theirs) is None:
+            assert ours not in f
+            continue
+        assert f[ours] == pytest.approx(fm[theirs], abs=1e-5), ours
+    lo, hi = f["rmsea_ci"]
+    assert (lo, hi) == pytest.approx((fm["rmsea.ci.lower"], fm["rmsea.ci.upper"]), abs=1e-5)
+    if res.estimator == "WLSMV":
+        assert f["chi2_scaled"] == pytest.approx(fm["chisq.scaled"], rel=1e-4)
+        assert f["scaling_factor"] == pytest.approx(fm["chisq.scaling.factor"], rel=1e-4)
+        assert f["shift"] == pytest.approx(ref["shift"], rel=1e-3)
+        assert f["baseline_chi2_scaled"] == pytest.approx(fm["baseline.chisq.scaled"], rel=1e-4)
+        assert f["pvalue_scaled"] == pytest.approx(fm["pvalue.scaled"], abs=1e-6)
+
+
+def test_group_order_and_labels(fits):
+    res = fits("wlsmv_bfi2_groups")
+    assert res.n_groups == 2 and res.group_labels == ("1", "2")
+    # equal loadings and thresholds across groups, free scale factors in group 2
+    lam = res.loadings.pivot_table(index=["factor", "item"], columns="group", values="est")
+    np.testing.assert_allclose(lam[1], lam[2])
+    sc = res.parameters[(res.parameters["op"] == "~*~")]
+    assert (sc.loc[sc["group"] == 1, "free"] == 0).all() and (sc.loc[sc["group"] == 2, "free"] > 0).all()
+
+
+def test_dwls_same_estimates_as_wlsmv_other_inference(fits):
+    a, b = fits("wlsmv_bfi2_missing"), fits("wlsmv_bfi2_dwls")
+    np.testing.assert_allclose(a.parameters["est"], b.parameters["est"], atol=1e-8)
+    assert "chi2_scaled" in a.fit and "chi2_scaled" not in b.fit
+    free = a.parameters["free"] > 0
+    assert not np.allclose(a.parameters.loc[free, "se"], b.parameters.loc[free, "se"])
+
+
+def test_result_shape(fits):
+    res = fits("wlsmv_bfi2_missing")
+    assert isinstance(res, cs.factor.CFAResult)
+    assert set(res.thresholds["item"]) == set(TEN)
+    assert res.thresholds.shape[0] == 50
+    assert res.implied[0]["sigma"].shape == (10, 10)
+    np.testing.assert_allclose(np.diag(res.implied[0]["sigma"]), 1.0)
+    d = res.to_dict()
+    json.dumps(d)
+    assert d["estimator"] == "WLSMV"
+    assert res.provenance.method == "cfa_wlsmv"
+
+
+# ----------------------------------------------------------------------- simulation truth
+def _simulate(rng, n, lam, phi, cuts):
+    m = lam.shape[1]
+    f = rng.multivariate_normal(np.zeros(m), phi, size=n)
+    resid_sd = np.sqrt(1 - np.einsum("ij,jk,ik->i", lam, phi, lam))
+    ystar = f @ lam.T + rng.standard_normal((n, lam.shape[0])) * resid_sd
+    return np.digitize(ystar, cuts).astype(float) + 1
+
+
+def test_recovers_known_loadings_with_missing_answers():
+    rng = np.random.default_rng(2024)
+    lam = np.zeros((8, 2))
+    lam[:4, 0] = [0.8, 0.7, 0.6, 0.75]
+    lam[4:, 1] = [0.65, 0.7, 0.8, 0.5]
+    phi = np.array([[1.0, 0.4], [0.4, 1.0]])
+    cuts = [-1.5, -0.5, 0.3, 1.2]
+    y = _simulate(rng, 4000, lam, phi, cuts)
+    y[rng.random(y.shape) < 0.06] = np.nan
+    cols = [f"y{i + 1}" for i in range(8)]
+    df = pd.DataFrame(y, columns=cols)
+    res = fit_wlsmv(df, "f1 =~ y1 + y2 + y3 + y4\nf2 =~ y5 + y6 + y7 + y8", std_lv=True)
+    est = res.loadings["est"].to_numpy()
+    se = res.loadings["se"].to_numpy()
+    truth = np.concatenate([lam[:4, 0], lam[4:, 1]])
+    assert np.all(np.abs(est - truth) < 4 * se), (est, truth, se)
+    cov = res.parameters.query("lhs == 'f1' and rhs == 'f2'")["est"].iloc[0]
+    assert abs(cov - 0.4) < 0.06
+    th = res.thresholds.groupby("threshold")["est"].mean().to_numpy()
+    np.testing.assert_allclose(th, cuts, atol=0.06)
+    # correctly specified model: the scaled test should not reject at 0.1%
+    assert res.fit["pvalue_scaled"] > 0.001
+    assert res.fit["cfi_scaled"] > 0.99
+
+
+# ----------------------------------------------------------------------- errors
+def test_unsupported_options_raise(bfi):
+    d = bfi[TEN].iloc[:300]
+    with pytest.raises(cs.ModelError, match="parameterization"):
+        fit_wlsmv(d, TWO, parameterization="theta")
+    with pytest.raises(cs.ModelError, match="estimator"):
+        fit_wlsmv(d, TWO, estimator="ML")
+    with pytest.raises(cs.ModelError, match="ordinal items only"):
+        fit_wlsmv(d, TWO, ordered=TEN[:9])
+    with pytest.raises(cs.DataError, match="group="):
+        fit_wlsmv(d, TWO, group="nope")
+    with pytest.raises(cs.DataError, match="missing="):
+        fit_wlsmv(d, TWO, missing="fiml")
+
+
+def test_category_missing_in_one_group_is_explained(bfi):
+    d = bfi[TEN + ["gender"]].iloc[:600].copy()
+    d.loc[(d["gender"] == 1) & (d["A1"] == 6), "A1"] = 5
+    with pytest.raises(cs.ModelError, match="category 6 in group"):
+        fit_wlsmv(d, TWO, group="gender")
