@@ -250,3 +250,43 @@ def test_survey_data_input_is_accepted():
     a = cs.estimate.survey_mean(sd, "api00", weight="pw", strata="stype")
     b = cs.estimate.survey_mean(df, "api00", weight="pw", strata="stype")
     assert a.se == b.se
+
+
+def _population(rng):
+    H, C, M = 4, 60, 20
+    stratum = np.repeat(np.arange(H), C * M)
+    cluster = np.repeat(np.arange(H * C), M)
+    female = rng.random(H * C * M) < np.repeat(rng.uniform(0.2, 0.6, H * C), M)
+    y = (np.repeat(rng.normal(0, 1, H * C), M) + stratum * 0.5 + 1.5 * female
+         + rng.normal(0, 1, H * C * M))
+    return pd.DataFrame({"stratum": stratum, "cluster": cluster, "gender": np.where(female, "f", "m"), "y": y})
+
+
+def _coverage(n_rep, seed):
+    rng = np.random.default_rng(seed)
+    pop = _population(rng)
+    truth = pop["y"].mean()
+    n_f = int((pop["gender"] == "f").sum())
+    margins = {"gender": {"f": n_f, "m": len(pop) - n_f}}
+    hits = {"linearization": 0, "raked": 0}
+    for _ in range(n_rep):
+        picks = [rng.choice(np.arange(h * 60, (h + 1) * 60), 8, replace=False) for h in range(4)]
+        s = pop[pop["cluster"].isin(np.concatenate(picks))].assign(weight=60 / 8, fpc=60)
+        r = cs.estimate.survey_mean(s, "y", weight="weight", strata="stratum", cluster="cluster", fpc="fpc")
+        hits["linearization"] += r.ci[0] <= truth <= r.ci[1]
+        raked = cs.weighting.rake(s, margins=margins)
+        r2 = cs.estimate.survey_mean(raked, "y", weight="weight", strata="stratum", cluster="cluster", fpc="fpc")
+        hits["raked"] += r2.ci[0] <= truth <= r2.ci[1]
+    return {k: v / n_rep for k, v in hits.items()}
+
+
+@pytest.mark.slow
+def test_ci_coverage_linearization_and_raked_by_simulation():
+    # Known truth: a finite population (4 strata x 60 clusters x 20 units); stratified one-stage
+    # cluster samples of 8 clusters per stratum without replacement (fpc), 95% t CIs with df = 28,
+    # plain and after raking to the population's gender margin (calibration-aware SE).
+    # 2000 replications: Monte Carlo SD of a 95% coverage is 0.49 points; allow about 3 SDs.
+    # (A 300-replication run gave 0.953 for both.)
+    cov = _coverage(2000, 20261122)
+    for k, v in cov.items():
+        assert abs(v - 0.95) < 0.015, (k, v)
