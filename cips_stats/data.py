@@ -36,6 +36,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -455,9 +456,14 @@ class _Outcome:
     findings: _Findings | None
 
 
+@functools.lru_cache(maxsize=1)
+def _default_instrument() -> Instrument:
+    return Instrument.default()  # immutable: safe to share between loads
+
+
 def _resolve_instrument(instrument: Any) -> Instrument:
     if instrument is None:
-        return Instrument.default()
+        return _default_instrument()
     if isinstance(instrument, Instrument):
         return instrument
     if isinstance(instrument, (str, os.PathLike)):
@@ -867,7 +873,7 @@ def load(source: Any, instrument: Instrument | str | os.PathLike | None = None, 
     if out.data is None or (strict and out.problems) or fatal:
         probs = out.problems
         k = len(probs)
-        raise DataError(f"The survey data {out.source} {'has' if k else 'has'} {k} problem{'s' if k != 1 else ''}"
+        raise DataError(f"The survey data {out.source} has {k} problem{'s' if k != 1 else ''}"
                         f"{'' if out.data is None or not strict else ' (use strict=False to set them aside)'}.",
                         probs)
     return out.data
@@ -982,6 +988,7 @@ def validate(source: Any, instrument: Instrument | str | os.PathLike | None = No
     (False, [('respondent_id_duplicate', 2, 'respondent_id'), ('iteration_invalid', 2, 'iteration')])
     """
     load_kwargs.pop("strict", None)
+    instrument = _resolve_instrument(instrument)
     out = _load(source, instrument, **load_kwargs)
     unknown = ()
     if out.data is not None:
@@ -993,7 +1000,7 @@ def validate(source: Any, instrument: Instrument | str | os.PathLike | None = No
         exclusions=_empty_exclusions() if out.data is None else out.data.exclusions,
         coercions=_empty_exclusions() if out.data is None else out.data.coercions,
         unknown_columns=unknown,
-        provenance=Provenance.build("validate", instrument=_resolve_instrument(instrument),
+        provenance=Provenance.build("validate", instrument=instrument,
                                     data_fingerprint=None if out.data is None else out.data.fingerprint,
                                     options={k: repr(v) for k, v in load_kwargs.items()}),
     )
