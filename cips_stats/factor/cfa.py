@@ -457,12 +457,12 @@ def _parameter_table(cm: CFAModel, theta, vcov, labels):
     imps = cm.implied(theta)
     oi = {n: i for i, n in enumerate(cm.ov_names)}
     li = {n: i for i, n in enumerate(cm.lv_names)}
-    for k in range(len(pt)):
-        g = int(pt.at[k, "group"]) - 1
-        lhs, op, rhs = pt.at[k, "lhs"], pt.at[k, "op"], pt.at[k, "rhs"]
-        P, T = mats[g]["psi"], mats[g]["theta"]
-        sd_ov = np.sqrt(np.diag(imps[g]["sigma"]))
-        sd_lv = np.sqrt(np.clip(np.diag(P), 0, None))
+    sds = [(np.sqrt(np.diag(i["sigma"])), np.sqrt(np.clip(np.diag(M["psi"]), 0, None))) for i, M in zip(imps, mats)]
+    for k, (g1, lhs, op, rhs) in enumerate(zip(pt["group"].tolist(), pt["lhs"].tolist(), pt["op"].tolist(),
+                                              pt["rhs"].tolist())):
+        g = g1 - 1
+        T = mats[g]["theta"]
+        sd_ov, sd_lv = sds[g]
         v = est[k]
         with np.errstate(divide="ignore", invalid="ignore"):
             if op == "=~":

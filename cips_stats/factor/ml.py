@@ -128,7 +128,7 @@ def fiml_parts(gd: GroupData, sigma: np.ndarray, mu: np.ndarray, *, need_grad: b
         out["M"] = M
         out["zsum"] = Z.sum(0)
     if need_rows:
-        out.update(Z=Z, W=W, inv_blocks=inv_blocks)
+        out.update(Z=Z, W=W, inv_blocks=inv_blocks, K=K)
     return out
 
 
@@ -287,7 +287,7 @@ class MLProblem:
         info = np.zeros((npar, npar))
         for gd, imp, (dS, dmu, _) in zip(self.groups, self.model.implied(theta), self.model.dsigma_full(theta)):
             W, _ = _chol_inv(imp["sigma"])
-            A = np.einsum("ij,kjl->kil", W, dS)  # W dS_k
+            A = np.matmul(W, dS)  # W dS_k
             Af = A.reshape(npar, -1)
             At = np.transpose(A, (0, 2, 1)).reshape(npar, -1)
             I = 0.5 * Af @ At.T
@@ -296,8 +296,97 @@ class MLProblem:
             info += gd.n * I
         return info / self.n_total if unit else info
 
-    def observed_information(self, theta: np.ndarray, *, unit: bool = True, h: float = 1e-5) -> np.ndarray:
-        """Observed information: Hessian of ``-loglik`` by central differences of the analytic gradient."""
+    def observed_information(self, theta: np.ndarray, *, unit: bool = True, chunk: int = 500) -> np.ndarray:
+        """Observed information: the analytic Hessian of ``-loglik`` (complete data and FIML).
+
+        Per row, with ``P = Sigma_oo^-1`` embedded, ``z = P (y - mu)``, ``Sigma_k = dSigma/dtheta_k``
+        and ``a_k = Sigma_k z + mu_k``::
+
+            H_kl = sum_i [-1/2 tr(P Sigma_k P Sigma_l) + a_k' P a_l]
+                   + 1/2 tr(M Sigma_kl) - zsum' mu_kl
+
+        with ``M = sum_i (P - z z')``. ``P = W - W[:, m] W_mm^-1 W[m, :]`` splits every
+        sum into a complete-data part (sufficient statistics) and a rank-k part per
+        row. The last (second-derivative) term is differentiated numerically with
+        ``M`` fixed; it needs no pass over the data.
+        """
+        model = self.model
+        npar = model.npar
+        H = np.zeros((npar, npar))
+        imps = model.implied(theta)
+        ders = model.dsigma_full(theta)
+        Ms, zs = [], []
+        for gd, imp, (dS, dmu, _) in zip(self.groups, imps, ders):
+            sigma = imp["sigma"]
+            mu = imp["mu"] if self.meanstructure else gd.mean
+            n = gd.n
+            if gd.fiml:
+                parts = fiml_parts(gd, sigma, mu, need_grad=True, need_rows=True)
+                W, Z, K = parts["W"], parts["Z"], parts["K"]
+                Szz = Z.T @ Z
+                zsum = Z.sum(0)
+                M = parts["M"]
+            else:
+                W, _ = _chol_inv(sigma)
+                d = gd.mean - mu
+                C = gd.cov + np.outer(d, d)
+                Szz = n * W @ C @ W
+                zsum = n * (W @ d)
+                K = None
+                M = n * W - Szz
+            Ms.append(M)
+            zs.append(zsum)
+            WS = np.matmul(W, dS)                      # W Sigma_k
+            WSt = np.transpose(WS, (0, 2, 1))
+            T1 = n * (WS.reshape(npar, -1) @ WSt.reshape(npar, -1).T)
+            SW = np.transpose(WS, (0, 2, 1))            # Sigma_k W (Sigma_k, W symmetric)
+            SS = np.matmul(dS, Szz)                     # Sigma_l Szz
+            T2 = SW.reshape(npar, -1) @ np.transpose(SS, (0, 2, 1)).reshape(npar, -1).T
+            if self.meanstructure:
+                Wm = dmu @ W                            # (npar, p): W mu_k
+                Pz = dS @ zsum                          # (npar, p): Sigma_k zsum
+                X = Pz @ Wm.T
+                T2 += X + X.T + n * (dmu @ Wm.T)
+            if K is not None and K.any():
+                Rbar = W @ K @ W
+                RS = np.matmul(Rbar, dS)
+                X = RS.reshape(npar, -1) @ WSt.reshape(npar, -1).T   # tr(Rbar S_k W S_l)
+                T1 -= X + X.T
+                WSW = np.matmul(WS, W)
+                Wm = dmu @ W if self.meanstructure else None
+                for (k, rows, mis), Cinv in zip(gd.kgroups, parts["inv_blocks"]):
+                    for s0 in range(0, len(rows), chunk):
+                        rr, mm, Ci = rows[s0:s0 + chunk], mis[s0:s0 + chunk], Cinv[s0:s0 + chunk]
+                        nn = len(rr)
+                        Xk = WSW[:, mm[:, :, None], mm[:, None, :]]          # (npar, n, k, k)
+                        Y = np.matmul(Ci[None], Xk)
+                        T1 += Y.reshape(npar, -1) @ np.transpose(Y, (0, 1, 3, 2)).reshape(npar, -1).T
+                        b = np.einsum("qnkp,np->qnk", WS[:, mm, :], Z[rr])   # (W Sigma_q z)[m]
+                        if Wm is not None:
+                            b += Wm[:, mm]
+                        Cb = np.einsum("nij,qnj->qni", Ci, b)
+                        T2 -= b.reshape(npar, nn * k) @ Cb.reshape(npar, nn * k).T
+            H += -0.5 * T1 + T2
+        # second-derivative term with M, zsum fixed
+        def gfix(th):
+            g = np.zeros(npar)
+            for (dS, dmu, _), M, zsum in zip(model.dsigma_full(th), Ms, zs):
+                g += 0.5 * dS.reshape(npar, -1) @ M.ravel()
+                if self.meanstructure:
+                    g -= dmu @ zsum
+            return g
+
+        for k in range(npar):
+            step = 1e-4 * max(1.0, abs(theta[k]))
+            e = np.zeros(npar)
+            e[k] = step
+            H[:, k] += (gfix(theta + e) - gfix(theta - e)) / (2 * step)
+        H = 0.5 * (H + H.T)
+        return H / self.n_total if unit else H
+
+    def numerical_information(self, theta: np.ndarray, *, unit: bool = True, h: float = 1e-5) -> np.ndarray:
+        """Observed information by central differences of the analytic gradient (a check of
+        :meth:`observed_information`)."""
         npar = self.model.npar
         H = np.zeros((npar, npar))
         for k in range(npar):

@@ -134,12 +134,13 @@ class CFAModel:
         oi = {n: i for i, n in enumerate(ov)}
         li = {n: i for i, n in enumerate(lv)}
         self.blocks: list[_Block] = []
+        L_lhs, L_op, L_rhs = pt["lhs"].tolist(), pt["op"].tolist(), pt["rhs"].tolist()
         for g in range(1, self.n_groups + 1):
             rows = np.flatnonzero(pt["group"].to_numpy() == g)
             kind, r, c = [], [], []
             th_item, th_rows = [], []
             for i in rows:
-                lhs, op, rhs = pt.at[i, "lhs"], pt.at[i, "op"], pt.at[i, "rhs"]
+                lhs, op, rhs = L_lhs[i], L_op[i], L_rhs[i]
                 if op == "=~":
                     kind.append("L"); r.append(oi[rhs]); c.append(li[lhs])
                 elif op == "~~" and lhs in li:
@@ -277,6 +278,10 @@ class CFAModel:
                     sel = ti == r[k]
                     dtau[k, sel] += tau_raw[sel] - mu[ti[sel]]
             # entries → free parameters
+            if E == npar and len(np.unique(f)) == npar:  # one entry per parameter: a permutation
+                order = np.argsort(f)
+                out.append((dS[order], dmu[order], dtau[order]))
+                continue
             G = np.zeros((npar, E))
             G[f, e] = 1.0
             dS_f = (G @ dS.reshape(E, -1)).reshape(npar, p, p)

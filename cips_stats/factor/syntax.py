@@ -504,27 +504,31 @@ def build_partable(
             pt.loc[m, "free"] = True
             pt.loc[m, "ustart"] = np.nan
         # group.equal through labels
-        ref = {(l, o, r): i for i, (l, o, r, gg) in enumerate(zip(pt["lhs"], pt["op"], pt["rhs"], pt["group"]))
-               if gg == 1}
+        c_lhs, c_op, c_rhs = pt["lhs"].tolist(), pt["op"].tolist(), pt["rhs"].tolist()
+        c_g, c_type = pt["group"].tolist(), pt["ptype"].tolist()
+        c_label, c_plabel = pt["label"].tolist(), pt["plabel"].tolist()
+        c_free, c_ustart = pt["free"].tolist(), pt["ustart"].tolist()
+        c_fu, c_ef = pt["is_fixed_user"].tolist(), pt["explicit_free"].tolist()
+        ref = {(l, o, r): i for i, (l, o, r, gg) in enumerate(zip(c_lhs, c_op, c_rhs, c_g)) if gg == 1}
         for i in range(len(pt)):
-            if pt.at[i, "group"] == 1 or pt.at[i, "ptype"] not in ge:
+            if c_g[i] == 1 or c_type[i] not in ge:
                 continue
-            key = (pt.at[i, "lhs"], pt.at[i, "op"], pt.at[i, "rhs"])
+            key = (c_lhs[i], c_op[i], c_rhs[i])
             name = _norm_partial(f"{key[0]}{key[1]}{key[2]}")
-            if name in partial or pt.at[i, "label"] != "" or pt.at[i, "is_fixed_user"] \
-                    or pt.at[i, "explicit_free"]:
+            if name in partial or c_label[i] != "" or c_fu[i] or c_ef[i]:
                 continue
             j = ref.get(key)
             if j is None:
                 continue
-            if not pt.at[j, "free"]:
-                pt.at[i, "free"] = False
-                pt.at[i, "ustart"] = pt.at[j, "ustart"]
+            if not c_free[j]:
+                c_free[i] = False
+                c_ustart[i] = c_ustart[j]
                 continue
-            if pt.at[j, "label"] == "":
-                pt.at[j, "label"] = pt.at[j, "plabel"]
-            pt.at[i, "label"] = pt.at[j, "label"]
-            pt.at[i, "free"] = True
+            if c_label[j] == "":
+                c_label[j] = c_plabel[j]
+            c_label[i] = c_label[j]
+            c_free[i] = True
+        pt["label"], pt["free"], pt["ustart"] = c_label, c_free, c_ustart
 
     # -- equality constraints (shared labels, a == b) → shared free index ----------------------
     parent = {}
@@ -565,20 +569,21 @@ def build_partable(
     pt["ustart"] = np.asarray(ustart_col, dtype=float)
 
     # -- identification checks ----------------------------------------------------------------
+    scale_ok: dict[tuple[int, str], bool] = {}
+    for g, lhs, op, rhs, fr, us, lab in zip(pt["group"].tolist(), pt["lhs"].tolist(), pt["op"].tolist(),
+                                           pt["rhs"].tolist(), pt["free"].tolist(), pt["ustart"].tolist(),
+                                           pt["label"].tolist()):
+        key = (g, lhs)
+        if op == "=~" and ((fr == 0 and us != 0) or (g > 1 and lab != "")):
+            scale_ok[key] = True
+        elif op == "~~" and lhs == rhs and lhs in lv_names and fr == 0:
+            scale_ok[key] = True
     for g in range(1, n_groups + 1):
-        sub = pt[pt["group"] == g]
         for f in lv_names:
-            lam = sub[(sub["op"] == "=~") & (sub["lhs"] == f)]
-            var = sub[(sub["op"] == "~~") & (sub["lhs"] == f) & (sub["rhs"] == f)]
-            lam_fixed = ((lam["free"] == 0) & (lam["ustart"] != 0)).any()
-            var_fixed = (var["free"] == 0).any()
-            if not lam_fixed and not var_fixed:
-                # equal loadings across groups identify the scale in groups > 1
-                shared = g > 1 and (lam["label"] != "").any()
-                if not shared:
-                    raise ModelError(
-                        f"The factor {f!r} has no scale in group {g}: fix a loading (1*x) or its variance "
-                        "(f ~~ 1*f), or use std_lv=True.")
+            if not scale_ok.get((g, f), False):
+                raise ModelError(
+                    f"The factor {f!r} has no scale in group {g}: fix a loading (1*x) or its variance "
+                    "(f ~~ 1*f), or use std_lv=True.")
     for v in ord_k:
         if ord_k[v] == 0 and not any(t[0] == v for t in th_user):
             raise ModelError(f"The ordered item {v!r} has no thresholds; pass ordered={{item: n_categories}}.")
