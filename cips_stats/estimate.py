@@ -485,7 +485,9 @@ def survey_mean(frame: Any, y: str, *, weight: Any = None, strata: Any = None, c
     Parameters
     ----------
     frame : pandas.DataFrame or SurveyData
-        Respondent table (a SurveyData's ``.frame`` is used).
+        Respondent table.  For a SurveyData, ``weight``, ``strata`` and
+        ``cluster`` left at None default to its ``weight``, ``stratum`` and
+        ``cluster`` columns (when present).
     y : str
         Variable to estimate (numerator of a ratio).  Missing values are
         dropped as a domain (R ``na.rm = TRUE``): the design's PSU counts
@@ -566,6 +568,13 @@ def survey_mean(frame: Any, y: str, *, weight: Any = None, strata: Any = None, c
     """
     if hasattr(frame, "frame") and hasattr(frame, "with_frame"):
         frame = frame.frame
+        # a SurveyData follows the data model: its weight, stratum and cluster columns are the design
+        if weight is None:
+            weight = "weight"
+        if strata is None and "stratum" in frame.columns:
+            strata = "stratum"
+        if cluster is None and "cluster" in frame.columns:
+            cluster = "cluster"
     if not isinstance(frame, pd.DataFrame):
         raise DataError(f"frame must be a DataFrame or SurveyData; got {type(frame).__name__}.",
                         [Problem("frame_type", "Not a DataFrame.")])

@@ -205,8 +205,8 @@ def _resolve_margins(frame: pd.DataFrame, margins: Any, by: tuple, w0: np.ndarra
     if problems:
         raise DataError("Margins do not sum to the same total.", problems)
     common = np.where(np.isnan(common), cell_w, common)
-    scale = tidy.set_index(["_cell", "variable"]).index.map(
-        lambda k: common[k[0]] if is_share[k] else 1.0).to_numpy(dtype=np.float64)
+    share_of_row = pd.MultiIndex.from_frame(tidy[["_cell", "variable"]]).map(is_share).to_numpy(dtype=bool)
+    scale = np.where(share_of_row, common[tidy["_cell"].to_numpy(dtype=np.intp)], 1.0)
     tidy["target"] = tidy["value"].to_numpy() * scale
     out = []
     for var in variables:
@@ -218,12 +218,16 @@ def _resolve_margins(frame: pd.DataFrame, margins: Any, by: tuple, w0: np.ndarra
                             "category (e.g. 'unknown') with its own margin.",
                             [Problem("margin_variable_missing", "Missing value.", row=int(r), column=var)
                              for r in nan_rows[:50]])
-        tkey = pd.MultiIndex.from_arrays([t["_cell"].to_numpy(), t["category"].astype(object).to_numpy()])
+        # integer keys cell * K + category code (categories coded jointly for sample and margins)
+        tcat = t["category"].astype(object).to_numpy()
+        rcat = col.astype(object).to_numpy()
+        codes, uniq = pd.factorize(np.concatenate([tcat, rcat]))
+        K = max(len(uniq), 1)
+        tkey = pd.Index(t["_cell"].to_numpy(dtype=np.int64) * K + codes[:len(tcat)])
         if tkey.has_duplicates:
             raise DataError(f"Margins of {var!r} list a category twice.",
                             [Problem("margin_duplicate", "Duplicate category.", column=var)])
-        rkey = pd.MultiIndex.from_arrays([cell, col.astype(object).to_numpy()])
-        idx = tkey.get_indexer(rkey)
+        idx = tkey.get_indexer(cell.astype(np.int64) * K + codes[len(tcat):])
         miss = np.flatnonzero(idx < 0)
         if miss.size:
             combos = pd.DataFrame({"c": cell[miss], "v": col.to_numpy()[miss]}).drop_duplicates()

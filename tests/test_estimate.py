@@ -250,6 +250,11 @@ def test_survey_data_input_is_accepted():
     a = cs.estimate.survey_mean(sd, "api00", weight="pw", strata="stype")
     b = cs.estimate.survey_mean(df, "api00", weight="pw", strata="stype")
     assert a.se == b.se
+    # the data model's design columns are used by default
+    sd2 = cs.SurveyData(frame=df.rename(columns={"pw": "weight", "stype": "stratum"}),
+                        instrument=cs.Instrument.default())
+    c = cs.estimate.survey_mean(sd2, "api00")
+    assert c.se == pytest.approx(b.se, rel=1e-12) and c.df == b.df
 
 
 def _population(rng):
