@@ -32,9 +32,9 @@ Examples
 ...                      columns=["q1", "q2", "q3", "q4"])
 >>> res = cs.reliability.cronbach_alpha(items)
 >>> round(res.alpha, 3), [round(v, 3) for v in res.ci]
-(0.691, [0.636, 0.74])
+(0.755, [0.707, 0.798])
 >>> round(cs.reliability.omega(items, ci_method="wald").omega, 3)
-0.693
+0.757
 """
 
 from __future__ import annotations
@@ -345,7 +345,18 @@ def _covariances(mom: Mapping[str, np.ndarray]) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         cov = (sxx - sx * np.swapaxes(sx, 1, 2) / sw) / sw * (cnt / (cnt - 1.0))
     cov[cnt < 2] = np.nan
-    return 0.5 * (cov + np.swapaxes(cov, 1, 2))
+    cov = 0.5 * (cov + np.swapaxes(cov, 1, 2))
+    # a constant item: cancellation leaves ~1e-16 instead of an exact zero variance
+    p = cov.shape[-1]
+    d = np.diagonal(cov, axis1=1, axis2=2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scale = np.maximum(1.0, np.abs(np.diagonal(sxx, axis1=1, axis2=2) / np.diagonal(sw, axis1=1, axis2=2)))
+    tiny = np.abs(d) <= 1e-12 * scale
+    if tiny.any():
+        kk, jj = np.nonzero(tiny)
+        cov[kk, jj, :] = 0.0
+        cov[kk, :, jj] = 0.0
+    return cov
 
 
 # ============================================================================ alpha kernel
@@ -694,29 +705,30 @@ def _prepare_scale(items: Any, weights: Any, missing: str) -> tuple[pd.DataFrame
                                  value=names)])
     nrows = X.shape[0]
     M = ~np.isnan(X)
+    keep = M.any(axis=1) if missing == "pairwise" else M.all(axis=1)
+    if w is not None:
+        keep &= w > 0
+    n = int(keep.sum())
+    if n < 2:
+        raise DataError(f"Only {n} respondent(s) answered the items ({missing} deletion"
+                        f"{', positive weight' if w is not None else ''}); at least 2 are needed.",
+                        [Problem("too_few_respondents", "Too few respondents.", "<DataFrame>", value=n)])
+    X, M = X[keep], M[keep]
+    if w is not None:
+        w = w[keep]
     for j, c in enumerate(names):
         col = X[M[:, j], j]
         if col.size == 0:
             probs.append(Problem("item_all_missing", "The item has no answer.", "<DataFrame>", column=c))
-        elif col.size < 2 or np.all(col == col[0]):
+        elif col.size < 2:
+            probs.append(Problem("item_too_few_answers", "The item has a single answer.", "<DataFrame>",
+                                 column=c, value=float(col[0])))
+        elif np.all(col == col[0]):
             probs.append(Problem("item_constant", "The item has no variance (every answer is the same); "
                                  "drop it or check its coding.", "<DataFrame>", column=c,
                                  value=float(col[0])))
     if probs:
         raise DataError(f"{len(probs)} item(s) cannot enter a reliability estimate.", probs)
-    if missing == "listwise":
-        keep = M.all(axis=1)
-        X, M = X[keep], M[keep]
-        if w is not None:
-            w = w[keep]
-    if w is not None:
-        used = M.any(axis=1) & (w > 0)
-    else:
-        used = M.any(axis=1)
-    n = int(used.sum())
-    if n < 2:
-        raise DataError(f"Only {n} respondent(s) answered the items ({missing} deletion); at least 2 are needed.",
-                        [Problem("too_few_respondents", "Too few respondents.", "<DataFrame>", value=n)])
     return df, X, w, nrows
 
 
@@ -808,7 +820,7 @@ def cronbach_alpha(items: Any, *, ci: float = 0.95, ci_method: str = "feldt", mi
     ...                  columns=["a", "b", "c"])
     >>> res = cs.reliability.cronbach_alpha(x, ci_method="duhachek")
     >>> round(res.alpha, 4), res.n, res.items["item"].tolist()
-    (0.9537, 50, ['a', 'b', 'c'])
+    (0.963, 50, ['a', 'b', 'c'])
     """
     level = _check_level(ci)
     _check_choice("ci_method", ci_method, _CI_METHODS_ALPHA)
@@ -964,7 +976,7 @@ def omega(items: Any, *, denominator: str = "model", ci: float = 0.95, ci_method
     >>> x = f * np.array([0.8, 0.7, 0.6, 0.5]) + rng.normal(size=(400, 4)) * 0.6
     >>> res = cs.reliability.omega(x, ci_method="wald")
     >>> round(res.omega, 3), res.converged
-    (0.825, True)
+    (0.83, True)
     """
     level = _check_level(ci)
     _check_choice("denominator", denominator, _DENOMS)

@@ -1,0 +1,429 @@
+"""Tests of cips_stats.reliability.
+
+Reference values: tests/reference/reliability_bfi.json, written by validation/r/reliability.R
+(R 4.2.2, psych 2.2.9, lavaan 0.6-14, semTools 0.5-6, survey 4.1.1) on psych::bfi with the
+reverse-keyed items A1 C4 C5 E1 E2 O2 O5 recoded as 7 - x. The data are in
+tests/reference/reliability_bfi.csv. Tolerances (also recorded in the fixture):
+
+* closed-form alpha quantities (raw/std alpha, mean r, Duhachek ase, Feldt/Duhachek CIs,
+  item table, weighted alpha): 1e-8 absolute;
+* omega from our ML fit vs lavaan + compRelSEM: 1e-4 (both are iterative optimisers;
+  we observe about 1e-6);
+* polychoric-based (ordinal alpha/omega) vs lavaan's polychorics: 1e-6; vs psych's
+  polychoric (global thresholds, its own optimiser): 2e-3.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import cips_stats as cs
+from cips_stats import reliability as rel
+
+REF_DIR = Path(__file__).parent / "reference"
+REF = json.loads((REF_DIR / "reliability_bfi.json").read_text())
+TOL = REF["meta"]["tolerance"]
+REVERSE = ["A1", "C4", "C5", "E1", "E2", "O2", "O5"]
+SCALES = [k for k in REF["scales"] if k != "two_items"]
+
+
+@pytest.fixture(scope="module")
+def bfi() -> pd.DataFrame:
+    df = pd.read_csv(REF_DIR / "reliability_bfi.csv")
+    for v in REVERSE:
+        df[v] = 7 - df[v]
+    return df
+
+
+def _one_factor(rng, n, loadings, noise=None, cats=None):
+    loadings = np.asarray(loadings, float)
+    f = rng.normal(size=(n, 1))
+    e = rng.normal(size=(n, loadings.size)) * (np.sqrt(1 - loadings**2) if noise is None else noise)
+    y = f * loadings + e
+    if cats is not None:
+        y = np.digitize(y, cats) + 1.0
+    return y
+
+
+# ----------------------------------------------------------------------------- psych::alpha
+@pytest.mark.parametrize("missing", ["pairwise", "listwise"])
+@pytest.mark.parametrize("scale", SCALES)
+def test_alpha_matches_psych(bfi, scale, missing):
+    ref = REF["scales"][scale][missing]
+    x = bfi[REF["scales"][scale]["items"]]
+    tol = TOL["alpha_closed_form"]
+    res = rel.cronbach_alpha(x, missing=missing)
+    assert res.alpha == pytest.approx(ref["raw_alpha"], abs=tol)
+    assert res.std_alpha == pytest.approx(ref["std_alpha"], abs=tol)
+    assert res.mean_r == pytest.approx(ref["average_r"], abs=tol)
+    assert res.se == pytest.approx(ref["ase"], abs=tol)
+    assert res.total_mean == pytest.approx(ref["total_mean"], abs=tol)
+    assert res.total_sd == pytest.approx(ref["total_sd"], abs=tol)
+    assert res.n == ref["nsub"]
+    np.testing.assert_allclose(res.ci, ref["feldt"], atol=tol, rtol=0)
+    dres = rel.cronbach_alpha(x, missing=missing, ci_method="duhachek")
+    np.testing.assert_allclose(dres.ci, ref["duhachek"], atol=tol, rtol=0)
+    it = ref["items"]
+    assert res.items["item"].tolist() == [s.rstrip("-") for s in it["item"]]
+    for ours, theirs in [("n", "n"), ("raw_r", "raw_r"), ("r_drop", "r_drop"), ("mean", "mean"),
+                         ("sd", "sd"), ("alpha_if_dropped", "alpha_if_dropped"),
+                         ("std_alpha_if_dropped", "std_alpha_if_dropped")]:
+        np.testing.assert_allclose(res.items[ours].to_numpy(float), it[theirs], atol=tol, rtol=0,
+                                   err_msg=f"{scale} {missing} {ours}")
+
+
+def test_two_item_alpha_matches_psych(bfi):
+    ref = REF["scales"]["two_items"]
+    res = rel.cronbach_alpha(bfi[ref["items"]])
+    assert res.alpha == pytest.approx(ref["raw_alpha"], abs=TOL["alpha_closed_form"])
+    assert res.std_alpha == pytest.approx(ref["std_alpha"], abs=TOL["alpha_closed_form"])
+    np.testing.assert_allclose(res.ci, ref["feldt"], atol=TOL["alpha_closed_form"], rtol=0)
+    assert res.items["alpha_if_dropped"].isna().all()
+    assert "two_items" in [f.code for f in res.flags]
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_weighted_alpha_matches_svycralpha(bfi, scale):
+    x = bfi[REF["scales"][scale]["items"]]
+    res = rel.cronbach_alpha(x, missing="listwise", weights=bfi["w"].to_numpy())
+    assert res.alpha == pytest.approx(REF["scales"][scale]["weighted_listwise_alpha"], abs=TOL["weighted_alpha"])
+    assert res.weighted and res.n_eff < res.n
+
+
+def test_weights_by_column_name_equal_array(bfi):
+    cols = REF["scales"]["agree"]["items"]
+    a = rel.cronbach_alpha(bfi[cols + ["w"]], weights="w")
+    b = rel.cronbach_alpha(bfi[cols], weights=bfi["w"].to_numpy())
+    assert a.alpha == b.alpha and a.ci == b.ci
+    assert a.items["item"].tolist() == cols
+
+
+# ----------------------------------------------------------------------------- omega vs semTools
+@pytest.mark.parametrize("missing", ["pairwise", "listwise"])
+@pytest.mark.parametrize("scale", SCALES)
+def test_omega_matches_comprelsem(bfi, scale, missing):
+    ref = REF["scales"][scale][f"omega_{missing}"]
+    x = bfi[REF["scales"][scale]["items"]]
+    m = rel.omega(x, missing=missing, denominator="model", ci_method="none")
+    o = rel.omega(x, missing=missing, denominator="observed", ci_method="none")
+    assert m.converged and o.converged
+    assert m.omega == pytest.approx(ref["omega_model"], abs=TOL["omega"])
+    assert o.omega == pytest.approx(ref["omega_observed"], abs=TOL["omega"])
+    assert m.omega_observed == o.omega
+    if missing == "listwise":
+        # lavaan's ML uses the N-divisor covariance; ours the (N-1) one: loadings scale by sqrt((N-1)/N)
+        n = m.n
+        np.testing.assert_allclose(m.loadings["loading"] * np.sqrt((n - 1) / n), ref["loadings"], atol=TOL["omega"])
+        np.testing.assert_allclose(m.loadings["residual_variance"] * (n - 1) / n, ref["residuals"], atol=TOL["omega"])
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_omega_wald_se_matches_lavaan_delta_method(bfi, scale):
+    ref = REF["scales"][scale]["omega_wald_listwise"]
+    res = rel.omega(bfi[REF["scales"][scale]["items"]], missing="listwise", ci_method="wald")
+    assert res.n == ref["n"]
+    assert res.omega == pytest.approx(ref["omega"], abs=TOL["omega"])
+    assert res.se == pytest.approx(ref["se"], rel=1e-5)
+    z = 1.959963984540054
+    assert res.ci == pytest.approx((res.omega - z * res.se, res.omega + z * res.se), abs=1e-12)
+
+
+def test_omega_wald_requires_model_denominator(bfi):
+    with pytest.raises(cs.CipsError, match="denominator='model'"):
+        rel.omega(bfi[["A1", "A2", "A3"]], denominator="observed", ci_method="wald")
+
+
+# ----------------------------------------------------------------------------- ordinal
+@pytest.mark.parametrize("scale", SCALES)
+def test_ordinal_alpha_and_omega_match_lavaan_polychorics(bfi, scale):
+    ref = REF["scales"][scale]["ordinal"]
+    x = bfi[REF["scales"][scale]["items"]]
+    a = rel.cronbach_alpha(x, ordinal=True)
+    assert a.ordinal_alpha == pytest.approx(ref["lavaan_alpha"], abs=1e-6)
+    assert a.ordinal_alpha == pytest.approx(ref["psych_alpha"], abs=TOL["polychoric_based"])
+    om = rel.omega(x, ordinal=True, ci_method="none")
+    oo = rel.omega(x, ordinal=True, ci_method="none", denominator="observed")
+    assert om.omega == pytest.approx(ref["lavaan_omega_model"], abs=1e-6)
+    assert oo.omega == pytest.approx(ref["lavaan_omega_observed"], abs=1e-6)
+    assert om.ordinal
+
+
+def test_ordinal_omega_bootstrap_is_refused(bfi):
+    with pytest.raises(cs.CipsError, match="ordinal omega"):
+        rel.omega(bfi[["A1", "A2", "A3"]], ordinal=True, ci_method="bootstrap")
+
+
+# ----------------------------------------------------------------------------- bootstrap, identities
+def test_bootstrap_ci_is_seeded_and_brackets_alpha(bfi):
+    x = bfi[REF["scales"]["conscientious"]["items"]]
+    a = rel.cronbach_alpha(x, ci_method="bootstrap", n_boot=300, seed=11)
+    b = rel.cronbach_alpha(x, ci_method="bootstrap", n_boot=300, seed=11)
+    c = rel.cronbach_alpha(x, ci_method="bootstrap", n_boot=300, rng=np.random.default_rng(12))
+    assert a.ci == b.ci
+    assert a.ci != c.ci
+    assert a.ci[0] < a.alpha < a.ci[1]
+    feldt = rel.cronbach_alpha(x).ci
+    assert abs((a.ci[1] - a.ci[0]) - (feldt[1] - feldt[0])) < 0.02   # same order of width
+    assert a.provenance.seed == 11
+
+
+def test_omega_bootstrap_is_seeded(bfi):
+    x = bfi[REF["scales"]["neuroticism"]["items"]]
+    a = rel.omega(x, n_boot=200, seed=5)
+    b = rel.omega(x, n_boot=200, seed=5)
+    assert a.ci == b.ci and a.ci[0] < a.omega < a.ci[1]
+    wald = rel.omega(x, ci_method="wald")
+    assert a.se == pytest.approx(wald.se, rel=0.35)
+
+
+def test_seed_and_rng_together_is_an_error(bfi):
+    with pytest.raises(cs.CipsError, match="seed= or rng="):
+        rel.cronbach_alpha(bfi[["A1", "A2"]], ci_method="bootstrap", seed=1, rng=np.random.default_rng(1))
+
+
+def test_unit_and_frequency_weights():
+    rng = np.random.default_rng(3)
+    x = pd.DataFrame(_one_factor(rng, 150, [0.7, 0.6, 0.5, 0.6], cats=[-1, 0, 1]), columns=list("abcd"))
+    plain = rel.cronbach_alpha(x)
+    unit = rel.cronbach_alpha(x, weights=np.ones(len(x)))
+    assert unit.alpha == pytest.approx(plain.alpha, abs=1e-13)
+    assert unit.ci == pytest.approx(plain.ci, abs=1e-12)
+    reps = rng.integers(1, 4, size=len(x))
+    rep = x.loc[np.repeat(np.arange(len(x)), reps)].reset_index(drop=True)
+    freq = rel.cronbach_alpha(x, weights=reps.astype(float))
+    assert freq.alpha == pytest.approx(rel.cronbach_alpha(rep).alpha, abs=1e-12)   # complete data
+
+
+def test_alpha_equals_omega_for_tau_equivalent_population():
+    # alpha = omega exactly when the model-implied covariance is tau-equivalent
+    lam = np.full(4, 0.8)
+    S = np.outer(lam, lam) + np.diag([0.3, 0.5, 0.4, 0.6])
+    fit = rel._fit_one_factor(S[None])
+    om = rel._omega_from_fit(fit, S[None], np.array([100.0]))
+    k = rel._alpha_kernel(S[None], np.array([100.0]), 0.95, "feldt")
+    assert om["omega_model"][0] == pytest.approx(k["alpha"][0], abs=1e-10)
+    np.testing.assert_allclose(fit["lam"][0], lam, atol=1e-8)
+
+
+def test_result_serialises(bfi):
+    res = rel.cronbach_alpha(bfi[["C1", "C2", "C3"]])
+    row = res.to_frame()
+    assert {"alpha", "ci_low", "ci_high", "n"} <= set(row.columns)
+    d = res.to_dict()
+    assert d["kind"] == "AlphaResult" and d["provenance"]["options"]["ci_method"] == "feldt"
+    assert "alpha" in str(res.summary())
+    om = rel.omega(bfi[["C1", "C2", "C3"]], ci_method="wald")
+    assert om.to_frame()["omega"].iloc[0] == om.omega
+
+
+# ----------------------------------------------------------------------------- bad input
+def test_bad_inputs_raise_typed_errors():
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame(rng.integers(1, 6, size=(40, 3)).astype(float), columns=["a", "b", "c"])
+    with pytest.raises(cs.DataError, match="at least two items"):
+        rel.cronbach_alpha(x[["a"]])
+    const = x.assign(b=3.0)
+    with pytest.raises(cs.DataError) as ei:
+        rel.cronbach_alpha(const)
+    assert ei.value.problems[0].column == "b" and ei.value.problems[0].rule == "item_constant"
+    with pytest.raises(cs.DataError, match="cannot enter"):
+        rel.cronbach_alpha(x.assign(c=np.nan))
+    bad = x.astype(object)
+    bad.loc[5, "a"] = "agree"
+    with pytest.raises(cs.DataError) as ei:
+        rel.cronbach_alpha(bad)
+    assert ei.value.problems[0].row == 5 and ei.value.problems[0].value == "agree"
+    with pytest.raises(cs.DataError, match="weights"):
+        rel.cronbach_alpha(x, weights=-np.ones(40))
+    with pytest.raises(cs.DataError, match="40 respondents"):
+        rel.cronbach_alpha(x, weights=np.ones(3))
+    with pytest.raises(cs.DataError, match="respondent"):
+        rel.cronbach_alpha(pd.DataFrame({"a": [1.0, np.nan], "b": [2.0, np.nan]}))
+    with pytest.raises(cs.CipsError, match="ci_method"):
+        rel.cronbach_alpha(x, ci_method="exact")
+    with pytest.raises(cs.CipsError, match="ci="):
+        rel.cronbach_alpha(x, ci=95)
+    with pytest.raises(cs.DataError, match="three items"):
+        rel.omega(x[["a", "b"]])
+    inf = x.copy()
+    inf.loc[2, "c"] = np.inf
+    with pytest.raises(cs.DataError, match="unusable"):
+        rel.cronbach_alpha(inf)
+
+
+def test_n_not_above_items_is_flagged_and_omega_refuses():
+    x = pd.DataFrame([[1, 2, 2, 3], [2, 2, 3, 3], [3, 4, 4, 5]], columns=list("abcd"), dtype=float)
+    res = rel.cronbach_alpha(x)
+    assert "n_below_items" in [f.code for f in res.flags]
+    with pytest.raises(cs.ModelError, match="positive"):
+        rel.omega(x, ci_method="none")
+
+
+# ----------------------------------------------------------------------------- by_cell
+def _panel(seed=1, n_cells=6, n=120, p=4, miss=0.08, weights=False):
+    rng = np.random.default_rng(seed)
+    frames = []
+    for c in range(n_cells):
+        m = int(n * (0.5 + c / n_cells))
+        y = _one_factor(rng, m, np.linspace(0.5, 0.8, p), cats=[-1.2, -0.3, 0.4, 1.1])
+        y[rng.random(y.shape) < miss] = np.nan
+        df = pd.DataFrame(y, columns=[f"q{j}" for j in range(p)])
+        df["country"] = f"K{c // 2}"
+        df["iteration"] = c % 2 + 1
+        if weights:
+            df["w"] = rng.uniform(0.3, 3.0, size=m)
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True)
+
+
+@pytest.mark.parametrize("missing", ["pairwise", "listwise"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_by_cell_equals_one_scale_per_cell(missing, weighted):
+    df = _panel(weights=weighted)
+    items = {"f": [f"q{j}" for j in range(4)], "g": ["q0", "q1", "q3"]}
+    w = "w" if weighted else None
+    out = rel.by_cell(df, by=("country", "iteration"), items=items, missing=missing, weights=w)
+    itm = rel.by_cell(df, by=("country", "iteration"), items=items, missing=missing, weights=w, level="items")
+    assert len(out) == 12 and list(out.columns[:3]) == ["country", "iteration", "factor"]
+    for _, row in out.iterrows():
+        sub = df[(df.country == row.country) & (df.iteration == row.iteration)]
+        one = rel.cronbach_alpha(sub[items[row.factor]], missing=missing,
+                                 weights=None if w is None else sub["w"].to_numpy())
+        assert row.alpha == pytest.approx(one.alpha, abs=1e-12)
+        assert row.std_alpha == pytest.approx(one.std_alpha, abs=1e-12)
+        assert (row.ci_low, row.ci_high) == pytest.approx(one.ci, abs=1e-12)
+        assert row.n == one.n and row.n_eff == pytest.approx(one.n_eff, abs=1e-9)
+        assert row.mean_r == pytest.approx(one.mean_r, abs=1e-12)
+        om = rel.omega(sub[items[row.factor]], missing=missing, ci_method="wald",
+                       weights=None if w is None else sub["w"].to_numpy())
+        assert row.omega == pytest.approx(om.omega, abs=1e-9)
+        assert (row.omega_ci_low, row.omega_ci_high) == pytest.approx(om.ci, abs=1e-8)
+        tab = itm[(itm.country == row.country) & (itm.iteration == row.iteration) & (itm.factor == row.factor)]
+        assert tab["item"].tolist() == items[row.factor]
+        for c in ("n", "mean", "sd", "missing_share", "raw_r", "r_drop", "alpha_if_dropped"):
+            np.testing.assert_allclose(tab[c].to_numpy(float), one.items[c].to_numpy(float), atol=1e-12,
+                                       err_msg=c)
+
+
+def test_by_cell_matches_pingouin():
+    pg = pytest.importorskip("pingouin")
+    df = _panel(seed=4)
+    cols = [f"q{j}" for j in range(4)]
+    out = rel.by_cell(df, by=("country", "iteration"), items={"f": cols}, omega=False)
+    for _, row in out.iterrows():
+        sub = df[(df.country == row.country) & (df.iteration == row.iteration)][cols]
+        a, ci = pg.cronbach_alpha(sub, nan_policy="pairwise")
+        assert row.alpha == pytest.approx(a, abs=1e-12)
+
+
+def test_by_cell_chunking_does_not_change_results():
+    df = _panel(seed=2, n_cells=8)
+    items = {"f": [f"q{j}" for j in range(4)]}
+    a = rel.by_cell(df, by=("country", "iteration"), items=items)
+    b = rel.by_cell(df, by=("country", "iteration"), items=items, chunk_elements=300)
+    pd.testing.assert_frame_equal(a, b, check_exact=False, atol=1e-12, rtol=0)
+
+
+def test_by_cell_flags_explain_every_nan():
+    df = _panel(seed=3, n_cells=4, n=80)
+    cols = [f"q{j}" for j in range(4)]
+    tiny = pd.DataFrame({"country": "T", "iteration": 1, **{c: [1.0] for c in cols}})
+    few = pd.DataFrame({"country": "F", "iteration": 1, **{c: [1.0, 2.0, 3.0] for c in cols}})
+    few["q1"] = [2.0, 1.0, 3.0]
+    const = df[(df.country == "K0") & (df.iteration == 1)].assign(country="C", q2=4.0)
+    blank = pd.DataFrame({"country": "B", "iteration": 1, **{c: [np.nan] * 5 for c in cols}})
+    small = df[(df.country == "K1") & (df.iteration == 1)].head(12).assign(country="S")
+    d = pd.concat([df, tiny, few, const, blank, small], ignore_index=True)
+    out = rel.by_cell(d, by=("country", "iteration"), items={"f": cols, "single": ["q0"]}).set_index("country")
+    f = out[out.factor == "f"]
+    assert "too_few_respondents" in f.loc["T", "flags"]
+    assert "n_below_items" in f.loc["F", "flags"] and np.isnan(f.loc["F", "omega"])
+    assert "constant_item" in f.loc["C", "flags"] and np.isnan(f.loc["C", "std_alpha"])
+    assert "no_respondents" in f.loc["B", "flags"] and f.loc["B", "n"] == 0
+    assert "small_n" in f.loc["S", "flags"]
+    assert (out[out.factor == "single"]["flags"] == "too_few_items").all()
+    for c in ("alpha", "std_alpha", "ci_low", "omega"):
+        nan_rows = out[c].isna()
+        assert (out.loc[nan_rows, "flags"] != "").all(), c
+    ok = f.loc[["K0", "K1"]]
+    ok = ok[ok["alpha"] >= 0.7]
+    assert not ok["flags"].str.contains("alpha_").any()
+
+
+def test_by_cell_threshold_flags():
+    rng = np.random.default_rng(8)
+    frames = []
+    for name, lam in [("hi", 0.8), ("mid", 0.55), ("lo", 0.3)]:   # alpha .88, .63, .28
+        y = _one_factor(rng, 3000, [lam] * 4)
+        frames.append(pd.DataFrame(y, columns=list("abcd")).assign(country=name))
+    out = rel.by_cell(pd.concat(frames), by=("country",), items={"f": list("abcd")}).set_index("country")
+    assert out.loc["hi", "flags"] == ""
+    assert "alpha_questionable" in out.loc["mid", "flags"] and "omega_questionable" in out.loc["mid", "flags"]
+    assert "alpha_poor" in out.loc["lo", "flags"] and "omega_poor" in out.loc["lo", "flags"]
+
+
+def test_by_cell_on_survey_data_uses_instrument_items():
+    sim = cs.simulate(seed=2, n_countries=2, n_repeat=1, n_officials=80, n_private=60)
+    data = sim.data
+    out = rel.by_cell(data)
+    inst = data.instrument
+    n_cells = data.frame.groupby(["country", "iteration", "group"]).ngroups
+    assert len(out) == n_cells * len(inst.factors)
+    assert list(out.columns[:4]) == ["country", "iteration", "group", "factor"]
+    for (g, f), sub in out.groupby(["group", "factor"]):
+        assert (sub["n_items"] == len(inst.factor_items(f, group=g))).all()
+    row = out[(out.group == "private") & (out.factor == "leadership")].iloc[0]
+    rows = data.frame[(data.frame.country == row.country) & (data.frame.iteration == row.iteration)
+                      & (data.frame.group == "private")]
+    one = rel.cronbach_alpha(rows[list(inst.factor_items("leadership", group="private"))])
+    assert row.alpha == pytest.approx(one.alpha, abs=1e-12)
+    w = rel.by_cell(data, weights="weight", factors=["leadership"])
+    assert (w["n_eff"] <= w["n"] + 1e-9).all() and len(w) == n_cells
+    assert out.attrs["provenance"]["data_fingerprint"] == data.fingerprint
+
+
+def test_by_cell_ordinal_matches_one_scale():
+    df = _panel(seed=6, n_cells=2, n=200, miss=0.0)
+    cols = [f"q{j}" for j in range(4)]
+    out = rel.by_cell(df, by=("country", "iteration"), items={"f": cols}, ordinal=True)
+    for _, row in out.iterrows():
+        sub = df[(df.country == row.country) & (df.iteration == row.iteration)][cols]
+        assert row.ordinal_alpha == pytest.approx(rel.cronbach_alpha(sub, ordinal=True).ordinal_alpha, abs=1e-12)
+        assert row.ordinal_omega == pytest.approx(rel.omega(sub, ordinal=True, ci_method="none").omega, abs=1e-9)
+        assert row.ordinal_alpha > row.alpha      # attenuation by coarse categories
+
+
+def test_by_cell_bad_arguments():
+    df = _panel(n_cells=2)
+    with pytest.raises(cs.CipsError, match="items="):
+        rel.by_cell(df, by=("country",))
+    with pytest.raises(cs.DataError, match="not in the data"):
+        rel.by_cell(df, by=("region",), items={"f": ["q0", "q1"]})
+    with pytest.raises(cs.DataError, match="zz"):
+        rel.by_cell(df, by=("country",), items={"f": ["q0", "zz"]})
+    with pytest.raises(cs.CipsError, match="ci_method"):
+        rel.by_cell(df, by=("country",), items={"f": ["q0", "q1"]}, ci_method="bootstrap")
+    with pytest.raises(cs.DataError, match="missing key"):
+        rel.by_cell(df.assign(country=None), by=("country",), items={"f": ["q0", "q1"]})
+
+
+# ----------------------------------------------------------------------------- coverage (small study)
+def test_feldt_and_duhachek_coverage_near_nominal():
+    """200 replicates of parallel normal items (Feldt's CI is exact there), as 200 cells of one
+    by_cell call. Coverage must lie within 3 Monte Carlo SEs of 0.95 (SE = 0.0154)."""
+    rng = np.random.default_rng(2024)
+    R, n, p, lam = 200, 150, 5, 0.6
+    y = _one_factor(rng, R * n, [lam] * p)
+    df = pd.DataFrame(y, columns=[f"q{j}" for j in range(p)]).assign(rep=np.repeat(np.arange(R), n))
+    true_alpha = p * lam**2 / (p * lam**2 + (1 - lam**2))           # parallel items: alpha = omega
+    mc = 3 * np.sqrt(0.95 * 0.05 / R)
+    for method in ("feldt", "duhachek"):
+        out = rel.by_cell(df, by=("rep",), items={"f": list(df.columns[:p])}, ci_method=method, omega=False)
+        cover = np.mean((out["ci_low"] <= true_alpha) & (true_alpha <= out["ci_high"]))
+        assert abs(cover - 0.95) < mc, (method, cover)
+        assert abs(out["alpha"].mean() - true_alpha) < 0.01
