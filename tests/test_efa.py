@@ -17,7 +17,9 @@ import pandas as pd
 import pytest
 
 import cips_stats as cs
-from cips_stats.factor import efa as fe
+import importlib
+
+fe = importlib.import_module("cips_stats.factor.efa")
 
 REF = Path(__file__).parent / "reference"
 ROTATION = {"geominQ": "geomin"}

@@ -14,12 +14,12 @@ and bfi (``validation/r/efa.R``, fixtures ``tests/reference/efa_*.json``).  See
 Examples
 --------
 >>> import numpy as np, pandas as pd
->>> from cips_stats.factor import efa as efa_mod
+>>> from cips_stats.factor.efa import kmo
 >>> rng = np.random.default_rng(0)
 >>> f = rng.normal(size=(300, 1))
 >>> frame = pd.DataFrame(f @ np.full((1, 4), 0.7) + rng.normal(scale=0.7, size=(300, 4)),
 ...                      columns=list("abcd"))
->>> round(efa_mod.kmo(frame).overall, 2) > 0.7
+>>> round(kmo(frame).overall, 2) > 0.7
 True
 """
 
@@ -214,7 +214,7 @@ def kmo(frame: pd.DataFrame, *, cor: str = "pearson") -> KMOResult:
     Examples
     --------
     >>> import numpy as np, pandas as pd
-    >>> import cips_stats.factor.efa as fe
+    >>> fe = __import__('importlib').import_module('cips_stats.factor.efa')
     >>> rng = np.random.default_rng(1)
     >>> x = rng.normal(size=(200, 1)) + rng.normal(size=(200, 3))
     >>> res = fe.kmo(pd.DataFrame(x, columns=["a", "b", "c"]))
@@ -278,7 +278,7 @@ def bartlett_sphericity(frame: pd.DataFrame, *, cor: str = "pearson") -> Bartlet
     Examples
     --------
     >>> import numpy as np, pandas as pd
-    >>> import cips_stats.factor.efa as fe
+    >>> fe = __import__('importlib').import_module('cips_stats.factor.efa')
     >>> rng = np.random.default_rng(2)
     >>> x = rng.normal(size=(150, 1)) + rng.normal(size=(150, 4))
     >>> stat, p = fe.bartlett_sphericity(pd.DataFrame(x, columns=list("abcd")))
@@ -375,7 +375,7 @@ def parallel_analysis(frame: pd.DataFrame, *, n_iter: int = 100, seed: int | Non
     Examples
     --------
     >>> import numpy as np, pandas as pd
-    >>> import cips_stats.factor.efa as fe
+    >>> fe = __import__('importlib').import_module('cips_stats.factor.efa')
     >>> rng = np.random.default_rng(3)
     >>> f = rng.normal(size=(300, 2))
     >>> load = np.kron(np.eye(2), np.full((1, 3), 0.8))
@@ -577,7 +577,7 @@ def efa(frame: pd.DataFrame, n_factors: int, *, rotation: str = "oblimin", metho
     Examples
     --------
     >>> import numpy as np, pandas as pd
-    >>> import cips_stats.factor.efa as fe
+    >>> fe = __import__('importlib').import_module('cips_stats.factor.efa')
     >>> rng = np.random.default_rng(4)
     >>> f = rng.normal(size=(400, 2))
     >>> x = f @ np.kron(np.eye(2), np.full((1, 3), 0.7)) + rng.normal(scale=0.7, size=(400, 6))

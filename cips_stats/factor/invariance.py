@@ -23,7 +23,8 @@ Examples
 >>> f = rng.normal(size=(2 * n, 1))
 >>> y = f @ [[1.0, 0.8, 0.7, 0.6]] + rng.normal(scale=0.6, size=(2 * n, 4))
 >>> frame = pd.DataFrame(y, columns=["a", "b", "c", "d"]).assign(g=["x"] * n + ["y"] * n)
->>> res = cs.factor.invariance(frame, group="g", model="f =~ a + b + c + d")
+>>> from cips_stats.factor.invariance import invariance
+>>> res = invariance(frame, group="g", model="f =~ a + b + c + d")
 >>> list(res.table.index)
 ['configural', 'metric', 'scalar', 'strict']
 >>> res.level_supported, res.supports("means")
@@ -209,6 +210,8 @@ class InvarianceResult(Result):
     level_supported : str
         ``"none"``, ``"configural"``, ``"metric"``, ``"scalar"``, ``"strict"``, or
         ``"partial_<level>"``.
+    level_full : str
+        The highest level supported with no constraint released (full invariance).
     score_tests : pandas.DataFrame
         Every score test (or refit) used to pick a constraint: step, parameter,
         statistic, df, p_value, method.
@@ -221,6 +224,7 @@ class InvarianceResult(Result):
     table: pd.DataFrame = field(default_factory=pd.DataFrame)
     freed: tuple = ()
     level_supported: str = "none"
+    level_full: str = "none"
     score_tests: pd.DataFrame = field(default_factory=pd.DataFrame)
     group: str = ""
     group_labels: tuple = ()
@@ -253,14 +257,9 @@ class InvarianceResult(Result):
         if comparison not in _COMPARISONS:
             raise DataError(f"comparison= must be one of {', '.join(_COMPARISONS)}; got {comparison!r}.")
         need = _LEVEL_RANK[_COMPARISONS[comparison]]
-        partial = self.level_supported.startswith("partial_")
-        base = self.level_supported.replace("partial_", "")
-        rank = _LEVEL_RANK[base]
-        if partial:
-            if comparison.startswith("observed") or not allow_partial:
-                # the highest fully supported level is the one below the partial one
-                rank = rank - 1
-        return rank >= need
+        if comparison.startswith("observed") or not allow_partial:
+            return _LEVEL_RANK[self.level_full] >= need
+        return _LEVEL_RANK[self.level_supported.replace("partial_", "")] >= need
 
     def to_frame(self) -> pd.DataFrame:
         """The ladder table (one row per level)."""
@@ -590,9 +589,10 @@ def invariance(data_or_frame: Any, *, group: str, model: str | None = None, esti
     >>> rng = np.random.default_rng(2)
     >>> y = rng.normal(size=(400, 1)) @ [[1, .8, .7]] + rng.normal(scale=.6, size=(400, 3))
     >>> df = pd.DataFrame(y, columns=list("abc")).assign(g=np.repeat(["a", "b"], 200))
-    >>> res = cs.factor.invariance(df, group="g", model="f =~ a + b + c", levels=("configural", "metric"))
-    >>> res.table.loc["metric", "delta_df"]
-    2.0
+    >>> from cips_stats.factor.invariance import invariance
+    >>> res = invariance(df, group="g", model="f =~ a + b + c", levels=("configural", "metric"))
+    >>> float(res.table.loc["metric", "delta_df"]), res.table.loc["metric", "verdict"]
+    (2.0, 'supported')
     """
     from .cfa import cfa
 
@@ -758,8 +758,8 @@ def invariance(data_or_frame: Any, *, group: str, model: str | None = None, esti
 
     conf, _ = fit_level("configural", [])
     if conf is None:
-        raise ModelError("The configural model could not be fitted; invariance cannot be assessed.",
-                         diagnostics={"flags": [f.to_dict() for f in flags]})
+        raise ModelError("The configural model could not be fitted; invariance cannot be assessed. "
+                         + " ".join(f.message for f in flags), diagnostics={"flags": [f.to_dict() for f in flags]})
     row = record("configural", conf, None, None, 0)
     conf_ok = conf.converged and row["cfi"] >= cf["cfi"] and row["rmsea"] <= cf["rmsea"]
     row["verdict"] = "acceptable fit" if conf_ok else "poor fit"
@@ -778,6 +778,7 @@ def invariance(data_or_frame: Any, *, group: str, model: str | None = None, esti
     fiml = str(conf.missing).lower() in ("fiml", "ml")
 
     stop = False
+    freed_before: dict[str, int] = {lv: 0 for lv in levels}
     for level in levels[1:]:
         if stop:
             rows[level] = {c: np.nan for c in TABLE_COLUMNS}
@@ -788,6 +789,7 @@ def invariance(data_or_frame: Any, *, group: str, model: str | None = None, esti
             rows[level].update(verdict="not tested (ordinal items: no residual variances in the delta parameterisation)",
                                compared_to="", n_freed=0)
             continue
+        freed_before[level] = len(freed)
         fit, _ = fit_level(level, freed)
         if fit is None:
             rows[level] = {c: np.nan for c in TABLE_COLUMNS}
@@ -868,12 +870,17 @@ def invariance(data_or_frame: Any, *, group: str, model: str | None = None, esti
         supported = supported.split(":", 1)[1]
     if not conf_ok:
         supported = "none"
+    full = "none" if not conf_ok else "configural"
+    for level in levels[1:]:
+        if conf_ok and level in rows and rows[level].get("verdict") == "supported" and not freed_before[level] \
+                and full == levels[levels.index(level) - 1]:
+            full = level
     if _LEVEL_RANK[supported.replace("partial_", "")] < _LEVEL_RANK["scalar"]:
         flags.append(Flag("latent_means_not_comparable", f"Invariance supported up to '{supported}' only: latent "
                           f"means are not comparable across {group}.", severity="warning",
                           where={"group": group, "level_supported": supported}))
     return InvarianceResult(
-        table=table, freed=tuple(freed), level_supported=supported, score_tests=score_tests, group=group,
+        table=table, freed=tuple(freed), level_supported=supported, level_full=full, score_tests=score_tests, group=group,
         group_labels=tuple(labels), n_per_group=tuple(n_per_group), estimator=estimator, criteria=criteria,
         fit_measures=kind, model=model, fits=fits,
         provenance=Provenance.build("invariance", data=provenance_data, options={
