@@ -34,7 +34,7 @@ from scipy import stats as _st
 from .errors import DataError, Flag, Problem, SingletonPSUError
 from .results import Provenance, Result
 
-__all__ = ["SurveyEstimate", "Calibration", "survey_mean", "linearization_variance"]
+__all__ = ["SurveyEstimate", "Calibration", "survey_mean"]
 
 _STATISTICS = ("mean", "total", "proportion", "ratio")
 _SE = ("linearization", "bootstrap", "replicate")
@@ -264,7 +264,7 @@ def _prepare_design(frame: pd.DataFrame, weight: Any, strata: Any, cluster: Any,
     return _Design(w, s_codes.astype(np.intp), psu, psu_stratum, n_h, f_h, s_labels, has_fpc)
 
 
-def linearization_variance(z: np.ndarray, design: _Design, lonely_psu: str = "fail",
+def _linearization_variance(z: np.ndarray, design: _Design, lonely_psu: str = "fail",
                            in_domain: np.ndarray | None = None) -> tuple[np.ndarray, list[Flag]]:
     """Stratified with-replacement (first-stage) variance of totals of the columns of ``z``.
 
@@ -652,7 +652,7 @@ def survey_mean(frame: Any, y: str, *, weight: Any = None, strata: Any = None, c
                             [Problem("calibration", "Bad calibration argument.")])
     if se == "linearization":
         zz = _calibration_residuals(z, frame, cal, w) if cal is not None else z
-        V, vflags = linearization_variance(zz, design, lonely_psu, in_domain=d)
+        V, vflags = _linearization_variance(zz, design, lonely_psu, in_domain=d)
         flags.extend(vflags)
         var = float(V[0, 0])
         df = df_design

@@ -1077,9 +1077,12 @@ def reweight_common(data: Any, *, variables: Sequence[str] = ("gender", "leaders
     else:
         sh = _shares(frame, variables, list(by) + [iteration], w)
         if isinstance(target, str) and target == "pooled":
-            n_it = sh.groupby(list(by), observed=True)[iteration].nunique().rename("_nit").reset_index()
             tgt = sh.groupby(list(by) + ["variable", "category"], observed=True)["share"].sum().reset_index()
-            tgt = tgt.merge(n_it, on=list(by)) if by else tgt.assign(_nit=sh[iteration].nunique())
+            if by:
+                n_it = sh.groupby(list(by), observed=True)[iteration].nunique().rename("_nit").reset_index()
+                tgt = tgt.merge(n_it, on=list(by))
+            else:
+                tgt = tgt.assign(_nit=sh[iteration].nunique())
             tgt["share"] = tgt["share"] / tgt["_nit"]
             tgt = tgt.drop(columns="_nit")
         else:

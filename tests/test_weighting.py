@@ -280,3 +280,16 @@ def test_raked_estimate_se_is_calibration_aware_by_cell():
     r_cal = cs.estimate.survey_mean(out, "y", weight="weight", domain={"country": "C0"})
     r_raw = cs.estimate.survey_mean(out, "y", weight="weight", domain={"country": "C0"}, calibration=None)
     assert r_cal.se < r_raw.se            # leadership explains y: calibration reduces the SE
+
+
+def test_drift_and_reweight_without_cells():
+    df = _drift_frame()
+    df = df[df["country"] == "A"].drop(columns="country")
+    res = cs.weighting.composition_drift(df, variables=["leadership"], by=None)
+    assert res.table["flagged"].all() and len(res.table) == 2
+    out = cs.weighting.reweight_common(df, variables=["leadership"], by=None, target="pooled")
+    sh = out.groupby(["iteration", "leadership"])["weight"].sum() / out.groupby("iteration")["weight"].sum()
+    s1 = df[df["iteration"] == 1].groupby("leadership")["weight"].sum() / df[df["iteration"] == 1]["weight"].sum()
+    s2 = df[df["iteration"] == 2].groupby("leadership")["weight"].sum() / df[df["iteration"] == 2]["weight"].sum()
+    np.testing.assert_allclose(sh.loc[1].to_numpy(), ((s1 + s2) / 2).to_numpy(), rtol=1e-9)
+    np.testing.assert_allclose(sh.loc[2].to_numpy(), ((s1 + s2) / 2).to_numpy(), rtol=1e-9)
