@@ -210,8 +210,7 @@ class Indicators(Result):
                             [Problem("replicates", "No replicates kept.")])
         return self.replicates
 
-    def contrast(self, coef: pd.DataFrame, *, ci: float | None = None, ci_method: str | None = None,
-                 min_n: int | None = None) -> Contrast:
+    def contrast(self, coef: pd.DataFrame, *, ci: float | None = None, ci_method: str | None = None) -> Contrast:
         """Linear combinations of cells, factor by factor, with CIs from the joint replicates.
 
         Parameters
@@ -223,14 +222,12 @@ class Indicators(Result):
             combination of cells.
         ci, ci_method : optional
             Default: those of the indicators.
-        min_n : int, optional
-            Unused cells are ignored; a row is ``suppressed`` when any cell it
-            uses is suppressed.
 
         Returns
         -------
         Contrast
-            One row per contrast label (and factor).
+            One row per contrast label (and factor); ``suppressed`` when any
+            cell it uses is suppressed.
 
         Examples
         --------
@@ -270,11 +267,8 @@ class Indicators(Result):
                                 [Problem("coef_factor", "Unknown factor.", column="factor", value=u)
                                  for u in unknown])
             fcol = coef["factor"].map(fidx).to_numpy()
-            rows_key = [(lab,) for lab in labels]
-            out_f = [None] * len(labels)
             R = len(labels)
-            row_of = lab_idx
-            terms = [(row_of, pos, fcol, w)]
+            terms = [(lab_idx, pos, fcol, w)]
         else:
             rows_key = [(lab, f) for lab in labels for f in self.factors]
             R = len(labels) * F

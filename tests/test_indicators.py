@@ -282,3 +282,19 @@ def test_bad_input(sim):
         res.difference(along="iteration", minuend=2, subtrahend=1)
     with pytest.raises(DataError, match="along="):
         cs.estimate.indicators(d, n_boot=10).difference(along="gender", minuend="a", subtrahend="b")
+
+
+def test_contrast_across_factors_and_errors(res):
+    coef = pd.DataFrame({"country": "C01", "iteration": 1, "group": "officials",
+                         "factor": ["leadership", "audit"], "contrast": "lead-audit", "coef": [1.0, -1.0]})
+    c = res.contrast(coef)
+    fd = res.difference(along="factor", minuend="leadership", subtrahend="audit").table
+    row = fd[(fd["country"] == "C01") & (fd["iteration"] == 1) & (fd["group"] == "officials")].iloc[0]
+    assert c.table["estimate"].iloc[0] == pytest.approx(row["estimate"], rel=1e-12)
+    assert c.table["se"].iloc[0] == pytest.approx(row["se"], rel=1e-9)
+    with pytest.raises(DataError, match="not in the indicators"):
+        res.contrast(coef.assign(country="ZZ"))
+    with pytest.raises(DataError, match="unknown factors"):
+        res.contrast(coef.assign(factor="nope"))
+    with pytest.raises(DataError, match="lacks the columns"):
+        res.contrast(coef.drop(columns=["coef"]))
