@@ -16,7 +16,8 @@ Examples
 >>> import pandas as pd
 >>> import cips_stats as cs
 >>> df = pd.DataFrame({"y": [1.0, 2.0, 3.0, 4.0], "w": [1.0, 1.0, 2.0, 2.0], "s": [1, 1, 2, 2]})
->>> r = cs.estimate.survey_mean(df, "y", weight="w", strata="s")  # R: svymean(~y, svydesign(id=~1, strata=~s, weights=~w))
+>>> # R: svymean(~y, svydesign(id = ~1, strata = ~s, weights = ~w, data = df))
+>>> r = cs.estimate.survey_mean(df, "y", weight="w", strata="s")
 >>> round(r.estimate, 4), round(r.se, 4), r.df
 (2.8333, 0.3727, 2.0)
 """

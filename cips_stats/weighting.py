@@ -28,7 +28,6 @@ Examples
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -235,7 +234,8 @@ def _resolve_margins(frame: pd.DataFrame, margins: Any, by: tuple, w0: np.ndarra
                             [Problem("category_not_in_margins",
                                      f"Category {_py(r.v)!r} of {var!r} is in the sample but not in the margins"
                                      f"{' of cell ' + str(_cell_where(keys, r.c)) if by else ''}.",
-                                     row=int(miss[np.flatnonzero((cell[miss] == r.c) & (col.to_numpy()[miss] == r.v))[0]]),
+                                     row=int(miss[np.flatnonzero((cell[miss] == r.c)
+                                                                 & (col.to_numpy()[miss] == r.v))[0]]),
                                      column=var, value=_py(r.v)) for r in combos.itertuples()][:50])
         target = t["target"].to_numpy(dtype=np.float64)
         s = np.bincount(idx, weights=w0, minlength=len(t))
@@ -1021,7 +1021,8 @@ def composition_drift(data: Any, *, variables: Sequence[str] = ("gender", "leade
         worst = g.loc[g["diff"].abs().idxmax()]
         flags.append(Flag("composition_drift",
                           f"{where}: share of {worst['category']!r} moved from {worst['share_from']:.0%} to "
-                          f"{worst['share_to']:.0%}; consider reweight_common(data, variables=[{where['variable']!r}]).",
+                          f"{worst['share_to']:.0%}; consider "
+                          f"reweight_common(data, variables=[{where['variable']!r}]).",
                           "warning", where))
     return DriftResult(table=t, threshold=threshold, alpha=alpha, flags=tuple(flags),
                        provenance=Provenance.build("weighting.composition_drift", data=data, options={
