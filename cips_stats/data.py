@@ -245,6 +245,11 @@ def _is_blank_text(s: pd.Series) -> np.ndarray:
     return s.isna().to_numpy()
 
 
+#: Text accepted as a number: optional sign, digits with an optional decimal part, optional exponent
+#: ("4", "4.0", "+4", ".5", "1e1"). "nan", "inf", "1_000", "4,5" are not numbers.
+_NUMBER_TEXT = r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+
+
 def _parse_numbers(s: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Parse a column of codes without silent coercion.
 
@@ -262,6 +267,8 @@ def _parse_numbers(s: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
     if pd.api.types.is_numeric_dtype(dt):
         num = s.to_numpy(dtype=float, na_value=np.nan)
         return num, np.isnan(num), false, false
+    if isinstance(dt, pd.StringDtype):
+        return _parse_text(s)
     if isinstance(dt, pd.CategoricalDtype):
         s = s.astype(object)
     obj = s.astype(object)
@@ -290,13 +297,28 @@ def _parse_numbers(s: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
             ws[is_str] = tws
         nonnum |= is_bool & ~na
         return num, blank, nonnum, ws
-    st = obj.astype("str")
+    return _parse_text(obj.astype("str"))
+
+
+def _parse_text(st: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The text branch of :func:`_parse_numbers` for a column of strings (pandas ``str`` dtype)."""
+    n = len(st)
     na = st.isna().to_numpy()
     stripped = st.str.strip()
     ws = (~na) & (stripped != st).fillna(False).to_numpy(dtype=bool)
     blank = na | (stripped == "").fillna(False).to_numpy(dtype=bool)
-    num = pd.to_numeric(stripped.where(~blank), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    nonnum = ~blank & np.isnan(num)
+    numeric_text = ~blank & stripped.str.fullmatch(_NUMBER_TEXT).fillna(False).to_numpy(dtype=bool)
+    num = np.full(n, np.nan)
+    if numeric_text.any():
+        picked = stripped[numeric_text]
+        try:  # Arrow's C++ parser when the strings are Arrow-backed (the text is already known numeric)
+            import pyarrow as pa
+            import pyarrow.compute as pc
+
+            num[numeric_text] = pc.cast(pa.array(picked), pa.float64()).to_numpy(zero_copy_only=False)
+        except Exception:  # pragma: no cover - non-Arrow string storage
+            num[numeric_text] = picked.to_numpy(dtype=object).astype(float)
+    nonnum = ~blank & ~numeric_text
     return num, blank, nonnum, ws
 
 
@@ -331,10 +353,10 @@ def _parse_labels(s: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         idx = np.flatnonzero(~na)
         out[idx] = [_fmt_number(x) for x in v[idx]]
         return out, na, np.zeros(n, dtype=bool)
-    obj = s.astype(object)
-    kind = pd.api.types.infer_dtype(obj, skipna=True)
+    obj = s if isinstance(dt, pd.StringDtype) else s.astype(object)
+    kind = "string" if isinstance(dt, pd.StringDtype) else pd.api.types.infer_dtype(obj, skipna=True)
     if kind == "string" or kind == "empty":
-        st = obj.astype("str")
+        st = obj if isinstance(dt, pd.StringDtype) else obj.astype("str")
         na = st.isna().to_numpy()
         stripped = st.str.strip()
         ws = (~na) & (stripped != st).fillna(False).to_numpy(dtype=bool)
