@@ -159,6 +159,24 @@ class Item:
     reverse: bool = False
 
 
+def _as_bool(value: Any, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int,)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "yes", "1", "false", "no", "0"):
+        return value.strip().lower() in ("true", "yes", "1")
+    raise ValueError(f"{where} must be true or false, got {value!r}")
+
+
+def _as_tuple(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    return tuple(str(v) for v in value)
+
+
 def _problem(rule: str, message: str, source: str | None, column: str | None = None, value: Any = None) -> Problem:
     return Problem(rule=rule, message=message, file=source, column=column, value=value)
 
@@ -224,7 +242,11 @@ class Instrument:
             bad_fav = [c for c in sc.favourable if c not in range(1, sc.points + 1)]
             if bad_fav or not sc.favourable:
                 probs.append(_problem("scale_favourable", "Favourable codes must be a non-empty subset of the scale's codes.", src, "scale.favourable", list(sc.favourable)))
-            clash = [c for c in sc.missing if 1 <= int(c) <= sc.points]
+            bad_codes = [c for c in sc.missing if isinstance(c, bool) or not isinstance(c, (int,)) and not (
+                isinstance(c, float) and float(c).is_integer())]
+            if bad_codes:
+                probs.append(_problem("scale_missing", "Missing-value codes must be integers.", src, "scale.missing", bad_codes))
+            clash = [c for c in sc.missing if c not in bad_codes and 1 <= int(c) <= sc.points]
             if clash:
                 probs.append(_problem("scale_missing", "Missing-value codes must lie outside the scale's codes.", src, "scale.missing", clash))
         group_ids = [g.id for g in self.groups]
@@ -239,7 +261,14 @@ class Instrument:
         for iid in {i for i in iids if iids.count(i) > 1}:
             probs.append(_problem("item_duplicate", "Duplicate item id.", src, "items", iid))
         reserved = {"respondent_id", "country", "iteration", "group", "weight", "stratum", "cluster"}
-        reserved |= {d.name for d in self.demographics}
+        dnames = [d.name for d in self.demographics]
+        for dn in sorted({d for d in dnames if dnames.count(d) > 1}):
+            probs.append(_problem("demographic_duplicate", "Duplicate demographic name.", src, "demographics", dn))
+        for dn in dnames:
+            if dn in reserved:
+                probs.append(_problem("demographic_reserved", "Demographic name collides with a reserved column name.",
+                                      src, "demographics", dn))
+        reserved |= set(dnames)
         for iid in iids:
             if iid in reserved:
                 probs.append(_problem("item_reserved", "Item id collides with a reserved or demographic column name.", src, "items", iid))
@@ -262,6 +291,8 @@ class Instrument:
             elif f.kind == "index":
                 if not f.items:
                     probs.append(_problem("factor_empty", f"Index {f.id} has no item.", src, f"indices.{f.id}.items", []))
+                for iid in sorted({i for i in f.items if list(f.items).count(i) > 1}):
+                    probs.append(_problem("index_item_duplicate", f"Index {f.id} lists an item twice.", src, f"indices.{f.id}.items", iid))
                 for iid in f.items:
                     if iid not in iids:
                         probs.append(_problem("index_item_unknown", f"Index {f.id} names an unknown item.", src, f"indices.{f.id}.items", iid))
@@ -404,6 +435,8 @@ class Instrument:
             s = spec["scale"]
             points = s.get("points", 5)
             missing = {int(k): str(v) for k, v in (s.get("missing") or {}).items()}
+            if any(str(k).strip() != str(int(k)) for k in (s.get("missing") or {})):
+                raise ValueError("scale.missing codes must be integers")
             labels = tuple(s.get("labels") or _DEFAULT_LABELS.get(points, tuple(str(i) for i in range(1, int(points) + 1))))
             fav = s.get("favourable")
             if fav is None:
@@ -413,19 +446,20 @@ class Instrument:
             demos = tuple(
                 Demographic(name=str(d["name"]), label=str(d.get("label", "")),
                             categories=tuple(str(c) for c in d.get("categories", ())),
-                            groups=tuple(d.get("groups", [g.id for g in groups])))
+                            groups=_as_tuple(d.get("groups", [g.id for g in groups])))
                 for d in spec.get("demographics", []) or []
             )
             factors = [Factor(id=str(f["id"]), label=str(f.get("label", f["id"])), kind="key_factor",
                               description=str(f.get("description", ""))) for f in spec["factors"]]
             factors += [Factor(id=str(f["id"]), label=str(f.get("label", f["id"])), kind="index",
-                               items=tuple(str(i) for i in f.get("items", ())),
+                               items=_as_tuple(f.get("items", ())),
                                description=str(f.get("description", "")))
                         for f in spec.get("indices", []) or []]
             items = tuple(
                 Item(id=str(i["id"]), factor=str(i["factor"]),
-                     groups=tuple(str(g) for g in i.get("groups", [g.id for g in groups])),
-                     text=str(i.get("text", "")), reverse=bool(i.get("reverse", False)))
+                     groups=_as_tuple(i.get("groups", [g.id for g in groups])),
+                     text=str(i.get("text", "")),
+                     reverse=_as_bool(i.get("reverse", False), f"items.{i.get('id')}.reverse"))
                 for i in spec["items"]
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:

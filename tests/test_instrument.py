@@ -250,10 +250,8 @@ def test_instrument_errors_are_value_errors():
         Instrument.from_dict(spec)
 
 
-# ------------------------------------------------------------------------ known bugs in instrument.py
-# Each is a real defect found while writing these tests (reported to the instrument's owner, not
-# fixed here). xfail is strict: when the bug is fixed the test passes and must lose its marker.
-@pytest.mark.xfail(reason="from_dict reads reverse with bool(): the quoted string 'false' becomes True", strict=True)
+# ------------------------------------------------------------------------ regression tests
+# Each guards a real defect of instrument.py found while writing these tests (since fixed).
 def test_bug_reverse_given_as_text_false():
     spec = base_spec()
     spec["items"][0]["reverse"] = "false"
@@ -264,7 +262,6 @@ def test_bug_reverse_given_as_text_false():
     assert inst.item("L1").reverse is False
 
 
-@pytest.mark.xfail(reason="from_dict splits a group given as a plain string into characters", strict=True)
 def test_bug_item_groups_given_as_a_string():
     spec = base_spec()
     spec["items"][2]["groups"] = "private"
@@ -276,29 +273,24 @@ def test_bug_item_groups_given_as_a_string():
     assert inst.item("A1").groups == ("private",)
 
 
-@pytest.mark.xfail(reason="duplicate demographic names are not rejected", strict=True)
 def test_bug_duplicate_demographic_name():
     spec = base_spec()
     spec["demographics"].append({"name": "gender"})
     assert "demographic_duplicate" in {r for r, _ in rules_of(spec)}
 
 
-@pytest.mark.xfail(reason="a demographic may take a reserved column name such as 'weight'", strict=True)
 def test_bug_demographic_reserved_name():
     spec = base_spec()
     spec["demographics"][0]["name"] = "weight"
     rules_of(spec)
 
 
-@pytest.mark.xfail(reason="an index may list the same item twice (it would be counted twice)", strict=True)
 def test_bug_index_duplicate_items():
     spec = base_spec()
     spec["indices"][0]["items"] = ["L1", "L1"]
     rules_of(spec)
 
 
-@pytest.mark.xfail(reason="a Scale built in Python with a non-integer missing code raises a bare ValueError",
-                   strict=True, raises=ValueError)
 def test_bug_scale_missing_code_not_integer_raises_data_error():
     with pytest.raises(cs.DataError):
         Instrument(name="x", scale=Scale(missing={"x": "dont_know"}), groups=(Group("g"),),
