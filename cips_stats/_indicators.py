@@ -125,6 +125,22 @@ def _check_method(ci_method: Any) -> str:
 
 
 # ----------------------------------------------------------------------------------------- results
+
+def _to_dict_without(result: Result, skip: tuple[str, ...]) -> dict[str, Any]:
+    """``Result.to_dict`` without the bulky replicate arrays (reproducible from the seed); shapes are kept."""
+    import dataclasses
+
+    from .results import to_jsonable
+
+    out: dict[str, Any] = {"kind": type(result).__name__}
+    for f in dataclasses.fields(result):
+        v = getattr(result, f.name)
+        if f.name in skip:
+            out[f.name + "_shape"] = None if v is None else list(np.shape(v))
+            continue
+        out[f.name] = to_jsonable(v)
+    return out
+
 @dataclass(frozen=True)
 class Contrast(Result):
     """Linear combinations of cell indicators (differences, gaps, averages) with bootstrap CIs.
@@ -148,6 +164,10 @@ class Contrast(Result):
     def to_frame(self) -> pd.DataFrame:
         """The contrast table."""
         return self.table
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary; the replicate array is left out (its shape is kept)."""
+        return _to_dict_without(self, ("replicates",))
 
 
 @dataclass(frozen=True)
@@ -202,6 +222,10 @@ class Indicators(Result):
     def to_frame(self) -> pd.DataFrame:
         """The tidy indicator table."""
         return self.table
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary; the replicate array is left out (the seed reproduces it; its shape is kept)."""
+        return _to_dict_without(self, ("replicates",))
 
     def _need_replicates(self) -> np.ndarray:
         if self.replicates is None:

@@ -298,3 +298,13 @@ def test_contrast_across_factors_and_errors(res):
         res.contrast(coef.assign(factor="nope"))
     with pytest.raises(DataError, match="lacks the columns"):
         res.contrast(coef.drop(columns=["coef"]))
+
+
+def test_serialisation_leaves_out_the_replicates(res):
+    import json
+
+    d = json.loads(res.to_json())
+    assert d["kind"] == "Indicators" and d["replicates_shape"] == list(res.replicates.shape)
+    assert "replicates" not in d
+    assert d["provenance"]["seed"] == 3 and d["provenance"]["options"]["n_boot"] == 300
+    assert len(d["table"]["data"]) == len(res.table)

@@ -78,12 +78,18 @@ def _summarise(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def run(quick: bool = False) -> pd.DataFrame:
+def run(quick: bool = False, surveys: int | None = None, progress: bool = False) -> pd.DataFrame:
     """Coverage table by CI method and cell size (1,000 surveys; 20 with ``quick``)."""
-    reps = 20 if quick else 1000
+    reps = surveys if surveys is not None else (20 if quick else 1000)
     n_boot = 1000
     t0 = time.perf_counter()
-    parts = [_one(r + 1, n_boot) for r in range(reps)]
+    parts = []
+    for r in range(reps):
+        parts.append(_one(r + 1, n_boot))
+        if progress and (r + 1) % 50 == 0:
+            import sys
+
+            print(f"{r + 1}/{reps} surveys, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     table = _summarise(pd.concat(parts, ignore_index=True))
     table["surveys"] = reps
     table["n_boot"] = n_boot
@@ -99,6 +105,6 @@ if __name__ == "__main__":  # pragma: no cover
     from validation import write_result
 
     quick = "--quick" in sys.argv
-    tab = run(quick=quick)
+    tab = run(quick=quick, progress=True)
     write_result("indicator_coverage", tab, quick=quick)
     print(tab.to_string())
