@@ -194,14 +194,15 @@ def _missing_problems(s: pd.Series, what: str) -> list[Problem]:
             for r in bad[:50]]
 
 
-def _prepare_design(frame: pd.DataFrame, weight: Any, strata: Any, cluster: Any, fpc: Any) -> _Design:
+def _prepare_design(frame: pd.DataFrame, weight: Any, strata: Any, cluster: Any, fpc: Any,
+                    allow_negative: bool = False) -> _Design:
     n = len(frame)
     if weight is None:
         w = np.ones(n)
     else:
         ws = _column(frame, weight, "weight")
         w = pd.to_numeric(ws, errors="coerce").to_numpy(dtype=np.float64)
-        bad = np.flatnonzero(~np.isfinite(w) | (w < 0))
+        bad = np.flatnonzero(~np.isfinite(w) | ((w < 0) & (not allow_negative)))
         if bad.size:
             raise DataError(
                 f"weight={weight!r} has {bad.size} negative, missing or non-finite values; survey weights "
@@ -495,7 +496,8 @@ def survey_mean(frame: Any, y: str, *, weight: Any = None, strata: Any = None, c
         are kept.
     weight : str or array-like, optional
         Sampling (or calibrated) weights; 1 when absent.  Weights must be
-        finite and >= 0; zero-weight rows are out of every domain.
+        finite and >= 0 (negative weights only from a linear calibration,
+        flagged); zero-weight rows are out of every domain.
     strata, cluster, fpc : str or array-like, optional
         Stratum labels, first-stage cluster (PSU) labels (nested in strata),
         and the first-stage finite population correction: the number of PSUs
@@ -589,7 +591,20 @@ def survey_mean(frame: Any, y: str, *, weight: Any = None, strata: Any = None, c
                         [Problem("lonely_psu", "Unknown lonely-PSU remedy.", value=lonely_psu)])
     if statistic == "ratio" and denominator is None:
         raise DataError("statistic='ratio' needs denominator=.", [Problem("denominator", "Missing denominator.")])
-    design = _prepare_design(frame, weight, strata, cluster, fpc)
+    cal = None
+    if se == "linearization" and calibration is not None:
+        if isinstance(calibration, Calibration):
+            cal = calibration
+        elif calibration == "auto":
+            c = frame.attrs.get("cips_calibration")
+            if isinstance(c, Calibration) and isinstance(weight, str) and c.weight == weight \
+                    and c.base_weight in frame.columns:
+                cal = c
+        else:
+            raise DataError("calibration= must be 'auto', None or a Calibration.",
+                            [Problem("calibration", "Bad calibration argument.")])
+    design = _prepare_design(frame, weight, strata, cluster, fpc,
+                             allow_negative=cal is not None and cal.method == "linear")
     w = design.w
     yv = pd.to_numeric(_column(frame, y, "y"), errors="coerce").to_numpy(dtype=np.float64)
     dom = _domain_mask(frame, domain)
@@ -611,7 +626,7 @@ def survey_mean(frame: Any, y: str, *, weight: Any = None, strata: Any = None, c
             raise DataError(f"statistic='proportion' needs a 0/1 variable; {y!r} has other values.",
                             [Problem("proportion_binary", "Value is not 0 or 1.", row=int(r), column=y,
                                      value=float(yv[r])) for r in rows[:50]])
-    d = ok & (w > 0)
+    d = ok & (w != 0)
     n_used = int(d.sum())
     if n_used == 0:
         raise DataError(f"The domain is empty: no row with positive weight and a non-missing {y!r}.",
@@ -619,6 +634,13 @@ def survey_mean(frame: Any, y: str, *, weight: Any = None, strata: Any = None, c
     wd = np.where(d, w, 0.0)
     y0 = np.where(d, yv, 0.0)
     W = wd.sum()
+    if (w < 0).any():
+        flags.append(Flag("negative_weights", f"{int((w < 0).sum())} calibrated weight(s) are negative "
+                          "(linear calibration); estimates remain unbiased but can fall outside the "
+                          "range of the data.", "caution", {"n": int((w < 0).sum())}))
+    if statistic in ("mean", "proportion") and not W > 0:
+        raise DataError("The weights of the domain sum to zero or less; no mean can be formed.",
+                        [Problem("weight_sum", "Non-positive weight total in the domain.", value=float(W))])
     if statistic in ("mean", "proportion"):
         est = float(wd @ y0 / W)
         z = wd * (y0 - est) / W
@@ -634,23 +656,11 @@ def survey_mean(frame: Any, y: str, *, weight: Any = None, strata: Any = None, c
         est = float(wd @ y0 / X)
         z = wd * (y0 - est * x0) / X
     # design df and counts on the domain (R degf: PSUs - strata with non-zero weight in the domain)
-    in_dom = dom & (w > 0)
+    in_dom = dom & (w != 0)
     n_psu = int(np.unique(design.psu[in_dom]).size)
     n_strata = int(np.unique(design.stratum[in_dom]).size)
     df_design = float(n_psu - n_strata)
 
-    cal = None
-    if se == "linearization" and calibration is not None:
-        if isinstance(calibration, Calibration):
-            cal = calibration
-        elif calibration == "auto":
-            c = frame.attrs.get("cips_calibration")
-            if isinstance(c, Calibration) and isinstance(weight, str) and c.weight == weight \
-                    and c.base_weight in frame.columns:
-                cal = c
-        else:
-            raise DataError("calibration= must be 'auto', None or a Calibration.",
-                            [Problem("calibration", "Bad calibration argument.")])
     if se == "linearization":
         zz = _calibration_residuals(z, frame, cal, w) if cal is not None else z
         V, vflags = _linearization_variance(zz, design, lonely_psu, in_domain=d)

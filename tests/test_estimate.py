@@ -295,3 +295,15 @@ def test_ci_coverage_linearization_and_raked_by_simulation():
     cov = _coverage(2000, 20261122)
     for k, v in cov.items():
         assert abs(v - 0.95) < 0.015, (k, v)
+
+
+def test_negative_weights_only_from_linear_calibration():
+    df = pd.DataFrame({"lead": ["y", "n", "n", "y", "n", "y"], "age": [30.0, 40, 50, 60, 35, 45],
+                       "y": [1.0, 2.0, 3.0, 4.0, 2.5, 3.5], "weight": 1.0})
+    out, rep = cs.weighting.calibrate(df, margins={"lead": {"y": 40, "n": 60}}, totals={"age": 2500.0},
+                                      return_report=True)
+    assert (out["weight"] < 0).any() and rep.table["n_negative"].iloc[0] > 0
+    r = cs.estimate.survey_mean(out, "y", weight="weight")
+    assert any(f.code == "negative_weights" for f in r.flags) and np.isfinite(r.se)
+    with pytest.raises(DataError, match="negative"):
+        cs.estimate.survey_mean(out, "y", weight="weight", calibration=None)
