@@ -286,3 +286,26 @@ def test_result_serialises(hs_partial):
     text = str(hs_partial.summary())
     assert "partial_scalar" in text
     json.dumps(d)
+
+
+def test_simulation_study_quick_slice():
+    """A few replications of validation/study_invariance.py (the full study is run there)."""
+    study = importlib.import_module("validation.study_invariance")
+    null = [study._one(r, 300, 0.0, "ML") for r in range(6)]
+    # under invariance Chen's criteria essentially never reject the metric step
+    assert sum(o["chen_reject_metric"] for o in null) == 0
+    assert all(0.0 <= o["p_scalar"] <= 1.0 for o in null)
+    biased = [study._one(1000 + r, 300, 0.5, "ML") for r in range(2)]
+    assert all(o["p_scalar"] < 0.001 and o["first_freed"] == "y5~1" for o in biased)
+
+
+@pytest.mark.slow
+def test_simulation_study_quick_mode():
+    study = importlib.import_module("validation.study_invariance")
+    table = study.run(quick=True)
+    null = table[table["condition"] == "invariant"]
+    # 30 replications: nominal .05 with generous Monte Carlo room
+    assert (null["reject_rate_chi2"] <= 0.2).all()
+    biased = table[(table["condition"] == "biased_intercept") & (table["step"] == "scalar")]
+    assert float(biased["reject_rate_chi2"].iloc[0]) >= 0.9
+    assert float(biased["first_freed_is_planted"].iloc[0]) >= 0.9
