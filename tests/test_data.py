@@ -615,7 +615,10 @@ def assert_accounted(raw: pd.DataFrame, data: cs.SurveyData, inst: cs.Instrument
             c in [d.name for d in inst.demographics]
         if not known:
             assert c in set(ex.loc[ex["rule"] == "unknown_column", "column"])
-    assert not (missing_cols & set(cols) - {c for c in missing_cols if c not in inst.item_ids})
+    col_ex = ex[ex["scope"] == "column"]
+    for c, rule in zip(col_ex["column"], col_ex["rule"]):
+        assert (rule == "unknown_column" and c in cols) or (rule == "item_column_missing" and c not in cols)
+    assert missing_cols <= set(cols) | set(inst.item_ids)
 
 
 def test_accounting_invariant_on_a_messy_table():
