@@ -210,7 +210,7 @@ def _gather(X: np.ndarray, r0: int, r1: int, idx: np.ndarray, w: np.ndarray | No
 
 
 def _grouped_moments(X: np.ndarray, w: np.ndarray | None, starts: np.ndarray,
-                     chunk_elements: int = _CHUNK_ELEMENTS, piece: int = 128, *,
+                     chunk_elements: int = _CHUNK_ELEMENTS, piece: int = 0, *,
                      idx: np.ndarray | None = None, listwise: bool = False,
                      colmean: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Pairwise sufficient statistics of every cell and scale.
@@ -243,18 +243,25 @@ def _grouped_moments(X: np.ndarray, w: np.ndarray | None, starts: np.ndarray,
     F, p = idx.shape
     C = starts.size
     q = 2 * p + 3
-    # centring constants: the items' overall means (any constant near the mean keeps the
-    # sums of squares accurate), and their average for the totals
+    # centring constant of each scale: the mean of its items' overall means (any constant near
+    # the data keeps the sums of squares accurate; one per scale keeps the totals simple)
     if colmean is None:
         with np.errstate(invalid="ignore", divide="ignore"):
             Mall = ~np.isnan(X)
             colmean = np.where(Mall, X, 0.0).sum(axis=0) / np.maximum(Mall.sum(axis=0), 1)
         del Mall
-    shift = np.nan_to_num(np.asarray(colmean, dtype=float)[idx])                                                                    # (F, p)
-    tshift = shift.mean(axis=1)                                                             # (F,)
+    sF = np.nan_to_num(np.asarray(colmean, dtype=float)[idx]).mean(axis=1)                 # (F,)
+    shift = np.repeat(sF[:, None], p, axis=1)                                               # (F, p)
+    tshift = sF
     # pieces
     bounds = np.r_[starts, n]
     sizes = np.diff(bounds)
+    if piece <= 0:
+        # automatic: the piece length that wastes least padding (plus a per-piece overhead
+        # worth 16 rows) over these cell sizes
+        cand = np.array([16, 24, 32, 48, 64, 96, 128, 192, 256])
+        cost = [(np.maximum(1, -(-sizes // c)) * (c + 16)).sum() for c in cand]
+        piece = int(cand[int(np.argmin(cost))])
     piece = int(max(1, min(piece, sizes.max(initial=1))))
     npieces = np.maximum(1, -(-sizes // piece))
     first_piece = np.r_[0, np.cumsum(npieces)[:-1]]
@@ -271,25 +278,28 @@ def _grouped_moments(X: np.ndarray, w: np.ndarray | None, starts: np.ndarray,
     W2 = np.zeros((C, F)) if w is not None else None
     vc = max(1, int(chunk_elements // (F * q * piece)))
     sel_c = np.r_[np.arange(p), q - 1]
+    sF4 = sF[None, :, None, None]
     for v0 in range(0, V, vc):
         v1 = min(V, v0 + vc)
         r0, r1 = int(piece_row0[v0]), int(piece_row1[v1 - 1])
-        Xc = _gather(X, r0, r1, idx, w, listwise)
-        M = ~np.isnan(Xc)
-        Mf = M.astype(float)
-        ans = Mf.sum(axis=2)
-        anyr = (ans > 0).astype(float)
-        t = (np.where(M, Xc, 0.0).sum(axis=2) / np.maximum(ans, 1.0) - tshift) * anyr
-        Z = np.empty((r1 - r0, F, q))
-        Z[:, :, :p] = Mf
-        Z[:, :, p:2 * p] = np.where(M, Xc - shift, 0.0)
-        Z[:, :, 2 * p] = t
-        Z[:, :, 2 * p + 1] = t * t
-        Z[:, :, 2 * p + 2] = anyr
-        B = np.zeros((v1 - v0, F, q, piece))
         vv, pp = vrow[r0:r1] - v0, pos[r0:r1]
-        B[vv, :, :, pp] = Z
-        del Z
+        # the rows of these pieces, zero-padded, in (piece, scale, item, row) layout
+        Xp = np.full((v1 - v0, F, p, piece), np.nan)
+        Xp[vv, :, :, pp] = _gather(X, r0, r1, idx, w, listwise)
+        B = np.empty((v1 - v0, F, q, piece))
+        M = ~np.isnan(Xp)
+        Mf = B[:, :, :p]
+        Mf[...] = M
+        X0 = B[:, :, p:2 * p]
+        np.subtract(Xp, sF4, out=X0)
+        X0[~M] = 0.0
+        del Xp, M
+        ans = Mf.sum(axis=2)
+        anyr = B[:, :, q - 1]
+        np.greater(ans, 0.0, out=anyr, casting="unsafe")
+        t = B[:, :, 2 * p]
+        np.divide(X0.sum(axis=2), np.maximum(ans, 1.0), out=t)
+        np.multiply(t, t, out=B[:, :, 2 * p + 1])
         # sum the pieces of each cell present in this chunk (a cell may straddle chunks)
         pc = piece_cell[v0:v1]
         seg = np.flatnonzero(np.r_[True, pc[1:] != pc[:-1]])
@@ -302,7 +312,7 @@ def _grouped_moments(X: np.ndarray, w: np.ndarray | None, starts: np.ndarray,
             G[cells] += np.add.reduceat((B * Wp[:, None, None, :]) @ B.swapaxes(2, 3), seg, axis=0)
             Bm = B[:, :, sel_c]
             Gc[cells] += np.add.reduceat(Bm @ Bm.swapaxes(2, 3), seg, axis=0)
-            W2[cells] += np.add.reduceat((B[:, :, q - 1] * (Wp * Wp)[:, None, :]).sum(axis=2), seg, axis=0)
+            W2[cells] += np.add.reduceat((anyr * (Wp * Wp)[:, None, :]).sum(axis=2), seg, axis=0)
         del B
     K = C * F
     Gf = G.reshape(K, q, q)
@@ -1354,7 +1364,10 @@ def by_cell(data: Any, *, by: Sequence[str] = ("country", "iteration", "group"),
     codes = codes.reshape(-1)
     key_frame = pd.DataFrame({col: np.asarray(uu)[cc[first]] for col, cc, uu in zip(by, key_codes, key_uniques)})
     n_cells = len(key_frame)
-    _check_numeric_columns(frame, all_cols)
+    dtypes = frame[all_cols].dtypes
+    all_numeric = all(pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_bool_dtype(t) for t in dtypes)
+    if not all_numeric:
+        _check_numeric_columns(frame, all_cols)
     grp_vals = frame["group"].to_numpy() if "group" in by else None
     grp_of_cell = key_frame["group"].to_numpy() if "group" in by else None
     group_keys = list(dict.fromkeys(g for per in spec.values() for g in per))
@@ -1383,14 +1396,20 @@ def by_cell(data: Any, *, by: Sequence[str] = ("country", "iteration", "group"),
                 by_p.setdefault(len(per[g]), []).append((f, per[g]))
         gcols = list(dict.fromkeys(c for fl in by_p.values() for _, cols in fl for c in cols))
         col_ix = {c: j for j, c in enumerate(gcols)}
-        Xg = np.empty((rows_sorted.size, len(gcols)))
-        colmean = np.zeros(len(gcols))
-        for j, c in enumerate(gcols):
-            col = frame[c]
-            if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
-                col = pd.to_numeric(col, errors="coerce")
-            Xg[:, j] = col.to_numpy(dtype=float, na_value=np.nan)[rows_sorted]
-            colmean[j] = np.nanmean(Xg[:, j]) if np.any(~np.isnan(Xg[:, j])) else 0.0
+        sub = frame[gcols].take(rows_sorted)
+        if not all_numeric:
+            sub = sub.apply(pd.to_numeric, errors="coerce")
+        Xg = sub.to_numpy(dtype=float, na_value=np.nan)
+        del sub
+        if np.isinf(Xg).any():
+            rr, jj = np.nonzero(np.isinf(Xg))
+            raise DataError("The items hold infinite values.",
+                            [Problem("item_finite", "Item answers must be finite.", "<DataFrame>",
+                                     int(rows_sorted[r]), gcols[j], float(Xg[r, j])) for r, j in zip(rr[:20], jj[:20])])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            Mg = ~np.isnan(Xg)
+            colmean = np.where(Mg, Xg, 0.0).sum(axis=0) / np.maximum(Mg.sum(axis=0), 1)
+        del Mg
         for p, flist in by_p.items():
             F = len(flist)
             C = cell_sel.size
@@ -1443,23 +1462,18 @@ def by_cell(data: Any, *, by: Sequence[str] = ("country", "iteration", "group"),
                + (["pos"] if level == "items" else [])}
     else:
         cat = {c: np.zeros(0) for c in ["cell", "factor"] + stat_cols + ["pos"]}
-    out = key_frame.take(cat["cell"].astype(np.intp)).reset_index(drop=True)
-    out["factor"] = cat["factor"]
+    # cells are numbered in sorted key order (np.unique of the sorted factorizations), so a
+    # lexicographic sort of (cell, factor order, item position) gives the tidy order
+    fo = np.array([fac_order[f] for f in cat["factor"]], dtype=np.intp)
+    keys_sort = (cat["pos"], fo, cat["cell"]) if level == "items" else (fo, cat["cell"])
+    order = np.lexsort(keys_sort)
+    out = key_frame.take(cat["cell"].astype(np.intp)[order]).reset_index(drop=True)
+    out["factor"] = cat["factor"][order]
     for c in stat_cols:
-        out[c] = cat[c]
-    for c in ("n", "n_items"):
-        if c in out.columns:
-            out[c] = out[c].astype(float).fillna(0).astype(int) if c == "n_items" else out[c]
-    if "n" in out.columns and level == "scale":
-        out["n"] = np.nan_to_num(out["n"].to_numpy(dtype=float), nan=0.0).astype(int)
-    if level == "items":
-        out["n"] = out["n"].astype(int)
-    out["_fo"] = out["factor"].map(fac_order).to_numpy()
-    sort_cols = by + ["_fo"] + (["_pos"] if level == "items" else [])
-    if level == "items":
-        out["_pos"] = cat["pos"]
-    out = out.sort_values(sort_cols, kind="stable").drop(columns=[c for c in ("_fo", "_pos") if c in out.columns])
-    out = out.reset_index(drop=True)
+        out[c] = cat[c][order]
+    out["n"] = np.nan_to_num(out["n"].to_numpy(dtype=float), nan=0.0).astype(int)
+    if "n_items" in out.columns:
+        out["n_items"] = out["n_items"].to_numpy().astype(int)
     out.attrs["provenance"] = Provenance.build(
         "reliability.by_cell", data=data if instrument is not None else None,
         options={"by": by, "ci": lev, "ci_method": ci_method, "missing": missing, "weights": weights,
