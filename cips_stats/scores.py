@@ -204,48 +204,23 @@ def respondent_scores(data: Any, *, statistic: str = "mean_0_10", min_share: flo
                         [Problem("group_unknown", "Unknown respondent group.", column="group", value=g)
                          for g in unknown])
     ms = float(min_share)
-    for g in inst.group_ids:
-        rows = np.flatnonzero(groups == g)
-        items = list(inst.items_for(g))
-        missing_cols = [c for c in items if c not in frame.columns]
-        if missing_cols:
-            raise DataError(f"data.frame lacks item columns of group {g!r}: {missing_cols}.",
-                            [Problem("item_missing", "Item column missing.", column=c) for c in missing_cols])
-        col = {c: j for j, c in enumerate(items)}
-        member = np.zeros((len(items), F))
-        for k, f in enumerate(fids):
-            for it in inst.factor_items(f, group=g):
-                member[col[it], k] = 1.0
-        n_items = member.sum(axis=0)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):      # small products: one thread is faster on a busy machine
+        groups_out = [_score_group(g, frame, groups, inst, fids, F, P, fav, ms, statistic) for g in inst.group_ids]
+    for g, rows, res in groups_out:
+        n_items = res["n_items"]
+        if res["problems"]:
+            problems.extend(res["problems"])
+            continue
+        n_exc = np.zeros(F, dtype=int)
         if rows.size:
-            X = frame[items].to_numpy(dtype=np.float64)[rows]
-            A = ~np.isnan(X)
-            bad = A & ((X < 1) | (X > P) | (X != np.round(X)))
-            if bad.any():
-                r, c = np.nonzero(bad)
-                for rr, cc in zip(r[:50], c[:50]):
-                    problems.append(Problem("code_in_scale", f"Answer outside the scale 1..{P}.",
-                                            row=int(rows[rr]), column=items[cc], value=float(X[rr, cc])))
-                continue
-            Xz = np.where(A, X, 0.0)
-            cnt = A.astype(np.float64) @ member                       # answered per factor
-            if statistic == "favourable":
-                num = (A & np.isin(X, fav)).astype(np.float64) @ member * 100.0
-            else:
-                num = Xz @ member
-            need = np.maximum(1.0, ms * n_items - 1e-9)
-            ok = (cnt >= need[None, :]) & (n_items[None, :] > 0)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                val = num / cnt
-            if statistic == "mean_0_10":
-                val = 10.0 * (val - 1.0) / (P - 1)
-            elif statistic == "mean_0_100":
-                val = 100.0 * (val - 1.0) / (P - 1)
-            out[rows] = np.where(ok, val, np.nan)
-            answered[rows] = cnt.astype(np.int64)
-            low = ~ok & (n_items[None, :] > 0)
+            out[rows] = res["val"]
+            answered[rows] = res["cnt"].astype(np.int64)
+            low = res["low"]
             if low.any():
                 r, k = np.nonzero(low)
+                cnt = res["cnt"]
                 exc_parts.append(pd.DataFrame({
                     "respondent_id": frame["respondent_id"].to_numpy()[rows[r]] if "respondent_id" in frame
                     else rows[r],
@@ -254,8 +229,6 @@ def respondent_scores(data: Any, *, statistic: str = "mean_0_10", min_share: flo
                     "reason": np.where(cnt[r, k] == 0, "no_item_answered", "below_min_share"),
                 }))
             n_exc = low.sum(axis=0)
-        else:
-            n_exc = np.zeros(F, dtype=int)
         for k, f in enumerate(fids):
             count_rows.append({"group": g, "factor": f, "n_items": int(n_items[k]), "n_respondents": int(rows.size),
                                "n_scored": int(rows.size - n_exc[k]) if n_items[k] > 0 else 0,
@@ -285,3 +258,45 @@ def respondent_scores(data: Any, *, statistic: str = "mean_0_10", min_share: flo
         "statistic": statistic, "min_share": ms, "favourable": list(fav), "points": P, "factors": list(fids)})
     return Scores(respondents=resp, scores=table, statistic=statistic, factors=fids, answered=ans, exclusions=exc, counts=counts,
                   min_share=ms, favourable=fav, points=P, provenance=prov, flags=tuple(flags))
+
+
+def _score_group(g, frame, groups, inst, fids, F, P, fav, ms, statistic):
+    """Scores of the respondents of one group: (group, rows, dict of arrays and problems)."""
+    rows = np.flatnonzero(groups == g)
+    items = list(inst.items_for(g))
+    missing_cols = [c for c in items if c not in frame.columns]
+    if missing_cols:
+        raise DataError(f"data.frame lacks item columns of group {g!r}: {missing_cols}.",
+                        [Problem("item_missing", "Item column missing.", column=c) for c in missing_cols])
+    col = {c: j for j, c in enumerate(items)}
+    member = np.zeros((len(items), F))
+    for k, f in enumerate(fids):
+        for it in inst.factor_items(f, group=g):
+            member[col[it], k] = 1.0
+    n_items = member.sum(axis=0)
+    res: dict = {"n_items": n_items, "problems": []}
+    if not rows.size:
+        return g, rows, res
+    X = frame[items].to_numpy(dtype=np.float64)[rows]
+    A = ~np.isnan(X)
+    bad = A & ((X < 1) | (X > P) | (X != np.round(X)))
+    if bad.any():
+        r, c = np.nonzero(bad)
+        res["problems"] = [Problem("code_in_scale", f"Answer outside the scale 1..{P}.", row=int(rows[rr]),
+                                   column=items[cc], value=float(X[rr, cc])) for rr, cc in zip(r[:50], c[:50])]
+        return g, rows, res
+    cnt = A.astype(np.float64) @ member                       # answered per factor
+    if statistic == "favourable":
+        num = (A & np.isin(X, fav)).astype(np.float64) @ member * 100.0
+    else:
+        num = np.where(A, X, 0.0) @ member
+    need = np.maximum(1.0, ms * n_items - 1e-9)
+    ok = (cnt >= need[None, :]) & (n_items[None, :] > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        val = num / cnt
+    if statistic == "mean_0_10":
+        val = 10.0 * (val - 1.0) / (P - 1)
+    elif statistic == "mean_0_100":
+        val = 100.0 * (val - 1.0) / (P - 1)
+    res.update(val=np.where(ok, val, np.nan), cnt=cnt, low=~ok & (n_items[None, :] > 0))
+    return g, rows, res
