@@ -293,3 +293,21 @@ def test_drift_and_reweight_without_cells():
     s2 = df[df["iteration"] == 2].groupby("leadership")["weight"].sum() / df[df["iteration"] == 2]["weight"].sum()
     np.testing.assert_allclose(sh.loc[1].to_numpy(), ((s1 + s2) / 2).to_numpy(), rtol=1e-9)
     np.testing.assert_allclose(sh.loc[2].to_numpy(), ((s1 + s2) / 2).to_numpy(), rtol=1e-9)
+
+
+def test_drift_test_has_nominal_type_one_error_under_no_change():
+    # 400 countries, same composition (30% managers) in both iterations, unequal weights independent
+    # of the category: the Kish-adjusted z test should reject at about alpha.
+    rng = np.random.default_rng(42)
+    n_c, n = 400, 150
+    rows = 2 * n_c * n
+    df = pd.DataFrame({"country": np.repeat(np.arange(n_c), 2 * n), "group": "officials",
+                       "iteration": np.tile(np.repeat([1, 2], n), n_c),
+                       "leadership": np.where(rng.random(rows) < 0.3, "manager", "staff"),
+                       "weight": rng.lognormal(0, 0.5, rows)})
+    res = cs.weighting.composition_drift(df, variables=["leadership"], alpha=0.05)
+    t = res.table[res.table["category"] == "manager"]
+    assert len(t) == n_c
+    rate = t["significant"].mean()
+    assert abs(rate - 0.05) < 3 * np.sqrt(0.05 * 0.95 / n_c), rate
+    assert t["flagged"].mean() <= rate and t["flagged"].mean() < 0.03   # large AND significant: rarer still
