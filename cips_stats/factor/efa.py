@@ -348,7 +348,7 @@ def parallel_analysis(frame: pd.DataFrame, *, n_iter: int = 100, seed: int | Non
         Seed of the random normal data (same seed, same result).
     quantile : float
         Quantile of the random eigenvalues an observed eigenvalue must exceed
-        (0.95 as Glorot's/psych's default; 0.5 gives Horn's original mean criterion).
+        (0.95, Glorfeld's refinement and psych's default; 0.5 is close to Horn's original mean criterion).
     cor : {"pearson", "polychoric"}
         Correlations of the observed data.  Random data are always normal with Pearson
         correlations (see Notes).
