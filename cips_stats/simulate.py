@@ -544,7 +544,8 @@ def _generate(seed: int, inst: Instrument, o: dict[str, Any]) -> tuple[pd.DataFr
         rev = np.array([items[j].reverse for j in g_items])
         rawcode = np.where(rev[None, :], P + 1 - code, code).astype(float)
         # missingness: exchangeable across a respondent's items, independent of the answers
-        r_i = np.minimum(rng.gamma(2.0, 0.5, size=N), 8.0)
+        total_rate = o["item_nonresponse"] + o["dont_know"] + o["refused"]
+        r_i = np.minimum(rng.gamma(2.0, 0.5, size=N), min(8.0, 0.8 / max(total_rate, 1e-12)))
         uu = rng.random((N, Jg))
         pb = o["item_nonresponse"] * r_i[:, None]
         pd_ = pb + o["dont_know"] * r_i[:, None]
@@ -552,7 +553,15 @@ def _generate(seed: int, inst: Instrument, o: dict[str, Any]) -> tuple[pd.DataFr
         inv_codes = sorted(inst.scale.missing)
         dk_code = next((c for c in inv_codes if inst.scale.missing[c] == "dont_know"), inv_codes[0] if inv_codes else None)
         rf_code = next((c for c in inv_codes if inst.scale.missing[c] == "refused"), dk_code)
+        keep_code = rawcode.copy()
         rawcode[uu < pb] = np.nan
+        # a respondent must answer something (a questionnaire with every item blank is not a response):
+        # keep the code of the item with the largest uniform (no extra random draw; only at extreme rates)
+        empty = np.flatnonzero(np.isnan(rawcode).all(axis=1))
+        if len(empty):
+            jmax = uu[empty].argmax(axis=1)
+            rawcode[empty, jmax] = keep_code[empty, jmax]
+            uu[empty, jmax] = 1.0
         if dk_code is not None:
             rawcode[(uu >= pb) & (uu < pd_)] = dk_code
             rawcode[(uu >= pd_) & (uu < pr_)] = rf_code
