@@ -13,7 +13,9 @@ content) raises :class:`~cips_stats.errors.DataError` naming the file.
 
 from __future__ import annotations
 
+import csv
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -76,6 +78,28 @@ def _clean_code(k: Any) -> Any:
     return k
 
 
+def _check_csv_records(path: Path, src: str, encoding: str) -> None:
+    """Every CSV record must have as many fields as the header (pandas would pad short records
+    with blanks and turn surplus fields into an index, silently)."""
+    bad: list[Problem] = []
+    with open(path, newline="", encoding=encoding) as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if header is None:
+            return
+        k = len(header)
+        rec = 0
+        for fields in reader:
+            if not fields:  # blank line: skipped by pandas too, not a record
+                continue
+            rec += 1
+            if len(fields) != k:
+                bad.append(Problem(rule="csv_record_length", file=src, row=rec, value=len(fields),
+                                   message=f"The record has {len(fields)} fields but the header has {k}."))
+    if bad:
+        raise DataError(f"Cannot read {src}: {len(bad)} records do not match the header.", bad)
+
+
 def read_table(source: Any, *, sheet: str | int = 0, encoding: str = "utf-8-sig") -> RawTable:
     """Read a file (CSV, XLSX, SAV, DTA, Parquet) or take a DataFrame, without recoding.
 
@@ -112,8 +136,11 @@ def read_table(source: Any, *, sheet: str | int = 0, encoding: str = "utf-8-sig"
         raise _fail("file_unreadable", src, "the path is a directory, not a file.")
     try:
         if fmt == "csv":
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""],
-                                encoding=encoding)
+            _check_csv_records(path, src, encoding)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", pd.errors.ParserWarning)
+                frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""],
+                                    encoding=encoding, index_col=False)
             return RawTable(frame=frame, source=src, format=fmt)
         if fmt == "xlsx":
             frame = pd.read_excel(path, sheet_name=sheet, keep_default_na=False, na_values=[""],

@@ -72,6 +72,7 @@ RULES: dict[str, tuple[str, str, str]] = {
     "file_format": ("table", "fatal", "Unknown file extension."),
     "file_not_found": ("table", "fatal", "The file does not exist."),
     "file_unreadable": ("table", "fatal", "The file cannot be read."),
+    "csv_record_length": ("table", "fatal", "A CSV record has more or fewer fields than the header."),
     "table_empty": ("table", "fatal", "The table has no data rows."),
     "column_duplicate": ("table", "fatal", "Two columns have the same name."),
     "column_missing": ("table", "fatal", "A required column is missing."),

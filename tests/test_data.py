@@ -98,7 +98,7 @@ def test_load_dataframe_recodes_and_types():
     np.testing.assert_array_equal(f["weight"].to_numpy(), raw["weight"].to_numpy())
 
 
-def test_reverse_keys_applied_once():
+def test_reverse_keys_applied_once(tmp_path):
     raw = raw_survey(10, seed=2, missing=False)
     rev = [i for i in INST.reverse_items() if i in INST.items_for("officials")][0]
     raw.loc[0, "group"] = "officials"
@@ -106,7 +106,7 @@ def test_reverse_keys_applied_once():
         raw.loc[0, it.id] = 1.0 if "officials" in it.groups else np.nan
     data = cs.load(raw)
     assert data.frame.loc[0, rev] == INST.scale.points  # 1 -> 5, once
-    again = cs.load(csd.write_raw(raw, Path(pytest.importorskip("tempfile").mkdtemp()) / "s.csv"))
+    again = cs.load(csd.write_raw(raw, tmp_path / "s.csv"))
     assert again.frame.loc[0, rev] == INST.scale.points  # the file holds raw codes, recoded once on load
 
 
@@ -328,7 +328,24 @@ def test_corrupt_file_is_data_error(tmp_path, fmt):
         cs.load(p)
     prob = e.value.problems[0]
     assert prob.file == str(p)
-    assert prob.rule in ("file_unreadable", "column_missing")
+    assert prob.rule == ("csv_record_length" if fmt == "csv" else "file_unreadable")
+    assert str(p) in str(e.value)
+    with pytest.raises(cs.DataError):
+        cs.load(p, strict=False)
+    assert not csd.validate(p).ok
+
+
+@pytest.mark.parametrize("body, rows", [
+    ("R1,X,1,private\nR2,X,1\n", [(2, 3)]),                       # short record: pandas pads with blanks
+    ("R1,X,1,private,extra,more\nR2,X,1,private\n", [(1, 6)]),     # long record: pandas makes an index
+    ("R1,X\n\nR2,X,1,private,5\n", [(1, 2), (2, 5)]),              # blank lines are not records
+])
+def test_csv_records_must_match_header(tmp_path, body, rows):
+    p = tmp_path / "r.csv"
+    p.write_text("respondent_id,country,iteration,group\n" + body, encoding="utf-8")
+    with pytest.raises(cs.DataError) as e:
+        cs.load(p, strict=False)
+    assert [(q.rule, q.row, q.value) for q in e.value.problems] == [("csv_record_length", r, k) for r, k in rows]
 
 
 def test_not_a_table_is_data_error():
