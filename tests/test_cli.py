@@ -134,3 +134,30 @@ def test_validate_with_instrument_yaml(runner, tmp_path):
     r = runner.invoke(cli.main, ["validate", str(five), "--instrument", str(y)])
     assert r.exit_code == 1
     assert "code_out_of_scale" in r.output
+
+
+# ------------------------------------------------------------------ the validation/benchmark runners
+def test_runner_discovers_and_lists_the_registered_modules(capsys):
+    import validation
+
+    studies = validation.discover("validation", "study_")
+    benches = validation.discover("benchmarks", "bench_")
+    assert studies["generator_recovery"] == "validation.study_generator_recovery"
+    assert benches["load"] == "benchmarks.bench_load"
+    assert validation.run_main(["--list"], package="benchmarks", prefix="bench_") == 0
+    assert "load" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="Unknown name"):
+        validation.run_main(["--only", "no_such_study"], package="validation", prefix="study_")
+
+
+def test_runner_result_records_machine_info(tmp_path):
+    import validation
+
+    table = pd.DataFrame({"cell": ["a", "b"], "bias": [0.1, float("nan")]})
+    path = validation.write_result("demo_study", table, folder=tmp_path, quick=True, seconds=1.5)
+    rec = json.loads(path.read_text())
+    assert rec["quick"] is True and rec["seconds"] == 1.5
+    assert rec["machine"]["cpu_count"] >= 1
+    assert {"python", "numpy", "pandas", "date"} <= set(rec["machine"])
+    assert rec["result"][1]["bias"] is None            # NaN is written as null, not as invalid JSON
+    assert pd.read_csv(tmp_path / "demo_study.csv").shape == (2, 2)
