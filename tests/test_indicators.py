@@ -308,3 +308,22 @@ def test_serialisation_leaves_out_the_replicates(res):
     assert "replicates" not in d
     assert d["provenance"]["seed"] == 3 and d["provenance"]["options"]["n_boot"] == 300
     assert len(d["table"]["data"]) == len(res.table)
+
+
+def test_singleton_strata_fail_or_are_taken_with_certainty(sim):
+    from cips_stats.errors import SingletonPSUError
+
+    f = sim.data.frame.copy()
+    f["stratum"] = "a"
+    first = f.groupby(KEYS).head(1).index          # one respondent alone in stratum "b" of every cell
+    f.loc[first, "stratum"] = "b"
+    d = sim.data.with_frame(f)
+    with pytest.raises(SingletonPSUError, match="single PSU"):
+        cs.estimate.indicators(d, n_boot=20, seed=1)
+    res = cs.estimate.indicators(d, n_boot=60, seed=1, lonely_psu="certainty", min_n=0)
+    assert res.provenance.options["path"] == "fast"
+    rw = rao_wu_weights(f["weight"].to_numpy(), strata=_design_codes(f, ["stratum"]), n_boot=60, seed=1,
+                        lonely_psu="certainty")
+    assert np.all(rw[:, first] == f.loc[first, "weight"].to_numpy())
+    ref = _definitional_replicates(d, rw, KEYS)
+    np.testing.assert_allclose(res.replicates, ref, rtol=2e-6, atol=2e-6)
