@@ -78,7 +78,7 @@ def _clean_code(k: Any) -> Any:
     return k
 
 
-def _check_csv_records(path: Path, src: str, encoding: str) -> None:
+def _check_csv_records(path: Path, src: str, encoding: str) -> list[str]:
     """Every CSV record must have as many fields as the header (pandas would pad short records
     with blanks and turn surplus fields into an index, silently)."""
     bad: list[Problem] = []
@@ -86,7 +86,7 @@ def _check_csv_records(path: Path, src: str, encoding: str) -> None:
         reader = csv.reader(fh)
         header = next(reader, None)
         if header is None:
-            return
+            return []
         k = len(header)
         rec = 0
         for fields in reader:
@@ -98,6 +98,25 @@ def _check_csv_records(path: Path, src: str, encoding: str) -> None:
                                    message=f"The record has {len(fields)} fields but the header has {k}."))
     if bad:
         raise DataError(f"Cannot read {src}: {len(bad)} records do not match the header.", bad)
+    return header
+
+
+def _check_header(header: list[str], src: str) -> None:
+    """Duplicate names in a header row are an error (pandas would rename them ``x.1`` silently)."""
+    header = [h for h in header if h.strip() != ""]  # blank names become distinct "Unnamed: k" columns
+    dups = sorted({h for h in header if header.count(h) > 1})
+    if dups:
+        raise DataError(f"Cannot read {src}: duplicate column names {dups}.",
+                        [Problem(rule="column_duplicate", file=src, column=d,
+                                 message=f"The column name {d!r} occurs more than once.") for d in dups])
+
+
+def _flat(frame: pd.DataFrame) -> pd.DataFrame:
+    """Named index levels become columns (e.g. respondent_id kept as the index); unnamed ones are dropped."""
+    names = [n for n in frame.index.names if n is not None]
+    if names and not any(str(n) in map(str, frame.columns) for n in names):
+        return frame.reset_index(drop=False).reset_index(drop=True)
+    return frame.reset_index(drop=True)
 
 
 def read_table(source: Any, *, sheet: str | int = 0, encoding: str = "utf-8-sig") -> RawTable:
@@ -117,8 +136,7 @@ def read_table(source: Any, *, sheet: str | int = 0, encoding: str = "utf-8-sig"
     RawTable
     """
     if isinstance(source, pd.DataFrame):
-        frame = source.reset_index(drop=True)
-        return RawTable(frame=frame, source="<DataFrame>", format="frame")
+        return RawTable(frame=_flat(source), source="<DataFrame>", format="frame")
     if not isinstance(source, (str, os.PathLike)):
         raise DataError("The data must be a file path or a pandas DataFrame.",
                         [Problem(rule="source_type", message="Expected a file path or a pandas DataFrame.",
@@ -136,19 +154,21 @@ def read_table(source: Any, *, sheet: str | int = 0, encoding: str = "utf-8-sig"
         raise _fail("file_unreadable", src, "the path is a directory, not a file.")
     try:
         if fmt == "csv":
-            _check_csv_records(path, src, encoding)
+            _check_header(_check_csv_records(path, src, encoding), src)
             with warnings.catch_warnings():
                 warnings.simplefilter("error", pd.errors.ParserWarning)
                 frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""],
                                     encoding=encoding, index_col=False)
             return RawTable(frame=frame, source=src, format=fmt)
         if fmt == "xlsx":
+            head = pd.read_excel(path, sheet_name=sheet, header=None, nrows=1, engine="openpyxl")
+            _check_header([str(v) for v in head.iloc[0].tolist() if not pd.isna(v)] if len(head) else [], src)
             frame = pd.read_excel(path, sheet_name=sheet, keep_default_na=False, na_values=[""],
                                   engine="openpyxl")
             return RawTable(frame=frame.reset_index(drop=True), source=src, format=fmt)
         if fmt == "parquet":
             frame = pd.read_parquet(path)
-            return RawTable(frame=frame.reset_index(drop=True), source=src, format=fmt)
+            return RawTable(frame=_flat(frame), source=src, format=fmt)
         import pyreadstat
 
         if fmt == "sav":

@@ -348,6 +348,32 @@ def test_csv_records_must_match_header(tmp_path, body, rows):
     assert [(q.rule, q.row, q.value) for q in e.value.problems] == [("csv_record_length", r, k) for r, k in rows]
 
 
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_duplicate_header_in_file_is_data_error(tmp_path, fmt):
+    raw = raw_survey(4, seed=17)
+    other = raw.columns[-1]
+    raw = raw.rename(columns={other: "LC1"})  # two columns called LC1 in the written file
+    path = tmp_path / f"dup.{fmt}"
+    if fmt == "csv":
+        raw.to_csv(path, index=False)
+    else:
+        raw.to_excel(path, index=False)
+    with pytest.raises(cs.DataError) as e:
+        cs.load(path, strict=False)
+    assert [(p.rule, p.column, p.file) for p in e.value.problems] == [("column_duplicate", "LC1", str(path))]
+
+
+def test_named_index_becomes_a_column(tmp_path):
+    raw = raw_survey(6, seed=18)
+    ref = cs.load(raw)
+    indexed = raw.set_index("respondent_id")
+    assert cs.load(indexed).fingerprint == ref.fingerprint
+    indexed.to_parquet(tmp_path / "i.parquet")
+    assert cs.load(tmp_path / "i.parquet").fingerprint == ref.fingerprint
+    shuffled = raw.set_axis(np.arange(100, 106))  # an unnamed index carries no data: dropped
+    assert cs.load(shuffled).fingerprint == ref.fingerprint
+
+
 def test_not_a_table_is_data_error():
     with pytest.raises(cs.DataError) as e:
         cs.load(42)
