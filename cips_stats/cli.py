@@ -30,7 +30,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import platform
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,7 +157,7 @@ def _machine() -> dict[str, Any]:
 
 def run_demo(out: str | Path, *, seed: int = 1, countries: int | None = None,
              steps: list[tuple[str, Callable[[DemoContext], list[Path]]]] | None = None,
-             console: Any = None) -> tuple[bool, dict[str, Any]]:
+             console: Any = None, command: str | None = None) -> tuple[bool, dict[str, Any]]:
     """Run the demo steps and write ``summary.json``; return (all steps succeeded, summary).
 
     Examples
@@ -219,7 +218,7 @@ def run_demo(out: str | Path, *, seed: int = 1, countries: int | None = None,
         "steps": records,
         "provenance": prov.to_dict(),
         "machine": _machine(),
-        "command": " ".join(["cips-stats", *sys.argv[1:]]) if sys.argv else "cips-stats demo",
+        "command": command or f"run_demo({str(out)!r}, seed={seed}, countries={countries})",
     }
     if sim is not None:
         raw = sim.raw
@@ -254,7 +253,8 @@ def main() -> None:
               help="Countries in iteration 1 (default 25, of which 17 repeated; otherwise ~68% repeated).")
 def demo(out: str, seed: int, countries: int | None) -> None:
     """Run the pipeline on a synthetic survey with known truth and write its outputs."""
-    ok, _ = run_demo(out, seed=seed, countries=countries)
+    cmd = f"cips-stats demo --out {out} --seed {seed}" + ("" if countries is None else f" --countries {countries}")
+    ok, _ = run_demo(out, seed=seed, countries=countries, command=cmd)
     if not ok:
         raise SystemExit(EXIT_PROBLEMS)
 

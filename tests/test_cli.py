@@ -34,6 +34,7 @@ def test_demo_writes_every_output(runner, tmp_path):
         for f in step["files"]:
             assert (out / f).is_file(), f
     assert summary["provenance"]["seed"] == 4
+    assert summary["command"] == f"cips-stats demo --out {out} --seed 4 --countries 2"
     assert summary["machine"]["cpu_count"] >= 1
     # the truth written is the truth of the same simulation
     sim = cs.simulate(seed=4, n_countries=2, n_repeat=1)
