@@ -54,6 +54,9 @@ class RawTable:
         ``{column: {code: label}}`` declared in the file (SPSS, Stata).
     user_missing : dict
         ``{column: [(lo, hi), ...]}`` SPSS user-missing codes and ranges.
+    letter_missing : dict
+        ``{column: ["a", "b", ...]}`` Stata extended missing values (``.a`` .. ``.z``) present
+        in the file; the cells hold the letter (text), so they are never silently blank.
     format : str
         ``"csv"``, ``"xlsx"``, ``"sav"``, ``"dta"``, ``"parquet"`` or ``"frame"``.
     """
@@ -63,6 +66,7 @@ class RawTable:
     value_labels: dict = field(default_factory=dict)
     user_missing: dict = field(default_factory=dict)
     format: str = "frame"
+    letter_missing: dict = field(default_factory=dict)
 
 
 def _fail(rule: str, source: str, message: str, value: Any = None) -> DataError:
@@ -174,7 +178,7 @@ def read_table(source: Any, *, sheet: str | int = 0, encoding: str = "utf-8-sig"
         if fmt == "sav":
             frame, meta = pyreadstat.read_sav(str(path), user_missing=True)
         else:
-            frame, meta = pyreadstat.read_dta(str(path), user_missing=False)
+            frame, meta = pyreadstat.read_dta(str(path), user_missing=True)
     except DataError:
         raise
     except Exception as exc:  # any reader failure: corrupt or unreadable content
@@ -184,8 +188,13 @@ def read_table(source: Any, *, sheet: str | int = 0, encoding: str = "utf-8-sig"
     missing: dict[str, list[tuple[Any, Any]]] = {}
     for col, ranges in (getattr(meta, "missing_ranges", None) or {}).items():
         missing[str(col)] = [(_clean_code(r["lo"]), _clean_code(r["hi"])) for r in ranges]
+    letters = {}
+    if fmt == "dta":
+        letters = {str(c): [str(v) for v in vals]
+                   for c, vals in (getattr(meta, "missing_user_values", None) or {}).items() if vals}
+        missing = {}
     return RawTable(frame=frame.reset_index(drop=True), source=src, value_labels=labels,
-                    user_missing=missing, format=fmt)
+                    user_missing=missing, format=fmt, letter_missing=letters)
 
 
 def _text_column(s: pd.Series) -> pd.Series:

@@ -547,9 +547,26 @@ def _load(source: Any, instrument: Any, *, iterations: Any = None, sheet: str | 
     if fnd.fatal:
         return _Outcome(None, fnd.problems(), n, src, fnd)
 
+    # ---------------------------------------------------------------- Stata extended missing (.a-.z)
+    demo_names = [d.name for d in inst.demographics]
+    for c, letters in raw.letter_missing.items():
+        if c not in df.columns:
+            continue
+        obj = df[c].astype(object)
+        m = obj.map(lambda v: isinstance(v, str) and v in letters).to_numpy(dtype=bool)
+        if not m.any():
+            continue
+        rows = np.flatnonzero(m)
+        shown = np.array(["." + str(v) for v in obj.to_numpy()[m]], dtype=object)
+        if c in inst.item_ids or c in demo_names:
+            lab = raw.value_labels.get(c, {})
+            fnd.add("user_missing", rows, c, shown,
+                    [f"user_missing: {lab.get(v[1:], 'Stata missing value ' + v)}" for v in shown])
+        obj = obj.where(~m, None)
+        df[c] = obj  # key/design columns: the blank is then reported by their own rule
+
     # ---------------------------------------------------------------- SPSS/Stata labels
     labels = raw.value_labels
-    demo_names = [d.name for d in inst.demographics]
     for c in ["country", "group", "stratum", "cluster", *demo_names]:
         if c in labels and c in df.columns and pd.api.types.is_numeric_dtype(df[c].dtype):
             lab = labels[c]

@@ -779,3 +779,26 @@ def test_property_load_accounts_or_raises_data_error(case, tmp_path):
         assert strict.fingerprint == data.fingerprint and data.exclusions["scope"].isin(["value", "column"]).all()
     rep = csd.validate(src, instrument=SMALL)
     assert rep.ok == (strict is not None) and rep.n_used_rows == len(data.frame)
+
+
+def test_stata_extended_missing_values_are_accounted(tmp_path):
+    import pyreadstat
+
+    raw = raw_survey(6, seed=26, missing=False, design=False, demographics=False)
+    item = INST.items_for(raw.loc[1, "group"])[0]
+    out = raw.astype({item: object, "weight": object})
+    out.loc[1, item] = "a"      # Stata .a in an item
+    out.loc[4, "weight"] = "b"  # Stata .b in the weight
+    path = tmp_path / "ext.dta"
+    pyreadstat.write_dta(out, str(path), missing_user_values={item: ["a"], "weight": ["b"]})
+    data = cs.load(path, strict=False)
+    ex = data.exclusions
+    um = ex[ex["rule"] == "user_missing"]
+    assert um[["row", "column", "value"]].values.tolist() == [[2, item, ".a"]]
+    assert um["reason"].iloc[0] == "user_missing: Stata missing value .a"
+    assert np.isnan(data.frame.loc[1, item])
+    wm = ex[ex["rule"] == "weight_missing"]
+    assert wm["row"].tolist() == [5] and data.excluded_rows == [5]
+    with pytest.raises(cs.DataError) as e:
+        cs.load(path)
+    assert [(p.rule, p.row) for p in e.value.problems] == [("weight_missing", 5)]
