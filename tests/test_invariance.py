@@ -231,9 +231,11 @@ def test_ordinal_ladder_matches_lavaan(bfi_ordinal):
         assert res.table.loc[level, "chi2"] == pytest.approx(ref["levels"][level]["chisq"], abs=1e-3)
         assert res.table.loc[level, "df"] == ref["levels"][level]["df"]
         assert res.table.loc[level, "srmr"] == pytest.approx(ref["levels"][level]["srmr"], abs=1e-4)
-    assert res.table.loc["scalar", "delta_df"] == ref["lrt"]["scalar"]["delta_df"]
-    # without the ordinal Satorra (2000) difference test the p-value is not given
-    assert np.isnan(res.table.loc["metric", "p_value"])
+    # Satorra (2000) scaled-shifted difference tests, as lavTestLRT(method = "satorra.2000")
+    for level in ("metric", "scalar"):
+        assert res.table.loc[level, "delta_chi2"] == pytest.approx(ref["lrt"][level]["delta_chi2"], abs=1e-3)
+        assert res.table.loc[level, "delta_df"] == ref["lrt"][level]["delta_df"]
+        assert res.table.loc[level, "p_value"] == pytest.approx(ref["lrt"][level]["p_value"], abs=1e-5)
 
 
 def test_ordinal_empty_category_is_reported(bfi_ordinal):

@@ -140,7 +140,8 @@ def difference_test(restricted: Mapping[str, float], free: Mapping[str, float], 
     estimator : {"ML", "MLR", "WLSMV", ...}
         ``"ML"``: plain difference.  ``"MLR"``: Satorra & Bentler (2001) scaled
         difference.  Others: the plain difference of the unscaled statistics is returned
-        with ``p_value`` NaN and ``method="unavailable"`` (see Notes).
+        with ``p_value`` NaN and ``method="unavailable"`` — :func:`invariance` then uses
+        Satorra's (2000) test from the fitted WLSMV models (see Notes).
 
     Returns
     -------
@@ -154,9 +155,10 @@ def difference_test(restricted: Mapping[str, float], free: Mapping[str, float], 
     and scaling factors c0, c1, :math:`c_d = (d_0 c_0 - d_1 c_1)/(d_0 - d_1)` and
     :math:`T_d = (T_0 - T_1)/c_d` on :math:`d_0 - d_1` df, as ``lavaan::lavTestLRT(...,
     method="satorra.bentler.2001")``.  A negative :math:`c_d` makes the test undefined
-    (p NaN).  For WLSMV lavaan uses Satorra's (2000) scaled-shifted difference, which
-    needs the weight and asymptotic covariance matrices of the fitted models; it is not
-    implemented here.
+    (p NaN).  For WLSMV, lavaan's Satorra (2000) scaled-shifted difference needs the
+    weight and asymptotic covariance matrices of the fitted models, not only their fit
+    measures; :func:`invariance` computes it from the fitted models (``_satorra2000``;
+    matches ``lavTestLRT(method="satorra.2000")`` to 3e-4 on bfi by gender).
 
     Examples
     --------
@@ -189,6 +191,55 @@ def difference_test(restricted: Mapping[str, float], free: Mapping[str, float], 
     else:
         out["method"] = "unavailable"
     return out
+
+
+def _satorra2000(restricted_fit, free_fit) -> dict[str, Any] | None:
+    """Satorra's (2000) scaled-shifted difference test of two nested WLS fits.
+
+    As ``lavaan::lavTestLRT(method="satorra.2000")`` for WLSMV: with Δ1 the Jacobian of the
+    model statistics of the less constrained model, V = blockdiag(f_g W_g), Γ~ =
+    blockdiag(Γ_g / f_g), P = Δ1' V Δ1, A the constraints that reduce model 1 to model 0
+    (the orthogonal complement of pinv(Δ1) Δ0, lavaan's ``A.method="delta"``) and
+    M = P⁻¹A'(A P⁻¹ A')⁺ A P⁻¹, the difference T0 − T1 of the unscaled statistics is
+    asymptotically a mixture of χ²₁ with weights the eigenvalues of U Γ~ = V Δ1 M Δ1' V Γ~;
+    the scaled-shifted statistic is ``a (T0 − T1) + b`` with ``a = sqrt(m / tr((UΓ)²))``,
+    ``b = m − a tr(UΓ)`` on m = df0 − df1 degrees of freedom.  Returns None when the fits do
+    not carry the WLS internals.
+    """
+    s0 = getattr(restricted_fit, "_state", None)
+    s1 = getattr(free_fit, "_state", None)
+    needed = ("delta", "weights", "gamma", "group_fraction")
+    if s0 is None or s1 is None or not all(hasattr(s1, k) for k in needed) or not hasattr(s0, "delta"):
+        return None
+    d1 = [np.asarray(d, float) for d in s1.delta]
+    d0 = np.vstack([np.asarray(d, float) for d in s0.delta])
+    w = [np.asarray(x, float) for x in s1.weights]
+    if any(x.ndim != 1 for x in w):
+        return None
+    fg = [float(f) for f in s1.group_fraction]
+    gam = [np.asarray(x, float) for x in s1.gamma]
+    D1 = np.vstack(d1)
+    H = np.linalg.pinv(D1) @ d0
+    u, sv, _ = np.linalg.svd(H, full_matrices=True)
+    rank = int(np.sum(sv > 1e-8 * max(sv.max(), 1e-300)))
+    A = u[:, rank:].T
+    P = sum(f * (D.T * wd) @ D for f, D, wd in zip(fg, d1, w))
+    Pinv = np.linalg.inv(P)
+    APA = A @ Pinv @ A.T
+    M = Pinv @ A.T @ np.linalg.pinv(APA) @ A @ Pinv
+    Z = sum((D.T * wd) @ G @ (f * wd[:, None] * D) for f, D, wd, G in zip(fg, d1, w, gam))
+    MZ = M @ Z
+    tr1 = float(np.trace(MZ))
+    tr2 = float(np.sum(MZ * MZ.T))
+    t0, t1 = float(restricted_fit.fit["chi2"]), float(free_fit.fit["chi2"])
+    m = int(round(restricted_fit.fit["df"])) - int(round(free_fit.fit["df"]))
+    if m <= 0 or tr2 <= 0:
+        return None
+    a = math.sqrt(m / tr2)
+    b = m - a * tr1
+    stat = (t0 - t1) * a + b
+    return {"delta_chi2": stat, "delta_df": m, "p_value": float(stats.chi2.sf(max(stat, 0.0), m)),
+            "method": "satorra.2000", "a": a, "b": b}
 
 
 # --------------------------------------------------------------------------- result
@@ -574,7 +625,8 @@ def invariance(data_or_frame: Any, *, group: str, model: str | None = None, esti
     (Chen's sentence read literally, more lenient).
     ``"chen2007_strict"`` fails a step when any one cut-off is crossed.  For MLR the
     robust CFI/TLI/RMSEA are used (lavaan's ``cfi.robust``…), for WLSMV the scaled ones.
-    Difference tests: plain for ML, Satorra-Bentler (2001) for MLR.  Partial
+    Difference tests: plain for ML, Satorra-Bentler (2001) for MLR, Satorra (2000)
+    scaled-shifted for WLSMV (as ``lavaan::lavTestLRT``).  Partial
     invariance: the constraint of the failing type with the largest score test
     (ML-based, expected information, as ``lavaan::lavTestScore``; for WLSMV, the
     largest drop in chi-square over refits) is released, and the step re-judged, until
@@ -745,6 +797,8 @@ def invariance(data_or_frame: Any, *, group: str, model: str | None = None, esti
         if ref_name is not None:
             ref_fit = fits[ref_name]
             dt = difference_test(fit.fit, ref_fit.fit, estimator=est_u)
+            if dt["method"] == "unavailable":
+                dt = _satorra2000(fit, ref_fit) or dt
             r_ind = _indices(ref_fit.fit, kind)
             row.update(delta_chi2=dt["delta_chi2"], delta_df=float(dt["delta_df"]), p_value=dt["p_value"],
                        delta_cfi=ind["cfi"] - r_ind["cfi"], delta_rmsea=ind["rmsea"] - r_ind["rmsea"],
