@@ -311,3 +311,40 @@ def test_simulation_study_quick_mode():
     biased = table[(table["condition"] == "biased_intercept") & (table["step"] == "scalar")]
     assert float(biased["reject_rate_chi2"].iloc[0]) >= 0.9
     assert float(biased["first_freed_is_planted"].iloc[0]) >= 0.9
+
+
+def test_partial_search_under_fiml_uses_score_tests():
+    rng = np.random.default_rng(11)
+    lam = np.array([1.0, 0.9, 0.8, 0.7, 0.8])
+    frames = []
+    for g, shift in (("a", 0.0), ("b", 0.6)):
+        y = rng.normal(size=(300, 1)) * lam + rng.normal(scale=0.6, size=(300, 5))
+        y[:, 3] += shift
+        y[rng.random(y.shape) < 0.1] = np.nan
+        frames.append(pd.DataFrame(y, columns=[f"x{i}" for i in range(1, 6)]).assign(g=g))
+    res = inv.invariance(pd.concat(frames, ignore_index=True), group="g",
+                         model="f =~ x1 + x2 + x3 + x4 + x5", missing="fiml")
+    assert res.freed == ("x4~1",)
+    assert set(res.score_tests["method"]) == {"score"}
+    assert res.fits["configural"].missing == "fiml"
+
+
+def test_partial_search_for_ordinal_items_frees_item_thresholds():
+    rng = np.random.default_rng(21)
+    lam = np.array([0.8, 0.7, 0.7, 0.6, 0.7])
+    cuts = np.array([-1.2, -0.3, 0.5, 1.3])
+    frames = []
+    for g in ("a", "b"):
+        ystar = rng.normal(size=(500, 1)) * lam + rng.normal(size=(500, 5)) * np.sqrt(1 - lam**2)
+        if g == "b":
+            ystar[:, 2] += 0.7                      # item i3's thresholds shifted in group b
+        codes = np.column_stack([np.digitize(ystar[:, j], cuts) + 1 for j in range(5)]).astype(float)
+        frames.append(pd.DataFrame(codes, columns=[f"i{j}" for j in range(1, 6)]).assign(g=g))
+    res = inv.invariance(pd.concat(frames, ignore_index=True), group="g", model="f =~ i1 + i2 + i3 + i4 + i5",
+                         ordered=True)
+    assert res.table.loc["scalar", "verdict"] == "rejected"
+    assert res.freed == ("i3|t",)
+    assert res.level_supported == "partial_scalar"
+    assert set(res.score_tests["method"]) == {"refit"}
+    assert res.table.loc["strict", "verdict"].startswith("not tested")
+    assert res.supports("means") and not res.supports("observed_means")

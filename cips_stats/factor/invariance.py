@@ -452,8 +452,7 @@ class _ScoreTester:
         data = []
         for lab in labels:
             y = frame.loc[gcol == lab, m_e.ov_names].to_numpy(dtype=float)
-            if not fiml:
-                y = y[~np.isnan(y).any(axis=1)]
+            y = y[~np.isnan(y).all(axis=1)] if fiml else y[~np.isnan(y).any(axis=1)]
             data.append(y)
         if tuple(len(y) for y in data) != tuple(int(n) for n in fit.n_obs):
             raise ModelError("Group sizes differ from the fitted model's.")
@@ -590,7 +589,9 @@ def invariance(data_or_frame: Any, *, group: str, model: str | None = None, esti
         Ordinal items (True: all model items); their thresholds take the place of
         intercepts.
     missing : str, optional
-        Passed to ``cfa`` (e.g. ``"fiml"`` or ``"listwise"``).
+        Passed to ``cfa`` (``"fiml"``, ``"listwise"``, ``"pairwise"`` for WLSMV).  Default:
+        ``cfa``'s for a DataFrame (listwise); for a SurveyData ``"fiml"`` (ML/MLR) or
+        ``"pairwise"`` (WLSMV), as ``cs.factor.cfa`` does for survey data.
     respondent_group : str, optional
         For a SurveyData, the respondent group whose model to use when ``group`` is not
         ``"group"``; required when the data hold several respondent groups.
@@ -688,6 +689,8 @@ def invariance(data_or_frame: Any, *, group: str, model: str | None = None, esti
             raise DataError("No respondent group of the instrument is present in the data.")
         if model is None:
             model = inst.model_syntax(base_group)
+        if missing is None:   # as cs.factor.cfa does for survey data
+            missing = "fiml" if estimator.upper() in ("ML", "MLR") and not ordered else "pairwise"
     elif isinstance(data_or_frame, pd.DataFrame):
         frame = data_or_frame
         shared = None
