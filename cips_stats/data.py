@@ -45,7 +45,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from ._io import FORMATS, RawTable, read_table, write_table
+from ._io import FORMATS, read_table, write_table
 from .errors import DataError, Problem
 from .instrument import Instrument
 from .results import Provenance, Result, fingerprint_frame
@@ -242,10 +242,6 @@ class SurveyData:
 
 
 # =============================================================================== parsing helpers
-def _is_blank_text(s: pd.Series) -> np.ndarray:
-    return s.isna().to_numpy()
-
-
 #: Text accepted as a number: optional sign, digits with an optional decimal part, optional exponent
 #: ("4", "4.0", "+4", ".5", "1e1"). "nan", "inf", "1_000", "4,5" are not numbers.
 _NUMBER_TEXT = r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
