@@ -193,3 +193,18 @@ def test_category_missing_in_one_group_is_explained(bfi):
     d.loc[(d["gender"] == 1) & (d["A1"] == 6), "A1"] = 5
     with pytest.raises(cs.ModelError, match="category 6 in group"):
         fit_wlsmv(d, TWO, group="gender")
+
+
+def test_parameter_table_and_model_inputs_give_the_same_fit(bfi, fits):
+    from cips_stats.factor.model import CFAModel
+    from cips_stats.factor.syntax import build_partable
+
+    d = bfi[TEN].iloc[:800]
+    pt = build_partable(TWO, observed=TEN, ordered={c: 6 for c in TEN}, meanstructure=True)
+    a = fit_wlsmv(d, pt)
+    b = fit_wlsmv(d, CFAModel(pt))
+    ref = fits("wlsmv_bfi2_missing")
+    np.testing.assert_allclose(a.parameters["est"], ref.parameters["est"], atol=1e-10)
+    np.testing.assert_allclose(b.parameters["se"], ref.parameters["se"], atol=1e-10)
+    with pytest.raises(cs.ModelError, match="groups"):
+        fit_wlsmv(bfi[TEN + ["gender"]], pt, group="gender")

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..errors import ConvergenceError, DataError, Flag, ModelError
+from ..errors import DataError, Flag, ModelError, Problem
 from ..results import Provenance
 from .polychoric import PolychoricResult, polychoric
 from .results import CFAResult
@@ -111,16 +111,16 @@ def _prepare_model(frame: pd.DataFrame, model: Any, *, ordered, group_labels, gr
     from .syntax import build_partable
 
     syntax = None
+    pt = None
     if isinstance(model, CFAModel):
-        return model, None
-    if isinstance(model, pd.DataFrame):
+        m = model
+    elif isinstance(model, pd.DataFrame):
         pt = model
     elif isinstance(model, str):
         syntax = model
         # first pass: which observed variables does the model use?
         pt0 = build_partable(model, observed=list(map(str, frame.columns)))
-        from .model import CFAModel as _M
-        ov = _M(pt0).ov_names
+        ov = CFAModel(pt0).ov_names
         if ordered is None or ordered is True:
             ord_items = ov
         else:
@@ -135,7 +135,8 @@ def _prepare_model(frame: pd.DataFrame, model: Any, *, ordered, group_labels, gr
                             group_equal=tuple(group_equal), group_partial=tuple(group_partial))
     else:
         raise ModelError("model= must be lavaan-style syntax, a parameter table or a CFAModel.")
-    m = CFAModel(pt)
+    if pt is not None:
+        m = CFAModel(pt)
     not_ord = [v for v in m.ov_names if v not in m.ordered]
     if not_ord:
         raise ModelError(f"WLSMV here supports ordinal items only; {not_ord} have no thresholds.")
@@ -146,10 +147,11 @@ def _prepare_model(frame: pd.DataFrame, model: Any, *, ordered, group_labels, gr
 
 def _delta_and_implied(model, theta: np.ndarray, th_perm: list[np.ndarray], od: tuple[np.ndarray, np.ndarray]):
     """Per group the implied statistics (thresholds in sample order, off-diag correlations) and Jacobian."""
+    from .model import vech_indices
+
     imp = model.implied(theta)
     jac = model.jacobian(theta)
     r, c = od
-    from .model import vech_indices
     vr, vc = vech_indices(model.p)
     offd = np.flatnonzero(vr != vc)
     sig, dlt = [], []
@@ -351,9 +353,8 @@ def fit_wlsmv(
         gcol = frame[group]
         if gcol.isna().any():
             raise DataError(f"group= column {group!r} has missing values.",
-                            [__import__("cips_stats.errors", fromlist=["Problem"]).Problem(
-                                "group_missing", "Group is missing.", file="<DataFrame>",
-                                row=int(np.flatnonzero(gcol.isna().to_numpy())[0]), column=group)])
+                            [Problem("group_missing", "Group is missing.", file="<DataFrame>", row=int(r),
+                                     column=group) for r in np.flatnonzero(gcol.isna().to_numpy())])
         group_labels = list(pd.unique(gcol))
         frames = [frame[gcol == lab] for lab in group_labels]
     else:
@@ -361,7 +362,6 @@ def fit_wlsmv(
         frames = [frame]
     # observed categories over all groups
     data_cols = [c for c in frame.columns if c != group]
-    from .polychoric import _as_frame, _code_items  # noqa: F401
     levels = {}
     for c in data_cols:
         x = pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
