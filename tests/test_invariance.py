@@ -348,3 +348,11 @@ def test_partial_search_for_ordinal_items_frees_item_thresholds():
     assert set(res.score_tests["method"]) == {"refit"}
     assert res.table.loc["strict", "verdict"].startswith("not tested")
     assert res.supports("means") and not res.supports("observed_means")
+
+
+def test_model_restriction_to_shared_items():
+    m = "f =~ a + b + 0.5*c\ng =~ d + e\nf ~~ g\na ~~ d"
+    assert inv._model_items(m) == ["a", "b", "c", "d", "e"]
+    text, dropped = inv._restrict_syntax(m, {"a", "b", "c", "e"})
+    assert text == "f =~ a + b + 0.5*c"          # g keeps one item: dropped with its covariances
+    assert sorted(dropped) == ["d", "e"]

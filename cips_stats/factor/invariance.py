@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -373,40 +373,37 @@ def _param_name(lhs: str, op: str, rhs: str) -> str:
 def _restrict_syntax(model: str, keep: set[str]) -> tuple[str, list[str]]:
     """Drop indicators not in ``keep`` from ``=~`` lines; drop factors left with < 2 items."""
     lines, dropped = [], []
+    other, dropped_lv = [], []
     for line in model.splitlines():
         if "=~" not in line:
             if line.strip():
-                lines.append(line)
+                other.append(line)
             continue
         lhs, rhs = line.split("=~", 1)
         items = [t.strip() for t in rhs.split("+") if t.strip()]
         kept = [t for t in items if re.sub(r"^.*\*", "", t) in keep]
-        dropped += [t for t in items if t not in kept]
+        dropped += [re.sub(r"^.*\*", "", t) for t in items if t not in kept]
         if len(kept) >= 2:
             lines.append(f"{lhs.strip()} =~ " + " + ".join(kept))
         else:
-            dropped += kept
+            dropped += [re.sub(r"^.*\*", "", t) for t in kept]
+            dropped_lv.append(lhs.strip())
+    gone = set(dropped) | set(dropped_lv)
+    lines += [ln for ln in other if not (set(re.findall(r"[A-Za-z_.][A-Za-z0-9_.]*", ln)) & gone)]
     return "\n".join(lines), dropped
 
 
 def _model_items(model: str) -> list[str]:
+    """Observed variables of a lavaan-style model, in order of appearance."""
     from .syntax import parse_syntax
 
     statements, _ = parse_syntax(model)
-    lv = [s.lhs for s in statements if s.op == "=~"]
+    lv = {s.lhs for s in statements if s.op == "=~"}
     items: list[str] = []
     for s in statements:
-        names = [t[0] for t in getattr(s, "terms", [])] if hasattr(s, "terms") else []
-        for nm in names:
-            if nm not in lv and nm not in items:
+        for nm in ((s.rhs,) if s.op == "=~" else (s.lhs, s.rhs)):
+            if nm and nm not in lv and nm not in items and nm != "1" and not (s.op == "|" and nm == s.rhs):
                 items.append(nm)
-    if not items:  # fall back on a plain reading of =~ lines
-        for line in model.splitlines():
-            if "=~" in line:
-                for t in line.split("=~", 1)[1].split("+"):
-                    nm = re.sub(r"^.*\*", "", t.strip())
-                    if nm and nm not in lv and nm not in items:
-                        items.append(nm)
     return items
 
 
