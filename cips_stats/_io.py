@@ -82,12 +82,12 @@ def _clean_code(k: Any) -> Any:
     return k
 
 
-def _check_csv_records(path: Path, src: str, encoding: str) -> list[str]:
+def _check_csv_records(path: Path, src: str, encoding: str, sep: str = ",") -> list[str]:
     """Every CSV record must have as many fields as the header (pandas would pad short records
     with blanks and turn surplus fields into an index, silently)."""
     bad: list[Problem] = []
     with open(path, newline="", encoding=encoding) as fh:
-        reader = csv.reader(fh)
+        reader = csv.reader(fh, delimiter=sep)
         header = next(reader, None)
         if header is None:
             return []
@@ -123,7 +123,7 @@ def _flat(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def read_table(source: Any, *, sheet: str | int = 0, encoding: str = "utf-8-sig") -> RawTable:
+def read_table(source: Any, *, sheet: str | int = 0, encoding: str = "utf-8-sig", sep: str = ",") -> RawTable:
     """Read a file (CSV, XLSX, SAV, DTA, Parquet) or take a DataFrame, without recoding.
 
     Parameters
@@ -134,6 +134,8 @@ def read_table(source: Any, *, sheet: str | int = 0, encoding: str = "utf-8-sig"
         Excel sheet (name or 0-based position).
     encoding : str
         Text encoding of CSV files (a UTF-8 byte-order mark is accepted).
+    sep : str
+        Field separator of CSV files (one character).
 
     Returns
     -------
@@ -158,11 +160,11 @@ def read_table(source: Any, *, sheet: str | int = 0, encoding: str = "utf-8-sig"
         raise _fail("file_unreadable", src, "the path is a directory, not a file.")
     try:
         if fmt == "csv":
-            _check_header(_check_csv_records(path, src, encoding), src)
+            _check_header(_check_csv_records(path, src, encoding, sep), src)
             with warnings.catch_warnings():
                 warnings.simplefilter("error", pd.errors.ParserWarning)
                 frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""],
-                                    encoding=encoding, index_col=False)
+                                    encoding=encoding, index_col=False, sep=sep)
             return RawTable(frame=frame, source=src, format=fmt)
         if fmt == "xlsx":
             head = pd.read_excel(path, sheet_name=sheet, header=None, nrows=1, engine="openpyxl")

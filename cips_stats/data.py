@@ -514,11 +514,11 @@ def _iteration_map(iterations: Any, src: str) -> dict[str, int] | None:
 
 
 def _load(source: Any, instrument: Any, *, iterations: Any = None, sheet: str | int = 0,
-          encoding: str = "utf-8-sig") -> _Outcome:
+          encoding: str = "utf-8-sig", sep: str = ",") -> _Outcome:
     """Read and check everything; never raises for data problems (except bad arguments)."""
     inst = _resolve_instrument(instrument)
     try:
-        raw = read_table(source, sheet=sheet, encoding=encoding)
+        raw = read_table(source, sheet=sheet, encoding=encoding, sep=sep)
     except DataError as exc:
         src = str(source) if isinstance(source, (str, os.PathLike)) else "<DataFrame>"
         return _Outcome(None, exc.problems, 0, src, None)
@@ -535,9 +535,12 @@ def _load(source: Any, instrument: Any, *, iterations: Any = None, sheet: str | 
         fnd.add_fatal("column_duplicate", f"The column name {c!r} occurs more than once.", column=c)
     if not dup_cols:
         df = df.set_axis(cols, axis=1)
+    hint = ""
+    if len(cols) == 1 and any(ch in cols[0] for ch in ";\t|"):
+        hint = " The header is a single column holding ';', tab or '|': pass sep= to name the separator."
     for c in _REQUIRED:
         if c not in cols:
-            fnd.add_fatal("column_missing", f"The required column {c!r} is missing.", column=c)
+            fnd.add_fatal("column_missing", f"The required column {c!r} is missing.{hint}", column=c)
     if n == 0:
         fnd.add_fatal("table_empty", "The table has no data rows.")
     if fnd.fatal:
@@ -836,7 +839,7 @@ def _build_frame(keep: np.ndarray, ids: np.ndarray, keys: dict, iteration: np.nd
 # =============================================================================== public API
 def load(source: Any, instrument: Instrument | str | os.PathLike | None = None, *, strict: bool = True,
          iterations: Mapping[Any, int] | None = None, sheet: str | int = 0,
-         encoding: str = "utf-8-sig") -> SurveyData:
+         encoding: str = "utf-8-sig", sep: str = ",") -> SurveyData:
     """Read, validate and recode a survey into :class:`SurveyData`.
 
     Parameters
@@ -860,6 +863,8 @@ def load(source: Any, instrument: Instrument | str | os.PathLike | None = None, 
         Excel sheet.
     encoding : str, default "utf-8-sig"
         CSV text encoding.
+    sep : str, default ","
+        CSV field separator (e.g. ``";"`` for files exported with a decimal comma).
 
     Returns
     -------
@@ -904,7 +909,7 @@ def load(source: Any, instrument: Instrument | str | os.PathLike | None = None, 
     >>> d.frame["LC1"].tolist(), d.exclusions["rule"].value_counts()["missing_code"]
     ([2.0, nan], np.int64(39))
     """
-    out = _load(source, instrument, iterations=iterations, sheet=sheet, encoding=encoding)
+    out = _load(source, instrument, iterations=iterations, sheet=sheet, encoding=encoding, sep=sep)
     fatal = [p for p in out.problems if RULES.get(p.rule, ("", "fatal", ""))[1] == "fatal"]
     if out.data is None or (strict and out.problems) or fatal:
         probs = out.problems
@@ -999,7 +1004,7 @@ def validate(source: Any, instrument: Instrument | str | os.PathLike | None = No
     instrument : Instrument, str or path-like, optional
         As for :func:`load`.
     **load_kwargs
-        ``iterations=``, ``sheet=``, ``encoding=`` as for :func:`load` (``strict`` is ignored).
+        ``iterations=``, ``sheet=``, ``encoding=``, ``sep=`` as for :func:`load` (``strict`` is ignored).
 
     Returns
     -------

@@ -802,3 +802,13 @@ def test_stata_extended_missing_values_are_accounted(tmp_path):
     with pytest.raises(cs.DataError) as e:
         cs.load(path)
     assert [(p.rule, p.row) for p in e.value.problems] == [("weight_missing", 5)]
+
+
+def test_csv_separator(tmp_path):
+    raw = raw_survey(5, seed=27)
+    path = tmp_path / "semi.csv"
+    raw.to_csv(path, index=False, sep=";")
+    with pytest.raises(cs.DataError) as e:
+        cs.load(path)
+    assert e.value.problems[0].rule == "column_missing" and "sep=" in e.value.problems[0].message
+    assert cs.load(path, sep=";").fingerprint == cs.load(raw).fingerprint
