@@ -305,7 +305,7 @@ def _grouped_moments(X: np.ndarray, w: np.ndarray | None, starts: np.ndarray,
         seg = np.flatnonzero(np.r_[True, pc[1:] != pc[:-1]])
         cells = pc[seg]
         if w is None:
-            G[cells] += np.add.reduceat(B @ B.swapaxes(2, 3), seg, axis=0)
+            G[cells] += np.add.reduceat(np.matmul(B, np.ascontiguousarray(B.swapaxes(2, 3))), seg, axis=0)
         else:
             Wp = np.zeros((v1 - v0, piece))
             Wp[vv, pp] = w[r0:r1]
@@ -1360,9 +1360,23 @@ def by_cell(data: Any, *, by: Sequence[str] = ("country", "iteration", "group"),
         combined = combined * max(len(uu), 1) + cc
         key_codes.append(cc)
         key_uniques.append(uu)
-    cell_ids, first, codes = np.unique(combined, return_index=True, return_inverse=True)
-    codes = codes.reshape(-1)
-    key_frame = pd.DataFrame({col: np.asarray(uu)[cc[first]] for col, cc, uu in zip(by, key_codes, key_uniques)})
+    total = int(np.prod([max(len(u), 1) for u in key_uniques], dtype=np.float64))
+    if total <= 4 * len(frame) + 1024:
+        # compact the combined codes without sorting (they are bounded)
+        present = np.bincount(combined, minlength=total) > 0
+        newcode = np.cumsum(present) - 1
+        codes = newcode[combined]
+        cell_ids = np.flatnonzero(present)
+    else:
+        cell_ids, codes = np.unique(combined, return_inverse=True)
+        codes = codes.reshape(-1)
+    kf = {}
+    rem = cell_ids.copy()
+    for col, uu in reversed(list(zip(by, key_uniques))):
+        size = max(len(uu), 1)
+        kf[col] = np.asarray(uu)[rem % size]
+        rem //= size
+    key_frame = pd.DataFrame({col: kf[col] for col in by})
     n_cells = len(key_frame)
     dtypes = frame[all_cols].dtypes
     all_numeric = all(pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_bool_dtype(t) for t in dtypes)
@@ -1386,7 +1400,7 @@ def by_cell(data: Any, *, by: Sequence[str] = ("country", "iteration", "group"),
         remap = np.full(n_cells, -1, dtype=np.intp)
         remap[cell_sel] = np.arange(cell_sel.size)
         local = remap[codes[row_sel]]
-        order = np.argsort(local, kind="stable")
+        order = np.argsort(local.astype(np.int16) if cell_sel.size < 32000 else local, kind="stable")
         rows_sorted = row_sel[order]
         starts = _cell_starts(local[order])       # every cell of the block has rows
         wg = None if w_all is None else w_all[rows_sorted]
@@ -1406,15 +1420,16 @@ def by_cell(data: Any, *, by: Sequence[str] = ("country", "iteration", "group"),
             raise DataError("The items hold infinite values.",
                             [Problem("item_finite", "Item answers must be finite.", "<DataFrame>",
                                      int(rows_sorted[r]), gcols[j], float(Xg[r, j])) for r, j in zip(rr[:20], jj[:20])])
-        with np.errstate(invalid="ignore", divide="ignore"):
-            Mg = ~np.isnan(Xg)
-            colmean = np.where(Mg, Xg, 0.0).sum(axis=0) / np.maximum(Mg.sum(axis=0), 1)
-        del Mg
+        # one centring constant for every item of the group (from a sample of rows): keeps the
+        # sums of squares accurate for data far from zero
+        sample = Xg[:: max(1, Xg.shape[0] // 2000)]
+        centre = float(np.nanmean(sample)) if np.any(~np.isnan(sample)) else 0.0
+        colmean = np.full(Xg.shape[1], centre)
         for p, flist in by_p.items():
             F = len(flist)
             C = cell_sel.size
             cell_idx = np.repeat(cell_sel, F)
-            fnames = np.tile(np.array([f for f, _ in flist], dtype=object), C)
+            fnames = np.tile(np.array([fac_order[f] for f, _ in flist], dtype=np.intp), C)
             if p < 2:
                 blk = {c: np.full(C * F, np.nan) for c in _SCALE_STATS}
                 blk.update(cell=cell_idx, factor=fnames, n_items=np.full(C * F, p),
@@ -1457,23 +1472,31 @@ def by_cell(data: Any, *, by: Sequence[str] = ("country", "iteration", "group"),
         src, stat_cols = item_blocks, ["item"] + _ITEM_COLUMNS[1:]
     else:
         src, stat_cols = blocks, cols_scale
+    names_cols = ["cell", "factor"] + stat_cols + (["pos"] if level == "items" else [])
     if src:
-        cat = {c: np.concatenate([b[c] for b in src]) for c in ["cell", "factor"] + stat_cols
-               + (["pos"] if level == "items" else [])}
+        cat = {c: np.concatenate([b[c] for b in src]) for c in names_cols}
     else:
-        cat = {c: np.zeros(0) for c in ["cell", "factor"] + stat_cols + ["pos"]}
+        cat = {c: np.zeros(0, dtype=np.intp if c in ("cell", "factor", "pos") else float) for c in names_cols}
     # cells are numbered in sorted key order (np.unique of the sorted factorizations), so a
     # lexicographic sort of (cell, factor order, item position) gives the tidy order
-    fo = np.array([fac_order[f] for f in cat["factor"]], dtype=np.intp)
-    keys_sort = (cat["pos"], fo, cat["cell"]) if level == "items" else (fo, cat["cell"])
+    keys_sort = (cat["pos"], cat["factor"], cat["cell"]) if level == "items" else (cat["factor"], cat["cell"])
     order = np.lexsort(keys_sort)
-    out = key_frame.take(cat["cell"].astype(np.intp)[order]).reset_index(drop=True)
-    out["factor"] = cat["factor"][order]
+    cell_o = cat["cell"].astype(np.intp)[order]
+    columns: dict[str, Any] = {c: key_frame[c].to_numpy()[cell_o] for c in by}
+    fac_names = np.array(list(spec), dtype=object)
+    columns["factor"] = fac_names[cat["factor"][order]]
     for c in stat_cols:
-        out[c] = cat[c][order]
-    out["n"] = np.nan_to_num(out["n"].to_numpy(dtype=float), nan=0.0).astype(int)
-    if "n_items" in out.columns:
-        out["n_items"] = out["n_items"].to_numpy().astype(int)
+        columns[c] = cat[c][order]
+    columns["n"] = np.nan_to_num(columns["n"].astype(float), nan=0.0).astype(int)
+    if "n_items" in columns:
+        columns["n_items"] = columns["n_items"].astype(int)
+    out = pd.DataFrame(columns)
+    for c in by:                       # keep the key columns' dtypes (e.g. integer iteration)
+        if out[c].dtype != frame[c].dtype:
+            try:
+                out[c] = out[c].astype(frame[c].dtype)
+            except (TypeError, ValueError):
+                pass
     out.attrs["provenance"] = Provenance.build(
         "reliability.by_cell", data=data if instrument is not None else None,
         options={"by": by, "ci": lev, "ci_method": ci_method, "missing": missing, "weights": weights,
