@@ -214,10 +214,10 @@ def kmo(frame: pd.DataFrame, *, cor: str = "pearson") -> KMOResult:
     Examples
     --------
     >>> import numpy as np, pandas as pd
-    >>> fe = __import__('importlib').import_module('cips_stats.factor.efa')
+    >>> from cips_stats.factor.efa import kmo
     >>> rng = np.random.default_rng(1)
     >>> x = rng.normal(size=(200, 1)) + rng.normal(size=(200, 3))
-    >>> res = fe.kmo(pd.DataFrame(x, columns=["a", "b", "c"]))
+    >>> res = kmo(pd.DataFrame(x, columns=["a", "b", "c"]))
     >>> 0.5 < res.overall < 1, list(res.per_item.index)
     (True, ['a', 'b', 'c'])
     """
@@ -278,10 +278,10 @@ def bartlett_sphericity(frame: pd.DataFrame, *, cor: str = "pearson") -> Bartlet
     Examples
     --------
     >>> import numpy as np, pandas as pd
-    >>> fe = __import__('importlib').import_module('cips_stats.factor.efa')
+    >>> from cips_stats.factor.efa import bartlett_sphericity
     >>> rng = np.random.default_rng(2)
     >>> x = rng.normal(size=(150, 1)) + rng.normal(size=(150, 4))
-    >>> stat, p = fe.bartlett_sphericity(pd.DataFrame(x, columns=list("abcd")))
+    >>> stat, p = bartlett_sphericity(pd.DataFrame(x, columns=list("abcd")))
     >>> p < 0.001
     True
     """
@@ -375,12 +375,12 @@ def parallel_analysis(frame: pd.DataFrame, *, n_iter: int = 100, seed: int | Non
     Examples
     --------
     >>> import numpy as np, pandas as pd
-    >>> fe = __import__('importlib').import_module('cips_stats.factor.efa')
+    >>> from cips_stats.factor.efa import parallel_analysis
     >>> rng = np.random.default_rng(3)
     >>> f = rng.normal(size=(300, 2))
     >>> load = np.kron(np.eye(2), np.full((1, 3), 0.8))
     >>> x = f @ load + rng.normal(scale=0.6, size=(300, 6))
-    >>> res = fe.parallel_analysis(pd.DataFrame(x), n_iter=20, seed=1)
+    >>> res = parallel_analysis(pd.DataFrame(x), n_iter=20, seed=1)
     >>> res.n_factors, res.n_components
     (2, 2)
     """
@@ -577,11 +577,11 @@ def efa(frame: pd.DataFrame, n_factors: int, *, rotation: str = "oblimin", metho
     Examples
     --------
     >>> import numpy as np, pandas as pd
-    >>> fe = __import__('importlib').import_module('cips_stats.factor.efa')
+    >>> from cips_stats.factor.efa import efa
     >>> rng = np.random.default_rng(4)
     >>> f = rng.normal(size=(400, 2))
     >>> x = f @ np.kron(np.eye(2), np.full((1, 3), 0.7)) + rng.normal(scale=0.7, size=(400, 6))
-    >>> res = fe.efa(pd.DataFrame(x, columns=list("abcdef")), 2, rotation="oblimin")
+    >>> res = efa(pd.DataFrame(x, columns=list("abcdef")), 2, rotation="oblimin")
     >>> res.loadings.shape, res.df
     ((6, 2), 4.0)
     >>> bool((res.loadings.abs().max(axis=1) > 0.5).all())
