@@ -56,8 +56,8 @@ class Problem:
     file : str, optional
         File the value came from (``"<DataFrame>"`` for in-memory input).
     row : int, optional
-        Row number of the value. For files it is the 1-based data row (the header
-        is not counted); for DataFrames it is the 0-based positional row.
+        Row number of the value: the 1-based data record number, for files and
+        DataFrames alike (the header is not counted; the first respondent is row 1).
     column : str, optional
         Column name.
     value : Any, optional

@@ -64,6 +64,10 @@ class Scale:
     favourable: tuple[int, ...] = (4, 5)
     missing: Mapping[int, str] = field(default_factory=lambda: {8: "dont_know", 9: "refused"})
 
+    def __hash__(self) -> int:
+        return hash((self.points, tuple(self.labels), tuple(self.favourable),
+                     tuple(sorted((int(k), str(v)) for k, v in self.missing.items()))))
+
     @property
     def min(self) -> int:
         """Lowest valid code (always 1)."""
@@ -228,6 +232,9 @@ class Instrument:
 
     def __post_init__(self) -> None:
         self._validate()
+
+    def __hash__(self) -> int:
+        return hash(self.hash)
 
     # ------------------------------------------------------------------ validation
     def _validate(self) -> None:

@@ -295,3 +295,11 @@ def test_bug_scale_missing_code_not_integer_raises_data_error():
     with pytest.raises(cs.DataError):
         Instrument(name="x", scale=Scale(missing={"x": "dont_know"}), groups=(Group("g"),),
                    factors=(Factor("f"),), items=(Item("a", "f", ("g",)),))
+
+
+def test_instrument_is_hashable_and_hash_follows_content():
+    a = Instrument.default()
+    b = Instrument.default()
+    assert hash(a) == hash(b)
+    assert {a, b} == {a}
+    assert hash(Instrument.default(points=4)) != hash(a)
