@@ -267,7 +267,7 @@ class InvarianceResult(Result):
         Every score test (or refit) used to pick a constraint: step, parameter,
         statistic, df, p_value, method.
     group, group_labels, n_per_group, estimator, criteria, fit_measures, model
-        What was compared and how.
+        What was compared and how (``n_per_group``: respondents used by the fitted models).
     fits : dict
         The fitted :class:`~cips_stats.factor.results.CFAResult` per table row.
     """
@@ -804,7 +804,7 @@ def invariance(data_or_frame: Any, *, group: str, model: str | None = None, esti
                        delta_cfi=ind["cfi"] - r_ind["cfi"], delta_rmsea=ind["rmsea"] - r_ind["rmsea"],
                        delta_srmr=ind["srmr"] - r_ind["srmr"])
             ok = _verdict(level, row["delta_cfi"], row["delta_rmsea"], row["delta_srmr"], row["p_value"],
-                          criteria, sum(n_per_group), alpha)
+                          criteria, int(sum(fits['configural'].n_obs)), alpha)
             row["verdict"] = "supported" if ok else "rejected"
         rows[name] = row
         fits[name] = fit
@@ -935,7 +935,7 @@ def invariance(data_or_frame: Any, *, group: str, model: str | None = None, esti
                           where={"group": group, "level_supported": supported}))
     return InvarianceResult(
         table=table, freed=tuple(freed), level_supported=supported, level_full=full, score_tests=score_tests, group=group,
-        group_labels=tuple(labels), n_per_group=tuple(n_per_group), estimator=estimator, criteria=criteria,
+        group_labels=tuple(labels), n_per_group=tuple(int(x) for x in fits['configural'].n_obs), estimator=estimator, criteria=criteria,
         fit_measures=kind, model=model, fits=fits,
         provenance=Provenance.build("invariance", data=provenance_data, options={
             "group": group, "estimator": estimator, "levels": list(levels), "partial": partial,
