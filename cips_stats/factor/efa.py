@@ -570,7 +570,8 @@ def efa(frame: pd.DataFrame, n_factors: int, *, rotation: str = "oblimin", metho
     test is :math:`\\chi^2 = (n - 1 - (2p+5)/6 - 2k/3)F` on
     :math:`((p-k)^2 - (p+k))/2` df (Bartlett 1950; as factanal and psych).  Rotations:
     GPA oblimin/geomin, varimax and Kaiser-normalised promax from factor_analyzer's
-    ``Rotator`` (its pure rotation code works with current scikit-learn and pandas).  Checked against ``psych::fa`` (psych 2.2.9, GPArotation
+    ``Rotator`` (its pure rotation code works with current scikit-learn and pandas).
+    Checked against ``psych::fa`` (psych 2.2.9, GPArotation
     2022.10-2) on HolzingerSwineford1939 (3 factors) and bfi (5 factors) to 1e-3 in
     loadings, uniquenesses and Φ after aligning factor order and sign.
 

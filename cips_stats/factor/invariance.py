@@ -753,7 +753,8 @@ def invariance(data_or_frame: Any, *, group: str, model: str | None = None, esti
                     flags.append(Flag("empty_category", f"Item {c} has no answers in categor"
                                       f"{'y' if len(empty) == 1 else 'ies'} {', '.join(map(str, empty))} in group {g}; "
                                       "equal thresholds cannot be estimated for it there (collapse categories).",
-                                      severity="warning", where={"item": c, "group": g, "categories": list(map(float, empty))}))
+                                      severity="warning",
+                                      where={"item": c, "group": g, "categories": list(map(float, empty))}))
     kind = "standard" if est_u == "ML" else ("robust" if est_u == "MLR" else "scaled")
 
     cols_needed = list(dict.fromkeys([group] + items))
@@ -769,7 +770,8 @@ def invariance(data_or_frame: Any, *, group: str, model: str | None = None, esti
             if ordered_list and len(ordered_list) < len(items) and "thresholds" in eq:
                 eq.append("intercepts")
         kwargs: dict[str, Any] = dict(model=model, estimator=estimator, group=group,
-                                      group_equal=tuple(eq), group_partial=list(_expand_partial(partial_list, thresholds_per_item)))
+                                      group_equal=tuple(eq),
+                                      group_partial=list(_expand_partial(partial_list, thresholds_per_item)))
         if ordered_list:
             kwargs["ordered"] = ordered_list
         if missing is not None:
@@ -788,7 +790,8 @@ def invariance(data_or_frame: Any, *, group: str, model: str | None = None, esti
     def record(name: str, fit, ref_name: str | None, level: str | None, n_freed: int) -> dict[str, Any]:
         ind = _indices(fit.fit, kind)
         row = {"chi2": _fit_value(fit.fit, "chi2"), "df": _fit_value(fit.fit, "df"),
-               "chi2_scaled": _fit_value(fit.fit, "chi2_scaled"), **{k: ind[k] for k in ("cfi", "tli", "rmsea", "srmr")},
+               "chi2_scaled": _fit_value(fit.fit, "chi2_scaled"),
+               **{k: ind[k] for k in ("cfi", "tli", "rmsea", "srmr")},
                "compared_to": ref_name or "", "delta_chi2": np.nan, "delta_df": np.nan, "p_value": np.nan,
                "delta_cfi": np.nan, "delta_rmsea": np.nan, "delta_srmr": np.nan, "n_freed": n_freed, "verdict": ""}
         if not fit.converged:
@@ -804,7 +807,7 @@ def invariance(data_or_frame: Any, *, group: str, model: str | None = None, esti
                        delta_cfi=ind["cfi"] - r_ind["cfi"], delta_rmsea=ind["rmsea"] - r_ind["rmsea"],
                        delta_srmr=ind["srmr"] - r_ind["srmr"])
             ok = _verdict(level, row["delta_cfi"], row["delta_rmsea"], row["delta_srmr"], row["p_value"],
-                          criteria, int(sum(fits['configural'].n_obs)), alpha)
+                          criteria, int(sum(fits["configural"].n_obs)), alpha)
             row["verdict"] = "supported" if ok else "rejected"
         rows[name] = row
         fits[name] = fit
@@ -840,7 +843,8 @@ def invariance(data_or_frame: Any, *, group: str, model: str | None = None, esti
             continue
         if ordered_list and level == "strict":
             rows[level] = {c: np.nan for c in TABLE_COLUMNS}
-            rows[level].update(verdict="not tested (ordinal items: no residual variances in the delta parameterisation)",
+            rows[level].update(verdict="not tested (ordinal items: no residual variances in the delta "
+                                       "parameterisation)",
                                compared_to="", n_freed=0)
             continue
         freed_before[level] = len(freed)
@@ -895,7 +899,8 @@ def invariance(data_or_frame: Any, *, group: str, model: str | None = None, esti
                 break
             for stat, df, c, meth in scored:
                 score_rows.append({"level": level, "step": step + 1, "parameter": c, "statistic": stat, "df": df,
-                                   "p_value": float(stats.chi2.sf(stat, df)) if df > 0 and np.isfinite(stat) else np.nan,
+                                   "p_value": (float(stats.chi2.sf(stat, df)) if df > 0 and np.isfinite(stat)
+                                               else np.nan),
                                    "method": meth})
             best = max(scored, key=lambda t: (t[0] if np.isfinite(t[0]) else -np.inf))
             freed.append(best[2])
@@ -934,8 +939,10 @@ def invariance(data_or_frame: Any, *, group: str, model: str | None = None, esti
                           f"means are not comparable across {group}.", severity="warning",
                           where={"group": group, "level_supported": supported}))
     return InvarianceResult(
-        table=table, freed=tuple(freed), level_supported=supported, level_full=full, score_tests=score_tests, group=group,
-        group_labels=tuple(labels), n_per_group=tuple(int(x) for x in fits['configural'].n_obs), estimator=estimator, criteria=criteria,
+        table=table, freed=tuple(freed), level_supported=supported, level_full=full, score_tests=score_tests,
+        group=group,
+        group_labels=tuple(labels), n_per_group=tuple(int(x) for x in fits["configural"].n_obs),
+        estimator=estimator, criteria=criteria,
         fit_measures=kind, model=model, fits=fits,
         provenance=Provenance.build("invariance", data=provenance_data, options={
             "group": group, "estimator": estimator, "levels": list(levels), "partial": partial,
