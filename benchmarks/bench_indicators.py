@@ -138,7 +138,8 @@ def run(quick: bool = False) -> dict:
         r32 = cs.estimate.indicators(data, n_boot=B, seed=1)
         r64 = cs.estimate.indicators(data, n_boot=B, seed=1, dtype=np.float64)
     rel = np.abs(r32.table["se"] / r64.table["se"] - 1.0)
-    ci_abs = np.nanmax(np.abs(r32.table[["ci_low", "ci_high"]].to_numpy() - r64.table[["ci_low", "ci_high"]].to_numpy()))
+    lims = ["ci_low", "ci_high"]
+    ci_abs = np.nanmax(np.abs(r32.table[lims].to_numpy() - r64.table[lims].to_numpy()))
     for name, secs, what in (
         ("indicators", t_ind, "cs.estimate.indicators, whole call (scores, estimates, bootstrap, CIs, flags)"),
         ("bootstrap", t_boot, "indicators at B minus indicators at B=2: the replicate part"),

@@ -672,7 +672,7 @@ def indicators(data: Any, *, by: Sequence[str] = _KEYS, statistic: str = "mean_0
         bad = np.flatnonzero(~np.isfinite(w) | (w <= 0))
         if bad.size:
             raise DataError(f"{bad.size} weights are not positive and finite.",
-                            [Problem("weight_positive", "Weight must be positive.", row=int(r), column=weight,
+                            [Problem("weight_positive", "Weight must be positive.", row=int(r) + 1, column=weight,
                                      value=float(w[r])) for r in bad[:50]])
     # design strata: country x iteration x group (x stratum); PSUs: cluster within strata
     dcols = [c for c in _KEYS if c in frame.columns]
@@ -682,7 +682,7 @@ def indicators(data: Any, *, by: Sequence[str] = _KEYS, statistic: str = "mean_0
     if (dstrat < 0).any():
         r = np.flatnonzero(dstrat < 0)
         raise DataError(f"{r.size} rows have a missing design key ({dcols + ([strata] if use_strata else [])}).",
-                        [Problem("design_missing", "Missing design key.", row=int(i)) for i in r[:50]])
+                        [Problem("design_missing", "Missing design key.", row=int(i) + 1) for i in r[:50]])
     plan = RaoWuPlan.build(n, strata=dstrat, cluster=frame[cluster].to_numpy() if use_cluster else None,
                            type=bootstrap_type, lonely_psu=lonely_psu)
     # estimation cells

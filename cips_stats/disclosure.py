@@ -198,7 +198,7 @@ def anonymise(table: pd.DataFrame, column: str = "country", *, seed: int, prefix
     if vals.isna().any():
         rows = np.flatnonzero(vals.isna().to_numpy())
         raise DataError(f"{rows.size} rows have no {column!r} label to anonymise.",
-                        [Problem("label_missing", "Missing label.", row=int(r), column=column) for r in rows[:50]])
+                        [Problem("label_missing", "Missing label.", row=int(r) + 1, column=column) for r in rows[:50]])
     labels = list(pd.unique(vals))
     m: dict[Any, str] = dict(mapping or {})
     new = [v for v in labels if v not in m]

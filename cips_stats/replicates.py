@@ -73,7 +73,7 @@ def _codes(values: Any, name: str, n: int) -> np.ndarray:
     bad = np.flatnonzero(arr.isna().to_numpy())
     if bad.size:
         raise DataError(f"{name}= has {bad.size} missing values.",
-                        [Problem("design_missing", f"Missing {name} label.", row=int(r), column=name)
+                        [Problem("design_missing", f"Missing {name} label.", row=int(r) + 1, column=name)
                          for r in bad[:50]])
     codes, _ = pd.factorize(arr, sort=True)
     return codes.astype(np.intp)
@@ -391,7 +391,7 @@ def rao_wu_weights(weights: Any, *, strata: Any = None, cluster: Any = None, n_b
     bad = np.flatnonzero(~np.isfinite(w) | (w < 0))
     if bad.size:
         raise DataError(f"weights has {bad.size} negative or non-finite values.",
-                        [Problem("weight_nonnegative", "Weight must be finite and >= 0.", row=int(r),
+                        [Problem("weight_nonnegative", "Weight must be finite and >= 0.", row=int(r) + 1,
                                  column="weight", value=float(w[r])) for r in bad[:50]])
     b = int(n_boot)
     if b < 1:

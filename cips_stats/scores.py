@@ -256,7 +256,8 @@ def respondent_scores(data: Any, *, statistic: str = "mean_0_10", min_share: flo
             {"pairs": [list(p) for p in not_asked.itertuples(index=False)]}))
     prov = Provenance.build("respondent_scores", data=data, options={
         "statistic": statistic, "min_share": ms, "favourable": list(fav), "points": P, "factors": list(fids)})
-    return Scores(respondents=resp, scores=table, statistic=statistic, factors=fids, answered=ans, exclusions=exc, counts=counts,
+    return Scores(respondents=resp, scores=table, statistic=statistic, factors=fids, answered=ans, exclusions=exc,
+                  counts=counts,
                   min_share=ms, favourable=fav, points=P, provenance=prov, flags=tuple(flags))
 
 
@@ -282,7 +283,7 @@ def _score_group(g, frame, groups, inst, fids, F, P, fav, ms, statistic):
     bad = A & ((X < 1) | (X > P) | (X != np.round(X)))
     if bad.any():
         r, c = np.nonzero(bad)
-        res["problems"] = [Problem("code_in_scale", f"Answer outside the scale 1..{P}.", row=int(rows[rr]),
+        res["problems"] = [Problem("code_in_scale", f"Answer outside the scale 1..{P}.", row=int(rows[rr]) + 1,
                                    column=items[cc], value=float(X[rr, cc])) for rr, cc in zip(r[:50], c[:50])]
         return g, rows, res
     cnt = A.astype(np.float64) @ member                       # answered per factor

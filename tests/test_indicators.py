@@ -276,7 +276,7 @@ def test_bad_input(sim):
     f.loc[3, "weight"] = -1.0
     with pytest.raises(DataError, match="weights") as ei:
         cs.estimate.indicators(d.with_frame(f), n_boot=10)
-    assert ei.value.problems[0].row == 3
+    assert ei.value.problems[0].row == 4      # 1-based record number of frame row 3
     res = cs.estimate.indicators(d, n_boot=10, keep_replicates=False)
     with pytest.raises(DataError, match="keep_replicates"):
         res.difference(along="iteration", minuend=2, subtrahend=1)

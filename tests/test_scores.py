@@ -116,6 +116,6 @@ def test_bad_input():
     bad.loc[0, "LC1"] = 8.0
     with pytest.raises(DataError, match="outside the scale") as ei:
         respondent_scores(SurveyData(frame=bad, instrument=d.instrument))
-    assert ei.value.problems[0].column == "LC1" and ei.value.problems[0].row == 0
+    assert ei.value.problems[0].column == "LC1" and ei.value.problems[0].row == 1   # 1-based records
     with pytest.raises(TypeError, match="SurveyData"):
         respondent_scores(bad)
