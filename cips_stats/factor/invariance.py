@@ -486,8 +486,7 @@ class _ScoreTester:
             stat = float(self.n_total * g1 @ np.linalg.solve(I1, g1))
         except np.linalg.LinAlgError:
             stat = float(self.n_total * g1 @ np.linalg.pinv(I1) @ g1)
-        df = len(cols) if not name.endswith("|t") else self.G - 1
-        return stat, int(df)
+        return stat, len(cols)
 
 
 # --------------------------------------------------------------------------- main
