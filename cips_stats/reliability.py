@@ -1378,8 +1378,9 @@ def by_cell(data: Any, *, by: Sequence[str] = ("country", "iteration", "group"),
         rem //= size
     key_frame = pd.DataFrame({col: kf[col] for col in by})
     n_cells = len(key_frame)
-    dtypes = frame[all_cols].dtypes
-    all_numeric = all(pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_bool_dtype(t) for t in dtypes)
+    dtypes = frame.dtypes
+    all_numeric = all(pd.api.types.is_numeric_dtype(dtypes[c]) and not pd.api.types.is_bool_dtype(dtypes[c])
+                      for c in all_cols)
     if not all_numeric:
         _check_numeric_columns(frame, all_cols)
     grp_vals = frame["group"].to_numpy() if "group" in by else None
@@ -1410,10 +1411,12 @@ def by_cell(data: Any, *, by: Sequence[str] = ("country", "iteration", "group"),
                 by_p.setdefault(len(per[g]), []).append((f, per[g]))
         gcols = list(dict.fromkeys(c for fl in by_p.values() for _, cols in fl for c in cols))
         col_ix = {c: j for j, c in enumerate(gcols)}
-        sub = frame[gcols].take(rows_sorted)
+        sub = frame[gcols]
         if not all_numeric:
             sub = sub.apply(pd.to_numeric, errors="coerce")
         Xg = sub.to_numpy(dtype=float, na_value=np.nan)
+        Xg = Xg[rows_sorted] if rows_sorted.size != Xg.shape[0] or np.any(rows_sorted != np.arange(Xg.shape[0])) \
+            else Xg
         del sub
         if np.isinf(Xg).any():
             rr, jj = np.nonzero(np.isinf(Xg))
