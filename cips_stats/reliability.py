@@ -887,6 +887,9 @@ def cronbach_alpha(items: Any, *, ci: float = 0.95, ci_method: str = "feldt", mi
         rho, pflags = _polychoric(df, missing)
         ord_alpha = _ordinal_alpha(rho)
         flags.extend(pflags)
+        if w is not None:
+            flags.append(Flag("ordinal_unweighted", "Ordinal alpha ignores the weights (polychoric "
+                              "correlations are unweighted).", "info"))
         if not np.isfinite(ord_alpha):
             flags.append(Flag("ordinal_undefined", "Ordinal alpha is undefined: some polychoric correlations "
                               "could not be estimated (see the polychoric flags).", "warning"))
@@ -1010,6 +1013,9 @@ def omega(items: Any, *, denominator: str = "model", ci: float = 0.95, ci_method
     if ordinal:
         rho, pflags = _polychoric(df, missing)
         S = rho[None]
+        if w is not None:
+            pflags.append(Flag("ordinal_unweighted", "Ordinal omega ignores the weights (polychoric "
+                               "correlations are unweighted).", "info"))
     else:
         S = _covariances(mom)
     fit = _fit_one_factor(S)
