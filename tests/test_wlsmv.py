@@ -208,3 +208,17 @@ def test_parameter_table_and_model_inputs_give_the_same_fit(bfi, fits):
     np.testing.assert_allclose(b.parameters["se"], ref.parameters["se"], atol=1e-10)
     with pytest.raises(cs.ModelError, match="groups"):
         fit_wlsmv(bfi[TEN + ["gender"]], pt, group="gender")
+
+
+def test_difference_test_matches_lavtestlrt(fits):
+    from cips_stats.factor.wls import difference_test
+
+    ref = json.loads((REF / "wlsmv_difftest_groups.json").read_text())
+    out = difference_test(fits("wlsmv_bfi2_groups"), fits("wlsmv_bfi2_configural"))
+    assert out["delta_df"] == ref["df_diff"]
+    assert out["delta_chi2"] == pytest.approx(ref["chisq_diff"], rel=1e-4)   # achieved 8e-6
+    assert out["p_value"] == pytest.approx(ref["pvalue"], rel=1e-3)
+    with pytest.raises(cs.ModelError, match="more degrees of freedom"):
+        difference_test(fits("wlsmv_bfi2_configural"), fits("wlsmv_bfi2_groups"))
+    with pytest.raises(cs.ModelError, match="same sample statistics"):
+        difference_test(fits("wlsmv_bfi2_groups"), fits("wlsmv_bfi5"))

@@ -134,3 +134,11 @@ fitw <- cfa(two, data = sub, ordered = items[1:10], estimator = "WLS", missing =
 wlsmv_fixture("wlsmv_bfi2_wls",
   "cfa(two_factor_model, data = bfi[1:800, ], ordered = items[1:10], estimator = 'WLS', missing = 'pairwise')",
   fitw)
+
+# Satorra (2000) scaled-shifted difference test of nested WLSMV models (lavTestLRT's default)
+lrt <- lavTestLRT(fitcf, fitmg)
+write_fixture("wlsmv_difftest_groups",
+  "lavTestLRT(configural, equal_thresholds_loadings)  # method = 'satorra.2000', scaled.shifted",
+  list(chi2_diff_rel = 1e-3, p = 1e-4),
+  list(chisq_diff = lrt[["Chisq diff"]][2], df_diff = lrt[["Df diff"]][2], pvalue = lrt[["Pr(>Chisq)"]][2],
+       method = attr(lrt, "heading")))
