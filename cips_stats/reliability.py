@@ -464,7 +464,7 @@ def _logdet_and_inv(S: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return ld, inv, pd_
 
 
-def _fit_one_factor(S: np.ndarray, *, max_iter: int = 300, tol: float = 1e-10) -> dict[str, np.ndarray]:
+def _fit_one_factor(S: np.ndarray, *, max_iter: int = 200, tol: float = 1e-10) -> dict[str, np.ndarray]:
     """Fit ``Sigma = lambda lambda' + diag(psi)`` (factor variance 1) by ML to every matrix of a stack.
 
     Minimises ``F = log|Sigma| + tr(S Sigma^-1)`` by Fisher scoring with step halving,
@@ -547,9 +547,18 @@ def _fit_one_factor(S: np.ndarray, *, max_iter: int = 300, tol: float = 1e-10) -
         F[active], Sig[active], B[active] = F_new, Sig_new, B_new
         nit[active] += 1
         small = (np.max(np.abs(step[:, None] * delta), axis=1) < tol * (1.0 + np.max(np.abs(th), axis=1)))
+        # flat likelihood (e.g. a loading near zero): the objective no longer moves and the
+        # gradient vanishes although the parameters still creep; omega is settled then
+        gmax = np.max(np.abs(g), axis=1)
+        flat = (F_old - F_new < 1e-13 * (1.0 + np.abs(F_new))) & (gmax < 1e-8)
         stuck = ~accepted
-        fin = small | stuck
-        done[active[small]] = True
+        ok_now = small | flat | (stuck & (gmax < 1e-7))
+        # no finite ML solution: a residual variance runs off to minus infinity (and a loading
+        # to infinity); stop and report non-convergence
+        dscale = np.max(np.diagonal(Ss, axis1=1, axis2=2), axis=1)
+        diverged = np.max(np.abs(new_th), axis=1) > 10.0 * np.maximum(dscale, np.sqrt(dscale))
+        fin = ok_now | stuck | diverged
+        done[active[ok_now]] = True
         active = active[~fin]
     # final information at the solution
     L, P = theta[:, :p], theta[:, p:]
