@@ -759,7 +759,7 @@ def _resolve_rng(seed: int | None, rng: Any) -> np.random.Generator:
     return np.random.default_rng(seed if rng is None else rng)
 
 
-def _boot_covariances(X: np.ndarray, w: np.ndarray | None, counts: np.ndarray, listwise: bool = False) -> np.ndarray:
+def _boot_covariances(X: np.ndarray, w: np.ndarray | None, counts: np.ndarray) -> np.ndarray:
     """Covariance matrices of bootstrap resamples given as a (B, n) matrix of resampling counts."""
     n, p = X.shape
     M = ~np.isnan(X)
