@@ -222,3 +222,29 @@ def test_difference_test_matches_lavtestlrt(fits):
         difference_test(fits("wlsmv_bfi2_configural"), fits("wlsmv_bfi2_groups"))
     with pytest.raises(cs.ModelError, match="same sample statistics"):
         difference_test(fits("wlsmv_bfi2_groups"), fits("wlsmv_bfi5"))
+
+
+@pytest.mark.slow
+def test_robust_se_calibration_and_scaled_test_size():
+    """Monte Carlo: robust SEs match the sampling SD and the scaled-shifted test keeps its size."""
+    rng = np.random.default_rng(77)
+    lam = np.zeros((8, 2))
+    lam[:4, 0] = [0.8, 0.7, 0.6, 0.75]
+    lam[4:, 1] = [0.65, 0.7, 0.8, 0.5]
+    phi = np.array([[1.0, 0.4], [0.4, 1.0]])
+    cuts = [-1.5, -0.5, 0.3, 1.2]
+    cols = [f"y{i + 1}" for i in range(8)]
+    model = "f1 =~ y1 + y2 + y3 + y4\nf2 =~ y5 + y6 + y7 + y8"
+    est, se, rej = [], [], []
+    for _ in range(200):
+        y = _simulate(rng, 500, lam, phi, cuts)
+        y[rng.random(y.shape) < 0.05] = np.nan
+        res = fit_wlsmv(pd.DataFrame(y, columns=cols), model, std_lv=True)
+        est.append(res.loadings["est"].to_numpy())
+        se.append(res.loadings["se"].to_numpy())
+        rej.append(res.fit["pvalue_scaled"] < 0.05)
+    ratio = np.mean(se, axis=0) / np.std(est, axis=0, ddof=1)
+    # 200 replicates: the SD is known to ~5%
+    assert np.all(np.abs(ratio - 1) < 0.15), ratio
+    # size of the 5% test: Monte Carlo SE sqrt(.05 * .95 / 200) = 0.015
+    assert 0.01 <= np.mean(rej) <= 0.10, np.mean(rej)
