@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -247,13 +248,15 @@ class SurveyData:
 _NUMBER_TEXT = r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 
 
-def _parse_numbers(s: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _parse_numbers(s: pd.Series, distinct: tuple | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Parse a column of codes without silent coercion.
 
     Returns ``(num, blank, non_numeric, whitespace)``: ``num`` float64 (NaN when
     blank or not a number), ``blank`` (NaN/None/empty text), ``non_numeric``
     (a value that is not a number: text such as ``"abc"`` or ``"NA"``, a boolean),
     ``whitespace`` (text whose surrounding white space was removed to read it).
+    ``distinct``: the column's :func:`_factorize` when already known (text columns).
     """
     n = len(s)
     dt = s.dtype
@@ -265,7 +268,7 @@ def _parse_numbers(s: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
         num = s.to_numpy(dtype=float, na_value=np.nan)
         return num, np.isnan(num), false, false
     if isinstance(dt, pd.StringDtype):
-        return _parse_text(s)
+        return _by_distinct(s, _parse_text, distinct)
     if isinstance(dt, pd.CategoricalDtype):
         s = s.astype(object)
     obj = s.astype(object)
@@ -294,36 +297,72 @@ def _parse_numbers(s: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
             ws[is_str] = tws
         nonnum |= is_bool & ~na
         return num, blank, nonnum, ws
-    return _parse_text(obj.astype("str"))
+    return _by_distinct(obj, _parse_text, distinct)
 
 
-def _parse_text(st: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The text branch of :func:`_parse_numbers` for a column of strings (pandas ``str`` dtype)."""
-    n = len(st)
-    na = st.isna().to_numpy()
-    stripped = st.str.strip()
-    ws = (~na) & (stripped != st).fillna(False).to_numpy(dtype=bool)
-    blank = na | (stripped == "").fillna(False).to_numpy(dtype=bool)
-    numeric_text = ~blank & stripped.str.fullmatch(_NUMBER_TEXT).fillna(False).to_numpy(dtype=bool)
-    num = np.full(n, np.nan)
-    if numeric_text.any():
-        picked = stripped[numeric_text]
-        try:  # Arrow's C++ parser when the strings are Arrow-backed (the text is already known numeric)
-            import pyarrow as pa
-            import pyarrow.compute as pc
+def _by_distinct(s: pd.Series, parse: Any, distinct: tuple | None = None) -> tuple[np.ndarray, ...]:
+    """Apply a parser of text values to the distinct values of a text column and expand by the codes.
 
-            num[numeric_text] = pc.cast(pa.array(picked), pa.float64()).to_numpy(zero_copy_only=False)
-        except Exception:  # pragma: no cover - non-Arrow string storage
-            num[numeric_text] = picked.to_numpy(dtype=object).astype(float)
-    nonnum = ~blank & ~numeric_text
+    ``s`` holds only text and blanks (NaN/None). ``distinct`` is ``(codes, uniques)`` of
+    :func:`pandas.factorize` (blank = ``-1``), computed here when not given. ``parse`` takes a
+    list of str or None and returns arrays over it. Answer codes take a handful of distinct values,
+    so the text work (white space, the number pattern, conversion) runs a handful of times per column.
+    """
+    codes, uniq = _factorize(s) if distinct is None else distinct
+    values = [str(v) for v in uniq] + [None]  # the last one stands for a blank
+    codes = np.where(codes < 0, len(uniq), codes)
+    return tuple(part[codes] for part in parse(values))
+
+
+def _factorize(s: pd.Series) -> tuple[np.ndarray, Any]:
+    codes, uniq = pd.factorize(s, use_na_sentinel=True)
+    return np.asarray(codes, dtype=np.int64), uniq
+
+
+_NUMBER_RE = re.compile(_NUMBER_TEXT)
+
+
+def _parse_text(values: list) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The text branch of :func:`_parse_numbers`: ``values`` are str or None (blank)."""
+    k = len(values)
+    num = np.full(k, np.nan)
+    blank = np.zeros(k, dtype=bool)
+    nonnum = np.zeros(k, dtype=bool)
+    ws = np.zeros(k, dtype=bool)
+    for j, v in enumerate(values):
+        if v is None:
+            blank[j] = True
+            continue
+        t = v.strip()
+        ws[j] = t != v
+        if t == "":
+            blank[j] = True
+        elif _NUMBER_RE.fullmatch(t):
+            num[j] = float(t)
+        else:
+            nonnum[j] = True
     return num, blank, nonnum, ws
+
+
+def _label_text(values: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The text branch of :func:`_parse_labels`: ``values`` are str or None (blank)."""
+    k = len(values)
+    out = np.empty(k, dtype=object)
+    blank = np.zeros(k, dtype=bool)
+    ws = np.zeros(k, dtype=bool)
+    for j, v in enumerate(values):
+        t = None if v is None else v.strip()
+        ws[j] = v is not None and t != v
+        blank[j] = not t
+        out[j] = t or None
+    return out, blank, ws
 
 
 def _fmt_number(v: float) -> str:
     return str(int(v)) if float(v).is_integer() else repr(float(v))
 
 
-def _parse_labels(s: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _parse_labels(s: pd.Series, distinct: tuple | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Key/label column -> (object array of str or None, blank, whitespace-stripped).
 
     Whole numbers (``1``, ``1.0``, ``"1"``) give ``"1"``, so that an id read as a
@@ -348,19 +387,15 @@ def _parse_labels(s: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         out = np.empty(n, dtype=object)
         out[:] = None
         idx = np.flatnonzero(~na)
-        out[idx] = [_fmt_number(x) for x in v[idx]]
+        uniq, inv = np.unique(v[idx], return_inverse=True)  # format each distinct number once
+        out[idx] = np.array([_fmt_number(x) for x in uniq] + [""], dtype=object)[:-1][inv]
         return out, na, np.zeros(n, dtype=bool)
     obj = s if isinstance(dt, pd.StringDtype) else s.astype(object)
     kind = "string" if isinstance(dt, pd.StringDtype) else pd.api.types.infer_dtype(obj, skipna=True)
     if kind == "string" or kind == "empty":
-        st = obj if isinstance(dt, pd.StringDtype) else obj.astype("str")
-        na = st.isna().to_numpy()
-        stripped = st.str.strip()
-        ws = (~na) & (stripped != st).fillna(False).to_numpy(dtype=bool)
-        blank = na | (stripped == "").fillna(False).to_numpy(dtype=bool)
-        out = stripped.astype(object).to_numpy(dtype=object).copy()
-        out[blank] = None
-        return out, blank, ws
+        if kind == "empty":
+            return np.full(n, None, dtype=object), np.ones(n, dtype=bool), np.zeros(n, dtype=bool)
+        return _by_distinct(obj, _label_text, distinct)
     out = np.empty(n, dtype=object)
     blank = np.zeros(n, dtype=bool)
     ws = np.zeros(n, dtype=bool)
@@ -582,7 +617,8 @@ def _load(source: Any, instrument: Any, *, iterations: Any = None, sheet: str | 
             df[c] = pd.Series(mapped, dtype=object)
 
     # ---------------------------------------------------------------- keys
-    ids, id_blank, id_ws = _parse_labels(df["respondent_id"])
+    dist = _DistinctCache(df)
+    ids, id_blank, id_ws = _parse_labels(df["respondent_id"], dist("respondent_id"))
     fnd.ids = ids
     rid_vals = df["respondent_id"].to_numpy(dtype=object)
     fnd.add("respondent_id_missing", np.flatnonzero(id_blank), "respondent_id", rid_vals[id_blank])
@@ -597,7 +633,7 @@ def _load(source: Any, instrument: Any, *, iterations: Any = None, sheet: str | 
 
     keys: dict[str, np.ndarray] = {}
     for c, rule in (("country", "country_missing"), ("group", "group_missing")):
-        vals, blank, ws = _parse_labels(df[c])
+        vals, blank, ws = _parse_labels(df[c], dist(c))
         rawv = df[c].to_numpy(dtype=object)
         fnd.add(rule, np.flatnonzero(blank), c, rawv[blank])
         _coerce(fnd, ws, c, rawv)
@@ -612,7 +648,7 @@ def _load(source: Any, instrument: Any, *, iterations: Any = None, sheet: str | 
     it_raw = df["iteration"].to_numpy(dtype=object)
     iteration = np.zeros(n, dtype=np.int64)
     if iter_map is not None:
-        labs, blank, ws = _parse_labels(df["iteration"])
+        labs, blank, ws = _parse_labels(df["iteration"], dist("iteration"))
         _coerce(fnd, ws, "iteration", it_raw)
         fnd.add("iteration_missing", np.flatnonzero(blank), "iteration", it_raw[blank])
         mapped = np.array([iter_map.get(x, 0) if x is not None else 0 for x in labs], dtype=np.int64)
@@ -621,7 +657,7 @@ def _load(source: Any, instrument: Any, *, iterations: Any = None, sheet: str | 
                 f"The iteration label is not one of {sorted(iter_map)} given in iterations=.")
         iteration = mapped
     else:
-        num, blank, nonnum, ws = _parse_numbers(df["iteration"])
+        num, blank, nonnum, ws = _parse_numbers(df["iteration"], dist("iteration"))
         _coerce(fnd, ws, "iteration", it_raw)
         fnd.add("iteration_missing", np.flatnonzero(blank), "iteration", it_raw[blank])
         with np.errstate(invalid="ignore"):
@@ -634,7 +670,7 @@ def _load(source: Any, instrument: Any, *, iterations: Any = None, sheet: str | 
     # weight
     if "weight" in df.columns:
         w_raw = df["weight"].to_numpy(dtype=object)
-        w, blank, nonnum, ws = _parse_numbers(df["weight"])
+        w, blank, nonnum, ws = _parse_numbers(df["weight"], dist("weight"))
         _coerce(fnd, ws, "weight", w_raw)
         fnd.add("weight_missing", np.flatnonzero(blank), "weight", w_raw[blank])
         fnd.add("weight_non_numeric", np.flatnonzero(nonnum), "weight", w_raw[nonnum])
@@ -653,7 +689,7 @@ def _load(source: Any, instrument: Any, *, iterations: Any = None, sheet: str | 
     design: dict[str, np.ndarray] = {}
     for c in ("stratum", "cluster"):
         if c in df.columns:
-            vals, blank, ws = _parse_labels(df[c])
+            vals, blank, ws = _parse_labels(df[c], dist(c))
             rawv = df[c].to_numpy(dtype=object)
             fnd.add(f"{c}_missing", np.flatnonzero(blank), c, rawv[blank])
             _coerce(fnd, ws, c, rawv)
@@ -661,7 +697,7 @@ def _load(source: Any, instrument: Any, *, iterations: Any = None, sheet: str | 
     demos: dict[str, np.ndarray] = {}
     for d in demo_names:
         if d in df.columns:
-            vals, blank, ws = _parse_labels(df[d])
+            vals, blank, ws = _parse_labels(df[d], dist(d))
             _coerce(fnd, ws, d, df[d].to_numpy(dtype=object))
             demos[d] = vals
 
@@ -687,7 +723,7 @@ def _load(source: Any, instrument: Any, *, iterations: Any = None, sheet: str | 
             continue
         col = df[i]
         rawv = None
-        num, blank, nonnum, ws = _parse_numbers(col)
+        num, blank, nonnum, ws = _parse_numbers(col, dist(i))
 
         def raw_at(mask: np.ndarray) -> np.ndarray:
             nonlocal rawv
@@ -751,7 +787,7 @@ def _load(source: Any, instrument: Any, *, iterations: Any = None, sheet: str | 
     has_group = gidx >= 0
     noans = has_group & ~answered
     fnd.add("no_answers", np.flatnonzero(noans), None, None)
-    dup_rows = _duplicate_rows(df)
+    dup_rows = _duplicate_rows(df, dist)
     if dup_rows is not None:
         rows, first = dup_rows
         fnd.add("row_duplicate", rows, None, None,
@@ -789,27 +825,76 @@ def _coerce(fnd: _Findings, ws: np.ndarray, column: str, rawv: np.ndarray) -> No
                 "Text with surrounding white space, read without it.")
 
 
-def _duplicate_rows(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray] | None:
-    """Rows identical to an earlier row in every column except respondent_id (and that earlier row)."""
-    rest = df.drop(columns=["respondent_id"])
-    if rest.shape[1] == 0 or len(df) < 2:
+def _duplicate_rows(df: pd.DataFrame, dist: "_DistinctCache | None" = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """Rows identical to an earlier row in every column except respondent_id (and that earlier row).
+
+    Exact: each column is reduced to integer codes of its distinct values (blanks equal to each
+    other), the codes are combined column by column into one row key, and rows with the same key
+    are the same row. Values of different types are different (``1`` is not ``"1"`` nor ``True``).
+    """
+    rest = [c for c in df.columns if c != "respondent_id"]
+    n = len(df)
+    if not rest or n < 2:
         return None
+    key = np.zeros(n, dtype=np.int64)
+    for c in rest:
+        known = dist.get(c) if dist is not None else None
+        codes = known[0] if known is not None else _equality_codes(df[c])
+        key, _ = pd.factorize(key * (int(codes.max()) + 2) + (codes + 1))  # stays below n * (n + 1)
+        key = key.astype(np.int64)
+    ks = pd.Series(key)
+    dup = ks.duplicated(keep="first").to_numpy()
+    if not dup.any():
+        return None
+    first = pd.Series(np.arange(n)).groupby(key).transform("min").to_numpy()
+    rows = np.flatnonzero(dup)
+    return rows, first[rows]
+
+
+class _DistinctCache:
+    """:func:`_factorize` of the text columns of a table, computed once per column on demand.
+
+    ``cache(column)`` gives ``(codes, uniques)`` for a text column (pandas ``str`` dtype, or
+    object holding only text and blanks) and None for any other column. The codes also serve the
+    duplicate-row check (equal text, equal code).
+    """
+
+    def __init__(self, df: pd.DataFrame):
+        self.df = df
+        self.done: dict[str, tuple | None] = {}
+
+    def __call__(self, column: str) -> tuple | None:
+        if column not in self.done:
+            s = self.df[column]
+            out = None
+            if isinstance(s.dtype, pd.StringDtype):
+                out = _factorize(s)
+            elif s.dtype == object:  # text only? (the distinct values say, without a scan in Python)
+                codes, uniq = _factorize(s)
+                if len(uniq) and all(type(v) is str for v in uniq):
+                    out = codes, uniq
+            self.done[column] = out
+        return self.done[column]
+
+    def get(self, column: str) -> tuple | None:
+        return self.done.get(column)
+
+
+def _equality_codes(s: pd.Series) -> np.ndarray:
+    """Integer codes of a column's distinct values (``-1`` = blank) by exact equality."""
+    if s.dtype == object:
+        kind = pd.api.types.infer_dtype(s, skipna=True)
+        if kind not in ("string", "empty"):  # mixed types: 1, 1.0, "1" and True are four values
+            s = s.map(lambda v: None if _is_na(v) else (type(v).__name__, repr(v)))
+    codes, _ = pd.factorize(s, use_na_sentinel=True)
+    return np.asarray(codes, dtype=np.int64)
+
+
+def _is_na(v: Any) -> bool:
     try:
-        h = pd.util.hash_pandas_object(rest, index=False).to_numpy()
-    except TypeError:  # unhashable objects in a column: compare their text
-        h = pd.util.hash_pandas_object(rest.astype(str), index=False).to_numpy()
-    hs = pd.Series(h)
-    cand = hs.duplicated(keep="first").to_numpy()
-    if not cand.any():
-        return None
-    first = pd.Series(np.arange(len(df))).groupby(h).transform("min").to_numpy()
-    rows = np.flatnonzero(cand)
-    a = rest.iloc[rows].reset_index(drop=True)
-    b = rest.iloc[first[rows]].reset_index(drop=True)
-    same = ((a == b) | (a.isna() & b.isna())).all(axis=1).to_numpy()  # guard against hash collisions
-    if not same.any():
-        return None
-    return rows[same], first[rows[same]]
+        return bool(pd.isna(v))
+    except (TypeError, ValueError):  # array-like objects in a cell
+        return False
 
 
 def _str_col(vals: np.ndarray) -> pd.Series:
