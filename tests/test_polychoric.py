@@ -239,3 +239,17 @@ def test_correct_adds_to_empty_cells():
     assert any(f.code == "zero_cells" for f in r0.flags)
     # adding mass to empty off-diagonal cells pulls the correlation towards zero
     assert r1.corr.iloc[0, 1] < r0.corr.iloc[0, 1]
+
+
+def test_mixed_numbers_of_categories_match_lavaan(bfi):
+    """Items with 3, 6, 2 and 2 categories (padding of thresholds and tables)."""
+    ref = _fixture("polychoric_bfi_mixed_categories")
+    m = bfi[["A1", "A2", "A3", "gender"]].copy()
+    m["A1"] = m["A1"].map({1: 1, 2: 1, 3: 2, 4: 2, 5: 3, 6: 3})
+    m["A3"] = (m["A3"] >= 4).astype(float).where(m["A3"].notna()) + 1
+    res = polychoric(m)
+    np.testing.assert_allclose(res.corr.to_numpy(), ref["corr"], rtol=0, atol=1e-6)
+    assert res.threshold_labels == ref["threshold_names"]
+    np.testing.assert_allclose(res.threshold_vector, ref["thresholds"], rtol=0, atol=1e-8)
+    g, gref = res.gamma(), np.array(ref["gamma"])
+    assert np.abs(g - gref).max() / np.abs(gref).max() < 1e-6

@@ -70,6 +70,22 @@ write_fixture("polychoric_bfi8_gamma",
 
 
 
+# (5) items with different numbers of categories (2, 3, 6) and missing values
+mixed <- bfi[, c("A1", "A2", "A3", "gender")]
+mixed$A1 <- c(1, 1, 2, 2, 3, 3)[mixed$A1]          # 6 -> 3 categories
+mixed$A3 <- as.integer(mixed$A3 >= 4) + 1          # 6 -> 2 categories
+fitm <- lavCor(mixed, ordered = names(mixed), missing = "pairwise", output = "fit",
+               estimator = "WLSMV", se = "robust.sem")
+ssm <- lavInspect(fitm, "sampstat")
+gm <- lavInspect(fitm, "gamma")
+write_fixture("polychoric_bfi_mixed_categories",
+  paste("m <- bfi[, c('A1','A2','A3','gender')]; m$A1 <- c(1,1,2,2,3,3)[m$A1]; m$A3 <- (m$A3 >= 4) + 1;",
+        "lavCor(m, ordered = names(m), missing = 'pairwise', output = 'fit', estimator = 'WLSMV',",
+        "se = 'robust.sem'); lavInspect(fit, 'sampstat'); lavInspect(fit, 'gamma')"),
+  list(corr = 1e-6, thresholds = 1e-8, gamma_rel = 1e-6),
+  list(items = names(mixed), corr = unclass(ssm$cov), thresholds = unname(ssm$th),
+       threshold_names = names(ssm$th), gamma = unname(unclass(gm)), labels = colnames(gm)))
+
 # ---------------------------------------------------------------- WLSMV CFA
 wlsmv_fixture <- function(name, call, fit) {
   pe <- parameterEstimates(fit, standardized = TRUE, remove.nonfree = FALSE)
