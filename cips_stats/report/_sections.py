@@ -1,0 +1,632 @@
+"""The sections of the report: what each computes (``compute_*``) and what it shows (``present_*``).
+
+``compute_*`` functions call the public statistical API and return its raw
+results; ``present_*`` functions turn a raw result into published tables
+(after disclosure control), figures and text.  Nothing here rounds numbers:
+rounding happens when the HTML is rendered.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import Flag
+
+#: Hu & Bentler (1999) cut-offs of good fit: (measure, direction, value).
+HU_BENTLER = (("cfi", ">=", 0.95), ("tli", ">=", 0.95), ("rmsea", "<=", 0.06), ("srmr", "<=", 0.08))
+
+#: Statistic columns blanked in each table kind (besides the count).
+_REL_STATS = ("alpha", "std_alpha", "ci_low", "ci_high", "omega", "omega_ci_low", "omega_ci_high", "n_eff",
+              "mean_r", "se", "ordinal_alpha", "ordinal_omega")
+_DRIFT_STATS = ("share_from", "share_to", "diff", "n_eff_from", "n_eff_to", "se", "z", "p_value")
+_DRIFT_BOOL = ("large", "significant", "flagged")
+
+
+# =============================================================================================== context
+@dataclass
+class Options:
+    """Options of one report build (recorded in report.json)."""
+
+    seed: int = 1
+    n_boot: int = 1000
+    min_cell: int = 10
+    anonymise: bool = False
+    cfa: bool = True
+    invariance: str = "factor"
+    invariance_levels: tuple = ("configural", "metric", "scalar")
+    invariance_factors: tuple | None = None
+    reliability_omega: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+
+
+@dataclass
+class Context:
+    """What the sections share during one build."""
+
+    data: Any
+    options: Options
+    truth: Mapping[str, pd.DataFrame] | None = None
+    mapping: dict = field(default_factory=dict)      # country -> anonymous label
+    raw: dict = field(default_factory=dict)          # section -> raw result (shared, e.g. indicators for gap)
+
+    # ------------------------------------------------------------------ disclosure and anonymisation
+    def publish(self, table: pd.DataFrame, *, n_column: str = "n", columns: Sequence[str] | None = None,
+                precision: bool = False) -> pd.DataFrame:
+        """Small-cell suppression (counts of suppressed cells blanked too), then anonymisation."""
+        from .. import disclosure
+
+        cols = None if columns is None else [c for c in columns if c in table.columns]
+        out = disclosure.suppress(table, min_n=self.options.min_cell, n_column=n_column, columns=cols,
+                                  precision=precision, blank_n=True)
+        return self.anon_frame(out)
+
+    def anon_frame(self, table: pd.DataFrame) -> pd.DataFrame:
+        if not self.mapping:
+            return table
+        out = table.copy()
+        for c in out.columns:
+            if out[c].dtype == object or pd.api.types.is_string_dtype(out[c].dtype):
+                out[c] = out[c].map(lambda v: self.anon_text(v) if isinstance(v, str) else v).astype(object)
+        return out
+
+    def anon_text(self, text: str) -> str:
+        if not self.mapping or not isinstance(text, str):
+            return text
+        if text in self.mapping:
+            return self.mapping[text]
+        pat = _pattern(tuple(self.mapping))
+        return pat.sub(lambda m: self.mapping[m.group(0)], text)
+
+    def anon_obj(self, obj: Any) -> Any:
+        """Replace country names in a JSON-ready object (strings, lists, dicts; keys included)."""
+        if not self.mapping:
+            return obj
+        if isinstance(obj, str):
+            return self.anon_text(obj)
+        if isinstance(obj, list):
+            return [self.anon_obj(v) for v in obj]
+        if isinstance(obj, dict):
+            return {self.anon_text(k) if isinstance(k, str) else k: self.anon_obj(v) for k, v in obj.items()}
+        return obj
+
+
+_PATTERNS: dict[tuple, Any] = {}
+
+
+def _pattern(names: tuple) -> Any:
+    pat = _PATTERNS.get(names)
+    if pat is None:
+        alts = sorted((re.escape(str(n)) for n in names), key=len, reverse=True)
+        pat = re.compile(r"(?<![A-Za-z0-9_])(?:" + "|".join(alts) + r")(?![A-Za-z0-9_])")
+        _PATTERNS[names] = pat
+    return pat
+
+
+@dataclass
+class Section:
+    """One section of the report as shown."""
+
+    name: str
+    title: str
+    ok: bool = True
+    error: str | None = None
+    note: str | None = None
+    paragraphs: list = field(default_factory=list)
+    tables: list = field(default_factory=list)       # (key, caption, DataFrame, collapsed, html_override)
+    figures: list = field(default_factory=list)      # (caption, PNG bytes)
+    result: Any = None                               # JSON-ready (sanitised) serialised result
+    flags: list = field(default_factory=list)        # Flag
+    seconds: float = 0.0
+
+    def table(self, key: str, caption: str, frame: pd.DataFrame, *, collapsed: bool = False,
+              display: pd.DataFrame | None = None) -> None:
+        self.tables.append((key, caption, frame, collapsed, display))
+
+    draw: bool = True                                # False: figures are not rendered (table exports)
+
+    def figure(self, caption: str, make: Callable[[], Any]) -> None:
+        """Render the figure that ``make()`` draws (lazily: nothing is drawn when ``draw`` is False)."""
+        from .. import plotting
+
+        if self.draw:
+            self.figures.append((caption, plotting.to_png(make())))
+
+
+def _table_json(frame: pd.DataFrame) -> dict:
+    from ..results import to_jsonable
+
+    return to_jsonable(frame)
+
+
+def _result_dict(res: Any, *, replace: Mapping[str, Any] | None = None, drop: Sequence[str] = ()) -> dict:
+    """``res.to_dict()`` with disclosure-sensitive fields replaced (published tables) or dropped."""
+    d = res.to_dict()
+    for k, v in (replace or {}).items():
+        d[k] = _table_json(v) if isinstance(v, pd.DataFrame) else v
+    omitted = [k for k in drop if k in d]
+    for k in omitted:
+        d.pop(k)
+    if omitted:
+        d["omitted"] = omitted
+    return d
+
+
+def _flag_codes(table: pd.DataFrame, column: str = "flags") -> pd.DataFrame:
+    """Count of cells carrying each ``;``-separated flag code."""
+    if column not in table.columns or not len(table):
+        return pd.DataFrame({"flag": pd.Series(dtype=object), "cells": pd.Series(dtype=int)})
+    codes = table[column].fillna("").astype(str).str.split(";").explode()
+    codes = codes[codes != ""]
+    vc = codes.value_counts()
+    return pd.DataFrame({"flag": vc.index.astype(object), "cells": vc.to_numpy()})
+
+
+# =============================================================================================== data
+def present_data(ctx: Context, sec: Section) -> None:
+    data = ctx.data
+    frame = data.frame
+    exc = data.exclusions
+    n_in = data.n_input_rows
+    n_rows_excl = len(data.excluded_rows)
+    used = len(frame)
+    acc = pd.DataFrame({
+        "quantity": ["records read", "respondents used", "records excluded (whole row)",
+                     "values excluded (item or field)", "countries", "iterations", "respondent groups"],
+        "value": [n_in if n_in is not None else used + n_rows_excl, used, n_rows_excl,
+                  int((exc["scope"] != "row").sum()) if len(exc) else 0, frame["country"].nunique(),
+                  len(data.iterations), len(data.groups)]})
+    sec.table("accounting", "Rows in, used and excluded.", acc)
+    if len(exc):
+        by_rule = (exc.groupby(["scope", "rule"], dropna=False)
+                   .agg(count=("rule", "size"), reason=("reason", "first")).reset_index())
+        by_rule = by_rule.sort_values(["scope", "count"], ascending=[True, False], kind="stable")
+    else:
+        by_rule = pd.DataFrame({"scope": [], "rule": [], "count": [], "reason": []})
+    sec.table("exclusions_by_rule", "Exclusions by rule (each excluded value or row is counted once, "
+              "with the reason of the validation rule).", by_rule.reset_index(drop=True))
+    counts = frame.groupby(["country", "iteration", "group"], sort=True).size().rename("n").reset_index()
+    pub = ctx.publish(counts, columns=[])
+    sec.table("respondents", f"Respondents per country, iteration and group (counts below {ctx.options.min_cell} "
+              "are suppressed).", pub, collapsed=len(pub) > 30)
+    sec.paragraphs.append(
+        f"{used} respondents in {frame['country'].nunique()} countries, iterations "
+        f"{', '.join(map(str, data.iterations))}, groups {', '.join(data.groups)}. Every value that was not used "
+        "is accounted for by a validation rule (see the exclusions table).")
+    sec.result = {"accounting": _table_json(acc), "exclusions_by_rule": _table_json(by_rule),
+                  "respondents": _table_json(pub), "fingerprint": data.fingerprint, "source": None}
+
+
+# =============================================================================================== reliability
+def compute_reliability(ctx: Context) -> pd.DataFrame:
+    from .. import reliability
+
+    return reliability.by_cell(ctx.data, by=("country", "iteration", "group"), omega=ctx.options.reliability_omega)
+
+
+def present_reliability(ctx: Context, sec: Section, rel: pd.DataFrame) -> None:
+    pub = ctx.publish(rel, columns=_REL_STATS)
+    ok = ~pub["suppressed"].to_numpy(dtype=bool)
+    summ = []
+    for (g, f), sub in pub[ok].groupby(["group", "factor"], sort=False):
+        a = sub["alpha"].to_numpy(dtype=float)
+        a = a[np.isfinite(a)]
+        o = sub["omega"].to_numpy(dtype=float) if "omega" in sub else np.array([])
+        o = o[np.isfinite(o)]
+        summ.append({"group": g, "factor": f, "cells": len(sub),
+                     "alpha_median": float(np.median(a)) if a.size else np.nan,
+                     "alpha_min": float(a.min()) if a.size else np.nan,
+                     "cells_alpha_below_0.70": int((a < 0.70).sum()),
+                     "omega_median": float(np.median(o)) if o.size else np.nan})
+    summary = pd.DataFrame(summ)
+    sec.paragraphs.append(
+        "Cronbach's alpha (Feldt 95% interval) and McDonald's omega of every key factor in every country × "
+        "iteration × group cell. Values below .70 are questionable and below .60 poor; cells with fewer than "
+        f"{ctx.options.min_cell} respondents are suppressed.")
+    sec.table("summary", "Reliability per group and factor over published cells.", summary)
+    sec.table("flags", "Flags over all cells (count of cells).", _flag_codes(rel))
+    sec.table("cells", "Reliability by cell.", pub, collapsed=True)
+    if ok.any():
+        sec.figure("Alpha per cell (dashed lines: .60 and .70).", lambda: _plot("reliability", pub, value="alpha"))
+    prov = rel.attrs.get("provenance")
+    sec.result = {"kind": "ReliabilityByCell", "table": _table_json(pub),
+                  "provenance": prov.to_dict() if hasattr(prov, "to_dict") else None}
+
+
+def _plot(kind: str, *args: Any, **kwargs: Any) -> Any:
+    from .. import plotting
+
+    return getattr(plotting, kind)(*args, **kwargs)
+
+
+# =============================================================================================== CFA
+def compute_cfa(ctx: Context) -> dict:
+    """One CFA (instrument model, ML with FIML) per respondent group; failures kept as exceptions."""
+    from .. import factor
+
+    out: dict[str, Any] = {}
+    for g in ctx.data.groups:
+        try:
+            out[g] = factor.cfa(ctx.data, respondent_group=g)
+        except Exception as exc:  # a group that cannot be fitted is reported, the others are shown
+            out[g] = exc
+    return out
+
+
+def _mark(value: float, op: str, cut: float) -> str:
+    if value is None or not np.isfinite(value):
+        return ""
+    good = value >= cut if op == ">=" else value <= cut
+    return "✓" if good else "✗"
+
+
+def present_cfa(ctx: Context, sec: Section, fits: Mapping[str, Any]) -> None:
+    rows, loads, results, errors = [], [], {}, []
+    for g, r in fits.items():
+        if isinstance(r, BaseException):
+            errors.append(f"{g}: {type(r).__name__}: {r}")
+            continue
+        n = int(sum(r.n_obs))
+        f = r.fit
+        row = {"group": g, "n": n, "converged": bool(r.converged), "estimator": r.estimator,
+               "missing": r.missing}
+        for k in ("chi2", "df", "pvalue", "cfi", "tli", "rmsea", "srmr", "aic", "bic"):
+            row[k] = f.get(k, np.nan)
+        ci = f.get("rmsea_ci", (np.nan, np.nan))
+        row["rmsea_ci_low"], row["rmsea_ci_high"] = ci
+        for k, op, cut in HU_BENTLER:
+            row[f"meets_{k}"] = bool(_mark(row[k], op, cut) == "✓") if np.isfinite(row[k]) else None
+        rows.append(row)
+        if n >= ctx.options.min_cell:
+            lo = r.loadings[["factor", "item", "est", "se", "std_all"]].copy()
+            lo.insert(0, "group", g)
+            lo["n"] = n
+            loads.append(lo)
+            results[g] = _result_dict(r, drop=("vcov", "implied", "sample"))
+            for fl in r.flags:
+                sec.flags.append(Flag(fl.code, f"[{g}] {fl.message}", fl.severity, {**fl.where, "group": g}))
+    fit = pd.DataFrame(rows)
+    if len(fit):
+        fit = ctx.publish(fit, columns=[c for c in fit.columns if c not in ("group", "n", "converged", "estimator",
+                                                                              "missing")])
+        # the lavaan-style display: one row per measure, one column per group, cut-offs marked
+        disp = {"measure": ["n", "converged", "chi-square", "df", "p-value", "CFI", "TLI", "RMSEA",
+                            "RMSEA 90% CI", "SRMR", "AIC", "BIC"],
+                "Hu & Bentler (1999)": ["", "", "", "", "", "≥ .95", "≥ .95", "≤ .06", "", "≤ .08", "", ""]}
+        for _, r in fit.iterrows():
+            def num(k, d=3):
+                v = r[k]
+                return "" if v is None or pd.isna(v) else f"{float(v):.{d}f}"
+            marks = {k: _mark(float(r[k]) if not pd.isna(r[k]) else np.nan, op, cut) for k, op, cut in HU_BENTLER}
+            disp[str(r["group"])] = [
+                "" if pd.isna(r["n"]) else str(int(r["n"])), str(bool(r["converged"])), num("chi2"), num("df", 0),
+                num("pvalue"), f"{num('cfi')} {marks['cfi']}", f"{num('tli')} {marks['tli']}",
+                f"{num('rmsea')} {marks['rmsea']}",
+                f"({num('rmsea_ci_low')}, {num('rmsea_ci_high')})" if num("rmsea_ci_low") else "",
+                f"{num('srmr')} {marks['srmr']}", num("aic", 1), num("bic", 1)]
+        sec.table("fit", "Fit of the instrument's model per respondent group (ML, FIML for missing answers); "
+                  "✓ meets / ✗ misses the Hu & Bentler (1999) cut-off.", fit, display=pd.DataFrame(disp))
+    if loads:
+        lo = pd.concat(loads, ignore_index=True)
+        lo = ctx.publish(lo, columns=["est", "se", "std_all"])
+        lo["std_all_below_0.40"] = lo["std_all"] < 0.40
+        sec.table("loadings", "Loadings (unstandardised with SE; standardised std_all).", lo, collapsed=True)
+    sec.paragraphs.append(
+        "Confirmatory factor analysis of the instrument's model (items on their key factors, factors correlated), "
+        "fitted separately for each respondent group by maximum likelihood, with full-information ML for missing "
+        "answers. Hu & Bentler's cut-offs are rules of thumb for continuous data; with 5-point items they are a "
+        "guide, not a test.")
+    sec.result = {"kind": "CFAByGroup", "groups": results, "fit": _table_json(fit)}
+    if errors:
+        raise _PartialFailure("; ".join(errors))
+
+
+class _PartialFailure(RuntimeError):
+    """Part of a section failed; what succeeded is shown."""
+
+
+# =============================================================================================== invariance
+def _comparisons(ctx: Context) -> list[tuple[str, str, Any, dict]]:
+    """(label, factor or 'model', data, kwargs) of every invariance fit to run."""
+    data = ctx.data
+    inst = data.instrument
+    o = ctx.options
+    factors = [f.id for f in inst.key_factors]
+    if o.invariance_factors is not None:
+        factors = [f for f in factors if f in set(o.invariance_factors)]
+    jobs = []
+    groups = data.groups
+    its = data.iterations
+    for g in groups:
+        if len(its) < 2:
+            break
+        sub = data.frame[data.frame["group"] == g]
+        per = sub.groupby("country")["iteration"].nunique()
+        repeated = per[per == len(its)].index.tolist()
+        if not repeated:
+            continue
+        d_g = data.subset(country=repeated, group=g)
+        label = f"iterations ({g}; {len(repeated)} countries surveyed in every iteration)"
+        if o.invariance == "model":
+            jobs.append((label, "model", d_g, {"group": "iteration", "respondent_group": g}))
+        else:
+            for f in factors:
+                items = list(inst.factor_items(f, group=g))
+                if len(items) >= 3:
+                    jobs.append((label, f, d_g, {"group": "iteration", "respondent_group": g,
+                                                 "model": f"{f} =~ " + " + ".join(items)}))
+    if len(groups) >= 2:
+        label = f"respondent groups ({', '.join(groups)})"
+        if o.invariance == "model":
+            jobs.append((label, "model", data, {"group": "group"}))
+        else:
+            shared_all = set.intersection(*(set(inst.items_for(g)) for g in groups))
+            for f in factors:
+                items = [i for i in inst.factor_items(f) if i in shared_all]
+                if len(items) >= 3:
+                    jobs.append((label, f, data, {"group": "group", "model": f"{f} =~ " + " + ".join(items)}))
+    return jobs
+
+
+def compute_invariance(ctx: Context) -> list[tuple[str, str, Any]]:
+    from .. import factor
+
+    out = []
+    for label, what, d, kw in _comparisons(ctx):
+        try:
+            res = factor.invariance(d, levels=ctx.options.invariance_levels, **kw)
+        except Exception as exc:
+            res = exc
+        out.append((label, what, res))
+    return out
+
+
+def present_invariance(ctx: Context, sec: Section, results: Sequence[tuple[str, str, Any]]) -> None:
+    summ, ladder, dicts, errors = [], [], [], []
+    if not results:
+        sec.note = ("No comparison to make: the data hold a single iteration (or no country surveyed in every "
+                    "iteration) and a single respondent group.")
+    for label, what, r in results:
+        if isinstance(r, BaseException):
+            errors.append(f"{what} / {label}: {type(r).__name__}: {r}")
+            summ.append({"comparison": label, "factor": what, "n": np.nan, "level_supported": "error",
+                         "level_full": "", "latent_means_comparable": None, "observed_means_comparable": None,
+                         "freed": "", "error": f"{type(r).__name__}: {r}"})
+            continue
+        n_min = int(min(r.n_per_group)) if r.n_per_group else 0
+        summ.append({"comparison": label, "factor": what, "n": n_min,
+                     "groups": ", ".join(map(str, r.group_labels)),
+                     "level_supported": r.level_supported, "level_full": r.level_full,
+                     "latent_means_comparable": bool(r.supports("means")),
+                     "observed_means_comparable": bool(r.supports("observed_means")),
+                     "freed": ", ".join(r.freed), "error": ""})
+        lt = r.table.copy()
+        lt.insert(0, "level", lt.index.astype(str))
+        lt.insert(0, "factor", what)
+        lt.insert(0, "comparison", label)
+        lt["n"] = n_min
+        ladder.append(lt.reset_index(drop=True))
+        for fl in r.flags:
+            sec.flags.append(Flag(fl.code, f"[{what}; {label}] {fl.message}", fl.severity,
+                                  {**fl.where, "factor": what, "comparison": label}))
+        dicts.append({"comparison": label, "factor": what,
+                      "result": _result_dict(r) if n_min >= ctx.options.min_cell else None})
+    summary = pd.DataFrame(summ)
+    if len(summary):
+        summary = ctx.publish(summary, columns=[])
+        summary.loc[summary["suppressed"], ["level_supported", "level_full", "freed"]] = ""
+        sec.table("verdicts", "Supported level per comparison (n: smallest group compared).", summary)
+    if ladder:
+        lad = pd.concat(ladder, ignore_index=True)
+        stats = [c for c in lad.columns if c not in ("comparison", "factor", "level", "compared_to", "verdict", "n")]
+        lad = ctx.publish(lad, columns=stats)
+        lad.loc[lad["suppressed"], "verdict"] = ""
+        sec.table("ladder", "The invariance ladder of every comparison (Chen 2007 criteria).", lad, collapsed=True)
+    scope = ("one-factor model of each key factor" if ctx.options.invariance == "factor"
+             else "the instrument's full model")
+    sec.paragraphs.append(
+        f"Measurement invariance ({', '.join(ctx.options.invariance_levels)}) of the {scope}, across iterations "
+        "(within each respondent group, countries surveyed in every iteration) and across respondent groups "
+        "(items asked of both). Latent means may be compared when (partial) scalar invariance holds; observed "
+        "indicator means need full scalar invariance.")
+    sec.result = {"kind": "InvarianceComparisons", "comparisons": dicts}
+    if errors:
+        raise _PartialFailure(f"{len(errors)} of {len(results)} comparisons failed: " + "; ".join(errors[:5]))
+
+
+# =============================================================================================== indicators
+def compute_indicators(ctx: Context) -> Any:
+    from .. import estimate
+
+    return estimate.indicators(ctx.data, by=("country", "iteration", "group"), n_boot=ctx.options.n_boot,
+                               seed=ctx.options.seed)
+
+
+def present_indicators(ctx: Context, sec: Section, ind: Any) -> None:
+    pub = ctx.publish(ind.table, precision=True)
+    n_sup = int(pub["suppressed"].sum())
+    sec.paragraphs.append(
+        f"Key-factor indicators (mean score 0-10) of every country × iteration × group cell, with "
+        f"{ind.ci:.0%} {ind.ci_method} intervals from {ind.n_boot} Rao-Wu bootstrap replicates (seed "
+        f"{ind.seed}). {n_sup} of {len(pub)} cells are suppressed: fewer than {ctx.options.min_cell} "
+        "respondents (disclosure) or too imprecise (fewer than 30 scored respondents or a coefficient of "
+        "variation above 33%).")
+    sec.table("cells", "Indicators by cell.", pub, collapsed=True)
+    truth = None
+    if ctx.truth is not None and "indicators" in ctx.truth:
+        truth = ctx.anon_frame(ctx.truth["indicators"])
+        cov = _coverage(pub, truth)
+        if cov is not None:
+            by, overall = cov
+            sec.paragraphs.append(
+                f"Synthetic data: {overall['covered']} of {overall['cells']} published intervals cover the true "
+                f"value ({overall['coverage']:.1%}; nominal {ind.ci:.0%}, Monte Carlo SE "
+                f"{overall['mc_se']:.1%}).")
+            sec.table("coverage", "Coverage of the indicator intervals against the known truth.", by)
+    for f in ind.factors:
+        if np.isfinite(pub.loc[pub["factor"] == f, "estimate"].to_numpy(dtype=float)).any():
+            sec.figure(f"{f}: estimate and {ind.ci:.0%} interval per country and iteration"
+                       + (" (crosses: truth)" if truth is not None else "") + ".",
+                       lambda f=f: _plot("forest", pub, factor=f, truth=truth))
+    sec.result = _result_dict(ind, replace={"table": pub},
+                              drop=("estimates", "n", "influence", "suppressed", "cells"))
+
+
+def _coverage(pub: pd.DataFrame, truth: pd.DataFrame) -> tuple[pd.DataFrame, dict] | None:
+    keys = [k for k in ("country", "iteration", "group", "factor") if k in truth.columns and k in pub.columns]
+    m = pub[~pub["suppressed"]].merge(truth[keys + ["value"]], on=keys, how="inner")
+    m = m[np.isfinite(m["ci_low"].to_numpy(dtype=float)) & np.isfinite(m["value"].to_numpy(dtype=float))]
+    if not len(m):
+        return None
+    m["covered"] = (m["ci_low"] <= m["value"]) & (m["value"] <= m["ci_high"])
+    by = m.groupby(["group", "factor"], sort=False)["covered"].agg(["size", "sum"]).reset_index()
+    by.columns = ["group", "factor", "cells", "covered"]
+    by["coverage"] = by["covered"] / by["cells"]
+    k, c = len(m), int(m["covered"].sum())
+    p = c / k
+    overall = {"cells": k, "covered": c, "coverage": p, "mc_se": math.sqrt(p * (1 - p) / k)}
+    return by, overall
+
+
+# =============================================================================================== gap
+def compute_gap(ctx: Context) -> Any:
+    from .. import estimate
+
+    groups = ctx.data.groups
+    if len(groups) < 2:
+        return None
+    ind = ctx.raw.get("indicators")
+    if ind is None:
+        ind = compute_indicators(ctx)
+        ctx.raw["indicators"] = ind
+    return estimate.perception_gap(ind, minuend=groups[0], subtrahend=groups[1])
+
+
+def present_gap(ctx: Context, sec: Section, gap: Any) -> None:
+    if gap is None:
+        sec.note = "The data hold a single respondent group: there is no gap to show."
+        return
+    groups = ctx.data.groups
+    pub = ctx.publish(gap.table, n_column="n_min", precision=True)
+    sec.paragraphs.append(
+        f"The perception gap: indicator of {groups[0]} minus indicator of {groups[1]} in the same country and "
+        "iteration, with its interval from the same bootstrap replicates. A gap is shown only when both cells "
+        "are published.")
+    sec.table("cells", "Gap by country, iteration and factor.", pub, collapsed=True)
+    if np.isfinite(pub["estimate"].to_numpy(dtype=float)).any():
+        sec.figure("Gap per factor (dot: estimate; line: interval; 0 = no gap).",
+                   lambda: _plot("gap", pub, xlabel=f"{groups[0]} minus {groups[1]}"))
+    sec.result = _result_dict(gap, replace={"table": pub})
+
+
+# =============================================================================================== drift
+def compute_drift(ctx: Context) -> Any:
+    from .. import weighting
+
+    frame = ctx.data.frame
+    variables = [d.name for d in ctx.data.instrument.demographics if d.name in frame.columns]
+    if len(ctx.data.iterations) < 2 or not variables:
+        return None
+    return weighting.composition_drift(ctx.data, variables=variables)
+
+
+def publish_drift(ctx: Context, table: pd.DataFrame) -> pd.DataFrame:
+    t = table.copy()
+    t["n"] = np.minimum(t["n_from"].to_numpy(dtype=float), t["n_to"].to_numpy(dtype=float))
+    pub = ctx.publish(t, columns=_DRIFT_STATS)
+    sup = pub["suppressed"].to_numpy(dtype=bool)
+    for c in ("n_from", "n_to"):
+        pub[c] = pub[c].astype("Float64")
+        pub.loc[sup, c] = pd.NA
+    for c in _DRIFT_BOOL:
+        if c in pub.columns:
+            pub[c] = pub[c].astype("boolean")
+            pub.loc[sup, c] = pd.NA
+    return pub
+
+
+def present_drift(ctx: Context, sec: Section, drift: Any) -> None:
+    if drift is None:
+        sec.note = "Composition drift needs two iterations and demographic columns; the data lack them."
+        return
+    pub = publish_drift(ctx, drift.table)
+    flagged = pub[pub["flagged"].fillna(False).astype(bool)]
+    sec.paragraphs.append(
+        f"Shares of demographic categories in each country × group cell, compared between consecutive "
+        f"iterations. A shift is flagged when it exceeds {drift.threshold:.0%} and is significant at "
+        f"{drift.alpha} (Kish-adjusted z test): indicator changes there may reflect who answered rather than "
+        "what changed; reweighting both iterations to a common structure removes it.")
+    sec.table("flagged", f"Flagged shifts ({len(flagged)}).", flagged.reset_index(drop=True))
+    sec.table("all", "All shares compared.", pub, collapsed=True)
+    # flags of suppressed cells would reveal their shares: keep only their location
+    keys = [k for k in ("country", "group", "iteration_from", "iteration_to", "variable") if k in drift.table]
+    suppressed_cells = set(map(tuple, drift.table.loc[pub["suppressed"].to_numpy(dtype=bool), keys]
+                               .astype(str).to_numpy().tolist()))
+    for fl in drift.flags:
+        cell = tuple(str(fl.where.get(k)) for k in keys)
+        if cell in suppressed_cells:
+            sec.flags.append(Flag(fl.code, "Composition drift flagged in a cell below the minimum size "
+                                  "(details suppressed).", fl.severity, dict(fl.where)))
+        else:
+            sec.flags.append(fl)
+    sec.result = _result_dict(drift, replace={"table": pub})
+
+
+# =============================================================================================== registry
+SECTION_TITLES = {
+    "data": "Data and exclusions",
+    "reliability": "Reliability by cell",
+    "cfa": "Confirmatory factor analysis",
+    "invariance": "Measurement invariance",
+    "indicators": "Indicators",
+    "gap": "Officials–private perception gap",
+    "drift": "Composition drift",
+}
+
+COMPUTE: dict[str, Callable[[Context], Any]] = {
+    "reliability": compute_reliability,
+    "cfa": compute_cfa,
+    "invariance": compute_invariance,
+    "indicators": compute_indicators,
+    "gap": compute_gap,
+    "drift": compute_drift,
+}
+
+PRESENT: dict[str, Callable[..., None]] = {
+    "reliability": present_reliability,
+    "cfa": present_cfa,
+    "invariance": present_invariance,
+    "indicators": present_indicators,
+    "gap": present_gap,
+    "drift": present_drift,
+}
+
+METHODS = [
+    ("Data validation", "data-validation.md",
+     "Every answer code is checked against the instrument; don't-know and refused codes become missing with "
+     "their reason; reverse-keyed items are recoded. Every value not used is accounted for."),
+    ("Reliability", "reliability.md",
+     "Cronbach's alpha with Feldt's interval and McDonald's omega from a one-factor model, per cell, "
+     "pairwise-complete covariances; checked against R psych."),
+    ("Confirmatory factor analysis", "factor-analysis.md",
+     "Maximum likelihood with full-information ML for missing answers; lavaan's fit indices (chi-square, CFI, "
+     "TLI, RMSEA with 90% interval, SRMR); checked against R lavaan."),
+    ("Measurement invariance", "invariance.md",
+     "Configural, metric and scalar models compared with Chen's (2007) changes in CFI, RMSEA and SRMR, with "
+     "partial invariance released by score tests; checked against R lavaan/semTools."),
+    ("Indicators and the bootstrap", "indicators-and-bootstrap.md",
+     "Weighted mean scores (0-10) per cell; Rao-Wu rescaled bootstrap within the design strata; percentile "
+     "intervals; precision rules (n < 30 or CV > 33% suppressed); checked against R survey and by simulation."),
+    ("Weighting and composition", "weighting-and-estimation.md",
+     "Kish effective sample sizes, composition drift tests between iterations, raking to common margins."),
+    ("Disclosure control", "disclosure.md",
+     "Cells below the minimum size are blanked (statistics and count) in every table, figure and file; "
+     "country names can be replaced by seeded anonymous labels."),
+]

@@ -1,0 +1,433 @@
+"""Build the self-contained HTML report, its CSV tables and ``report.json``."""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import json
+import time
+import traceback
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import Flag
+from ..results import Provenance, Result, to_jsonable
+from . import _sections as S
+
+__all__ = ["build", "compute", "export", "Report", "SECTIONS"]
+
+#: Sections in report order.
+SECTIONS = ("data", "reliability", "cfa", "invariance", "indicators", "gap", "drift")
+
+
+@dataclass(frozen=True)
+class Report(Result):
+    """What :func:`build` wrote.
+
+    Attributes
+    ----------
+    out : str
+        Output folder.
+    index : str
+        Path of ``index.html``.
+    sections : dict
+        Section name → ``{"ok": bool, "error": str or None, "seconds": float}``.
+    failures : dict
+        Section name → error message, for every section that failed (fully or
+        partly); empty when all built.
+    files : tuple of str
+        Every file written (relative to ``out``).
+    """
+
+    out: str = ""
+    index: str = ""
+    sections: dict = field(default_factory=dict)
+    failures: dict = field(default_factory=dict)
+    files: tuple = ()
+
+    @property
+    def ok(self) -> bool:
+        """True when every section built."""
+        return not self.failures
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per section: ok, error, seconds."""
+        return pd.DataFrame([{"section": k, **v} for k, v in self.sections.items()])
+
+
+def _options(seed, n_boot, anonymise, min_cell, cfa, invariance, invariance_levels, invariance_factors) -> S.Options:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed= must be an integer; got {seed!r}.")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
+        raise ValueError(f"n_boot= must be an integer of at least 2; got {n_boot!r}.")
+    if isinstance(min_cell, bool) or not isinstance(min_cell, (int, np.integer)) or min_cell < 1:
+        raise ValueError(f"min_cell= must be a positive integer; got {min_cell!r}.")
+    if invariance not in ("factor", "model"):
+        raise ValueError(f"invariance= must be 'factor' or 'model'; got {invariance!r}.")
+    return S.Options(seed=int(seed), n_boot=int(n_boot), min_cell=int(min_cell), anonymise=bool(anonymise),
+                     cfa=bool(cfa), invariance=invariance, invariance_levels=tuple(invariance_levels),
+                     invariance_factors=None if invariance_factors is None else tuple(invariance_factors))
+
+
+def _check_sections(sections: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(sections, str):
+        sections = (sections,)
+    unknown = [s for s in sections if s not in SECTIONS]
+    if unknown:
+        raise ValueError(f"sections= names unknown sections {unknown}; choose from {', '.join(SECTIONS)}.")
+    return tuple(s for s in SECTIONS if s in set(sections))
+
+
+def compute(section: str, data: Any, *, seed: int = 1, n_boot: int = 1000, cfa: bool = True,
+            invariance: str = "factor", invariance_levels: Sequence[str] = ("configural", "metric", "scalar"),
+            invariance_factors: Sequence[str] | None = None, indicators: Any = None) -> Any:
+    """Compute the raw result of one report section, exactly as :func:`build` would.
+
+    Parameters
+    ----------
+    section : {"reliability", "cfa", "invariance", "indicators", "gap", "drift"}
+        The section.
+    data : SurveyData
+        The survey.
+    seed, n_boot, cfa, invariance, invariance_levels, invariance_factors
+        As for :func:`build`.
+    indicators : Indicators, optional
+        Already computed indicators (the gap reuses their replicates).
+
+    Returns
+    -------
+    object
+        What ``build(..., results={section: ...})`` accepts: a DataFrame
+        (reliability), ``{group: CFAResult}`` (cfa), a list of
+        ``(comparison, factor, InvarianceResult)`` (invariance),
+        ``Indicators``, ``Contrast`` (gap) or ``DriftResult`` (drift).
+
+    Examples
+    --------
+    >>> import cips_stats as cs
+    >>> sim = cs.simulate(seed=2, n_countries=2, n_repeat=1, n_officials=40, n_private=30)
+    >>> rel = cs.report.compute("reliability", sim.data)
+    >>> sorted(rel["group"].unique())
+    ['officials', 'private']
+    """
+    if section not in S.COMPUTE:
+        raise ValueError(f"section= must be one of {', '.join(S.COMPUTE)}; got {section!r}.")
+    opts = _options(seed, n_boot, False, 10, cfa, invariance, invariance_levels, invariance_factors)
+    ctx = S.Context(data=data, options=opts)
+    if indicators is not None:
+        ctx.raw["indicators"] = indicators
+    return S.COMPUTE[section](ctx)
+
+
+def export(section: str, result: Any, folder: str | Path, *, data: Any, min_cell: int = 10,
+           anonymise: bool = False, seed: int = 1) -> list[Path]:
+    """Write the published (suppressed, optionally anonymised) CSV tables of one section's raw result.
+
+    The tables are those :func:`build` writes for the section.
+
+    Parameters
+    ----------
+    section : str
+        Section name (see :data:`SECTIONS`).
+    result : object
+        The section's raw result (from :func:`compute`).
+    folder : str or Path
+        Output folder (created).
+    data : SurveyData
+        The survey the result came from.
+    min_cell, anonymise, seed
+        As for :func:`build`.
+
+    Returns
+    -------
+    list of Path
+        The files written, ``<section>_<table>.csv``.
+
+    Examples
+    --------
+    >>> import tempfile, cips_stats as cs
+    >>> sim = cs.simulate(seed=2, n_countries=2, n_repeat=1, n_officials=40, n_private=30)
+    >>> rel = cs.report.compute("reliability", sim.data)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     files = cs.report.export("reliability", rel, tmp, data=sim.data)
+    ...     names = [f.name for f in files]
+    >>> "reliability_cells.csv" in names
+    True
+    """
+    opts = _options(seed, 2, anonymise, min_cell, True, "factor", ("configural",), None)
+    ctx = S.Context(data=data, options=opts, mapping=_mapping(data, opts))
+    sec = S.Section(section, S.SECTION_TITLES.get(section, section), draw=False)
+    _present(ctx, sec, result)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    return _write_tables(sec, folder)
+
+
+def _mapping(data: Any, opts: S.Options) -> dict:
+    if not opts.anonymise:
+        return {}
+    from .. import disclosure
+
+    countries = pd.DataFrame({"country": sorted(map(str, data.frame["country"].unique()))})
+    _, mapping = disclosure.anonymise(countries, seed=opts.seed)
+    return {str(k): v for k, v in mapping.items()}
+
+
+def _present(ctx: S.Context, sec: S.Section, raw: Any) -> None:
+    if sec.name == "data":
+        S.present_data(ctx, sec)
+    else:
+        S.PRESENT[sec.name](ctx, sec, raw)
+
+
+def _write_tables(sec: S.Section, folder: Path) -> list[Path]:
+    paths = []
+    for key, _caption, frame, _collapsed, _display in sec.tables:
+        p = folder / f"{sec.name}_{key}.csv"
+        frame.to_csv(p, index=False)
+        paths.append(p)
+    return paths
+
+
+def build(data: Any, out: str | Path = "report/", *, seed: int = 1, n_boot: int = 1000, anonymise: bool = False,
+          min_cell: int = 10, sections: Sequence[str] = SECTIONS, truth: Mapping[str, pd.DataFrame] | None = None,
+          cfa: bool = True, invariance: str = "factor",
+          invariance_levels: Sequence[str] = ("configural", "metric", "scalar"),
+          invariance_factors: Sequence[str] | None = None, results: Mapping[str, Any] | None = None,
+          title: str = "CIPS statistical report") -> Report:
+    """Build the HTML report of a survey, with the CSV tables and ``report.json`` behind it.
+
+    Parameters
+    ----------
+    data : SurveyData
+        The survey (``cs.load(...)`` or ``cs.simulate(...).data``).
+    out : str or Path
+        Output folder (created): ``index.html`` (self-contained: inline CSS,
+        figures as embedded PNG), ``tables/<section>_<table>.csv`` and
+        ``report.json``.
+    seed : int
+        Seed of the bootstrap (and of the anonymous labels).
+    n_boot : int
+        Bootstrap replicates of the indicators (default 1000).
+    anonymise : bool
+        Replace country names by seeded anonymous labels everywhere (tables,
+        figures, flags, JSON).  The mapping is not written.
+    min_cell : int
+        Disclosure minimum: statistics and counts of cells with fewer
+        respondents are blanked in every output (default 10).
+    sections : sequence of str
+        Sections to include, from :data:`SECTIONS`.
+    truth : mapping, optional
+        Known truth of a synthetic survey (``cs.simulate(...).truth``): the
+        indicators section then reports the coverage of its intervals.
+    cfa : bool
+        Fit the instrument's CFA per respondent group (the slowest default
+        step after invariance; False leaves the section out of the fits).
+    invariance : {"factor", "model"}
+        ``"factor"`` (default, fast): one-factor invariance ladder per key
+        factor; ``"model"``: the instrument's full correlated-factor model
+        (minutes at CIPS scale).
+    invariance_levels : sequence of str
+        Levels tested (default configural, metric, scalar).
+    invariance_factors : sequence of str, optional
+        Restrict the per-factor invariance to these key factors.
+    results : mapping, optional
+        Already computed raw results by section (from :func:`compute`), used
+        instead of computing them again.
+    title : str
+        Title of the report.
+
+    Returns
+    -------
+    Report
+        ``.failures`` names every section that failed (shown as an error box;
+        the rest still builds), ``.files``, ``.sections`` with timings.
+
+    Notes
+    -----
+    Every table that leaves the package passes through
+    :func:`cips_stats.disclosure.suppress` (``min_n=min_cell``, counts of
+    suppressed cells blanked too) and, with ``anonymise=True``, through the
+    country mapping of :func:`cips_stats.disclosure.anonymise`.  Figures are
+    drawn from the published tables, so a suppressed cell is never drawn.
+    Serialised results in ``report.json`` carry the published tables; raw
+    per-cell arrays (estimates, counts, replicates) are left out and listed
+    under ``omitted``.  See ``methodology/disclosure.md``.
+
+    Examples
+    --------
+    >>> import tempfile, cips_stats as cs
+    >>> sim = cs.simulate(seed=2, n_countries=2, n_repeat=1, n_officials=40, n_private=30)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     rep = cs.report.build(sim.data, tmp, n_boot=50, sections=("data", "indicators"))
+    ...     rep.ok, rep.files[0]
+    (True, 'index.html')
+    """
+    t_start = time.perf_counter()
+    sections = _check_sections(sections)
+    opts = _options(seed, n_boot, anonymise, min_cell, cfa, invariance, invariance_levels, invariance_factors)
+    if not (hasattr(data, "frame") and hasattr(data, "instrument")):
+        raise TypeError(f"data= must be a SurveyData (cs.load or cs.simulate(...).data); got {type(data).__name__}.")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "tables").mkdir(exist_ok=True)
+    ctx = S.Context(data=data, options=opts, truth=truth, mapping=_mapping(data, opts))
+    given = dict(results or {})
+    done: list[S.Section] = []
+    for name in sections:
+        if name == "cfa" and not opts.cfa:
+            continue
+        sec = S.Section(name, S.SECTION_TITLES[name])
+        t0 = time.perf_counter()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                raw = None
+                if name != "data":
+                    raw = given.get(name)
+                    if raw is None:
+                        raw = S.COMPUTE[name](ctx)
+                    ctx.raw[name] = raw
+                _present(ctx, sec, raw)
+            except Exception as exc:  # a failing section becomes an error box; the others build
+                sec.ok = False
+                sec.error = str(exc) if isinstance(exc, S._PartialFailure) else f"{type(exc).__name__}: {exc}"
+                if not isinstance(exc, S._PartialFailure):
+                    sec.tables, sec.figures, sec.paragraphs = [], [], []
+                    sec.result = {"error": sec.error, "traceback": traceback.format_exc(limit=8)}
+        for w in caught:
+            sec.flags.append(Flag(f"python_warning:{w.category.__name__}", str(w.message), "warning", {}))
+        sec.seconds = time.perf_counter() - t0
+        done.append(sec)
+    return _write(ctx, done, out, title, t_start)
+
+
+# ============================================================================================= output
+def _warnings_table(ctx: S.Context, secs: Sequence[S.Section]) -> pd.DataFrame:
+    rows = []
+    for sec in secs:
+        raw = ctx.raw.get(sec.name)
+        res_flags = []
+        if isinstance(raw, Result) and sec.name != "drift":   # drift flags were vetted in the section
+            res_flags = list(raw.flags)
+        for fl in [*res_flags, *sec.flags]:
+            where = fl.where or {}
+            cells = where.get("cells") if isinstance(where, dict) else None
+            loc = (f"{len(cells)} cells" if isinstance(cells, list)
+                   else ", ".join(f"{k}={v}" for k, v in where.items() if not isinstance(v, (list, dict)))
+                   if isinstance(where, dict) else str(where))
+            rows.append({"section": sec.name, "severity": fl.severity, "code": fl.code,
+                         "message": ctx.anon_text(fl.message), "where": ctx.anon_text(loc)})
+        if not sec.ok:
+            rows.append({"section": sec.name, "severity": "error", "code": "section_failed",
+                         "message": ctx.anon_text(sec.error or ""), "where": ""})
+    order = {"error": 0, "warning": 1, "caution": 2, "info": 3}
+    t = pd.DataFrame(rows, columns=["section", "severity", "code", "message", "where"])
+    if len(t):
+        t = t.iloc[np.argsort([order.get(s, 4) for s in t["severity"]], kind="stable")].reset_index(drop=True)
+    return t
+
+
+def _fmt_cell(v: Any) -> str:
+    if v is None or v is pd.NA:
+        return ""
+    if isinstance(v, (bool, np.bool_)):
+        return "yes" if v else "no"
+    if isinstance(v, (float, np.floating)):
+        if not np.isfinite(v):
+            return ""
+        if float(v).is_integer() and abs(v) < 1e9:
+            return str(int(v))
+        return f"{v:.3f}" if abs(v) >= 0.001 or v == 0 else f"{v:.2e}"
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    try:
+        if pd.isna(v):
+            return ""
+    except (TypeError, ValueError):
+        pass
+    return str(v)
+
+
+def _html_table(frame: pd.DataFrame, key: str) -> str:
+    cols = [str(c) for c in frame.columns]
+    parts = [f"<table class='t' data-table='{html.escape(key)}'><thead><tr>"]
+    parts += [f"<th>{html.escape(c)}</th>" for c in cols]
+    parts.append("</tr></thead><tbody>")
+    sup = frame["suppressed"].to_numpy(dtype=bool) if "suppressed" in frame.columns and frame[
+        "suppressed"].dtype == bool else np.zeros(len(frame), dtype=bool)
+    for i, row in enumerate(frame.itertuples(index=False, name=None)):
+        cls = " class='sup'" if sup[i] else ""
+        parts.append(f"<tr{cls}>" + "".join(f"<td>{html.escape(_fmt_cell(v))}</td>" for v in row) + "</tr>")
+    parts.append("</tbody></table>")
+    return "".join(parts)
+
+
+def _write(ctx: S.Context, secs: list[S.Section], out: Path, title: str, t_start: float) -> Report:
+    import jinja2
+
+    from .. import __version__
+
+    files: list[str] = []
+    sec_json: dict[str, Any] = {}
+    views = []
+    for sec in secs:
+        paths = _write_tables(sec, out / "tables")
+        files += [str(p.relative_to(out)) for p in paths]
+        views.append({
+            "name": sec.name, "title": sec.title, "ok": sec.ok, "error": ctx.anon_text(sec.error or ""),
+            "note": sec.note, "paragraphs": sec.paragraphs, "seconds": sec.seconds,
+            "tables": [{"caption": cap, "collapsed": col, "rows": len(fr), "file": f"tables/{sec.name}_{key}.csv",
+                        "html": _html_table(disp if disp is not None else fr, f"{sec.name}_{key}")}
+                       for key, cap, fr, col, disp in sec.tables],
+            "figures": [{"caption": cap, "b64": base64.b64encode(png).decode("ascii")} for cap, png in sec.figures],
+        })
+        sec_json[sec.name] = {"ok": sec.ok, "error": sec.error, "note": sec.note, "seconds": sec.seconds,
+                              "tables": [f"tables/{sec.name}_{k}.csv" for k, *_ in sec.tables],
+                              "flags": [f.to_dict() for f in sec.flags], "result": sec.result}
+    warn = _warnings_table(ctx, secs)
+    warn_path = out / "tables" / "warnings.csv"
+    warn.to_csv(warn_path, index=False)
+    files.append(str(warn_path.relative_to(out)))
+    failures = {s.name: ctx.anon_text(s.error) for s in secs if not s.ok}
+    prov = Provenance.build("report", data=ctx.data, seed=ctx.options.seed, options=ctx.options.to_dict())
+    data = ctx.data
+    header = {"respondents": len(data.frame), "countries": int(data.frame["country"].nunique()),
+              "iterations": ", ".join(map(str, data.iterations)), "groups": ", ".join(data.groups),
+              "instrument": getattr(data.instrument, "name", ""), "data fingerprint": data.fingerprint,
+              "instrument hash": prov.instrument_hash, "package version": __version__, "seed": ctx.options.seed,
+              "bootstrap replicates": ctx.options.n_boot, "minimum cell size": ctx.options.min_cell,
+              "countries anonymised": "yes" if ctx.mapping else "no",
+              "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    env = jinja2.Environment(loader=jinja2.PackageLoader("cips_stats", "report/templates"),
+                             autoescape=jinja2.select_autoescape(["html", "j2"]))
+    text = env.get_template("report.html.j2").render(
+        title=title, header=header, sections=views, failures=failures, methods=S.METHODS,
+        warnings_html=_html_table(warn, "warnings"), n_warnings=len(warn), css=_css())
+    (out / "index.html").write_text(text, encoding="utf-8")
+    files.insert(0, "index.html")
+    files.append("report.json")
+    status = {s.name: {"ok": s.ok, "error": failures.get(s.name), "seconds": s.seconds} for s in secs}
+    doc = {"kind": "CipsReport", "title": title, "package_version": __version__,
+           "provenance": prov.to_dict(), "options": ctx.options.to_dict(),
+           "instrument_hash": prov.instrument_hash, "data_fingerprint": data.fingerprint,
+           "failures": failures, "sections": sec_json, "warnings": to_jsonable(warn),
+           "files": files, "seconds": time.perf_counter() - t_start}
+    doc = ctx.anon_obj(to_jsonable(doc))
+    (out / "report.json").write_text(json.dumps(doc, indent=1), encoding="utf-8")
+    return Report(out=str(out), index=str(out / "index.html"), sections=status, failures=failures,
+                  files=tuple(files), provenance=prov,
+                  flags=tuple(Flag("section_failed", f"Section {k} failed: {v}", "error", {"section": k})
+                              for k, v in failures.items()))
+
+
+def _css() -> str:
+    from importlib.resources import files
+
+    return (files("cips_stats") / "report" / "templates" / "report.css").read_text(encoding="utf-8")
