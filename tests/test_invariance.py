@@ -262,6 +262,15 @@ def test_survey_data_uses_shared_items_of_respondent_groups():
     assert res.group_labels == ("officials", "private") or set(res.group_labels) == {"officials", "private"}
     with pytest.raises(cs.DataError, match="respondent_group="):
         inv.invariance(sim.data, group="country")
+    with pytest.raises(cs.DataError, match="no respondents"):
+        inv.invariance(sim.data, group="country", respondent_group="customs_brokers")
+    # iterations of one respondent group, only the countries surveyed twice
+    two = sim.data.frame.groupby("country")["iteration"].nunique()
+    sub = sim.data.subset(sim.data.frame["country"].isin(two[two > 1].index))
+    by_iter = inv.invariance(sub, group="iteration", respondent_group="private", model=model,
+                             levels=("configural", "metric"), missing="listwise")
+    assert by_iter.group_labels == ("1", "2")
+    assert by_iter.provenance.options["respondent_group"] == "private"
 
 
 def test_input_errors():

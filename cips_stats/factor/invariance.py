@@ -678,6 +678,9 @@ def invariance(data_or_frame: Any, *, group: str, model: str | None = None, esti
                     raise DataError(f"The survey data hold several respondent groups ({', '.join(present)}); "
                                     "choose one with respondent_group=.")
                 respondent_group = present[0]
+            if str(respondent_group) not in present:
+                raise DataError(f"respondent_group={respondent_group!r} has no respondents; present: "
+                                f"{', '.join(present)}.")
             frame = frame[frame["group"].astype(str) == str(respondent_group)]
             base_group = respondent_group
             shared = set(inst.items_for(respondent_group))
