@@ -100,10 +100,13 @@ RULES: dict[str, tuple[str, str, str]] = {
     "code_not_integer": ("value", "problem", "The answer code is not a whole number."),
     "code_out_of_scale": ("value", "problem", "The answer code is outside the scale and is not a declared missing code."),
     "item_not_asked": ("value", "problem", "The item is not asked of the respondent's group but holds a value."),
+    "demographic_unknown": ("value", "problem", "The demographic value is not one of the categories the instrument declares."),
+    "demographic_not_asked": ("value", "problem", "The demographic is not asked of the respondent's group but holds a value."),
     "missing_code": ("value", "recode", "A declared non-substantive code (e.g. don't know, refused), set to missing."),
     "user_missing": ("value", "recode", "A user-missing code declared in the SPSS file, set to missing."),
     "unknown_column": ("column", "note", "A column the instrument does not declare; kept aside in SurveyData.aside."),
     "text_whitespace": ("value", "coercion", "Text with surrounding white space, read without it."),
+    "group_label": ("column", "coercion", "A labelled group code whose label is a group's label, read as that group's id."),
 }
 
 
@@ -508,6 +511,7 @@ class _Outcome:
     n_rows: int
     source: str
     findings: _Findings | None
+    missing_demographics: dict = field(default_factory=dict)
 
 
 @functools.lru_cache(maxsize=1)
@@ -601,9 +605,28 @@ def _load(source: Any, instrument: Any, *, iterations: Any = None, sheet: str | 
 
     # ---------------------------------------------------------------- SPSS/Stata labels
     labels = raw.value_labels
+    for c in demo_names:  # SPSS user-missing codes of a demographic: missing, with their reason
+        if raw.user_missing.get(c) and c in df.columns and pd.api.types.is_numeric_dtype(df[c].dtype):
+            v = df[c].to_numpy(dtype=float, na_value=np.nan)
+            um = np.zeros(n, dtype=bool)
+            for lo, hi in raw.user_missing[c]:
+                try:
+                    with np.errstate(invalid="ignore"):
+                        m = ~um & (v >= float(lo)) & (v <= float(hi))
+                except (TypeError, ValueError):
+                    continue
+                if m.any():
+                    lab = labels.get(c, {})
+                    fnd.add("user_missing", np.flatnonzero(m), c, df[c].to_numpy(dtype=object)[m],
+                            [f"user_missing: {lab.get(_py_code(x), 'declared missing in the file')}" for x in v[m]])
+                    um |= m
+            if um.any():
+                df[c] = df[c].astype(float).where(~um, np.nan)
+    coded: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # column -> (codes as read, labelled rows)
     for c in ["country", "group", "stratum", "cluster", *demo_names]:
         if c in labels and c in df.columns and pd.api.types.is_numeric_dtype(df[c].dtype):
             lab = labels[c]
+            coded_raw = df[c].to_numpy(dtype=object)
             v = df[c].to_numpy(dtype=float, na_value=np.nan)
             mapped = np.empty(n, dtype=object)
             mapped[:] = None
@@ -614,6 +637,7 @@ def _load(source: Any, instrument: Any, *, iterations: Any = None, sheet: str | 
             unl &= np.array([m is None for m in mapped])
             if unl.any():  # codes without a label stay as their number (as text)
                 mapped[unl] = [_fmt_number(x) for x in v[unl]]
+            coded[c] = (coded_raw, ~np.isnan(v) & ~unl)
             df[c] = pd.Series(mapped, dtype=object)
 
     # ---------------------------------------------------------------- keys
@@ -638,11 +662,16 @@ def _load(source: Any, instrument: Any, *, iterations: Any = None, sheet: str | 
         fnd.add(rule, np.flatnonzero(blank), c, rawv[blank])
         _coerce(fnd, ws, c, rawv)
         keys[c] = vals
-    grp = keys["group"]
-    known = np.isin(grp.astype(str), np.array(inst.group_ids, dtype=str)) & np.array([g is not None for g in grp])
-    unknown = ~known & np.array([g is not None for g in grp])
-    fnd.add("group_unknown", np.flatnonzero(unknown), "group", df["group"].to_numpy(dtype=object)[unknown],
-            f"The respondent group is not one the instrument declares ({', '.join(inst.group_ids)}).")
+    grp, ambiguous, group_why = _group_labels(fnd, keys["group"], coded.get("group"), inst)
+    keys["group"] = grp
+    has_grp = pd.notna(pd.Series(grp, dtype=object)).to_numpy()
+    known = pd.Series(grp, dtype=object).isin(list(inst.group_ids)).to_numpy() & has_grp & ~ambiguous
+    unknown = ~known & has_grp
+    shown_group = _as_read(df["group"], coded.get("group"))
+    declared = f"({', '.join(inst.group_ids)})"
+    fnd.add("group_unknown", np.flatnonzero(unknown), "group", shown_group[unknown],
+            [group_why.get(r, f"The respondent group is not one the instrument declares {declared}.")
+             for r in np.flatnonzero(unknown)])
 
     # iteration
     it_raw = df["iteration"].to_numpy(dtype=object)
@@ -695,11 +724,11 @@ def _load(source: Any, instrument: Any, *, iterations: Any = None, sheet: str | 
             _coerce(fnd, ws, c, rawv)
             design[c] = vals
     demos: dict[str, np.ndarray] = {}
-    for d in demo_names:
-        if d in df.columns:
-            vals, blank, ws = _parse_labels(df[d], dist(d))
-            _coerce(fnd, ws, d, df[d].to_numpy(dtype=object))
-            demos[d] = vals
+    demo_blank: dict[str, np.ndarray] = {}
+    for dm in inst.demographics:
+        if dm.name in df.columns:
+            demos[dm.name], demo_blank[dm.name] = _check_demographic(fnd, dm, df[dm.name], dist(dm.name),
+                                                                     coded.get(dm.name), grp, known)
 
     # ---------------------------------------------------------------- items
     item_ids = list(inst.item_ids)
@@ -812,7 +841,115 @@ def _load(source: Any, instrument: Any, *, iterations: Any = None, sheet: str | 
                       exclusions=fnd.table(["problem", "recode", "note"]), source=src, aside=aside,
                       n_input_rows=n, value_labels=dict(raw.value_labels),
                       coercions=fnd.table(["coercion"]))
-    return _Outcome(data, fnd.problems(), n, src, fnd)
+    missing_demo = {d: int((b & keep).sum()) for d, b in demo_blank.items()}
+    return _Outcome(data, fnd.problems(), n, src, fnd, missing_demo)
+
+
+def _code(v: Any) -> Any:
+    """A code for a message: whole floats as int (SPSS stores every number as a float)."""
+    v = _py(v)
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    return v
+
+
+def _as_read(s: pd.Series, coded: tuple | None) -> np.ndarray:
+    """Values of a column as read: the code, where an SPSS/Stata label replaced it."""
+    out = s.to_numpy(dtype=object).copy()
+    if coded is not None:
+        out[coded[1]] = coded[0][coded[1]]
+    return out
+
+
+def _group_labels(fnd: _Findings, grp: np.ndarray, coded: tuple | None, inst: Instrument
+                  ) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+    """Labelled group codes (SPSS/Stata): a label that is one group's id or label names that group.
+
+    Returns the group column with labels read as group ids, the rows whose label names more
+    than one group (ambiguous: a problem) and a message for each row whose label names no group.
+    Each label read as another text is recorded once per code (rule ``group_label``).
+    """
+    n = len(grp)
+    ambiguous = np.zeros(n, dtype=bool)
+    why: dict[int, str] = {}
+    if coded is None:
+        return grp, ambiguous, why
+    codes, labelled = coded
+    names: dict[str, set[str]] = {}
+    for g in inst.groups:
+        names.setdefault(g.id, set()).add(g.id)
+        if g.label:
+            names.setdefault(g.label, set()).add(g.id)
+    grp = grp.copy()
+    gs = pd.Series(grp, dtype=object)
+    declared = ", ".join(f"{g.id} = {g.label!r}" if g.label else g.id for g in inst.groups)
+    for text in pd.unique(gs[labelled & gs.notna().to_numpy()]):
+        m = labelled & (gs == text).to_numpy()
+        ids = names.get(text, set())
+        rows = np.flatnonzero(m)
+        if len(ids) == 1:
+            gid = next(iter(ids))
+            if gid != text:
+                grp[m] = gid
+                for code in pd.unique(pd.Series(codes[m], dtype=object)):
+                    fnd.add("group_label", np.array([-1]), "group", code,
+                            f"The code {_code(code)!r} is labelled {text!r}, the label of group {gid!r}: "
+                            f"read as {gid!r}.")
+            continue
+        for r in rows:
+            code = _code(codes[r])
+            if ids:
+                ambiguous[r] = True
+                why[r] = (f"The code {code!r} is labelled {text!r}, which names more than one group "
+                          f"({', '.join(sorted(ids))}): ambiguous.")
+            else:
+                why[r] = (f"The code {code!r} is labelled {text!r}, which is neither the id nor the label of "
+                          f"a group the instrument declares ({declared}).")
+    return grp, ambiguous, why
+
+
+def _check_demographic(fnd: _Findings, dm: Any, col: pd.Series, distinct: tuple | None, coded: tuple | None,
+                       grp: np.ndarray, known: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Check one demographic column against its declared categories and groups.
+
+    A value in a respondent whose (known) group is not asked the demographic is
+    ``demographic_not_asked``; any other value outside the declared categories is
+    ``demographic_unknown`` (an SPSS/Stata code is read as its label first). Both are set
+    aside (missing, with the reason) when not strict. Returns the values (str or None) and the
+    blank rows of respondents who are asked it (allowed; counted).
+    """
+    name = dm.name
+    vals, blank, ws = _parse_labels(col, distinct)
+    rawv = col.to_numpy(dtype=object)
+    _coerce(fnd, ws, name, rawv)
+    shown = _as_read(col, coded)
+    present = ~blank
+    gs = pd.Series(grp, dtype=object)
+    if dm.groups:  # no groups declared: asked of every group
+        asked = known & gs.isin(list(dm.groups)).to_numpy()
+    else:
+        asked = known.copy()
+    not_asked = present & known & ~asked
+    rows = np.flatnonzero(not_asked)
+    fnd.add("demographic_not_asked", rows, name, shown[not_asked],
+            [f"The demographic {name!r} is not asked of group {grp[r]!r} (only of {', '.join(dm.groups)}) "
+             f"but holds a value." for r in rows])
+    outside = np.zeros(len(col), dtype=bool)
+    if dm.categories:
+        cats = list(dm.categories)
+        outside = present & ~not_asked & ~pd.Series(vals, dtype=object).isin(cats).to_numpy()
+        allowed = ", ".join(repr(c) for c in cats)
+        rows = np.flatnonzero(outside)
+        labelled = coded[1] if coded is not None else np.zeros(len(col), dtype=bool)
+        fnd.add("demographic_unknown", rows, name, shown[outside],
+                [(f"The code {_code(shown[r])!r} is labelled {vals[r]!r}, which is" if labelled[r] else
+                  f"The value {vals[r]!r} is") + f" not one of the categories declared for {name!r} ({allowed})."
+                 for r in rows])
+    set_aside = not_asked | outside
+    if set_aside.any():
+        vals = vals.copy()
+        vals[set_aside] = None
+    return vals, blank & asked
 
 
 def _py_code(x: float) -> Any:
@@ -1027,6 +1164,9 @@ class ValidationReport(Result):
         Values accepted after a recorded conversion.
     unknown_columns : tuple of str
         Columns the instrument does not declare (kept aside, not an error).
+    missing_demographics : dict
+        ``{demographic: count}``: kept respondents asked a demographic whose answer is blank
+        (allowed, not an error; values set aside by a problem are not counted here).
     """
 
     source: str = ""
@@ -1037,6 +1177,7 @@ class ValidationReport(Result):
     exclusions: pd.DataFrame = field(default_factory=_empty_exclusions)
     coercions: pd.DataFrame = field(default_factory=_empty_exclusions)
     unknown_columns: tuple = ()
+    missing_demographics: dict = field(default_factory=dict)
 
     def to_frame(self) -> pd.DataFrame:
         """The problems as a table: file, row, column, value, rule, message."""
@@ -1059,8 +1200,16 @@ class ValidationReport(Result):
             if len(rec):
                 lines.append("Set to missing by declared codes: " + ", ".join(
                     f"{k}={v}" for k, v in rec["reason"].value_counts().sort_index().items()) + ".")
-        if len(self.coercions):
-            lines.append(f"Values read after removing white space: {len(self.coercions)}.")
+        co = self.coercions
+        if len(co):
+            k = int((co["rule"] == "text_whitespace").sum())
+            if k:
+                lines.append(f"Values read after removing white space: {k}.")
+            for why in co.loc[co["rule"] == "group_label", "reason"]:
+                lines.append(why)
+        if any(self.missing_demographics.values()):
+            lines.append("Blank demographics (allowed): " + ", ".join(
+                f"{k}={v}" for k, v in self.missing_demographics.items()) + ".")
         if self.problems:
             lines.append("")
             lines.append("Problems by rule:")
@@ -1125,7 +1274,7 @@ def validate(source: Any, instrument: Instrument | str | os.PathLike | None = No
         n_used_rows=0 if out.data is None else len(out.data.frame),
         exclusions=_empty_exclusions() if out.data is None else out.data.exclusions,
         coercions=_empty_exclusions() if out.data is None else out.data.coercions,
-        unknown_columns=unknown,
+        unknown_columns=unknown, missing_demographics=dict(out.missing_demographics),
         provenance=Provenance.build("validate", instrument=instrument,
                                     data_fingerprint=None if out.data is None else out.data.fingerprint,
                                     options={k: repr(v) for k, v in load_kwargs.items()}),

@@ -461,6 +461,13 @@ def _mutate(rule: str, raw: pd.DataFrame):
     elif rule == "item_column_missing":
         raw = raw.drop(columns=[PRIVATE_ONLY[1]])
         exp = (rule, None, PRIVATE_ONLY[1], None)
+    elif rule == "demographic_unknown":
+        raw.loc[2, "gender"] = "Female"  # categories are case-sensitive: female, male
+        exp = (rule, 3, "gender", "Female")
+    elif rule == "demographic_not_asked":
+        other = "business_type" if g0 == "officials" else "leadership"  # asked of the other group only
+        raw.loc[2, other] = "broker" if other == "business_type" else "yes"
+        exp = (rule, 3, other, raw.loc[2, other])
     else:  # pragma: no cover
         raise AssertionError(rule)
     return raw, kw, exp
