@@ -1279,7 +1279,8 @@ def by_cell(data: Any, *, by: Sequence[str] = ("country", "iteration", "group"),
         item (``n``, ``mean``, ``sd``, ``missing_share``, ``raw_r``, ``r_drop``,
         ``alpha_if_dropped``).
     chunk_elements : int
-        Memory bound: rows are processed in chunks of ``chunk_elements / p^2`` rows.
+        Memory bound: the zero-padded blocks of rows processed at once hold at most this many
+        float64 elements (default 2**18, 2 MiB).
 
     Returns
     -------
