@@ -622,7 +622,7 @@ def _load(source: Any, instrument: Any, *, iterations: Any = None, sheet: str | 
                     um |= m
             if um.any():
                 df[c] = df[c].astype(float).where(~um, np.nan)
-    coded: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # column -> (codes as read, labelled rows)
+    coded: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # column -> (codes as read, labelled, coded)
     for c in ["country", "group", "stratum", "cluster", *demo_names]:
         if c in labels and c in df.columns and pd.api.types.is_numeric_dtype(df[c].dtype):
             lab = labels[c]
@@ -637,7 +637,7 @@ def _load(source: Any, instrument: Any, *, iterations: Any = None, sheet: str | 
             unl &= np.array([m is None for m in mapped])
             if unl.any():  # codes without a label stay as their number (as text)
                 mapped[unl] = [_fmt_number(x) for x in v[unl]]
-            coded[c] = (coded_raw, ~np.isnan(v) & ~unl)
+            coded[c] = (coded_raw, ~np.isnan(v) & ~unl, ~np.isnan(v))
             df[c] = pd.Series(mapped, dtype=object)
 
     # ---------------------------------------------------------------- keys
@@ -857,7 +857,7 @@ def _as_read(s: pd.Series, coded: tuple | None) -> np.ndarray:
     """Values of a column as read: the code, where an SPSS/Stata label replaced it."""
     out = s.to_numpy(dtype=object).copy()
     if coded is not None:
-        out[coded[1]] = coded[0][coded[1]]
+        out[coded[2]] = coded[0][coded[2]]
     return out
 
 
@@ -874,7 +874,7 @@ def _group_labels(fnd: _Findings, grp: np.ndarray, coded: tuple | None, inst: In
     why: dict[int, str] = {}
     if coded is None:
         return grp, ambiguous, why
-    codes, labelled = coded
+    codes, labelled, _ = coded
     names: dict[str, set[str]] = {}
     for g in inst.groups:
         names.setdefault(g.id, set()).add(g.id)
@@ -940,9 +940,11 @@ def _check_demographic(fnd: _Findings, dm: Any, col: pd.Series, distinct: tuple 
         outside = present & ~not_asked & ~pd.Series(vals, dtype=object).isin(cats).to_numpy()
         allowed = ", ".join(repr(c) for c in cats)
         rows = np.flatnonzero(outside)
-        labelled = coded[1] if coded is not None else np.zeros(len(col), dtype=bool)
+        none = np.zeros(len(col), dtype=bool)
+        labelled, is_code = (coded[1], coded[2]) if coded is not None else (none, none)
         fnd.add("demographic_unknown", rows, name, shown[outside],
                 [(f"The code {_code(shown[r])!r} is labelled {vals[r]!r}, which is" if labelled[r] else
+                  f"The code {_code(shown[r])!r} (no value label) is" if is_code[r] else
                   f"The value {vals[r]!r} is") + f" not one of the categories declared for {name!r} ({allowed})."
                  for r in rows])
     set_aside = not_asked | outside

@@ -819,3 +819,187 @@ def test_csv_separator(tmp_path):
         cs.load(path)
     assert e.value.problems[0].rule == "column_missing" and "sep=" in e.value.problems[0].message
     assert cs.load(path, sep=";").fingerprint == cs.load(raw).fingerprint
+
+
+# ============================================================================ demographics
+def test_demographic_problems_name_value_categories_and_group():
+    raw = raw_survey(6, seed=30).astype(object)
+    officials = raw.index[raw["group"] == "officials"].tolist()
+    private = raw.index[raw["group"] == "private"].tolist()
+    raw.loc[officials[0], "experience"] = "5-10"          # not a declared category
+    raw.loc[private[0], "leadership"] = "no"              # leadership is asked of officials only
+    raw.loc[private[1], "gender"] = 2                     # a bare code is not a category
+    with pytest.raises(cs.DataError) as e:
+        cs.load(raw)
+    got = [(p.rule, p.row, p.column, p.value, p.message) for p in e.value.problems]
+    assert got == sorted([
+        ("demographic_unknown", officials[0] + 1, "experience", "5-10",
+         "The value '5-10' is not one of the categories declared for 'experience' ('0-4', '5-14', '15+')."),
+        ("demographic_not_asked", private[0] + 1, "leadership", "no",
+         "The demographic 'leadership' is not asked of group 'private' (only of officials) but holds a value."),
+        ("demographic_unknown", private[1] + 1, "gender", 2,
+         "The value '2' is not one of the categories declared for 'gender' ('female', 'male')."),
+    ], key=lambda t: t[1])
+    data = cs.load(raw, strict=False)
+    assert len(data.frame) == 6  # value-level: the respondents are kept
+    f = data.frame
+    assert pd.isna(f.loc[officials[0], "experience"]) and pd.isna(f.loc[private[0], "leadership"])
+    assert pd.isna(f.loc[private[1], "gender"])
+    assert f.loc[private[1], "experience"] == raw.loc[private[1], "experience"]  # other answers kept
+    ex = data.exclusions
+    dem = ex[ex["rule"].str.startswith("demographic")]
+    assert dem[["row", "column", "rule", "scope"]].values.tolist() == [
+        [r, c, rule, "value"] for rule, r, c, _, _ in sorted(got, key=lambda t: t[1])]
+    assert dem["reason"].tolist() == [m for *_, m in sorted(got, key=lambda t: t[1])]
+
+
+def test_missing_demographics_are_allowed_and_counted():
+    raw = raw_survey(10, seed=31).astype(object)
+    off = raw.index[raw["group"] == "officials"].tolist()
+    raw.loc[off[0], "leadership"] = None
+    raw.loc[off[1], "leadership"] = "  "                 # white space only: blank (and recorded)
+    raw.loc[off[2], "gender"] = np.nan
+    data = cs.load(raw)                                  # no problem
+    assert pd.isna(data.frame.loc[off[0], "leadership"]) and pd.isna(data.frame.loc[off[2], "gender"])
+    rep = csd.validate(raw)
+    assert rep.ok and rep.missing_demographics == {"gender": 1, "experience": 0, "leadership": 2,
+                                                   "business_type": 0}
+    assert "Blank demographics (allowed): gender=1, experience=0, leadership=2, business_type=0." in rep.to_text()
+    # blanks of a group that is not asked are not counted (private respondents have no leadership)
+    assert raw.loc[raw["group"] == "private", "leadership"].isna().all()
+
+
+def test_demographic_without_categories_or_groups_accepts_any_value():
+    spec = SMALL.to_dict()
+    spec["demographics"] = [{"name": "sex", "categories": [], "groups": []}]
+    inst = cs.Instrument.from_dict(spec)
+    raw = raw_survey(4, seed=32, inst=inst, design=False, demographics=False)
+    raw.insert(5, "sex", ["anything", "x", None, "7"])
+    assert cs.load(raw, instrument=inst).frame["sex"].tolist()[:2] == ["anything", "x"]
+
+
+@pytest.mark.parametrize("fmt", ["sav", "dta"])
+def test_demographic_codes_read_as_categories(tmp_path, fmt):
+    import pyreadstat
+
+    raw = raw_survey(8, seed=33, design=False)
+    ref = cs.load(raw)
+    out = raw.copy()
+    cats = list(INST.demographics[0].categories)            # gender: female, male
+    out["gender"] = [float(cats.index(v) + 1) for v in raw["gender"]]
+    out.loc[3, "gender"] = 3.0                            # labelled, but not a category
+    out.loc[5, "gender"] = 4.0                            # no label at all
+    for c in out.columns:
+        if out[c].dtype == object:
+            out[c] = out[c].map(lambda v: "" if v is None else str(v))
+    path = tmp_path / f"codes.{fmt}"
+    labels = {"gender": {1: "female", 2: "male", 3: "other"}}
+    (pyreadstat.write_sav if fmt == "sav" else pyreadstat.write_dta)(out, str(path), variable_value_labels=labels)
+    with pytest.raises(cs.DataError) as e:
+        cs.load(path)
+    assert [(p.rule, p.row, p.column, p.value, p.message) for p in e.value.problems] == [
+        ("demographic_unknown", 4, "gender", 3,
+         "The code 3 is labelled 'other', which is not one of the categories declared for 'gender' "
+         "('female', 'male')."),
+        ("demographic_unknown", 6, "gender", 4,
+         "The code 4 (no value label) is not one of the categories declared for 'gender' ('female', 'male')."),
+    ]
+    data = cs.load(path, strict=False)
+    keep = [r for r in range(8) if r not in (3, 5)]
+    assert data.frame["gender"].iloc[keep].tolist() == ref.frame["gender"].iloc[keep].tolist()
+    assert data.frame["gender"].iloc[[3, 5]].isna().all()
+
+
+def test_sav_user_missing_demographic_code_is_recoded(tmp_path):
+    import pyreadstat
+
+    raw = raw_survey(6, seed=34, design=False)
+    out = raw.copy()
+    out["gender"] = [1.0 if v == "female" else 2.0 for v in raw["gender"]]
+    out.loc[2, "gender"] = 9.0
+    for c in out.columns:
+        if out[c].dtype == object:
+            out[c] = out[c].map(lambda v: "" if v is None else str(v))
+    path = tmp_path / "um.sav"
+    pyreadstat.write_sav(out, str(path), missing_ranges={"gender": [9]},
+                         variable_value_labels={"gender": {1: "female", 2: "male", 9: "refused"}})
+    data = cs.load(path)                                   # not a problem: declared missing in the file
+    ex = data.exclusions
+    um = ex[(ex["rule"] == "user_missing") & (ex["column"] == "gender")]
+    assert um[["row", "value", "reason"]].values.tolist() == [[3, 9.0, "user_missing: refused"]]
+    assert pd.isna(data.frame.loc[2, "gender"])
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_demographics_round_trip_with_blanks(tmp_path, fmt):
+    raw = raw_survey(12, seed=35).astype(object)
+    raw.loc[0, "gender"] = None
+    raw.loc[raw.index[raw["group"] == "officials"][0], "leadership"] = None
+    ref = cs.load(raw)
+    data = cs.load(write(raw, tmp_path, fmt))
+    assert data.fingerprint == ref.fingerprint
+    assert csd.validate(write(raw, tmp_path, fmt)).missing_demographics == csd.validate(raw).missing_demographics
+
+
+# ============================================================================ labelled group codes
+def _write_group_codes(raw: pd.DataFrame, path: Path, codes: dict, labels: dict) -> Path:
+    import pyreadstat
+
+    out = raw.copy()
+    out["group"] = [float(codes[g]) for g in raw["group"]]
+    for c in out.columns:
+        if out[c].dtype == object:
+            out[c] = out[c].map(lambda v: "" if v is None else str(v))
+    write = pyreadstat.write_sav if path.suffix == ".sav" else pyreadstat.write_dta
+    write(out, str(path), variable_value_labels={"group": labels})
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["sav", "dta"])
+@pytest.mark.parametrize("by", ["label", "id"])
+def test_group_codes_labelled_with_group_label_or_id(tmp_path, fmt, by):
+    raw = raw_survey(10, seed=36, design=False)
+    labels = ({1: "Customs officials", 2: "Private-sector respondents"} if by == "label"
+              else {1: "officials", 2: "private"})
+    path = _write_group_codes(raw, tmp_path / f"g.{fmt}", {"officials": 1, "private": 2}, labels)
+    data = cs.load(path)
+    assert data.fingerprint == cs.load(raw).fingerprint
+    co = data.coercions
+    rec = co[co["rule"] == "group_label"]
+    if by == "label":
+        assert rec[["column", "value", "scope"]].values.tolist() == [["group", 1, "column"], ["group", 2, "column"]]
+        assert rec["reason"].tolist() == [
+            "The code 1 is labelled 'Customs officials', the label of group 'officials': read as 'officials'.",
+            "The code 2 is labelled 'Private-sector respondents', the label of group 'private': read as 'private'."]
+        assert rec["row"].isna().all()
+        assert rec["reason"].iloc[0] in csd.validate(path).to_text()
+    else:
+        assert rec.empty  # the labels are the ids: nothing converted
+
+
+def test_group_label_naming_no_group_or_two_groups_is_a_problem(tmp_path):
+    raw = raw_survey(6, seed=37, design=False)
+    path = _write_group_codes(raw, tmp_path / "g.sav", {"officials": 1, "private": 3},
+                              {1: "Customs officials", 3: "Travellers"})
+    with pytest.raises(cs.DataError) as e:
+        cs.load(path)
+    priv = [r + 1 for r in range(6) if raw.loc[r, "group"] == "private"]
+    assert [(p.rule, p.row, p.column, p.value) for p in e.value.problems] == [
+        ("group_unknown", r, "group", 3) for r in priv]
+    assert e.value.problems[0].message == (
+        "The code 3 is labelled 'Travellers', which is neither the id nor the label of a group the "
+        "instrument declares (officials = 'Customs officials', private = 'Private-sector respondents').")
+    data = cs.load(path, strict=False)
+    assert data.excluded_rows == priv and set(data.frame["group"]) == {"officials"}
+    # a label that is one group's id and another group's label is ambiguous
+    spec = SMALL.to_dict()
+    spec["groups"] = [{"id": "a", "label": "b"}, {"id": "b", "label": "Group B"}]
+    inst = cs.Instrument.from_dict(spec)
+    small = raw_survey(4, seed=38, inst=inst, design=False)
+    path = _write_group_codes(small, tmp_path / "amb.sav", {"a": 1, "b": 2}, {1: "b", 2: "Group B"})
+    with pytest.raises(cs.DataError) as e:
+        cs.load(path, instrument=inst)
+    rows_a = [r + 1 for r in range(4) if small.loc[r, "group"] == "a"]
+    assert [(p.rule, p.row, p.value, p.message) for p in e.value.problems] == [
+        ("group_unknown", r, 1, "The code 1 is labelled 'b', which names more than one group (a, b): ambiguous.")
+        for r in rows_a]
