@@ -2,9 +2,16 @@
 
 Commands
 --------
-``cips-stats demo [--out DIR] [--seed N] [--countries N]``
+``cips-stats demo [--out DIR] [--seed N] [--countries N] [--n-boot B]``
     Run the pipeline on a synthetic CIPS survey with known truth and write its
-    outputs (raw table, validation report, truth tables, summary JSON) to DIR.
+    outputs to DIR: raw table, validation report, truth tables, then the
+    published (suppressed) tables of reliability, indicators, gap, CFA,
+    invariance and composition drift under ``tables/``, the HTML report under
+    ``report/`` and ``summary.json`` with the time of every step.
+``cips-stats report FILE --out DIR [--instrument YAML] [--anonymise] [...]``
+    Load a survey file and build the HTML report (``index.html``, CSV tables,
+    ``report.json``); exit status 1 when a section failed, 2 when the file
+    cannot be read.
 ``cips-stats simulate --out FILE [--seed N] [--countries N] [--points 4|5]``
     Write a synthetic RAW respondent table; the format follows the extension
     (``.csv``, ``.xlsx``, ``.sav``, ``.dta``, ``.parquet``).
@@ -65,6 +72,8 @@ class DemoContext:
         Seed of every random step.
     countries : int or None
         Countries of the synthetic survey (None: the published 25, 17 repeated).
+    n_boot : int
+        Bootstrap replicates of the indicators.
     sim : Simulation or None
         The synthetic survey, set by the ``simulate`` step.
     state : dict
@@ -74,6 +83,7 @@ class DemoContext:
     out: Path
     seed: int = 1
     countries: int | None = None
+    n_boot: int = 1000
     sim: Any = None
     state: dict = field(default_factory=dict)
 
@@ -137,11 +147,50 @@ def _step_truth(ctx: DemoContext) -> list[Path]:
     return paths
 
 
+def _analysis_step(section: str) -> Callable[[DemoContext], list[Path]]:
+    """A demo step that computes one report section and writes its published tables to ``tables/``."""
+
+    def step(ctx: DemoContext) -> list[Path]:
+        import cips_stats as cs
+
+        sim = ctx.require_sim()
+        results = ctx.state.setdefault("results", {})
+        raw = cs.report.compute(section, sim.data, seed=ctx.seed, n_boot=ctx.n_boot,
+                                indicators=results.get("indicators"))
+        results[section] = raw   # kept for the report step even if its tables below fail
+        return cs.report.export(section, raw, ctx.out / "tables", data=sim.data, seed=ctx.seed)
+
+    step.__name__ = f"_step_{section}"
+    step.__doc__ = f"Compute the {section} section (``cs.report.compute``) and write its published tables."
+    return step
+
+
+def _step_report(ctx: DemoContext) -> list[Path]:
+    import cips_stats as cs
+
+    sim = ctx.require_sim()
+    folder = ctx.out / "report"
+    rep = cs.report.build(sim.data, folder, seed=ctx.seed, n_boot=ctx.n_boot, truth=sim.truth,
+                          results=ctx.state.get("results"))
+    ctx.state["report"] = rep
+    if rep.failures:
+        raise RuntimeError("The report was written, but sections failed: "
+                           + "; ".join(f"{k}: {v}" for k, v in rep.failures.items()))
+    return [folder / f for f in rep.files]
+
+
 #: The demo's steps, in order: (name, function(ctx) -> list of written paths).
 DEMO_STEPS: list[tuple[str, Callable[[DemoContext], list[Path]]]] = [
     ("simulate", _step_simulate),
     ("validate", _step_validate),
     ("truth", _step_truth),
+    ("reliability", _analysis_step("reliability")),
+    ("indicators", _analysis_step("indicators")),
+    ("gap", _analysis_step("gap")),
+    ("cfa", _analysis_step("cfa")),
+    ("invariance", _analysis_step("invariance")),
+    ("drift", _analysis_step("drift")),
+    ("report", _step_report),
 ]
 
 
@@ -155,7 +204,7 @@ def _machine() -> dict[str, Any]:
             "platform": platform.platform(), "cpu_count": os.cpu_count()}
 
 
-def run_demo(out: str | Path, *, seed: int = 1, countries: int | None = None,
+def run_demo(out: str | Path, *, seed: int = 1, countries: int | None = None, n_boot: int = 1000,
              steps: list[tuple[str, Callable[[DemoContext], list[Path]]]] | None = None,
              console: Any = None, command: str | None = None) -> tuple[bool, dict[str, Any]]:
     """Run the demo steps and write ``summary.json``; return (all steps succeeded, summary).
@@ -164,8 +213,9 @@ def run_demo(out: str | Path, *, seed: int = 1, countries: int | None = None,
     --------
     >>> import tempfile
     >>> from cips_stats.cli import run_demo
+    >>> from cips_stats.cli import DEMO_STEPS
     >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     ok, summary = run_demo(tmp, seed=2, countries=2, console=False)
+    ...     ok, summary = run_demo(tmp, seed=2, countries=2, console=False, steps=DEMO_STEPS[:3])
     >>> ok, [s["name"] for s in summary["steps"]]
     (True, ['simulate', 'validate', 'truth'])
     """
@@ -175,7 +225,7 @@ def run_demo(out: str | Path, *, seed: int = 1, countries: int | None = None,
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    ctx = DemoContext(out=out, seed=seed, countries=countries)
+    ctx = DemoContext(out=out, seed=seed, countries=countries, n_boot=n_boot)
     steps = DEMO_STEPS if steps is None else steps
     quiet = console is False
     con = None if quiet else (console or _console())
@@ -207,7 +257,7 @@ def run_demo(out: str | Path, *, seed: int = 1, countries: int | None = None,
             progress.stop()
     sim = ctx.sim
     prov = Provenance.build("demo", instrument=None if sim is None else sim.instrument, seed=seed,
-                            options={"countries": countries, "steps": [n for n, _ in steps]},
+                            options={"countries": countries, "n_boot": n_boot, "steps": [n for n, _ in steps]},
                             data_fingerprint=ctx.state.get("data_fingerprint"))
     summary = {
         "kind": "DemoSummary",
@@ -218,7 +268,8 @@ def run_demo(out: str | Path, *, seed: int = 1, countries: int | None = None,
         "steps": records,
         "provenance": prov.to_dict(),
         "machine": _machine(),
-        "command": command or f"run_demo({str(out)!r}, seed={seed}, countries={countries})",
+        "command": command or f"run_demo({str(out)!r}, seed={seed}, countries={countries}, n_boot={n_boot})",
+        "seconds": sum(r["seconds"] for r in records),
     }
     if sim is not None:
         raw = sim.raw
@@ -251,10 +302,14 @@ def main() -> None:
 @click.option("--seed", default=1, show_default=True, type=int, help="Seed of the synthetic survey.")
 @click.option("--countries", default=None, type=click.IntRange(min=1),
               help="Countries in iteration 1 (default 25, of which 17 repeated; otherwise ~68% repeated).")
-def demo(out: str, seed: int, countries: int | None) -> None:
+@click.option("--n-boot", "n_boot", default=1000, show_default=True, type=click.IntRange(min=2),
+              help="Bootstrap replicates of the indicators.")
+def demo(out: str, seed: int, countries: int | None, n_boot: int) -> None:
     """Run the pipeline on a synthetic survey with known truth and write its outputs."""
     cmd = f"cips-stats demo --out {out} --seed {seed}" + ("" if countries is None else f" --countries {countries}")
-    ok, _ = run_demo(out, seed=seed, countries=countries, command=cmd)
+    if n_boot != 1000:
+        cmd += f" --n-boot {n_boot}"
+    ok, _ = run_demo(out, seed=seed, countries=countries, n_boot=n_boot, command=cmd)
     if not ok:
         raise SystemExit(EXIT_PROBLEMS)
 
@@ -310,6 +365,55 @@ def validate(file: str, instrument: str | None) -> None:
         rules = cs.data.RULES
         fatal = any(rules.get(p.rule, ("", "fatal", ""))[1] == "fatal" for p in report.problems)
         raise SystemExit(EXIT_UNREADABLE if fatal else EXIT_PROBLEMS)
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Output directory.")
+@click.option("--instrument", "instrument", default=None, type=click.Path(dir_okay=False),
+              help="Instrument YAML (default: the packaged CIPS instrument).")
+@click.option("--anonymise", is_flag=True, default=False, help="Replace country names by anonymous labels.")
+@click.option("--seed", default=1, show_default=True, type=int, help="Seed of the bootstrap and of the labels.")
+@click.option("--n-boot", "n_boot", default=1000, show_default=True, type=click.IntRange(min=2),
+              help="Bootstrap replicates of the indicators.")
+@click.option("--min-cell", "min_cell", default=10, show_default=True, type=click.IntRange(min=1),
+              help="Disclosure minimum: cells with fewer respondents are suppressed.")
+@click.option("--sections", default=None,
+              help="Comma-separated sections (default all: data,reliability,cfa,invariance,indicators,gap,drift).")
+@click.option("--invariance", "invariance", default="factor", show_default=True,
+              type=click.Choice(["factor", "model"]), help="Invariance per key factor (fast) or of the full model.")
+def report(file: str, out: str, instrument: str | None, anonymise: bool, seed: int, n_boot: int, min_cell: int,
+           sections: str | None, invariance: str) -> None:
+    """Load a survey FILE and build its HTML report (index.html, CSV tables, report.json) in DIR.
+
+    Exit status 0 when every section built, 1 when a section failed (the
+    rest of the report is still written), 2 when the file cannot be read or
+    has data problems (run ``cips-stats validate FILE`` for the details).
+    """
+    import cips_stats as cs
+
+    con = _console()
+    try:
+        inst = cs.Instrument.from_yaml(instrument) if instrument else cs.Instrument.default()
+        data = cs.load(file, instrument=inst)
+    except cs.CipsError as exc:
+        click.echo(str(exc), err=True)
+        raise SystemExit(EXIT_UNREADABLE)
+    secs = cs.report.SECTIONS if not sections else tuple(s.strip() for s in sections.split(",") if s.strip())
+    try:
+        with con.status("Building the report..."):
+            rep = cs.report.build(data, out, seed=seed, n_boot=n_boot, anonymise=anonymise, min_cell=min_cell,
+                                  sections=secs, invariance=invariance)
+    except ValueError as exc:
+        if isinstance(exc, cs.CipsError):
+            raise
+        raise click.BadParameter(str(exc))
+    for name, st in rep.sections.items():
+        mark = "[green]ok[/green]" if st["ok"] else "[red]FAILED[/red]"
+        con.print(f"{mark}  {name:<12} {st['seconds']:6.2f} s" + ("" if st["ok"] else f"  {st['error']}"))
+    con.print(f"Wrote {rep.index}")
+    if not rep.ok:
+        raise SystemExit(EXIT_PROBLEMS)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -325,10 +325,10 @@ def present_cfa(ctx: Context, sec: Section, fits: Mapping[str, Any]) -> None:
         "guide, not a test.")
     sec.result = {"kind": "CFAByGroup", "groups": results, "fit": _table_json(fit)}
     if errors:
-        raise _PartialFailure("; ".join(errors))
+        raise SectionIncomplete("; ".join(errors))
 
 
-class _PartialFailure(RuntimeError):
+class SectionIncomplete(RuntimeError):
     """Part of a section failed; what succeeded is shown."""
 
 
@@ -438,7 +438,7 @@ def present_invariance(ctx: Context, sec: Section, results: Sequence[tuple[str, 
         "indicator means need full scalar invariance.")
     sec.result = {"kind": "InvarianceComparisons", "comparisons": dicts}
     if errors:
-        raise _PartialFailure(f"{len(errors)} of {len(results)} comparisons failed: " + "; ".join(errors[:5]))
+        raise SectionIncomplete(f"{len(errors)} of {len(results)} comparisons failed: " + "; ".join(errors[:5]))
 
 
 # =============================================================================================== indicators

@@ -297,8 +297,8 @@ def build(data: Any, out: str | Path = "report/", *, seed: int = 1, n_boot: int 
                 _present(ctx, sec, raw)
             except Exception as exc:  # a failing section becomes an error box; the others build
                 sec.ok = False
-                sec.error = str(exc) if isinstance(exc, S._PartialFailure) else f"{type(exc).__name__}: {exc}"
-                if not isinstance(exc, S._PartialFailure):
+                sec.error = str(exc) if isinstance(exc, S.SectionIncomplete) else f"{type(exc).__name__}: {exc}"
+                if not isinstance(exc, S.SectionIncomplete):
                     sec.tables, sec.figures, sec.paragraphs = [], [], []
                     sec.result = {"error": sec.error, "traceback": traceback.format_exc(limit=8)}
         for w in caught:
