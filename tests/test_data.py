@@ -1003,3 +1003,71 @@ def test_group_label_naming_no_group_or_two_groups_is_a_problem(tmp_path):
     assert [(p.rule, p.row, p.value, p.message) for p in e.value.problems] == [
         ("group_unknown", r, 1, "The code 1 is labelled 'b', which names more than one group (a, b): ambiguous.")
         for r in rows_a]
+
+
+# ============================================================================ readers: fast paths agree with the slow ones
+CSV_BODIES = {
+    "lf": "a,b,c\n1,2,3\n4,5,6\n",
+    "crlf_no_final_newline": "a,b,c\r\n1,2,3\r\n4,5,6",
+    "blank_lines": "a,b,c\n\n1,2,3\n\r\n4,5\n\n",
+    "short_and_long": "a,b,c\n1,2\n1,2,3,4\n1,2,3\n,,\n",
+    "spaces_only_line": "a,b,c\n   \n1,2,3\n",
+    "bom": "\ufeffa,b,c\n1,2,3\n7\n",
+    "non_ascii": "a,b,c\nÄ,é,ß\n1,2\n",
+    "quoted_falls_back": 'a,b,c\n"1,2",3\n1,2,3\n',
+    "lone_cr_falls_back": "a,b,c\r1,2,3\r1,2\r",
+}
+
+
+@pytest.mark.parametrize("name", sorted(CSV_BODIES))
+def test_csv_record_check_fast_path_matches_csv_module(tmp_path, monkeypatch, name):
+    from cips_stats import _io
+
+    p = tmp_path / "x.csv"
+    p.write_bytes(CSV_BODIES[name].encode("utf-8"))
+
+    def check():
+        try:
+            return ("ok", _io._check_csv_records(p, str(p), "utf-8-sig", ","))
+        except cs.DataError as e:
+            return ("error", [(q.rule, q.row, q.value, q.message) for q in e.problems])
+
+    fast = check()
+    try:
+        used_fast = _io._csv_records_fast(p, str(p), "utf-8-sig", ",") is not None
+    except cs.DataError:
+        used_fast = True
+    assert used_fast == (not name.endswith("falls_back"))
+    monkeypatch.setattr(_io, "_csv_records_fast", lambda *a: None)  # the csv module only
+    assert check() == fast
+
+
+def test_csv_columns_named_like_pandas_renames_are_not_duplicates(tmp_path):
+    raw = raw_survey(4, seed=39)
+    raw["note"] = "a"
+    raw["note.1"] = "b"   # a real column name, not a renamed duplicate
+    for fmt in ("csv", "xlsx"):
+        data = cs.load(write(raw, tmp_path, fmt))
+        assert data.aside[["note", "note.1"]].values.tolist() == [["a", "b"]] * 4
+
+
+def test_xlsx_calamine_and_openpyxl_read_the_same(tmp_path, monkeypatch):
+    pytest.importorskip("python_calamine", reason="python-calamine is the fast XLSX reader; openpyxl is the fallback")
+    from cips_stats import _io
+
+    raw = raw_survey(30, seed=40).astype(object)
+    raw["weight"] = np.random.default_rng(40).uniform(0.1, 10, 30) / 3  # full-precision doubles
+    item = INST.items_for(raw.loc[1, "group"])[0]
+    for r, v in zip(range(2, 9), ["abc", 4.5, True, " 3 ", -0.0, 1e300, "08"]):
+        raw.loc[r, INST.items_for(raw.loc[r, "group"])[1]] = v
+    raw.loc[1, item] = 7
+    path = write(raw, tmp_path, "xlsx")
+    fast = cs.load(path, strict=False)
+    fast_raw = read_table(path).frame
+    monkeypatch.setattr(_io, "_calamine_available", lambda: False)
+    slow = cs.load(path, strict=False)
+    pd.testing.assert_frame_equal(read_table(path).frame, fast_raw)
+    assert fast.fingerprint == slow.fingerprint
+    assert (fast.frame["weight"].to_numpy() == raw["weight"].to_numpy(dtype=float)).all()  # exact
+    pd.testing.assert_frame_equal(fast.exclusions, slow.exclusions)
+    pd.testing.assert_frame_equal(fast.coercions, slow.coercions)
