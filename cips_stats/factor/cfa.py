@@ -189,8 +189,17 @@ def _numeric_block(frame: pd.DataFrame, cols: list[str]) -> np.ndarray:
     return frame[cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
 
 
-def _cfa_frame(frame, *, model, estimator, ordered, group, group_equal, group_partial, missing, std_lv,
-               meanstructure, survey=None):
+def _cfa_frame(frame, **kw):
+    # Small dense products: one BLAS thread is faster on a shared machine and never slower by
+    # much here; parallelise over cells/replicates instead (see ARCHITECTURE.md).
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _cfa_frame_impl(frame, **kw)
+
+
+def _cfa_frame_impl(frame, *, model, estimator, ordered, group, group_equal, group_partial, missing, std_lv,
+                    meanstructure, survey=None):
     if not isinstance(estimator, str) or estimator.upper() not in _ESTIMATORS:
         raise ModelError(f"estimator= must be one of {list(_ESTIMATORS)}, got {estimator!r}.")
     est = estimator.upper()

@@ -215,6 +215,9 @@ class MLProblem:
         Casewise (full-information) likelihood; else the rows must be complete.
     """
 
+    #: Largest ``n (p + p(p+1)/2) p^2`` for which the FIML scaled test is computed (see ``h1_trace``).
+    h1_budget = 5e9
+
     def __init__(self, model: CFAModel, data: list[np.ndarray], *, fiml: bool = False):
         if len(data) != model.n_groups:
             raise ModelError(f"The model has {model.n_groups} groups but {len(data)} data blocks were given.")
@@ -367,22 +370,45 @@ class MLProblem:
                         Cb = np.einsum("nij,qnj->qni", Ci, b)
                         T2 -= b.reshape(npar, nn * k) @ Cb.reshape(npar, nn * k).T
             H += -0.5 * T1 + T2
-        # second-derivative term with M, zsum fixed
-        def gfix(th):
-            g = np.zeros(npar)
-            for (dS, dmu, _), M, zsum in zip(model.dsigma_full(th), Ms, zs):
-                g += 0.5 * dS.reshape(npar, -1) @ M.ravel()
-                if self.meanstructure:
-                    g -= dmu @ zsum
-            return g
-
-        for k in range(npar):
-            step = 1e-4 * max(1.0, abs(theta[k]))
-            e = np.zeros(npar)
-            e[k] = step
-            H[:, k] += (gfix(theta + e) - gfix(theta - e)) / (2 * step)
+        # second-derivative term 1/2 tr(M Sigma_kl) - zsum' mu_kl, analytic per model-matrix entry
+        for blk, M_, z_, Mt in zip(model.blocks, Ms, zs, model.matrices(theta)):
+            H += self._second_order(blk, M_, z_, Mt)
         H = 0.5 * (H + H.T)
         return H / self.n_total if unit else H
+
+    def _second_order(self, blk, M, zsum, mats) -> np.ndarray:
+        """``1/2 tr(M d2Sigma) - zsum' d2mu`` over pairs of parameters (loadings with loadings,
+        factor (co)variances and latent means); other pairs have zero second derivatives."""
+        npar = self.model.npar
+        fr = blk.free >= 0
+        kind, r, c, f = blk.kind[fr], blk.r[fr], blk.c[fr], blk.free[fr]
+        if (kind == "D").any():
+            raise ModelError("The observed information of scale (~*~) parameters is not available under ML.")
+        L, P = mats["lambda_"], mats["psi"]
+        iL = np.flatnonzero(kind == "L")
+        iP = np.flatnonzero(kind == "P")
+        iA = np.flatnonzero(kind == "A")
+        E = len(kind)
+        HE = np.zeros((E, E))
+        if len(iL):
+            oi, lj = r[iL], c[iL]
+            HE[np.ix_(iL, iL)] = P[np.ix_(lj, lj)] * M[np.ix_(oi, oi)]
+            if len(iP):
+                ML = M @ L
+                a, b = r[iP], c[iP]
+                blk_lp = (lj[:, None] == a[None, :]) * ML[oi][:, b]
+                off = a != b
+                blk_lp = blk_lp + ((lj[:, None] == b[None, :]) * ML[oi][:, a]) * off[None, :]
+                HE[np.ix_(iL, iP)] = blk_lp
+                HE[np.ix_(iP, iL)] = blk_lp.T
+            if len(iA) and self.meanstructure:
+                la = r[iA]
+                blk_la = -(lj[:, None] == la[None, :]).astype(float) * zsum[oi][:, None]
+                HE[np.ix_(iL, iA)] = blk_la
+                HE[np.ix_(iA, iL)] = blk_la.T
+        G = np.zeros((npar, E))
+        G[f, np.arange(E)] = 1.0
+        return G @ HE @ G.T
 
     def numerical_information(self, theta: np.ndarray, *, unit: bool = True, h: float = 1e-5) -> np.ndarray:
         """Observed information by central differences of the analytic gradient (a check of
@@ -557,9 +583,12 @@ class MLProblem:
         p = self.p
         vr, vc = self._vr, self._vc
         ns = p * (p + 1) // 2
-        if p + ns > 600:
-            raise ModelError("The FIML scaled test needs the observed information of the saturated model, "
-                             f"a {p + ns}-square matrix; it is limited to 33 observed variables.")
+        cost = float(gd.n) * (p + ns) * p * p
+        if cost > self.h1_budget:
+            raise ModelError("The FIML scaled test needs the observed information of the unrestricted model "
+                             f"(a {p + ns}-square matrix over {gd.n} rows, about {cost:.1e} operations), above "
+                             f"the budget of {self.h1_budget:.0e}; chi2_scaled and the scaled indices are not "
+                             "computed. Robust standard errors are unaffected.")
 
         def grad(x):
             mu = x[:p]
