@@ -180,9 +180,9 @@ if __name__ == "__main__":  # pragma: no cover
     import json
     import sys
 
-    from benchmarks import write_result
+    from benchmarks import RESULTS, write_result
 
     res = run(quick="--quick" in sys.argv)
-    write_result("indicators", res, quick="--quick" in sys.argv)
+    write_result("indicators", res, folder=RESULTS, quick="--quick" in sys.argv)
     print(pd.DataFrame(res["table"]).to_string())
     print(json.dumps({k: v for k, v in res.items() if k != "table"}, indent=1, default=str))
