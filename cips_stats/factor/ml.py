@@ -299,7 +299,8 @@ class MLProblem:
             info += gd.n * I
         return info / self.n_total if unit else info
 
-    def observed_information(self, theta: np.ndarray, *, unit: bool = True, chunk: int = 500) -> np.ndarray:
+    def observed_information(self, theta: np.ndarray, *, unit: bool = True, chunk: int = 500,
+                             chunk_elems: float = 2e6) -> np.ndarray:
         """Observed information: the analytic Hessian of ``-loglik`` (complete data and FIML).
 
         Per row, with ``P = Sigma_oo^-1`` embedded, ``z = P (y - mu)``, ``Sigma_k = dSigma/dtheta_k``
@@ -358,8 +359,9 @@ class MLProblem:
                 WSW = np.matmul(WS, W)
                 Wm = dmu @ W if self.meanstructure else None
                 for (k, rows, mis), Cinv in zip(gd.kgroups, parts["inv_blocks"]):
-                    for s0 in range(0, len(rows), chunk):
-                        rr, mm, Ci = rows[s0:s0 + chunk], mis[s0:s0 + chunk], Cinv[s0:s0 + chunk]
+                    step = max(1, min(chunk, int(chunk_elems // (npar * k * max(k, self.p)))))
+                    for s0 in range(0, len(rows), step):
+                        rr, mm, Ci = rows[s0:s0 + step], mis[s0:s0 + step], Cinv[s0:s0 + step]
                         nn = len(rr)
                         Xk = WSW[:, mm[:, :, None], mm[:, None, :]]          # (npar, n, k, k)
                         Y = np.matmul(Ci[None], Xk)
