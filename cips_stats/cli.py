@@ -154,6 +154,7 @@ def _analysis_step(section: str) -> Callable[[DemoContext], list[Path]]:
         import cips_stats as cs
 
         sim = ctx.require_sim()
+        ctx.state.setdefault("sections", []).append(section)
         results = ctx.state.setdefault("results", {})
         raw = cs.report.compute(section, sim.data, seed=ctx.seed, n_boot=ctx.n_boot,
                                 indicators=results.get("indicators"))
@@ -170,8 +171,10 @@ def _step_report(ctx: DemoContext) -> list[Path]:
 
     sim = ctx.require_sim()
     folder = ctx.out / "report"
+    ran = ctx.state.get("sections")   # the sections of the analysis steps that ran (all when none did)
+    sections = ("data", *ran) if ran else cs.report.SECTIONS
     rep = cs.report.build(sim.data, folder, seed=ctx.seed, n_boot=ctx.n_boot, truth=sim.truth,
-                          results=ctx.state.get("results"))
+                          results=ctx.state.get("results"), sections=sections)
     ctx.state["report"] = rep
     if rep.failures:
         raise RuntimeError("The report was written, but sections failed: "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -25,16 +26,17 @@ def test_version(runner):
 
 def test_demo_writes_every_output(runner, tmp_path):
     out = tmp_path / "demo"
-    r = runner.invoke(cli.main, ["demo", "--out", str(out), "--countries", "2", "--seed", "4"])
-    assert r.exit_code == 0, r.output
+    r = runner.invoke(cli.main, ["demo", "--out", str(out), "--countries", "2", "--seed", "4", "--n-boot", "100"])
     summary = json.loads((out / "summary.json").read_text())
+    assert r.exit_code == 0, [(s["name"], s.get("error")) for s in summary["steps"] if not s["ok"]]
     assert summary["ok"] is True
     assert [s["name"] for s in summary["steps"]] == [name for name, _ in cli.DEMO_STEPS]
     for step in summary["steps"]:
         for f in step["files"]:
             assert (out / f).is_file(), f
     assert summary["provenance"]["seed"] == 4
-    assert summary["command"] == f"cips-stats demo --out {out} --seed 4 --countries 2"
+    assert summary["command"] == f"cips-stats demo --out {out} --seed 4 --countries 2 --n-boot 100"
+    assert summary["provenance"]["options"]["n_boot"] == 100
     assert summary["machine"]["cpu_count"] >= 1
     # the truth written is the truth of the same simulation
     sim = cs.simulate(seed=4, n_countries=2, n_repeat=1)
@@ -44,13 +46,30 @@ def test_demo_writes_every_output(runner, tmp_path):
     assert "OK" in (out / "validation_report.txt").read_text()
     back = cs.load(out / "raw_survey.csv")
     assert back.fingerprint == sim.data.fingerprint
+    # the analysis steps: published tables, then the report built from the same results
+    files = {s["name"]: s["files"] for s in summary["steps"]}
+    for name in ("reliability", "indicators", "gap", "cfa", "invariance", "drift"):
+        assert files[name] and all(f.startswith("tables/") for f in files[name]), name
+    assert "report/index.html" in files["report"] and "report/report.json" in files["report"]
+    demo_ind = pd.read_csv(out / "tables" / "indicators_cells.csv")
+    rep_ind = pd.read_csv(out / "report" / "tables" / "indicators_cells.csv")
+    pd.testing.assert_frame_equal(demo_ind, rep_ind)   # the report reused the demo's indicators
+    direct = cs.estimate.indicators(sim.data, n_boot=100, seed=4).table
+    np.testing.assert_allclose(rep_ind["se"].to_numpy(float),
+                               cs.disclosure.suppress(direct, blank_n=True)["se"].to_numpy(float),
+                               rtol=1e-12, equal_nan=True)
+    doc = json.loads((out / "report" / "report.json").read_text())
+    assert doc["failures"] == {} and doc["provenance"]["seed"] == 4
+    assert "coverage" in " ".join(doc["sections"]["indicators"]["tables"])
+    assert all(s["seconds"] >= 0 for s in summary["steps"]) and summary["seconds"] > 0
 
 
 def test_demo_reports_a_failing_step_and_exits_nonzero(runner, tmp_path, monkeypatch):
     def broken(ctx):
         raise ValueError("deliberately broken step")
 
-    steps = [cli.DEMO_STEPS[0], ("broken", broken), cli.DEMO_STEPS[-1]]
+    by_name = dict(cli.DEMO_STEPS)
+    steps = [("simulate", by_name["simulate"]), ("broken", broken), ("truth", by_name["truth"])]
     monkeypatch.setattr(cli, "DEMO_STEPS", steps)
     out = tmp_path / "demo"
     r = runner.invoke(cli.main, ["demo", "--out", str(out), "--countries", "1"])
@@ -135,6 +154,74 @@ def test_validate_with_instrument_yaml(runner, tmp_path):
     r = runner.invoke(cli.main, ["validate", str(five), "--instrument", str(y)])
     assert r.exit_code == 1
     assert "code_out_of_scale" in r.output
+
+
+def test_demo_step_failure_keeps_the_report_going(runner, tmp_path, monkeypatch):
+    """A failing analysis step is recorded; the report step still builds and names the failed section."""
+    import cips_stats.report._sections as S
+
+    def broken(ctx):
+        raise cs.ModelError("Deliberately broken reliability.")
+
+    monkeypatch.setitem(S.COMPUTE, "reliability", broken)
+    by_name = dict(cli.DEMO_STEPS)
+    steps = [(n, by_name[n]) for n in ("simulate", "reliability", "indicators", "report")]
+    monkeypatch.setattr(cli, "DEMO_STEPS", steps)
+    ok, summary = cli.run_demo(tmp_path, seed=2, countries=1, n_boot=50, console=False)
+    status = {s["name"]: s for s in summary["steps"]}
+    assert not ok and not status["reliability"]["ok"] and status["indicators"]["ok"]
+    assert not status["report"]["ok"] and "reliability" in status["report"]["error"]
+    html = (tmp_path / "report" / "index.html").read_text(encoding="utf-8")
+    assert "Deliberately broken reliability." in html and '<section id="indicators">' in html
+
+
+# ------------------------------------------------------------------ report
+def _survey_file(tmp_path, **kw):
+    sim = cs.simulate(seed=2, n_countries=2, n_repeat=1, n_officials=40, n_private=30, **kw)
+    path = tmp_path / "survey.csv"
+    cs.data.write_raw(sim.raw, path, instrument=sim.instrument)
+    return sim, path
+
+
+def test_report_command_builds_the_report(runner, tmp_path):
+    sim, path = _survey_file(tmp_path)
+    out = tmp_path / "rep"
+    r = runner.invoke(cli.main, ["report", str(path), "--out", str(out), "--sections", "data,indicators,gap",
+                                 "--n-boot", "60", "--anonymise", "--seed", "3"])
+    assert r.exit_code == 0, r.output
+    assert "indicators" in r.output and "index.html" in r.output
+    doc = json.loads((out / "report.json").read_text())
+    assert doc["options"]["anonymise"] is True and doc["options"]["n_boot"] == 60
+    assert doc["data_fingerprint"] == sim.data.fingerprint
+    assert set(doc["sections"]) == {"data", "indicators", "gap"}
+    ind = pd.read_csv(out / "tables" / "indicators_cells.csv")
+    assert ind["country"].str.startswith("Country ").all()
+
+
+def test_report_command_with_instrument_yaml(runner, tmp_path):
+    inst = cs.Instrument.default(points=4)
+    y = tmp_path / "inst.yaml"
+    inst.to_yaml(y)
+    sim, path = _survey_file(tmp_path, points=4)
+    out = tmp_path / "rep"
+    r = runner.invoke(cli.main, ["report", str(path), "--out", str(out), "--instrument", str(y),
+                                 "--sections", "data", "--n-boot", "10"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "report.json").read_text())["instrument_hash"] == inst.hash
+
+
+def test_report_command_exit_codes(runner, tmp_path, monkeypatch):
+    r = runner.invoke(cli.main, ["report", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2
+    _, path = _survey_file(tmp_path)
+    r = runner.invoke(cli.main, ["report", str(path), "--out", str(tmp_path / "o"), "--sections", "bogus"])
+    assert r.exit_code == 2 and "bogus" in r.output
+    import cips_stats.report._sections as S
+
+    monkeypatch.setitem(S.COMPUTE, "indicators", lambda ctx: (_ for _ in ()).throw(cs.ModelError("Broken.")))
+    r = runner.invoke(cli.main, ["report", str(path), "--out", str(tmp_path / "o"), "--sections", "data,indicators"])
+    assert r.exit_code == 1
+    assert "FAILED" in r.output and "Broken." in r.output
 
 
 # ------------------------------------------------------------------ the validation/benchmark runners
