@@ -45,6 +45,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from scipy import special as _sp
 from scipy import stats as _st
 
 from .errors import CipsError, DataError, Flag, ModelError, Problem
@@ -292,7 +293,7 @@ def _grouped_moments(X: np.ndarray, w: np.ndarray | None, starts: np.ndarray,
         Mf[...] = M
         X0 = B[:, :, p:2 * p]
         np.subtract(Xp, sF4, out=X0)
-        X0[~M] = 0.0
+        np.copyto(X0, 0.0, where=~M)
         del Xp, M
         ans = Mf.sum(axis=2)
         anyr = B[:, :, q - 1]
@@ -377,8 +378,9 @@ def _feldt(alpha: np.ndarray, n: np.ndarray, p: np.ndarray | int, level: float) 
     with np.errstate(invalid="ignore"):
         ok = (df1 > 0) & (df2 > 0) & np.isfinite(alpha)
         df1s, df2s = np.where(ok, df1, 1.0), np.where(ok, df2, 1.0)
-        lo = 1.0 - (1.0 - alpha) * _st.f.ppf(1.0 - a / 2.0, df1s, df2s)
-        hi = 1.0 - (1.0 - alpha) * _st.f.ppf(a / 2.0, df1s, df2s)
+        # F quantiles through the special function (scipy.stats.f.ppf(q, d1, d2) == fdtri(d1, d2, q))
+        lo = 1.0 - (1.0 - alpha) * _sp.fdtri(df1s, df2s, 1.0 - a / 2.0)
+        hi = 1.0 - (1.0 - alpha) * _sp.fdtri(df1s, df2s, a / 2.0)
     return np.where(ok, lo, np.nan), np.where(ok, hi, np.nan)
 
 
