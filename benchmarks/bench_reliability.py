@@ -78,12 +78,12 @@ def _sim(n_countries: int) -> Any:
 
 def run(quick: bool = False) -> dict:
     """Time by_cell against the pingouin loop at CIPS scale and show scaling to 180 countries."""
-    repeats = 1 if quick else 5
+    repeats = 1 if quick else 10
     data = _sim(25 if not quick else 6)
     key = ["country", "iteration", "group", "factor"]
     # warm up (imports, caches) before timing
     ours = cs.reliability.by_cell(data, omega=False)
-    t_pg, c_pg = _best2(lambda: _pingouin_loop(data), 1 if quick else 2)
+    t_pg, c_pg = _best2(lambda: _pingouin_loop(data), 1 if quick else 3)
     base = _pingouin_loop(data)
     merged = base.merge(ours[key + ["alpha"]], on=key, how="left")
     max_diff = float(np.nanmax(np.abs(merged["alpha"] - merged["alpha_pingouin"])))
@@ -115,8 +115,8 @@ def run(quick: bool = False) -> dict:
     for nc in sizes:
         d = _sim(nc)
         n = len(d.frame)
-        t_a = _best(lambda: cs.reliability.by_cell(d, omega=False), repeats)
-        t_o = _best(lambda: cs.reliability.by_cell(d, omega=True), 1 if quick else 2)
+        t_a = _best(lambda: cs.reliability.by_cell(d, omega=False), min(repeats, 5))
+        t_o = _best(lambda: cs.reliability.by_cell(d, omega=True), 1 if quick else 3)
         scaling.append({
             "countries": nc, "respondents": n,
             "cells": int(d.frame.groupby(["country", "iteration", "group"]).ngroups) * len(d.instrument.factors),
@@ -143,11 +143,16 @@ def run(quick: bool = False) -> dict:
 if __name__ == "__main__":  # pragma: no cover
     import os
 
+    import sys
+    from pathlib import Path
+
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from validation import write_result
 
     t0 = time.perf_counter()
     out = run(quick=False)
-    write_result("reliability", out, folder="benchmarks/results", seconds=time.perf_counter() - t0)
+    write_result("reliability", out, folder=Path(__file__).resolve().parent / "results",
+                 seconds=time.perf_counter() - t0)
     print(out["cips_scale"])
     print(pd.DataFrame(out["scaling"]).to_string())
