@@ -294,3 +294,38 @@ def test_fit_is_deterministic():
     b = cs.factor.cfa(d, model=HS, missing="fiml")
     assert a.fit["chi2"] == b.fit["chi2"]
     assert np.array_equal(a.parameters["se"].to_numpy(), b.parameters["se"].to_numpy())
+
+
+def test_ml_recovers_true_loadings_in_a_large_sample():
+    # True 3-factor model (validation/study_cfa_recovery.py replicates this at n = 300, 1000).
+    lam = np.array([0.8, 0.7, 0.6, 0.5, 0.75, 0.65, 0.6, 0.55, 0.8, 0.6, 0.7, 0.5])
+    phi = np.array([[1.0, 0.5, 0.3], [0.5, 1.0, 0.4], [0.3, 0.4, 1.0]])
+    L = np.zeros((12, 3))
+    for j in range(3):
+        L[4 * j:4 * j + 4, j] = lam[4 * j:4 * j + 4]
+    rng = np.random.default_rng(99)
+    y = rng.normal(size=(4000, 3)) @ np.linalg.cholesky(phi).T @ L.T + rng.normal(size=(4000, 12)) * np.sqrt(1 - lam ** 2)
+    df = pd.DataFrame(y, columns=[f"x{i + 1}" for i in range(12)])
+    model = "f1 =~ x1 + x2 + x3 + x4\nf2 =~ x5 + x6 + x7 + x8\nf3 =~ x9 + x10 + x11 + x12"
+    res = cs.factor.cfa(df, model=model)
+    lo = res.loadings[res.loadings["free"] > 0].copy()
+    item = lo["item"].str[1:].astype(int).to_numpy() - 1
+    true = lam[item] / lam[4 * (item // 4)]           # marker scale: lambda_i / lambda_first
+    z = (lo["est"].to_numpy() - true) / lo["se"].to_numpy()
+    assert len(z) == 9 and (np.abs(z) < 4).all()
+    assert res.fit["rmsea"] < 0.03 and res.fit["cfi"] > 0.99
+
+
+@pytest.mark.slow
+def test_recovery_study_quick():
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from validation.study_cfa_recovery import run
+
+    out = run(quick=True).set_index("setting")
+    assert abs(out.loc["ml_normal", "mean_bias"]) < 3 * out.loc["ml_normal", "mc_se_bias"] + 0.01
+    assert 0.88 <= out.loc["ml_normal", "coverage"] <= 0.99
+    assert out.loc["ml_normal", "reject_chi2"] <= 0.05 + 3 * out.loc["ml_normal", "mc_se_reject"]
+    assert out.loc["mlr_nonnormal", "reject_scaled"] < out.loc["mlr_nonnormal", "reject_chi2"]
+    assert out.loc["ml_misspecified", "reject_chi2"] > 0.5
