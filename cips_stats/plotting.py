@@ -36,7 +36,7 @@ def _figure(height: float, width: float = 7.0):
     from matplotlib.figure import Figure
 
     # A Figure on the Agg canvas, not attached to pyplot: no global state, nothing to close.
-    fig = Figure(figsize=(width, height), dpi=100)
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
@@ -51,7 +51,7 @@ def to_png(fig: Any, *, dpi: int = 90) -> bytes:
     b'PNG'
     """
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()
 
 
@@ -123,7 +123,7 @@ def forest(table: pd.DataFrame, *, factor: str, group_column: str = "group",
 
 def gap(table: pd.DataFrame, *, keys: Sequence[str] = ("country", "iteration"), estimate: str = "estimate",
         low: str = "ci_low", high: str = "ci_high", xlabel: str = "Officials minus private sector") -> Any:
-    """Small multiples of the perception gap: one panel per factor, a dot and interval per cell.
+    """Small multiples of the perception gap: one panel per factor (common scale), a dot and interval per cell.
 
     Parameters
     ----------
@@ -142,6 +142,10 @@ def gap(table: pd.DataFrame, *, keys: Sequence[str] = ("country", "iteration"), 
     rows = t.drop_duplicates([k for k in keys if k in t.columns])
     nlab = max(1, len(rows))
     fig = _figure(max(2.0, nrow * (0.14 * nlab + 1.0)), width=11.0)
+    lo_all = np.concatenate([t[low].to_numpy(dtype=float), [0.0]])
+    hi_all = np.concatenate([t[high].to_numpy(dtype=float), [0.0]])
+    lim = (np.nanmin(lo_all), np.nanmax(hi_all))
+    pad = 0.05 * (lim[1] - lim[0] or 1.0)
     for i, f in enumerate(factors):
         ax = fig.add_subplot(nrow, ncol, i + 1)
         sub = t[t["factor"] == f].sort_values([k for k in keys if k in t.columns])
@@ -149,6 +153,7 @@ def gap(table: pd.DataFrame, *, keys: Sequence[str] = ("country", "iteration"), 
         ax.hlines(y, sub[low].to_numpy(dtype=float), sub[high].to_numpy(dtype=float), color=_COLORS[0], lw=1)
         ax.plot(sub[estimate].to_numpy(dtype=float), y, "o", color=_COLORS[0], ms=3)
         ax.axvline(0.0, color="grey", lw=0.8)
+        ax.set_xlim(lim[0] - pad, lim[1] + pad)   # one scale for every panel: gaps compare across factors
         ax.set_yticks(y)
         ax.set_yticklabels(_labels(sub, keys) if i % ncol == 0 else [], fontsize=6)
         ax.invert_yaxis()

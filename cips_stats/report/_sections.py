@@ -190,6 +190,7 @@ def present_data(ctx: Context, sec: Section) -> None:
         by_rule = by_rule.sort_values(["scope", "count"], ascending=[True, False], kind="stable")
     else:
         by_rule = pd.DataFrame({"scope": [], "rule": [], "count": [], "reason": []})
+    by_rule = ctx.anon_frame(by_rule)
     sec.table("exclusions_by_rule", "Exclusions by rule (each excluded value or row is counted once, "
               "with the reason of the validation rule).", by_rule.reset_index(drop=True))
     counts = frame.groupby(["country", "iteration", "group"], sort=True).size().rename("n").reset_index()
