@@ -119,6 +119,12 @@ def assert_no_small_cell(table: pd.DataFrame, where: str) -> int:
         hidden = table[vals.isna()]
         for s in stats:
             assert all(_blank(v) for v in hidden[s]), f"{where}: {s} shown for a suppressed cell"
+        for s in ("flags", "caution"):   # flags such as alpha_poor or high_cv describe the hidden statistics
+            if s in hidden.columns:
+                assert all(_blank(v) for v in hidden[s]), f"{where}: {s} shown for a suppressed cell"
+        if "suppression_reason" in hidden.columns:
+            assert all(str(v).startswith("disclosure:") and "precision" not in str(v)
+                       for v in hidden["suppression_reason"]), where
     return len(table)
 
 

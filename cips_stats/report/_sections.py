@@ -66,6 +66,17 @@ class Context:
         cols = None if columns is None else [c for c in columns if c in table.columns]
         out = disclosure.suppress(table, min_n=self.options.min_cell, n_column=n_column, columns=cols,
                                   precision=precision, blank_n=True)
+        # flags of a cell below the disclosure minimum describe its statistics (e.g. "alpha_poor",
+        # "high_cv"): keep only the reason it is hidden
+        reason = out["suppression_reason"].astype(str)
+        disc = reason.str.contains("disclosure:", regex=False).to_numpy()
+        if disc.any():
+            out.loc[disc, "suppression_reason"] = [";".join(p for p in r.split(";") if p.startswith("disclosure:"))
+                                                   for r in reason[disc]]
+            for c in ("flags", "caution"):
+                if c in out.columns:
+                    out[c] = out[c].astype(object)
+                    out.loc[disc, c] = ""
         return self.anon_frame(out)
 
     def anon_frame(self, table: pd.DataFrame) -> pd.DataFrame:
@@ -232,7 +243,7 @@ def present_reliability(ctx: Context, sec: Section, rel: pd.DataFrame) -> None:
         "iteration × group cell. Values below .70 are questionable and below .60 poor; cells with fewer than "
         f"{ctx.options.min_cell} respondents are suppressed.")
     sec.table("summary", "Reliability per group and factor over published cells.", summary)
-    sec.table("flags", "Flags over all cells (count of cells).", _flag_codes(rel))
+    sec.table("flags", "Flags over published cells (count of cells).", _flag_codes(pub))
     sec.table("cells", "Reliability by cell.", pub, collapsed=True)
     if ok.any():
         sec.figure("Alpha per cell (dashed lines: .60 and .70).", lambda: _plot("reliability", pub, value="alpha"))
