@@ -43,6 +43,7 @@ CASES = {
     "wlsmv_bfi2_groups": (None, TEN + ["gender"], TWO,
                           {"group": "gender", "group_equal": ("thresholds", "loadings")}),
     "wlsmv_bfi2_configural": (None, TEN + ["gender"], TWO, {"group": "gender"}),
+    "wlsmv_bfi2_weights": (800, TEN + ["w"], TWO, {"sampling_weights": "w"}),
 }
 
 FIT_PAIRS_ABS = [("cfi", "cfi"), ("tli", "tli"), ("rmsea", "rmsea"), ("srmr", "srmr"),
@@ -52,7 +53,9 @@ FIT_PAIRS_ABS = [("cfi", "cfi"), ("tli", "tli"), ("rmsea", "rmsea"), ("srmr", "s
 
 @pytest.fixture(scope="module")
 def bfi():
-    return pd.read_csv(REF / "bfi.csv")
+    d = pd.read_csv(REF / "bfi.csv")
+    d["w"] = np.resize([0.5, 1.0, 2.0, 1.5], len(d))   # the weights of validation/r/polychoric_wlsmv.R
+    return d
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +67,7 @@ def fits(bfi):
             rows, cols, model, kw = CASES[name]
             d = bfi if cols is None else bfi[cols]
             if cols is None:
-                d = d.drop(columns="gender")
+                d = d.drop(columns=["gender", "w"])
             if rows is not None:
                 d = d.iloc[:rows]
             cache[name] = fit_wlsmv(d, model, **kw)

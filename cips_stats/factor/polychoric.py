@@ -205,12 +205,14 @@ def _code_items(frame: pd.DataFrame, max_categories: int) -> tuple[np.ndarray, l
     return codes, levels, flags
 
 
-def _thresholds_from_codes(codes: np.ndarray, ncat: np.ndarray, kmax: int
+def _thresholds_from_codes(codes: np.ndarray, ncat: np.ndarray, kmax: int, weights: np.ndarray | None = None
                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Padded threshold matrix (p, kmax+1) with -inf/+inf ends, counts (p, kmax), n per item."""
     n, p = codes.shape
     flat = codes + (np.arange(p) * kmax)[None, :]
-    counts = np.bincount(flat[codes >= 0], minlength=p * kmax).reshape(p, kmax).astype(float)
+    obs = codes >= 0
+    wts = None if weights is None else np.broadcast_to(weights[:, None], codes.shape)[obs]
+    counts = np.bincount(flat[obs], weights=wts, minlength=p * kmax).reshape(p, kmax).astype(float)
     nobs = counts.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         cum = np.cumsum(counts, axis=1) / nobs[:, None]
@@ -222,6 +224,20 @@ def _thresholds_from_codes(codes: np.ndarray, ncat: np.ndarray, kmax: int
     return tau, counts, nobs
 
 
+def _check_weights(weights: Any, n: int) -> np.ndarray:
+    w = pd.to_numeric(pd.Series(np.asarray(weights).ravel()), errors="coerce").to_numpy(dtype=float)
+    if w.shape[0] != n:
+        raise DataError(f"sampling_weights= has {w.shape[0]} values but the data have {n} rows.")
+    bad = np.flatnonzero(~np.isfinite(w) | (w < 0))
+    if bad.size:
+        raise DataError("sampling_weights= must be finite and non-negative.",
+                        [Problem("weight_nonnegative", "Weight must be a finite number >= 0.", file="<DataFrame>",
+                                 row=int(r), column="sampling_weights", value=float(w[r])) for r in bad[:50]])
+    if w.sum() <= 0:
+        raise DataError("sampling_weights= sum to zero.")
+    return w * (n / w.sum())
+
+
 # --------------------------------------------------------------------------- tables
 def _pair_index(p: int) -> tuple[np.ndarray, np.ndarray]:
     """Pairs in lavaan's order of the off-diagonal vech: (2,1), (3,1), ..., (p,1), (3,2), ..."""
@@ -230,8 +246,8 @@ def _pair_index(p: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _pair_tables(codes: np.ndarray, kmax: int, ii: np.ndarray, jj: np.ndarray,
-                 chunk: int = 20000) -> np.ndarray:
-    """All pairwise contingency tables at once, shape (npairs, kmax, kmax), rows = item ii."""
+                 chunk: int = 20000, weights: np.ndarray | None = None) -> np.ndarray:
+    """All pairwise (weighted) contingency tables at once, shape (npairs, kmax, kmax), rows = item ii."""
     n, p = codes.shape
     acc = np.zeros((p * kmax, p * kmax))
     cols = np.arange(p) * kmax
@@ -240,7 +256,7 @@ def _pair_tables(codes: np.ndarray, kmax: int, ii: np.ndarray, jj: np.ndarray,
         onehot = np.zeros((c.shape[0], p * kmax))
         rr, cc = np.nonzero(c >= 0)
         onehot[rr, cols[cc] + c[rr, cc]] = 1.0
-        acc += onehot.T @ onehot
+        acc += onehot.T @ (onehot if weights is None else onehot * weights[s:s + chunk, None])
     acc4 = acc.reshape(p, kmax, p, kmax)
     return acc4[ii, :, jj, :]
 
@@ -372,6 +388,7 @@ class PolychoricResult(Result):
     min_eigenvalue: float = float("nan")
     iterations: int = 0
     _codes: np.ndarray = field(default=None, repr=False, compare=False)
+    _weights: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the result as a JSON-serialisable dictionary (without the internal codes)."""
@@ -480,7 +497,8 @@ def thresholds(data: Any, *, max_categories: int = 20) -> dict[str, np.ndarray]:
 
 
 def polychoric(data: Any, *, missing: str = "pairwise", max_categories: int = 20,
-               correct: float = 0.0, tol: float = 1e-10, max_iter: int = 100) -> PolychoricResult:
+               correct: float = 0.0, sampling_weights: Any = None, tol: float = 1e-10,
+               max_iter: int = 100) -> PolychoricResult:
     """Polychoric correlations of ordinal items, all pairs at once (two-step ML).
 
     Parameters
@@ -496,6 +514,11 @@ def polychoric(data: Any, *, missing: str = "pairwise", max_categories: int = 20
     correct : float, default 0.0
         Added to empty cells of each bivariate table before estimation (psych's
         ``correct=``; 0 = none, as lavaan for tables larger than 2 x 2).
+    sampling_weights : array_like or str, optional
+        Survey weights, one per row (or the name of a column of ``data``, which is then
+        not an item). Normalised to sum to the number of rows, as lavaan's
+        ``sampling.weights`` (``sampling.weights.normalization="total"``): thresholds and
+        tables are weighted, and Gamma is the weighted sandwich. ``n_pairs`` stays unweighted.
     tol : float, default 1e-10
         Convergence tolerance on the change in rho.
     max_iter : int, default 100
@@ -532,6 +555,16 @@ def polychoric(data: Any, *, missing: str = "pairwise", max_categories: int = 20
     if not (np.isfinite(correct) and correct >= 0):
         raise DataError(f"correct= argument must be a non-negative number; got {correct!r}.")
     frame = _as_frame(data)
+    weights = None
+    if sampling_weights is not None:
+        if isinstance(sampling_weights, str):
+            if sampling_weights not in frame.columns:
+                raise DataError(f"sampling_weights= names {sampling_weights!r}, which is not a column of the data.")
+            weights = frame[sampling_weights]
+            frame = frame.drop(columns=sampling_weights)
+        else:
+            weights = sampling_weights
+        weights = _check_weights(weights, len(frame))
     if frame.shape[1] < 2:
         raise DataError(f"Polychoric correlations need at least 2 items; got {frame.shape[1]}.")
     names = [str(c) for c in frame.columns]
@@ -539,6 +572,8 @@ def polychoric(data: Any, *, missing: str = "pairwise", max_categories: int = 20
     if missing == "listwise":
         keep = (codes >= 0).all(axis=1)
         codes = codes[keep]
+        if weights is not None:
+            weights = weights[keep] * (keep.sum() / weights[keep].sum())
         if keep.sum() < len(keep):
             flags.append(Flag("listwise", f"Listwise deletion kept {int(keep.sum())} of {len(keep)} rows.",
                               severity="info", where={"kept": int(keep.sum()), "n": int(len(keep))}))
@@ -550,10 +585,11 @@ def polychoric(data: Any, *, missing: str = "pairwise", max_categories: int = 20
     n, p = codes.shape
     ncat = np.array([len(lv) for lv in levels])
     kmax = max(int(ncat.max(initial=2)), 2)
-    tau, counts, nobs = _thresholds_from_codes(codes, ncat, kmax)
+    tau, counts, nobs = _thresholds_from_codes(codes, ncat, kmax, weights)
+    nobs = (codes >= 0).sum(axis=0)
     ii, jj = _pair_index(p)
-    tables = _pair_tables(codes, kmax, ii, jj)
-    npair_n = tables.sum(axis=(1, 2))
+    tables = _pair_tables(codes, kmax, ii, jj, weights=weights)
+    npair_n = _pair_tables(codes, kmax, ii, jj).sum(axis=(1, 2)) if weights is not None else tables.sum(axis=(1, 2))
     usable_item = ncat >= 2
     usable = usable_item[ii] & usable_item[jj] & (npair_n > 0)
     if correct > 0:
@@ -613,17 +649,19 @@ def polychoric(data: Any, *, missing: str = "pairwise", max_categories: int = 20
     lv = {nm: levels[j] for j, nm in enumerate(names)}
     prov = Provenance.build("polychoric", data=frame,
                             options={"missing": missing, "max_categories": max_categories,
-                                     "correct": correct, "tol": tol, "max_iter": max_iter})
+                                     "correct": correct, "tol": tol, "max_iter": max_iter,
+                                     "weighted": weights is not None})
     return PolychoricResult(
         corr=pd.DataFrame(corr, index=names, columns=names), thresholds=th, levels=lv,
         n_pairs=pd.DataFrame(npairs_mat, index=names, columns=names), n=int(n),
-        min_eigenvalue=min_eig, iterations=int(iters), _codes=codes,
+        min_eigenvalue=min_eig, iterations=int(iters), _codes=codes, _weights=weights,
         provenance=prov, flags=tuple(flags))
 
 
 # --------------------------------------------------------------------------- Gamma
 def _gamma(res: PolychoricResult, chunk: int = 2000) -> np.ndarray:
     codes = res._codes
+    wts = res._weights
     names = list(res.corr.columns)
     n, p = codes.shape
     corr = res.corr.to_numpy()
@@ -672,7 +710,7 @@ def _gamma(res: PolychoricResult, chunk: int = 2000) -> np.ndarray:
     d1 = G1[:, :, 1:] - G1[:, :, :-1]        # (P, K+1, K): for threshold index m (0..K), column b
     d2 = G2[:, 1:, :] - G2[:, :-1, :]        # (P, K, K+1)
     # A21 and A22 via cell sums
-    tables = _pair_tables(codes, kmax, ii, jj)
+    tables = _pair_tables(codes, kmax, ii, jj, weights=wts)
     A22 = (tables * sc_rho * sc_rho).sum(axis=(1, 2))
     A21 = np.zeros((npair, T))
     w = tables * sc_rho
@@ -693,6 +731,7 @@ def _gamma(res: PolychoricResult, chunk: int = 2000) -> np.ndarray:
     # B = sum_i s_i s_i' in row chunks
     dim = T + npair
     B = np.zeros((dim, dim))
+    B1 = np.zeros((T, T))          # sum_i w_i s_i s_i' of the thresholds (= B's block without weights)
     th_cols = th_start[:-1][:, None] + np.arange(kmax - 1)[None, :]        # (p, kmax-1)
     flat_sc_rho = sc_rho.reshape(npair, -1)
     pair_off = np.arange(npair) * kmax * kmax
@@ -711,12 +750,21 @@ def _gamma(res: PolychoricResult, chunk: int = 2000) -> np.ndarray:
         present = (a >= 0) & (b >= 0)
         idx = pair_off[None, :] + np.where(present, a, 0) * kmax + np.where(present, b, 0)
         S[:, T:] = np.where(present, flat_sc_rho.ravel()[idx], 0.0)
-        B += S.T @ S
+        if wts is None:
+            B += S.T @ S
+        else:
+            # lavaan (muthen1984 with weights): B = sum w_i^2 s_i s_i', A = sum w_i s_i s_i'
+            wc = wts[s:s + chunk, None]
+            Sw = S * wc
+            B += Sw.T @ Sw
+            B1 += S[:, :T].T @ (S[:, :T] * wc)
+    if wts is None:
+        B1 = B[:T, :T]
     # A^{-1} with A11 block diagonal (per item blocks of B)
     A11inv = np.zeros((T, T))
     for j in range(p):
         sl = slice(th_start[j], th_start[j + 1])
-        A11inv[sl, sl] = np.linalg.inv(B[sl, sl])
+        A11inv[sl, sl] = np.linalg.inv(B1[sl, sl])
     A22inv = 1.0 / A22
     Ainv = np.zeros((dim, dim))
     Ainv[:T, :T] = A11inv

@@ -60,7 +60,7 @@ class WLSSample:
 
 
 def wls_sample(frames: Sequence[pd.DataFrame], ov_names: Sequence[str], *, missing: str = "pairwise",
-               levels: dict | None = None) -> WLSSample:
+               levels: dict | None = None, sampling_weights: str | None = None) -> WLSSample:
     """Thresholds, polychorics and Gamma of each group (frames restricted to ``ov_names``).
 
     ``levels`` (item -> observed codes over all groups) checks that every group uses
@@ -68,7 +68,8 @@ def wls_sample(frames: Sequence[pd.DataFrame], ov_names: Sequence[str], *, missi
     """
     polys, ss, gams, ns, labels = [], [], [], [], []
     for g, fr in enumerate(frames):
-        pr = polychoric(fr[list(ov_names)], missing=missing)
+        wts = None if sampling_weights is None else fr[sampling_weights].to_numpy(dtype=float)
+        pr = polychoric(fr[list(ov_names)], missing=missing, sampling_weights=wts)
         bad = [f for f in pr.flags if f.severity == "error"]
         if bad:
             raise ModelError(f"Polychoric correlations of group {g + 1} cannot be computed: "
@@ -274,6 +275,7 @@ def fit_wlsmv(
     estimator: str = "WLSMV",
     missing: str = "pairwise",
     std_lv: bool = False,
+    sampling_weights: str | None = None,
     max_iter: int = 200,
     tol: float = 1e-10,
 ) -> CFAResult:
@@ -303,6 +305,11 @@ def fit_wlsmv(
         Pairwise-present polychorics (default; lavaan ``missing="pairwise"``) or complete cases.
     std_lv : bool
         Identify factors by unit variances instead of first loadings fixed at 1.
+    sampling_weights : str, optional
+        Column of survey weights (lavaan ``sampling.weights=``): weighted thresholds,
+        polychorics and Gamma (:func:`~cips_stats.factor.polychoric.polychoric`). Weights
+        are normalised to sum to the number of rows of each group (lavaan's
+        ``sampling.weights.normalization="group"``; the same as lavaan's default for one group).
     max_iter : int
         Maximum Gauss-Newton iterations.
     tol : float
@@ -347,6 +354,8 @@ def fit_wlsmv(
     if missing not in ("pairwise", "listwise"):
         raise DataError(f"missing= must be 'pairwise' or 'listwise' for WLSMV; got {missing!r}.")
     frame = frame.reset_index(drop=True)
+    if sampling_weights is not None and sampling_weights not in frame.columns:
+        raise DataError(f"sampling_weights= names {sampling_weights!r}, which is not a column of the data.")
     if group is not None:
         if group not in frame.columns:
             raise DataError(f"group= names {group!r}, which is not a column of the data.")
@@ -361,7 +370,7 @@ def fit_wlsmv(
         group_labels = [1]
         frames = [frame]
     # observed categories over all groups
-    data_cols = [c for c in frame.columns if c != group]
+    data_cols = [c for c in frame.columns if c not in (group, sampling_weights)]
     levels = {}
     for c in data_cols:
         x = pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
@@ -371,7 +380,10 @@ def fit_wlsmv(
                                levels=levels)
     ov = m.ov_names
     frames = [f.rename(columns=str) for f in frames]
-    sample = wls_sample(frames, ov, missing=missing, levels={v: levels[v] for v in ov})
+    if sampling_weights in ov:
+        raise ModelError(f"sampling_weights= column {sampling_weights!r} is also an item of the model.")
+    sample = wls_sample(frames, ov, missing=missing, levels={v: levels[v] for v in ov},
+                        sampling_weights=sampling_weights)
     G = m.n_groups
     pt = m.partable
     # thresholds of the table, mapped to the sample order
@@ -562,6 +574,7 @@ def fit_wlsmv(
         samp.append({"cov": sample.poly[g].corr.loc[ov, ov],
                      "th": pd.Series(sample.s[g][:len(th_perm[g])], index=sample.th_labels[g])})
     options = {"estimator": est_name, "missing": missing, "parameterization": parameterization,
+               "sampling_weights": sampling_weights,
                "group": group, "group_equal": list(group_equal), "group_partial": list(group_partial),
                "std_lv": std_lv, "ordered": list(ov), "se": "robust.sem" if est_name == "WLSMV" else "standard",
                "test": "scaled.shifted" if est_name == "WLSMV" else "standard"}

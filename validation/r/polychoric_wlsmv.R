@@ -158,3 +158,19 @@ write_fixture("wlsmv_difftest_groups",
   list(chi2_diff_rel = 1e-3, p = 1e-4),
   list(chisq_diff = lrt[["Chisq diff"]][2], df_diff = lrt[["Df diff"]][2], pvalue = lrt[["Pr(>Chisq)"]][2],
        method = attr(lrt, "heading")))
+
+# sampling weights (deterministic, 4 distinct values), single group
+sub_w <- sub[, items[1:10]]
+sub_w$w <- rep(c(0.5, 1, 2, 1.5), length.out = nrow(sub_w))
+fitsw <- cfa(two, data = sub_w, ordered = items[1:10], estimator = "WLSMV", missing = "pairwise",
+             sampling.weights = "w")
+wlsmv_fixture("wlsmv_bfi2_weights",
+  paste("sub_w <- bfi[1:800, 1:10]; sub_w$w <- rep(c(0.5, 1, 2, 1.5), length.out = 800);",
+        "cfa(two_factor_model, data = sub_w, ordered = items[1:10], estimator = 'WLSMV', missing = 'pairwise',",
+        "sampling.weights = 'w')"), fitsw)
+ssw <- lavInspect(fitsw, "sampstat")
+write_fixture("polychoric_bfi_weights",
+  "same fit as wlsmv_bfi2_weights; lavInspect(fit, 'sampstat'); lavInspect(fit, 'gamma')",
+  list(corr = 1e-6, thresholds = 1e-8, gamma_rel = 1e-6),
+  list(items = items[1:10], corr = unclass(ssw$cov), thresholds = unname(ssw$th),
+       gamma = unname(unclass(lavInspect(fitsw, "gamma")))))
