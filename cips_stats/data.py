@@ -601,7 +601,9 @@ def _load(source: Any, instrument: Any, *, iterations: Any = None, sheet: str | 
             fnd.add("user_missing", rows, c, shown,
                     [f"user_missing: {lab.get(v[1:], 'Stata missing value ' + v)}" for v in shown])
         obj = obj.where(~m, None)
-        df[c] = obj  # key/design columns: the blank is then reported by their own rule
+        # key/design columns: the blank is then reported by their own rule. A column of numbers
+        # once the letters are blank is numeric again (so that its value labels apply).
+        df[c] = obj.infer_objects() if not m.all() else obj
 
     # ---------------------------------------------------------------- SPSS/Stata labels
     labels = raw.value_labels

@@ -1071,3 +1071,24 @@ def test_xlsx_calamine_and_openpyxl_read_the_same(tmp_path, monkeypatch):
     assert (fast.frame["weight"].to_numpy() == raw["weight"].to_numpy(dtype=float)).all()  # exact
     pd.testing.assert_frame_equal(fast.exclusions, slow.exclusions)
     pd.testing.assert_frame_equal(fast.coercions, slow.coercions)
+
+
+def test_stata_extended_missing_in_a_labelled_demographic(tmp_path):
+    import pyreadstat
+
+    raw = raw_survey(6, seed=41, design=False)
+    out = raw.astype({"gender": object})
+    out["gender"] = pd.Series([1 if v == "female" else 2 for v in raw["gender"]], dtype=object)
+    out.loc[2, "gender"] = "a"   # Stata .a: the rest of the column stays labelled codes
+    for c in out.columns:
+        if out[c].dtype == object and c != "gender":
+            out[c] = out[c].map(lambda v: "" if v is None else str(v))
+    path = tmp_path / "ext.dta"
+    pyreadstat.write_dta(out, str(path), missing_user_values={"gender": ["a"]},
+                         variable_value_labels={"gender": {1: "female", 2: "male"}})
+    data = cs.load(path)
+    expected = raw["gender"].tolist()
+    expected[2] = None
+    assert [None if pd.isna(v) else v for v in data.frame["gender"]] == expected
+    ex = data.exclusions
+    assert ex.loc[ex["rule"] == "user_missing", ["row", "column", "value"]].values.tolist() == [[3, "gender", ".a"]]
