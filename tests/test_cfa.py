@@ -62,6 +62,8 @@ CASES = {
                                                 "group_partial": ["x3~1", "visual=~x2"], "estimator": "MLR"}),
     "hs_fiml": lambda: (_hs(True), HS, {"missing": "fiml"}),
     "hs_fiml_mlr": lambda: (_hs(True), HS, {"missing": "fiml", "estimator": "MLR"}),
+    "hs_fiml_mlr_group": lambda: (_hs(True), HS, {"missing": "fiml", "estimator": "MLR", "group": "school",
+                                                  "group_equal": ["loadings"]}),
     "sim10_ml": lambda: (_sim10(), None, {}),
     "sim10_mlr": lambda: (_sim10(), None, {"estimator": "MLR"}),
     "simcips_fiml": lambda: (pd.read_csv(REF / "cfa_simcips.csv"), None, {"missing": "fiml"}),
@@ -98,15 +100,17 @@ def test_fit_measures_match_lavaan(fitted, name):
     for key, (lkey, tol) in FIT_MAP.items():
         if lkey not in fm or key not in res.fit:
             continue
-        if res.estimator == "MLR" and res.missing == "fiml" and key in ("cfi_robust", "tli_robust",
-                                                                         "rmsea_robust"):
-            continue  # not implemented under FIML: asserted in test_fiml_robust_indices_are_flagged
         _close(res.fit[key], fm[lkey], tol, key)
         checked += 1
     lo, hi = res.fit["rmsea_ci"]
     _close(lo, fm["rmsea.ci.lower"], TOL_INDEX, "rmsea_ci lower")
     _close(hi, fm["rmsea.ci.upper"], TOL_INDEX, "rmsea_ci upper")
-    assert checked >= (24 if res.estimator == "MLR" and res.missing != "fiml" else 17)
+    if res.estimator == "MLR":
+        lo, hi = res.fit["rmsea_ci_robust"]
+        _close(lo, fm["rmsea.ci.lower.robust"], TOL_INDEX, "rmsea_ci_robust lower")
+        _close(hi, fm["rmsea.ci.upper.robust"], TOL_INDEX, "rmsea_ci_robust upper")
+        _close(res.fit["rmsea_pvalue_robust"], fm["rmsea.pvalue.robust"], TOL_INDEX, "rmsea_pvalue_robust")
+    assert checked >= (24 if res.estimator == "MLR" else 17)
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -137,10 +141,13 @@ def test_modindices_match_lavaan(fitted, name):
     assert len(res.modindices(minimum=10)) == int((lav["mi"] >= 10).sum())
 
 
-def test_fiml_robust_indices_are_flagged(fitted):
-    res, _ = fitted("hs_fiml_mlr")
-    assert math.isnan(res.fit["cfi_robust"])
-    assert any(f.code == "robust_fit_fiml" for f in res.flags)
+def test_fiml_scaled_test_beyond_budget_is_flagged_not_hidden(monkeypatch):
+    monkeypatch.setattr(MLProblem, "h1_budget", 1e3)
+    res = cs.factor.cfa(_hs(True), model=HS, missing="fiml", estimator="MLR")
+    assert math.isnan(res.fit["chi2_scaled"]) and math.isnan(res.fit["cfi_robust"])
+    codes = {f.code for f in res.flags}
+    assert {"scaled_test_unavailable", "robust_fit_fiml"} <= codes
+    assert np.isfinite(res.parameters.loc[res.parameters["free"] > 0, "se"]).all()
 
 
 @pytest.mark.parametrize("missing, groups", [(False, 1), (True, 1), (True, 2)])

@@ -401,10 +401,22 @@ def _robust_measures(prob, fit, cm, G, Ainv, scores, flags) -> dict:
                rmsea_ci_scaled=fi.rmsea_ci(fit.chi2, tr_ug, N, G) if np.isfinite(tr_ug) and tr_ug > 0
                else (nan, nan))
     if prob.fiml:
-        flags.append(Flag("robust_fit_fiml", "cfi_robust, tli_robust and rmsea_robust under FIML need lavaan's "
-                          "missing-data correction (Zhang & Savalei), which is not implemented; they are "
-                          "reported as NaN.", "info"))
-        out.update(cfi_robust=nan, tli_robust=nan, rmsea_robust=nan, rmsea_ci_robust=(nan, nan))
+        try:
+            fc = prob.fiml_corrected(fit.theta)
+        except (ModelError, np.linalg.LinAlgError) as exc:
+            flags.append(Flag("robust_fit_fiml", "cfi_robust, tli_robust and rmsea_robust under FIML (lavaan's "
+                              f"FIML-corrected version) are not available: {exc}", "warning"))
+            fc = None
+        if fc is None or not (np.isfinite(fc["c_hat3"]) and fc["c_hat3"] > 0):
+            out.update(cfi_robust=nan, tli_robust=nan, rmsea_robust=nan, rmsea_ci_robust=(nan, nan),
+                       rmsea_pvalue_robust=nan)
+        else:
+            c3, c3n = fc["c_hat3"], fc["c_hat3_null"]
+            out.update(cfi_robust=fi.cfi(fc["XX3"], df, fc["XX3_null"], fc["df3_null"], c3, c3n),
+                       tli_robust=fi.tli(fc["XX3"], df, fc["XX3_null"], fc["df3_null"], c3, c3n),
+                       rmsea_robust=fi.rmsea(fc["XX3"], fc["df3"], N, G, c_hat=c3),
+                       rmsea_ci_robust=fi.rmsea_ci(fc["XX3_scaled"], fc["df3"], N, G, c_hat=c3),
+                       rmsea_pvalue_robust=fi.rmsea_pvalue(fc["XX3_scaled"], fc["df3"], N, G, c_hat=c3))
     else:
         out.update(cfi_robust=fi.cfi(fit.chi2, df, fit.baseline_chi2, fit.baseline_df, c, cb),
                    tli_robust=fi.tli(fit.chi2, df, fit.baseline_chi2, fit.baseline_df, c, cb),

@@ -576,12 +576,14 @@ class MLProblem:
             tot += 0.5 * np.mean(m ** 2) + (0.5 if self.meanstructure else -0.5) * self.p
         return tot
 
-    def _h1_trace_fiml(self, gd: GroupData) -> float:
-        """``tr(B1 A1^-1)`` of the saturated FIML model by differentiating its analytic gradient.
-
-        Moment vector ``(mu, vech Sigma)``; A1 is the observed information at the EM
-        estimates (lavaan's h1 information for MLR with missing="ml").
-        """
+    def h1_information_fiml(self, gd: GroupData) -> tuple[np.ndarray, np.ndarray]:
+        """Observed information (total, Hessian of ``-loglik``) of the unrestricted FIML model at
+        the EM estimates and the casewise scores (n × (p + p(p+1)/2)); moments ordered
+        ``(mu, vech Sigma)``. Computed by central differences of the analytic gradient, within
+        the budget ``h1_budget`` (else ModelError). Cached per group."""
+        cache = self.__dict__.setdefault("_h1_cache", {})
+        if id(gd) in cache:
+            return cache[id(gd)]
         p = self.p
         vr, vc = self._vr, self._vc
         ns = p * (p + 1) // 2
@@ -610,7 +612,6 @@ class MLProblem:
             e[k] = step
             A[:, k] = (grad(x0 + e) - grad(x0 - e)) / (2 * step)
         A = 0.5 * (A + A.T)
-        # casewise scores at the EM estimates
         parts = fiml_parts(gd, gd.cov, gd.mean, need_grad=False, need_rows=True)
         Z, W = parts["Z"], parts["W"]
         w = np.where(vr == vc, 0.5, 1.0)
@@ -619,6 +620,89 @@ class MLProblem:
             Wc = np.transpose(W[:, mis], (1, 0, 2))
             R = Wc @ Bi @ np.transpose(Wc, (0, 2, 1))
             sc_s[rows] += R[:, vr, vc] * w
-        sc = np.hstack([Z, sc_s])
+        out = (A, np.hstack([Z, sc_s]))
+        cache[id(gd)] = out
+        return out
+
+    def _h1_trace_fiml(self, gd: GroupData) -> float:
+        """``tr(B1 A1^-1)`` of the saturated FIML model (lavaan's h1 information for MLR with
+        missing="ml": observed information at the EM estimates, first-order from the casewise scores)."""
+        A, sc = self.h1_information_fiml(gd)
         Ainv = np.linalg.inv(A)
         return float(np.sum((sc @ Ainv) * sc))
+
+    def fiml_corrected(self, theta: np.ndarray) -> dict:
+        """Robust-fit ingredients under FIML as lavaan's ``lav_fit_fiml_corrected`` (version V3).
+
+        The model (and the independence model) evaluated against the EM moments as if they
+        were complete-data moments gives ``XX3`` (and ``XX3_null``); the scaling factors
+        ``c3 = tr(U Wm^-1 Wc Wm^-1 U Gamma) / df`` use ``Wm`` (observed h1 information under
+        missing data), ``Wc`` (complete-data h1 information at the EM moments),
+        ``Gamma = Wm^-1 Jm Wm^-1`` (``Jm`` first-order h1 information) and
+        ``U = Wm - Wm Delta (Delta' Wm Delta)^-1 Delta' Wm`` (Savalei, 2010; Zhang & Savalei, 2023).
+        """
+        model = self.model
+        p, ns = self.p, len(self._vr)
+        vr, vc = self._vr, self._vc
+        N = self.n_total
+        G = model.n_groups
+        dim = p + ns
+        Wm_b, Wmi_b, Wc_b, Gam_b, Del_b, DelB_b = [], [], [], [], [], []
+        xx3 = xx3_null = 0.0
+        imps = model.implied(theta)
+        jac = model.jacobian(theta)
+        # elementary symmetric matrices of vech
+        E = np.zeros((ns, p, p))
+        E[np.arange(ns), vr, vc] = 1.0
+        E[np.arange(ns), vc, vr] = 1.0
+        for gd, imp, J in zip(self.groups, imps, jac):
+            fg = gd.n / N
+            A, sc = self.h1_information_fiml(gd)
+            Wm = A / gd.n
+            Jm = sc.T @ sc / gd.n
+            Wmi = np.linalg.inv(Wm)
+            Wt, logdet_t = _chol_inv(gd.cov)
+            AE = np.matmul(Wt, E)
+            Wc = np.zeros((dim, dim))
+            Wc[:p, :p] = Wt
+            Wc[p:, p:] = 0.5 * AE.reshape(ns, -1) @ np.transpose(AE, (0, 2, 1)).reshape(ns, -1).T
+            Wm_b.append(fg * Wm)
+            Wmi_b.append(Wmi / fg)
+            Wc_b.append(fg * Wc)
+            Gam_b.append(Wmi @ Jm @ Wmi / fg)
+            Del_b.append(np.vstack([J["mu"], J["sigma"]]))
+            # independence model: derivative of (mu, vech Sigma) w.r.t. (means, variances)
+            DB = np.zeros((dim, 2 * p))
+            DB[np.arange(p), np.arange(p)] = 1.0
+            diag_pos = np.flatnonzero(vr == vc)
+            DB[p + diag_pos, p + vr[diag_pos]] = 1.0
+            DelB_b.append(DB)
+            # complete-data ML chi-square against the EM moments
+            S_t, m_t = gd.cov, gd.mean
+            Wi, logdet = _chol_inv(imp["sigma"])
+            d = m_t - imp["mu"]
+            xx3 += gd.n * (logdet + np.sum(Wi * S_t) - logdet_t - p + d @ Wi @ d)
+            obs = gd.obs
+            mu_b = np.nanmean(gd.y, axis=0)
+            v_b = np.nanvar(gd.y, axis=0)
+            db = m_t - mu_b
+            xx3_null += gd.n * (np.sum(np.log(v_b)) + np.sum(np.diag(S_t) / v_b) - logdet_t - p
+                                + np.sum(db ** 2 / v_b))
+        from scipy.linalg import block_diag
+
+        Wm_all, Wmi_all, Wc_all, Gam_all = (block_diag(*b) for b in (Wm_b, Wmi_b, Wc_b, Gam_b))
+        Del_all = np.vstack(Del_b)
+        DelB_all = block_diag(*DelB_b)
+
+        def k_of(D):
+            Einv = np.linalg.inv(D.T @ Wm_all @ D)
+            U = Wm_all - Wm_all @ D @ Einv @ D.T @ Wm_all
+            return float(np.trace(U @ Wmi_all @ Wc_all @ Wmi_all @ U @ Gam_all))
+
+        df = G * dim - model.npar
+        df_null = G * dim - G * 2 * p
+        c3 = k_of(Del_all) / df
+        c3_null = k_of(DelB_all) / df_null
+        return dict(XX3=xx3, df3=df, c_hat3=c3, XX3_scaled=xx3 / c3, XX3_null=xx3_null, df3_null=df_null,
+                    c_hat3_null=c3_null)
+

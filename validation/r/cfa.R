@@ -80,6 +80,11 @@ dump_fit(f, "hs_fiml_mlr",
          "cfa(HS.model, data = hs_missing, missing = 'ml', estimator = 'MLR')  # hs_missing = cfa_hs1939_missing.csv",
          tol)
 
+f <- cfa(HS.model, data = hsm, missing = "ml", estimator = "MLR", group = "school", group.equal = "loadings")
+dump_fit(f, "hs_fiml_mlr_group",
+         paste("cfa(HS.model, data = hs_missing, missing = 'ml', estimator = 'MLR', group = 'school',",
+               "group.equal = 'loadings')  # hs_missing = cfa_hs1939_missing.csv"), tol)
+
 # simulated 10-factor survey (written by validation/make_cfa_sim.py), complete data
 if (file.exists(file.path(out_dir, "cfa_sim10.csv"))) {
   sim <- read.csv(file.path(out_dir, "cfa_sim10.csv"))
