@@ -1288,7 +1288,8 @@ def by_cell(data: Any, *, by: Sequence[str] = ("country", "iteration", "group"),
     -------
     pandas.DataFrame
         Key columns (``by`` then ``factor``), then ``alpha``, ``std_alpha``, ``ci_low``,
-        ``ci_high``, ``omega``, ``omega_ci_low``, ``omega_ci_high``, ``n``, ``n_eff``,
+        ``ci_high``, ``omega``, ``omega_ci_low``, ``omega_ci_high`` (with ``denominator="model"``),
+        ``n``, ``n_eff``,
         ``n_items``, ``mean_r``, ``se`` (Duhachek), ``flags`` (``;``-separated codes that
         explain every NaN and warn about low reliability or small cells).  Provenance
         is in ``.attrs["provenance"]``.
@@ -1485,7 +1486,8 @@ def by_cell(data: Any, *, by: Sequence[str] = ("country", "iteration", "group"),
                 item_blocks.append(ib)
     cols_scale = ["alpha", "std_alpha", "ci_low", "ci_high"]
     if omega:
-        cols_scale += ["omega", "omega_ci_low", "omega_ci_high"]
+        # the Wald interval exists for the model-implied omega only (no NaN columns otherwise)
+        cols_scale += ["omega", "omega_ci_low", "omega_ci_high"] if denominator == "model" else ["omega"]
     if ordinal:
         cols_scale += ["ordinal_alpha", "ordinal_omega"]
     cols_scale += ["n", "n_eff", "n_items", "mean_r", "se", "flags"]

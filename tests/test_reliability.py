@@ -398,6 +398,16 @@ def test_by_cell_ordinal_matches_one_scale():
         assert row.ordinal_alpha > row.alpha      # attenuation by coarse categories
 
 
+def test_by_cell_observed_omega_has_no_interval_columns():
+    df = _panel(seed=9, n_cells=2)
+    cols = [f"q{j}" for j in range(4)]
+    obs = rel.by_cell(df, by=("country", "iteration"), items={"f": cols}, denominator="observed")
+    assert "omega_ci_low" not in obs.columns and obs["omega"].notna().all()
+    sub = df[(df.country == obs.country[0]) & (df.iteration == obs.iteration[0])][cols]
+    one = rel.omega(sub, denominator="observed", ci_method="none")
+    assert obs["omega"].iloc[0] == pytest.approx(one.omega, abs=1e-9)
+
+
 def test_by_cell_bad_arguments():
     df = _panel(n_cells=2)
     with pytest.raises(cs.CipsError, match="items="):
