@@ -336,3 +336,16 @@ def test_recovery_study_quick():
     assert out.loc["ml_normal", "reject_chi2"] <= 0.05 + 3 * out.loc["ml_normal", "mc_se_reject"]
     assert out.loc["mlr_nonnormal", "reject_scaled"] < out.loc["mlr_nonnormal", "reject_chi2"]
     assert out.loc["ml_misspecified", "reject_chi2"] > 0.5
+
+
+def test_wlsmv_is_delegated_to_factor_wls():
+    df = _sim10()
+    model = "f1 =~ f1_1 + f1_2 + f1_3\nf2 =~ f2_1 + f2_2 + f2_3"
+    res = cs.factor.cfa(df, model=model, estimator="WLSMV")
+    assert isinstance(res, cs.factor.CFAResult) and res.estimator == "WLSMV"
+    assert res.thresholds is not None and len(res.thresholds) == 6 * 4
+    ml = cs.factor.cfa(df, model=model)
+    # same model, other estimator: the standardised loadings differ but agree in sign and rough size
+    a = res.loadings.set_index("item")["std_all"]
+    b = ml.loadings.set_index("item")["std_all"]
+    assert ((a - b.loc[a.index]).abs() < 0.2).all()
