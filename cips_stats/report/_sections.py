@@ -130,6 +130,7 @@ class Section:
     ok: bool = True
     error: str | None = None
     note: str | None = None
+    headline: str = ""                               # one sentence for the overview
     paragraphs: list = field(default_factory=list)
     tables: list = field(default_factory=list)       # (key, caption, DataFrame, collapsed, html_override)
     figures: list = field(default_factory=list)      # (caption, PNG bytes)
@@ -208,6 +209,8 @@ def present_data(ctx: Context, sec: Section) -> None:
     pub = ctx.publish(counts, columns=[])
     sec.table("respondents", f"Respondents per country, iteration and group (counts below {ctx.options.min_cell} "
               "are suppressed).", pub, collapsed=len(pub) > 30)
+    sec.headline = (f"{used} respondents used; {acc.loc[3, 'value']} values and {n_rows_excl} whole records "
+                    f"excluded, each by a named rule.")
     sec.paragraphs.append(
         f"{used} respondents in {frame['country'].nunique()} countries, iterations "
         f"{', '.join(map(str, data.iterations))}, groups {', '.join(data.groups)}. Every value that was not used "
@@ -238,6 +241,11 @@ def present_reliability(ctx: Context, sec: Section, rel: pd.DataFrame) -> None:
                      "cells_alpha_below_0.70": int((a < 0.70).sum()),
                      "omega_median": float(np.median(o)) if o.size else np.nan})
     summary = pd.DataFrame(summ)
+    a_pub = pub.loc[ok, "alpha"].to_numpy(dtype=float)
+    a_pub = a_pub[np.isfinite(a_pub)]
+    if a_pub.size:
+        sec.headline = (f"Alpha below .70 in {int((a_pub < 0.70).sum())} of {a_pub.size} published cell × factor "
+                        f"combinations (median alpha {np.median(a_pub):.2f}).")
     sec.paragraphs.append(
         "Cronbach's alpha (Feldt 95% interval) and McDonald's omega of every key factor in every country × "
         "iteration × group cell. Values below .70 are questionable and below .60 poor; cells with fewer than "
@@ -305,6 +313,10 @@ def present_cfa(ctx: Context, sec: Section, fits: Mapping[str, Any]) -> None:
             for fl in r.flags:
                 sec.flags.append(Flag(fl.code, f"[{g}] {fl.message}", fl.severity, {**fl.where, "group": g}))
     fit = pd.DataFrame(rows)
+    sec.headline = "; ".join(
+        f"{r['group']}: CFI {r['cfi']:.3f}, RMSEA {r['rmsea']:.3f}, SRMR {r['srmr']:.3f} "
+        f"({sum(bool(r[f'meets_{k}']) for k, _, _ in HU_BENTLER)} of 4 Hu & Bentler cut-offs met)"
+        for r in rows if r["n"] >= ctx.options.min_cell) + ("." if rows else "")
     if len(fit):
         fit = ctx.publish(fit, columns=[c for c in fit.columns if c not in ("group", "n", "converged", "estimator",
                                                                               "missing")])
@@ -432,6 +444,11 @@ def present_invariance(ctx: Context, sec: Section, results: Sequence[tuple[str, 
                       "result": _result_dict(r) if n_min >= ctx.options.min_cell else None})
     summary = pd.DataFrame(summ)
     if len(summary):
+        lv = summary["level_supported"].astype(str)
+        full = (summary["level_full"].astype(str).isin(["scalar", "strict"])).sum()
+        sec.headline = (f"Full scalar invariance in {int(full)} of {len(summary)} comparisons; partial in "
+                        f"{int(lv.str.startswith('partial').sum())}; below scalar in "
+                        f"{int((~lv.isin(['scalar', 'strict']) & ~lv.str.startswith('partial_s')).sum())}.")
         summary = ctx.publish(summary, columns=[])
         summary.loc[summary["suppressed"], ["level_supported", "level_full", "freed"]] = ""
         sec.table("verdicts", "Supported level per comparison (n: smallest group compared).", summary)
@@ -471,6 +488,7 @@ def present_indicators(ctx: Context, sec: Section, ind: Any) -> None:
         "respondents (disclosure) or too imprecise (fewer than 30 scored respondents or a coefficient of "
         "variation above 33%).")
     sec.table("cells", "Indicators by cell.", pub, collapsed=True)
+    sec.headline = f"{len(pub) - n_sup} of {len(pub)} cell × factor indicators published ({n_sup} suppressed)."
     truth = None
     if ctx.truth is not None and "indicators" in ctx.truth:
         truth = ctx.anon_frame(ctx.truth["indicators"])
@@ -481,6 +499,7 @@ def present_indicators(ctx: Context, sec: Section, ind: Any) -> None:
                 f"Synthetic data: {overall['covered']} of {overall['cells']} published intervals cover the true "
                 f"value ({overall['coverage']:.1%}; nominal {ind.ci:.0%}, Monte Carlo SE "
                 f"{overall['mc_se']:.1%}).")
+            sec.headline += f" Interval coverage against the truth: {overall['coverage']:.1%}."
             sec.table("coverage", "Coverage of the indicator intervals against the known truth.", by)
     for f in ind.factors:
         if np.isfinite(pub.loc[pub["factor"] == f, "estimate"].to_numpy(dtype=float)).any():
@@ -532,6 +551,10 @@ def present_gap(ctx: Context, sec: Section, gap: Any) -> None:
         "iteration, with its interval from the same bootstrap replicates. A gap is shown only when both cells "
         "are published.")
     sec.table("cells", "Gap by country, iteration and factor.", pub, collapsed=True)
+    shown = pub[~pub["suppressed"]]
+    excl = shown[(shown["ci_low"] > 0) | (shown["ci_high"] < 0)]
+    sec.headline = (f"The interval excludes 0 in {len(excl)} of {len(shown)} published gaps "
+                    f"({int((excl['estimate'] > 0).sum())} with {groups[0]} higher).")
     if np.isfinite(pub["estimate"].to_numpy(dtype=float)).any():
         sec.figure("Gap per factor (dot: estimate; line: interval; 0 = no gap).",
                    lambda: _plot("gap", pub, xlabel=f"{groups[0]} minus {groups[1]}"))
@@ -575,6 +598,7 @@ def present_drift(ctx: Context, sec: Section, drift: Any) -> None:
         f"iterations. A shift is flagged when it exceeds {drift.threshold:.0%} and is significant at "
         f"{drift.alpha} (Kish-adjusted z test): indicator changes there may reflect who answered rather than "
         "what changed; reweighting both iterations to a common structure removes it.")
+    sec.headline = f"{len(flagged)} large and significant shifts among {int((~pub['suppressed']).sum())} published comparisons."
     sec.table("flagged", f"Flagged shifts ({len(flagged)}).", flagged.reset_index(drop=True))
     sec.table("all", "All shares compared.", pub, collapsed=True)
     # flags of suppressed cells would reveal their shares: keep only their location

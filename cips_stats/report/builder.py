@@ -382,13 +382,14 @@ def _write(ctx: S.Context, secs: list[S.Section], out: Path, title: str, t_start
         files += [str(p.relative_to(out)) for p in paths]
         views.append({
             "name": sec.name, "title": sec.title, "ok": sec.ok, "error": ctx.anon_text(sec.error or ""),
-            "note": sec.note, "paragraphs": sec.paragraphs, "seconds": sec.seconds,
+            "note": sec.note, "paragraphs": sec.paragraphs, "headline": ctx.anon_text(sec.headline), "seconds": sec.seconds,
             "tables": [{"caption": cap, "collapsed": col, "rows": len(fr), "file": f"tables/{sec.name}_{key}.csv",
                         "html": _html_table(disp if disp is not None else fr, f"{sec.name}_{key}")}
                        for key, cap, fr, col, disp in sec.tables],
             "figures": [{"caption": cap, "b64": base64.b64encode(png).decode("ascii")} for cap, png in sec.figures],
         })
-        sec_json[sec.name] = {"ok": sec.ok, "error": sec.error, "note": sec.note, "seconds": sec.seconds,
+        sec_json[sec.name] = {"ok": sec.ok, "error": sec.error, "note": sec.note, "headline": sec.headline,
+                              "seconds": sec.seconds,
                               "tables": [f"tables/{sec.name}_{k}.csv" for k, *_ in sec.tables],
                               "flags": [f.to_dict() for f in sec.flags], "result": sec.result}
     warn = _warnings_table(ctx, secs)
