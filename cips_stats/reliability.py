@@ -213,7 +213,7 @@ def _gather(X: np.ndarray, r0: int, r1: int, idx: np.ndarray, w: np.ndarray | No
 def _grouped_moments(X: np.ndarray, w: np.ndarray | None, starts: np.ndarray,
                      chunk_elements: int = _CHUNK_ELEMENTS, piece: int = 0, *,
                      idx: np.ndarray | None = None, listwise: bool = False,
-                     colmean: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                     colmean: np.ndarray | None = None, transposed: bool = False) -> dict[str, np.ndarray]:
     """Pairwise sufficient statistics of every cell and scale.
 
     ``X`` (n, P) holds the item columns with rows sorted by cell (NaN = missing) and
@@ -237,7 +237,12 @@ def _grouped_moments(X: np.ndarray, w: np.ndarray | None, starts: np.ndarray,
     ``any_w``, ``any_w2``, ``any_t``, ``any_tt``; ``rows`` (rows of the cell); and the
     centring constants ``shift`` and ``tshift``.
     """
-    n, P = X.shape
+    if transposed:
+        XT = X
+        P, n = XT.shape
+    else:
+        n, P = X.shape
+        XT = np.ascontiguousarray(X.T)
     if idx is None:
         idx = np.arange(P)[None, :]
     idx = np.asarray(idx)
@@ -248,8 +253,8 @@ def _grouped_moments(X: np.ndarray, w: np.ndarray | None, starts: np.ndarray,
     # the data keeps the sums of squares accurate; one per scale keeps the totals simple)
     if colmean is None:
         with np.errstate(invalid="ignore", divide="ignore"):
-            Mall = ~np.isnan(X)
-            colmean = np.where(Mall, X, 0.0).sum(axis=0) / np.maximum(Mall.sum(axis=0), 1)
+            Mall = ~np.isnan(XT)
+            colmean = np.where(Mall, XT, 0.0).sum(axis=1) / np.maximum(Mall.sum(axis=1), 1)
         del Mall
     sF = np.nan_to_num(np.asarray(colmean, dtype=float)[idx]).mean(axis=1)                 # (F,)
     shift = np.repeat(sF[:, None], p, axis=1)                                               # (F, p)
@@ -279,42 +284,54 @@ def _grouped_moments(X: np.ndarray, w: np.ndarray | None, starts: np.ndarray,
     W2 = np.zeros((C, F)) if w is not None else None
     vc = max(1, int(chunk_elements // (F * q * piece)))
     sel_c = np.r_[np.arange(p), q - 1]
-    sF4 = sF[None, :, None, None]
+    sF3 = sF[:, None, None]
     for v0 in range(0, V, vc):
         v1 = min(V, v0 + vc)
+        nv = v1 - v0
         r0, r1 = int(piece_row0[v0]), int(piece_row1[v1 - 1])
-        vv, pp = vrow[r0:r1] - v0, pos[r0:r1]
-        # the rows of these pieces, zero-padded, in (piece, scale, item, row) layout
-        Xp = np.full((v1 - v0, F, p, piece), np.nan)
-        Xp[vv, :, :, pp] = _gather(X, r0, r1, idx, w, listwise)
-        B = np.empty((v1 - v0, F, q, piece))
+        slot = (vrow[r0:r1] - v0) * piece + pos[r0:r1]
+        # the chunk's rows, zero-padded, in (scale, column, slot) layout: slot = piece * piece_len + row
+        Xc = XT[:, r0:r1][idx]                                                              # (F, p, r)
+        if listwise:
+            Xc[np.broadcast_to(np.isnan(Xc).any(axis=1, keepdims=True), Xc.shape)] = np.nan
+        if w is not None:
+            Xc[:, :, w[r0:r1] <= 0] = np.nan
+        Xp = np.full((F, p, nv * piece), np.nan)
+        Xp[:, :, slot] = Xc
+        del Xc
+        B = np.empty((F, q, nv * piece))
         M = ~np.isnan(Xp)
-        Mf = B[:, :, :p]
+        Mf = B[:, :p]
         Mf[...] = M
-        X0 = B[:, :, p:2 * p]
-        np.subtract(Xp, sF4, out=X0)
+        X0 = B[:, p:2 * p]
+        np.subtract(Xp, sF3, out=X0)
         np.copyto(X0, 0.0, where=~M)
         del Xp, M
-        ans = Mf.sum(axis=2)
-        anyr = B[:, :, q - 1]
+        ans = Mf.sum(axis=1)                                                                # (F, slots)
+        anyr = B[:, q - 1]
         np.greater(ans, 0.0, out=anyr, casting="unsafe")
-        t = B[:, :, 2 * p]
-        np.divide(X0.sum(axis=2), np.maximum(ans, 1.0), out=t)
-        np.multiply(t, t, out=B[:, :, 2 * p + 1])
+        t = B[:, 2 * p]
+        np.divide(X0.sum(axis=1), np.maximum(ans, 1.0), out=t)
+        np.multiply(t, t, out=B[:, 2 * p + 1])
+        Bv = B.reshape(F, q, nv, piece).transpose(0, 2, 1, 3)                               # (F, nv, q, piece)
         # sum the pieces of each cell present in this chunk (a cell may straddle chunks)
         pc = piece_cell[v0:v1]
         seg = np.flatnonzero(np.r_[True, pc[1:] != pc[:-1]])
         cells = pc[seg]
         if w is None:
-            G[cells] += np.add.reduceat(np.matmul(B, np.ascontiguousarray(B.swapaxes(2, 3))), seg, axis=0)
+            GG = np.matmul(Bv, Bv.swapaxes(2, 3))
+            G[cells] += np.add.reduceat(GG, seg, axis=1).transpose(1, 0, 2, 3)
         else:
-            Wp = np.zeros((v1 - v0, piece))
-            Wp[vv, pp] = w[r0:r1]
-            G[cells] += np.add.reduceat((B * Wp[:, None, None, :]) @ B.swapaxes(2, 3), seg, axis=0)
-            Bm = B[:, :, sel_c]
-            Gc[cells] += np.add.reduceat(Bm @ Bm.swapaxes(2, 3), seg, axis=0)
-            W2[cells] += np.add.reduceat((anyr * (Wp * Wp)[:, None, :]).sum(axis=2), seg, axis=0)
-        del B
+            Wp = np.zeros(nv * piece)
+            Wp[slot] = w[r0:r1]
+            Wv = Wp.reshape(nv, piece)
+            GG = np.matmul(Bv * Wv[None, :, None, :], Bv.swapaxes(2, 3))
+            G[cells] += np.add.reduceat(GG, seg, axis=1).transpose(1, 0, 2, 3)
+            Bm = Bv[:, :, sel_c]
+            Gc[cells] += np.add.reduceat(np.matmul(Bm, Bm.swapaxes(2, 3)), seg, axis=1).transpose(1, 0, 2, 3)
+            W2[cells] += np.add.reduceat((anyr.reshape(F, nv, piece) * (Wv * Wv)[None]).sum(axis=2),
+                                         seg, axis=1).T
+        del B, Bv
     K = C * F
     Gf = G.reshape(K, q, q)
     Pm, T, T2, A = slice(0, p), 2 * p, 2 * p + 1, 2 * p + 2
@@ -1433,20 +1450,19 @@ def by_cell(data: Any, *, by: Sequence[str] = ("country", "iteration", "group"),
         sub = frame[gcols]
         if not all_numeric:
             sub = sub.apply(pd.to_numeric, errors="coerce")
-        Xg = sub.to_numpy(dtype=float, na_value=np.nan)
-        Xg = Xg[rows_sorted] if rows_sorted.size != Xg.shape[0] or np.any(rows_sorted != np.arange(Xg.shape[0])) \
-            else Xg
+        # items x rows (C-contiguous; pandas stores columns contiguously), rows in cell order
+        XgT = np.take(sub.to_numpy(dtype=float, na_value=np.nan).T, rows_sorted, axis=1)
         del sub
-        if np.isinf(Xg).any():
-            rr, jj = np.nonzero(np.isinf(Xg))
+        if np.isinf(XgT).any():
+            jj, rr = np.nonzero(np.isinf(XgT))
             raise DataError("The items hold infinite values.",
                             [Problem("item_finite", "Item answers must be finite.", "<DataFrame>",
-                                     int(rows_sorted[r]), gcols[j], float(Xg[r, j])) for r, j in zip(rr[:20], jj[:20])])
+                                     int(rows_sorted[r]), gcols[j], float(XgT[j, r])) for r, j in zip(rr[:20], jj[:20])])
         # one centring constant for every item of the group (from a sample of rows): keeps the
         # sums of squares accurate for data far from zero
-        sample = Xg[:: max(1, Xg.shape[0] // 2000)]
+        sample = XgT[:, :: max(1, XgT.shape[1] // 2000)]
         centre = float(np.nanmean(sample)) if np.any(~np.isnan(sample)) else 0.0
-        colmean = np.full(Xg.shape[1], centre)
+        colmean = np.full(XgT.shape[0], centre)
         for p, flist in by_p.items():
             F = len(flist)
             C = cell_sel.size
@@ -1459,8 +1475,8 @@ def by_cell(data: Any, *, by: Sequence[str] = ("country", "iteration", "group"),
                 blocks.append(blk)
                 continue
             idx = np.array([[col_ix[c] for c in cols] for _, cols in flist])           # (F, p)
-            mom = _grouped_moments(Xg, wg, starts, chunk_elements, idx=idx, listwise=missing == "listwise",
-                                   colmean=colmean)
+            mom = _grouped_moments(XgT, wg, starts, chunk_elements, idx=idx, listwise=missing == "listwise",
+                                   colmean=colmean, transposed=True)
             res, itm = _scale_stats(mom, p, level=lev, ci_method=ci_method, do_omega=omega,
                                     denominator=denominator, min_n=int(min_n), weighted=w_all is not None)
             if ordinal:
@@ -1468,7 +1484,7 @@ def by_cell(data: Any, *, by: Sequence[str] = ("country", "iteration", "group"),
                 oo = np.full((C, F), np.nan)
                 ofl = np.full((C, F), "", dtype=object)
                 for fi in range(F):
-                    Xf = _gather(Xg, 0, Xg.shape[0], idx[fi:fi + 1], wg, missing == "listwise")[:, 0, :]
+                    Xf = _gather(XgT.T, 0, XgT.shape[1], idx[fi:fi + 1], wg, missing == "listwise")[:, 0, :]
                     oa[:, fi], oo[:, fi], ofl[:, fi] = _ordinal_cells(Xf, starts, p, missing, denominator)
                 if w_all is not None:
                     ofl = np.where(ofl == "", "ordinal_unweighted", ofl + ";ordinal_unweighted")
