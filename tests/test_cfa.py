@@ -127,7 +127,7 @@ def test_parameters_match_lavaan(fitted, name):
     np.testing.assert_allclose(m["std_lv"], m["std.lv"].astype(float), atol=TOL_EST, rtol=0)
 
 
-@pytest.mark.parametrize("name", ["hs_ml", "hs_group_loadings"])
+@pytest.mark.parametrize("name", ["hs_ml", "hs_group_loadings", "hs_mlr", "hs_fiml"])
 def test_modindices_match_lavaan(fitted, name):
     res, ref = fitted(name)
     lav = pd.DataFrame(ref["modindices"])

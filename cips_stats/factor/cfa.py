@@ -551,7 +551,7 @@ class _MLState:
     theta: np.ndarray
     labels: list
 
-    def modindices(self, res: CFAResult) -> pd.DataFrame:
+    def modindices(self, res: CFAResult, information: str = "expected") -> pd.DataFrame:
         cm = self.prob.model
         pt = cm.partable
         existing = set(zip(pt["lhs"], pt["op"], pt["rhs"], pt["group"]))
@@ -594,7 +594,12 @@ class _MLState:
         ap.__dict__.update(self.prob.__dict__)
         ap.model = am
         _, grad = ap.objective_gradient(th)
-        info = ap.expected_information(th)
+        if information == "observed":
+            info = ap.observed_information(th)
+        elif self.prob.fiml:
+            info = ap.observed_information(th, expected=True)
+        else:
+            info = ap.expected_information(th)
         I11 = info[:npar, :npar]
         I12 = info[:npar, npar:]
         I22 = info[npar:, npar:]

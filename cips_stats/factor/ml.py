@@ -300,7 +300,7 @@ class MLProblem:
         return info / self.n_total if unit else info
 
     def observed_information(self, theta: np.ndarray, *, unit: bool = True, chunk: int = 500,
-                             chunk_elems: float = 2e6) -> np.ndarray:
+                             chunk_elems: float = 2e6, expected: bool = False) -> np.ndarray:
         """Observed information: the analytic Hessian of ``-loglik`` (complete data and FIML).
 
         Per row, with ``P = Sigma_oo^-1`` embedded, ``z = P (y - mu)``, ``Sigma_k = dSigma/dtheta_k``
@@ -311,8 +311,10 @@ class MLProblem:
 
         with ``M = sum_i (P - z z')``. ``P = W - W[:, m] W_mm^-1 W[m, :]`` splits every
         sum into a complete-data part (sufficient statistics) and a rank-k part per
-        row. The last (second-derivative) term is differentiated numerically with
-        ``M`` fixed; it needs no pass over the data.
+        row; the last (second-derivative) term needs no pass over the data. With
+        ``expected=True`` the expectation of each row's Hessian given its observed items is
+        returned instead, ``sum_i [1/2 tr(P Sigma_k P Sigma_l) + mu_k' P mu_l]`` (lavaan's
+        expected information under missing data, used for modification indices).
         """
         model = self.model
         npar = model.npar
@@ -343,14 +345,17 @@ class MLProblem:
             WS = np.matmul(W, dS)                      # W Sigma_k
             WSt = np.transpose(WS, (0, 2, 1))
             T1 = n * (WS.reshape(npar, -1) @ WSt.reshape(npar, -1).T)
-            SW = np.transpose(WS, (0, 2, 1))            # Sigma_k W (Sigma_k, W symmetric)
-            SS = np.matmul(dS, Szz)                     # Sigma_l Szz
-            T2 = SW.reshape(npar, -1) @ np.transpose(SS, (0, 2, 1)).reshape(npar, -1).T
-            if self.meanstructure:
-                Wm = dmu @ W                            # (npar, p): W mu_k
-                Pz = dS @ zsum                          # (npar, p): Sigma_k zsum
-                X = Pz @ Wm.T
-                T2 += X + X.T + n * (dmu @ Wm.T)
+            if expected:
+                T2 = n * (dmu @ W @ dmu.T) if self.meanstructure else np.zeros((npar, npar))
+            else:
+                SW = np.transpose(WS, (0, 2, 1))        # Sigma_k W (Sigma_k, W symmetric)
+                SS = np.matmul(dS, Szz)                 # Sigma_l Szz
+                T2 = SW.reshape(npar, -1) @ np.transpose(SS, (0, 2, 1)).reshape(npar, -1).T
+                if self.meanstructure:
+                    Wm = dmu @ W                        # (npar, p): W mu_k
+                    Pz = dS @ zsum                      # (npar, p): Sigma_k zsum
+                    X = Pz @ Wm.T
+                    T2 += X + X.T + n * (dmu @ Wm.T)
             if K is not None and K.any():
                 Rbar = W @ K @ W
                 RS = np.matmul(Rbar, dS)
@@ -366,15 +371,21 @@ class MLProblem:
                         Xk = WSW[:, mm[:, :, None], mm[:, None, :]]          # (npar, n, k, k)
                         Y = np.matmul(Ci[None], Xk)
                         T1 += Y.reshape(npar, -1) @ np.transpose(Y, (0, 1, 3, 2)).reshape(npar, -1).T
-                        b = np.einsum("qnkp,np->qnk", WS[:, mm, :], Z[rr])   # (W Sigma_q z)[m]
-                        if Wm is not None:
-                            b += Wm[:, mm]
+                        if expected:
+                            if Wm is None:
+                                continue
+                            b = Wm[:, mm]
+                        else:
+                            b = np.einsum("qnkp,np->qnk", WS[:, mm, :], Z[rr])   # (W Sigma_q z)[m]
+                            if Wm is not None:
+                                b += Wm[:, mm]
                         Cb = np.einsum("nij,qnj->qni", Ci, b)
                         T2 -= b.reshape(npar, nn * k) @ Cb.reshape(npar, nn * k).T
-            H += -0.5 * T1 + T2
+            H += (0.5 * T1 + T2) if expected else (-0.5 * T1 + T2)
         # second-derivative term 1/2 tr(M Sigma_kl) - zsum' mu_kl, analytic per model-matrix entry
-        for blk, M_, z_, Mt in zip(model.blocks, Ms, zs, model.matrices(theta)):
-            H += self._second_order(blk, M_, z_, Mt)
+        if not expected:
+            for blk, M_, z_, Mt in zip(model.blocks, Ms, zs, model.matrices(theta)):
+                H += self._second_order(blk, M_, z_, Mt)
         H = 0.5 * (H + H.T)
         return H / self.n_total if unit else H
 

@@ -142,7 +142,7 @@ class CFAResult(Result):
             out[f.name] = to_jsonable(getattr(self, f.name))
         return out
 
-    def modindices(self, *, minimum: float = 0.0, sort: bool = True) -> pd.DataFrame:
+    def modindices(self, *, minimum: float = 0.0, sort: bool = True, information: str | None = None) -> pd.DataFrame:
         """Modification indices (score tests) for fixed parameters, with expected parameter change.
 
         Parameters
@@ -151,6 +151,10 @@ class CFAResult(Result):
             Report only indices at least this large.
         sort : bool
             Sort by decreasing ``mi``.
+        information : {"expected", "observed"}, optional
+            Information matrix of the score tests; default ``"expected"`` as lavaan
+            (also for MLR; under FIML the expected information given each row's
+            observed items).
 
         Returns
         -------
@@ -161,16 +165,22 @@ class CFAResult(Result):
         Notes
         -----
         ``mi = N d^2 / v`` with ``d`` the gradient of the ML discrepancy and ``v`` the
-        corresponding diagonal of the inverse of the (expected) information of the
+        corresponding diagonal of the inverse of the information of the
         augmented parameter set after partialling out the free parameters;
         ``epc = -d / v`` (Sörbom, 1989; lavaan's ``modindices()``; checked against
-        lavaan 0.6-14 on HolzingerSwineford1939).
+        lavaan 0.6-14 on HolzingerSwineford1939, complete and FIML).
         """
         if self._state is None or not hasattr(self._state, "modindices"):
             from ..errors import ModelError
 
             raise ModelError(f"Modification indices are not available for estimator {self.estimator!r}.")
-        mi = self._state.modindices(self)
+        if information is None:
+            information = "expected"
+        if information not in ("expected", "observed"):
+            from ..errors import ModelError
+
+            raise ModelError(f"information= must be 'expected' or 'observed', got {information!r}.")
+        mi = self._state.modindices(self, information=information)
         mi = mi[mi["mi"] >= minimum]
         if sort:
             mi = mi.sort_values("mi", ascending=False, kind="stable")

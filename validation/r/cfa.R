@@ -54,7 +54,7 @@ f <- cfa(HS.model, data = hs)
 dump_fit(f, "hs_ml", "cfa(HS.model, data = HolzingerSwineford1939)", tol, mi = TRUE)
 
 f <- cfa(HS.model, data = hs, estimator = "MLR")
-dump_fit(f, "hs_mlr", "cfa(HS.model, data = HolzingerSwineford1939, estimator = 'MLR')", tol)
+dump_fit(f, "hs_mlr", "cfa(HS.model, data = HolzingerSwineford1939, estimator = 'MLR')", tol, mi = TRUE)
 
 f <- cfa(HS.model, data = hs, std.lv = TRUE)
 dump_fit(f, "hs_ml_stdlv", "cfa(HS.model, data = HolzingerSwineford1939, std.lv = TRUE)", tol)
@@ -73,7 +73,7 @@ dump_fit(f, "hs_group_scalar_mlr",
 
 f <- cfa(HS.model, data = hsm, missing = "ml")
 dump_fit(f, "hs_fiml", "cfa(HS.model, data = hs_missing, missing = 'ml')  # hs_missing = cfa_hs1939_missing.csv",
-         tol)
+         tol, mi = TRUE)
 
 f <- cfa(HS.model, data = hsm, missing = "ml", estimator = "MLR")
 dump_fit(f, "hs_fiml_mlr",
