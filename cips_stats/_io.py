@@ -3,7 +3,9 @@
 Every reader returns a :class:`RawTable`: the table exactly as read (no
 recoding), plus what the file declares about its columns (SPSS/Stata value
 labels and user-missing codes).  Readers never coerce values: CSV is read as
-text (only empty fields are blank; ``"NA"`` stays the text ``"NA"``), Excel
+text (only empty fields are blank; ``"NA"`` stays the text ``"NA"``) -- with
+Arrow's reader when the file is simple (no quotes; see :func:`_read_csv_arrow`),
+else with pandas' C parser -- Excel
 without pandas' default NA strings, SPSS with user-missing values kept as
 values so that the loader can account for them.
 
@@ -88,7 +90,7 @@ def _check_csv_records(path: Path, src: str, encoding: str, sep: str = ",") -> l
     with blanks and turn surplus fields into an index, silently)."""
     fast = _csv_records_fast(path, src, encoding, sep)
     if fast is not None:
-        return fast
+        return fast[0]
     bad: list[Problem] = []
     with open(path, newline="", encoding=encoding) as fh:
         reader = csv.reader(fh, delimiter=sep)
@@ -118,13 +120,14 @@ def _record_problem(src: str, rec: int, got: int, k: int) -> Problem:
 _BYTE_ENCODINGS = {"utf-8", "utf-8-sig", "ascii", "latin-1", "iso8859-1", "cp1252"}
 
 
-def _csv_records_fast(path: Path, src: str, encoding: str, sep: str) -> list[str] | None:
+def _csv_records_fast(path: Path, src: str, encoding: str, sep: str) -> tuple[list[str], int] | None:
     """The record check of :func:`_check_csv_records` vectorised on the file's bytes.
 
     Used only where it gives the same answer as the :mod:`csv` module: an ASCII one-character
     separator, an encoding in :data:`_BYTE_ENCODINGS`, no quote character, no NUL byte, line ends
     ``\\n`` or ``\\r\\n`` only and a non-blank header line. Otherwise returns None (use the
     :mod:`csv` module). Fields per record = separators + 1; empty lines are not records.
+    Returns the header and the number of records.
     """
     import codecs
 
@@ -144,7 +147,7 @@ def _csv_records_fast(path: Path, src: str, encoding: str, sep: str) -> list[str
     except UnicodeDecodeError:
         return None  # the csv module reports it, with its message
     if not data:
-        return []
+        return [], 0
     arr = np.frombuffer(data, dtype=np.uint8)
     nl = np.flatnonzero(arr == 10)
     ends = nl if (nl.size and nl[-1] == arr.size - 1) else np.append(nl, arr.size)  # end of each line
@@ -164,7 +167,43 @@ def _csv_records_fast(path: Path, src: str, encoding: str, sep: str) -> list[str
     if bad.size:
         probs = [_record_problem(src, int(r) + 1, int(rec_fields[r]), k) for r in bad]
         raise DataError(f"Cannot read {src}: {len(probs)} records do not match the header.", probs)
-    return header
+    return header, int(rec_fields.size)
+
+
+def _read_csv_arrow(path: Path, header: list[str], n_records: int, encoding: str, sep: str) -> pd.DataFrame | None:
+    """Read a simple CSV file (one :func:`_csv_records_fast` accepted) as text with Arrow's reader.
+
+    Every column is text (pandas ``str``), only empty fields are blank, exactly as the pandas
+    path with ``dtype=object``; the header is the one already checked (the reader skips it).
+    Returns None (use pandas) for encodings other than UTF-8/ASCII, blank header names (pandas
+    names them ``Unnamed: k``), any reader error, or a shape other than records x header.
+    """
+    import codecs
+
+    if codecs.lookup(encoding).name not in ("utf-8", "utf-8-sig", "ascii") or not header:
+        return None
+    if any(h.strip() == "" for h in header):
+        return None
+    try:
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(column_names=header, skip_rows=1),
+            parse_options=pacsv.ParseOptions(delimiter=sep, ignore_empty_lines=True),
+            convert_options=pacsv.ConvertOptions(column_types={h: pa.string() for h in header},
+                                                 strings_can_be_null=True, null_values=[""],
+                                                 quoted_strings_can_be_null=True),
+        )
+        frame = table.to_pandas()
+    except Exception:  # noqa: BLE001 - anything unexpected: the pandas reader decides
+        return None
+    if frame.shape != (n_records, len(header)) or [str(c) for c in frame.columns] != header:
+        return None
+    if not all(isinstance(frame[c].dtype, pd.StringDtype) for c in frame.columns):
+        return None
+    return frame
 
 
 def _check_header(header: list[str], src: str) -> None:
@@ -222,7 +261,12 @@ def read_table(source: Any, *, sheet: str | int = 0, encoding: str = "utf-8-sig"
         raise _fail("file_unreadable", src, "the path is a directory, not a file.")
     try:
         if fmt == "csv":
-            _check_header(_check_csv_records(path, src, encoding, sep), src)
+            fast = _csv_records_fast(path, src, encoding, sep)
+            header = fast[0] if fast is not None else _check_csv_records(path, src, encoding, sep)
+            _check_header(header, src)
+            frame = _read_csv_arrow(path, header, fast[1], encoding, sep) if fast is not None else None
+            if frame is not None:
+                return RawTable(frame=frame, source=src, format=fmt)
             with warnings.catch_warnings():
                 warnings.simplefilter("error", pd.errors.ParserWarning)
                 frame = pd.read_csv(path, dtype=object, keep_default_na=False, na_values=[""],

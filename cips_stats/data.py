@@ -312,7 +312,7 @@ def _by_distinct(s: pd.Series, parse: Any, distinct: tuple | None = None) -> tup
     so the text work (white space, the number pattern, conversion) runs a handful of times per column.
     """
     codes, uniq = _factorize(s) if distinct is None else distinct
-    values = [str(v) for v in uniq] + [None]  # the last one stands for a blank
+    values = np.asarray(uniq, dtype=object).tolist() + [None]  # the last one stands for a blank
     codes = np.where(codes < 0, len(uniq), codes)
     return tuple(part[codes] for part in parse(values))
 
@@ -477,6 +477,9 @@ class _Findings:
         if not parts:
             return _empty_exclusions()
         rows = np.concatenate([p["rows"] for p in parts])
+        sizes = [p["rows"].size for p in parts]
+        order = np.lexsort((np.arange(rows.size), np.where(rows >= 0, rows, -1)))  # by row, stable
+        rows = rows[order]
         has_row = rows >= 0
         ids = np.empty(rows.size, dtype=object)
         ids[:] = None
@@ -484,17 +487,21 @@ class _Findings:
             ids[has_row] = self.ids[rows[has_row]]
         row_num = pd.array(np.where(has_row, rows + 1, 0), dtype="Int64")
         row_num[~has_row] = pd.NA
-        out = pd.DataFrame({
+
+        def per_part(key: str) -> np.ndarray:
+            labels = np.empty(len(parts), dtype=object)
+            labels[:] = [p[key] for p in parts]
+            return np.repeat(labels, sizes)[order]
+
+        return pd.DataFrame({
             "row": row_num,
             "respondent_id": ids,
-            "column": np.concatenate([np.full(p["rows"].size, p["column"], dtype=object) for p in parts]),
-            "value": np.concatenate([p["values"] for p in parts]),
-            "rule": np.concatenate([np.full(p["rows"].size, p["rule"], dtype=object) for p in parts]),
-            "reason": np.concatenate([p["reasons"] for p in parts]),
-            "scope": np.concatenate([np.full(p["rows"].size, p["scope"], dtype=object) for p in parts]),
+            "column": per_part("column"),
+            "value": np.concatenate([p["values"] for p in parts])[order],
+            "rule": per_part("rule"),
+            "reason": np.concatenate([p["reasons"] for p in parts])[order],
+            "scope": per_part("scope"),
         })
-        order = np.lexsort((np.arange(len(out)), np.where(has_row, rows, -1)))
-        return out.iloc[order].reset_index(drop=True)
 
 
 def _py(v: Any) -> Any:
@@ -754,10 +761,14 @@ def _load(source: Any, instrument: Any, *, iterations: Any = None, sheet: str | 
             continue
         col = df[i]
         rawv = None
-        num, blank, nonnum, ws = _parse_numbers(col, dist(i))
+        fact = dist(i)
+        num, blank, nonnum, ws = _parse_numbers(col, fact)
 
         def raw_at(mask: np.ndarray) -> np.ndarray:
             nonlocal rawv
+            if fact is not None:  # the values as read, from the distinct values (no full conversion)
+                codes, uniq = fact
+                return np.append(np.asarray(uniq, dtype=object), np.nan)[codes[mask]]
             if rawv is None:
                 rawv = col.to_numpy(dtype=object)
             return rawv[mask]
@@ -969,27 +980,44 @@ def _coerce(fnd: _Findings, ws: np.ndarray, column: str, rawv: np.ndarray) -> No
 def _duplicate_rows(df: pd.DataFrame, dist: "_DistinctCache | None" = None) -> tuple[np.ndarray, np.ndarray] | None:
     """Rows identical to an earlier row in every column except respondent_id (and that earlier row).
 
-    Exact: each column is reduced to integer codes of its distinct values (blanks equal to each
-    other), the codes are combined column by column into one row key, and rows with the same key
-    are the same row. Values of different types are different (``1`` is not ``"1"`` nor ``True``).
+    Each column becomes 64-bit words that are equal exactly when the values are equal: the codes
+    of its distinct values for text and mixed columns (blanks equal to each other), the bits of
+    the numbers for numeric columns (one NaN). A linear hash of the words finds candidate rows;
+    a candidate is a duplicate only when all its words equal those of the earlier row (exact).
+    Values of different types are different (``1``, ``"1"`` and ``True``).
     """
     rest = [c for c in df.columns if c != "respondent_id"]
     n = len(df)
     if not rest or n < 2:
         return None
-    key = np.zeros(n, dtype=np.int64)
-    for c in rest:
-        known = dist.get(c) if dist is not None else None
-        codes = known[0] if known is not None else _equality_codes(df[c])
-        key, _ = pd.factorize(key * (int(codes.max()) + 2) + (codes + 1))  # stays below n * (n + 1)
-        key = key.astype(np.int64)
-    ks = pd.Series(key)
-    dup = ks.duplicated(keep="first").to_numpy()
+    words = np.empty((n, len(rest)), dtype=np.uint64)
+    for j, c in enumerate(rest):
+        words[:, j] = _equality_words(df[c], dist.get(c) if dist is not None else None)
+    mult = np.random.default_rng(20240601).integers(1, 2**63, size=len(rest), dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    h = (words * mult).sum(axis=1, dtype=np.uint64)  # wraps modulo 2**64
+    dup = pd.Series(h).duplicated(keep="first").to_numpy()
     if not dup.any():
         return None
-    first = pd.Series(np.arange(n)).groupby(key).transform("min").to_numpy()
+    first = pd.Series(np.arange(n)).groupby(h).transform("min").to_numpy()
     rows = np.flatnonzero(dup)
-    return rows, first[rows]
+    same = (words[rows] == words[first[rows]]).all(axis=1)
+    if not same.any():
+        return None
+    return rows[same], first[rows[same]]
+
+
+def _equality_words(s: pd.Series, known: tuple | None) -> np.ndarray:
+    """64-bit words of a column, equal exactly when the values are equal (see :func:`_duplicate_rows`)."""
+    if known is not None:
+        return known[0].astype(np.uint64)  # codes; -1 (blank) wraps to 2**64 - 1: still one value
+    dt = s.dtype
+    if isinstance(dt, np.dtype) and dt.kind == "f":
+        v = s.to_numpy(dtype=np.float64).copy()
+        v[np.isnan(v)] = np.nan
+        return v.view(np.uint64)
+    if isinstance(dt, np.dtype) and dt.kind in "iu":
+        return s.to_numpy().astype(np.int64).view(np.uint64)
+    return _equality_codes(s).astype(np.uint64)
 
 
 class _DistinctCache:
