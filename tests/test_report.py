@@ -366,3 +366,17 @@ def test_export_writes_the_same_tables_as_build(built, sim, tmp_path):
     files = cs.report.export("indicators", ind, tmp_path, data=sim.data, min_cell=MIN_CELL)
     assert [f.name for f in files] == ["indicators_cells.csv"]
     pd.testing.assert_frame_equal(pd.read_csv(files[0]), pd.read_csv(out / "tables" / "indicators_cells.csv"))
+
+
+def test_sections_without_a_comparison_show_a_note_not_a_failure(tmp_path):
+    sim = cs.simulate(seed=7, n_countries=2, n_repeat=0, n_officials=60, n_private=40)
+    officials = sim.data.subset(group="officials")
+    rep = cs.report.build(officials, tmp_path, n_boot=20, sections=("gap", "drift", "invariance"),
+                          invariance_factors=("audit",))
+    assert rep.ok, rep.failures
+    doc = json.loads((tmp_path / "report.json").read_text())
+    assert "single respondent group" in doc["sections"]["gap"]["note"]
+    assert "two iterations" in doc["sections"]["drift"]["note"]
+    assert "No comparison" in doc["sections"]["invariance"]["note"]
+    html = (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert html.count('class="note"') == 3 and "This section failed." not in html
