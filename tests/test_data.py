@@ -1092,3 +1092,42 @@ def test_stata_extended_missing_in_a_labelled_demographic(tmp_path):
     assert [None if pd.isna(v) else v for v in data.frame["gender"]] == expected
     ex = data.exclusions
     assert ex.loc[ex["rule"] == "user_missing", ["row", "column", "value"]].values.tolist() == [[3, "gender", ".a"]]
+
+
+@pytest.mark.parametrize("body", [
+    "respondent_id,country,note\nR1, Alpha ,NA\nR2,,null\n\nR3,Ä ö,\r\n",   # white space, NA text, blanks
+    "\ufeffrespondent_id,country\r\nR1,X\r\nR2,Y",                            # BOM, CRLF, no final newline
+    "respondent_id,country\n",                                                # header only
+])
+def test_csv_arrow_reader_reads_the_same_text_as_pandas(tmp_path, monkeypatch, body):
+    from cips_stats import _io
+
+    p = tmp_path / "t.csv"
+    p.write_bytes(body.encode("utf-8"))
+    fast = read_table(p).frame
+    header, n_rec = _io._csv_records_fast(p, str(p), "utf-8-sig", ",")
+    assert _io._read_csv_arrow(p, header, n_rec, "utf-8-sig", ",") is not None  # the Arrow path was used
+    monkeypatch.setattr(_io, "_read_csv_arrow", lambda *a: None)
+    slow = read_table(p).frame                                                # pandas' C parser, dtype=object
+    assert list(fast.columns) == list(slow.columns) and fast.shape == slow.shape
+    as_list = lambda f: [[None if pd.isna(v) else v for v in f[c]] for c in f.columns]  # noqa: E731
+    assert as_list(fast) == as_list(slow)
+
+
+def test_csv_arrow_and_pandas_readers_load_the_same_survey(tmp_path, monkeypatch):
+    from cips_stats import _io
+
+    raw = raw_survey(40, seed=42).astype(object)
+    raw.loc[1, INST.items_for(raw.loc[1, "group"])[0]] = " 4 "
+    raw.loc[2, INST.items_for(raw.loc[2, "group"])[0]] = "NA"
+    raw.loc[3, "gender"] = "Female"
+    raw.loc[4, "weight"] = "heavy"
+    path = tmp_path / "s.csv"
+    raw.to_csv(path, index=False)
+    a = cs.load(path, strict=False)
+    monkeypatch.setattr(_io, "_read_csv_arrow", lambda *a: None)
+    b = cs.load(path, strict=False)
+    assert a.fingerprint == b.fingerprint
+    pd.testing.assert_frame_equal(a.exclusions, b.exclusions)
+    pd.testing.assert_frame_equal(a.coercions, b.coercions)
+    assert {"code_non_numeric", "demographic_unknown", "weight_non_numeric"} <= set(a.exclusions["rule"])
