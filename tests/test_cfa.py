@@ -349,3 +349,29 @@ def test_wlsmv_is_delegated_to_factor_wls():
     a = res.loadings.set_index("item")["std_all"]
     b = ml.loadings.set_index("item")["std_all"]
     assert ((a - b.loc[a.index]).abs() < 0.2).all()
+
+
+def _exact_cov_frame(target, n=400, seed=4, names=None):
+    z = np.random.default_rng(seed).normal(size=(n, len(target)))
+    z -= z.mean(0)
+    z = z @ np.linalg.inv(np.linalg.cholesky(z.T @ z / n).T)
+    return pd.DataFrame(z @ np.linalg.cholesky(target).T, columns=names)
+
+
+def test_factor_correlation_beyond_one_is_flagged():
+    # within-factor covariances .4, across factors .5: the implied factor correlation is 1.25
+    t = np.full((4, 4), 0.5)
+    t[:2, :2] = t[2:, 2:] = 0.4
+    np.fill_diagonal(t, 1.0)
+    df = _exact_cov_frame(t, names=["a", "b", "c", "d"])
+    res = cs.factor.cfa(df, model="f1 =~ a + b\nf2 =~ c + d")
+    psi = res.parameters.query("op == '~~' and lhs == 'f1' and rhs == 'f2'")["std_all"].iloc[0]
+    assert psi > 1
+    assert any(fl.code == "psi_not_pd" for fl in res.flags)
+
+
+def test_nonconvergence_is_reported():
+    d = _hs()
+    cm = CFAModel(build_partable(HS))
+    fit = MLProblem(cm, [d[cm.ov_names].to_numpy()]).fit(max_iter=2)
+    assert not fit.converged and "iterations" in fit.message
