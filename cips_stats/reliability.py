@@ -11,8 +11,9 @@ Three faces:
   variance in the denominator, and a bootstrap or Wald (delta-method) interval.
 * :func:`by_cell` — every statistic above for every factor (key factors and
   indices) in every country × iteration × group cell in one vectorised pass:
-  grouped covariance matrices from sorted-group sums (``np.add.reduceat``) over
-  bounded chunks of rows, then closed-form statistics over the
+  grouped covariance matrices from rows sorted by cell, summed by batched matrix
+  products over zero-padded pieces of each cell (``np.matmul``, then
+  ``np.add.reduceat`` over the pieces) in bounded chunks, then closed-form statistics over the
   (cells × items × items) stack and a batched Fisher-scoring fit of the
   one-factor model for omega.
 
@@ -1414,8 +1415,9 @@ def by_cell(data: Any, *, by: Sequence[str] = ("country", "iteration", "group"),
         rem //= size
     key_frame = pd.DataFrame({col: kf[col] for col in by})
     n_cells = len(key_frame)
-    dtypes = frame.dtypes
-    all_numeric = all(pd.api.types.is_numeric_dtype(dtypes[c]) and not pd.api.types.is_bool_dtype(dtypes[c])
+    dtypes = dict(zip(frame.columns, frame.dtypes))
+    all_numeric = all(dtypes[c].kind in "iuf" if isinstance(dtypes[c], np.dtype)
+                      else (pd.api.types.is_numeric_dtype(dtypes[c]) and not pd.api.types.is_bool_dtype(dtypes[c]))
                       for c in all_cols)
     if not all_numeric:
         _check_numeric_columns(frame, all_cols)
@@ -1491,8 +1493,11 @@ def by_cell(data: Any, *, by: Sequence[str] = ("country", "iteration", "group"),
                 res["ordinal_alpha"], res["ordinal_omega"] = oa.reshape(-1), oo.reshape(-1)
                 res["flags"] = res["flags"] + np.where(ofl.reshape(-1) == "", "", ofl.reshape(-1) + ";")
             blk = {c: res.get(c, np.full(C * F, np.nan)) for c in _SCALE_STATS}
-            blk.update(cell=cell_idx, factor=fnames, n_items=np.full(C * F, p),
-                       flags=np.array([x.rstrip(";") for x in res["flags"]], dtype=object))
+            fl = res["flags"].astype(object)
+            nz = np.flatnonzero(fl != "")
+            if nz.size:
+                fl[nz] = [x[:-1] for x in fl[nz]]                       # drop the trailing ";"
+            blk.update(cell=cell_idx, factor=fnames, n_items=np.full(C * F, p), flags=fl)
             blocks.append(blk)
             if level == "items":
                 names = np.array([cols for _, cols in flist], dtype=object)               # (F, p)
