@@ -280,7 +280,8 @@ def _grouped_moments(X: np.ndarray, w: np.ndarray | None, starts: np.ndarray,
     piece_cell = np.repeat(np.arange(C), npieces)
     piece_row0 = starts[piece_cell] + (np.arange(V) - first_piece[piece_cell]) * piece
     piece_row1 = np.minimum(piece_row0 + piece, bounds[piece_cell + 1])
-    G = np.zeros((C, F, q, q))
+    G = np.zeros((C, F, q, 2 * p))         # rows (m, x, t, t^2, a) times columns (m, x)
+    H = np.zeros((C, F, 3))                 # sums of w a t, w a t^2, w a
     Gc = np.zeros((C, F, p + 1, p + 1)) if w is not None else None
     W2 = np.zeros((C, F)) if w is not None else None
     vc = max(1, int(chunk_elements // (F * q * piece)))
@@ -319,34 +320,40 @@ def _grouped_moments(X: np.ndarray, w: np.ndarray | None, starts: np.ndarray,
         pc = piece_cell[v0:v1]
         seg = np.flatnonzero(np.r_[True, pc[1:] != pc[:-1]])
         cells = pc[seg]
+        Rv = Bv[:, :, :2 * p].swapaxes(2, 3)
         if w is None:
-            GG = np.matmul(Bv, Bv.swapaxes(2, 3))
+            GG = np.matmul(Bv, Rv)
             G[cells] += np.add.reduceat(GG, seg, axis=1).transpose(1, 0, 2, 3)
+            tail = B[:, 2 * p:].reshape(F, 3, nv, piece).sum(axis=3)                        # (F, 3, nv)
+            H[cells] += np.add.reduceat(tail, seg, axis=2).transpose(2, 0, 1)
         else:
             Wp = np.zeros(nv * piece)
             Wp[slot] = w[r0:r1]
             Wv = Wp.reshape(nv, piece)
-            GG = np.matmul(Bv * Wv[None, :, None, :], Bv.swapaxes(2, 3))
+            GG = np.matmul(Bv * Wv[None, :, None, :], Rv)
             G[cells] += np.add.reduceat(GG, seg, axis=1).transpose(1, 0, 2, 3)
+            tail = (B[:, 2 * p:] * Wp).reshape(F, 3, nv, piece).sum(axis=3)
+            H[cells] += np.add.reduceat(tail, seg, axis=2).transpose(2, 0, 1)
             Bm = Bv[:, :, sel_c]
             Gc[cells] += np.add.reduceat(np.matmul(Bm, Bm.swapaxes(2, 3)), seg, axis=1).transpose(1, 0, 2, 3)
             W2[cells] += np.add.reduceat((anyr.reshape(F, nv, piece) * (Wv * Wv)[None]).sum(axis=2),
                                          seg, axis=1).T
         del B, Bv
     K = C * F
-    Gf = G.reshape(K, q, q)
-    Pm, T, T2, A = slice(0, p), 2 * p, 2 * p + 1, 2 * p + 2
+    Gf = G.reshape(K, q, 2 * p)
+    Hf = H.reshape(K, 3)
+    Pm, T, T2 = slice(0, p), 2 * p, 2 * p + 1
     Xs = slice(p, 2 * p)
     out = {
         "sw": Gf[:, Pm, Pm].copy(),
         "sx": Gf[:, Xs, Pm].copy(),
         "sxx": Gf[:, Xs, Xs].copy(),
-        "st": Gf[:, Pm, T].copy(),
-        "stt": Gf[:, Pm, T2].copy(),
-        "sxt": Gf[:, Xs, T].copy(),
-        "any_w": Gf[:, A, A].copy(),
-        "any_t": Gf[:, A, T].copy(),
-        "any_tt": Gf[:, A, T2].copy(),
+        "st": Gf[:, T, Pm].copy(),
+        "stt": Gf[:, T2, Pm].copy(),
+        "sxt": Gf[:, T, Xs].copy(),
+        "any_w": Hf[:, 2].copy(),
+        "any_t": Hf[:, 0].copy(),
+        "any_tt": Hf[:, 1].copy(),
     }
     if w is None:
         out["cnt"] = out["sw"]
