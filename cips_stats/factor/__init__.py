@@ -26,18 +26,21 @@ from .syntax import build_partable, parse_syntax  # noqa: F401
 from .model import CFAModel  # noqa: F401
 from .results import CFAResult, CFAResults  # noqa: F401
 from .cfa import cfa  # noqa: F401,E402  (binds the function over the module name)
+from .invariance import InvarianceResult, invariance  # noqa: F401,E402  (function over module name)
+from .efa import (  # noqa: F401,E402
+    BartlettResult,
+    EFAResult,
+    KMOResult,
+    ParallelAnalysisResult,
+    bartlett_sphericity,
+    efa,
+    kmo,
+    pairwise_correlation,
+    parallel_analysis,
+)
 
-__all__ = ["cfa", "invariance", "build_partable", "parse_syntax", "CFAModel", "CFAResult", "CFAResults"]
-
-# Faces whose module has the same name as the function: resolved on first use so that
-# ``cs.factor.cfa(...)`` is the function while ``cips_stats.factor.cfa`` stays importable.
-_FACES = {"invariance": "invariance"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _FACES:
-        module = importlib.import_module(f".{name}", __name__)
-        func = getattr(module, _FACES[name])
-        globals()[name] = func
-        return func
-    raise AttributeError(f"module 'cips_stats.factor' has no attribute {name!r}")
+__all__ = [
+    "cfa", "invariance", "InvarianceResult", "build_partable", "parse_syntax", "CFAModel", "CFAResult",
+    "CFAResults", "kmo", "bartlett_sphericity", "parallel_analysis", "efa", "pairwise_correlation",
+    "KMOResult", "BartlettResult", "ParallelAnalysisResult", "EFAResult",
+]
