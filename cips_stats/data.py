@@ -1144,8 +1144,12 @@ def load(source: Any, instrument: Instrument | str | os.PathLike | None = None, 
     and DataFrames alike. Numeric text is accepted as its number (``"4"``,
     ``"4.0"``); text with surrounding white space (``" 4 "``) is accepted without
     it and recorded in ``coercions``; any other text is a ``code_non_numeric``
-    problem; ``4.5`` is ``code_not_integer``. All rules: :data:`RULES` and
-    ``methodology/data-validation.md``.
+    problem; ``4.5`` is ``code_not_integer``. A demographic must hold one of its
+    declared categories (``demographic_unknown``) and only respondents of the groups
+    it is asked of may hold one (``demographic_not_asked``); blanks are allowed.
+    SPSS/Stata codes of demographics and of ``group`` are read as their value labels;
+    a group label that is one group's ``label`` is read as that group's id (recorded
+    in ``coercions``). All rules: :data:`RULES` and ``methodology/data-validation.md``.
 
     Examples
     --------

@@ -1131,3 +1131,30 @@ def test_csv_arrow_and_pandas_readers_load_the_same_survey(tmp_path, monkeypatch
     pd.testing.assert_frame_equal(a.exclusions, b.exclusions)
     pd.testing.assert_frame_equal(a.coercions, b.coercions)
     assert {"code_non_numeric", "demographic_unknown", "weight_non_numeric"} <= set(a.exclusions["rule"])
+
+
+CELL_TEXT = st.sampled_from(["", " ", "4", " 4 ", "4.0", "NA", "nan", "null", "Ä", "x y", "-0", "1e3", "\t", "08",
+                             'a"b', "a,b", "line\nbreak", "\\", "#", "TRUE"])
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(grid=st.lists(st.lists(CELL_TEXT, min_size=3, max_size=3), min_size=1, max_size=6),
+       crlf=st.booleans())
+def test_property_csv_readers_agree(tmp_path, grid, crlf):
+    """Arrow's reader (simple files) and pandas' C parser give the same text, cell by cell."""
+    import csv as _csv
+
+    from cips_stats import _io
+
+    p = tmp_path / "g.csv"
+    with open(p, "w", newline="", encoding="utf-8") as fh:
+        _csv.writer(fh, lineterminator="\r\n" if crlf else "\n").writerows([["a", "b", "c"], *grid])
+    fast = read_table(p).frame
+    orig = _io._read_csv_arrow
+    try:
+        _io._read_csv_arrow = lambda *a: None
+        slow = read_table(p).frame
+    finally:
+        _io._read_csv_arrow = orig
+    as_list = lambda f: [[None if pd.isna(v) else v for v in f[c]] for c in f.columns]  # noqa: E731
+    assert list(fast.columns) == list(slow.columns) and as_list(fast) == as_list(slow)
