@@ -1054,7 +1054,7 @@ def _equality_codes(s: pd.Series) -> np.ndarray:
     if s.dtype == object:
         kind = pd.api.types.infer_dtype(s, skipna=True)
         if kind not in ("string", "empty"):  # mixed types: 1, 1.0, "1" and True are four values
-            s = s.map(lambda v: None if _is_na(v) else (type(v).__name__, repr(v)))
+            s = s.map(lambda v: None if _is_na(v) else (type(_py(v)).__name__, repr(_py(v))))
     codes, _ = pd.factorize(s, use_na_sentinel=True)
     return np.asarray(codes, dtype=np.int64)
 
