@@ -1158,3 +1158,20 @@ def test_property_csv_readers_agree(tmp_path, grid, crlf):
         _io._read_csv_arrow = orig
     as_list = lambda f: [[None if pd.isna(v) else v for v in f[c]] for c in f.columns]  # noqa: E731
     assert list(fast.columns) == list(slow.columns) and as_list(fast) == as_list(slow)
+
+
+def test_row_duplicate_compares_values_exactly():
+    raw = raw_survey(4, seed=43).astype(object)
+    for r in (1, 2, 3):
+        raw.iloc[r, 1:] = raw.iloc[0, 1:]          # the same answers under another respondent id
+    raw["note"] = [1, "1", True, None]            # ... but a different value (type) in one column
+    rep = csd.validate(raw)
+    assert rep.ok, [p.describe() for p in rep.problems]
+    raw.loc[2, "note"] = 1
+    raw.loc[3, "note"] = np.float64("nan")        # NaN and None are both blank: equal
+    raw.loc[1, "note"] = None
+    with pytest.raises(cs.DataError) as e:
+        cs.load(raw)
+    assert [(p.rule, p.row, p.message) for p in e.value.problems] == [
+        ("row_duplicate", 3, "The row repeats row 1 in every column except respondent_id."),
+        ("row_duplicate", 4, "The row repeats row 2 in every column except respondent_id.")]
