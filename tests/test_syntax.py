@@ -170,3 +170,11 @@ def test_implied_ordered_items_have_unit_diagonal():
     s = m.implied(th)[0]["sigma"]
     np.testing.assert_allclose(np.diag(s), 1.0)
     assert m.ordered == ["x1", "x2", "x3"]
+
+
+def test_group_equal_given_as_a_string():
+    a = build_partable(HS, n_groups=2, group_equal="loadings", group_partial="visual=~x2")
+    b = build_partable(HS, n_groups=2, group_equal=("loadings",), group_partial=("visual=~x2",))
+    assert a.equals(b)
+    assert _row(a, "visual", "=~", "x2", 1).free != _row(a, "visual", "=~", "x2", 2).free
+    assert _row(a, "visual", "=~", "x3", 1).free == _row(a, "visual", "=~", "x3", 2).free

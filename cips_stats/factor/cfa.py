@@ -132,6 +132,10 @@ def cfa(
     """
     from ..data import SurveyData
 
+    if isinstance(group_equal, str):       # lavaan accepts group.equal = "loadings"
+        group_equal = (group_equal,)
+    if isinstance(group_partial, str):
+        group_partial = (group_partial,)
     if isinstance(data, SurveyData):
         return _cfa_survey(data, model=model, estimator=estimator, ordered=ordered, group=group,
                            group_equal=group_equal, group_partial=group_partial, missing=missing,

@@ -353,6 +353,10 @@ def build_partable(
     16
     """
     statements, equalities = parse_syntax(model)
+    if isinstance(group_equal, str):
+        group_equal = (group_equal,)
+    if isinstance(group_partial, str):
+        group_partial = (group_partial,)
     if isinstance(n_groups, bool) or not isinstance(n_groups, (int, np.integer)) or n_groups < 1:
         raise ModelError(f"n_groups= must be a positive integer, got {n_groups!r}.")
     bad = [t for t in group_equal if t not in GROUP_EQUAL_TYPES]
