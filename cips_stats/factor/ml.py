@@ -37,7 +37,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from ..errors import ModelError
 from .model import CFAModel, vech_indices

@@ -37,7 +37,6 @@ Examples
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
@@ -606,6 +605,3 @@ def count_moments(p: int, meanstructure: bool, n_groups: int, n_thresholds: int 
     """
     return n_groups * (p * (p + 1) // 2 + (p if meanstructure else 0)) + n_thresholds
 
-
-def _isnan(x) -> bool:
-    return isinstance(x, float) and math.isnan(x)
