@@ -13,10 +13,25 @@ These are measurements, never test assertions.
 
 from __future__ import annotations
 
+import gc
+import tracemalloc
 from pathlib import Path
+from typing import Any, Callable
 
 from validation import machine_info, write_result
 
-__all__ = ["machine_info", "write_result", "RESULTS"]
+__all__ = ["machine_info", "write_result", "peak_mib", "RESULTS"]
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def peak_mib(func: Callable[[], Any]) -> float:
+    """Peak Python-heap memory (MiB, by tracemalloc) of one call of ``func``."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        func()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return peak / 2 ** 20

@@ -27,7 +27,6 @@ import shutil
 import subprocess
 import tempfile
 import time
-import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 import cips_stats as cs
+from benchmarks import peak_mib as _peak_mib
 
 RESULTS = Path(__file__).parent / "results" / "cfa.json"
 
@@ -81,15 +81,6 @@ def _time(func) -> tuple[float, Any]:
     return time.perf_counter() - t0, out
 
 
-def _peak_mib(func) -> float:
-    gc.collect()
-    tracemalloc.start()
-    try:
-        func()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    return peak / 2 ** 20
 
 
 def _lavaan(df: pd.DataFrame, model: str, what: str, tmp: Path, limit: float) -> dict:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import gc
 import time
-import tracemalloc
 from typing import Any, Callable
 
 import numpy as np
@@ -34,6 +33,7 @@ from threadpoolctl import threadpool_limits
 
 import cips_stats as cs
 from cips_stats.scores import respondent_scores
+from benchmarks import peak_mib as _peak_mib
 
 KEYS = ["country", "iteration", "group"]
 
@@ -48,15 +48,6 @@ def _time(func: Callable[[], Any], repeats: int = 1) -> float:
     return best
 
 
-def _peak_mib(func: Callable[[], Any]) -> float:
-    gc.collect()
-    tracemalloc.start()
-    try:
-        func()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    return peak / 2 ** 20
 
 
 def _prepared(data):

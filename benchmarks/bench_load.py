@@ -22,13 +22,13 @@ from __future__ import annotations
 import gc
 import tempfile
 import time
-import tracemalloc
 from pathlib import Path
 from typing import Any, Callable
 
 import pandas as pd
 
 import cips_stats as cs
+from benchmarks import peak_mib as _peak_mib
 
 FORMATS = ("csv", "parquet", "sav", "dta", "xlsx")
 
@@ -45,15 +45,6 @@ def _best(func: Callable[[], Any], repeats: int) -> tuple[float, float]:
     return wall, cpu
 
 
-def _peak_mib(func: Callable[[], Any]) -> float:
-    gc.collect()
-    tracemalloc.start()
-    try:
-        func()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    return peak / 2 ** 20
 
 
 def _calamine() -> bool:

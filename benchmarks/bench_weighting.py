@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import gc
 import time
-import tracemalloc
 from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
 import cips_stats as cs
+from benchmarks import peak_mib as _peak_mib
 
 BY = ("country", "iteration", "group")
 VARS = ("gender", "leadership", "experience")
@@ -40,15 +40,6 @@ def _best(func: Callable[[], Any], repeats: int) -> float:
     return best
 
 
-def _peak_mib(func: Callable[[], Any]) -> float:
-    gc.collect()
-    tracemalloc.start()
-    try:
-        func()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    return peak / 2 ** 20
 
 
 def _margins(frame: pd.DataFrame, seed: int) -> pd.DataFrame:

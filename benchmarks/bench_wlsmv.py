@@ -25,13 +25,11 @@ the maximum absolute difference of our loadings and lavaan's when lavaan finishe
 
 from __future__ import annotations
 
-import gc
 import os
 import shutil
 import subprocess
 import tempfile
 import time
-import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +38,7 @@ from scipy import optimize, stats
 
 from cips_stats.factor.polychoric import _bvn_pdf, bvn_cdf, polychoric  # noqa: F401
 from cips_stats.factor.wls import fit_wlsmv
+from benchmarks import peak_mib as _peak_mib
 
 R_TIMEOUT_FULL = 900
 R_TIMEOUT_QUICK = 300
@@ -164,15 +163,6 @@ def _run_lavaan(frame: pd.DataFrame, syntax: str, timeout: int) -> dict:
         return res
 
 
-def _peak_mib(func) -> float:
-    gc.collect()
-    tracemalloc.start()
-    try:
-        func()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    return peak / 2 ** 20
 
 
 def run(quick: bool = False) -> dict:
