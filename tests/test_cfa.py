@@ -375,3 +375,24 @@ def test_nonconvergence_is_reported():
     cm = CFAModel(build_partable(HS))
     fit = MLProblem(cm, [d[cm.ov_names].to_numpy()]).fit(max_iter=2)
     assert not fit.converged and "iterations" in fit.message
+
+
+def test_cfa_passes_sampling_weights_and_wls_to_the_ordinal_estimator():
+    # Regression: cfa() dropped sampling_weights= and refused estimator="WLS" (fit_wlsmv supports both).
+    from cips_stats.factor.wls import fit_wlsmv
+
+    ref = Path(__file__).parent / "reference"
+    bfi = pd.read_csv(ref / "bfi.csv")
+    items = ["A1", "A2", "A3", "C1", "C2", "C3"]
+    df = bfi[items].dropna().iloc[:600].copy()
+    df["w"] = np.linspace(0.5, 1.5, len(df))
+    model = "a =~ A1 + A2 + A3\nc =~ C1 + C2 + C3"
+    direct = fit_wlsmv(df, model, ordered=items, sampling_weights="w")
+    via = cs.factor.cfa(df, model, estimator="WLSMV", ordered=items, sampling_weights="w")
+    unweighted = cs.factor.cfa(df, model, estimator="WLSMV", ordered=items)
+    assert via.fit["chi2"] == pytest.approx(direct.fit["chi2"], rel=1e-12)
+    assert abs(via.fit["chi2"] - unweighted.fit["chi2"]) > 1e-6
+    wls = cs.factor.cfa(df, model, estimator="WLS", ordered=items)
+    assert wls.estimator.upper() == "WLS"
+    with pytest.raises(cs.ModelError, match="sampling_weights"):
+        cs.factor.cfa(df, model, estimator="ML", sampling_weights="w")

@@ -33,7 +33,7 @@ from .syntax import build_partable
 
 __all__ = ["cfa"]
 
-_ESTIMATORS = ("ML", "MLR", "WLSMV", "DWLS")
+_ESTIMATORS = ("ML", "MLR", "WLSMV", "DWLS", "WLS")
 
 
 def cfa(
@@ -49,6 +49,7 @@ def cfa(
     std_lv: bool = False,
     meanstructure: bool | None = None,
     respondent_group: str | None = None,
+    sampling_weights: str | None = None,
 ):
     """Fit a confirmatory factor model, as ``lavaan::cfa()``.
 
@@ -63,7 +64,7 @@ def cfa(
     model : str
         lavaan-style syntax (``=~``, ``~~``, ``~ 1``, ``|``; ``1*x``, ``NA*x``, labels,
         ``c(a, b)*x``); see :mod:`cips_stats.factor.syntax`.
-    estimator : {"ML", "MLR", "WLSMV", "DWLS"}
+    estimator : {"ML", "MLR", "WLSMV", "DWLS", "WLS"}
         ``"ML"``: normal-theory ML, expected-information standard errors (observed
         under FIML). ``"MLR"``: ML estimates, Huber-White sandwich standard errors
         (observed information) and the Yuan-Bentler (Mplus variant) scaled test.
@@ -87,6 +88,9 @@ def cfa(
         Default: True with groups or FIML, else False (lavaan's default).
     respondent_group : str, optional
         With SurveyData: fit only this respondent group and return a single result.
+    sampling_weights : str, optional
+        Column of sampling weights, for the ordinal estimators (weighted thresholds,
+        polychorics and Gamma, as lavaan's ``sampling.weights=``).
 
     Returns
     -------
@@ -139,18 +143,20 @@ def cfa(
     if isinstance(data, SurveyData):
         return _cfa_survey(data, model=model, estimator=estimator, ordered=ordered, group=group,
                            group_equal=group_equal, group_partial=group_partial, missing=missing,
-                           std_lv=std_lv, meanstructure=meanstructure, respondent_group=respondent_group)
+                           std_lv=std_lv, meanstructure=meanstructure, respondent_group=respondent_group,
+                           sampling_weights=sampling_weights)
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"data= must be a pandas DataFrame or SurveyData, got {type(data).__name__}.")
     if model is None:
         raise ModelError("model= is required for a DataFrame (lavaan-style syntax, e.g. 'f =~ x1 + x2 + x3').")
     return _cfa_frame(data, model=model, estimator=estimator, ordered=ordered, group=group,
                       group_equal=tuple(group_equal), group_partial=tuple(group_partial),
-                      missing=missing or "listwise", std_lv=std_lv, meanstructure=meanstructure)
+                      missing=missing or "listwise", std_lv=std_lv, meanstructure=meanstructure,
+                      sampling_weights=sampling_weights)
 
 
 def _cfa_survey(data, *, model, estimator, ordered, group, group_equal, group_partial, missing, std_lv,
-                meanstructure, respondent_group):
+                meanstructure, respondent_group, sampling_weights=None):
     frame = data.frame
     inst = data.instrument
     present = list(dict.fromkeys(frame["group"].astype(str))) if "group" in frame else []
@@ -170,7 +176,8 @@ def _cfa_survey(data, *, model, estimator, ordered, group, group_equal, group_pa
         syn = model if model is not None else inst.model_syntax(g)
         res = _cfa_frame(sub, model=syn, estimator=estimator, ordered=ordered, group=group,
                          group_equal=tuple(group_equal), group_partial=tuple(group_partial),
-                         missing=miss, std_lv=std_lv, meanstructure=meanstructure, survey=data)
+                         missing=miss, std_lv=std_lv, meanstructure=meanstructure, survey=data,
+                         sampling_weights=sampling_weights)
         out[g] = res
     if respondent_group is not None:
         return out[respondent_group]
@@ -203,14 +210,14 @@ def _cfa_frame(frame, **kw):
 
 
 def _cfa_frame_impl(frame, *, model, estimator, ordered, group, group_equal, group_partial, missing, std_lv,
-                    meanstructure, survey=None):
+                    meanstructure, survey=None, sampling_weights=None):
     if not isinstance(estimator, str) or estimator.upper() not in _ESTIMATORS:
         raise ModelError(f"estimator= must be one of {list(_ESTIMATORS)}, got {estimator!r}.")
     est = estimator.upper()
     miss = {"ml": "fiml", "fiml": "fiml", "listwise": "listwise", "pairwise": "pairwise"}.get(str(missing).lower())
     if miss is None:
         raise ModelError(f"missing= must be 'listwise' or 'fiml', got {missing!r}.")
-    if est in ("WLSMV", "DWLS"):
+    if est in ("WLSMV", "DWLS", "WLS"):
         try:
             from .wls import fit_wlsmv
         except ImportError as exc:
@@ -218,7 +225,11 @@ def _cfa_frame_impl(frame, *, model, estimator, ordered, group, group_equal, gro
                              f"({exc}).") from None
         return fit_wlsmv(frame, model=model, estimator=est, ordered=ordered, group=group,
                          group_equal=group_equal, group_partial=group_partial, std_lv=std_lv,
-                         missing=miss if miss != "fiml" else "pairwise")
+                         missing=miss if miss != "fiml" else "pairwise", sampling_weights=sampling_weights)
+    if sampling_weights is not None:
+        raise ModelError("sampling_weights= is supported with estimator='WLSMV'/'DWLS'/'WLS' (weighted "
+                         "polychorics, as lavaan's sampling.weights=); ML/MLR with sampling weights is not "
+                         "implemented.")
     if ordered:
         raise ModelError("Ordered (categorical) items need estimator='WLSMV' (or 'DWLS'); ML treats items as "
                          "continuous. Drop ordered= to fit them as continuous.")
