@@ -344,7 +344,15 @@ def simulate(
 
     from .data import load
 
-    data = load(raw, instrument=instrument)
+    try:
+        data = load(raw, instrument=instrument)
+    except DataError as exc:
+        # With short instruments two respondents can give identical answers by chance; the loader
+        # treats such rows as duplicates. They are set aside exactly as in a user's file, with
+        # their reason in ``data.exclusions`` (rule ``row_duplicate``); anything else is a bug.
+        if not exc.problems or any(p.rule != "row_duplicate" for p in exc.problems):
+            raise
+        data = load(raw, instrument=instrument, strict=False)
     prov = Provenance.build("simulate", instrument=instrument, seed=int(seed), options=options,
                             data_fingerprint=fingerprint_frame(raw))
     return Simulation(data=data, raw=raw, truth=types.MappingProxyType(truth), instrument=instrument,
@@ -425,7 +433,8 @@ def _generate(seed: int, inst: Instrument, o: dict[str, Any]) -> tuple[pd.DataFr
         demos = list(inst.demographics_for(gid))
         cats = [list(d.categories) or ["all"] for d in demos]
         D = len(demos)
-        profiles = np.array(list(itertools.product(*[range(len(c)) for c in cats])), dtype=int).reshape(-1, D)
+        profiles = (np.zeros((1, 0), dtype=int) if D == 0 else
+                    np.array(list(itertools.product(*[range(len(c)) for c in cats])), dtype=int).reshape(-1, D))
         NP = len(profiles)
         # margins per demographic: (C, K) at t=1, then iteration 2 around it, in ct order
         leader_d = next((k for k, d in enumerate(demos) if d.name == "leadership" and "yes" in cats[k]), None)

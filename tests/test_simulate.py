@@ -323,3 +323,32 @@ def test_simulation_is_frozen(small_sim):
         small_sim.seed = 2  # type: ignore[misc]
     with pytest.raises(TypeError):
         small_sim.truth["indicators"] = None  # type: ignore[index]
+
+
+def _short_instrument(demographics: bool):
+    import dataclasses
+
+    inst = cs.Instrument.default()
+    keep = {"LC1", "LC2", "RF1", "RF2"}
+    return dataclasses.replace(
+        inst, items=tuple(i for i in inst.items if i.id in keep),
+        factors=tuple(f for f in inst.key_factors if f.id in ("leadership", "regulatory")),
+        demographics=inst.demographics if demographics else ())
+
+
+def test_instrument_without_demographics_simulates():
+    # Regression: an instrument with no demographic field crashed in the composition step.
+    inst = _short_instrument(demographics=False)
+    sim = cs.simulate(seed=3, n_countries=2, n_repeat=1, n_officials=80, n_private=60, instrument=inst)
+    assert set(sim.truth["indicators"]["factor"]) == {"leadership", "regulatory"}
+    assert len(sim.data.frame) + sim.data.exclusions.query("scope == 'row'")["row"].nunique() == len(sim.raw)
+
+
+def test_chance_duplicate_answer_rows_are_set_aside_with_their_reason():
+    # Regression: with a short instrument, identical answers by chance made cs.simulate raise.
+    inst = _short_instrument(demographics=False)
+    sim = cs.simulate(seed=1, n_countries=2, n_repeat=1, n_officials=200, n_private=150, instrument=inst)
+    dup = sim.data.exclusions[sim.data.exclusions["rule"] == "row_duplicate"]
+    assert len(dup) > 0
+    assert len(sim.data.frame) + dup["row"].nunique() == len(sim.raw)
+    assert not set(dup["respondent_id"]) & set(sim.data.frame["respondent_id"])
