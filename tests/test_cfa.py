@@ -396,3 +396,11 @@ def test_cfa_passes_sampling_weights_and_wls_to_the_ordinal_estimator():
     assert wls.estimator.upper() == "WLS"
     with pytest.raises(cs.ModelError, match="sampling_weights"):
         cs.factor.cfa(df, model, estimator="ML", sampling_weights="w")
+
+
+def test_fiml_on_a_group_too_small_for_its_items_is_a_model_error():
+    # Regression: 70 respondents x 40 items under FIML raised a bare LinAlgError from the EM step.
+    sim = cs.simulate(seed=5, n_countries=1, n_repeat=0, n_officials=60, n_private=70)
+    with pytest.raises(cs.ModelError, match="saturated") as err:
+        cs.factor.cfa(sim.data)
+    assert err.value.diagnostics["cause"] == "saturated_not_pd"

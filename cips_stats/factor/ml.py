@@ -228,7 +228,19 @@ class MLProblem:
             y = np.asarray(y, dtype=float)
             if fiml:
                 gd = _prepare_fiml(y)
-                mu, sig, it, ok = em_saturated(gd)
+                try:
+                    mu, sig, it, ok = em_saturated(gd)
+                except np.linalg.LinAlgError:
+                    n_obs, p_obs = y.shape
+                    complete = int((~np.isnan(y)).all(axis=1).sum())
+                    raise ModelError(
+                        f"The unrestricted (saturated) model needed for FIML could not be estimated: its "
+                        f"covariance matrix became non-positive-definite during EM ({n_obs} respondents, "
+                        f"{p_obs} items, {complete} complete rows). The group is too small for this many "
+                        f"items; fit fewer factors at a time, pool cells, or use estimator='WLSMV' "
+                        f"(pairwise polychorics).",
+                        {"n": n_obs, "p": p_obs, "complete_rows": complete, "cause": "saturated_not_pd"},
+                    ) from None
                 gd.mean, gd.cov = mu, sig
                 gd.em_iterations, gd.em_converged = it, ok
             else:
