@@ -78,6 +78,11 @@ class Calibration:
         Numeric calibration variables (GREG only).
     by : tuple of str
         Cells calibrated separately (each to its own margins).
+    scope : tuple of (str, tuple of tuple)
+        ``(variable, cells)`` pairs for the categorical variables calibrated
+        in some cells only (each cell a tuple of its ``by`` values); their
+        other cells are neither calibrated nor residualised on them.  A
+        variable not named here applies in every cell.
     """
 
     method: str
@@ -86,6 +91,7 @@ class Calibration:
     base_weight: str = "weight_base"
     numeric: tuple = ()
     by: tuple = ()
+    scope: tuple = ()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -364,10 +370,31 @@ def _group_mean(x: np.ndarray, codes: np.ndarray, weights: np.ndarray | None = N
     return out
 
 
+def _scope_rows(frame: pd.DataFrame, cal: Calibration) -> dict:
+    """Rows (bool mask) in scope of each variable that ``cal.scope`` limits to some cells."""
+    out = {}
+    if not cal.scope:
+        return out
+    by = list(cal.by)
+    if not by:
+        raise DataError("A Calibration with scope= needs by= (the cells the scope names).",
+                        [Problem("calibration_scope", "scope without by.")])
+    rows = pd.MultiIndex.from_frame(frame[by].astype("object"))
+    for v, cells in cal.scope:
+        out[v] = np.asarray(rows.isin(pd.MultiIndex.from_tuples([tuple(c) for c in cells], names=by))
+                            if len(cells) else np.zeros(len(frame), dtype=bool))
+    return out
+
+
 def _calibration_residuals(z: np.ndarray, frame: pd.DataFrame, cal: Calibration, w: np.ndarray) -> np.ndarray:
-    """Replace influence values by their residuals from the calibration model (R ``svyrecvar``)."""
+    """Replace influence values by their residuals from the calibration model (R ``svyrecvar``).
+
+    A variable that ``cal.scope`` limits to some cells enters the residual
+    model of those cells only (each cell's model uses the cell's variables).
+    """
     x = z.reshape(len(z), -1).astype(np.float64)
     by = list(cal.by)
+    scope = _scope_rows(frame, cal)
     w0 = pd.to_numeric(frame[cal.base_weight], errors="coerce").to_numpy(dtype=np.float64)
     safe_w = np.where(w > 0, w, 1.0)
     if cal.method == "poststratify":
@@ -377,10 +404,19 @@ def _calibration_residuals(z: np.ndarray, frame: pd.DataFrame, cal: Calibration,
         m = _group_mean(x / psw_safe[:, None], codes, weights=w0)
         return x - m * psw[:, None]
     if cal.method == "rake":
-        codes = [_codes_of(frame, by + [v]) for v in cal.variables]
+        sweeps = []
+        for v in cal.variables:
+            if v in scope:
+                rows = np.flatnonzero(scope[v])
+                sweeps.append((rows, _codes_of(frame.iloc[rows], by + [v])))
+            else:
+                sweeps.append((None, _codes_of(frame, by + [v])))
         for _ in range(10):          # R: ten backfitting sweeps over the margins
-            for c in codes:
-                x = x - w[:, None] * _group_mean(x / safe_w[:, None], c)
+            for rows, c in sweeps:
+                if rows is None:
+                    x = x - w[:, None] * _group_mean(x / safe_w[:, None], c)
+                elif rows.size:      # rows of cells without this margin are left as they are
+                    x[rows] = x[rows] - w[rows, None] * _group_mean(x[rows] / safe_w[rows, None], c)
         return x
     if cal.method in ("linear", "raking"):
         cells = _codes_of(frame, by)
@@ -389,7 +425,8 @@ def _calibration_residuals(z: np.ndarray, frame: pd.DataFrame, cal: Calibration,
         for c in range(int(cells.max()) + 1):
             idx = np.flatnonzero(cells == c)
             sub = frame.iloc[idx]
-            mm = _model_matrix(sub, cal.variables, cal.numeric)
+            vars_c = [v for v in cal.variables if v not in scope or scope[v][idx[0]]]
+            mm = _model_matrix(sub, vars_c, cal.numeric)
             sw = np.sqrt(w0[idx])
             gw = g[idx] * sw
             A = mm * sw[:, None]

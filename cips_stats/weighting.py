@@ -113,25 +113,44 @@ def _cell_where(keys: pd.DataFrame, c: int) -> dict:
 @dataclass
 class _Margin:
     variable: str
-    idx: np.ndarray          # target index per row
+    idx: np.ndarray          # target index of each row in scope (len = number of rows in scope)
     target: np.ndarray       # target totals (K,)
     cell: np.ndarray         # cell code of each target (K,)
     category: np.ndarray     # category label of each target (K,)
+    rows: Any                # rows in scope: slice(None) (every row) or an index array
+    cells: np.ndarray | None  # cells whose margins list the variable (sorted; None = every cell)
+
+    @property
+    def full(self) -> bool:
+        return isinstance(self.rows, slice)
 
 
-def _tidy_margins(margins: Any, variables: Sequence[str] | None, by: tuple) -> pd.DataFrame:
+#: Value columns of a margins table, in the order tried when ``value=`` is not given.
+VALUE_COLUMNS = ("total", "share", "target", "value", "Freq", "population")
+_VALUE_KIND = {"total": "total", "share": "share", "Freq": "total", "population": "total"}
+
+
+def _tidy_margins(margins: Any, by: tuple, value: str | None = None) -> pd.DataFrame:
     """Margins as a tidy table: [*by, variable, category, value, kind] with kind 'share'|'total'|'auto'."""
     if isinstance(margins, pd.DataFrame):
         m = margins.copy()
-        vcol = next((c for c in ("total", "share", "target", "value", "Freq") if c in m.columns), None)
+        if value is not None:
+            if value not in m.columns:
+                raise DataError(f"value={value!r} is not a column of the margins table "
+                                f"({list(map(str, m.columns))}).",
+                                [Problem("margins_value_column", "Value column not found.", column=str(value),
+                                         value=list(map(str, m.columns)))])
+            vcol = value
+        else:
+            vcol = next((c for c in VALUE_COLUMNS if c in m.columns), None)
         if vcol is None or not {"variable", "category"} <= set(m.columns):
-            raise DataError("A margins table needs columns 'variable', 'category' and one of 'total', 'share', "
-                            "'target' (plus the by= columns).",
+            raise DataError("A margins table needs columns 'variable', 'category' and one of "
+                            + ", ".join(repr(c) for c in VALUE_COLUMNS) + " (plus the by= columns).",
                             [Problem("margins_columns", "Bad margins table.", value=list(m.columns))])
         present = [b for b in by if b in m.columns]
         if present and len(present) < len(by):
             _check_columns(m, list(by), "margins table (by= columns)")
-        kind = {"total": "total", "share": "share", "Freq": "total"}.get(vcol, "auto")
+        kind = _VALUE_KIND.get(vcol, "auto")
         out = m[present + ["variable", "category"]].copy()
         out["value"] = pd.to_numeric(m[vcol], errors="coerce").to_numpy(dtype=np.float64)
         out["kind"] = kind
@@ -139,6 +158,9 @@ def _tidy_margins(margins: Any, variables: Sequence[str] | None, by: tuple) -> p
     if not isinstance(margins, Mapping) or not margins:
         raise DataError("margins= must be a non-empty dict {variable: {category: total or share}} or a tidy "
                         "DataFrame.", [Problem("margins_type", "Bad margins.")])
+    if value is not None:
+        raise DataError("value= chooses a column of a margins table; margins= is a dict.",
+                        [Problem("margins_value_column", "value= needs a margins table.", value=value)])
     rows = []
     for var, spec in margins.items():
         if isinstance(spec, pd.DataFrame):
@@ -154,8 +176,8 @@ def _tidy_margins(margins: Any, variables: Sequence[str] | None, by: tuple) -> p
 
 
 def _resolve_margins(frame: pd.DataFrame, margins: Any, by: tuple, w0: np.ndarray,
-                     cell: np.ndarray, keys: pd.DataFrame) -> list[_Margin]:
-    tidy = _tidy_margins(margins, None, by)
+                     cell: np.ndarray, keys: pd.DataFrame, value: str | None = None) -> list[_Margin]:
+    tidy = _tidy_margins(margins, by, value)
     C = len(keys)
     bad_val = tidy[~np.isfinite(tidy["value"]) | (tidy["value"] < 0)]
     if len(bad_val):
@@ -210,35 +232,46 @@ def _resolve_margins(frame: pd.DataFrame, margins: Any, by: tuple, w0: np.ndarra
     out = []
     for var in variables:
         t = tidy[tidy["variable"] == var]
-        col = frame[var]
-        nan_rows = np.flatnonzero(col.isna().to_numpy())
+        tc = t["_cell"].to_numpy(dtype=np.intp)
+        vcells = np.unique(tc)
+        if vcells.size == C:                    # the variable is calibrated in every cell
+            rows: Any = slice(None)
+            vcells_out = None
+        else:                                   # only in the cells whose margins list it
+            rows = np.flatnonzero(np.isin(cell, vcells))
+            vcells_out = vcells
+        rpos = np.arange(len(frame)) if vcells_out is None else rows     # positions of the rows in scope
+        col = frame[var].iloc[rpos]
+        rcell = cell[rpos]
+        nan_rows = rpos[np.flatnonzero(col.isna().to_numpy())]
         if nan_rows.size:
-            raise DataError(f"Calibration variable {var!r} has {nan_rows.size} missing values; give them a "
-                            "category (e.g. 'unknown') with its own margin.",
-                            [Problem("margin_variable_missing", "Missing value.", row=int(r), column=var)
-                             for r in nan_rows[:50]])
+            raise DataError(f"Calibration variable {var!r} has {nan_rows.size} missing values in cells whose "
+                            "margins list it; give them a category (e.g. 'unknown') with its own margin.",
+                            [Problem("margin_variable_missing", "Missing value"
+                                     + (f" in cell {_cell_where(keys, cell[r])}" if by else "") + ".",
+                                     row=int(r), column=var) for r in nan_rows[:50]])
         # integer keys cell * K + category code (categories coded jointly for sample and margins)
         tcat = t["category"].astype(object).to_numpy()
         rcat = col.astype(object).to_numpy()
         codes, uniq = pd.factorize(np.concatenate([tcat, rcat]))
         K = max(len(uniq), 1)
-        tkey = pd.Index(t["_cell"].to_numpy(dtype=np.int64) * K + codes[:len(tcat)])
+        tkey = pd.Index(tc.astype(np.int64) * K + codes[:len(tcat)])
         if tkey.has_duplicates:
             raise DataError(f"Margins of {var!r} list a category twice.",
                             [Problem("margin_duplicate", "Duplicate category.", column=var)])
-        idx = tkey.get_indexer(cell.astype(np.int64) * K + codes[len(tcat):])
+        idx = tkey.get_indexer(rcell.astype(np.int64) * K + codes[len(tcat):])
         miss = np.flatnonzero(idx < 0)
         if miss.size:
-            combos = pd.DataFrame({"c": cell[miss], "v": col.to_numpy()[miss]}).drop_duplicates()
+            vals = rcat[miss]
+            combos = pd.DataFrame({"c": rcell[miss], "v": vals}).drop_duplicates()
             raise DataError(f"{len(combos)} sample categor(y/ies) of {var!r} have no margin.",
                             [Problem("category_not_in_margins",
                                      f"Category {_py(r.v)!r} of {var!r} is in the sample but not in the margins"
                                      f"{' of cell ' + str(_cell_where(keys, r.c)) if by else ''}.",
-                                     row=int(miss[np.flatnonzero((cell[miss] == r.c)
-                                                                 & (col.to_numpy()[miss] == r.v))[0]]),
+                                     row=int(rpos[miss[np.flatnonzero((rcell[miss] == r.c) & (vals == r.v))[0]]]),
                                      column=var, value=_py(r.v)) for r in combos.itertuples()][:50])
         target = t["target"].to_numpy(dtype=np.float64)
-        s = np.bincount(idx, weights=w0, minlength=len(t))
+        s = np.bincount(idx, weights=w0[rows], minlength=len(t))
         absent = np.flatnonzero((s <= 0) & (target > 0))
         if absent.size:
             raise DataError(f"{absent.size} margin categor(y/ies) of {var!r} are absent from the sample (no "
@@ -255,9 +288,18 @@ def _resolve_margins(frame: pd.DataFrame, margins: Any, by: tuple, w0: np.ndarra
                             "sample.", [Problem("zero_margin_with_sample",
                                                 f"Category {_py(t['category'].iloc[k])!r} has margin 0.",
                                                 column=var, value=_py(t["category"].iloc[k])) for k in zero_t[:50]])
-        out.append(_Margin(var, idx.astype(np.intp), target, t["_cell"].to_numpy(dtype=np.intp),
-                           t["category"].to_numpy(dtype=object)))
+        out.append(_Margin(var, idx.astype(np.intp), target, tc, t["category"].to_numpy(dtype=object),
+                           rows=rows, cells=vcells_out))
     return out
+
+
+def _scope(ms: Sequence[_Margin], keys: pd.DataFrame) -> tuple:
+    """Calibration.scope: (variable, cell keys) for the variables calibrated in some cells only."""
+    out = []
+    for m in ms:
+        if m.cells is not None:
+            out.append((m.variable, tuple(tuple(_py(v) for v in keys.iloc[int(c)]) for c in m.cells)))
+    return tuple(out)
 
 
 def _py(v: Any) -> Any:
@@ -310,7 +352,8 @@ def _kish_by(w: np.ndarray, cell: np.ndarray, C: int) -> np.ndarray:
 # raking and post-stratification
 # ---------------------------------------------------------------------------------------------
 def rake(data: Any, *, margins: Any, weight: str = "weight", by: Any = None, max_iter: int = 100,
-         tol: float = 1e-10, base_column: str | None = "auto", return_report: bool = False) -> Any:
+         tol: float = 1e-10, base_column: str | None = "auto", return_report: bool = False,
+         value: str | None = None) -> Any:
     """Rake weights to population margins by iterative proportional fitting (IPF).
 
     Parameters
@@ -377,7 +420,7 @@ def rake(data: Any, *, margins: Any, weight: str = "weight", by: Any = None, max
     w0 = _weights(frame, weight)
     cell, keys = _cells(frame, by)
     C = len(keys)
-    ms = _resolve_margins(frame, margins, by, w0, cell, keys)
+    ms = _resolve_margins(frame, margins, by, w0, cell, keys, value)
     w, iters, abs_err, rel_err, worst = _ipf(w0, ms, cell, C, max_iter, tol)
     converged = rel_err <= tol
     report = _report("rake", keys, cell, C, w0, w, iters, abs_err, rel_err, converged)
@@ -389,7 +432,7 @@ def rake(data: Any, *, margins: Any, weight: str = "weight", by: Any = None, max
             + ". Margins may be inconsistent with the sample (empty cross-cells); collapse categories.",
             {"report": report.table, "max_iter": max_iter, "tol": tol})
     base = f"{weight}_base" if base_column == "auto" else base_column
-    cal = Calibration("rake", tuple(m.variable for m in ms), weight, base or "", by=by)
+    cal = Calibration("rake", tuple(m.variable for m in ms), weight, base or "", by=by, scope=_scope(ms, keys))
     out = _finish(frame, original, weight, w, w0, base, cal)
     return (out, report) if return_report else out
 
@@ -404,7 +447,7 @@ def _ipf(w0, ms, cell, C, max_iter, tol):
         abs_err = np.zeros(C)
         rel_err = np.zeros(C)
         for m in ms:
-            s = np.bincount(m.idx, weights=w, minlength=m.target.size)
+            s = np.bincount(m.idx, weights=w[m.rows], minlength=m.target.size)
             a = np.abs(s - m.target)
             r = np.where(m.target > 0, a / np.where(m.target > 0, m.target, 1.0), 0.0)
             np.maximum.at(rel_err, m.cell, r)
@@ -413,9 +456,12 @@ def _ipf(w0, ms, cell, C, max_iter, tol):
 
     for it in range(1, max_iter + 1):
         for m in ms:
-            s = np.bincount(m.idx, weights=w, minlength=m.target.size)
+            s = np.bincount(m.idx, weights=w[m.rows], minlength=m.target.size)
             fac = np.where(s > 0, m.target / np.where(s > 0, s, 1.0), 1.0)
-            w = w * fac[m.idx]
+            if m.full:
+                w = w * fac[m.idx]
+            else:                                  # rows of cells without this margin keep factor 1
+                w[m.rows] *= fac[m.idx]
         abs_err, rel_err = errors(w)
         newly = (~done) & (rel_err <= tol)
         iters[newly] = it
@@ -427,7 +473,9 @@ def _ipf(w0, ms, cell, C, max_iter, tol):
         best = (-1.0, "")
         for m in ms:
             sel = np.flatnonzero(m.cell == c)
-            s = np.bincount(m.idx, weights=w, minlength=m.target.size)[sel]
+            if sel.size == 0:
+                continue
+            s = np.bincount(m.idx, weights=w[m.rows], minlength=m.target.size)[sel]
             r = np.abs(s - m.target[sel]) / np.where(m.target[sel] > 0, m.target[sel], 1.0)
             k = int(np.argmax(r))
             if r[k] > best[0]:
@@ -529,7 +577,8 @@ def poststratify(data: Any, *, variables: Any, population: Any, weight: str = "w
 # ---------------------------------------------------------------------------------------------
 def calibrate(data: Any, *, margins: Any = None, totals: Mapping[str, float] | None = None,
               method: str = "linear", weight: str = "weight", by: Any = None, max_iter: int = 100,
-              tol: float = 1e-12, base_column: str | None = "auto", return_report: bool = False) -> Any:
+              tol: float = 1e-12, base_column: str | None = "auto", return_report: bool = False,
+              value: str | None = None) -> Any:
     """Calibrate weights to categorical margins and numeric totals (GREG; linear or raking distance).
 
     Parameters
@@ -587,7 +636,7 @@ def calibrate(data: Any, *, margins: Any = None, totals: Mapping[str, float] | N
     if margins is None:
         raise DataError("calibrate() needs categorical margins= to fix the population size (the intercept).",
                         [Problem("calibration_targets", "No margins.")])
-    ms = _resolve_margins(frame, margins, by, w0, cell, keys)
+    ms = _resolve_margins(frame, margins, by, w0, cell, keys, value)
     variables = tuple(m.variable for m in ms)
     numeric = tuple(totals)
     for v in numeric:
@@ -603,23 +652,17 @@ def calibrate(data: Any, *, margins: Any = None, totals: Mapping[str, float] | N
     for c in range(C):
         idx = np.flatnonzero(cell == c)
         sub = frame.iloc[idx]
-        X = _model_matrix(sub, variables, numeric)
-        t = [None]
+        cms = [m for m in ms if m.cells is None or c in m.cells]     # the margins this cell lists
+        X = _model_matrix(sub, [m.variable for m in cms], numeric)
         # population totals in model-matrix order: N, levels 2.. of each variable, numeric totals
-        first = ms[0]
-        sel = first.cell == c
-        N = float(first.target[sel].sum())
+        N = float(cms[0].target[cms[0].cell == c].sum())
         t_pop = [N]
-        for m in ms:
+        for m in cms:
             sel = m.cell == c
-            cats = m.category[sel]
-            tg = m.target[sel]
-            present = np.unique(m.idx[idx])          # targets used in this cell
             levels = pd.factorize(sub[m.variable], sort=True)[1]
-            lut = {(_py(k)): float(v) for k, v in zip(cats, tg)}
+            lut = {(_py(k)): float(v) for k, v in zip(m.category[sel], m.target[sel])}
             for lev in list(levels)[1:]:
                 t_pop.append(lut[_py(lev)])
-            del present
         t_pop.extend(float(totals[v]) for v in numeric)
         t_pop = np.asarray(t_pop)
         wc = w0[idx]
@@ -652,7 +695,7 @@ def calibrate(data: Any, *, margins: Any = None, totals: Mapping[str, float] | N
                                + "; ".join(str(_cell_where(keys, c) or "all") for c in bad[:10]) + ".",
                                {"report": report.table})
     base = f"{weight}_base" if base_column == "auto" else base_column
-    cal = Calibration(method, variables, weight, base or "", numeric=numeric, by=by)
+    cal = Calibration(method, variables, weight, base or "", numeric=numeric, by=by, scope=_scope(ms, keys))
     out = _finish(frame, original, weight, w, w0, base, cal)
     return (out, report) if return_report else out
 
