@@ -311,3 +311,175 @@ def test_drift_test_has_nominal_type_one_error_under_no_change():
     rate = t["significant"].mean()
     assert abs(rate - 0.05) < 3 * np.sqrt(0.05 * 0.95 / n_c), rate
     assert t["flagged"].mean() <= rate and t["flagged"].mean() < 0.03   # large AND significant: rarer still
+
+
+# ---------------------------------------------------------------------------------------------
+# the whole survey at once: each respondent group calibrated on its own questionnaire's variables
+# ---------------------------------------------------------------------------------------------
+BY = ("country", "iteration", "group")
+
+
+@pytest.fixture(scope="module")
+def sim():
+    return cs.simulate(seed=1)
+
+
+def _rake_groups_separately(frame, margins, **kw):
+    """The reference: rake each respondent group on its own and put the weights back in row order."""
+    w = pd.Series(np.nan, index=frame.index)
+    for g, sub in frame.groupby("group"):
+        one = cs.weighting.rake(sub.reset_index(drop=True), margins=margins[margins["group"] == g], by=BY, **kw)
+        w.loc[sub.index] = one["weight"].to_numpy()
+    return w.to_numpy()
+
+
+def test_rake_whole_survey_with_group_specific_margins_equals_raking_each_group(sim):
+    margins = sim.truth["margins"]
+    frame = sim.data.frame
+    # the data really do differ by group: leadership only for officials, business type only for private
+    assert frame.loc[frame["group"] == "private", "leadership"].isna().all()
+    assert frame.loc[frame["group"] == "officials", "business_type"].isna().all()
+    out, rep = cs.weighting.rake(sim.data, margins=margins, by=BY, return_report=True)
+    assert isinstance(out, cs.SurveyData) and rep.table["converged"].all()
+    got = out.frame["weight"].to_numpy()
+    ref = _rake_groups_separately(frame, margins)
+    assert np.max(np.abs(got - ref) / ref) < 1e-10
+    np.testing.assert_array_equal(out.frame["weight_base"].to_numpy(), frame["weight"].to_numpy())
+    cal = out.frame.attrs["cips_calibration"]
+    assert set(cal.variables) == {"gender", "experience", "leadership", "business_type"}
+    scoped = dict(cal.scope)
+    assert set(scoped) == {"leadership", "business_type"}
+    assert {c[2] for c in scoped["leadership"]} == {"officials"}
+    assert {c[2] for c in scoped["business_type"]} == {"private"}
+
+
+@pytest.mark.parametrize("value", [None, "share", "population"])
+def test_rake_whole_survey_hits_each_cells_targets(sim, value):
+    margins = sim.truth["margins"]
+    frame = sim.data.frame
+    out = cs.weighting.rake(frame, margins=margins, by=BY, value=value)
+    tot0 = frame.groupby(list(BY))["weight"].sum()
+    tot1 = out.groupby(list(BY))["weight"].sum()
+    if value == "population":               # weights now sum to each cell's population
+        pop = margins[margins["variable"] == "gender"].groupby(list(BY))["population"].sum()
+        np.testing.assert_allclose(tot1.to_numpy(), pop.loc[tot1.index].to_numpy(), rtol=1e-9)
+    else:                                   # shares (the default when both columns exist): cell totals kept
+        np.testing.assert_allclose(tot1.to_numpy(), tot0.to_numpy(), rtol=1e-12)
+    n_checked = 0
+    for var, mv in margins.groupby("variable"):
+        wsum = out[out[var].notna()].groupby(list(BY) + [var])["weight"].sum()
+        for r in mv.itertuples(index=False):
+            key = (r.country, r.iteration, r.group, r.category)
+            want = r.population if value == "population" else r.share * tot1.loc[key[:3]]
+            assert wsum.loc[key] == pytest.approx(want, rel=1e-9)
+            n_checked += 1
+    assert n_checked == len(margins)
+
+
+def test_rake_whole_survey_missing_value_in_a_cell_that_has_the_margin_still_raises(sim):
+    frame = sim.data.frame.copy()
+    row = int(np.flatnonzero((frame["group"] == "officials").to_numpy())[5])
+    frame.loc[frame.index[row], "leadership"] = np.nan
+    with pytest.raises(DataError, match="'leadership' has 1 missing") as ei:
+        cs.weighting.rake(frame, margins=sim.truth["margins"], by=BY)
+    p = ei.value.problems[0]
+    assert (p.row, p.column, p.rule) == (row, "leadership", "margin_variable_missing")
+    assert "officials" in p.message
+
+
+def test_rake_whole_survey_category_errors_are_kept_per_cell(sim):
+    margins = sim.truth["margins"]
+    frame = sim.data.frame.copy()
+    row = int(np.flatnonzero((frame["group"] == "officials").to_numpy())[3])
+    frame.loc[frame.index[row], "leadership"] = "maybe"
+    with pytest.raises(DataError, match="no margin") as ei:
+        cs.weighting.rake(frame, margins=margins, by=BY)
+    assert (ei.value.problems[0].row, ei.value.problems[0].value) == (row, "maybe")
+    lead = margins[margins["variable"] == "leadership"].iloc[[0]]
+    acting = lead.assign(category="acting", share=0.01, population=10.0)
+    with pytest.raises(DataError, match="same total") as ei:            # leadership now sums to N + 10
+        cs.weighting.rake(sim.data, margins=pd.concat([margins, acting]), by=BY, value="population")
+    assert "leadership=" in ei.value.problems[0].message and "officials" in ei.value.problems[0].message
+    fixed = margins.copy()
+    fixed.loc[lead.index, "population"] -= 10.0
+    with pytest.raises(DataError, match="absent from the sample") as ei:
+        cs.weighting.rake(sim.data, margins=pd.concat([fixed, acting]), by=BY, value="population")
+    assert (ei.value.problems[0].column, ei.value.problems[0].value) == ("leadership", "acting")
+
+
+def test_values_of_a_variable_outside_its_cells_are_ignored_and_ses_use_each_cells_variables(sim):
+    margins = sim.truth["margins"]
+    frame = sim.data.frame.copy()
+    priv = (frame["group"] == "private").to_numpy()
+    rng = np.random.default_rng(3)
+    # private respondents now carry a leadership value that the margins do not use for them
+    frame.loc[priv, "leadership"] = rng.choice(["yes", "no"], int(priv.sum()))
+    frame["y"] = frame["LC1"].fillna(3.0) + (frame["leadership"] == "yes") * 1.0
+    a = cs.weighting.rake(frame, margins=margins, by=BY, tol=1e-13, max_iter=500)
+    b = cs.weighting.rake(frame.assign(leadership=frame["leadership"].where(~priv)), margins=margins, by=BY,
+                          tol=1e-13, max_iter=500)
+    np.testing.assert_array_equal(a["weight"].to_numpy(), b["weight"].to_numpy())    # factor 1 there
+    sep = cs.weighting.rake(frame[priv].reset_index(drop=True), margins=margins[margins["group"] == "private"],
+                            by=BY, tol=1e-13, max_iter=500)
+    dom = {"country": "C02", "iteration": 1, "group": "private"}
+    r_all = cs.estimate.survey_mean(a, "y", weight="weight", domain=dom, strata="group")
+    r_sep = cs.estimate.survey_mean(sep, "y", weight="weight", domain=dom, strata="group")
+    assert r_all.estimate == pytest.approx(r_sep.estimate, rel=1e-10)
+    assert r_all.se == pytest.approx(r_sep.se, rel=1e-8)
+    # the check has teeth: residualising private cells on leadership as well gives another SE
+    import dataclasses
+    unscoped = dataclasses.replace(a.attrs["cips_calibration"], scope=())
+    r_bad = cs.estimate.survey_mean(a, "y", weight="weight", domain=dom, strata="group", calibration=unscoped)
+    assert abs(r_bad.se - r_sep.se) > 1e-4 * r_sep.se
+
+
+@pytest.mark.parametrize("group", ["officials", "private"])
+def test_calibration_aware_se_after_whole_survey_rake_equals_per_group(sim, group):
+    margins = sim.truth["margins"]
+    frame = sim.data.frame
+    out = cs.weighting.rake(frame, margins=margins, by=BY, tol=1e-13, max_iter=500)
+    sub = frame[frame["group"] == group].reset_index(drop=True)
+    sep = cs.weighting.rake(sub, margins=margins[margins["group"] == group], by=BY, tol=1e-13, max_iter=500)
+    dom = {"country": "C01", "iteration": 1, "group": group}
+    a = cs.estimate.survey_mean(out, "LC1", weight="weight", domain=dom, strata="group")
+    b = cs.estimate.survey_mean(sep, "LC1", weight="weight", domain=dom, strata="group")
+    raw = cs.estimate.survey_mean(out, "LC1", weight="weight", domain=dom, strata="group", calibration=None)
+    assert a.se == pytest.approx(b.se, rel=1e-8)
+    assert a.se != pytest.approx(raw.se, rel=1e-6)          # the calibration is accounted for
+
+
+@pytest.mark.parametrize("method", ["linear", "raking"])
+def test_calibrate_whole_survey_with_group_specific_margins(sim, method):
+    margins = sim.truth["margins"]
+    frame = sim.data.frame
+    out = cs.weighting.calibrate(frame, margins=margins, by=BY, method=method)
+    priv = frame[frame["group"] == "private"].reset_index(drop=True)
+    sep = cs.weighting.calibrate(priv, margins=margins[margins["group"] == "private"], by=BY, method=method)
+    np.testing.assert_allclose(out.loc[frame["group"] == "private", "weight"].to_numpy(), sep["weight"].to_numpy(),
+                               rtol=1e-10)
+    dom = {"country": "C03", "iteration": 2, "group": "private"}
+    a = cs.estimate.survey_mean(out, "LC1", weight="weight", domain=dom, strata="group")
+    b = cs.estimate.survey_mean(sep, "LC1", weight="weight", domain=dom, strata="group")
+    assert a.se == pytest.approx(b.se, rel=1e-8)
+    if method == "raking":
+        rk = cs.weighting.rake(frame, margins=margins, by=BY, tol=1e-13, max_iter=500)
+        np.testing.assert_allclose(out["weight"].to_numpy(), rk["weight"].to_numpy(), rtol=1e-9)
+
+
+def test_value_column_choice_is_checked():
+    df = _cells_frame(7)
+    by = ("country", "iteration")
+    m = _tidy_targets(df, by)
+    with pytest.raises(DataError, match="value='population' is not a column") as ei:
+        cs.weighting.rake(df, margins=m, by=by, value="population")
+    assert ei.value.problems[0].rule == "margins_value_column"
+    with pytest.raises(DataError, match="value= chooses a column"):
+        cs.weighting.rake(df, margins={"gender": {"f": 0.5, "m": 0.5}}, value="share")
+    # 'total' comes first when value= is not given; value= picks another column
+    m2 = m.assign(share=m["total"] / m.groupby(list(by) + ["variable"])["total"].transform("sum"))
+    a = cs.weighting.rake(df, margins=m2, by=by)
+    b = cs.weighting.rake(df, margins=m2, by=by, value="total")
+    c = cs.weighting.rake(df, margins=m2, by=by, value="share")
+    np.testing.assert_array_equal(a["weight"].to_numpy(), b["weight"].to_numpy())
+    np.testing.assert_allclose(c.groupby(list(by))["weight"].sum().to_numpy(),
+                               df.groupby(list(by))["weight"].sum().to_numpy(), rtol=1e-12)
