@@ -370,6 +370,121 @@ def _grouped_moments(X: np.ndarray, w: np.ndarray | None, starts: np.ndarray,
     return out
 
 
+def _piece_length(sizes: np.ndarray) -> int:
+    """Piece length (rows) that wastes least zero padding, plus a per-piece overhead worth 16 rows."""
+    cand = np.array([16, 24, 32, 48, 64, 96, 128, 192, 256])
+    cost = (np.maximum(1, -(-sizes[None, :] // cand[:, None])) * (cand[:, None] + 16)).sum(axis=1)
+    piece = int(cand[int(np.argmin(cost))])
+    return int(max(1, min(piece, sizes.max(initial=1))))
+
+
+def _padded_moments(cols: Sequence[Sequence[np.ndarray]], src: np.ndarray, drop: np.ndarray,
+                    Wb: np.ndarray | None, piece_cell: np.ndarray, C: int, sizes: np.ndarray, shift: float,
+                    *, listwise: bool = False, chunk_elements: int = _CHUNK_ELEMENTS) -> dict[str, np.ndarray]:
+    """The sums of :func:`_grouped_moments`, gathered straight from the item columns into padded pieces.
+
+    ``cols[f][j]`` is the full answer column (float64, NaN = missing) of item j of scale f
+    (F scales of p items); ``src`` (V * piece,) the source row of every slot, where the V
+    pieces cut each cell's rows (cells in order) into runs of at most ``piece`` rows, each
+    padded to ``piece`` slots; ``drop`` the sorted slots that must count as unanswered
+    (the padding and rows of zero weight); ``piece_cell`` (V,) the cell of each piece;
+    ``Wb`` (V * piece,) the weights (0 in the padding) or None.
+
+    Each chunk of pieces becomes a (F, q, slots) block of row vectors
+    ``z = (m_1..m_p, x_1..x_p, a, t, t^2)`` (answered indicators, answers centred by
+    ``shift`` and zero when missing, "answered any item", total = mean of the answered
+    items, its square), and one batched product ``(w z) (m, x, a)'`` per piece (BLAS)
+    gives every sum; the ``a`` column gives the totals over rows answering any item.
+    The pieces of a cell are then added up by one more product with a one-hot
+    (cells x pieces) matrix.  Blocks hold at most
+    about ``chunk_elements`` elements, so memory stays bounded.  Returns the dictionary
+    of :func:`_grouped_moments` plus ``saw_inf`` (an infinite answer was met).
+    """
+    F, p = len(cols), len(cols[0])
+    V = piece_cell.size
+    piece = src.size // V
+    q = 2 * p + 3
+    r = 2 * p + 1
+    G = np.zeros((C, F * q * r))
+    Gc = np.zeros((C, F * (p + 1) * (p + 1))) if Wb is not None else None
+    W2 = np.zeros((C, F)) if Wb is not None else None
+    vc = max(1, int(chunk_elements // (F * q * piece)))
+    B = np.empty((F, q, min(vc, V) * piece))
+    saw_inf = False
+    for v0 in range(0, V, vc):
+        v1 = min(V, v0 + vc)
+        nv = v1 - v0
+        s0, s1 = v0 * piece, v1 * piece
+        Bc = B[:, :, :nv * piece]
+        X0 = Bc[:, p:2 * p]
+        sc = src[s0:s1]
+        for f in range(F):
+            for j in range(p):
+                np.take(cols[f][j], sc, out=X0[f, j], mode="wrap")   # (indices are valid; no buffering)
+        if (listwise or Wb is not None) and np.isinf(X0).any():
+            saw_inf = True          # (checked before rows of zero weight or incomplete rows are dropped)
+        miss = np.isnan(X0)
+        d0, d1 = np.searchsorted(drop, (s0, s1))
+        if d1 > d0:
+            miss[:, :, drop[d0:d1] - s0] = True          # padding (its values are row 0's) and zero weights
+        if listwise:
+            miss |= miss.any(axis=1, keepdims=True)
+        M = Bc[:, :p]
+        np.logical_not(miss, out=M, casting="unsafe")
+        np.subtract(X0, shift, out=X0)
+        np.copyto(X0, 0.0, where=miss)
+        del miss
+        ans = M.sum(axis=1)
+        np.greater(ans, 0.0, out=Bc[:, 2 * p], casting="unsafe")
+        t = Bc[:, 2 * p + 1]
+        np.divide(X0.sum(axis=1), np.maximum(ans, 1.0), out=t)
+        np.multiply(t, t, out=Bc[:, 2 * p + 2])
+        pc = piece_cell[v0:v1]
+        c0, c1 = int(pc[0]), int(pc[-1]) + 1                                       # every cell has a piece
+        # pieces -> cells: a one-hot (cells x pieces) matrix, so the sum over pieces is one product
+        E = (pc[None, :] == np.arange(c0, c1)[:, None]).astype(float)
+        Bv = Bc.reshape(F, q, nv, piece).transpose(2, 0, 1, 3)                     # (nv, F, q, piece)
+        R = Bv[:, :, :r].swapaxes(2, 3)
+        if Wb is None:
+            GG = np.matmul(Bv, R)                                                  # (nv, F, q, r)
+        else:
+            Wv = Wb[s0:s1].reshape(nv, piece)
+            GG = np.matmul(Bv * Wv[:, None, None, :], R)
+            Bm = Bv[:, :, np.r_[np.arange(p), 2 * p]]                                 # (m, a): unweighted counts
+            Gc[c0:c1] += E @ np.matmul(Bm, Bm.swapaxes(2, 3)).reshape(nv, -1)
+            W2[c0:c1] += E @ (Bv[:, :, 2 * p] * (Wv * Wv)[:, None]).sum(axis=2)
+        G[c0:c1] += E @ GG.reshape(nv, -1)
+    K = C * F
+    Gf = G.reshape(K, q, r)                                                        # cell-major
+    Pm, Xs, A, T, T2 = slice(0, p), slice(p, 2 * p), 2 * p, 2 * p + 1, 2 * p + 2
+    out = {
+        "sw": Gf[:, Pm, Pm].copy(),
+        "sx": Gf[:, Xs, Pm].copy(),
+        "sxx": Gf[:, Xs, Xs].copy(),
+        "st": Gf[:, T, Pm].copy(),
+        "stt": Gf[:, T2, Pm].copy(),
+        "sxt": Gf[:, T, Xs].copy(),
+        "any_w": Gf[:, A, A].copy(),
+        "any_t": Gf[:, T, A].copy(),
+        "any_tt": Gf[:, T2, A].copy(),
+    }
+    if Wb is None:
+        out["cnt"] = out["sw"]
+        out["any_n"] = out["any_w"]
+        out["any_w2"] = out["any_w"]
+    else:
+        Gc = Gc.reshape(K, p + 1, p + 1)
+        out["cnt"] = Gc[:, :p, :p].copy()
+        out["any_n"] = Gc[:, p, p].copy()
+        out["any_w2"] = W2.reshape(K)
+    out["rows"] = np.repeat(sizes.astype(float), F)
+    out["shift"] = np.full((K, p), float(shift))
+    out["tshift"] = np.full(K, float(shift))
+    # an infinite answer makes its item's sum of squares non-finite (finite answers cannot)
+    out["saw_inf"] = saw_inf or not bool(np.isfinite(np.diagonal(out["sxx"], axis1=1, axis2=2)).all())
+    return out
+
+
 def _covariances(mom: Mapping[str, np.ndarray]) -> np.ndarray:
     """Pairwise (or, for complete data, ordinary) covariance matrices of every cell.
 
@@ -403,10 +518,41 @@ def _feldt(alpha: np.ndarray, n: np.ndarray, p: np.ndarray | int, level: float) 
     with np.errstate(invalid="ignore"):
         ok = (df1 > 0) & (df2 > 0) & np.isfinite(alpha)
         df1s, df2s = np.where(ok, df1, 1.0), np.where(ok, df2, 1.0)
-        # F quantiles through the special function (scipy.stats.f.ppf(q, d1, d2) == fdtri(d1, d2, q))
-        lo = 1.0 - (1.0 - alpha) * _sp.fdtri(df1s, df2s, 1.0 - a / 2.0)
-        hi = 1.0 - (1.0 - alpha) * _sp.fdtri(df1s, df2s, a / 2.0)
+        # F quantiles through the special function (scipy.stats.f.ppf(q, d1, d2) == fdtri(d1, d2, q)),
+        # once per distinct pair of degrees of freedom (cells share their n)
+        d1f, d2f = np.broadcast_arrays(df1s, df2s)
+        key = d1f + 1j * d2f                                  # one sortable key per pair
+        uq, inv = np.unique(key.reshape(-1), return_inverse=True)
+        inv = inv.reshape(np.shape(key))
+        qs = _sp.fdtri(uq.real[:, None], uq.imag[:, None], np.array([1.0 - a / 2.0, a / 2.0]))
+        lo = 1.0 - (1.0 - alpha) * qs[inv, 0]
+        hi = 1.0 - (1.0 - alpha) * qs[inv, 1]
     return np.where(ok, lo, np.nan), np.where(ok, hi, np.nan)
+
+
+def _pivots_prove_pd(cov: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """True where the LDL' pivots of a (C, p, p) stack are all positive (the matrix is positive definite).
+
+    Gaussian elimination without pivoting, vectorised over the stack (a loop over the p
+    columns only).  When every computed pivot is positive the computed factors are those of
+    ``A + E`` with ``|E| <= c p eps max(diag A)`` (Higham 2002, Thm 10.5: with D > 0,
+    ``|L||D||L'|`` is bounded by the diagonal), so the smallest eigenvalue of A is at least
+    about ``-p eps`` relative to the largest: such a matrix can never be flagged ``non_psd``
+    (threshold -1e-10), and only the others need an eigen-decomposition.  Cells where ``ok``
+    is False are reported False.
+    """
+    C, p, _ = cov.shape
+    A = np.where(ok[:, None, None], cov, np.eye(p))
+    good = ok.copy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for j in range(p):
+            piv = A[:, j, j].copy()
+            good &= piv > 0.0
+            if j + 1 < p:
+                pj = np.where(piv > 0.0, piv, 1.0)
+                L = A[:, j + 1:, j] / pj[:, None]
+                A[:, j + 1:, j + 1:] -= L[:, :, None] * A[:, j, j + 1:][:, None, :]
+    return good
 
 
 def _alpha_kernel(cov: np.ndarray, n: np.ndarray, level: float, ci_method: str) -> dict[str, np.ndarray]:
@@ -443,13 +589,16 @@ def _alpha_kernel(cov: np.ndarray, n: np.ndarray, level: float, ci_method: str) 
         else:
             out["alpha_if_dropped"] = np.full((C, p), np.nan)
             out["std_alpha_if_dropped"] = np.full((C, p), np.nan)
-        # eigenvalues, to detect non-positive-semidefinite pairwise matrices
+        # non-positive-semidefinite pairwise matrices: eigenvalues of the matrices whose
+        # LDL' pivots do not prove them positive definite (see _pivots_prove_pd)
         okc = np.isfinite(cov).all(axis=(1, 2))
         mineig = np.full(C, np.nan)
-        if okc.any():
-            ev = np.linalg.eigvalsh(np.where(okc[:, None, None], cov, np.eye(p)))
-            mineig = np.where(okc, ev[:, 0] / np.maximum(np.abs(ev[:, -1]), 1e-300), np.nan)
-        out["min_eig_rel"] = mineig
+        cand = okc & ~_pivots_prove_pd(cov, okc)
+        if cand.any():
+            ev = np.linalg.eigvalsh(cov[cand])
+            mineig[cand] = ev[:, 0] / np.maximum(np.abs(ev[:, -1]), 1e-300)
+        out["min_eig_rel"] = mineig                   # NaN: not finite, or proven positive definite
+        out["non_psd"] = np.isfinite(mineig) & (mineig < -1e-10)
     if ci_method == "feldt":
         out["ci_low"], out["ci_high"] = _feldt(out["alpha"], n, p, level)
     elif ci_method == "duhachek":
@@ -915,7 +1064,7 @@ def cronbach_alpha(items: Any, *, ci: float = 0.95, ci_method: str = "feldt", mi
                           "singular and alpha is unstable.", "warning"))
     elif n < MIN_N:
         flags.append(Flag("small_n", f"Only {n} respondents (< {MIN_N}): alpha is unstable.", "caution"))
-    if np.isfinite(k["min_eig_rel"][0]) and k["min_eig_rel"][0] < -1e-10:
+    if k["non_psd"][0]:
         flags.append(Flag("non_psd", "The pairwise covariance matrix is not positive semi-definite.", "caution"))
     flags.extend(_threshold_flags("alpha", alpha))
     ord_alpha = None
@@ -1181,7 +1330,7 @@ def _scale_stats(mom: Mapping[str, np.ndarray], p: int, *, level: float, ci_meth
         _add_flag(flags, const, "constant_item")
         _add_flag(flags, (n >= 2) & (n <= p), "n_below_items")
         _add_flag(flags, (n > p) & (n < min_n), "small_n")
-        _add_flag(flags, k["min_eig_rel"] < -1e-10, "non_psd")
+        _add_flag(flags, k["non_psd"], "non_psd")
         _add_flag(flags, out["alpha"] < THRESHOLDS["poor"], "alpha_poor")
         _add_flag(flags, (out["alpha"] >= THRESHOLDS["poor"]) & (out["alpha"] < THRESHOLDS["questionable"]),
                   "alpha_questionable")
@@ -1262,6 +1411,14 @@ def _ordinal_cells(X: np.ndarray, starts: np.ndarray, p: int, missing: str,
             flags[bad] = np.array([f + ";ordinal_omega_failed" if f else "ordinal_omega_failed"
                                    for f in flags[bad]], dtype=object)
     return oalpha, oomega, flags
+
+
+def _raise_infinite(frame: pd.DataFrame, cols: Sequence[str], column: Any) -> None:
+    """Raise DataError naming the rows, columns and values of the infinite answers."""
+    bad = [(r, c) for c in dict.fromkeys(cols) for r in np.flatnonzero(np.isinf(column(c)))[:20]][:20]
+    raise DataError("The items hold infinite values.",
+                    [Problem("item_finite", "Item answers must be finite.", "<DataFrame>",
+                             int(r), c, float(column(c)[r])) for r, c in bad])
 
 
 def by_cell(data: Any, *, by: Sequence[str] = ("country", "iteration", "group"),
@@ -1390,7 +1547,7 @@ def by_cell(data: Any, *, by: Sequence[str] = ("country", "iteration", "group"),
             raise DataError(f"The weights= column {weights!r} is not in the data.",
                             [Problem("weights_column", "Column not found.", "<DataFrame>", column=weights)])
         w_all, _ = _weights_vector(frame[weights].to_numpy(dtype=float), frame, len(frame))
-    # cells: factorize the key columns once
+    # cells: factorize the key columns once; cells are numbered in sorted key order
     combined = np.zeros(len(frame), dtype=np.int64)
     key_codes, key_uniques = [], []
     for col in by:
@@ -1407,74 +1564,101 @@ def by_cell(data: Any, *, by: Sequence[str] = ("country", "iteration", "group"),
     total = int(np.prod([max(len(u), 1) for u in key_uniques], dtype=np.float64))
     if total <= 4 * len(frame) + 1024:
         # compact the combined codes without sorting (they are bounded)
-        present = np.bincount(combined, minlength=total) > 0
+        counts_all = np.bincount(combined, minlength=total)
+        present = counts_all > 0
         newcode = np.cumsum(present) - 1
         codes = newcode[combined]
         cell_ids = np.flatnonzero(present)
+        cell_rows = counts_all[present]
     else:
-        cell_ids, codes = np.unique(combined, return_inverse=True)
+        cell_ids, codes, cell_rows = np.unique(combined, return_inverse=True, return_counts=True)
         codes = codes.reshape(-1)
-    kf = {}
+    # each key column's code for every cell (decoded from the combined code)
+    cell_key_code: dict[str, np.ndarray] = {}
     rem = cell_ids.copy()
     for col, uu in reversed(list(zip(by, key_uniques))):
         size = max(len(uu), 1)
-        kf[col] = np.asarray(uu)[rem % size]
+        cell_key_code[col] = rem % size
         rem //= size
-    key_frame = pd.DataFrame({col: kf[col] for col in by})
-    n_cells = len(key_frame)
+    n_cells = cell_ids.size
     dtypes = dict(zip(frame.columns, frame.dtypes))
     all_numeric = all(dtypes[c].kind in "iuf" if isinstance(dtypes[c], np.dtype)
                       else (pd.api.types.is_numeric_dtype(dtypes[c]) and not pd.api.types.is_bool_dtype(dtypes[c]))
                       for c in all_cols)
     if not all_numeric:
         _check_numeric_columns(frame, all_cols)
-    grp_vals = frame["group"].to_numpy() if "group" in by else None
-    grp_of_cell = key_frame["group"].to_numpy() if "group" in by else None
     group_keys = list(dict.fromkeys(g for per in spec.values() for g in per))
+    if "group" in by:
+        gpos = by.index("group")
+        g_uniq = list(key_uniques[gpos])
+        grp_of_cell = cell_key_code["group"]
+    # one stable counting order of the rows by cell, shared by every group and factor
+    row_order = np.argsort(codes.astype(np.int32) if n_cells < 2**31 else codes, kind="stable")
+    sorted_codes = codes[row_order]
+    col_cache: dict[str, np.ndarray] = {}
+
+    def column(c: str) -> np.ndarray:
+        if c not in col_cache:
+            s = frame[c]
+            if not all_numeric and not pd.api.types.is_numeric_dtype(s):
+                s = pd.to_numeric(s, errors="coerce")
+            col_cache[c] = s.to_numpy(dtype=float, na_value=np.nan)
+        return col_cache[c]
+
     blocks: list[dict[str, Any]] = []
     item_blocks: list[dict[str, Any]] = []
     fac_order = {f: i for i, f in enumerate(spec)}
+    listwise = missing == "listwise"
     for g in group_keys:
         if g is None:
             cell_sel = np.arange(n_cells)
-            row_sel = np.arange(len(frame))
         else:
-            cell_sel = np.flatnonzero(grp_of_cell == g)
-            row_sel = np.flatnonzero(grp_vals == g)
+            gcode = g_uniq.index(g) if g in g_uniq else -1
+            cell_sel = np.flatnonzero(grp_of_cell == gcode)
         if cell_sel.size == 0:
             continue
-        remap = np.full(n_cells, -1, dtype=np.intp)
-        remap[cell_sel] = np.arange(cell_sel.size)
-        local = remap[codes[row_sel]]
-        order = np.argsort(local.astype(np.int16) if cell_sel.size < 32000 else local, kind="stable")
-        rows_sorted = row_sel[order]
-        starts = _cell_starts(local[order])       # every cell of the block has rows
-        wg = None if w_all is None else w_all[rows_sorted]
+        C = cell_sel.size
+        sizes = cell_rows[cell_sel]
+        # the group's rows in cell order (cells of one group are not contiguous in code order)
+        rows_sorted = row_order if g is None else row_order[(grp_of_cell == gcode)[sorted_codes]]
+        n_g = rows_sorted.size
+        starts = np.r_[0, np.cumsum(sizes)[:-1]]
+        # zero-padded pieces: each cell's rows cut into pieces of `piece` rows
+        piece = _piece_length(sizes)
+        npieces = np.maximum(1, -(-sizes // piece))
+        first_piece = np.r_[0, np.cumsum(npieces)[:-1]]
+        V = int(npieces.sum())
+        piece_cell = np.repeat(np.arange(C), npieces)
+        cell_of_row = np.repeat(np.arange(C), sizes)
+        slot = first_piece[cell_of_row] * piece + (np.arange(n_g) - starts[cell_of_row])
+        # source row of every slot (row 0 in the padding, which is then set to NaN)
+        src = np.zeros(V * piece, dtype=np.intp)
+        src[slot] = rows_sorted
+        keep = np.zeros(V * piece, dtype=bool)
+        keep[slot] = True
+        zero_w = None
+        Wb = None
+        if w_all is not None:
+            wg = w_all[rows_sorted]
+            Wb = np.zeros(V * piece)
+            Wb[slot] = wg
+            zero_w = slot[wg <= 0]
+            keep[zero_w] = False
+        drop = np.flatnonzero(~keep)
         by_p: dict[int, list[tuple[str, list[str]]]] = {}
         for f, per in spec.items():
             if g in per:
                 by_p.setdefault(len(per[g]), []).append((f, per[g]))
         gcols = list(dict.fromkeys(c for fl in by_p.values() for _, cols in fl for c in cols))
-        col_ix = {c: j for j, c in enumerate(gcols)}
-        sub = frame[gcols]
-        if not all_numeric:
-            sub = sub.apply(pd.to_numeric, errors="coerce")
-        # items x rows (C-contiguous; pandas stores columns contiguously), rows in cell order
-        XgT = np.take(sub.to_numpy(dtype=float, na_value=np.nan).T, rows_sorted, axis=1)
-        del sub
-        if np.isinf(XgT).any():
-            jj, rr = np.nonzero(np.isinf(XgT))
-            raise DataError("The items hold infinite values.",
-                            [Problem("item_finite", "Item answers must be finite.", "<DataFrame>",
-                                     int(rows_sorted[r]), gcols[j], float(XgT[j, r])) for r, j in zip(rr[:20], jj[:20])])
         # one centring constant for every item of the group (from a sample of rows): keeps the
         # sums of squares accurate for data far from zero
-        sample = XgT[:, :: max(1, XgT.shape[1] // 2000)]
-        centre = float(np.nanmean(sample)) if np.any(~np.isnan(sample)) else 0.0
-        colmean = np.full(XgT.shape[0], centre)
+        samp = rows_sorted[:: max(1, n_g // 2000)]
+        sample = np.stack([column(c)[samp] for c in gcols])
+        sample = sample[np.isfinite(sample)]
+        centre = float(sample.mean()) if sample.size else 0.0
+        del sample
         for p, flist in by_p.items():
             F = len(flist)
-            C = cell_sel.size
             cell_idx = np.repeat(cell_sel, F)
             fnames = np.tile(np.array([fac_order[f] for f, _ in flist], dtype=np.intp), C)
             if p < 2:
@@ -1483,9 +1667,11 @@ def by_cell(data: Any, *, by: Sequence[str] = ("country", "iteration", "group"),
                            flags=np.full(C * F, "too_few_items", dtype=object))
                 blocks.append(blk)
                 continue
-            idx = np.array([[col_ix[c] for c in cols] for _, cols in flist])           # (F, p)
-            mom = _grouped_moments(XgT, wg, starts, chunk_elements, idx=idx, listwise=missing == "listwise",
-                                   colmean=colmean, transposed=True)
+            fcols = [[column(c) for c in cols] for _, cols in flist]
+            mom = _padded_moments(fcols, src, drop, Wb, piece_cell, C, sizes, centre, listwise=listwise,
+                                  chunk_elements=chunk_elements)
+            if mom["saw_inf"]:
+                _raise_infinite(frame, [c for _, cols in flist for c in cols], column)
             res, itm = _scale_stats(mom, p, level=lev, ci_method=ci_method, do_omega=omega,
                                     denominator=denominator, min_n=int(min_n), weighted=w_all is not None)
             if ordinal:
@@ -1493,7 +1679,11 @@ def by_cell(data: Any, *, by: Sequence[str] = ("country", "iteration", "group"),
                 oo = np.full((C, F), np.nan)
                 ofl = np.full((C, F), "", dtype=object)
                 for fi in range(F):
-                    Xf = _gather(XgT.T, 0, XgT.shape[1], idx[fi:fi + 1], wg, missing == "listwise")[:, 0, :]
+                    Xf = np.column_stack([x[rows_sorted] for x in fcols[fi]])
+                    if listwise:
+                        Xf[np.isnan(Xf).any(axis=1)] = np.nan
+                    if zero_w is not None and zero_w.size:
+                        Xf[wg <= 0] = np.nan
                     oa[:, fi], oo[:, fi], ofl[:, fi] = _ordinal_cells(Xf, starts, p, missing, denominator)
                 if w_all is not None:
                     ofl = np.where(ofl == "", "ordinal_unweighted", ofl + ";ordinal_unweighted")
@@ -1533,7 +1723,7 @@ def by_cell(data: Any, *, by: Sequence[str] = ("country", "iteration", "group"),
     keys_sort = (cat["pos"], cat["factor"], cat["cell"]) if level == "items" else (cat["factor"], cat["cell"])
     order = np.lexsort(keys_sort)
     cell_o = cat["cell"].astype(np.intp)[order]
-    columns: dict[str, Any] = {c: key_frame[c].to_numpy()[cell_o] for c in by}
+    columns: dict[str, Any] = {c: key_uniques[i].take(cell_key_code[c][cell_o]) for i, c in enumerate(by)}
     fac_names = np.array(list(spec), dtype=object)
     columns["factor"] = fac_names[cat["factor"][order]]
     for c in stat_cols:
