@@ -33,7 +33,9 @@ Examples
 
 from __future__ import annotations
 
+import hashlib
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,9 +43,45 @@ import numpy as np
 from ..errors import ModelError
 from .model import CFAModel, vech_indices
 
-__all__ = ["GroupData", "MLProblem", "MLFit", "em_saturated"]
+__all__ = ["GroupData", "MLProblem", "MLFit", "em_saturated", "h1_fiml_information", "clear_h1_cache"]
 
 _LOG2PI = math.log(2 * math.pi)
+
+#: Per-data-block results that do not depend on the structured model (EM estimates of the
+#: saturated model, its observed and first-order information under FIML), keyed by a hash of
+#: the data, so that the fits of an invariance ladder (same rows, other constraints) compute
+#: them once. Bounded in bytes (least recently used entries are dropped first).
+_H1_CACHE: "OrderedDict[tuple, tuple]" = OrderedDict()
+_H1_CACHE_BYTES = 256 * 2 ** 20
+
+
+def _data_key(y: np.ndarray) -> tuple:
+    a = np.ascontiguousarray(y, dtype=float)
+    return (a.shape, hashlib.blake2b(a.tobytes(), digest_size=20).hexdigest())
+
+
+def _cache_get(key: tuple):
+    hit = _H1_CACHE.get(key)
+    if hit is not None:
+        _H1_CACHE.move_to_end(key)
+    return hit
+
+
+def _cache_put(key: tuple, value: tuple) -> None:
+    size = sum(v.nbytes for v in value if isinstance(v, np.ndarray))
+    if size > _H1_CACHE_BYTES:
+        return
+    _H1_CACHE[key] = value
+    _H1_CACHE.move_to_end(key)
+    total = sum(sum(v.nbytes for v in val if isinstance(v, np.ndarray)) for val in _H1_CACHE.values())
+    while total > _H1_CACHE_BYTES and len(_H1_CACHE) > 1:
+        _, old = _H1_CACHE.popitem(last=False)
+        total -= sum(v.nbytes for v in old if isinstance(v, np.ndarray))
+
+
+def clear_h1_cache() -> None:
+    """Forget the cached saturated-model results (EM estimates, h1 information)."""
+    _H1_CACHE.clear()
 
 
 @dataclass
@@ -63,6 +101,7 @@ class GroupData:
     obs: np.ndarray | None = None         # observed mask
     kgroups: list | None = None           # [(k, rows, missing-cols (n_k, k))]
     n_obs_var: np.ndarray | None = None   # observed count per row
+    key: tuple | None = None              # hash of y (cache key of saturated-model results)
 
 
 def _prepare_fiml(y: np.ndarray) -> GroupData:
@@ -214,8 +253,9 @@ class MLProblem:
         Casewise (full-information) likelihood; else the rows must be complete.
     """
 
-    #: Largest ``n (p + p(p+1)/2) p^2`` for which the FIML scaled test is computed (see ``h1_trace``).
-    h1_budget = 5e9
+    #: Largest ``n (p + p(p+1)/2)^2`` for which the FIML scaled test is computed (see ``h1_trace``):
+    #: the cost of the products over rows in :func:`h1_fiml_information`.
+    h1_budget = 5e10
 
     def __init__(self, model: CFAModel, data: list[np.ndarray], *, fiml: bool = False):
         if len(data) != model.n_groups:
@@ -228,8 +268,14 @@ class MLProblem:
             y = np.asarray(y, dtype=float)
             if fiml:
                 gd = _prepare_fiml(y)
+                gd.key = _data_key(y)
                 try:
-                    mu, sig, it, ok = em_saturated(gd)
+                    hit = _cache_get(("em", gd.key))
+                    if hit is None:
+                        hit = em_saturated(gd)
+                        _cache_put(("em", gd.key), hit)
+                    mu, sig, it, ok = hit
+                    mu, sig = mu.copy(), sig.copy()
                 except np.linalg.LinAlgError:
                     n_obs, p_obs = y.shape
                     complete = int((~np.isnan(y)).all(axis=1).sum())
@@ -598,23 +644,45 @@ class MLProblem:
             tot += 0.5 * np.mean(m ** 2) + (0.5 if self.meanstructure else -0.5) * self.p
         return tot
 
-    def h1_information_fiml(self, gd: GroupData) -> tuple[np.ndarray, np.ndarray]:
-        """Observed information (total, Hessian of ``-loglik``) of the unrestricted FIML model at
-        the EM estimates and the casewise scores (n × (p + p(p+1)/2)); moments ordered
-        ``(mu, vech Sigma)``. Computed by central differences of the analytic gradient, within
-        the budget ``h1_budget`` (else ModelError). Cached per group."""
-        cache = self.__dict__.setdefault("_h1_cache", {})
-        if id(gd) in cache:
-            return cache[id(gd)]
+
+    def _h1_budget_check(self, gd: GroupData) -> None:
         p = self.p
-        vr, vc = self._vr, self._vc
-        ns = p * (p + 1) // 2
-        cost = float(gd.n) * (p + ns) * p * p
+        dim = p + p * (p + 1) // 2
+        cost = float(gd.n) * dim * dim
         if cost > self.h1_budget:
             raise ModelError("The FIML scaled test needs the observed information of the unrestricted model "
-                             f"(a {p + ns}-square matrix over {gd.n} rows, about {cost:.1e} operations), above "
+                             f"(a {dim}-square matrix summed over {gd.n} rows, about {cost:.1e} operations), above "
                              f"the budget of {self.h1_budget:.0e}; chi2_scaled and the scaled indices are not "
                              "computed. Robust standard errors are unaffected.")
+
+    def h1_information_fiml(self, gd: GroupData) -> tuple[np.ndarray, np.ndarray]:
+        """Observed information (total, Hessian of ``-loglik``) of the unrestricted FIML model at
+        the EM estimates, and the first-order information ``J = sum_i s_i s_i'`` of its casewise
+        scores; moments ordered ``(mu, vech Sigma)``.
+
+        Analytic (see :func:`h1_fiml_information`), within the budget ``h1_budget`` (else
+        ModelError), cached per data block (the same rows in another fit reuse it).
+        """
+        self._h1_budget_check(gd)
+        key = ("h1", gd.key) if gd.key is not None else None
+        hit = _cache_get(key) if key is not None else None
+        if hit is None:
+            A, J = h1_fiml_information(gd)
+            hit = (A, J, np.linalg.inv(A))
+            if key is not None:
+                _cache_put(key, hit)
+        return hit[0], hit[1]
+
+    def _h1_inverse(self, gd: GroupData) -> np.ndarray:
+        A, J = self.h1_information_fiml(gd)
+        hit = _cache_get(("h1", gd.key)) if gd.key is not None else None
+        return hit[2] if hit is not None else np.linalg.inv(A)
+
+    def _h1_information_numerical(self, gd: GroupData) -> np.ndarray:
+        """The same observed information by central differences of the analytic gradient
+        (``2 (p + p(p+1)/2)`` passes over the data; a check of :func:`h1_fiml_information`)."""
+        p = self.p
+        vr, vc = self._vr, self._vc
 
         def grad(x):
             mu = x[:p]
@@ -633,25 +701,14 @@ class MLProblem:
             e = np.zeros(dim)
             e[k] = step
             A[:, k] = (grad(x0 + e) - grad(x0 - e)) / (2 * step)
-        A = 0.5 * (A + A.T)
-        parts = fiml_parts(gd, gd.cov, gd.mean, need_grad=False, need_rows=True)
-        Z, W = parts["Z"], parts["W"]
-        w = np.where(vr == vc, 0.5, 1.0)
-        sc_s = (Z[:, vr] * Z[:, vc] - W[vr, vc][None, :]) * w
-        for (k, rows, mis), Bi in zip(gd.kgroups, parts["inv_blocks"]):
-            Wc = np.transpose(W[:, mis], (1, 0, 2))
-            R = Wc @ Bi @ np.transpose(Wc, (0, 2, 1))
-            sc_s[rows] += R[:, vr, vc] * w
-        out = (A, np.hstack([Z, sc_s]))
-        cache[id(gd)] = out
-        return out
+        return 0.5 * (A + A.T)
 
     def _h1_trace_fiml(self, gd: GroupData) -> float:
         """``tr(B1 A1^-1)`` of the saturated FIML model (lavaan's h1 information for MLR with
-        missing="ml": observed information at the EM estimates, first-order from the casewise scores)."""
-        A, sc = self.h1_information_fiml(gd)
-        Ainv = np.linalg.inv(A)
-        return float(np.sum((sc @ Ainv) * sc))
+        missing="ml": observed information at the EM estimates, first-order from the casewise
+        scores): ``sum_i s_i' A^-1 s_i = tr(A^-1 J)``."""
+        A, J = self.h1_information_fiml(gd)
+        return float(np.sum(self._h1_inverse(gd) * J))
 
     def fiml_corrected(self, theta: np.ndarray) -> dict:
         """Robust-fit ingredients under FIML as lavaan's ``lav_fit_fiml_corrected`` (version V3).
@@ -662,6 +719,11 @@ class MLProblem:
         missing data), ``Wc`` (complete-data h1 information at the EM moments),
         ``Gamma = Wm^-1 Jm Wm^-1`` (``Jm`` first-order h1 information) and
         ``U = Wm - Wm Delta (Delta' Wm Delta)^-1 Delta' Wm`` (Savalei, 2010; Zhang & Savalei, 2023).
+
+        With ``E = (Delta' Wm Delta)^-1`` the trace is expanded as
+        ``tr(Wc Wm^-1 Jm Wm^-1) - 2 tr(E Delta' Wc Wm^-1 Jm Delta) + tr(E Delta' Wc Delta E Delta' Jm Delta)``
+        (using ``Wm X Wm = Wc`` and ``Wm Gamma Wm = Jm``), so that only group blocks of the
+        moment matrices are multiplied, never the block-diagonal matrix over all groups.
         """
         model = self.model
         p, ns = self.p, len(self._vr)
@@ -669,62 +731,145 @@ class MLProblem:
         N = self.n_total
         G = model.n_groups
         dim = p + ns
-        Wm_b, Wmi_b, Wc_b, Gam_b, Del_b, DelB_b = [], [], [], [], [], []
+        blocks = []
         xx3 = xx3_null = 0.0
         imps = model.implied(theta)
         jac = model.jacobian(theta)
-        # elementary symmetric matrices of vech
-        E = np.zeros((ns, p, p))
-        E[np.arange(ns), vr, vc] = 1.0
-        E[np.arange(ns), vc, vr] = 1.0
+        cw = np.where(vr == vc, 0.5, 1.0)
+        A_, B_, C_, D_ = vr[:, None], vc[:, None], vr[None, :], vc[None, :]
+        diag_pos = np.flatnonzero(vr == vc)
+        tr0 = 0.0
         for gd, imp, J in zip(self.groups, imps, jac):
             fg = gd.n / N
-            A, sc = self.h1_information_fiml(gd)
-            Wm = A / gd.n
-            Jm = sc.T @ sc / gd.n
-            Wmi = np.linalg.inv(Wm)
+            A_h1, Jsum = self.h1_information_fiml(gd)
+            Wmi = gd.n * self._h1_inverse(gd)          # (A / n)^-1
+            Jm = Jsum / gd.n
             Wt, logdet_t = _chol_inv(gd.cov)
-            AE = np.matmul(Wt, E)
             Wc = np.zeros((dim, dim))
             Wc[:p, :p] = Wt
-            Wc[p:, p:] = 0.5 * AE.reshape(ns, -1) @ np.transpose(AE, (0, 2, 1)).reshape(ns, -1).T
-            Wm_b.append(fg * Wm)
-            Wmi_b.append(Wmi / fg)
-            Wc_b.append(fg * Wc)
-            Gam_b.append(Wmi @ Jm @ Wmi / fg)
-            Del_b.append(np.vstack([J["mu"], J["sigma"]]))
+            # 1/2 tr(W E_k W E_l) for elementary symmetric E of vech
+            Wc[p:, p:] = (cw[:, None] * cw[None, :]) * (Wt[A_, C_] * Wt[B_, D_] + Wt[A_, D_] * Wt[B_, C_])
+            WcWmi = Wc @ Wmi
+            JmWmi = Jm @ Wmi
+            tr0 += float(np.sum(WcWmi * JmWmi.T))
             # independence model: derivative of (mu, vech Sigma) w.r.t. (means, variances)
             DB = np.zeros((dim, 2 * p))
             DB[np.arange(p), np.arange(p)] = 1.0
-            diag_pos = np.flatnonzero(vr == vc)
             DB[p + diag_pos, p + vr[diag_pos]] = 1.0
-            DelB_b.append(DB)
+            blocks.append(dict(fg=fg, A=A_h1 / gd.n, Wc=Wc, Jm=Jm, WcWmiJm=WcWmi @ Jm,
+                               D=np.vstack([J["mu"], J["sigma"]]), DB=DB))
             # complete-data ML chi-square against the EM moments
             S_t, m_t = gd.cov, gd.mean
             Wi, logdet = _chol_inv(imp["sigma"])
             d = m_t - imp["mu"]
             xx3 += gd.n * (logdet + np.sum(Wi * S_t) - logdet_t - p + d @ Wi @ d)
-            obs = gd.obs
             mu_b = np.nanmean(gd.y, axis=0)
             v_b = np.nanvar(gd.y, axis=0)
             db = m_t - mu_b
             xx3_null += gd.n * (np.sum(np.log(v_b)) + np.sum(np.diag(S_t) / v_b) - logdet_t - p
                                 + np.sum(db ** 2 / v_b))
-        from scipy.linalg import block_diag
 
-        Wm_all, Wmi_all, Wc_all, Gam_all = (block_diag(*b) for b in (Wm_b, Wmi_b, Wc_b, Gam_b))
-        Del_all = np.vstack(Del_b)
-        DelB_all = block_diag(*DelB_b)
-
-        def k_of(D):
-            Einv = np.linalg.inv(D.T @ Wm_all @ D)
-            U = Wm_all - Wm_all @ D @ Einv @ D.T @ Wm_all
-            return float(np.trace(U @ Wmi_all @ Wc_all @ Wmi_all @ U @ Gam_all))
+        def k_of(name: str, per_group: bool) -> float:
+            # Delta over groups: model Jacobians stacked (shared columns), or block-diagonal
+            # independence-model Jacobians (own columns per group)
+            Ds = [b[name] for b in blocks]
+            if per_group:
+                off = np.cumsum([0] + [D.shape[1] for D in Ds])
+                ncol = int(off[-1])
+                Ds = [np.pad(D, ((0, 0), (int(off[g]), ncol - int(off[g + 1])))) for g, D in enumerate(Ds)]
+            DWmD = sum(b["fg"] * (D.T @ b["A"] @ D) for b, D in zip(blocks, Ds))
+            DWcD = sum(b["fg"] * (D.T @ b["Wc"] @ D) for b, D in zip(blocks, Ds))
+            DJD = sum(b["fg"] * (D.T @ b["Jm"] @ D) for b, D in zip(blocks, Ds))
+            DWJD = sum(b["fg"] * (D.T @ b["WcWmiJm"] @ D) for b, D in zip(blocks, Ds))
+            E = np.linalg.inv(DWmD)
+            return float(tr0 - 2.0 * np.trace(E @ DWJD) + np.trace(E @ DWcD @ E @ DJD))
 
         df = G * dim - model.npar
         df_null = G * dim - G * 2 * p
-        c3 = k_of(Del_all) / df
-        c3_null = k_of(DelB_all) / df_null
+        c3 = k_of("D", False) / df
+        c3_null = k_of("DB", True) / df_null
         return dict(XX3=xx3, df3=df, c_hat3=c3, XX3_scaled=xx3 / c3, XX3_null=xx3_null, df3_null=df_null,
                     c_hat3_null=c3_null)
 
+
+def h1_fiml_information(gd: GroupData, *, chunk_elems: float = 4e6) -> tuple[np.ndarray, np.ndarray]:
+    """Observed information ``A`` (Hessian of ``-loglik``) and first-order information ``J``
+    (``sum_i s_i s_i'``) of the saturated normal model under missing values, at ``gd.mean``,
+    ``gd.cov`` (the EM estimates); parameters ``(mu, vech Sigma)``.
+
+    Per row, with ``P = Sigma_oo^-1`` embedded in p × p, ``z = P (y - mu)`` and elementary
+    symmetric ``E_k`` of ``vech`` (``c_k = 1/2`` on the diagonal, else 1)::
+
+        A_mu,mu = sum_i P,    A_mu,ab = sum_i c_ab (P[:, a] z_b + P[:, b] z_a)
+        A_ab,cd = sum_i c_ab c_cd [-(P_ac P_bd + P_ad P_bc)
+                                   + z_b z_d P_ac + z_b z_c P_ad + z_a z_d P_bc + z_a z_c P_bd]
+        s_i = (z, c (z z' - P)_vech)
+
+    i.e. ``-1/2 tr(P E_k P E_l) + z' E_k P E_l z`` (Savalei 2010; lavaan's
+    ``lav_mvnorm_missing_information_observed_samplestats``). Every sum is one of the
+    matrix products ``sum_i vech(P_i) vech(P_i)'``, ``sum_i vech(P_i) vech(z_i z_i')'``,
+    ``sum_i vech(z_i z_i') vech(z_i z_i')'`` and cross products with ``z``, accumulated over
+    row chunks (rows without missing values share ``P = Sigma^-1``).
+    """
+    p = gd.y.shape[1]
+    vr, vc = vech_indices(p)
+    ns = len(vr)
+    idx = np.empty((p, p), dtype=np.intp)
+    idx[vr, vc] = np.arange(ns)
+    idx[vc, vr] = np.arange(ns)
+    parts = fiml_parts(gd, gd.cov, gd.mean, need_grad=False, need_rows=True)
+    W, Z = parts["W"], parts["Z"]
+    vW = W[vr, vc]
+    XPP = np.zeros((ns, ns))
+    XPZ = np.zeros((ns, ns))
+    XZZ = np.zeros((ns, ns))
+    PZ = np.zeros((ns, p))
+    ZvZ = np.zeros((ns, p))
+    Psum = np.zeros(ns)
+    step = max(16, int(chunk_elems // max(ns, p * p)))
+    complete = np.flatnonzero(gd.n_obs_var == p)
+    n0 = len(complete)
+    if n0:
+        Psum += n0 * vW
+        zs0 = np.zeros(ns)
+        z0sum = np.zeros(p)
+        for s in range(0, n0, step):
+            z = Z[complete[s:s + step]]
+            zv = z[:, vr] * z[:, vc]
+            XZZ += zv.T @ zv
+            ZvZ += zv.T @ z
+            zs0 += zv.sum(0)
+            z0sum += z.sum(0)
+        XPP += n0 * np.outer(vW, vW)
+        XPZ += np.outer(vW, zs0)
+        PZ += np.outer(vW, z0sum)
+    for (k, rows, mis), Ci in zip(gd.kgroups, parts["inv_blocks"]):
+        for s in range(0, len(rows), step):
+            rr, mm, C = rows[s:s + step], mis[s:s + step], Ci[s:s + step]
+            Wc = np.transpose(W[:, mm], (1, 0, 2))              # (n, p, k)
+            R = Wc @ C @ np.transpose(Wc, (0, 2, 1))             # (n, p, p)
+            pv = vW[None, :] - R[:, vr, vc]
+            z = Z[rr]
+            zv = z[:, vr] * z[:, vc]
+            XPP += pv.T @ pv
+            XPZ += pv.T @ zv
+            XZZ += zv.T @ zv
+            PZ += pv.T @ z
+            ZvZ += zv.T @ z
+            Psum += pv.sum(0)
+    cw = np.where(vr == vc, 0.5, 1.0)
+    A_, B_, C_, D_ = vr[:, None], vc[:, None], vr[None, :], vc[None, :]
+    ac, bd, ad, bc = idx[A_, C_], idx[B_, D_], idx[A_, D_], idx[B_, C_]
+    cc = cw[:, None] * cw[None, :]
+    Hss = cc * (-(XPP[ac, bd] + XPP[ad, bc]) + XPZ[ac, bd] + XPZ[ad, bc] + XPZ[bc, ad] + XPZ[bd, ac])
+    Hmm = Psum[idx]
+    j = np.arange(p)[:, None]
+    Hms = cw[None, :] * (PZ[idx[j, vr[None, :]], vc[None, :]] + PZ[idx[j, vc[None, :]], vr[None, :]])
+    A = np.block([[Hmm, Hms], [Hms.T, Hss]])
+    A = 0.5 * (A + A.T)
+    Jmm = Z.T @ Z
+    Jms = (ZvZ.T - PZ.T) * cw[None, :]
+    Jss = cc * (XZZ - XPZ - XPZ.T + XPP)
+    J = np.block([[Jmm, Jms], [Jms.T, Jss]])
+    J = 0.5 * (J + J.T)
+    return A, J
