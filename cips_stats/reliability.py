@@ -1517,12 +1517,20 @@ def by_cell(data: Any, *, by: Sequence[str] = ("country", "iteration", "group"),
                         [Problem("by_column", "Key column not found.", "<DataFrame>", column=c) for c in missing_cols])
     if items is None and instrument is None:
         raise CipsError("With a plain DataFrame, give items={'factor': [columns]}.")
+    factorized: dict[str, tuple[Any, Any]] = {}
     # factor -> {group value or None: item list}
     if items is not None:
         spec = {str(f): {None: [str(c) for c in cols]} for f, cols in items.items()}
     else:
-        groups_present = ([g for g in instrument.group_ids if g in set(frame["group"].unique())]
-                          if "group" in frame.columns else [])
+        if "group" in frame.columns:
+            if "group" in by:           # the key column is factorized anyway: keep it for the cells
+                factorized["group"] = pd.factorize(frame["group"], sort=True)
+                present = set(factorized["group"][1])
+            else:
+                present = set(frame["group"].unique())
+            groups_present = [g for g in instrument.group_ids if g in present]
+        else:
+            groups_present = []
         spec = {}
         for f in instrument.factor_ids:
             if "group" in by:
@@ -1551,7 +1559,7 @@ def by_cell(data: Any, *, by: Sequence[str] = ("country", "iteration", "group"),
     combined = np.zeros(len(frame), dtype=np.int64)
     key_codes, key_uniques = [], []
     for col in by:
-        cc, uu = pd.factorize(frame[col], sort=True)
+        cc, uu = factorized[col] if col in factorized else pd.factorize(frame[col], sort=True)
         cc = np.asarray(cc)
         if np.any(cc < 0):
             bad = np.flatnonzero(cc < 0)[:20]
@@ -1652,7 +1660,7 @@ def by_cell(data: Any, *, by: Sequence[str] = ("country", "iteration", "group"),
         gcols = list(dict.fromkeys(c for fl in by_p.values() for _, cols in fl for c in cols))
         # one centring constant for every item of the group (from a sample of rows): keeps the
         # sums of squares accurate for data far from zero
-        samp = rows_sorted[:: max(1, n_g // 2000)]
+        samp = rows_sorted[:: max(1, n_g // 256)]
         sample = np.stack([column(c)[samp] for c in gcols])
         sample = sample[np.isfinite(sample)]
         centre = float(sample.mean()) if sample.size else 0.0
