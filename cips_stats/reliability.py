@@ -410,6 +410,8 @@ def _padded_moments(cols: Sequence[Sequence[np.ndarray]], src: np.ndarray, drop:
     W2 = np.zeros((C, F)) if Wb is not None else None
     vc = max(1, int(chunk_elements // (F * q * piece)))
     B = np.empty((F, q, min(vc, V) * piece))
+    missbuf = np.empty((F, p, min(vc, V) * piece), dtype=bool)
+    Mi = np.empty((F, p, min(vc, V) * piece), dtype=np.int64)
     saw_inf = False
     for v0 in range(0, V, vc):
         v1 = min(V, v0 + vc)
@@ -423,7 +425,7 @@ def _padded_moments(cols: Sequence[Sequence[np.ndarray]], src: np.ndarray, drop:
                 np.take(cols[f][j], sc, out=X0[f, j], mode="wrap")   # (indices are valid; no buffering)
         if (listwise or Wb is not None) and np.isinf(X0).any():
             saw_inf = True          # (checked before rows of zero weight or incomplete rows are dropped)
-        miss = np.isnan(X0)
+        miss = np.isnan(X0, out=missbuf[:, :, :nv * piece])
         d0, d1 = np.searchsorted(drop, (s0, s1))
         if d1 > d0:
             miss[:, :, drop[d0:d1] - s0] = True          # padding (its values are row 0's) and zero weights
@@ -432,8 +434,10 @@ def _padded_moments(cols: Sequence[Sequence[np.ndarray]], src: np.ndarray, drop:
         M = Bc[:, :p]
         np.logical_not(miss, out=M, casting="unsafe")
         np.subtract(X0, shift, out=X0)
-        np.copyto(X0, 0.0, where=miss)
-        del miss
+        # zero where missing: AND the bits with an all-ones (answered) or all-zeros (missing) mask
+        keep = np.negative(M, out=Mi[:, :, :nv * piece], casting="unsafe")
+        Xi = X0.view(np.int64)
+        np.bitwise_and(Xi, keep, out=Xi)
         ans = M.sum(axis=1)
         np.greater(ans, 0.0, out=Bc[:, 2 * p], casting="unsafe")
         t = Bc[:, 2 * p + 1]
