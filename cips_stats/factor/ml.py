@@ -120,6 +120,15 @@ def _prepare_fiml(y: np.ndarray) -> GroupData:
     return gd
 
 
+def _active(dS: np.ndarray, dmu: np.ndarray) -> np.ndarray:
+    """Indices of the parameters whose derivative of one group's (Sigma, mu) is not zero (the
+    other groups' own parameters drop out of that group's information and scores)."""
+    nz = np.any(dS != 0, axis=(1, 2))
+    if dmu is not None and dmu.size:
+        nz |= np.any(dmu != 0, axis=1)
+    return np.flatnonzero(nz)
+
+
 def _chol_inv(sigma: np.ndarray) -> tuple[np.ndarray, float]:
     """Inverse and log-determinant of a PD matrix; raises LinAlgError when not PD."""
     c = np.linalg.cholesky(sigma)
@@ -346,14 +355,17 @@ class MLProblem:
         npar = self.model.npar
         info = np.zeros((npar, npar))
         for gd, imp, (dS, dmu, _) in zip(self.groups, self.model.implied(theta), self.model.dsigma_full(theta)):
+            act = _active(dS, dmu)
+            dS, dmu = dS[act], dmu[act]
+            na = len(act)
             W, _ = _chol_inv(imp["sigma"])
             A = np.matmul(W, dS)  # W dS_k
-            Af = A.reshape(npar, -1)
-            At = np.transpose(A, (0, 2, 1)).reshape(npar, -1)
+            Af = A.reshape(na, -1)
+            At = np.transpose(A, (0, 2, 1)).reshape(na, -1)
             I = 0.5 * Af @ At.T
             if self.meanstructure:
                 I = I + dmu @ W @ dmu.T
-            info += gd.n * I
+            info[np.ix_(act, act)] += gd.n * I
         return info / self.n_total if unit else info
 
     def observed_information(self, theta: np.ndarray, *, unit: bool = True, chunk: int = 500,
@@ -380,6 +392,9 @@ class MLProblem:
         ders = model.dsigma_full(theta)
         Ms, zs = [], []
         for gd, imp, (dS, dmu, _) in zip(self.groups, imps, ders):
+            act = _active(dS, dmu)          # parameters that move this group's moments
+            dS, dmu = dS[act], dmu[act]
+            npar = len(act)
             sigma = imp["sigma"]
             mu = imp["mu"] if self.meanstructure else gd.mean
             n = gd.n
@@ -438,7 +453,7 @@ class MLProblem:
                                 b += Wm[:, mm]
                         Cb = np.einsum("nij,qnj->qni", Ci, b)
                         T2 -= b.reshape(npar, nn * k) @ Cb.reshape(npar, nn * k).T
-            H += (0.5 * T1 + T2) if expected else (-0.5 * T1 + T2)
+            H[np.ix_(act, act)] += (0.5 * T1 + T2) if expected else (-0.5 * T1 + T2)
         # second-derivative term 1/2 tr(M Sigma_kl) - zsum' mu_kl, analytic per model-matrix entry
         if not expected:
             for blk, M_, z_, Mt in zip(model.blocks, Ms, zs, model.matrices(theta)):
@@ -506,6 +521,8 @@ class MLProblem:
         w = np.where(self._vr == self._vc, 0.5, 1.0)
         for gd, imp, J in zip(self.groups, model.implied(theta), model.jacobian(theta)):
             Js, Jm = J["sigma"], J["mu"]
+            act = np.flatnonzero(np.any(Js != 0, axis=0) | np.any(Jm != 0, axis=0))
+            Js, Jm = Js[:, act], Jm[:, act]
             mu = imp["mu"] if self.meanstructure else gd.mean
             if gd.fiml:
                 parts = fiml_parts(gd, imp["sigma"], mu, need_grad=False, need_rows=True)
@@ -513,7 +530,7 @@ class MLProblem:
             else:
                 W, _ = _chol_inv(imp["sigma"])
                 Z = (gd.y - mu) @ W
-            sc = np.empty((gd.n, model.npar))
+            sc = np.empty((gd.n, len(act)))
             base = (W[self._vr, self._vc] * w) @ Js
             for s in range(0, gd.n, chunk):
                 z = Z[s:s + chunk]
@@ -529,7 +546,9 @@ class MLProblem:
                         sc[rr] += (R[:, self._vr, self._vc] * w) @ Js
             if self.meanstructure:
                 sc += Z @ Jm
-            out.append(sc)
+            full = np.zeros((gd.n, model.npar))
+            full[:, act] = sc
+            out.append(full)
         return out
 
     # ------------------------------------------------------------------ fitting
@@ -742,21 +761,28 @@ class MLProblem:
         for gd, imp, J in zip(self.groups, imps, jac):
             fg = gd.n / N
             A_h1, Jsum = self.h1_information_fiml(gd)
-            Wmi = gd.n * self._h1_inverse(gd)          # (A / n)^-1
             Jm = Jsum / gd.n
             Wt, logdet_t = _chol_inv(gd.cov)
-            Wc = np.zeros((dim, dim))
-            Wc[:p, :p] = Wt
-            # 1/2 tr(W E_k W E_l) for elementary symmetric E of vech
-            Wc[p:, p:] = (cw[:, None] * cw[None, :]) * (Wt[A_, C_] * Wt[B_, D_] + Wt[A_, D_] * Wt[B_, C_])
-            WcWmi = Wc @ Wmi
-            JmWmi = Jm @ Wmi
-            tr0 += float(np.sum(WcWmi * JmWmi.T))
+            hit = _cache_get(("fc", gd.key)) if gd.key is not None else None
+            if hit is None:
+                # the model-free pieces of the trace, computed once per data block
+                Wmi = gd.n * self._h1_inverse(gd)          # (A / n)^-1
+                Wc = np.zeros((dim, dim))
+                Wc[:p, :p] = Wt
+                # 1/2 tr(W E_k W E_l) for elementary symmetric E of vech
+                Wc[p:, p:] = (cw[:, None] * cw[None, :]) * (Wt[A_, C_] * Wt[B_, D_] + Wt[A_, D_] * Wt[B_, C_])
+                WcWmi = Wc @ Wmi
+                JmWmi = Jm @ Wmi
+                hit = (Wc, WcWmi @ Jm, np.array(float(np.sum(WcWmi * JmWmi.T))))
+                if gd.key is not None:
+                    _cache_put(("fc", gd.key), hit)
+            Wc, WcWmiJm, tr_g = hit
+            tr0 += float(tr_g)
             # independence model: derivative of (mu, vech Sigma) w.r.t. (means, variances)
             DB = np.zeros((dim, 2 * p))
             DB[np.arange(p), np.arange(p)] = 1.0
             DB[p + diag_pos, p + vr[diag_pos]] = 1.0
-            blocks.append(dict(fg=fg, A=A_h1 / gd.n, Wc=Wc, Jm=Jm, WcWmiJm=WcWmi @ Jm,
+            blocks.append(dict(fg=fg, A=A_h1 / gd.n, Wc=Wc, Jm=Jm, WcWmiJm=WcWmiJm,
                                D=np.vstack([J["mu"], J["sigma"]]), DB=DB))
             # complete-data ML chi-square against the EM moments
             S_t, m_t = gd.cov, gd.mean
