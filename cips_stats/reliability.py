@@ -457,7 +457,8 @@ def _padded_moments(cols: Sequence[Sequence[np.ndarray]], src: np.ndarray, drop:
             Bm = Bv[:, :, np.r_[np.arange(p), 2 * p]]                                 # (m, a): unweighted counts
             Gc[c0:c1] += E @ np.matmul(Bm, Bm.swapaxes(2, 3)).reshape(nv, -1)
             W2[c0:c1] += E @ (Bv[:, :, 2 * p] * (Wv * Wv)[:, None]).sum(axis=2)
-        G[c0:c1] += E @ GG.reshape(nv, -1)
+        with np.errstate(invalid="ignore", over="ignore"):     # infinite answers: reported by the caller
+            G[c0:c1] += E @ GG.reshape(nv, -1)
     K = C * F
     Gf = G.reshape(K, q, r)                                                        # cell-major
     Pm, Xs, A, T, T2 = slice(0, p), slice(p, 2 * p), 2 * p, 2 * p + 1, 2 * p + 2

@@ -329,6 +329,94 @@ def test_by_cell_chunking_does_not_change_results():
     pd.testing.assert_frame_equal(a, b, check_exact=False, atol=1e-12, rtol=0)
 
 
+@pytest.mark.parametrize("missing", ["pairwise", "listwise"])
+def test_by_cell_zero_weights_and_group_specific_items_equal_one_scale(missing):
+    """Rows of zero weight never count; each group uses its own item list (cells = country x group)."""
+    df = _panel(seed=7, n_cells=6, p=5, weights=True)
+    rng = np.random.default_rng(11)
+    df.loc[rng.random(len(df)) < 0.1, "w"] = 0.0
+    df["group"] = np.where(np.arange(len(df)) % 3 == 0, "private", "officials")
+    per_group = {"officials": [f"q{j}" for j in range(5)], "private": ["q0", "q2", "q4"]}
+    outs = []
+    for g, cols in per_group.items():
+        o = rel.by_cell(df[df.group == g], by=("country", "group"), items={"f": cols}, weights="w",
+                        missing=missing, omega=False)
+        outs.append(o)
+    out = pd.concat(outs, ignore_index=True)
+    assert len(out) == 6
+    for _, row in out.iterrows():
+        sub = df[(df.country == row.country) & (df.group == row.group)]
+        cols = per_group[row.group]
+        one = rel.cronbach_alpha(sub[cols], missing=missing, weights=sub["w"].to_numpy())
+        assert row.alpha == pytest.approx(one.alpha, abs=1e-12)
+        assert (row.ci_low, row.ci_high) == pytest.approx(one.ci, abs=1e-12)
+        assert row.n == one.n and row.n_eff == pytest.approx(one.n_eff, abs=1e-9)
+
+
+def test_by_cell_infinite_answer_is_an_error_even_in_dropped_rows():
+    df = _panel(seed=3, weights=True)
+    cols = [f"q{j}" for j in range(4)]
+    bad = df.copy()
+    bad.loc[5, "q2"] = np.inf
+    with pytest.raises(cs.DataError) as e:
+        rel.by_cell(bad, by=("country",), items={"f": cols})
+    assert e.value.problems[0].row == 5 and e.value.problems[0].column == "q2"
+    zero = bad.copy()
+    zero.loc[5, "w"] = 0.0                       # a row that does not count still holds bad input
+    with pytest.raises(cs.DataError):
+        rel.by_cell(zero, by=("country",), items={"f": cols}, weights="w")
+    lw = bad.copy()
+    lw.loc[5, "q0"] = np.nan                     # dropped by listwise deletion
+    with pytest.raises(cs.DataError):
+        rel.by_cell(lw, by=("country",), items={"f": cols}, missing="listwise")
+
+
+def test_pivot_screen_never_hides_a_non_psd_matrix():
+    """Matrices the LDL' pivots call positive definite have no eigenvalue below -1e-10 (relative)."""
+    rng = np.random.default_rng(5)
+    mats = []
+    for p in (2, 4, 6):
+        for _ in range(300):
+            A = rng.normal(size=(p, p + rng.integers(-1, 3)))
+            S = A @ A.T                                                   # PSD (singular when rank < p)
+            E = rng.normal(size=(p, p)) * rng.choice([0.0, 1e-14, 1e-3, 0.3])
+            S = S + (E + E.T)                                             # sometimes indefinite
+            mats.append((p, S))
+    n_nonpsd = 0
+    for p in (2, 4, 6):
+        stack = np.stack([S for q, S in mats if q == p])
+        ok = np.ones(len(stack), dtype=bool)
+        proven = rel._pivots_prove_pd(stack, ok)
+        ev = np.linalg.eigvalsh(stack)
+        rel_min = ev[:, 0] / np.abs(ev[:, -1])
+        assert (rel_min[proven] > -1e-10).all()
+        assert not proven[rel_min < -1e-13].any()          # (rounding: about -p * eps at most)
+        # the kernel's flag equals the direct eigenvalue criterion
+        k = rel._alpha_kernel(stack, np.full(len(stack), 100.0), 0.95, "feldt")
+        np.testing.assert_array_equal(k["non_psd"], rel_min < -1e-10)
+        n_nonpsd += int((rel_min < -1e-10).sum())
+    assert n_nonpsd > 50                      # the check saw many non-PSD matrices
+    bad = np.eye(3)[None].repeat(2, axis=0)
+    bad[1, 0, 1] = np.nan
+    assert rel._pivots_prove_pd(bad, np.array([True, False])).tolist() == [True, False]
+
+
+def test_feldt_interval_equals_scipy_quantiles():
+    from scipy import stats
+
+    rng = np.random.default_rng(2)
+    n = np.r_[rng.integers(3, 60, size=40).astype(float), rng.uniform(3, 60, size=10), [1.0, 0.0, 40.0]]
+    alpha = rng.uniform(-0.5, 0.95, size=n.size)
+    alpha[-1] = np.nan
+    for p in (2, 5):
+        lo, hi = rel._feldt(alpha, n, p, 0.9)
+        ok = (n > 1) & np.isfinite(alpha)
+        d1, d2 = n[ok] - 1, (n[ok] - 1) * (p - 1)
+        np.testing.assert_allclose(lo[ok], 1 - (1 - alpha[ok]) * stats.f.ppf(0.95, d1, d2), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(hi[ok], 1 - (1 - alpha[ok]) * stats.f.ppf(0.05, d1, d2), rtol=0, atol=1e-12)
+        assert np.isnan(lo[~ok]).all() and np.isnan(hi[~ok]).all()
+
+
 def test_by_cell_flags_explain_every_nan():
     df = _panel(seed=3, n_cells=4, n=80)
     cols = [f"q{j}" for j in range(4)]
