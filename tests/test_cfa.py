@@ -404,3 +404,114 @@ def test_fiml_on_a_group_too_small_for_its_items_is_a_model_error():
     with pytest.raises(cs.ModelError, match="saturated") as err:
         cs.factor.cfa(sim.data)
     assert err.value.diagnostics["cause"] == "saturated_not_pd"
+
+
+# ---------------------------------------------------------------------------- saturated FIML model (h1)
+def _hs_fiml_problem(groups=1):
+    d = _hs(True)
+    d = d[d[[f"x{i}" for i in range(1, 10)]].notna().any(axis=1)]
+    cm = CFAModel(build_partable(HS, meanstructure=True, n_groups=groups,
+                                 group_equal=("loadings",) if groups > 1 else ()))
+    blocks = [g[cm.ov_names].to_numpy() for _, g in d.groupby("school", sort=False)] if groups > 1 \
+        else [d[cm.ov_names].to_numpy()]
+    return MLProblem(cm, blocks, fiml=True)
+
+
+def test_h1_fiml_information_is_the_hessian_and_the_score_crossproduct():
+    from cips_stats.factor.ml import fiml_parts, h1_fiml_information
+    from cips_stats.factor.model import vech_indices
+
+    prob = _hs_fiml_problem()
+    gd = prob.groups[0]
+    A, J = h1_fiml_information(gd, chunk_elems=500)      # small chunks: several per missing-count group
+    num = prob._h1_information_numerical(gd)
+    np.testing.assert_allclose(A, num, atol=1e-7 * np.abs(num).max())
+    # J against the explicit casewise scores (z, c (z z' - P)_vech) of the saturated model
+    p = prob.p
+    vr, vc = vech_indices(p)
+    w = np.where(vr == vc, 0.5, 1.0)
+    parts = fiml_parts(gd, gd.cov, gd.mean, need_grad=False, need_rows=True)
+    Z = parts["Z"]
+    rows = []
+    for i in range(gd.n):
+        o = gd.obs[i]
+        P = np.zeros((p, p))
+        P[np.ix_(o, o)] = np.linalg.inv(gd.cov[np.ix_(o, o)])
+        rows.append(np.concatenate([Z[i], w * (np.outer(Z[i], Z[i]) - P)[vr, vc]]))
+    sc = np.array(rows)
+    np.testing.assert_allclose(J, sc.T @ sc, atol=1e-9 * np.abs(J).max())
+    # the EM estimates are the saturated MLE: the scores sum to zero
+    assert np.abs(sc.sum(0)).max() < 1e-6 * np.abs(sc).max() * gd.n
+
+
+def test_fiml_corrected_equals_the_block_diagonal_formula():
+    from scipy.linalg import block_diag
+
+    from cips_stats.factor.ml import _chol_inv
+    from cips_stats.factor.model import vech_indices
+
+    prob = _hs_fiml_problem(groups=2)
+    theta = prob.fit().theta
+    ours = prob.fiml_corrected(theta)
+    # lavaan's lav_fit_fiml_corrected written out with the full block-diagonal matrices
+    p = prob.p
+    vr, vc = vech_indices(p)
+    ns = len(vr)
+    E = np.zeros((ns, p, p))
+    E[np.arange(ns), vr, vc] = 1.0
+    E[np.arange(ns), vc, vr] = 1.0
+    Wm_b, Wmi_b, Wc_b, Gam_b, D_b, DB_b = [], [], [], [], [], []
+    for gd, J in zip(prob.groups, prob.model.jacobian(theta)):
+        fg = gd.n / prob.n_total
+        A, Jsum = prob.h1_information_fiml(gd)
+        Wm, Jm = A / gd.n, Jsum / gd.n
+        Wmi = np.linalg.inv(Wm)
+        Wt, _ = _chol_inv(gd.cov)
+        AE = np.matmul(Wt, E)
+        Wc = block_diag(Wt, 0.5 * AE.reshape(ns, -1) @ np.transpose(AE, (0, 2, 1)).reshape(ns, -1).T)
+        Wm_b.append(fg * Wm)
+        Wmi_b.append(Wmi / fg)
+        Wc_b.append(fg * Wc)
+        Gam_b.append(Wmi @ Jm @ Wmi / fg)
+        D_b.append(np.vstack([J["mu"], J["sigma"]]))
+        DB = np.zeros((p + ns, 2 * p))
+        DB[np.arange(p), np.arange(p)] = 1.0
+        dpos = np.flatnonzero(vr == vc)
+        DB[p + dpos, p + vr[dpos]] = 1.0
+        DB_b.append(DB)
+    Wm, Wmi, Wc, Gam = (block_diag(*b) for b in (Wm_b, Wmi_b, Wc_b, Gam_b))
+
+    def k_of(D):
+        U = Wm - Wm @ D @ np.linalg.inv(D.T @ Wm @ D) @ D.T @ Wm
+        return float(np.trace(U @ Wmi @ Wc @ Wmi @ U @ Gam))
+
+    assert ours["c_hat3"] == pytest.approx(k_of(np.vstack(D_b)) / ours["df3"], rel=1e-9)
+    assert ours["c_hat3_null"] == pytest.approx(k_of(block_diag(*DB_b)) / ours["df3_null"], rel=1e-9)
+
+
+def test_cached_saturated_model_gives_the_same_fit():
+    from cips_stats.factor import ml
+
+    d = _hs(True)
+    ml.clear_h1_cache()
+    a = cs.factor.cfa(d, model=HS, missing="fiml", estimator="MLR", group="school")
+    assert any(k[0] == "h1" for k in ml._H1_CACHE)          # the h1 information was stored ...
+    b = cs.factor.cfa(d, model=HS, missing="fiml", estimator="MLR", group="school")   # ... and reused
+    ml.clear_h1_cache()
+    c = cs.factor.cfa(d, model=HS, missing="fiml", estimator="MLR", group="school")
+    for k in ("chi2", "chi2_scaled", "scaling_factor", "cfi_robust", "rmsea_robust", "unrestricted_loglik"):
+        assert a.fit[k] == b.fit[k] == c.fit[k]
+    np.testing.assert_array_equal(a.parameters["se"], c.parameters["se"])
+
+
+def test_h1_cache_is_bounded(monkeypatch):
+    from cips_stats.factor import ml
+
+    ml.clear_h1_cache()
+    monkeypatch.setattr(ml, "_H1_CACHE_BYTES", 3 * 8 * 100)
+    for i in range(5):
+        ml._cache_put(("t", i), (np.zeros(100),))
+    assert list(ml._H1_CACHE) == [("t", 2), ("t", 3), ("t", 4)]
+    ml._cache_put(("t", 9), (np.zeros(1000),))                # larger than the whole budget: not kept
+    assert ("t", 9) not in ml._H1_CACHE
+    ml.clear_h1_cache()
