@@ -435,7 +435,7 @@ def _padded_moments(cols: Sequence[Sequence[np.ndarray]], src: np.ndarray, drop:
         np.logical_not(miss, out=M, casting="unsafe")
         np.subtract(X0, shift, out=X0)
         # zero where missing: AND the bits with an all-ones (answered) or all-zeros (missing) mask
-        keep = np.negative(M, out=Mi[:, :, :nv * piece], casting="unsafe")
+        keep = np.subtract(miss.view(np.int8), 1, out=Mi[:, :, :nv * piece], casting="unsafe")   # 0 / -1
         Xi = X0.view(np.int64)
         np.bitwise_and(Xi, keep, out=Xi)
         ans = M.sum(axis=1)
