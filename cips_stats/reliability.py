@@ -10,11 +10,12 @@ Three faces:
   fitted by maximum likelihood, with the model-implied or the observed total
   variance in the denominator, and a bootstrap or Wald (delta-method) interval.
 * :func:`by_cell` — every statistic above for every factor (key factors and
-  indices) in every country × iteration × group cell in one vectorised pass:
-  grouped covariance matrices from rows sorted by cell, summed by batched matrix
-  products over zero-padded pieces of each cell (``np.matmul``, then
-  ``np.add.reduceat`` over the pieces) in bounded chunks, then closed-form statistics over the
-  (cells × items × items) stack and a batched Fisher-scoring fit of the
+  indices) in every country × iteration × group cell in one vectorised pass: the
+  rows of each group are ordered by cell once, every factor's items are gathered
+  straight from the columns into zero-padded pieces of each cell, and one batched
+  matrix product per piece (``np.matmul``) plus one one-hot product over the pieces
+  give every cell's pairwise sums, in bounded chunks; then closed-form statistics
+  over the (cells × items × items) stack and a batched Fisher-scoring fit of the
   one-factor model for omega.
 
 Definitions follow R's ``psych::alpha`` (psych 2.2.9) and ``semTools::compRelSEM``
@@ -199,16 +200,6 @@ def _cell_starts(codes_sorted: np.ndarray) -> np.ndarray:
     if codes_sorted.size == 0:
         return np.zeros(0, dtype=np.intp)
     return np.flatnonzero(np.r_[True, codes_sorted[1:] != codes_sorted[:-1]])
-
-
-def _gather(X: np.ndarray, r0: int, r1: int, idx: np.ndarray, w: np.ndarray | None, listwise: bool) -> np.ndarray:
-    """Rows r0:r1 of X as an (r, F, p) block of scales (NaN = missing; listwise and zero weights applied)."""
-    Xc = X[r0:r1][:, idx]
-    if listwise:
-        Xc[np.isnan(Xc).any(axis=2)] = np.nan
-    if w is not None:
-        Xc[w[r0:r1] <= 0] = np.nan
-    return Xc
 
 
 def _grouped_moments(X: np.ndarray, w: np.ndarray | None, starts: np.ndarray,
