@@ -161,6 +161,10 @@ def test_data_section_accounts_for_every_row_and_exclusion(built, sim):
     assert rules["count"].sum() == len(sim.data.exclusions)
     assert acc["values excluded (item or field)"] + (rules.loc[rules["scope"] == "row", "count"].sum()) \
         == len(sim.data.exclusions)
+    # declared missing codes are counted per meaning, as in data.exclusions
+    codes = rules[rules["rule"] == "missing_code"].set_index("reason")["count"].to_dict()
+    expected = sim.data.exclusions.query("rule == 'missing_code'").groupby("reason").size().to_dict()
+    assert codes == expected and len(codes) >= 2
 
 
 def test_indicator_csv_matches_a_direct_computation_after_suppression(built, sim):

@@ -197,8 +197,13 @@ def present_data(ctx: Context, sec: Section) -> None:
                   len(data.iterations), len(data.groups)]})
     sec.table("accounting", "Rows in, used and excluded.", acc)
     if len(exc):
-        by_rule = (exc.groupby(["scope", "rule"], dropna=False)
-                   .agg(count=("rule", "size"), reason=("reason", "first")).reset_index())
+        # declared missing codes are split by their meaning (don't know, refused, ...); other rules
+        # carry one message per value, so the first stands for the rule
+        split = exc["rule"].isin(["missing_code", "user_missing"])
+        detail = exc["reason"].where(split, "").astype(str)
+        by_rule = (exc.assign(_detail=detail).groupby(["scope", "rule", "_detail"], dropna=False)
+                   .agg(count=("rule", "size"), reason=("reason", "first")).reset_index()
+                   .drop(columns="_detail"))
         by_rule = by_rule.sort_values(["scope", "count"], ascending=[True, False], kind="stable")
     else:
         by_rule = pd.DataFrame({"scope": [], "rule": [], "count": [], "reason": []})
