@@ -76,8 +76,8 @@ _MISSING = ("pairwise", "listwise")
 _DENOMS = ("model", "observed")
 
 # Bound on the elements of the (rows x items x items) product arrays held at once
-# (a padded block of this many float64 elements: 2 MiB; a few arrays of that order are alive at once).
-_CHUNK_ELEMENTS = 2**18
+# (a padded block of this many float64 elements: 4 MiB; a few arrays of that order are alive at once).
+_CHUNK_ELEMENTS = 2**19
 
 
 # ============================================================================ input checks
@@ -1460,7 +1460,7 @@ def by_cell(data: Any, *, by: Sequence[str] = ("country", "iteration", "group"),
         ``alpha_if_dropped``).
     chunk_elements : int
         Memory bound: the zero-padded blocks of rows processed at once hold at most this many
-        float64 elements (default 2**18, 2 MiB).
+        float64 elements (default 2**19, 4 MiB).
 
     Returns
     -------
