@@ -797,16 +797,23 @@ class MLProblem:
 
         def k_of(name: str, per_group: bool) -> float:
             # Delta over groups: model Jacobians stacked (shared columns), or block-diagonal
-            # independence-model Jacobians (own columns per group)
+            # independence-model Jacobians (own columns per group); each group's products are
+            # taken over the columns that are not zero in that group only
             Ds = [b[name] for b in blocks]
             if per_group:
                 off = np.cumsum([0] + [D.shape[1] for D in Ds])
-                ncol = int(off[-1])
-                Ds = [np.pad(D, ((0, 0), (int(off[g]), ncol - int(off[g + 1])))) for g, D in enumerate(Ds)]
-            DWmD = sum(b["fg"] * (D.T @ b["A"] @ D) for b, D in zip(blocks, Ds))
-            DWcD = sum(b["fg"] * (D.T @ b["Wc"] @ D) for b, D in zip(blocks, Ds))
-            DJD = sum(b["fg"] * (D.T @ b["Jm"] @ D) for b, D in zip(blocks, Ds))
-            DWJD = sum(b["fg"] * (D.T @ b["WcWmiJm"] @ D) for b, D in zip(blocks, Ds))
+                cols = [np.arange(off[g], off[g + 1]) for g in range(len(Ds))]
+            else:
+                cols = [np.flatnonzero(np.any(D != 0, axis=0)) for D in Ds]
+                Ds = [D[:, c] for D, c in zip(Ds, cols)]
+            ncol = int(max(c.max() for c in cols if len(c)) + 1)
+            mats = {k: np.zeros((ncol, ncol)) for k in ("A", "Wc", "Jm", "WcWmiJm")}
+            for b, D, c in zip(blocks, Ds, cols):
+                ix = np.ix_(c, c)
+                for k, M in mats.items():
+                    M[ix] += b["fg"] * (D.T @ (b[k] @ D))
+            used = np.flatnonzero(np.any(mats["A"] != 0, axis=0))
+            DWmD, DWcD, DJD, DWJD = (mats[k][np.ix_(used, used)] for k in ("A", "Wc", "Jm", "WcWmiJm"))
             E = np.linalg.inv(DWmD)
             return float(tr0 - 2.0 * np.trace(E @ DWJD) + np.trace(E @ DWcD @ E @ DJD))
 

@@ -282,10 +282,16 @@ class CFAModel:
                 order = np.argsort(f)
                 out.append((dS[order], dmu[order], dtau[order]))
                 continue
-            G = np.zeros((npar, E))
-            G[f, e] = 1.0
-            dS_f = (G @ dS.reshape(E, -1)).reshape(npar, p, p)
-            out.append((dS_f, G @ dmu, G @ dtau))
+            dS_f = np.zeros((npar, p, p))
+            dmu_f = np.zeros((npar, p))
+            dtau_f = np.zeros((npar, nth))
+            if len(np.unique(f)) == E:      # each entry its own parameter: a scatter, no sum
+                dS_f[f], dmu_f[f], dtau_f[f] = dS, dmu, dtau
+            else:
+                np.add.at(dS_f, f, dS)
+                np.add.at(dmu_f, f, dmu)
+                np.add.at(dtau_f, f, dtau)
+            out.append((dS_f, dmu_f, dtau_f))
         return out
 
     def jacobian(self, theta: np.ndarray) -> list[dict]:
