@@ -16,7 +16,10 @@ The gradient is analytic (chain rule through
 :meth:`~cips_stats.factor.model.CFAModel.dsigma_full`); the optimiser is Fisher
 scoring (Gauss-Newton on the expected information) with step halving, which for
 CFA converges in a handful of iterations.  The saturated (H1) model under FIML is
-fitted by EM.
+fitted by EM; its observed and first-order information (needed by MLR's scaled test
+and the FIML-corrected robust indices) are analytic (:func:`h1_fiml_information`).
+Both depend only on the data, so they are cached per data block (a hash of the rows):
+the fits of an invariance ladder, which share the rows of each group, compute them once.
 
 Examples
 --------
