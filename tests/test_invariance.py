@@ -365,3 +365,43 @@ def test_model_restriction_to_shared_items():
     text, dropped = inv._restrict_syntax(m, {"a", "b", "c", "e"})
     assert text == "f =~ a + b + 0.5*c"          # g keeps one item: dropped with its covariances
     assert sorted(dropped) == ["d", "e"]
+
+
+def test_fiml_ladder_computes_the_saturated_model_once_per_group(monkeypatch):
+    # MLR under FIML needs the EM estimates and the h1 information of every group; they depend
+    # on the rows only, so the levels (and the partial refits) of one ladder share them
+    from cips_stats.factor import ml
+
+    rng = np.random.default_rng(12)
+    lam = np.array([1.0, 0.9, 0.8, 0.7, 0.8])
+    frames = []
+    for g, shift in (("a", 0.0), ("b", 0.6)):
+        y = rng.normal(size=(250, 1)) * lam + rng.normal(scale=0.6, size=(250, 5))
+        y[:, 3] += shift
+        y[rng.random(y.shape) < 0.1] = np.nan
+        frames.append(pd.DataFrame(y, columns=[f"x{i}" for i in range(1, 6)]).assign(g=g))
+    df = pd.concat(frames, ignore_index=True)
+    model = "f =~ x1 + x2 + x3 + x4 + x5"
+    calls = {"em": 0, "h1": 0}
+    em, h1 = ml.em_saturated, ml.h1_fiml_information
+
+    def em_count(*a, **k):
+        calls["em"] += 1
+        return em(*a, **k)
+
+    def h1_count(*a, **k):
+        calls["h1"] += 1
+        return h1(*a, **k)
+
+    monkeypatch.setattr(ml, "em_saturated", em_count)
+    monkeypatch.setattr(ml, "h1_fiml_information", h1_count)
+    ml.clear_h1_cache()
+    res = inv.invariance(df, group="g", model=model, missing="fiml", estimator="MLR")
+    assert len(res.fits) >= 5 and res.freed == ("x4~1",)          # 4 levels + a partial refit
+    assert calls == {"em": 2, "h1": 2}
+    # the same numbers as a fit that computes everything afresh
+    ml.clear_h1_cache()
+    alone = cs.factor.cfa(df, model=model, missing="fiml", estimator="MLR", group="g", group_equal=("loadings",))
+    for k in ("chi2", "chi2_scaled", "cfi_robust", "rmsea_robust"):
+        assert res.fits["metric"].fit[k] == alone.fit[k]
+    ml.clear_h1_cache()
