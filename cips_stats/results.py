@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import functools
 import hashlib
 import json
 import math
@@ -40,6 +41,7 @@ from .errors import Flag
 __all__ = ["Provenance", "Result", "Summary", "fingerprint_frame", "to_jsonable"]
 
 
+@functools.lru_cache(maxsize=1)
 def _package_version() -> str:
     try:
         from importlib.metadata import version
