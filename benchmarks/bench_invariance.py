@@ -77,10 +77,13 @@ def make_case(name: str) -> tuple[Any, pd.DataFrame, str]:
     return d, frame, model
 
 
-def _lavaan(frame: pd.DataFrame, model: str, levels, tmp: Path, limit: float) -> dict:
+def _lavaan(name: str, frame: pd.DataFrame, model: str, levels, tmp: Path, limit: float) -> dict:
     if shutil.which("Rscript") is None:
         return {"status": "Rscript not found"}
+    tmp = tmp / name                # one folder per case: no result of another case is read back
+    tmp.mkdir(parents=True, exist_ok=True)
     csv, mod, script, out = tmp / "d.csv", tmp / "model.txt", tmp / "fit.R", tmp / "o.json"
+    out.unlink(missing_ok=True)
     frame.to_csv(csv, index=False, na_rep="NA")
     mod.write_text(model + "\n")
     script.write_text(_R)
@@ -121,7 +124,7 @@ def _case(name: str, *, lavaan_levels, lavaan_limit: float, tmp: Path, memory: b
             out["ours"]["peak_mib"] = _peak_mib(lambda: cs.factor.invariance(
                 d, group="iteration", model=model, estimator="MLR", levels=("configural", "metric")))
     ml.clear_h1_cache()
-    lav = _lavaan(frame, model, lavaan_levels, tmp, lavaan_limit)
+    lav = _lavaan(name, frame, model, lavaan_levels, tmp, lavaan_limit)
     out["lavaan"] = lav
     agree = {}
     for lv, r in lav.get("levels", {}).items():
