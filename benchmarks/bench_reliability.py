@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 import cips_stats as cs
+from benchmarks import peak_mib as _peak_mib
 
 
 def _best(func: Callable[[], Any], repeats: int) -> float:
@@ -71,15 +72,6 @@ def _load() -> float | None:
         return None
 
 
-def _peak_mib(func: Callable[[], Any]) -> float:
-    gc.collect()
-    tracemalloc.start()
-    try:
-        func()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    return peak / 2**20
 
 
 def _pingouin_loop(data: Any) -> pd.DataFrame:
