@@ -32,7 +32,6 @@ from __future__ import annotations
 import gc
 import os
 import time
-import tracemalloc
 from typing import Any, Callable
 
 import numpy as np
