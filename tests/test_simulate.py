@@ -21,40 +21,12 @@ KEY = ["country", "iteration", "group", "factor"]
 def cell_means(sim, favourable: bool = False) -> pd.DataFrame:
     """Naive weighted cell means of the respondent scores, with linearisation SEs.
 
-    Score of a respondent: mean of answered items of the factor, rescaled
-    ``(mean - 1) / (points - 1) * 10`` (or the share of answered items in the
-    favourable codes). Computed independently of the generator, from ``sim.data``.
+    Computed independently of the package's scoring and estimation code, by the same
+    function the generator-recovery study uses (``validation/study_generator_recovery.py``).
     """
-    data = sim.data
-    inst = data.instrument
-    P = inst.scale.points
-    fav = np.array(inst.scale.favourable, dtype=float)
-    out = []
-    for g in data.groups:
-        rows = data.frame[data.frame["group"] == g]
-        keys = rows[["country", "iteration"]].reset_index(drop=True)
-        w = rows["weight"].to_numpy()
-        for f in inst.factor_ids:
-            cols = list(inst.factor_items(f, group=g))
-            x = rows[cols].to_numpy()
-            ans = ~np.isnan(x)
-            k = ans.sum(axis=1)
-            if favourable:
-                s = np.where(k > 0, (np.isin(x, fav) & ans).sum(axis=1) / np.maximum(k, 1), np.nan)
-            else:
-                s = np.where(k > 0, (np.nansum(x, axis=1) / np.maximum(k, 1) - 1) / (P - 1) * 10, np.nan)
-            df = keys.assign(w=w, s=s).dropna()
-            df["ws"] = df["w"] * df["s"]
-            agg = df.groupby(["country", "iteration"]).agg(sw=("w", "sum"), sws=("ws", "sum"), n=("s", "size"))
-            agg["estimate"] = agg["sws"] / agg["sw"]
-            df = df.join(agg["estimate"], on=["country", "iteration"])
-            df["u2"] = (df["w"] * (df["s"] - df["estimate"])) ** 2
-            agg["se"] = np.sqrt(df.groupby(["country", "iteration"])["u2"].sum() * agg["n"] / (agg["n"] - 1)) / agg["sw"]
-            agg = agg.reset_index()
-            agg["group"] = g
-            agg["factor"] = f
-            out.append(agg[KEY + ["estimate", "se", "n"]])
-    return pd.concat(out, ignore_index=True)
+    from validation.study_generator_recovery import naive_cell_means
+
+    return naive_cell_means(sim, favourable=favourable)
 
 
 @pytest.fixture(scope="module")
