@@ -8,8 +8,8 @@ The public faces::
     data = cs.load("survey.sav", instrument=inst)
 
 Statistical modules (``reliability``, ``factor``, ``weighting``, ``scores``,
-``estimate``, ``change``, ``claims``, ``power``, ``disclosure``, ``plotting``,
-``report``) are imported on first use, so that ``import cips_stats`` stays light.
+``estimate``, ``replicates``, ``disclosure``, ``plotting``, ``report``) are
+imported on first use, so that ``import cips_stats`` stays light.
 
 Examples
 --------
@@ -32,8 +32,8 @@ from .data import SurveyData, load  # noqa: E402
 from .simulate import simulate  # noqa: E402  (binds the function over the module name)
 
 _LAZY_MODULES = {
-    "reliability", "factor", "weighting", "scores", "estimate", "change", "claims",
-    "power", "disclosure", "plotting", "report", "cli", "instrument", "data",
+    "reliability", "factor", "weighting", "scores", "estimate", "replicates", "disclosure", "plotting",
+    "report", "cli", "instrument", "data",
 }
 
 __all__ = [
