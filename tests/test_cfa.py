@@ -324,13 +324,13 @@ def test_ml_recovers_true_loadings_in_a_large_sample():
 
 
 @pytest.mark.slow
-def test_recovery_study_quick():
+def test_recovery_study_quick(tmp_path):
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from validation.study_cfa_recovery import run
 
-    out = run(quick=True).set_index("setting")
+    out = run(quick=True, folder=tmp_path).set_index("setting")
     assert abs(out.loc["ml_normal", "mean_bias"]) < 3 * out.loc["ml_normal", "mc_se_bias"] + 0.01
     assert 0.88 <= out.loc["ml_normal", "coverage"] <= 0.99
     assert out.loc["ml_normal", "reject_chi2"] <= 0.05 + 3 * out.loc["ml_normal", "mc_se_reject"]

@@ -311,9 +311,9 @@ def test_simulation_study_quick_slice():
 
 
 @pytest.mark.slow
-def test_simulation_study_quick_mode():
+def test_simulation_study_quick_mode(tmp_path):
     study = importlib.import_module("validation.study_invariance")
-    table = study.run(quick=True)
+    table = study.run(quick=True, folder=tmp_path)
     null = table[table["condition"] == "invariant"]
     # 30 replications: nominal .05 with generous Monte Carlo room
     assert (null["reject_rate_chi2"] <= 0.2).all()

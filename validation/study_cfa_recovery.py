@@ -72,8 +72,8 @@ def _draw(rng, n: int, setting: str) -> pd.DataFrame:
     return df
 
 
-def run(quick: bool = False) -> pd.DataFrame:
-    """Run the study; writes validation/results/cfa_recovery.csv and .json."""
+def run(quick: bool = False, *, folder: str | Path = OUT) -> pd.DataFrame:
+    """Run the study; writes ``<folder>/cfa_recovery.csv`` and ``.json`` (default validation/results/)."""
     reps = 40 if quick else 400
     ns = (300,) if quick else (300, 1000)
     truth = _truth_table()
@@ -116,9 +116,10 @@ def run(quick: bool = False) -> pd.DataFrame:
                     row["top_mi_is_omitted_loading"] = float(np.mean(top_mi))
                 rows.append(row)
     out = pd.DataFrame(rows)
-    OUT.mkdir(parents=True, exist_ok=True)
-    out.to_csv(OUT / "cfa_recovery.csv", index=False)
-    (OUT / "cfa_recovery.json").write_text(json.dumps(
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    out.to_csv(folder / "cfa_recovery.csv", index=False)
+    (folder / "cfa_recovery.json").write_text(json.dumps(
         {"study": "cfa_recovery", "quick": quick, "seconds": time.time() - t0,
          "rows": cs.results.to_jsonable(out.to_dict(orient="records"))}, indent=2))
     return out

@@ -67,8 +67,8 @@ def _one(seed: int, n: int, bias: float, estimator: str) -> dict:
     return out
 
 
-def run(quick: bool = False) -> pd.DataFrame:
-    """Run the study; write validation/results/invariance.csv (quick: invariance_quick.csv)."""
+def run(quick: bool = False, *, folder: str | Path = RESULTS) -> pd.DataFrame:
+    """Run the study; write ``<folder>/invariance.csv`` (quick: ``invariance_quick.csv``)."""
     n = 300
     estimators = ("ML",) if quick else ("ML", "MLR")
     rows = []
@@ -90,9 +90,10 @@ def run(quick: bool = False) -> pd.DataFrame:
                 rows.append(row)
     table = pd.DataFrame(rows)
     table.attrs["seconds"] = time.perf_counter() - t0
-    RESULTS.mkdir(exist_ok=True)
-    # quick runs (the test suite) never overwrite the full study's table
-    table.to_csv(RESULTS / ("invariance_quick.csv" if quick else "invariance.csv"), index=False)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    # quick runs never overwrite the full study's table
+    table.to_csv(folder / ("invariance_quick.csv" if quick else "invariance.csv"), index=False)
     return table
 
 
