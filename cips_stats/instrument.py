@@ -103,7 +103,8 @@ class Group:
 
 @dataclass(frozen=True)
 class Demographic:
-    """A demographic field: its column name, categories and the groups that are asked it."""
+    """A demographic field: its column name, categories and the groups that are asked it
+    (empty ``groups``: asked of every group)."""
 
     name: str
     label: str = ""
@@ -375,8 +376,9 @@ class Instrument:
         return tuple(i.id for i in self.items if i.reverse)
 
     def demographics_for(self, group: str) -> tuple[Demographic, ...]:
-        """Demographic fields asked of a group."""
-        return tuple(d for d in self.demographics if group in d.groups)
+        """Demographic fields asked of a group (a field that names no group is asked of every group,
+        as the loader treats it)."""
+        return tuple(d for d in self.demographics if not d.groups or group in d.groups)
 
     def model_syntax(self, group: str, factors: Iterable[str] | None = None) -> str:
         """lavaan-style CFA syntax of the key factors for one group (factors correlated by default).

@@ -303,3 +303,16 @@ def test_instrument_is_hashable_and_hash_follows_content():
     assert hash(a) == hash(b)
     assert {a, b} == {a}
     assert hash(Instrument.default(points=4)) != hash(a)
+
+
+def test_demographic_without_groups_is_asked_of_every_group():
+    # Regression: demographics_for() ignored a field declared with no groups, while the loader treats
+    # it as asked of every group.
+    inst = Instrument.default()
+    import dataclasses
+
+    extra = Demographic(name="region", categories=("north", "south"))
+    inst2 = dataclasses.replace(inst, demographics=inst.demographics + (extra,))
+    for g in inst2.group_ids:
+        assert "region" in [d.name for d in inst2.demographics_for(g)]
+    assert "leadership" not in [d.name for d in inst2.demographics_for("private")]
