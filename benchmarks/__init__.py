@@ -14,13 +14,14 @@ These are measurements, never test assertions.
 from __future__ import annotations
 
 import gc
+import time
 import tracemalloc
 from pathlib import Path
 from typing import Any, Callable
 
 from validation import machine_info, write_result
 
-__all__ = ["machine_info", "write_result", "peak_mib", "RESULTS"]
+__all__ = ["machine_info", "write_result", "peak_mib", "best_seconds", "RESULTS"]
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -35,3 +36,14 @@ def peak_mib(func: Callable[[], Any]) -> float:
     finally:
         tracemalloc.stop()
     return peak / 2 ** 20
+
+
+def best_seconds(func: Callable[[], Any], repeats: int = 1) -> float:
+    """Best wall-clock time (seconds) of ``repeats`` calls of ``func``, garbage collected before each."""
+    best = float("inf")
+    for _ in range(repeats):
+        gc.collect()
+        t0 = time.perf_counter()
+        func()
+        best = min(best, time.perf_counter() - t0)
+    return best

@@ -23,9 +23,7 @@ float32-vs-float64 agreement of the SEs.  BLAS is pinned to one thread.
 
 from __future__ import annotations
 
-import gc
-import time
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,19 +31,11 @@ from threadpoolctl import threadpool_limits
 
 import cips_stats as cs
 from cips_stats.scores import respondent_scores
+from benchmarks import best_seconds as _time
 from benchmarks import peak_mib as _peak_mib
 
 KEYS = ["country", "iteration", "group"]
 
-
-def _time(func: Callable[[], Any], repeats: int = 1) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        gc.collect()
-        t0 = time.perf_counter()
-        func()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 

@@ -16,28 +16,17 @@ Peak Python memory (tracemalloc) is measured in a separate, untimed pass.
 
 from __future__ import annotations
 
-import gc
-import time
-from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
 import cips_stats as cs
+from benchmarks import best_seconds as _best
 from benchmarks import peak_mib as _peak_mib
 
 BY = ("country", "iteration", "group")
 VARS = ("gender", "leadership", "experience")
 
-
-def _best(func: Callable[[], Any], repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        gc.collect()
-        t0 = time.perf_counter()
-        func()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 
