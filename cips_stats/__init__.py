@@ -8,7 +8,8 @@ The public faces::
     data = cs.load("survey.sav", instrument=inst)
 
 Statistical modules (``reliability``, ``factor``, ``weighting``, ``scores``,
-``estimate``, ``replicates``, ``disclosure``, ``plotting``, ``report``) are
+``estimate``, ``replicates``, ``change``, ``claims``, ``power``, ``thresholds``,
+``disclosure``, ``plotting``, ``report``) are
 imported on first use, so that ``import cips_stats`` stays light.
 
 Examples
@@ -33,7 +34,7 @@ from .simulate import simulate  # noqa: E402  (binds the function over the modul
 
 _LAZY_MODULES = {
     "reliability", "factor", "weighting", "scores", "estimate", "replicates", "disclosure", "plotting",
-    "report", "cli", "instrument", "data",
+    "report", "cli", "instrument", "data", "change", "claims", "power", "thresholds",
 }
 
 __all__ = [

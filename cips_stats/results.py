@@ -38,7 +38,7 @@ import pandas as pd
 
 from .errors import Flag
 
-__all__ = ["Provenance", "Result", "Summary", "fingerprint_frame", "to_jsonable"]
+__all__ = ["Provenance", "Result", "Summary", "fingerprint_frame", "resolve_seed", "to_jsonable"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -51,6 +51,46 @@ def _package_version() -> str:
         from . import __version__
 
         return __version__
+
+
+def resolve_seed(seed: Any) -> int:
+    """Return the integer seed a computation runs with; ``None`` draws one from entropy.
+
+    Every public function that uses random numbers takes ``seed=`` (default
+    ``None``), passes it through this function and records the returned integer
+    in its result's :class:`Provenance`, so that any result can be reproduced
+    from its own output.
+
+    Parameters
+    ----------
+    seed : int, numpy.integer or None
+        A non-negative integer, or ``None`` to draw a fresh 63-bit seed.
+
+    Returns
+    -------
+    int
+        The seed to use (and to record).
+
+    Raises
+    ------
+    CipsError
+        If ``seed`` is not ``None`` and not a non-negative integer (booleans are refused).
+
+    Examples
+    --------
+    >>> from cips_stats.results import resolve_seed
+    >>> resolve_seed(7)
+    7
+    >>> isinstance(resolve_seed(None), int)
+    True
+    """
+    from .errors import CipsError
+
+    if seed is None:
+        return int(np.random.SeedSequence().entropy % (2**63))
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or int(seed) < 0:
+        raise CipsError(f"seed must be None or a non-negative integer, got {seed!r}.")
+    return int(seed)
 
 
 def fingerprint_frame(frame: pd.DataFrame) -> str:

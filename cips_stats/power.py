@@ -1,0 +1,1 @@
+"""Sample size and power for detecting change (issue 9, in progress)."""
