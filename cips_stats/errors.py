@@ -216,4 +216,44 @@ class Flag:
         return asdict(self)
 
 
-__all__.append("Flag")
+def emit(flag: Flag, category: type[CipsWarning] = CipsWarning, *, stacklevel: int = 3) -> Flag:
+    """Warn with ``category`` about ``flag`` and return the flag, to attach it to the result.
+
+    Functions call this for every statistically meaningful condition, so that it both
+    reaches the user at once (``warnings.warn``) and travels with the result
+    (``Result.flags``) into reports.
+
+    Parameters
+    ----------
+    flag : Flag
+        The condition found.
+    category : subclass of CipsWarning
+        The warning class (``LowReliabilityWarning``, ``PoorFitWarning``...).
+    stacklevel : int, default 3
+        Passed to :func:`warnings.warn`; 3 points at the caller of the public function
+        that calls ``emit``.
+
+    Returns
+    -------
+    Flag
+        ``flag`` itself.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from cips_stats.errors import Flag, LowReliabilityWarning, emit
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     f = emit(Flag("alpha_poor", "alpha = 0.5 is below 0.60."), LowReliabilityWarning)
+    >>> f.code, caught[0].category.__name__
+    ('alpha_poor', 'LowReliabilityWarning')
+    """
+    import warnings
+
+    if not (isinstance(category, type) and issubclass(category, CipsWarning)):
+        raise CipsError(f"category must be a CipsWarning subclass; got {category!r}.")
+    warnings.warn(f"{flag.message} [{flag.code}]", category, stacklevel=stacklevel)
+    return flag
+
+
+__all__ += ["Flag", "emit"]
