@@ -1,0 +1,20 @@
+"""Change across iterations: per-cell change tests and the Bayesian hierarchical change model.
+
+``cell_changes`` differences every cell between two iterations with the shared
+bootstrap replicates of :func:`cips_stats.estimate.indicators` and controls the
+false discovery rate across the table.
+
+Examples
+--------
+>>> import cips_stats as cs
+>>> sim = cs.simulate(seed=1, n_countries=3, n_repeat=2, n_officials=60, n_private=40)
+>>> ind = cs.estimate.indicators(sim.data, n_boot=200, seed=1)
+>>> bool(cs.change.cell_changes(ind, fdr="by").table["p_adjusted"].between(0, 1).all())
+True
+"""
+
+from __future__ import annotations
+
+from ._cells import CellChanges, cell_changes
+
+__all__ = ["CellChanges", "cell_changes"]
