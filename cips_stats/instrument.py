@@ -34,7 +34,8 @@ from typing import Any, Iterable, Mapping
 
 from .errors import DataError, Problem
 
-__all__ = ["Scale", "Group", "Demographic", "Factor", "Item", "Instrument"]
+__all__ = ["Scale", "Group", "Demographic", "Factor", "Item", "Instrument", "ColumnSpec", "parse_columns",
+           "COLUMN_TARGETS", "MAX_SCALE_POINTS", "SCHEMA"]
 
 _DEFAULT_LABELS = {
     4: ("Strongly disagree", "Disagree", "Agree", "Strongly agree"),
@@ -164,6 +165,139 @@ class Item:
     reverse: bool = False
 
 
+#: Respondent-table columns a ``columns:`` entry may fill (besides demographics and items).
+COLUMN_TARGETS = ("respondent_id", "country", "iteration", "group", "weight", "stratum", "cluster")
+
+#: Most points an answer scale may have (a guard against ``points: 1000000000``).
+MAX_SCALE_POINTS = 100
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """Where one column of the respondent table comes from in the user's file.
+
+    Exactly one of ``column``, ``value``, ``column_or_value`` or ``generate`` is set.
+
+    Parameters
+    ----------
+    target : str
+        The respondent-table column (``respondent_id``, ``country``, ``iteration``,
+        ``group``, ``weight``, ``stratum``, ``cluster``, a demographic or an item id).
+    column : str, optional
+        The file's own column name (a rename).
+    value : str, optional
+        A constant for every row (e.g. ``country: {value: NL}`` for a one-country file).
+    column_or_value : str, optional
+        A column when the file has one of that name, else a constant (what the command-line
+        flags ``--country``, ``--iteration`` and ``--group`` give).
+    labels : tuple of (str, int)
+        For ``iteration``: labels of the file mapped to iteration numbers (``2019-20: 1``).
+    generate : bool
+        For ``respondent_id``: number the rows ``1..n`` (a file without ids).
+
+    Examples
+    --------
+    >>> from cips_stats.instrument import ColumnSpec
+    >>> ColumnSpec.parse("weight", "pondération").column
+    'pondération'
+    >>> ColumnSpec.parse("iteration", {"column": "wave", "labels": {"2019-20": 1}}).labels
+    (('2019-20', 1),)
+    """
+
+    target: str
+    column: str | None = None
+    value: str | None = None
+    column_or_value: str | None = None
+    labels: tuple[tuple[str, int], ...] = ()
+    generate: bool = False
+
+    @classmethod
+    def parse(cls, target: str, spec: Any, where: str = "columns") -> "ColumnSpec":
+        """A spec from its YAML/dict form: a column name, or a mapping with ``column``, ``value``,
+        ``column_or_value``, ``labels``, ``generate``; a malformed one raises ``DataError``."""
+        def bad(msg: str) -> DataError:
+            return DataError(f"The column mapping {where}.{target} is invalid: {msg}",
+                             [_problem("columns_invalid", msg, None, f"{where}.{target}", _short(spec))])
+
+        if isinstance(spec, str):
+            if not spec:
+                raise bad("the column name is empty.")
+            return cls(target=target, column=spec)
+        if isinstance(spec, ColumnSpec):
+            return replace(spec, target=target)
+        if not isinstance(spec, Mapping):
+            raise bad("expected a column name or a mapping with column, value, column_or_value, labels or generate.")
+        unknown = [k for k in spec if k not in _COLUMN_SPEC_KEYS]
+        if unknown:
+            raise bad(f"unknown key {unknown[0]!r}{_did_you_mean(str(unknown[0]), _COLUMN_SPEC_KEYS)}.")
+        kinds = [k for k in ("column", "value", "column_or_value") if spec.get(k) is not None]
+        gen = spec.get("generate", False)
+        if not isinstance(gen, bool):
+            raise bad("generate must be true or false.")
+        if len(kinds) + bool(gen) != 1:
+            raise bad("give exactly one of column, value, column_or_value, generate.")
+        if gen and target != "respondent_id":
+            raise bad("generate: true is only for respondent_id.")
+        labels = spec.get("labels") or {}
+        if labels and target != "iteration":
+            raise bad("labels are only for iteration.")
+        if not isinstance(labels, Mapping):
+            raise bad("labels must map labels to positive integers.")
+        lab = []
+        for k, v in labels.items():
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise bad(f"the label {k!r} must map to a positive integer, not {v!r}.")
+            lab.append((str(k), int(v)))
+        vals = {k: (None if spec.get(k) is None else str(spec.get(k))) for k in ("column", "value", "column_or_value")}
+        return cls(target=target, labels=tuple(lab), generate=bool(gen), **vals)
+
+    def to_dict(self) -> Any:
+        """The YAML form (a plain column name when the spec is a rename)."""
+        if self.column is not None and not self.labels:
+            return self.column
+        out: dict[str, Any] = {}
+        for k in ("column", "value", "column_or_value"):
+            if getattr(self, k) is not None:
+                out[k] = getattr(self, k)
+        if self.generate:
+            out["generate"] = True
+        if self.labels:
+            out["labels"] = dict(self.labels)
+        return out
+
+
+_COLUMN_SPEC_KEYS = ("column", "value", "column_or_value", "labels", "generate")
+
+
+def _short(v: Any) -> Any:
+    text = repr(v)
+    return v if len(text) <= 80 else text[:77] + "..."
+
+
+def _did_you_mean(key: str, known: Iterable[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def parse_columns(spec: Any, where: str = "columns") -> tuple[ColumnSpec, ...]:
+    """A ``columns:`` mapping (target -> spec) as a tuple of :class:`ColumnSpec`.
+
+    Examples
+    --------
+    >>> from cips_stats.instrument import parse_columns
+    >>> [c.target for c in parse_columns({"weight": "w", "country": {"value": "NL"}})]
+    ['weight', 'country']
+    """
+    if spec is None:
+        return ()
+    if not isinstance(spec, Mapping):
+        raise DataError(f"{where} must map respondent-table columns to the file's columns.",
+                        [_problem("columns_invalid", "Expected a mapping.", None, where, _short(spec))])
+    return tuple(ColumnSpec.parse(str(t), s, where) for t, s in spec.items())
+
+
 def _as_bool(value: Any, where: str) -> bool:
     if isinstance(value, bool):
         return value
@@ -204,6 +338,10 @@ class Instrument:
         All items of all questionnaires.
     demographics : tuple of Demographic
         Demographic fields.
+    columns : tuple of ColumnSpec
+        Where the respondent-table columns come from in the user's files (renames such as
+        ``weight: pondération``, constants such as ``country: {value: NL}``, iteration labels,
+        generated ids); empty when the files use the respondent-table names.
 
     Notes
     -----
@@ -230,6 +368,7 @@ class Instrument:
     version: str = "1"
     description: str = ""
     source: str | None = field(default=None, compare=False)
+    columns: tuple[ColumnSpec, ...] = ()
 
     def __post_init__(self) -> None:
         self._validate()
@@ -242,8 +381,9 @@ class Instrument:
         src = self.source
         probs: list[Problem] = []
         sc = self.scale
-        if not isinstance(sc.points, int) or sc.points < 2:
-            probs.append(_problem("scale_points", "The scale needs an integer number of points >= 2.", src, "scale.points", sc.points))
+        if not isinstance(sc.points, int) or isinstance(sc.points, bool) or not 2 <= sc.points <= MAX_SCALE_POINTS:
+            probs.append(_problem("scale_points", f"The scale needs an integer number of points from 2 to "
+                                  f"{MAX_SCALE_POINTS}.", src, "scale.points", sc.points))
         else:
             if len(sc.labels) != sc.points:
                 probs.append(_problem("scale_labels", f"The scale has {sc.points} points but {len(sc.labels)} labels.", src, "scale.labels", list(sc.labels)))
@@ -308,8 +448,28 @@ class Instrument:
             for g in d.groups:
                 if g not in group_ids:
                     probs.append(_problem("demographic_group_unknown", f"Demographic {d.name} names an unknown group.", src, f"demographics.{d.name}.groups", g))
+        probs += self._column_problems(set(reserved) | set(iids))
         if probs:
             raise DataError(f"The instrument specification {self.name!r} is invalid ({len(probs)} problems).", probs)
+
+    def _column_problems(self, targets: set[str]) -> list[Problem]:
+        """``columns:`` entries must name a respondent-table column, each file column used once."""
+        probs = []
+        seen: dict[str, str] = {}
+        for c in self.columns:
+            if c.target not in targets:
+                probs.append(_problem("columns_unknown_target",
+                                      f"columns: {c.target!r} is neither a key column ({', '.join(COLUMN_TARGETS)}), "
+                                      f"a demographic nor an item{_did_you_mean(c.target, targets)}.",
+                                      self.source, f"columns.{c.target}", c.target))
+            src = c.column or c.column_or_value
+            if src is not None and src in seen:
+                probs.append(_problem("columns_duplicate_source",
+                                      f"The file column {src!r} is mapped to both {seen[src]!r} and {c.target!r}.",
+                                      self.source, f"columns.{c.target}", src))
+            elif src is not None:
+                seen[src] = c.target
+        return probs
 
     # ------------------------------------------------------------------ accessors
     @property
@@ -419,6 +579,7 @@ class Instrument:
                  **({"reverse": True} if i.reverse else {})}
                 for i in self.items
             ],
+            **({"columns": {c.target: c.to_dict() for c in self.columns}} if self.columns else {}),
         }
 
     @property
@@ -429,76 +590,66 @@ class Instrument:
 
     @classmethod
     def from_dict(cls, spec: Mapping[str, Any], source: str | None = None) -> "Instrument":
-        """Build an instrument from a dictionary (as read from YAML); problems raise ``DataError``."""
+        """Build an instrument from a dictionary (as read from YAML); problems raise ``DataError``.
+
+        Unknown keys (e.g. a misspelt ``revers: true``) are an error naming the key, its place
+        (and its line, when read from YAML) and the closest known key.
+        """
         src = source or "<dict>"
-        probs: list[Problem] = []
         if not isinstance(spec, Mapping):
             raise DataError(f"The instrument specification in {src} must be a mapping.",
                             [_problem("spec_type", "Top level must be a mapping.", src, None, type(spec).__name__)])
-        for key in ("name", "scale", "groups", "factors", "items"):
-            if key not in spec:
-                probs.append(_problem("spec_missing_key", f"Required key {key!r} is missing.", src, key))
+        probs = [_problem("spec_missing_key", f"Required key {key!r} is missing.", src, key)
+                 for key in ("name", "scale", "groups", "factors", "items") if key not in spec]
         if probs:
             raise DataError(f"The instrument specification in {src} is incomplete.", probs)
+        probs = _schema_problems(spec, src)
+        if probs:
+            raise DataError(f"The instrument specification in {src} has {len(probs)} unknown "
+                            f"key{'s' if len(probs) != 1 else ''}.", probs)
         try:
-            s = spec["scale"]
-            points = s.get("points", 5)
-            missing = {int(k): str(v) for k, v in (s.get("missing") or {}).items()}
-            if any(str(k).strip() != str(int(k)) for k in (s.get("missing") or {})):
-                raise ValueError("scale.missing codes must be integers")
-            labels = tuple(s.get("labels") or _DEFAULT_LABELS.get(points, tuple(str(i) for i in range(1, int(points) + 1))))
-            fav = s.get("favourable")
-            if fav is None:
-                fav = tuple(range(int(points) - 1, int(points) + 1)) if int(points) >= 4 else (int(points),)
-            scale = Scale(points=points, labels=labels, favourable=tuple(int(c) for c in fav), missing=missing)
-            groups = tuple(Group(id=str(g["id"]), label=str(g.get("label", ""))) for g in spec["groups"])
-            demos = tuple(
-                Demographic(name=str(d["name"]), label=str(d.get("label", "")),
-                            categories=tuple(str(c) for c in d.get("categories", ())),
-                            groups=_as_tuple(d.get("groups", [g.id for g in groups])))
-                for d in spec.get("demographics", []) or []
-            )
-            factors = [Factor(id=str(f["id"]), label=str(f.get("label", f["id"])), kind="key_factor",
-                              description=str(f.get("description", ""))) for f in spec["factors"]]
-            factors += [Factor(id=str(f["id"]), label=str(f.get("label", f["id"])), kind="index",
-                               items=_as_tuple(f.get("items", ())),
-                               description=str(f.get("description", "")))
-                        for f in spec.get("indices", []) or []]
-            items = tuple(
-                Item(id=str(i["id"]), factor=str(i["factor"]),
-                     groups=_as_tuple(i.get("groups", [g.id for g in groups])),
-                     text=str(i.get("text", "")),
-                     reverse=_as_bool(i.get("reverse", False), f"items.{i.get('id')}.reverse"))
-                for i in spec["items"]
-            )
+            points = spec["scale"].get("points", 5)
+            if isinstance(points, bool) or not isinstance(points, int) or not 2 <= points <= MAX_SCALE_POINTS:
+                raise DataError(f"The instrument specification in {src} is invalid.",
+                                [_problem("scale_points", f"The scale needs an integer number of points from 2 to "
+                                          f"{MAX_SCALE_POINTS}.", src, "scale.points", _short(points))])
+            parts = _parts_from_dict(spec, points)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            if isinstance(exc, DataError):
+                raise
             raise DataError(f"The instrument specification in {src} is malformed: {exc}.",
                             [_problem("spec_malformed", str(exc), src)]) from exc
         return cls(name=str(spec["name"]), version=str(spec.get("version", "1")),
-                   description=str(spec.get("description", "")).strip(), scale=scale, groups=groups,
-                   factors=tuple(factors), items=items, demographics=demos, source=source)
+                   description=str(spec.get("description", "")).strip(), source=source, **parts)
 
     @classmethod
     def from_yaml(cls, path_or_text: str | Path) -> "Instrument":
-        """Read an instrument from a YAML file (or a YAML string containing a newline)."""
-        import yaml
+        """Read an instrument from a YAML file (or a YAML string containing a newline).
 
+        The file must be UTF-8 (a byte-order mark is accepted); duplicate keys, aliases
+        (``&anchor``/``*alias``) and unknown keys are errors naming the line.
+
+        Examples
+        --------
+        >>> import cips_stats as cs
+        >>> try:
+        ...     cs.Instrument.from_yaml("name: x\\nname: y\\n")
+        ... except cs.DataError as e:
+        ...     print(e.problems[0].message)
+        Line 2: the key 'name' appears twice in one mapping (first on line 1); remove one.
+        """
         text = str(path_or_text)
         if "\n" in text:
             source, content = "<yaml>", text
         else:
             source = str(path_or_text)
             try:
-                content = Path(path_or_text).read_text(encoding="utf-8")
+                data = Path(path_or_text).read_bytes()
             except OSError as exc:
                 raise DataError(f"Cannot read the instrument file {source}: {exc}.",
                                 [_problem("file_unreadable", str(exc), source)]) from exc
-        try:
-            spec = yaml.safe_load(content)
-        except yaml.YAMLError as exc:
-            raise DataError(f"The instrument file {source} is not valid YAML: {exc}.",
-                            [_problem("yaml_syntax", str(exc), source)]) from exc
-        return cls.from_dict(spec, source=source)
+            content = _decode_yaml(data, source)
+        return cls.from_dict(_safe_yaml(content, source), source=source)
 
     def to_yaml(self, path: str | Path | None = None) -> str:
         """Write the specification as YAML; returns the text (and writes ``path`` when given)."""
@@ -530,3 +681,142 @@ class Instrument:
         scale = Scale(points=points, labels=_DEFAULT_LABELS[points], favourable=(points - 1, points),
                       missing=dict(inst.scale.missing))
         return replace(inst, scale=scale, name=f"{inst.name}-{points}pt")
+
+
+# ====================================================================================== reading YAML
+#: Allowed keys of each part of a specification (``columns:`` entries are checked by ColumnSpec).
+SCHEMA: dict[str, tuple[str, ...]] = {
+    "": ("name", "version", "description", "scale", "groups", "demographics", "factors", "indices", "items",
+         "columns"),
+    "scale": ("points", "labels", "favourable", "missing"),
+    "groups": ("id", "label"),
+    "demographics": ("name", "label", "categories", "groups"),
+    "factors": ("id", "label", "description"),
+    "indices": ("id", "label", "description", "items"),
+    "items": ("id", "factor", "groups", "text", "reverse"),
+}
+
+
+class _Located(dict):
+    """A YAML mapping that remembers the line (1-based) of each key."""
+
+    lines: dict
+
+
+def _line_of(mapping: Any, key: Any) -> str:
+    lines = getattr(mapping, "lines", None)
+    return f"Line {lines[key]}: " if lines and key in lines else ""
+
+
+def _schema_problems(spec: Mapping[str, Any], src: str) -> list[Problem]:
+    """Every key the schema does not know, with its place, line and the closest known key."""
+    probs = []
+
+    def check(mapping: Any, part: str, where: str) -> None:
+        if not isinstance(mapping, Mapping):
+            return
+        known = SCHEMA[part]
+        for key in mapping:
+            if key not in known:
+                probs.append(_problem("spec_unknown_key",
+                                      f"{_line_of(mapping, key)}unknown key {key!r} in {where or 'the top level'}"
+                                      f"{_did_you_mean(str(key), known)}; known keys: {', '.join(known)}.",
+                                      src, f"{where}.{key}" if where else str(key), str(key)))
+
+    check(spec, "", "")
+    check(spec.get("scale"), "scale", "scale")
+    for part in ("groups", "demographics", "factors", "indices", "items"):
+        entries = spec.get(part) or []
+        if isinstance(entries, list):
+            for k, entry in enumerate(entries):
+                name = entry.get("id", entry.get("name", k)) if isinstance(entry, Mapping) else k
+                check(entry, part, f"{part}[{name}]")
+    return probs
+
+
+def _parts_from_dict(spec: Mapping[str, Any], points: int) -> dict[str, Any]:
+    """The scale, groups, demographics, factors, items and columns of a checked specification."""
+    s = spec["scale"]
+    missing = {int(k): str(v) for k, v in (s.get("missing") or {}).items()}
+    if any(str(k).strip() != str(int(k)) for k in (s.get("missing") or {})):
+        raise ValueError("scale.missing codes must be integers")
+    labels = tuple(s.get("labels") or _DEFAULT_LABELS.get(points, tuple(str(i) for i in range(1, points + 1))))
+    fav = s.get("favourable")
+    if fav is None:
+        fav = tuple(range(points - 1, points + 1)) if points >= 4 else (points,)
+    scale = Scale(points=points, labels=tuple(str(x) for x in labels), favourable=tuple(int(c) for c in fav),
+                  missing=missing)
+    groups = tuple(Group(id=str(g["id"]), label=str(g.get("label", ""))) for g in spec["groups"])
+    demos = tuple(
+        Demographic(name=str(d["name"]), label=str(d.get("label", "")),
+                    categories=tuple(str(c) for c in d.get("categories", ())),
+                    groups=_as_tuple(d.get("groups", [g.id for g in groups])))
+        for d in spec.get("demographics", []) or []
+    )
+    factors = [Factor(id=str(f["id"]), label=str(f.get("label", f["id"])), kind="key_factor",
+                      description=str(f.get("description", ""))) for f in spec["factors"]]
+    factors += [Factor(id=str(f["id"]), label=str(f.get("label", f["id"])), kind="index",
+                       items=_as_tuple(f.get("items", ())), description=str(f.get("description", "")))
+                for f in spec.get("indices", []) or []]
+    items = tuple(
+        Item(id=str(i["id"]), factor=str(i["factor"]), groups=_as_tuple(i.get("groups", [g.id for g in groups])),
+             text=str(i.get("text", "")), reverse=_as_bool(i.get("reverse", False), f"items.{i.get('id')}.reverse"))
+        for i in spec["items"]
+    )
+    return {"scale": scale, "groups": groups, "demographics": demos, "factors": tuple(factors), "items": items,
+            "columns": parse_columns(spec.get("columns"))}
+
+
+def _decode_yaml(data: bytes, source: str) -> str:
+    """UTF-8 text of an instrument file; any other encoding is an error naming the byte and line."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        msg = (f"The byte 0x{data[exc.start]:02X} at line {line}, column {col} is not valid UTF-8: save the "
+               f"instrument file as UTF-8 (it looks like Latin-1 or Windows-1252).")
+        raise DataError(f"Cannot read the instrument file {source}: {msg}",
+                        [_problem("file_encoding", msg, source, None, f"0x{data[exc.start]:02X}")]) from None
+
+
+def _safe_yaml(content: str, source: str) -> Any:
+    """``yaml.safe_load`` that refuses aliases and duplicate keys and records each key's line."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                ev = self.peek_event()
+                msg = (f"Line {ev.start_mark.line + 1}: YAML aliases (*{ev.anchor}) are not allowed in an "
+                       f"instrument file; write the values out.")
+                raise DataError(f"The instrument file {source} uses a YAML alias.",
+                                [_problem("yaml_alias", msg, source, None, f"*{ev.anchor}")])
+            return super().compose_node(parent, index)
+
+    def mapping(loader: Any, node: Any) -> _Located:
+        out = _Located()
+        out.lines = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                hash(key)
+            except TypeError:
+                raise DataError(f"The instrument file {source} has a key that is not text.",
+                                [_problem("yaml_syntax", f"Line {line}: a mapping key must be text.", source)]) from None
+            if key in out:
+                msg = (f"Line {line}: the key {key!r} appears twice in one mapping (first on line "
+                       f"{out.lines[key]}); remove one.")
+                raise DataError(f"The instrument file {source} repeats a key.",
+                                [_problem("yaml_duplicate_key", msg, source, str(key), str(key))])
+            out[key] = loader.construct_object(value_node, deep=True)
+            out.lines[key] = line
+        return out
+
+    Loader.add_constructor("tag:yaml.org,2002:map", mapping)
+    try:
+        return yaml.load(content, Loader=Loader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise DataError(f"The instrument file {source} is not valid YAML: {exc}.",
+                        [_problem("yaml_syntax", str(exc), source)]) from exc

@@ -171,7 +171,9 @@ def test_empty_index():
 
 @pytest.mark.parametrize("scale, rule", [
     ({"points": 1}, "scale_points"),
-    ({"points": "five"}, "spec_malformed"),
+    ({"points": "five"}, "scale_points"),
+    ({"points": 1_000_000_000}, "scale_points"),
+    ({"points": 101}, "scale_points"),
     ({"points": 5, "labels": ["a", "b"]}, "scale_labels"),
     ({"points": 5, "favourable": [5, 6]}, "scale_favourable"),
     ({"points": 5, "favourable": []}, "scale_favourable"),
