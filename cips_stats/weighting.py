@@ -36,7 +36,8 @@ import pandas as pd
 from scipy import stats as _st
 
 from .errors import ConvergenceError, DataError, Flag, Problem
-from .estimate import Calibration, _model_matrix
+from .estimate.design import Calibration
+from .estimate.design import model_matrix as _model_matrix
 from .results import Provenance, Result
 
 __all__ = [

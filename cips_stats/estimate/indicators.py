@@ -27,101 +27,24 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.special import ndtr, ndtri
 
-from .errors import DataError, Flag, Problem
+from .. import thresholds as _th
+from ..errors import CipsError, DataError, Flag, Problem
+from ..results import Provenance, Result, resolve_seed
+from ..scores import STATISTICS, respondent_scores
+from .design import Design, design_of
+from .intervals import bootstrap_intervals as _intervals
+from .intervals import check_ci_method as _check_method
+from .intervals import check_level as _check_level
 from .replicates import RaoWuPlan
-from .results import Provenance, Result
-from .scores import STATISTICS, respondent_scores
 
 __all__ = ["Indicators", "Contrast", "indicators", "perception_gap"]
 
-_CI_METHODS = ("percentile", "bca", "normal")
 _KEYS = ("country", "iteration", "group")
 #: Ratio between the largest and the smallest cell padded into one block of the batched products.
 _BUCKET_RATIO = 1.3
 #: Elements of one chunk's padded count buffer / uniform draws (memory bound, ~16 MB each).
 _CHUNK_ELEMS = 2**21
-
-
-# ----------------------------------------------------------------------------------------- intervals
-def _row_quantiles(srt: np.ndarray, nvalid: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Linear-interpolation quantiles (R type 7) of rows sorted with NaN last; q per row."""
-    nv = nvalid.astype(np.float64)
-    h = np.clip(q, 0.0, 1.0) * np.maximum(nv - 1.0, 0.0)
-    lo = np.floor(h).astype(np.intp)
-    hi = np.minimum(lo + 1, np.maximum(nvalid - 1, 0)).astype(np.intp)
-    frac = h - lo
-    a = np.take_along_axis(srt, lo[:, None], axis=1)[:, 0]
-    b = np.take_along_axis(srt, hi[:, None], axis=1)[:, 0]
-    out = a + frac * (b - a)
-    return np.where(nvalid > 0, out, np.nan)
-
-
-def _intervals(est: np.ndarray, reps: np.ndarray, level: float, method: str,
-               accel: np.ndarray | None) -> dict[str, np.ndarray]:
-    """SE and CI of each row of ``reps`` (rows x B, float), centred on ``est``.
-
-    Returns se, ci_low, ci_high, n_nan (replicates without an estimate) and
-    bca_undefined (all replicates on one side of the estimate).
-    """
-    R = reps.shape[0]
-    out = {k: np.full(R, np.nan) for k in ("se", "ci_low", "ci_high")}
-    out["n_nan"] = np.zeros(R, dtype=np.int64)
-    out["bca_undefined"] = np.zeros(R, dtype=bool)
-    step = max(1, _CHUNK_ELEMS // max(1, reps.shape[1]))
-    alpha = 1.0 - level
-    for s in range(0, R, step):
-        sl = slice(s, min(R, s + step))
-        t = np.asarray(reps[sl], dtype=np.float64)
-        ok = ~np.isnan(t)
-        nv = ok.sum(axis=1)
-        out["n_nan"][sl] = t.shape[1] - nv
-        mean = np.nansum(t, axis=1) / np.maximum(nv, 1)
-        dev = np.where(ok, t - mean[:, None], 0.0)
-        var = (dev * dev).sum(axis=1) / np.maximum(nv - 1, 1)
-        se = np.where(nv >= 2, np.sqrt(var), np.nan)
-        out["se"][sl] = se
-        e = est[sl]
-        if method == "normal":
-            z = ndtri(1.0 - alpha / 2.0)
-            out["ci_low"][sl], out["ci_high"][sl] = e - z * se, e + z * se
-            continue
-        srt = np.sort(t, axis=1)
-        if method == "percentile":
-            ql = np.full(t.shape[0], alpha / 2.0)
-            qh = np.full(t.shape[0], 1.0 - alpha / 2.0)
-        else:  # bca
-            below = (np.where(ok, t < e[:, None], False).sum(axis=1)
-                     + 0.5 * np.where(ok, t == e[:, None], False).sum(axis=1))
-            p0 = below / np.maximum(nv, 1)
-            undefined = (p0 <= 0.0) | (p0 >= 1.0) | (nv < 2)
-            z0 = ndtri(np.clip(p0, 1e-12, 1 - 1e-12))
-            a = np.zeros_like(z0) if accel is None else np.nan_to_num(accel[sl])
-            za, zb = ndtri(alpha / 2.0), ndtri(1.0 - alpha / 2.0)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                ql = ndtr(z0 + (z0 + za) / (1.0 - a * (z0 + za)))
-                qh = ndtr(z0 + (z0 + zb) / (1.0 - a * (z0 + zb)))
-            ql = np.where(undefined, np.nan, ql)
-            qh = np.where(undefined, np.nan, qh)
-            out["bca_undefined"][sl] = undefined & ~np.isnan(e)
-        lo = _row_quantiles(srt, nv, np.nan_to_num(ql, nan=0.0))
-        hi = _row_quantiles(srt, nv, np.nan_to_num(qh, nan=1.0))
-        out["ci_low"][sl] = np.where(np.isnan(ql), np.nan, lo)
-        out["ci_high"][sl] = np.where(np.isnan(qh), np.nan, hi)
-    return out
-
-
-def _check_level(ci: Any) -> float:
-    if not isinstance(ci, (float, int, np.floating)) or not 0.0 < float(ci) < 1.0:
-        raise ValueError(f"ci= must be a confidence level in (0, 1); got {ci!r}.")
-    return float(ci)
-
-
-def _check_method(ci_method: Any) -> str:
-    if ci_method not in _CI_METHODS:
-        raise ValueError(f"ci_method= must be one of {_CI_METHODS}; got {ci_method!r}.")
-    return str(ci_method)
 
 
 # ----------------------------------------------------------------------------------------- results
@@ -130,7 +53,7 @@ def _to_dict_without(result: Result, skip: tuple[str, ...]) -> dict[str, Any]:
     """``Result.to_dict`` without the bulky replicate arrays (reproducible from the seed); shapes are kept."""
     import dataclasses
 
-    from .results import to_jsonable
+    from ..results import to_jsonable
 
     out: dict[str, Any] = {"kind": type(result).__name__}
     for f in dataclasses.fields(result):
@@ -377,7 +300,7 @@ class Indicators(Result):
             F = len(self.factors)
             try:
                 ja, jb = self.factors.index(minuend), self.factors.index(subtrahend)
-            except ValueError:
+            except ValueError:  # list.index: not a factor of the indicators
                 raise DataError(f"minuend= and subtrahend= must be factors of the indicators {list(self.factors)}.",
                                 [Problem("factor", "Unknown factor.", value=[minuend, subtrahend])]) from None
             est = self.estimates[:, ja] - self.estimates[:, jb]
@@ -535,14 +458,254 @@ def _engine(plan: RaoWuPlan, layout: _Layout, X: np.ndarray, row_cell: np.ndarra
     return reps
 
 
+#: Replicate weights of the fast path (rows are PSUs, each stratum inside one cell) are drawn straight
+#: into the padded layout; tests switch it off to check the general path gives the same numbers.
+_FAST_PATH = True
+#: BLAS threads inside the batched products (None: the library's default).  The products are many
+#: small GEMMs, which run fastest on one thread and do not leave a second core idle-spinning
+#: (benchmarks/bench_indicators.py measures both).
+_BLAS_THREADS: int | None = 1
+
+
+def _check_options(statistic, ci, ci_method, n_boot, min_n, cv_suppress, cv_caution, chunk_size):
+    if statistic not in STATISTICS:
+        raise CipsError(f"statistic= must be one of {STATISTICS}; got {statistic!r}.")
+    level = _check_level(ci)
+    method = _check_method(ci_method)
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
+        raise CipsError(f"n_boot= must be an integer >= 2; got {n_boot!r}.")
+    if isinstance(min_n, bool) or not (isinstance(min_n, (int, np.integer)) and min_n >= 0):
+        raise CipsError(f"min_n= must be a non-negative integer; got {min_n!r}.")
+    if not 0 < cv_caution <= cv_suppress:
+        raise CipsError(f"Need 0 < cv_caution <= cv_suppress; got {cv_caution!r} and {cv_suppress!r}.")
+    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer))
+                                   or chunk_size < 1):
+        raise CipsError(f"chunk_size= must be a positive integer; got {chunk_size!r}.")
+    return level, method
+
+
+def _check_by(frame: pd.DataFrame, by: Sequence[str]) -> tuple:
+    by = (by,) if isinstance(by, str) else tuple(by)
+    missing = [c for c in by if c not in frame.columns]
+    if missing or not by:
+        raise DataError(f"by= names columns that data.frame lacks: {missing}." if missing else "by= is empty.",
+                        [Problem("by_column", "Column not found.", column=c) for c in missing])
+    if "factor" in by:
+        raise DataError("by= must not contain 'factor': every factor is estimated in every cell.",
+                        [Problem("by_column", "Reserved.", column="factor")])
+    return by
+
+
+def _design(data: Any, weight: Any) -> Design:
+    """The design of the call: the data's own (``weight=None``), the data's with another weight column, or a Design."""
+    base = design_of(data)
+    if weight is None:
+        d = base
+    elif isinstance(weight, Design):
+        d = weight
+    elif isinstance(weight, str):
+        d = base.update(weight=weight, calibration=None)
+    else:
+        raise CipsError(f"weight= must be None, a column name or a Design; got {type(weight).__name__}.")
+    if len(d.clusters) > 1:
+        raise CipsError("indicators() resamples first-stage units; give a Design with one cluster column.")
+    d.check(data.frame)
+    return d
+
+
+def _design_arrays(frame: pd.DataFrame, d: Design) -> tuple[np.ndarray, np.ndarray, Any]:
+    """Weights, design-stratum codes (country x iteration x group x stratum) and cluster labels."""
+    n = len(frame)
+    if d.weight is None:
+        w = np.ones(n)
+    else:
+        w = frame[d.weight].to_numpy(dtype=np.float64)
+        bad = np.flatnonzero(~np.isfinite(w) | (w <= 0))
+        if bad.size:
+            raise DataError(f"{bad.size} weights are not positive and finite.",
+                            [Problem("weight_positive", "Weight must be positive.", row=int(r) + 1, column=d.weight,
+                                     value=float(w[r])) for r in bad[:50]])
+    dcols = [c for c in _KEYS if c in frame.columns] + ([d.strata] if d.strata is not None else [])
+    dstrat, _ = _codes_by(frame, dcols)
+    if (dstrat < 0).any():
+        r = np.flatnonzero(dstrat < 0)
+        raise DataError(f"{r.size} rows have a missing design key ({dcols}).",
+                        [Problem("design_missing", "Missing design key.", row=int(i) + 1) for i in r[:50]])
+    cl = frame[d.cluster].to_numpy() if d.cluster is not None else None
+    return w, dstrat, cl
+
+
+class _Cells:
+    """Rows of the cells sorted by cell, then design stratum, then row; per-cell sums by ``reduceat``."""
+
+    def __init__(self, frame: pd.DataFrame, by: tuple, dstrat: np.ndarray):
+        cell, self.keys = _codes_by(frame, by)
+        self.K = len(self.keys)
+        rows_in = np.flatnonzero(cell >= 0)
+        self.n_in = rows_in.size
+        order = np.lexsort((rows_in, dstrat[rows_in], cell[rows_in]))
+        self.rows = rows_in[order]
+        self.cell = cell[self.rows]
+        self.stratum = dstrat[self.rows]
+        self.sizes = np.bincount(self.cell, minlength=self.K)
+        self.start = np.concatenate(([0], np.cumsum(self.sizes)[:-1]))
+        self.rank = np.arange(self.rows.size) - self.start[self.cell]
+
+    def sum(self, a: np.ndarray) -> np.ndarray:
+        return np.add.reduceat(a, self.start, axis=0) if self.K else np.zeros((0,) + a.shape[1:])
+
+
+@dataclass
+class _FullSample:
+    est: np.ndarray       # (K, F)
+    dev: np.ndarray       # (rows, F) score minus its cell estimate (0 where no score)
+    wm: np.ndarray        # (rows, F) weight times score mask
+    nn: np.ndarray        # (K, F) unweighted n
+    s2w: np.ndarray       # (K, F) weighted variance of the scores
+    n_eff: np.ndarray     # (K, F) Kish
+    infl: np.ndarray      # (K, F, 2) sums of squares and cubes of the influence values
+
+
+def _full_sample(S: np.ndarray, M: np.ndarray, w: np.ndarray, cells: _Cells) -> _FullSample:
+    Ss, Ms, ws = S[cells.rows], M[cells.rows], w[cells.rows]
+    wm = np.where(Ms, ws[:, None], 0.0)
+    s0 = np.where(Ms, Ss, 0.0)
+    sw, swy, sw2, nn = cells.sum(wm), cells.sum(wm * s0), cells.sum(wm * ws[:, None]), cells.sum(Ms.astype(np.int64))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        est = swy / sw
+        dev = np.where(Ms, s0 - est[cells.cell], 0.0)
+        u = wm * dev / sw[cells.cell]                         # empirical influence values of the ratio
+        s2w = cells.sum(wm * dev * dev) / sw * nn / np.maximum(nn - 1, 1)
+        n_eff = sw ** 2 / sw2
+    infl = np.stack([cells.sum(u * u), cells.sum(u ** 3)], axis=-1)
+    return _FullSample(est, dev, wm, nn, s2w, n_eff, infl)
+
+
+def _fast_slots(plan: RaoWuPlan, layout: "_Layout", cells: _Cells, n: int) -> dict | None:
+    """Slots of the fast path when every row is a PSU and each design stratum lies inside one cell."""
+    if not (_FAST_PATH and plan.rows_are_psus and cells.n_in == n):
+        return None
+    H = plan.n_h.size
+    cmin = np.full(H, np.iinfo(np.intp).max)
+    cmax = np.full(H, -1)
+    np.minimum.at(cmin, cells.stratum, cells.cell)
+    np.maximum.at(cmax, cells.stratum, cells.cell)
+    if not np.all(cmin == cmax):
+        return None
+    first = np.full(H, -1)
+    first[cells.stratum[::-1]] = np.arange(cells.stratum.size)[::-1]        # first sorted row of each stratum
+    h_cell = cells.cell[first]
+    slot_h = np.repeat(np.arange(H), plan.m_h)
+    return {
+        "slot_A": layout.A_cell[h_cell][slot_h].astype(np.float64),
+        "slot_r0": cells.rank[first][slot_h].astype(np.float64),
+        "slot_L": layout.L_cell[h_cell][slot_h].astype(np.float64),
+        "fixed_rows": np.flatnonzero(plan.psu_fixed[plan.psu_of_row[cells.rows]]),
+    }
+
+
+def _bootstrap(plan: RaoWuPlan, cells: _Cells, fs: _FullSample, n: int, n_boot: int, seed: int,
+               chunk_size: int | None, dtype: Any) -> tuple[np.ndarray, bool]:
+    """Replicate estimates (K, F, B) and whether the fast path ran."""
+    F = fs.est.shape[1]
+    layout = _Layout(cells.sizes)
+    slots = _fast_slots(plan, layout, cells, n)
+    a_row = plan.psu_multiplier[plan.psu_of_row[cells.rows]]
+    xw = fs.wm * (a_row[:, None] if slots is not None else 1.0)
+    X = np.zeros((layout.W, 2 * F), dtype=dtype)
+    pos0 = layout.A_cell[cells.cell] + cells.rank
+    X[pos0, :F] = xw * fs.dev
+    X[pos0, F:] = xw
+    P_draw = max(plan.n_draws, layout.W)
+    chunk = int(chunk_size) if chunk_size is not None else int(max(1, min(n_boot, _CHUNK_ELEMS // max(1, P_draw))))
+    args = (plan, layout, X, cells.cell, cells.rank, cells.rows, slots, n_boot, seed, chunk, F,
+            np.nan_to_num(fs.est), dtype)
+    if _BLAS_THREADS is None:
+        return _engine(*args), slots is not None
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=_BLAS_THREADS, user_api="blas"):
+        return _engine(*args), slots is not None
+
+
+def _cell_table(cells: _Cells, fids: tuple, fs: _FullSample, iv: dict, est_flat: np.ndarray, masks: dict
+                ) -> pd.DataFrame:
+    K, F = cells.K, len(fids)
+    n_flat = fs.nn.reshape(-1)
+    table = cells.keys.iloc[np.repeat(np.arange(K), F)].reset_index(drop=True)
+    table["factor"] = np.tile(np.asarray(fids, dtype=object), K)
+    table["estimate"] = est_flat
+    table["se"] = iv["se"]
+    table["ci_low"] = iv["ci_low"]
+    table["ci_high"] = iv["ci_high"]
+    table["n"] = n_flat.astype(np.int64)
+    table["n_eff"] = fs.n_eff.reshape(-1)
+    table["deff"] = masks["deff"]
+    table["cv"] = masks["cv"]
+    table["suppressed"] = masks["suppressed"]
+    table["caution"] = masks["caution"]
+    table["flags"] = _flag_strings({"no_data": masks["no_data"], "small_n": masks["small"] & ~masks["no_data"],
+                                    "high_cv": masks["high"], "caution_cv": masks["caution"],
+                                    "nan_replicates": (iv["n_nan"] > 0) & ~masks["no_data"],
+                                    "bca_undefined": iv["bca_undefined"]})
+    return table
+
+
+def _precision(fs: _FullSample, iv: dict, est_flat: np.ndarray, min_n: int, cv_suppress: float,
+               cv_caution: float) -> dict:
+    se = iv["se"]
+    n_flat = fs.nn.reshape(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cv = se / np.abs(est_flat)
+        deff = se ** 2 / (fs.s2w.reshape(-1) / n_flat)
+    no_data = n_flat == 0
+    small = n_flat < min_n
+    high = ~no_data & ~(cv <= cv_suppress)                      # NaN cv (e.g. no replicate spread) -> suppressed
+    caution = ~no_data & ~small & ~high & (cv > cv_caution)
+    return {"cv": cv, "deff": deff, "no_data": no_data, "small": small, "high": high, "caution": caution,
+            "suppressed": no_data | small | high}
+
+
+def _result_flags(m: dict, iv: dict, kept: np.ndarray, cells: _Cells, by: tuple, fids: tuple, min_n: int,
+                  cv_suppress: float, cv_caution: float) -> list[Flag]:
+    F = len(fids)
+    flags = []
+    for code, mask, sev, msg in (
+        ("small_cell", m["small"] & kept & ~m["no_data"], "warning", f"cells with fewer than {min_n} scored "
+         "respondents are suppressed"),
+        ("high_cv", m["high"] & kept, "warning", f"cells with CV above {cv_suppress:.1%} are suppressed"),
+        ("caution_cv", m["caution"] & kept, "caution", f"cells with CV between {cv_caution:.1%} and "
+         f"{cv_suppress:.1%}: use with caution"),
+        ("no_data", m["no_data"] & kept, "warning", "cells without any scored respondent"),
+        ("nan_replicates", (iv["n_nan"] > 0) & kept & ~m["no_data"], "caution", "some replicates drew no scored "
+         "respondent of a cell and were left out of its SE and CI"),
+        ("bca_undefined", iv["bca_undefined"] & kept, "warning", "BCa interval undefined (all replicates on "
+         "one side of the estimate)"),
+    ):
+        if mask.any():
+            idx = np.flatnonzero(mask)
+            where = {"cells": [dict(zip(list(by) + ["factor"], [*(_py(v) for v in cells.keys.iloc[i // F]),
+                                                                 fids[i % F]])) for i in idx[:200]],
+                     "n": int(idx.size)}
+            flags.append(Flag(code, f"{idx.size} {msg}.", sev, where))
+    return flags
+
+
+def _asked(sc: Any, frame: pd.DataFrame, cells: _Cells, fids: tuple) -> np.ndarray:
+    """Cells whose group is asked at least one item of the factor (the others are structurally empty)."""
+    asked_g = sc.counts.pivot(index="group", columns="factor", values="asked").reindex(columns=list(fids))
+    g_rows = frame["group"].to_numpy()[cells.rows]
+    asked_rows = asked_g.reindex(g_rows).to_numpy(dtype=bool)
+    return cells.sum(asked_rows.astype(np.int64)).reshape(-1) > 0
+
+
 def indicators(data: Any, *, by: Sequence[str] = _KEYS, statistic: str = "mean_0_10", n_boot: int = 2000,
-               ci: float = 0.95, ci_method: str = "percentile", seed: int = 1, min_n: int = 30,
-               cv_suppress: float = 0.333, cv_caution: float = 0.166, weight: str | None = "weight",
-               strata: str | None = "stratum", cluster: str | None = "cluster", min_share: float = 0.5,
-               favourable: Any = None, factors: Iterable[str] | None = None,
-               bootstrap_type: str = "subbootstrap", lonely_psu: str = "fail", chunk_size: int | None = None,
-               keep_replicates: bool = True, dtype: Any = np.float32, _force_general: bool = False,
-               ) -> Indicators:
+               ci: float = 0.95, ci_method: str = "percentile", seed: int | None = None,
+               min_n: int = _th.MIN_CELL, cv_suppress: float = _th.CV_SUPPRESS, cv_caution: float = _th.CV_CAUTION,
+               weight: Any = None, min_share: float = 0.5, favourable: Any = None,
+               factors: Iterable[str] | None = None, bootstrap_type: str = "subbootstrap",
+               lonely_psu: str = "fail", chunk_size: int | None = None, keep_replicates: bool = True,
+               dtype: Any = np.float32) -> Indicators:
     """Key-factor indicators of every cell, with design-respecting bootstrap SEs and CIs.
 
     Parameters
@@ -563,20 +726,23 @@ def indicators(data: Any, *, by: Sequence[str] = _KEYS, statistic: str = "mean_0
         Confidence level.
     ci_method : {"percentile", "bca", "normal"}
         Percentile, bias-corrected and accelerated, or estimate ± z·SE.
-    seed : int
-        Seed of the replicates; the same seed gives the same numbers whatever
-        the chunk size.
+    seed : int or None
+        Seed of the replicates (``None`` draws one from entropy; the seed used
+        is in ``provenance.seed`` and ``.seed``); the same seed gives the same
+        numbers whatever the chunk size.
     min_n : int
-        Cells with fewer scored respondents are suppressed (default 30).
+        Cells with fewer scored respondents are suppressed
+        (:data:`cips_stats.thresholds.MIN_CELL`, 30).
     cv_suppress, cv_caution : float
         Cells with ``cv = se/|estimate|`` above ``cv_suppress`` (33.3%) are
-        suppressed; above ``cv_caution`` (16.6%) marked "use with caution".
-    weight : str or None
-        Weight column (``None``: unit weights).
-    strata, cluster : str or None
-        Design stratum and PSU columns inside country × iteration × group,
-        used when present (``None`` ignores them).  Clusters are read within
-        strata.
+        suppressed; above ``cv_caution`` (16.6%) marked "use with caution"
+        (:mod:`cips_stats.thresholds`).
+    weight : None, str or Design
+        ``None`` (default): the data's design (``data.design``: its weight,
+        stratum and cluster columns); a column name: the data's design with
+        that weight; or a :class:`~cips_stats.estimate.Design` (its strata
+        are design strata inside country × iteration × group, its cluster the
+        PSUs, read within strata).  ``Design(weight=None)``: unit weights.
     min_share, favourable, factors
         Passed to :func:`~cips_stats.scores.respondent_scores`.
     bootstrap_type : {"subbootstrap", "bootstrap"}
@@ -608,7 +774,8 @@ def indicators(data: Any, *, by: Sequence[str] = _KEYS, statistic: str = "mean_0
     "subbootstrap")``), and ``SE^2 = 1/(B - 1) sum_b (theta_b -
     mean theta)^2``.  Strata are the design strata within country ×
     iteration × group.  All cells and factors come from per-chunk batched
-    matrix products of the replicate counts with the masked weighted scores.
+    matrix products of the replicate counts with the masked weighted scores,
+    run with BLAS on one thread (many small products).
     ``n_eff = (sum w m)^2 / sum w^2 m`` (Kish); ``deff = SE^2 / (s_w^2 /
     n)`` with ``s_w^2`` the weighted variance of the scores.  The bootstrap
     SE agrees with the linearization SE of R ``survey::svymean``
@@ -627,195 +794,44 @@ def indicators(data: Any, *, by: Sequence[str] = _KEYS, statistic: str = "mean_0
     >>> bool(t.loc[t["n"] < 45, "suppressed"].all())
     True
     """
-    if statistic not in STATISTICS:
-        raise ValueError(f"statistic= must be one of {STATISTICS}; got {statistic!r}.")
-    level = _check_level(ci)
-    method = _check_method(ci_method)
-    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
-        raise ValueError(f"n_boot= must be an integer >= 2; got {n_boot!r}.")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"seed= must be an integer; got {seed!r}.")
-    if not (isinstance(min_n, (int, np.integer)) and min_n >= 0):
-        raise ValueError(f"min_n= must be a non-negative integer; got {min_n!r}.")
-    if not 0 < cv_caution <= cv_suppress:
-        raise ValueError(f"Need 0 < cv_caution <= cv_suppress; got {cv_caution!r} and {cv_suppress!r}.")
+    level, method = _check_options(statistic, ci, ci_method, n_boot, min_n, cv_suppress, cv_caution, chunk_size)
     frame = getattr(data, "frame", None)
     if not isinstance(frame, pd.DataFrame) or getattr(data, "instrument", None) is None:
-        raise TypeError(f"data= must be a SurveyData; got {type(data).__name__}.")
-    by = tuple(by)
-    missing = [c for c in by if c not in frame.columns]
-    if missing or not by:
-        raise DataError(f"by= names columns that data.frame lacks: {missing}." if missing else "by= is empty.",
-                        [Problem("by_column", "Column not found.", column=c) for c in missing])
-    if "factor" in by:
-        raise DataError("by= must not contain 'factor': every factor is estimated in every cell.",
-                        [Problem("by_column", "Reserved.", column="factor")])
-    for name, default in (("strata", "stratum"), ("cluster", "cluster")):
-        col = strata if name == "strata" else cluster
-        if col is not None and col != default and col not in frame.columns:
-            raise DataError(f"{name}={col!r} is not a column of data.frame.",
-                            [Problem(f"{name}_column", "Column not found.", column=col)])
+        raise DataError(f"data= must be a SurveyData; got {type(data).__name__}.",
+                        [Problem("data_type", "Not a SurveyData.", value=type(data).__name__)])
+    used_seed = resolve_seed(seed)
+    by = _check_by(frame, by)
+    d = _design(data, weight)
     n = len(frame)
-    sc = respondent_scores(data, statistic=statistic, min_share=min_share, favourable=favourable,
-                           factors=factors)
+    sc = respondent_scores(data, statistic=statistic, min_share=min_share, favourable=favourable, factors=factors)
     fids = sc.factors
-    F = len(fids)
     S = sc.values()
-    M = ~np.isnan(S)
-    if weight is None:
-        w = np.ones(n)
-    else:
-        if weight not in frame.columns:
-            raise DataError(f"weight={weight!r} is not a column of data.frame.",
-                            [Problem("weight_column", "Column not found.", column=weight)])
-        w = frame[weight].to_numpy(dtype=np.float64)
-        bad = np.flatnonzero(~np.isfinite(w) | (w <= 0))
-        if bad.size:
-            raise DataError(f"{bad.size} weights are not positive and finite.",
-                            [Problem("weight_positive", "Weight must be positive.", row=int(r) + 1, column=weight,
-                                     value=float(w[r])) for r in bad[:50]])
-    # design strata: country x iteration x group (x stratum); PSUs: cluster within strata
-    dcols = [c for c in _KEYS if c in frame.columns]
-    use_strata = strata is not None and strata in frame.columns
-    use_cluster = cluster is not None and cluster in frame.columns
-    dstrat, _ = _codes_by(frame, dcols + ([strata] if use_strata else []))
-    if (dstrat < 0).any():
-        r = np.flatnonzero(dstrat < 0)
-        raise DataError(f"{r.size} rows have a missing design key ({dcols + ([strata] if use_strata else [])}).",
-                        [Problem("design_missing", "Missing design key.", row=int(i) + 1) for i in r[:50]])
-    plan = RaoWuPlan.build(n, strata=dstrat, cluster=frame[cluster].to_numpy() if use_cluster else None,
-                           type=bootstrap_type, lonely_psu=lonely_psu)
-    # estimation cells
-    cell, cells = _codes_by(frame, by)
-    K = len(cells)
-    rows_in = np.flatnonzero(cell >= 0)
-    order = np.lexsort((rows_in, dstrat[rows_in], cell[rows_in]))
-    rows_sorted = rows_in[order]
-    cell_sorted = cell[rows_sorted]
-    sizes = np.bincount(cell_sorted, minlength=K)
-    cstart = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-    rank = np.arange(rows_sorted.size) - cstart[cell_sorted]
-    # full-sample estimates and diagnostics (sorted rows, reduceat over cell boundaries)
-    Ss, Ms, ws = S[rows_sorted], M[rows_sorted], w[rows_sorted]
-    wm = np.where(Ms, ws[:, None], 0.0)
-    s0 = np.where(Ms, Ss, 0.0)
-    red = lambda a: np.add.reduceat(a, cstart, axis=0) if K else np.zeros((0,) + a.shape[1:])  # noqa: E731
-    sw, swy, sw2, nn = red(wm), red(wm * s0), red(wm * ws[:, None]), red(Ms.astype(np.int64))
+    w, dstrat, cl = _design_arrays(frame, d)
+    plan = RaoWuPlan.build(n, strata=dstrat, cluster=cl, bootstrap_type=bootstrap_type, lonely_psu=lonely_psu)
+    cells = _Cells(frame, by, dstrat)
+    K, F = cells.K, len(fids)
+    fs = _full_sample(S, ~np.isnan(S), w, cells)
+    reps, fast = _bootstrap(plan, cells, fs, n, int(n_boot), used_seed, chunk_size, dtype)
+    est_flat = fs.est.reshape(-1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        est = swy / sw
-        dev = np.where(Ms, s0 - est[cell_sorted], 0.0)
-        u = wm * dev / sw[cell_sorted]                         # empirical influence values of the ratio
-        s2w = red(wm * dev * dev) / sw * nn / np.maximum(nn - 1, 1)
-        n_eff = sw ** 2 / sw2
-    infl = np.stack([red(u * u), red(u ** 3)], axis=-1)
-    # bootstrap
-    layout = _Layout(sizes)
-    fast = (plan.rows_are_psus and rows_in.size == n and not _force_general)
-    fast_slots = None
-    a_row = plan.psu_multiplier[plan.psu_of_row[rows_sorted]]
-    if fast:
-        # each design stratum inside one cell, its rows contiguous there (sorted by stratum)
-        st_sorted = dstrat[rows_sorted]
-        H = plan.n_h.size
-        cmin = np.full(H, np.iinfo(np.intp).max)
-        cmax = np.full(H, -1)
-        np.minimum.at(cmin, st_sorted, cell_sorted)
-        np.maximum.at(cmax, st_sorted, cell_sorted)
-        fast = bool(np.all(cmin == cmax))
-        if fast:
-            first = np.full(H, -1)
-            first[st_sorted[::-1]] = np.arange(st_sorted.size)[::-1]        # first sorted row of each stratum
-            h_cell = cell_sorted[first]
-            slot_h = np.repeat(np.arange(H), plan.m_h)
-            fast_slots = {
-                "slot_A": layout.A_cell[h_cell][slot_h].astype(np.float64),
-                "slot_r0": rank[first][slot_h].astype(np.float64),
-                "slot_L": layout.L_cell[h_cell][slot_h].astype(np.float64),
-                "fixed_rows": np.flatnonzero(plan.psu_fixed[plan.psu_of_row[rows_sorted]]),
-            }
-    xw = wm * (a_row[:, None] if fast else 1.0)
-    X = np.zeros((layout.W, 2 * F), dtype=dtype)
-    pos0 = layout.A_cell[cell_sorted] + rank
-    X[pos0, :F] = xw * dev
-    X[pos0, F:] = xw
-    P_draw = max(plan.n_draws, layout.W)
-    chunk = int(chunk_size) if chunk_size is not None else int(max(1, min(n_boot, _CHUNK_ELEMS // max(1, P_draw))))
-    if chunk < 1:
-        raise ValueError(f"chunk_size= must be a positive integer; got {chunk_size!r}.")
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
-        reps = _engine(plan, layout, X, cell_sorted, rank, rows_sorted, fast_slots, int(n_boot), int(seed), chunk,
-                       F, np.nan_to_num(est), dtype)
-    est_flat = est.reshape(-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        accel = (infl[..., 1] / (6.0 * infl[..., 0] ** 1.5)).reshape(-1)
-    reps_flat = reps.reshape(K * F, n_boot)
+        accel = (fs.infl[..., 1] / (6.0 * fs.infl[..., 0] ** 1.5)).reshape(-1)
+    reps_flat = reps.reshape(K * F, int(n_boot))
     reps_flat[np.isnan(est_flat)] = np.nan
     iv = _intervals(est_flat, reps_flat, level, method, accel)
-    se = iv["se"]
-    n_flat = nn.reshape(-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cv = se / np.abs(est_flat)
-        deff = se ** 2 / (s2w.reshape(-1) / n_flat)
-    # cells whose groups are asked no item of a factor are structurally empty: dropped
-    asked_g = sc.counts.pivot(index="group", columns="factor", values="asked").reindex(columns=list(fids))
-    g_rows = frame["group"].to_numpy()[rows_sorted]
-    asked_rows = asked_g.reindex(g_rows).to_numpy(dtype=bool)
-    asked_cell = red(asked_rows.astype(np.int64)).reshape(-1) > 0
-    no_data = n_flat == 0
-    small = n_flat < min_n
-    high = ~no_data & ~(cv <= cv_suppress)                      # NaN cv (e.g. no replicate spread) -> suppressed
-    caution = ~no_data & ~small & ~high & (cv > cv_caution)
-    suppressed = no_data | small | high
-    flags_col = _flag_strings({"no_data": no_data, "small_n": small & ~no_data, "high_cv": high,
-                               "caution_cv": caution, "nan_replicates": (iv["n_nan"] > 0) & ~no_data,
-                               "bca_undefined": iv["bca_undefined"]})
-    keys = cells.iloc[np.repeat(np.arange(K), F)].reset_index(drop=True)
-    table = keys.copy()
-    table["factor"] = np.tile(np.asarray(fids, dtype=object), K)
-    table["estimate"] = est_flat
-    table["se"] = se
-    table["ci_low"] = iv["ci_low"]
-    table["ci_high"] = iv["ci_high"]
-    table["n"] = n_flat.astype(np.int64)
-    table["n_eff"] = n_eff.reshape(-1)
-    table["deff"] = deff
-    table["cv"] = cv
-    table["suppressed"] = suppressed
-    table["caution"] = caution
-    table["flags"] = flags_col
-    table = table[asked_cell].reset_index(drop=True)
-    flags: list[Flag] = list(sc.flags)
-    kept = asked_cell
-    for code, mask, sev, msg in (
-        ("small_cell", small & kept & ~no_data, "warning", f"cells with fewer than {min_n} scored respondents "
-         "are suppressed"),
-        ("high_cv", high & kept, "warning", f"cells with CV above {cv_suppress:.1%} are suppressed"),
-        ("caution_cv", caution & kept, "caution", f"cells with CV between {cv_caution:.1%} and "
-         f"{cv_suppress:.1%}: use with caution"),
-        ("no_data", no_data & kept, "warning", "cells without any scored respondent"),
-        ("nan_replicates", (iv["n_nan"] > 0) & kept & ~no_data, "caution", "some replicates drew no scored "
-         "respondent of a cell and were left out of its SE and CI"),
-        ("bca_undefined", iv["bca_undefined"] & kept, "warning", "BCa interval undefined (all replicates on "
-         "one side of the estimate)"),
-    ):
-        if mask.any():
-            idx = np.flatnonzero(mask)
-            where = {"cells": [dict(zip(list(by) + ["factor"], [*(_py(v) for v in cells.iloc[i // F]), fids[i % F]]))
-                               for i in idx[:200]], "n": int(idx.size)}
-            flags.append(Flag(code, f"{idx.size} {msg}.", sev, where))
-    prov = Provenance.build("indicators", data=data, seed=int(seed), options={
+    masks = _precision(fs, iv, est_flat, min_n, cv_suppress, cv_caution)
+    asked = _asked(sc, frame, cells, fids)
+    table = _cell_table(cells, fids, fs, iv, est_flat, masks)[asked].reset_index(drop=True)
+    flags = list(sc.flags) + _result_flags(masks, iv, asked, cells, by, fids, min_n, cv_suppress, cv_caution)
+    prov = Provenance.build("indicators", data=data, seed=used_seed, options={
         "by": list(by), "statistic": statistic, "n_boot": int(n_boot), "ci": level, "ci_method": method,
         "min_n": int(min_n), "cv_suppress": float(cv_suppress), "cv_caution": float(cv_caution),
-        "weight": weight, "strata": strata if use_strata else None, "cluster": cluster if use_cluster else None,
-        "min_share": float(min_share), "bootstrap_type": bootstrap_type, "lonely_psu": lonely_psu,
-        "dtype": np.dtype(dtype).name, "variance_scale": plan.scale(int(n_boot)),
-        "path": "fast" if fast_slots is not None else "general"})
-    return Indicators(table=table, cells=cells, factors=fids, estimates=est, replicates=reps if keep_replicates
-                      else None, n=nn.astype(np.int64), influence=infl, suppressed=suppressed.reshape(K, F),
-                      by=by, statistic=statistic, n_boot=int(n_boot), ci=level, ci_method=method, seed=int(seed),
-                      provenance=prov, flags=tuple(flags))
+        "weight": d.weight, "strata": d.strata, "cluster": d.cluster, "min_share": float(min_share),
+        "bootstrap_type": bootstrap_type, "lonely_psu": lonely_psu, "dtype": np.dtype(dtype).name,
+        "variance_scale": plan.scale(int(n_boot)), "path": "fast" if fast else "general"})
+    return Indicators(table=table, cells=cells.keys, factors=fids, estimates=fs.est,
+                      replicates=reps if keep_replicates else None, n=fs.nn.astype(np.int64), influence=fs.infl,
+                      suppressed=masks["suppressed"].reshape(K, F), by=by, statistic=statistic, n_boot=int(n_boot),
+                      ci=level, ci_method=method, seed=used_seed, provenance=prov, flags=tuple(flags))
 
 
 def _py(v: Any) -> Any:
@@ -862,7 +878,7 @@ def perception_gap(data_or_result: Any, *, minuend: str = "officials", subtrahen
     """
     if isinstance(data_or_result, Indicators):
         if kwargs:
-            raise TypeError(f"Options {sorted(kwargs)} apply only when perception_gap() gets a SurveyData.")
+            raise CipsError(f"Options {sorted(kwargs)} apply only when perception_gap() gets a SurveyData.")
         res = data_or_result
     else:
         res = indicators(data_or_result, by=kwargs.pop("by", _KEYS), **kwargs)

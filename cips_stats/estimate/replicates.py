@@ -13,9 +13,9 @@ the same order).
 Examples
 --------
 >>> import numpy as np
->>> from cips_stats.replicates import rao_wu_weights, rao_wu_scale
+>>> from cips_stats.estimate.replicates import rao_wu_weights, rao_wu_scale
 >>> w = np.ones(6)
->>> rw = rao_wu_weights(w, strata=[1, 1, 1, 2, 2, 2], n_boot=4, seed=1)
+>>> rw = rao_wu_weights(weight=w, strata=[1, 1, 1, 2, 2, 2], n_boot=4, seed=1)
 >>> rw.shape
 (4, 6)
 >>> np.allclose(rw[:, :3].sum(axis=1), 3.0)   # (n_h - 1) draws x n_h / (n_h - 1)
@@ -32,7 +32,8 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
-from .errors import DataError, Problem, SingletonPSUError
+from ..errors import CipsError, DataError, Problem, SingletonPSUError
+from ..results import Provenance, Result, resolve_seed
 
 __all__ = [
     "RaoWuPlan",
@@ -52,15 +53,12 @@ _CHUNK_BYTES = 32 * 2**20
 
 def _as_rng(seed: Any, rng: Any) -> np.random.Generator:
     if rng is not None and seed is not None:
-        raise TypeError("Give either seed= or rng=, not both.")
+        raise CipsError("Give either seed= or rng=, not both.")
     if rng is not None:
         if not isinstance(rng, np.random.Generator):
-            raise TypeError(f"rng= must be a numpy.random.Generator; got {type(rng).__name__}.")
+            raise CipsError(f"rng= must be a numpy.random.Generator; got {type(rng).__name__}.")
         return rng
-    if seed is None:
-        raise TypeError("A seed= (int) or rng= (numpy.random.Generator) is required, so that results "
-                        "can be reproduced.")
-    return np.random.default_rng(seed)
+    return np.random.default_rng(resolve_seed(seed))
 
 
 def _codes(values: Any, name: str, n: int) -> np.ndarray:
@@ -84,7 +82,7 @@ def default_chunk_size(n_draws: int, budget_bytes: int = _CHUNK_BYTES) -> int:
 
     Examples
     --------
-    >>> from cips_stats.replicates import default_chunk_size
+    >>> from cips_stats.estimate.replicates import default_chunk_size
     >>> default_chunk_size(19_000)
     220
     """
@@ -117,7 +115,7 @@ class RaoWuPlan:
     slot_start, slot_n : ndarray of float64
         Per draw slot (``sum(m_h)`` of them, stratum by stratum): first PSU of
         its stratum and the stratum's ``n_h``.
-    type : str
+    bootstrap_type : str
         ``"subbootstrap"`` or ``"bootstrap"``.
     rows_are_psus : bool
         True when every row is its own PSU (no clusters).
@@ -136,7 +134,7 @@ class RaoWuPlan:
     psu_fixed: np.ndarray
     slot_start: np.ndarray
     slot_n: np.ndarray
-    type: str
+    bootstrap_type: str
     rows_are_psus: bool
     singleton_strata: tuple = ()
 
@@ -146,7 +144,7 @@ class RaoWuPlan:
         return int(self.slot_n.size)
 
     @classmethod
-    def build(cls, n_rows: int, *, strata: Any = None, cluster: Any = None, type: str = "subbootstrap",
+    def build(cls, n_rows: int, *, strata: Any = None, cluster: Any = None, bootstrap_type: str = "subbootstrap",
               lonely_psu: str = "fail") -> "RaoWuPlan":
         """Prepare a stratified (clustered) design.
 
@@ -158,7 +156,7 @@ class RaoWuPlan:
             Stratum and PSU labels per row.  Cluster labels are read within
             strata (R ``svydesign(nest=TRUE)``).  Without clusters each row is
             a PSU; without strata there is one stratum.
-        type : {"subbootstrap", "bootstrap"}
+        bootstrap_type : {"subbootstrap", "bootstrap"}
             Rao–Wu with ``n_h - 1`` draws, or Canty–Davison with ``n_h`` draws.
         lonely_psu : {"fail", "certainty"}
             What to do with a stratum of one PSU: raise
@@ -166,10 +164,10 @@ class RaoWuPlan:
             certainty (weight unchanged in every replicate, no variance
             contribution).
         """
-        if type not in _TYPES:
-            raise ValueError(f"type= must be one of {_TYPES}; got {type!r}.")
+        if bootstrap_type not in _TYPES:
+            raise CipsError(f"bootstrap_type= must be one of {_TYPES}; got {bootstrap_type!r}.")
         if lonely_psu not in _LONELY:
-            raise ValueError(f"lonely_psu= must be one of {_LONELY}; got {lonely_psu!r}.")
+            raise CipsError(f"lonely_psu= must be one of {_LONELY}; got {lonely_psu!r}.")
         n = int(n_rows)
         s_codes = np.zeros(n, dtype=np.intp) if strata is None else _codes(strata, "strata", n)
         s_labels = None if strata is None else pd.factorize(pd.Series(np.asarray(strata)), sort=True)[1]
@@ -203,7 +201,7 @@ class RaoWuPlan:
                     "treat them as taken with certainty (R: options(survey.lonely.psu=\"certainty\")).",
                     [Problem("singleton_psu", "Stratum with a single PSU.", column="strata", value=s)
                      for s in singles])
-        if type == "subbootstrap":
+        if bootstrap_type == "subbootstrap":
             m_h = np.where(single, 0, n_h - 1)
             mult_h = np.where(single, 1.0, n_h / np.maximum(n_h - 1, 1))
         else:
@@ -214,12 +212,12 @@ class RaoWuPlan:
             n_rows=n, n_psu=int(n_h.sum()), psu_of_row=psu_of_row, psu_start=psu_start, n_h=n_h, m_h=m_h,
             psu_multiplier=mult_h[stratum_of_psu].astype(np.float64), psu_fixed=single[stratum_of_psu],
             slot_start=psu_start[slot_h].astype(np.float64), slot_n=n_h[slot_h].astype(np.float64),
-            type=type, rows_are_psus=rows_are_psus, singleton_strata=singles,
+            bootstrap_type=bootstrap_type, rows_are_psus=rows_are_psus, singleton_strata=singles,
         )
 
     def scale(self, n_boot: int) -> float:
         """The variance scale factor that goes with these replicates (see :func:`rao_wu_scale`)."""
-        return rao_wu_scale(n_boot, type=self.type, n_h=self.n_h[self.m_h > 0])
+        return rao_wu_scale(n_boot, bootstrap_type=self.bootstrap_type, n_h=self.n_h[self.m_h > 0])
 
     def iter_counts(self, n_boot: int, rng: np.random.Generator, chunk_size: int | None = None, *,
                     positions: np.ndarray | None = None, width: int | None = None,
@@ -249,7 +247,7 @@ class RaoWuPlan:
         width = self.n_psu if width is None else int(width)
         cs = default_chunk_size(self.n_draws) if chunk_size is None else int(chunk_size)
         if cs < 1:
-            raise ValueError(f"chunk_size= must be a positive integer; got {chunk_size!r}.")
+            raise CipsError(f"chunk_size= must be a positive integer; got {chunk_size!r}.")
         fixed_cols = np.flatnonzero(self.psu_fixed)
         if positions is not None:
             positions = np.asarray(positions, dtype=np.intp)
@@ -283,7 +281,7 @@ def _is_identity(idx: np.ndarray) -> bool:
     return bool(idx.size == 0 or (idx[0] == 0 and np.all(np.diff(idx) == 1)))
 
 
-def rao_wu_scale(n_boot: int, *, type: str = "subbootstrap", n_h: Any = None) -> float:
+def rao_wu_scale(n_boot: int, *, bootstrap_type: str = "subbootstrap", n_h: Any = None) -> float:
     """Scale factor of the bootstrap variance, as R ``survey`` defines it.
 
     ``var = scale * sum_b (theta_b - mean(theta))^2``.
@@ -292,7 +290,7 @@ def rao_wu_scale(n_boot: int, *, type: str = "subbootstrap", n_h: Any = None) ->
     ----------
     n_boot : int
         Number of replicates ``B``.
-    type : {"subbootstrap", "bootstrap"}
+    bootstrap_type : {"subbootstrap", "bootstrap"}
         ``1/(B - 1)`` for the Rao–Wu subbootstrap (the ``n_h/(n_h-1)``
         rescaling is already in the weights); ``hm/((hm - 1)(B - 1))`` for the
         Canty–Davison bootstrap, with ``hm`` the harmonic mean of the PSUs per
@@ -300,47 +298,47 @@ def rao_wu_scale(n_boot: int, *, type: str = "subbootstrap", n_h: Any = None) ->
 
     Examples
     --------
-    >>> from cips_stats.replicates import rao_wu_scale
+    >>> from cips_stats.estimate.replicates import rao_wu_scale
     >>> rao_wu_scale(101)
     0.01
-    >>> round(rao_wu_scale(101, type="bootstrap", n_h=[2, 2]), 6)
+    >>> round(rao_wu_scale(101, bootstrap_type="bootstrap", n_h=[2, 2]), 6)
     0.02
     """
     b = int(n_boot)
     if b < 2:
-        raise ValueError(f"n_boot= must be at least 2; got {n_boot!r}.")
-    if type == "subbootstrap":
+        raise CipsError(f"n_boot= must be at least 2; got {n_boot!r}.")
+    if bootstrap_type == "subbootstrap":
         return 1.0 / (b - 1)
-    if type == "bootstrap":
+    if bootstrap_type == "bootstrap":
         if n_h is None:
-            raise ValueError("type='bootstrap' needs n_h= (PSUs per stratum) for its scale.")
+            raise CipsError("bootstrap_type='bootstrap' needs n_h= (PSUs per stratum) for its scale.")
         h = np.asarray(n_h, dtype=float)
         hm = 1.0 / np.mean(1.0 / h)
         return float(hm / ((hm - 1.0) * (b - 1)))
-    raise ValueError(f"type= must be one of {_TYPES}; got {type!r}.")
+    raise CipsError(f"bootstrap_type= must be one of {_TYPES}; got {bootstrap_type!r}.")
 
 
-def rao_wu_weights(weights: Any, *, strata: Any = None, cluster: Any = None, n_boot: int,
+def rao_wu_weights(*, weight: Any, strata: Any = None, cluster: Any = None, n_boot: int,
                    seed: int | None = None, rng: np.random.Generator | None = None,
-                   chunk_size: int | None = None, type: str = "subbootstrap", lonely_psu: str = "fail",
+                   chunk_size: int | None = None, bootstrap_type: str = "subbootstrap", lonely_psu: str = "fail",
                    dtype: Any = np.float64) -> np.ndarray | Iterator[np.ndarray]:
     """Bootstrap replicate weights of a stratified cluster design (Rao–Wu rescaling bootstrap).
 
     Parameters
     ----------
-    weights : array-like of float, shape (n,)
+    weight : array-like of float, shape (n,)
         Sampling weights of the rows.
     strata, cluster : array-like, optional
         Stratum and PSU labels per row (clusters read within strata).  Without
         clusters each row is a PSU.
     n_boot : int
         Number of replicates ``B``.
-    seed, rng : int or numpy.random.Generator
-        Exactly one of them.  The result is the same whatever ``chunk_size``.
+    seed, rng : int, None or numpy.random.Generator
+        At most one of them; ``seed=None`` (and no ``rng``) draws a seed from entropy.  The result is the same whatever ``chunk_size``.
     chunk_size : int, optional
         When given, return an iterator over chunks of at most ``chunk_size``
         replicates (bounded memory) instead of the full ``(B, n)`` matrix.
-    type : {"subbootstrap", "bootstrap"}
+    bootstrap_type : {"subbootstrap", "bootstrap"}
         ``"subbootstrap"`` (default): in every stratum draw ``m_h = n_h - 1``
         PSUs with replacement out of ``n_h`` and multiply the weights of a PSU
         drawn ``c`` times by ``c * n_h/(n_h - 1)``: R ``survey``'s
@@ -375,29 +373,30 @@ def rao_wu_weights(weights: Any, *, strata: Any = None, cluster: Any = None, n_b
     Examples
     --------
     >>> import numpy as np
-    >>> from cips_stats.replicates import rao_wu_weights
+    >>> from cips_stats.estimate.replicates import rao_wu_weights
     >>> w = np.array([1.0, 2.0, 1.0, 2.0])
-    >>> rw = rao_wu_weights(w, strata=["a", "a", "b", "b"], n_boot=3, seed=7)
+    >>> rw = rao_wu_weights(weight=w, strata=["a", "a", "b", "b"], n_boot=3, seed=7)
     >>> sorted(set((rw[:, 0] / w[0]).round(12).tolist()))   # count 0 or 1 (one draw of 2), times 2
     [0.0, 2.0]
-    >>> chunks = list(rao_wu_weights(w, strata=["a", "a", "b", "b"], n_boot=3, seed=7, chunk_size=2))
+    >>> chunks = list(rao_wu_weights(weight=w, strata=["a", "a", "b", "b"], n_boot=3, seed=7, chunk_size=2))
     >>> np.array_equal(np.vstack(chunks), rw)
     True
     """
-    w = np.asarray(weights, dtype=np.float64)
+    w = np.asarray(weight, dtype=np.float64)
     if w.ndim != 1:
-        raise DataError(f"weights must be one-dimensional; got shape {w.shape}.",
+        raise DataError(f"weight= must be one-dimensional; got shape {w.shape}.",
                         [Problem("weights_shape", "Weights must be a vector.", column="weight")])
     bad = np.flatnonzero(~np.isfinite(w) | (w < 0))
     if bad.size:
-        raise DataError(f"weights has {bad.size} negative or non-finite values.",
+        raise DataError(f"weight= has {bad.size} negative or non-finite values.",
                         [Problem("weight_nonnegative", "Weight must be finite and >= 0.", row=int(r) + 1,
                                  column="weight", value=float(w[r])) for r in bad[:50]])
     b = int(n_boot)
     if b < 1:
-        raise ValueError(f"n_boot= must be a positive integer; got {n_boot!r}.")
+        raise CipsError(f"n_boot= must be a positive integer; got {n_boot!r}.")
     gen = _as_rng(seed, rng)
-    plan = RaoWuPlan.build(w.size, strata=strata, cluster=cluster, type=type, lonely_psu=lonely_psu)
+    plan = RaoWuPlan.build(w.size, strata=strata, cluster=cluster, bootstrap_type=bootstrap_type,
+                          lonely_psu=lonely_psu)
     wd = w.astype(dtype)
 
     def _iter() -> Iterator[np.ndarray]:
@@ -411,32 +410,44 @@ def rao_wu_weights(weights: Any, *, strata: Any = None, cluster: Any = None, n_b
 
 
 @dataclass(frozen=True)
-class JackknifeWeights:
+class JackknifeWeights(Result):
     """Jackknife replicate weights with the constants of their variance formula.
 
     ``var = scale * sum_r rscales[r] * (theta_r - center)^2`` with ``center``
     the mean of the replicates (R's default) or the full-sample estimate
     (``mse=TRUE``).
+
+    Attributes
+    ----------
+    weights : ndarray, shape (n_psu, n)
+        Replicate weights, one row per replicate.
+    scale : float
+    rscales : ndarray
+    replicate_type : {"JK1", "JKn"}
     """
 
     weights: np.ndarray
     scale: float
     rscales: np.ndarray
-    type: str
+    replicate_type: str
+
+    def to_frame(self) -> pd.DataFrame:
+        """The replicate weights, one column per replicate (``rep1``, ``rep2``...)."""
+        return pd.DataFrame(self.weights.T, columns=[f"rep{i + 1}" for i in range(self.weights.shape[0])])
 
 
-def jackknife_weights(weights: Any, *, strata: Any = None, cluster: Any = None, type: str | None = None,
+def jackknife_weights(*, weight: Any, strata: Any = None, cluster: Any = None, replicate_type: str | None = None,
                       dtype: Any = np.float64) -> JackknifeWeights:
     """Delete-one-PSU jackknife replicate weights (JK1 unstratified, JKn stratified).
 
     Parameters
     ----------
-    weights : array-like, shape (n,)
+    weight : array-like, shape (n,)
         Sampling weights.
     strata, cluster : array-like, optional
         Stratum and PSU labels (clusters read within strata); rows are PSUs
         without clusters.
-    type : {"JK1", "JKn"}, optional
+    replicate_type : {"JK1", "JKn"}, optional
         Default ``"JKn"`` with strata, ``"JK1"`` without.
     dtype : numpy dtype
         Of the weights.
@@ -458,8 +469,8 @@ def jackknife_weights(weights: Any, *, strata: Any = None, cluster: Any = None, 
     Examples
     --------
     >>> import numpy as np
-    >>> from cips_stats.replicates import jackknife_weights
-    >>> jk = jackknife_weights(np.ones(3))
+    >>> from cips_stats.estimate.replicates import jackknife_weights
+    >>> jk = jackknife_weights(weight=np.ones(3))
     >>> jk.weights
     array([[0. , 1.5, 1.5],
            [1.5, 0. , 1.5],
@@ -467,24 +478,26 @@ def jackknife_weights(weights: Any, *, strata: Any = None, cluster: Any = None, 
     >>> round(jk.scale, 4)
     0.6667
     """
-    w = np.asarray(weights, dtype=np.float64)
-    if type is None:
-        type = "JK1" if strata is None else "JKn"
-    if type not in ("JK1", "JKn"):
-        raise ValueError(f"type= must be 'JK1' or 'JKn'; got {type!r}.")
-    if type == "JK1" and strata is not None:
-        raise ValueError("type='JK1' is the unstratified jackknife; use type='JKn' with strata=.")
-    plan = RaoWuPlan.build(w.size, strata=strata if type == "JKn" else None, cluster=cluster)
+    w = np.asarray(weight, dtype=np.float64)
+    kind = replicate_type
+    if kind is None:
+        kind = "JK1" if strata is None else "JKn"
+    if kind not in ("JK1", "JKn"):
+        raise CipsError(f"replicate_type= must be 'JK1' or 'JKn'; got {kind!r}.")
+    if kind == "JK1" and strata is not None:
+        raise CipsError("replicate_type='JK1' is the unstratified jackknife; use replicate_type='JKn' with strata=.")
+    plan = RaoWuPlan.build(w.size, strata=strata if kind == "JKn" else None, cluster=cluster)
     stratum_of_psu = np.repeat(np.arange(plan.n_h.size), plan.n_h)
     nh_psu = plan.n_h[stratum_of_psu].astype(np.float64)
     same = stratum_of_psu[:, None] == stratum_of_psu[None, :]           # (P, P)
     mult = np.where(same, nh_psu[None, :] / (nh_psu[None, :] - 1.0), 1.0)
     np.fill_diagonal(mult, 0.0)
     rw = (mult[:, plan.psu_of_row] * w).astype(dtype)
-    if type == "JK1":
+    prov = Provenance.build("jackknife_weights", options={"replicate_type": kind, "n_psu": int(plan.n_psu)})
+    if kind == "JK1":
         n = float(plan.n_psu)
-        return JackknifeWeights(rw, (n - 1.0) / n, np.ones(plan.n_psu), "JK1")
-    return JackknifeWeights(rw, 1.0, (nh_psu - 1.0) / nh_psu, "JKn")
+        return JackknifeWeights(rw, (n - 1.0) / n, np.ones(plan.n_psu), "JK1", provenance=prov)
+    return JackknifeWeights(rw, 1.0, (nh_psu - 1.0) / nh_psu, "JKn", provenance=prov)
 
 
 def replicate_variance(thetas: Any, *, scale: float, rscales: Any = None, center: Any = None,
@@ -507,7 +520,7 @@ def replicate_variance(thetas: Any, *, scale: float, rscales: Any = None, center
 
     Examples
     --------
-    >>> from cips_stats.replicates import replicate_variance
+    >>> from cips_stats.estimate.replicates import replicate_variance
     >>> float(replicate_variance([1.0, 2.0, 3.0], scale=0.5))
     1.0
     """
@@ -517,3 +530,51 @@ def replicate_variance(thetas: Any, *, scale: float, rscales: Any = None, center
     if rscales is not None:
         d2 = d2 * np.asarray(rscales, dtype=np.float64)
     return scale * d2.sum(axis=-1)
+
+
+# ---------------------------------------------------------------------------------------------
+# replicate weights given by the user, and estimates from a weight matrix
+# ---------------------------------------------------------------------------------------------
+def replicate_matrix(frame: pd.DataFrame, replicate_weights: Any) -> np.ndarray:
+    """The ``(n, R)`` replicate-weight matrix from an array, a list of columns or a column prefix."""
+    if isinstance(replicate_weights, str):
+        cols = [c for c in frame.columns if str(c).startswith(replicate_weights)]
+        if not cols:
+            raise DataError(f"No column starts with replicate_weights={replicate_weights!r}.",
+                            [Problem("replicate_columns", "No replicate-weight columns.", column=replicate_weights)])
+        m = frame[cols].to_numpy(dtype=np.float64)
+    elif isinstance(replicate_weights, (list, tuple)) and replicate_weights and all(
+            isinstance(c, str) for c in replicate_weights):
+        m = frame[list(replicate_weights)].to_numpy(dtype=np.float64)
+    else:
+        m = np.asarray(replicate_weights, dtype=np.float64)
+    if m.ndim != 2 or m.shape[0] != len(frame):
+        raise DataError(f"replicate_weights= must have one row per respondent ({len(frame)}) and one column per "
+                        f"replicate; got shape {m.shape}.",
+                        [Problem("replicate_shape", "Wrong shape of replicate weights.", column="replicate_weights")])
+    bad = np.argwhere(~np.isfinite(m) | (m < 0))
+    if bad.size:
+        raise DataError(f"replicate_weights= has {len(bad)} negative or non-finite values.",
+                        [Problem("replicate_nonnegative", "Replicate weight must be finite and >= 0.",
+                                 row=int(r) + 1, column=f"replicate {int(c) + 1}", value=float(m[r, c]))
+                         for r, c in bad[:50]])
+    return m
+
+
+#: R ``svrepdesign``'s default variance scale per replicate type (``R`` replicates).
+SVREP_SCALE = {"bootstrap": lambda R: 1.0 / (R - 1), "subbootstrap": lambda R: 1.0 / (R - 1),
+               "JK1": lambda R: (R - 1) / R, "BRR": lambda R: 1.0 / R}
+
+
+def replicate_scale(replicate_type: str | None, R: int, scale: float | None, rscales: Any) -> tuple[float, np.ndarray]:
+    """``(scale, rscales)`` of a replicate variance, R ``svrepdesign``'s defaults when ``scale`` is None."""
+    rs = np.ones(R) if rscales is None else np.broadcast_to(np.asarray(rscales, dtype=np.float64), (R,)).copy()
+    if scale is not None:
+        return float(scale), rs
+    if replicate_type in SVREP_SCALE:
+        return float(SVREP_SCALE[replicate_type](R)), rs
+    if replicate_type in ("JKn", "other") and rscales is not None:
+        return 1.0, rs
+    raise DataError("Replicate weights need replicate_scale= (and replicate_rscales= for JKn), or "
+                    "replicate_type= to use R svrepdesign's default scale.",
+                    [Problem("replicate_scale", "Scale of the replicate variance unknown.")])

@@ -1,0 +1,138 @@
+"""Confidence intervals: t intervals of design-based estimates and bootstrap intervals of replicates.
+
+:func:`t_interval` gives ``estimate -/+ t_{df, (1+ci)/2} se`` (normal when
+``df`` is infinite, as R's ``confint`` default).  :func:`bootstrap_intervals`
+gives, for every row of a replicate matrix at once, the bootstrap SE and a
+percentile, BCa or normal interval.
+
+Examples
+--------
+>>> from cips_stats.estimate.intervals import t_interval
+>>> [round(x, 4) for x in t_interval(10.0, 1.0, 0.95, 2.0)]
+[5.6973, 14.3027]
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from scipy import stats as _st
+from scipy.special import ndtr, ndtri
+
+from ..errors import CipsError
+
+__all__ = ["check_level", "check_ci_method", "t_interval", "t_quantile", "bootstrap_intervals", "row_quantiles",
+           "CI_METHODS"]
+
+#: Bootstrap interval methods.
+CI_METHODS = ("percentile", "bca", "normal")
+#: Elements of one chunk of replicate rows processed at once (memory bound).
+_CHUNK_ELEMS = 2**21
+
+
+def check_level(ci: Any, what: str = "ci") -> float:
+    """Return ``ci`` as a float in (0, 1) or raise :class:`~cips_stats.errors.CipsError`.
+
+    Examples
+    --------
+    >>> from cips_stats.estimate.intervals import check_level
+    >>> check_level(0.9)
+    0.9
+    """
+    if isinstance(ci, (bool, np.bool_)) or not isinstance(ci, (float, int, np.floating, np.integer)) \
+            or not 0.0 < float(ci) < 1.0:
+        raise CipsError(f"{what}= must be a confidence level in (0, 1); got {ci!r}.")
+    return float(ci)
+
+
+def check_ci_method(ci_method: Any) -> str:
+    """Return ``ci_method`` if it is one of :data:`CI_METHODS`, else raise CipsError."""
+    if ci_method not in CI_METHODS:
+        raise CipsError(f"ci_method= must be one of {CI_METHODS}; got {ci_method!r}.")
+    return str(ci_method)
+
+
+def t_quantile(ci: float, df: float) -> float:
+    """The two-sided critical value of a level-``ci`` interval: t with ``df``, normal when ``df`` is infinite."""
+    return float(_st.norm.ppf(0.5 + ci / 2) if math.isinf(df) else _st.t.ppf(0.5 + ci / 2, df))
+
+
+def t_interval(est: float, se: float, ci: float, df: float) -> tuple[float, float]:
+    """``est -/+ t_{df} se`` at level ``ci`` (NaN bounds without a finite SE or positive df)."""
+    level = check_level(ci)
+    if not np.isfinite(se) or not (df > 0):
+        return (math.nan, math.nan)
+    q = t_quantile(level, df)
+    return (float(est - q * se), float(est + q * se))
+
+
+def row_quantiles(srt: np.ndarray, nvalid: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Linear-interpolation quantiles (R type 7) of rows sorted with NaN last; ``q`` one per row."""
+    nv = nvalid.astype(np.float64)
+    h = np.clip(q, 0.0, 1.0) * np.maximum(nv - 1.0, 0.0)
+    lo = np.floor(h).astype(np.intp)
+    hi = np.minimum(lo + 1, np.maximum(nvalid - 1, 0)).astype(np.intp)
+    frac = h - lo
+    a = np.take_along_axis(srt, lo[:, None], axis=1)[:, 0]
+    b = np.take_along_axis(srt, hi[:, None], axis=1)[:, 0]
+    out = a + frac * (b - a)
+    return np.where(nvalid > 0, out, np.nan)
+
+
+def _bca_quantiles(t, ok, nv, e, accel, alpha):
+    below = (np.where(ok, t < e[:, None], False).sum(axis=1)
+             + 0.5 * np.where(ok, t == e[:, None], False).sum(axis=1))
+    p0 = below / np.maximum(nv, 1)
+    undefined = (p0 <= 0.0) | (p0 >= 1.0) | (nv < 2)
+    z0 = ndtri(np.clip(p0, 1e-12, 1 - 1e-12))
+    a = np.zeros_like(z0) if accel is None else np.nan_to_num(accel)
+    za, zb = ndtri(alpha / 2.0), ndtri(1.0 - alpha / 2.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ql = ndtr(z0 + (z0 + za) / (1.0 - a * (z0 + za)))
+        qh = ndtr(z0 + (z0 + zb) / (1.0 - a * (z0 + zb)))
+    return np.where(undefined, np.nan, ql), np.where(undefined, np.nan, qh), undefined
+
+
+def bootstrap_intervals(est: np.ndarray, reps: np.ndarray, level: float, method: str,
+                        accel: np.ndarray | None) -> dict[str, np.ndarray]:
+    """SE and CI of each row of ``reps`` (rows x B), centred on ``est``.
+
+    Returns ``se``, ``ci_low``, ``ci_high``, ``n_nan`` (replicates without an
+    estimate) and ``bca_undefined`` (all replicates on one side of the estimate).
+    The SE is the standard deviation of the replicates (divisor ``B - 1``).
+    """
+    R = reps.shape[0]
+    out = {k: np.full(R, np.nan) for k in ("se", "ci_low", "ci_high")}
+    out["n_nan"] = np.zeros(R, dtype=np.int64)
+    out["bca_undefined"] = np.zeros(R, dtype=bool)
+    step = max(1, _CHUNK_ELEMS // max(1, reps.shape[1]))
+    alpha = 1.0 - level
+    for s in range(0, R, step):
+        sl = slice(s, min(R, s + step))
+        t = np.asarray(reps[sl], dtype=np.float64)
+        ok = ~np.isnan(t)
+        nv = ok.sum(axis=1)
+        out["n_nan"][sl] = t.shape[1] - nv
+        mean = np.nansum(t, axis=1) / np.maximum(nv, 1)
+        dev = np.where(ok, t - mean[:, None], 0.0)
+        se = np.where(nv >= 2, np.sqrt((dev * dev).sum(axis=1) / np.maximum(nv - 1, 1)), np.nan)
+        out["se"][sl] = se
+        e = est[sl]
+        if method == "normal":
+            z = ndtri(1.0 - alpha / 2.0)
+            out["ci_low"][sl], out["ci_high"][sl] = e - z * se, e + z * se
+            continue
+        srt = np.sort(t, axis=1)
+        if method == "percentile":
+            ql = np.full(t.shape[0], alpha / 2.0)
+            qh = np.full(t.shape[0], 1.0 - alpha / 2.0)
+        else:
+            ql, qh, undefined = _bca_quantiles(t, ok, nv, e, None if accel is None else accel[sl], alpha)
+            out["bca_undefined"][sl] = undefined & ~np.isnan(e)
+        lo = row_quantiles(srt, nv, np.nan_to_num(ql, nan=0.0))
+        hi = row_quantiles(srt, nv, np.nan_to_num(qh, nan=1.0))
+        out["ci_low"][sl] = np.where(np.isnan(ql), np.nan, lo)
+        out["ci_high"][sl] = np.where(np.isnan(qh), np.nan, hi)
+    return out
