@@ -144,6 +144,11 @@ class SurveyData:
     coercions : pandas.DataFrame, optional
         Values accepted after a conversion that changed their text (e.g. ``" 4 "``
         read as code 4), same columns as ``exclusions``.
+    design : cips_stats.estimate.Design, optional
+        The survey design (weight, strata, clusters, fpc, calibration) that
+        estimators use by default; ``None`` means the data model's default
+        (the ``weight``, ``stratum`` and ``cluster`` columns when present).
+        Set by :mod:`cips_stats.weighting` and :meth:`with_design`.
     """
 
     frame: pd.DataFrame
@@ -154,6 +159,7 @@ class SurveyData:
     n_input_rows: int | None = None
     value_labels: dict = field(default_factory=dict)
     coercions: pd.DataFrame = field(default_factory=_empty_exclusions)
+    design: Any = None
 
     @property
     def fingerprint(self) -> str:
@@ -237,6 +243,10 @@ class SurveyData:
         new = replace(self, frame=frame, **changes)
         new.__dict__.pop("_fingerprint", None)
         return new
+
+    def with_design(self, design: Any) -> "SurveyData":
+        """A copy carrying another survey design (a ``cips_stats.estimate.Design``); the frame is shared."""
+        return replace(self, design=design)
 
     def __repr__(self) -> str:
         f = self.frame
