@@ -19,6 +19,11 @@ import pandas as pd
 import pytest
 
 import cips_stats as cs
+
+# Reference fits are judged for their numbers; the warnings themselves are tested explicitly
+# (test_cfa.py: test_poor_fit_and_wrong_sign_warn).
+pytestmark = pytest.mark.filterwarnings("ignore::cips_stats.errors.PoorFitWarning",
+                                        "ignore::cips_stats.errors.NumericalWarning")
 from cips_stats.factor.ml import MLProblem
 from cips_stats.factor.model import CFAModel
 from cips_stats.factor.syntax import build_partable
@@ -258,7 +263,7 @@ def test_bad_input_errors():
     bad.loc[5, "x2"] = "seven"
     with pytest.raises(cs.DataError) as ei:
         cs.factor.cfa(bad, model=HS)
-    assert ei.value.problems[0].column == "x2" and ei.value.problems[0].row == 5
+    assert ei.value.problems[0].column == "x2" and ei.value.problems[0].row == 6
     const = d.assign(x3=1.0)
     with pytest.raises(cs.DataError, match="zero variance"):
         cs.factor.cfa(const, model=HS)
@@ -377,8 +382,8 @@ def test_nonconvergence_is_reported():
     assert not fit.converged and "iterations" in fit.message
 
 
-def test_cfa_passes_sampling_weights_and_wls_to_the_ordinal_estimator():
-    # Regression: cfa() dropped sampling_weights= and refused estimator="WLS" (fit_wlsmv supports both).
+def test_cfa_passes_weight_and_wls_to_the_ordinal_estimator():
+    # Regression: cfa() dropped weight= and refused estimator="WLS" (fit_wlsmv supports both).
     from cips_stats.factor.wls import fit_wlsmv
 
     ref = Path(__file__).parent / "reference"
@@ -387,15 +392,15 @@ def test_cfa_passes_sampling_weights_and_wls_to_the_ordinal_estimator():
     df = bfi[items].dropna().iloc[:600].copy()
     df["w"] = np.linspace(0.5, 1.5, len(df))
     model = "a =~ A1 + A2 + A3\nc =~ C1 + C2 + C3"
-    direct = fit_wlsmv(df, model, ordered=items, sampling_weights="w")
-    via = cs.factor.cfa(df, model, estimator="WLSMV", ordered=items, sampling_weights="w")
+    direct = fit_wlsmv(df, model, ordered=items, weight="w")
+    via = cs.factor.cfa(df, model, estimator="WLSMV", ordered=items, weight="w")
     unweighted = cs.factor.cfa(df, model, estimator="WLSMV", ordered=items)
     assert via.fit["chi2"] == pytest.approx(direct.fit["chi2"], rel=1e-12)
     assert abs(via.fit["chi2"] - unweighted.fit["chi2"]) > 1e-6
     wls = cs.factor.cfa(df, model, estimator="WLS", ordered=items)
     assert wls.estimator.upper() == "WLS"
-    with pytest.raises(cs.ModelError, match="sampling_weights"):
-        cs.factor.cfa(df, model, estimator="ML", sampling_weights="w")
+    with pytest.raises(cs.ModelError, match="weight"):
+        cs.factor.cfa(df, model, estimator="ML", weight="w")
 
 
 def test_fiml_on_a_group_too_small_for_its_items_is_a_model_error():

@@ -203,7 +203,7 @@ def test_bad_codes_raise_data_error_naming_cell(bad, rule):
     with pytest.raises(cs.DataError) as e:
         polychoric(bad)
     p = e.value.problems[0]
-    assert p.rule == rule and p.column == "x2" and p.row == 0
+    assert p.rule == rule and p.column == "x2" and p.row == 1
 
 
 def test_too_many_categories_and_bad_arguments():
@@ -259,24 +259,24 @@ def _bfi_weights(n):
     return np.resize([0.5, 1.0, 2.0, 1.5], n)
 
 
-def test_sampling_weights_match_lavaan(bfi):
+def test_weight_match_lavaan(bfi):
     """lavaan cfa(..., sampling.weights=) sample statistics and Gamma (weighted sandwich)."""
     ref = _fixture("polychoric_bfi_weights")
     d = bfi[ref["items"]].iloc[:800]
-    res = polychoric(d, sampling_weights=_bfi_weights(800))
+    res = polychoric(d, weight=_bfi_weights(800))
     np.testing.assert_allclose(res.corr.to_numpy(), ref["corr"], rtol=0, atol=1e-6)
     np.testing.assert_allclose(res.threshold_vector, ref["thresholds"], rtol=0, atol=1e-8)
     g, gref = res.gamma(), np.array(ref["gamma"])
     assert np.abs(g - gref).max() / np.abs(gref).max() < 1e-6
     # n_pairs stay unweighted; a column name works too; constant weights change nothing
     assert res.n_pairs.iloc[1, 0] == int(d[["A1", "A2"]].notna().all(axis=1).sum())
-    by_name = polychoric(d.assign(w=_bfi_weights(800)), sampling_weights="w")
+    by_name = polychoric(d.assign(w=_bfi_weights(800)), weight="w")
     pd.testing.assert_frame_equal(by_name.corr, res.corr)
-    const = polychoric(d, sampling_weights=np.full(800, 3.0))
+    const = polychoric(d, weight=np.full(800, 3.0))
     np.testing.assert_allclose(const.gamma(), polychoric(d).gamma(), rtol=1e-10)
 
 
 @pytest.mark.parametrize("w", [np.array([1.0, -1.0, 1.0]), np.array([1.0, np.nan, 1.0]), np.ones(2)])
 def test_bad_weights_raise(w):
-    with pytest.raises(cs.DataError, match="sampling_weights"):
-        polychoric(np.array([[1, 2], [2, 1], [1, 1]]), sampling_weights=w)
+    with pytest.raises(cs.DataError, match="weight"):
+        polychoric(np.array([[1, 2], [2, 1], [1, 1]]), weight=w)

@@ -15,6 +15,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -23,13 +24,16 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..errors import DataError, Flag, ModelError, Problem
+from .. import thresholds
+from ..errors import (ConvergenceWarning, DataError, Flag, ModelError, NumericalWarning, PoorFitWarning, Problem,
+                      emit)
 from ..results import Provenance
+from . import _survey
 from . import fit_indices as fi
 from .ml import MLProblem
 from .model import CFAModel
 from .results import CFAResult, CFAResults
-from .syntax import build_partable
+from .syntax import build_partable, parse_syntax
 
 __all__ = ["cfa"]
 
@@ -49,9 +53,10 @@ def cfa(
     std_lv: bool = False,
     meanstructure: bool | None = None,
     respondent_group: str | None = None,
-    sampling_weights: str | None = None,
+    weight: Any = None,
+    ci: float = 0.95,
 ):
-    """Fit a confirmatory factor model, as ``lavaan::cfa()``.
+    """Fit a confirmatory factor model, as ``lavaan::cfa()`` (and ``lavaan::sem()``).
 
     Parameters
     ----------
@@ -62,8 +67,9 @@ def cfa(
         each respondent group, and a :class:`CFAResults` (one result per group) is
         returned.
     model : str
-        lavaan-style syntax (``=~``, ``~~``, ``~ 1``, ``|``; ``1*x``, ``NA*x``, labels,
-        ``c(a, b)*x``); see :mod:`cips_stats.factor.syntax`.
+        lavaan-style syntax (``=~``, ``~`` between latent variables, ``~~``, ``~ 1``,
+        ``|``, ``:=``; ``1*x``, ``NA*x``, labels, ``c(a, b)*x``); see
+        :mod:`cips_stats.factor.syntax`.
     estimator : {"ML", "MLR", "WLSMV", "DWLS", "WLS"}
         ``"ML"``: normal-theory ML, expected-information standard errors (observed
         under FIML). ``"MLR"``: ML estimates, Huber-White sandwich standard errors
@@ -77,7 +83,7 @@ def cfa(
     group_equal : sequence of str
         Parameter types equal across groups (``"loadings", "intercepts", "thresholds",
         "residuals", "residual.covariances", "means", "lv.variances",
-        "lv.covariances"``).
+        "lv.covariances", "regressions"``).
     group_partial : sequence of str
         Exceptions to ``group_equal``, e.g. ``["f=~x3", "x3~1"]``.
     missing : {"listwise", "fiml"}, optional
@@ -88,13 +94,23 @@ def cfa(
         Default: True with groups or FIML, else False (lavaan's default).
     respondent_group : str, optional
         With SurveyData: fit only this respondent group and return a single result.
-    sampling_weights : str, optional
-        Column of sampling weights, for the ordinal estimators (weighted thresholds,
-        polychorics and Gamma, as lavaan's ``sampling.weights=``).
+    weight : str, Design or False, optional
+        Survey weights (lavaan's ``sampling.weights=``): a column name or a design.
+        Default: a SurveyData's design weight (when it varies), none for a DataFrame;
+        ``False`` for unweighted. Used by the ordinal estimators (weighted thresholds,
+        polychorics and Gamma). ML/MLR with varying weights is not implemented: an
+        explicit ``weight=`` raises, the SurveyData default fits unweighted and flags it.
+    ci : float
+        Level of the Wald intervals ``ci_low``/``ci_high`` of the parameters (default 0.95).
 
     Returns
     -------
     CFAResult or CFAResults
+        Flags the result itself: fit that misses Hu & Bentler's (1999) cut-offs
+        (``fit_cfi``...; robust measures for MLR, scaled for WLSMV), Heywood cases,
+        a loading whose sign is opposite to the other loadings of its factor
+        (``wrong_sign_loading``: an item left un-reversed?), non-convergence; the
+        matching :class:`~cips_stats.errors.CipsWarning` is emitted.
 
     Raises
     ------
@@ -116,9 +132,11 @@ def cfa(
     included with a mean structure). MLR: ``c = [sum_g tr(B1_g A1_g^-1) - tr(B0 A0^-1)]
     / df`` (Yuan-Bentler, Mplus variant), ``chi2_scaled = chi2 / c``; robust CFI/TLI/RMSEA
     as Brosseau-Liard & Savalei (2014) and Brosseau-Liard, Savalei & Li (2012).
+    Structural regressions: ``Sigma = Lambda (I - B)^-1 Psi (I - B)^-T Lambda' + Theta``.
+    Defined parameters (``:=``) get delta-method standard errors.
     Checked against lavaan 0.6-14 on HolzingerSwineford1939 (one and two groups,
-    FIML) and a simulated 10-factor survey: ``tests/reference/cfa_*.json``, made by
-    ``validation/r/cfa.R``.
+    FIML), PoliticalDemocracy (``sem()``) and a simulated 10-factor survey:
+    ``tests/reference/cfa_*.json``, made by ``validation/r/cfa.R``.
 
     Examples
     --------
@@ -134,55 +152,89 @@ def cfa(
     >>> res.fit["df"], bool(res.fit["cfi"] > 0.95)
     (8, True)
     """
-    from ..data import SurveyData
-
     if isinstance(group_equal, str):       # lavaan accepts group.equal = "loadings"
         group_equal = (group_equal,)
     if isinstance(group_partial, str):
         group_partial = (group_partial,)
-    if isinstance(data, SurveyData):
-        return _cfa_survey(data, model=model, estimator=estimator, ordered=ordered, group=group,
-                           group_equal=group_equal, group_partial=group_partial, missing=missing,
-                           std_lv=std_lv, meanstructure=meanstructure, respondent_group=respondent_group,
-                           sampling_weights=sampling_weights)
-    if not isinstance(data, pd.DataFrame):
-        raise DataError(f"data= must be a pandas DataFrame or SurveyData, got {type(data).__name__}.")
-    if model is None:
-        raise ModelError("model= is required for a DataFrame (lavaan-style syntax, e.g. 'f =~ x1 + x2 + x3').")
-    return _cfa_frame(data, model=model, estimator=estimator, ordered=ordered, group=group,
-                      group_equal=tuple(group_equal), group_partial=tuple(group_partial),
-                      missing=missing or "listwise", std_lv=std_lv, meanstructure=meanstructure,
-                      sampling_weights=sampling_weights)
+    if not (isinstance(ci, (int, float)) and 0 < float(ci) < 1):
+        raise DataError(f"ci= must be a confidence level in (0, 1); got {ci!r}.")
+    opts = dict(estimator=estimator, ordered=ordered, group=group, group_equal=tuple(group_equal),
+                group_partial=tuple(group_partial), std_lv=std_lv, meanstructure=meanstructure, ci=float(ci))
+    if _survey.is_survey(data):
+        res = _cfa_survey(data, model=model, missing=missing, respondent_group=respondent_group,
+                          weight=weight, **opts)
+    else:
+        if not isinstance(data, pd.DataFrame):
+            raise DataError(f"data= must be a pandas DataFrame or SurveyData, got {type(data).__name__}.")
+        if model is None:
+            raise ModelError("model= is required for a DataFrame (lavaan-style syntax, e.g. 'f =~ x1 + x2 + x3').")
+        res = _cfa_frame(data, model=model, missing=missing or "listwise",
+                         weight=_survey.resolve_weight(data, weight), **opts)
+    for r in (res.values() if isinstance(res, CFAResults) else [res]):
+        _emit_flags(r)
+    return res
 
 
-def _cfa_survey(data, *, model, estimator, ordered, group, group_equal, group_partial, missing, std_lv,
-                meanstructure, respondent_group, sampling_weights=None):
-    frame = data.frame
-    inst = data.instrument
-    present = list(dict.fromkeys(frame["group"].astype(str))) if "group" in frame else []
-    order = [g.id for g in inst.groups if g.id in present] + [g for g in present if g not in
-                                                               {x.id for x in inst.groups}]
+#: Warning class of each flag code a CFA emits (flags not listed are attached silently).
+_WARNING_OF = {"wrong_sign_loading": PoorFitWarning, "heywood": NumericalWarning,
+               "heywood_loading": NumericalWarning, "psi_not_pd": NumericalWarning,
+               "sigma_not_pd": NumericalWarning, "singular_information": NumericalWarning,
+               "nonconvergence": ConvergenceWarning, "not_converged": ConvergenceWarning,
+               "em_nonconvergence": ConvergenceWarning}
+
+
+def _emit_flags(res: CFAResult) -> None:
+    for f in res.flags:
+        cat = PoorFitWarning if (f.code.startswith("fit_") and f.severity == "warning") else _WARNING_OF.get(f.code)
+        if cat is not None:
+            emit(f, cat, stacklevel=4)
+
+
+def _cfa_survey(data, *, model, missing, respondent_group, weight, estimator, **opts):
+    present = _survey.present_groups(data)
     if respondent_group is not None:
-        if respondent_group not in present:
+        if str(respondent_group) not in present:
             raise DataError(f"respondent_group={respondent_group!r} has no respondents; present: {present}.")
-        order = [respondent_group]
+        order = [str(respondent_group)]
+    else:
+        order = present
     if not order:
         raise DataError("The survey holds no respondents.")
     est = estimator.upper() if isinstance(estimator, str) else estimator
     miss = missing or ("fiml" if est in ("ML", "MLR") else "pairwise")
+    wcol = _survey.resolve_weight(data, weight)
+    unweighted_ml = wcol is not None and weight is None and est in ("ML", "MLR")
+    if unweighted_ml:
+        wcol = None       # the design weight by default, but ML/MLR with weights is not implemented
     out = {}
+    frame = data.frame
     for g in order:
-        sub = frame[frame["group"].astype(str) == g]
-        syn = model if model is not None else inst.model_syntax(g)
-        res = _cfa_frame(sub, model=syn, estimator=estimator, ordered=ordered, group=group,
-                         group_equal=tuple(group_equal), group_partial=tuple(group_partial),
-                         missing=miss, std_lv=std_lv, meanstructure=meanstructure, survey=data,
-                         sampling_weights=sampling_weights)
+        syn = model if model is not None else data.instrument.model_syntax(g)
+        items = [c for c in frame.columns if c in set(_model_variables(syn))]
+        extra = [c for c in (opts.get("group"), wcol) if c is not None and c in frame.columns]
+        sub = _survey.group_frame(frame, "group", g, list(dict.fromkeys(items + extra)))
+        res = _cfa_frame(sub, model=syn, estimator=estimator, missing=miss, survey=data, weight=wcol, **opts)
+        if unweighted_ml:
+            res = dataclasses.replace(res, flags=res.flags + (Flag(
+                "unweighted", "The survey's design weights vary, but ML/MLR with sampling weights is not "
+                "implemented: the model was fitted unweighted (use estimator='WLSMV' for weighted ordinal "
+                "estimation).", "caution", {"group": g}),))
         out[g] = res
     if respondent_group is not None:
-        return out[respondent_group]
+        return out[str(respondent_group)]
     return CFAResults(results=out, provenance=Provenance.build(
-        "factor.cfa", data=data, options=dict(estimator=estimator, missing=miss, by="group")))
+        "factor.cfa", data=data, options=dict(estimator=estimator, missing=miss, by="group", weight=wcol)))
+
+
+def _model_variables(model: str) -> list[str]:
+    """Every name the syntax mentions (observed candidates; latent names are harmless)."""
+    statements, _ = parse_syntax(model)
+    names: list[str] = []
+    for s in statements:
+        for nm in (s.lhs, s.rhs):
+            if nm and nm not in names:
+                names.append(nm)
+    return names
 
 
 def _numeric_block(frame: pd.DataFrame, cols: list[str]) -> np.ndarray:
@@ -194,23 +246,56 @@ def _numeric_block(frame: pd.DataFrame, cols: list[str]) -> np.ndarray:
             if bad.any():
                 i = int(np.flatnonzero(bad.to_numpy())[0])
                 problems.append(Problem("numeric_item", "Items of a factor model must be numeric.",
-                                        file="<DataFrame>", row=i, column=c, value=s.iloc[i]))
+                                        file="<DataFrame>", row=i + 1, column=c, value=s.iloc[i]))
     if problems:
         raise DataError("Some model variables are not numeric.", problems)
     return frame[cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
 
 
 def _cfa_frame(frame, **kw):
+    """One model on one frame, flags of fit and keying attached (no warnings emitted here)."""
     # Small dense products: one BLAS thread is faster on a shared machine and never slower by
-    # much here; parallelise over cells/replicates instead (see ARCHITECTURE.md).
+    # much here (measured: see benchmarks/results/cfa.json).
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"):
-        return _cfa_frame_impl(frame, **kw)
+        res = _cfa_frame_impl(frame, **kw)
+    kind = {"MLR": "robust", "WLSMV": "scaled"}.get(res.estimator)
+    judged = thresholds.judge_fit(res.fit, kind=kind) + tuple(_wrong_sign_flags(res.parameters))
+    return dataclasses.replace(res, flags=tuple(res.flags) + judged)
+
+
+def _wrong_sign_flags(params: pd.DataFrame) -> list[Flag]:
+    """A loading whose interval lies wholly on the other side of zero from its factor's majority.
+
+    With items keyed the same way every loading of a factor has one sign; a clearly
+    negative loading among positive ones (its Wald interval excludes zero) is the mark
+    of an item left un-reversed, or of a mis-keyed item (psych's ``check.keys``).
+    """
+    lam = params[(params["op"] == "=~")]
+    flags = []
+    for (g, f), rows in lam.groupby(["group", "lhs"], sort=False):
+        if len(rows) < 3:
+            continue
+        sign = np.sign(rows["est"].to_numpy())
+        major = 1.0 if (sign > 0).sum() >= (sign < 0).sum() else -1.0
+        lo, hi = rows["ci_low"].to_numpy(), rows["ci_high"].to_numpy()
+        se = rows["se"].to_numpy()
+        fixed = ~(se > 0)      # the marker: judged by the others (all of them on its other side)
+        clear = np.where(major > 0, hi < 0, lo > 0) & ~fixed
+        if fixed.any() and major < 0:
+            clear |= fixed & (sign > 0)
+        if clear.any():
+            items = rows["rhs"].to_numpy()[clear].tolist()
+            flags.append(Flag("wrong_sign_loading", f"Factor {f}: the loading of {', '.join(items)} has the "
+                              "opposite sign to the factor's other loadings (its interval excludes zero). Is the "
+                              "item reverse-keyed and left un-reversed?", "warning",
+                              {"factor": f, "group": int(g), "items": items}))
+    return flags
 
 
 def _cfa_frame_impl(frame, *, model, estimator, ordered, group, group_equal, group_partial, missing, std_lv,
-                    meanstructure, survey=None, sampling_weights=None):
+                    meanstructure, survey=None, weight=None, ci=0.95):
     if not isinstance(estimator, str) or estimator.upper() not in _ESTIMATORS:
         raise ModelError(f"estimator= must be one of {list(_ESTIMATORS)}, got {estimator!r}.")
     est = estimator.upper()
@@ -218,73 +303,28 @@ def _cfa_frame_impl(frame, *, model, estimator, ordered, group, group_equal, gro
     if miss is None:
         raise ModelError(f"missing= must be 'listwise' or 'fiml', got {missing!r}.")
     if est in ("WLSMV", "DWLS", "WLS"):
-        try:
-            from .wls import fit_wlsmv
-        except ImportError as exc:
-            raise ModelError(f"Estimator {est} needs cips_stats.factor.wls.fit_wlsmv, which is not available "
-                             f"({exc}).") from None
+        from .wls import fit_wlsmv
+
         return fit_wlsmv(frame, model=model, estimator=est, ordered=ordered, group=group,
                          group_equal=group_equal, group_partial=group_partial, std_lv=std_lv,
-                         missing=miss if miss != "fiml" else "pairwise", sampling_weights=sampling_weights)
-    if sampling_weights is not None:
-        raise ModelError("sampling_weights= is supported with estimator='WLSMV'/'DWLS'/'WLS' (weighted "
-                         "polychorics, as lavaan's sampling.weights=); ML/MLR with sampling weights is not "
-                         "implemented.")
+                         missing=miss if miss != "fiml" else "pairwise", weight=weight, ci=ci)
+    if weight is not None:
+        raise ModelError("weight= is supported with estimator='WLSMV'/'DWLS'/'WLS' (weighted polychorics, as "
+                         "lavaan's sampling.weights=); ML/MLR with sampling weights is not implemented.")
     if ordered:
         raise ModelError("Ordered (categorical) items need estimator='WLSMV' (or 'DWLS'); ML treats items as "
                          "continuous. Drop ordered= to fit them as continuous.")
     if miss == "pairwise":
         raise ModelError("missing='pairwise' is for WLSMV; with ML use 'listwise' or 'fiml'.")
     fiml = miss == "fiml"
-
-    # groups
-    if group is not None:
-        if group not in frame.columns:
-            raise DataError(f"group={group!r} is not a column of the data.",
-                            [Problem("group_column", "Grouping column not found.", column=group)])
-        keep = frame[group].notna()
-        frame = frame[keep]
-        labels = list(dict.fromkeys(frame[group].tolist()))
-        if len(labels) < 2:
-            raise DataError(f"group={group!r} has fewer than two groups.")
-    else:
-        labels = [None]
+    frame, labels = _ml_groups(frame, group)
     G = len(labels)
     ms = meanstructure if meanstructure is not None else (G > 1 or fiml)
-    if not ms and fiml:
-        ms = True
+    ms = ms or fiml
     pt = build_partable(model, observed=[str(c) for c in frame.columns], n_groups=G, std_lv=std_lv,
                         meanstructure=ms, group_equal=group_equal, group_partial=group_partial)
     cm = CFAModel(pt)
-    blocks, n_dropped = [], []
-    for lab in labels:
-        sub = frame if lab is None else frame[frame[group] == lab]
-        y = _numeric_block(sub, cm.ov_names)
-        if fiml:
-            keep = ~np.all(np.isnan(y), axis=1)
-        else:
-            keep = ~np.any(np.isnan(y), axis=1)
-        n_dropped.append(int((~keep).sum()))
-        y = y[keep]
-        if len(y) < 2:
-            raise DataError(f"Too few usable rows ({len(y)}) in group {lab!r} "
-                            f"({'rows with every item missing dropped' if fiml else 'listwise deletion'}).")
-        var = np.nanvar(y, axis=0)
-        const = [cm.ov_names[j] for j in np.flatnonzero(~(var > 0))]
-        if const:
-            raise DataError(f"Items with zero variance in group {lab!r}: {const}.",
-                            [Problem("constant_item", "The item does not vary.", column=c) for c in const])
-        blocks.append(y)
-    p = cm.p
-    moments = G * (p * (p + 1) // 2 + (p if ms else 0))
-    if moments - cm.npar < 0:
-        raise ModelError(f"The model is not identified: {cm.npar} free parameters but only {moments} sample "
-                         "moments (negative degrees of freedom).", diagnostics={"npar": cm.npar, "moments": moments})
-    if not fiml:
-        for lab, y in zip(labels, blocks):
-            if len(y) <= p:
-                raise DataError(f"Group {lab!r} has {len(y)} complete rows for {p} items; the sample covariance "
-                                "matrix is singular. Use missing='fiml'.")
+    blocks, n_dropped = _ml_blocks(frame, cm, group, labels, fiml)
     prob = MLProblem(cm, blocks, fiml=fiml)
     for gd in prob.groups:
         try:
@@ -293,47 +333,13 @@ def _cfa_frame_impl(frame, *, model, estimator, ordered, group, group_equal, gro
             raise ModelError("The sample covariance matrix is not positive definite (collinear items?).") from None
     fit = prob.fit()
     theta = fit.theta
-    flags: list[Flag] = []
-    if not fit.converged:
-        flags.append(Flag("nonconvergence", f"The optimiser did not converge ({fit.message}) after "
-                          f"{fit.iterations} iterations.", "error", {"iterations": fit.iterations}))
-    if fiml:
-        for lab, gd in zip(labels, prob.groups):
-            if not getattr(gd, "em_converged", True):
-                flags.append(Flag("em_nonconvergence", "The EM algorithm for the unrestricted (H1) model did "
-                                  "not converge; chi-square and baseline fit are unreliable.", "warning",
-                                  {"group": lab}))
+    flags = _ml_fit_flags(prob, fit, labels, fiml)
     robust = est == "MLR"
-    # ---- information, vcov
-    A_obs = None
-    try:
-        if robust or fiml:
-            A_obs = prob.observed_information(theta, unit=False)
-            A = A_obs
-        else:
-            A = prob.expected_information(theta, unit=False)
-        Ainv = np.linalg.inv(A)
-        ev = np.linalg.eigvalsh(A)
-        if ev.min() <= 1e-10 * max(ev.max(), 1e-300):
-            raise np.linalg.LinAlgError
-    except np.linalg.LinAlgError:
-        Ainv = np.full((cm.npar, cm.npar), np.nan)
-        flags.append(Flag("singular_information", "The information matrix is singular: the model may not be "
-                          "identified; standard errors are not available.", "error"))
-    scores = None
-    if robust and np.isfinite(Ainv).all():
-        scores = np.vstack(prob.casewise_scores(theta))
-        B = scores.T @ scores
-        vcov = Ainv @ B @ Ainv
-    else:
-        vcov = Ainv
-    # ---- fit measures
-    N = prob.n_total
+    vcov, Ainv, scores = _ml_vcov(prob, theta, robust, fiml, flags)
     fit_d = _fit_measures(prob, fit, cm, G, ms)
     if robust:
         fit_d.update(_robust_measures(prob, fit, cm, G, Ainv, scores, flags))
-    # ---- parameter table
-    params, implied = _parameter_table(cm, theta, vcov, labels)
+    params, implied = _parameter_table(cm, theta, vcov, labels, ci)
     loadings = params[params["op"] == "=~"].rename(columns={"lhs": "factor", "rhs": "item"}).drop(
         columns=["op"]).reset_index(drop=True)
     flags += _heywood_flags(cm, theta, params, labels)
@@ -347,15 +353,98 @@ def _cfa_frame_impl(frame, *, model, estimator, ordered, group, group_equal, gro
                 group_partial=list(group_partial), missing=miss, std_lv=std_lv, meanstructure=ms,
                 information="observed" if (robust or fiml) else "expected",
                 se="robust.huber.white" if robust else "standard",
-                test="yuan.bentler.mplus" if robust else "standard")
+                test="yuan.bentler.mplus" if robust else "standard", ci=ci)
     prov = Provenance.build("factor.cfa", data=survey if survey is not None else frame, options=opts)
     state = _MLState(prob=prob, theta=theta, labels=labels)
     return CFAResult(
         model=model, estimator=est, missing=miss, converged=fit.converged, iterations=fit.iterations,
         n_obs=tuple(gd.n for gd in prob.groups), n_groups=G,
-        group_labels=tuple("" if l is None else str(l) for l in labels), fit=fit_d, parameters=params,
+        group_labels=tuple("" if lab is None else str(lab) for lab in labels), fit=fit_d, parameters=params,
         loadings=loadings, thresholds=None, implied=implied, sample=sample, vcov=vcov, options=opts,
         _state=state, provenance=prov, flags=tuple(flags))
+
+
+def _ml_groups(frame: pd.DataFrame, group: str | None) -> tuple[pd.DataFrame, list]:
+    """Rows with a group label and the labels in order of appearance (lavaan's order)."""
+    if group is None:
+        return frame, [None]
+    if group not in frame.columns:
+        raise DataError(f"group={group!r} is not a column of the data.",
+                        [Problem("group_column", "Grouping column not found.", column=group)])
+    frame = frame[frame[group].notna()]
+    labels = list(pd.unique(frame[group]))
+    if len(labels) < 2:
+        raise DataError(f"group={group!r} has fewer than two groups.")
+    return frame, labels
+
+
+def _ml_blocks(frame, cm: CFAModel, group, labels, fiml: bool) -> tuple[list[np.ndarray], list[int]]:
+    """Per group the numeric item block (rows kept by the missing-data rule), checked."""
+    blocks, n_dropped = [], []
+    codes = None if group is None else pd.Categorical(frame[group], categories=labels).codes
+    for k, lab in enumerate(labels):
+        sub = frame if lab is None else frame.iloc[np.flatnonzero(codes == k)]
+        y = _numeric_block(sub, cm.ov_names)
+        keep = ~np.all(np.isnan(y), axis=1) if fiml else ~np.any(np.isnan(y), axis=1)
+        n_dropped.append(int((~keep).sum()))
+        y = y[keep]
+        if len(y) < 2:
+            raise DataError(f"Too few usable rows ({len(y)}) in group {lab!r} "
+                            f"({'rows with every item missing dropped' if fiml else 'listwise deletion'}).")
+        var = np.nanvar(y, axis=0)
+        const = [cm.ov_names[j] for j in np.flatnonzero(~(var > 0))]
+        if const:
+            raise DataError(f"Items with zero variance in group {lab!r}: {const}.",
+                            [Problem("constant_item", "The item does not vary.", column=c) for c in const])
+        if not fiml and len(y) <= cm.p:
+            raise DataError(f"Group {lab!r} has {len(y)} complete rows for {cm.p} items; the sample covariance "
+                            "matrix is singular. Use missing='fiml'.")
+        blocks.append(y)
+    G, p = len(labels), cm.p
+    moments = G * (p * (p + 1) // 2 + (p if cm.meanstructure else 0))
+    if moments - cm.npar < 0:
+        raise ModelError(f"The model is not identified: {cm.npar} free parameters but only {moments} sample "
+                         "moments (negative degrees of freedom).", diagnostics={"npar": cm.npar, "moments": moments})
+    return blocks, n_dropped
+
+
+def _ml_fit_flags(prob: MLProblem, fit, labels, fiml: bool) -> list[Flag]:
+    flags: list[Flag] = []
+    if not fit.converged:
+        flags.append(Flag("nonconvergence", f"The optimiser did not converge ({fit.message}) after "
+                          f"{fit.iterations} iterations.", "error", {"iterations": fit.iterations}))
+    if fiml:
+        for lab, gd in zip(labels, prob.groups):
+            if not getattr(gd, "em_converged", True):
+                flags.append(Flag("em_nonconvergence", "The EM algorithm for the unrestricted (H1) model did "
+                                  "not converge; chi-square and baseline fit are unreliable.", "warning",
+                                  {"group": lab}))
+    return flags
+
+
+def _ml_vcov(prob: MLProblem, theta, robust: bool, fiml: bool, flags: list[Flag]):
+    """Covariance of the estimates: inverse (observed or expected) information, or the sandwich."""
+    npar = prob.model.npar
+    try:
+        if robust or fiml:
+            A = prob.observed_information(theta, unit=False)
+        else:
+            A = prob.expected_information(theta, unit=False)
+        Ainv = np.linalg.inv(A)
+        ev = np.linalg.eigvalsh(A)
+        if ev.min() <= 1e-10 * max(ev.max(), 1e-300):
+            raise np.linalg.LinAlgError
+    except np.linalg.LinAlgError:
+        Ainv = np.full((npar, npar), np.nan)
+        flags.append(Flag("singular_information", "The information matrix is singular: the model may not be "
+                          "identified; standard errors are not available.", "error"))
+    scores = None
+    if robust and np.isfinite(Ainv).all():
+        scores = np.vstack(prob.casewise_scores(theta))
+        vcov = Ainv @ (scores.T @ scores) @ Ainv
+    else:
+        vcov = Ainv
+    return vcov, Ainv, scores
 
 
 # ---------------------------------------------------------------------------- fit measures
@@ -473,7 +562,7 @@ def _baseline_scaling(prob: MLProblem, df_b: int, tr_h1: float) -> float:
 
 
 # ---------------------------------------------------------------------------- parameters
-def _parameter_table(cm: CFAModel, theta, vcov, labels):
+def _parameter_table(cm: CFAModel, theta, vcov, labels, ci: float = 0.95):
     pt = cm.partable
     est = cm.est(theta)
     free = pt["free"].to_numpy()
@@ -485,7 +574,7 @@ def _parameter_table(cm: CFAModel, theta, vcov, labels):
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(m, est / se, np.nan)
     pv = np.where(m, 2 * stats.norm.sf(np.abs(z)), np.nan)
-    q = stats.norm.ppf(0.975)
+    q = stats.norm.ppf(0.5 + ci / 2)
     lo = np.where(m, est - q * se, est)
     hi = np.where(m, est + q * se, est)
     std_lv, std_all = np.full(len(pt), np.nan), np.full(len(pt), np.nan)

@@ -65,7 +65,7 @@ def _item_matrix(frame: Any, *, min_items: int = 2) -> tuple[np.ndarray, list[st
     if np.isinf(x).any():
         r, c = np.argwhere(np.isinf(x))[0]
         raise DataError("Item values must be finite.", [Problem(
-            rule="finite", message="Infinite value.", file="<DataFrame>", row=int(r),
+            rule="finite", message="Infinite value.", file="<DataFrame>", row=int(r) + 1,
             column=str(frame.columns[c]), value=float(x[r, c]))])
     if x.shape[1] < min_items:
         raise DataError(f"At least {min_items} item columns are needed, got {x.shape[1]}.")

@@ -41,8 +41,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..errors import DataError, Flag, ModelError, Problem
+from .. import thresholds
+from ..errors import DataError, Flag, ModelError, NonInvarianceWarning, PoorFitWarning, Problem, emit
 from ..results import Provenance, Result, Summary
+from . import _survey
 
 __all__ = ["InvarianceResult", "invariance", "chen2007_thresholds", "difference_test", "LEVELS"]
 
@@ -97,21 +99,18 @@ def chen2007_thresholds(level: str, n_total: int) -> dict[str, float]:
     >>> chen2007_thresholds("scalar", 200)
     {'cfi': 0.005, 'rmsea': 0.01, 'srmr': 0.005}
     """
-    small = n_total <= 300
-    if level == "metric":
-        return {"cfi": 0.005, "rmsea": 0.010, "srmr": 0.025} if small else {"cfi": 0.010, "rmsea": 0.015, "srmr": 0.030}
-    if level in ("scalar", "strict"):
-        return {"cfi": 0.005, "rmsea": 0.010, "srmr": 0.005} if small else {"cfi": 0.010, "rmsea": 0.015, "srmr": 0.010}
-    raise DataError(f"level= must be 'metric', 'scalar' or 'strict', got {level!r}.")
+    if level not in ("metric", "scalar", "strict"):
+        raise DataError(f"level= must be 'metric', 'scalar' or 'strict', got {level!r}.")
+    return thresholds.chen2007(level, n_total)
 
 
 def _verdict(level: str, d_cfi: float, d_rmsea: float, d_srmr: float, p_value: float, criteria: str,
-             n_total: int, alpha: float = 0.05) -> bool:
+             n_total: int, significance: float = thresholds.SIGNIFICANCE) -> bool:
     """True when the step ``level`` is supported."""
     if criteria == "chi2":
-        return bool(np.isfinite(p_value) and p_value >= alpha)
+        return bool(np.isfinite(p_value) and p_value >= significance)
     if criteria == "cheung_rensvold2002":
-        return bool(d_cfi > -0.010)
+        return bool(d_cfi > -thresholds.CHEUNG_RENSVOLD_DCFI)
     t = chen2007_thresholds(level, n_total)
     eps = 1e-12
     cfi_ok = d_cfi >= -t["cfi"] - eps
@@ -520,11 +519,289 @@ def _expand_partial(freed: Sequence[str], thresholds: Mapping[str, int]) -> list
     return out
 
 
+@dataclass
+class _Setup:
+    """What the ladder fits: the working frame (group column as text), model and options."""
+
+    work: pd.DataFrame
+    model: str
+    labels: list
+    items: list
+    ordered: list
+    thresholds_per_item: dict
+    estimator: str
+    missing: str | None
+    n_per_group: list
+    provenance_data: Any
+    respondent_group: Any
+
+
+def _survey_frame(sd, group, groups, respondent_group, missing, estimator, ordered, model):
+    """The frame, model and shared items of a SurveyData (no copy of the whole table)."""
+    frame = sd.frame
+    inst = sd.instrument
+    if group not in frame.columns:
+        raise DataError(f"group= {group!r} is not a column of the survey data.")
+    present = _survey.present_groups(sd)
+    if group == "group":
+        rgroups = [g for g in present if g in inst.group_ids]
+        if groups is not None:
+            rgroups = [g for g in rgroups if g in set(map(str, groups))]
+        shared = _survey.shared_items(sd, rgroups)
+        base_group = rgroups[0] if rgroups else None
+    else:
+        if respondent_group is None:
+            if len(present) != 1:
+                raise DataError(f"The survey data hold several respondent groups ({', '.join(present)}); "
+                                "choose one with respondent_group=.")
+            respondent_group = present[0]
+        if str(respondent_group) not in present:
+            raise DataError(f"respondent_group={respondent_group!r} has no respondents; present: "
+                            f"{', '.join(present)}.")
+        base_group = str(respondent_group)
+        shared = set(inst.items_for(base_group))
+    if base_group is None:
+        raise DataError("No respondent group of the instrument is present in the data.")
+    if model is None:
+        model = inst.model_syntax(base_group)
+    if missing is None:   # as cs.factor.cfa does for survey data
+        missing = "fiml" if estimator.upper() in ("ML", "MLR") and not ordered else "pairwise"
+    cols = list(dict.fromkeys([group, "group"] + [i for i in _model_items(model) if i in frame.columns]))
+    if group != "group":
+        frame = _survey.group_frame(frame, "group", base_group, cols)
+    else:
+        frame = frame[cols]
+    return frame, model, shared, missing, respondent_group
+
+
+def _setup(data_or_frame, *, group, model, estimator, ordered, missing, respondent_group, groups,
+           flags: list[Flag]) -> _Setup:
+    """Validate the input and build the working frame restricted to the shared items."""
+    if _survey.is_survey(data_or_frame):
+        frame, model, shared, missing, respondent_group = _survey_frame(
+            data_or_frame, group, groups, respondent_group, missing, estimator, ordered, model)
+    elif isinstance(data_or_frame, pd.DataFrame):
+        frame, shared = data_or_frame, None
+        if model is None:
+            raise DataError("model= is required when data_or_frame is a DataFrame.")
+    else:
+        raise DataError("data_or_frame= must be a SurveyData or a pandas DataFrame, got "
+                        f"{type(data_or_frame).__name__}.")
+    if group not in frame.columns:
+        raise DataError(f"group= {group!r} is not a column of the data.", [Problem(
+            rule="group_column", message="Missing group column.", column=str(group))])
+    frame = frame[frame[group].notna()]
+    gvals = frame[group].astype(str)
+    if groups is not None:
+        keep = gvals.isin(set(map(str, groups))).to_numpy()
+        frame, gvals = frame[keep], gvals[keep]
+    labels = [str(x) for x in pd.unique(gvals)]
+    if len(labels) < 2:
+        raise DataError(f"Invariance needs at least two groups in {group!r}; found {labels}.")
+    items = _model_items(model)
+    missing_cols = [c for c in items if c not in frame.columns]
+    if missing_cols:
+        raise DataError("Model items are not columns of the data.", [Problem(
+            rule="model_items", message="Item of the model missing from the data.", column=c)
+            for c in missing_cols])
+    codes = pd.Categorical(gvals, categories=labels).codes
+    # items answered in every compared group (shared items): one pass, no per-group copies
+    answered_by = np.column_stack([np.bincount(codes, weights=frame[c].notna().to_numpy(), minlength=len(labels))
+                                   for c in items])
+    answered = {c for j, c in enumerate(items) if (answered_by[:, j] > 0).all()}
+    if shared is not None:
+        answered &= shared
+    if set(items) - answered:
+        model, _ = _restrict_syntax(model, answered)
+        flags.append(Flag("items_not_shared", "Items not answered in every compared group were left out: "
+                          f"{', '.join(sorted(set(items) - answered))}.", severity="caution",
+                          where={"items": sorted(set(items) - answered)}))
+        items = _model_items(model)
+        if not items:
+            raise DataError("No factor keeps two items answered in every compared group.")
+    n_per_group = np.bincount(codes, minlength=len(labels)).astype(int).tolist()
+    small = [(g, n) for g, n in zip(labels, n_per_group) if n < MIN_GROUP_N]
+    if small:
+        flags.append(Flag("small_group", "Groups below the minimum size of "
+                          f"{MIN_GROUP_N}: " + ", ".join(f"{g} (n = {n})" for g, n in small)
+                          + "; invariance tests have little power and fit indices are unstable.",
+                          severity="warning", where={"groups": [g for g, _ in small]}))
+    ordered_list = list(items) if ordered is True else [c for c in (ordered or []) if c in items]
+    if ordered_list and estimator.upper() in ("ML", "MLR"):
+        estimator = "WLSMV"
+    thresholds_per_item = _ordinal_categories(frame, codes, labels, ordered_list, flags)
+    work = frame[list(dict.fromkeys([group] + items))].copy()
+    work[group] = gvals.to_numpy()
+    return _Setup(work=work, model=model, labels=labels, items=items, ordered=ordered_list,
+                  thresholds_per_item=thresholds_per_item, estimator=estimator, missing=missing,
+                  n_per_group=n_per_group, provenance_data=data_or_frame, respondent_group=respondent_group)
+
+
+def _ordinal_categories(frame, codes, labels, ordered_list, flags: list[Flag]) -> dict[str, int]:
+    """Thresholds per ordinal item; flags categories empty in some group."""
+    out: dict[str, int] = {}
+    for c in ordered_list:
+        x = frame[c].to_numpy(dtype=float)
+        ok = np.isfinite(x)
+        cats = np.unique(x[ok])
+        out[c] = max(len(cats) - 1, 0)
+        pos = np.searchsorted(cats, x[ok])
+        table = np.zeros((len(labels), len(cats)), dtype=int)
+        np.add.at(table, (codes[ok], pos), 1)
+        for gi, g in enumerate(labels):
+            empty = [float(k) for k, n in zip(cats, table[gi]) if n == 0]
+            if empty:
+                flags.append(Flag("empty_category", f"Item {c} has no answers in categor"
+                                  f"{'y' if len(empty) == 1 else 'ies'} {', '.join(f'{e:g}' for e in empty)} in "
+                                  f"group {g}; equal thresholds cannot be estimated for it there (collapse "
+                                  "categories).", severity="warning",
+                                  where={"item": c, "group": g, "categories": empty}))
+    return out
+
+
+class _Ladder:
+    """State of one ladder: fitted models, table rows, score tests and flags."""
+
+    def __init__(self, s: _Setup, *, group: str, criteria: str, significance: float, flags: list[Flag]):
+        self.s, self.group, self.criteria, self.significance, self.flags = s, group, criteria, significance, flags
+        self.est = s.estimator.upper()
+        self.kind = "standard" if self.est == "ML" else ("robust" if self.est == "MLR" else "scaled")
+        self.rows: dict[str, dict[str, Any]] = {}
+        self.fits: dict[str, Any] = {}
+        self.score_rows: list[dict[str, Any]] = []
+
+    def equal_types(self, level: str) -> list[str]:
+        eq = list(_EQUAL[level])
+        if self.s.ordered:
+            eq = [("thresholds" if e == "intercepts" else e) for e in eq]
+            if level == "strict":
+                eq = [e for e in eq if e != "residuals"]
+            if len(self.s.ordered) < len(self.s.items) and "thresholds" in eq:
+                eq.append("intercepts")
+        return eq
+
+    def fit(self, level: str, partial_list: Sequence[str]):
+        """Fit one level with ``partial_list`` released; None (and a flag) when it cannot be fitted."""
+        from .cfa import _cfa_frame
+
+        s = self.s
+        try:
+            return _cfa_frame(s.work, model=s.model, estimator=s.estimator, ordered=s.ordered or None,
+                              group=self.group, group_equal=tuple(self.equal_types(level)),
+                              group_partial=tuple(_expand_partial(partial_list, s.thresholds_per_item)),
+                              missing=s.missing or "listwise", std_lv=False, meanstructure=None)
+        except ModelError as exc:
+            self.flags.append(Flag("not_fitted", f"The {level} model could not be fitted: {exc}",
+                                   severity="error", where={"level": level}))
+            return None
+
+    def record(self, name: str, fit, ref_name: str | None, level: str | None, n_freed: int) -> dict[str, Any]:
+        ind = _indices(fit.fit, self.kind)
+        row = {"chi2": _fit_value(fit.fit, "chi2"), "df": _fit_value(fit.fit, "df"),
+               "chi2_scaled": _fit_value(fit.fit, "chi2_scaled"),
+               **{k: ind[k] for k in ("cfi", "tli", "rmsea", "srmr")},
+               "compared_to": ref_name or "", "delta_chi2": np.nan, "delta_df": np.nan, "p_value": np.nan,
+               "delta_cfi": np.nan, "delta_rmsea": np.nan, "delta_srmr": np.nan, "n_freed": n_freed,
+               "verdict": ""}
+        if not fit.converged:
+            self.flags.append(Flag("not_converged", f"The {name} model did not converge.", severity="warning",
+                                   where={"level": name}))
+        if ref_name is not None:
+            ref_fit = self.fits[ref_name]
+            dt = difference_test(fit.fit, ref_fit.fit, estimator=self.est)
+            if dt["method"] == "unavailable":
+                dt = _satorra2000(fit, ref_fit) or dt
+            r_ind = _indices(ref_fit.fit, self.kind)
+            row.update(delta_chi2=dt["delta_chi2"], delta_df=float(dt["delta_df"]), p_value=dt["p_value"],
+                       delta_cfi=ind["cfi"] - r_ind["cfi"], delta_rmsea=ind["rmsea"] - r_ind["rmsea"],
+                       delta_srmr=ind["srmr"] - r_ind["srmr"])
+            negative = bool(np.isfinite(row["delta_chi2"]) and row["delta_chi2"] < 0)
+            if negative:
+                row["p_value"] = np.nan
+                self.flags.append(_negative_difference_flag(name, ref_name, row["delta_chi2"], dt["method"]))
+            ok = _verdict(level, row["delta_cfi"], row["delta_rmsea"], row["delta_srmr"], row["p_value"],
+                          self.criteria, int(sum(self.fits["configural"].n_obs)), self.significance)
+            if negative and self.criteria == "chi2":
+                ok = True       # no evidence against the constraints: never a rejection
+            row["verdict"] = "supported" if ok else "rejected"
+        self.rows[name] = row
+        self.fits[name] = fit
+        return row
+
+    def empty_row(self, level: str, verdict: str, compared_to: str = "", n_freed: int = 0) -> None:
+        self.rows[level] = {c: np.nan for c in TABLE_COLUMNS}
+        self.rows[level].update(verdict=verdict, compared_to=compared_to, n_freed=n_freed)
+
+    def score_candidates(self, current, level: str, cands: list[str], freed: list[str]):
+        """(statistic, df, name, method) per candidate: score tests (ML/MLR), else refits."""
+        s = self.s
+        tester = None
+        if self.est in ("ML", "MLR"):
+            try:
+                tester = _ScoreTester(current, s.work, model=s.model, group=self.group,
+                                      group_equal=list(_EQUAL[level]),
+                                      group_partial=_expand_partial(freed, s.thresholds_per_item),
+                                      candidates=cands, fiml=str(current.missing).lower() in ("fiml", "ml"))
+            except (ModelError, np.linalg.LinAlgError, KeyError, ValueError):
+                tester = None
+        scored = []
+        for c in cands:
+            if tester is not None:
+                stat, df = tester.test(c)
+                scored.append((stat, df, c, "score"))
+                continue
+            trial = self.fit(level, freed + [c])
+            if trial is None:
+                continue
+            drop = _fit_value(current.fit, "chi2") - _fit_value(trial.fit, "chi2")
+            scored.append((drop, int(_fit_value(current.fit, "df") - _fit_value(trial.fit, "df")), c, "refit"))
+        return scored
+
+    def partial_search(self, level: str, fit, ref: str, freed: list[str], max_free: int | None,
+                       lv_names, items_of) -> bool:
+        """Release the constraint with the largest score test, one at a time, until ``level`` passes."""
+        ltype = _TYPE_OF_LEVEL[level]
+        current, step = fit, 0
+        limit = max_free if max_free is not None else 10**6
+        while step < limit:
+            cands = _candidates(current, ltype, self.s.ordered, freed, lv_names, items_of)
+            if not cands:
+                return False
+            scored = self.score_candidates(current, level, cands, freed)
+            if not scored:
+                return False
+            for stat, df, c, meth in scored:
+                self.score_rows.append({"level": level, "step": step + 1, "parameter": c, "statistic": stat,
+                                        "df": df, "p_value": (float(stats.chi2.sf(stat, df))
+                                                              if df > 0 and np.isfinite(stat) else np.nan),
+                                        "method": meth})
+            best = max(scored, key=lambda t: (t[0] if np.isfinite(t[0]) else -np.inf))
+            freed.append(best[2])
+            step += 1
+            trial = self.fit(level, freed)
+            if trial is None:
+                return False
+            current = trial
+            if self.record(f"partial_{level}", trial, ref, level, len(freed))["verdict"] == "supported":
+                return True
+        return False
+
+
+def _negative_difference_flag(name: str, ref: str, delta: float, method: str) -> Flag:
+    return Flag("negative_delta_chi2", f"The chi-square difference of {name} against {ref} is negative "
+                f"({delta:.3f}, {method}). The more constrained model cannot fit better than the one it is nested "
+                "in, so the models are not nested as compared (e.g. a partial model against a differently "
+                "identified one), or the scaled difference statistic broke down (scaled and shifted "
+                "statistics need not be monotone; lavaan warns likewise). The test is undefined (p NaN) and "
+                "not counted as a rejection; the verdict rests on the changes in fit indices.", "caution",
+                {"level": name, "compared_to": ref, "delta_chi2": float(delta)})
+
+
 def invariance(data_or_frame: Any, *, group: str, model: str | None = None, estimator: str = "ML",
                levels: Sequence[str] = LEVELS, partial: bool = True, criteria: str = "chen2007",
                ordered: Sequence[str] | bool | None = None, missing: str | None = None,
                respondent_group: str | None = None, groups: Sequence[Any] | None = None,
-               alpha: float = 0.05, configural_fit: Mapping[str, float] | None = None,
+               significance: float = thresholds.SIGNIFICANCE, configural_fit: Mapping[str, float] | None = None,
                max_free: int | None = None) -> InvarianceResult:
     """Test measurement invariance across groups (configural, metric, scalar, strict, partial).
 
@@ -547,7 +824,7 @@ def invariance(data_or_frame: Any, *, group: str, model: str | None = None, esti
         Search for partial invariance when a level fails.
     criteria : {"chen2007", "chen2007_literal", "chen2007_strict", "cheung_rensvold2002", "chi2"}
         How a step is judged (see Notes); ``"cheung_rensvold2002"``: CFI drop < .010
-        only; ``"chi2"``: difference test p ≥ ``alpha``.
+        only; ``"chi2"``: difference test p ≥ ``significance``.
     ordered : sequence of str or bool, optional
         Ordinal items (True: all model items); their thresholds take the place of
         intercepts.
@@ -560,10 +837,11 @@ def invariance(data_or_frame: Any, *, group: str, model: str | None = None, esti
         ``"group"``; required when the data hold several respondent groups.
     groups : sequence, optional
         Only these values of ``group`` (default: all).
-    alpha : float
-        Level of the difference tests (``criteria="chi2"``).
+    significance : float
+        Level of the difference tests (``criteria="chi2"``), default 0.05.
     configural_fit : mapping, optional
-        Acceptable configural fit, default ``{"cfi": 0.90, "rmsea": 0.08}``.
+        Acceptable configural fit, default :data:`cips_stats.thresholds.CONFIGURAL_FIT`
+        (CFI ≥ .90, Bentler & Bonett 1980; RMSEA ≤ .08, Browne & Cudeck 1993).
     max_free : int, optional
         Most constraints to release per level (default: no limit beyond keeping two
         equal indicators per factor).
@@ -572,7 +850,10 @@ def invariance(data_or_frame: Any, *, group: str, model: str | None = None, esti
     -------
     InvarianceResult
         ``.table``, ``.freed``, ``.level_supported``, ``.supports(...)``, ``.score_tests``,
-        flags (small groups, empty categories, non-convergence, poor configural fit).
+        flags (small groups, empty categories, non-convergence, poor configural fit, a
+        negative chi-square difference); a poor configural fit emits
+        :class:`~cips_stats.errors.PoorFitWarning`, latent means that are not comparable
+        :class:`~cips_stats.errors.NonInvarianceWarning`.
 
     Notes
     -----
@@ -610,8 +891,6 @@ def invariance(data_or_frame: Any, *, group: str, model: str | None = None, esti
     >>> float(res.table.loc["metric", "delta_df"]), res.table.loc["metric", "verdict"]
     (2.0, 'supported')
     """
-    from .cfa import cfa
-
     flags: list[Flag] = []
     levels = tuple(levels)
     bad = [lv for lv in levels if lv not in LEVELS]
@@ -622,299 +901,94 @@ def invariance(data_or_frame: Any, *, group: str, model: str | None = None, esti
         levels = ("configural",) + levels
     if criteria not in CRITERIA:
         raise DataError(f"criteria= must be one of {', '.join(CRITERIA)}; got {criteria!r}.")
-    cf = {"cfi": 0.90, "rmsea": 0.08, **dict(configural_fit or {})}
-
-    # ---- input: SurveyData or frame --------------------------------------------------
-    provenance_data = data_or_frame
-    if hasattr(data_or_frame, "frame") and hasattr(data_or_frame, "instrument"):
-        sd = data_or_frame
-        frame = sd.frame
-        inst = sd.instrument
-        if group not in frame.columns:
-            raise DataError(f"group= {group!r} is not a column of the survey data.")
-        if group == "group":
-            rgroups = [g for g in inst.group_ids if g in set(frame["group"].astype(str))]
-            if groups is not None:
-                rgroups = [g for g in rgroups if g in set(map(str, groups))]
-            shared = set.intersection(*(set(inst.items_for(g)) for g in rgroups)) if rgroups else set()
-            base_group = rgroups[0] if rgroups else None
-        else:
-            present = sorted(set(frame["group"].astype(str)))
-            if respondent_group is None:
-                if len(present) != 1:
-                    raise DataError(f"The survey data hold several respondent groups ({', '.join(present)}); "
-                                    "choose one with respondent_group=.")
-                respondent_group = present[0]
-            if str(respondent_group) not in present:
-                raise DataError(f"respondent_group={respondent_group!r} has no respondents; present: "
-                                f"{', '.join(present)}.")
-            frame = frame[frame["group"].astype(str) == str(respondent_group)]
-            base_group = respondent_group
-            shared = set(inst.items_for(respondent_group))
-        if base_group is None:
-            raise DataError("No respondent group of the instrument is present in the data.")
-        if model is None:
-            model = inst.model_syntax(base_group)
-        if missing is None:   # as cs.factor.cfa does for survey data
-            missing = "fiml" if estimator.upper() in ("ML", "MLR") and not ordered else "pairwise"
-    elif isinstance(data_or_frame, pd.DataFrame):
-        frame = data_or_frame
-        shared = None
-        if model is None:
-            raise DataError("model= is required when data_or_frame is a DataFrame.")
-    else:
-        raise DataError("data_or_frame= must be a SurveyData or a pandas DataFrame, got "
-                        f"{type(data_or_frame).__name__}.")
-    if group not in frame.columns:
-        raise DataError(f"group= {group!r} is not a column of the data.", [Problem(
-            rule="group_column", message="Missing group column.", column=str(group))])
-    frame = frame[frame[group].notna()]
-    if groups is not None:
-        keep_vals = set(map(str, groups))
-        frame = frame[frame[group].astype(str).isin(keep_vals)]
-    gvals = frame[group].astype(str)
-    labels = list(dict.fromkeys(gvals))
-    if len(labels) < 2:
-        raise DataError(f"Invariance needs at least two groups in {group!r}; found {labels}.")
-
-    items = _model_items(model)
-    missing_cols = [c for c in items if c not in frame.columns]
-    if missing_cols:
-        raise DataError("Model items are not columns of the data.", [Problem(
-            rule="model_items", message="Item of the model missing from the data.", column=c)
-            for c in missing_cols])
-    # items answered in every compared group (shared items)
-    answered = {c for c in items if all(frame.loc[gvals == g, c].notna().any() for g in labels)}
-    if shared is not None:
-        answered &= shared
-    if set(items) - answered:
-        model, dropped = _restrict_syntax(model, answered)
-        flags.append(Flag("items_not_shared", "Items not answered in every compared group were left out: "
-                          f"{', '.join(sorted(set(items) - answered))}.", severity="caution",
-                          where={"items": sorted(set(items) - answered)}))
-        items = _model_items(model)
-        if not items:
-            raise DataError("No factor keeps two items answered in every compared group.")
-    n_per_group = [int((gvals == g).sum()) for g in labels]
-    small = [(g, n) for g, n in zip(labels, n_per_group) if n < MIN_GROUP_N]
-    if small:
-        flags.append(Flag("small_group", "Groups below the minimum size of "
-                          f"{MIN_GROUP_N}: " + ", ".join(f"{g} (n = {n})" for g, n in small)
-                          + "; invariance tests have little power and fit indices are unstable.",
-                          severity="warning", where={"groups": [g for g, _ in small]}))
-
-    if ordered is True:
-        ordered_list = list(items)
-    else:
-        ordered_list = [c for c in (ordered or []) if c in items]
-    if ordered_list and estimator.upper() in ("ML", "MLR"):
-        estimator = "WLSMV"
-    est_u = estimator.upper()
-    thresholds_per_item: dict[str, int] = {}
-    if ordered_list:
-        for c in ordered_list:
-            cats = sorted(frame[c].dropna().unique())
-            thresholds_per_item[c] = max(len(cats) - 1, 0)
-            for g in labels:
-                present = set(frame.loc[gvals == g, c].dropna().unique())
-                empty = [k for k in cats if k not in present]
-                if empty:
-                    flags.append(Flag("empty_category", f"Item {c} has no answers in categor"
-                                      f"{'y' if len(empty) == 1 else 'ies'} {', '.join(map(str, empty))} in group {g}; "
-                                      "equal thresholds cannot be estimated for it there (collapse categories).",
-                                      severity="warning",
-                                      where={"item": c, "group": g, "categories": list(map(float, empty))}))
-    kind = "standard" if est_u == "ML" else ("robust" if est_u == "MLR" else "scaled")
-
-    cols_needed = list(dict.fromkeys([group] + items))
-    work = frame[cols_needed].copy()
-    work[group] = gvals.loc[work.index]
-
-    def fit_level(level: str, partial_list: Sequence[str]):
-        eq = list(_EQUAL[level])
-        if ordered_list:
-            eq = [("thresholds" if e == "intercepts" else e) for e in eq]
-            if level == "strict":
-                eq = [e for e in eq if e != "residuals"]
-            if ordered_list and len(ordered_list) < len(items) and "thresholds" in eq:
-                eq.append("intercepts")
-        kwargs: dict[str, Any] = dict(model=model, estimator=estimator, group=group,
-                                      group_equal=tuple(eq),
-                                      group_partial=list(_expand_partial(partial_list, thresholds_per_item)))
-        if ordered_list:
-            kwargs["ordered"] = ordered_list
-        if missing is not None:
-            kwargs["missing"] = missing
-        try:
-            return cfa(work, **kwargs), eq
-        except ModelError as exc:
-            flags.append(Flag("not_fitted", f"The {level} model could not be fitted: {exc}", severity="error",
-                              where={"level": level}))
-            return None, eq
-
-    rows: dict[str, dict[str, Any]] = {}
-    fits: dict[str, Any] = {}
-    score_rows: list[dict[str, Any]] = []
-
-    def record(name: str, fit, ref_name: str | None, level: str | None, n_freed: int) -> dict[str, Any]:
-        ind = _indices(fit.fit, kind)
-        row = {"chi2": _fit_value(fit.fit, "chi2"), "df": _fit_value(fit.fit, "df"),
-               "chi2_scaled": _fit_value(fit.fit, "chi2_scaled"),
-               **{k: ind[k] for k in ("cfi", "tli", "rmsea", "srmr")},
-               "compared_to": ref_name or "", "delta_chi2": np.nan, "delta_df": np.nan, "p_value": np.nan,
-               "delta_cfi": np.nan, "delta_rmsea": np.nan, "delta_srmr": np.nan, "n_freed": n_freed, "verdict": ""}
-        if not fit.converged:
-            flags.append(Flag("not_converged", f"The {name} model did not converge.", severity="warning",
-                              where={"level": name}))
-        if ref_name is not None:
-            ref_fit = fits[ref_name]
-            dt = difference_test(fit.fit, ref_fit.fit, estimator=est_u)
-            if dt["method"] == "unavailable":
-                dt = _satorra2000(fit, ref_fit) or dt
-            r_ind = _indices(ref_fit.fit, kind)
-            row.update(delta_chi2=dt["delta_chi2"], delta_df=float(dt["delta_df"]), p_value=dt["p_value"],
-                       delta_cfi=ind["cfi"] - r_ind["cfi"], delta_rmsea=ind["rmsea"] - r_ind["rmsea"],
-                       delta_srmr=ind["srmr"] - r_ind["srmr"])
-            ok = _verdict(level, row["delta_cfi"], row["delta_rmsea"], row["delta_srmr"], row["p_value"],
-                          criteria, int(sum(fits["configural"].n_obs)), alpha)
-            row["verdict"] = "supported" if ok else "rejected"
-        rows[name] = row
-        fits[name] = fit
-        return row
-
-    conf, _ = fit_level("configural", [])
+    if not (isinstance(significance, (int, float)) and 0 < significance < 1):
+        raise DataError(f"significance= must be in (0, 1); got {significance!r}.")
+    cf = {**dict(thresholds.CONFIGURAL_FIT), **dict(configural_fit or {})}
+    s = _setup(data_or_frame, group=group, model=model, estimator=estimator, ordered=ordered, missing=missing,
+               respondent_group=respondent_group, groups=groups, flags=flags)
+    lad = _Ladder(s, group=group, criteria=criteria, significance=significance, flags=flags)
+    conf = lad.fit("configural", [])
     if conf is None:
         raise ModelError("The configural model could not be fitted; invariance cannot be assessed. "
                          + " ".join(f.message for f in flags), diagnostics={"flags": [f.to_dict() for f in flags]})
-    row = record("configural", conf, None, None, 0)
+    row = lad.record("configural", conf, None, None, 0)
     conf_ok = conf.converged and row["cfi"] >= cf["cfi"] and row["rmsea"] <= cf["rmsea"]
     row["verdict"] = "acceptable fit" if conf_ok else "poor fit"
     if not conf_ok:
-        flags.append(Flag("configural_poor_fit", f"The configural model fits poorly (CFI {row['cfi']:.3f}, "
-                          f"RMSEA {row['rmsea']:.3f}; needed CFI ≥ {cf['cfi']}, RMSEA ≤ {cf['rmsea']}): the "
-                          "factor structure itself differs or is misspecified, so no invariance level is supported "
-                          "(the other levels are still tested and reported).", severity="warning"))
-    supported = "configural"
-    ref = "configural"
-    freed: list[str] = []
-    lv_names = list(dict.fromkeys(conf.loadings["factor"])) if "factor" in conf.loadings else []
-    items_of = {f: list(conf.loadings.loc[conf.loadings["factor"] == f, "item"].drop_duplicates())
-                for f in lv_names} if lv_names else {}
-    use_score = est_u in ("ML", "MLR")
-    fiml = str(conf.missing).lower() in ("fiml", "ml")
-
-    stop = False
-    freed_before: dict[str, int] = {lv: 0 for lv in levels}
-    for level in levels[1:]:
-        if stop:
-            rows[level] = {c: np.nan for c in TABLE_COLUMNS}
-            rows[level].update(verdict="not tested", compared_to="", n_freed=0)
-            continue
-        if ordered_list and level == "strict":
-            rows[level] = {c: np.nan for c in TABLE_COLUMNS}
-            rows[level].update(verdict="not tested (ordinal items: no residual variances in the delta "
-                                       "parameterisation)",
-                               compared_to="", n_freed=0)
-            continue
-        freed_before[level] = len(freed)
-        fit, _ = fit_level(level, freed)
-        if fit is None:
-            rows[level] = {c: np.nan for c in TABLE_COLUMNS}
-            rows[level].update(verdict="not fitted", compared_to=ref, n_freed=len(freed))
-            stop = True
-            continue
-        row = record(level, fit, ref, level, len(freed))
-        if row["verdict"] == "supported":
-            if not supported.startswith("rejected"):
-                supported = level if not supported.startswith("partial_") else f"partial_{level}"
-            ref = level
-            continue
-        if not partial:
-            # no search: keep testing each level against the previous one (as a chain of
-            # lavTestLRT comparisons); support ends at the first rejected step
-            if not supported.startswith("rejected"):
-                supported = "rejected:" + supported
-            ref = level
-            continue
-        # ---- partial invariance search ----------------------------------------------
-        ltype = _TYPE_OF_LEVEL[level]
-        current, step, ok = fit, 0, False
-        limit = max_free if max_free is not None else 10**6
-        while step < limit:
-            cands = _candidates(current, ltype, ordered_list, freed, lv_names, items_of)
-            if not cands:
-                break
-            scored: list[tuple[float, int, str, str]] = []
-            tester = None
-            if use_score:
-                try:
-                    eq_now = list(_EQUAL[level])
-                    tester = _ScoreTester(current, work, model=model, group=group, group_equal=eq_now,
-                                          group_partial=_expand_partial(freed, thresholds_per_item),
-                                          candidates=cands, fiml=fiml)
-                except (ModelError, np.linalg.LinAlgError, KeyError, ValueError):
-                    tester = None
-            for c in cands:
-                if tester is not None:
-                    stat, df = tester.test(c)
-                    scored.append((stat, df, c, "score"))
-                else:
-                    trial, _ = fit_level(level, freed + [c])
-                    if trial is None:
-                        continue
-                    drop = _fit_value(current.fit, "chi2") - _fit_value(trial.fit, "chi2")
-                    scored.append((drop, int(_fit_value(current.fit, "df") - _fit_value(trial.fit, "df")), c, "refit"))
-            if not scored:
-                break
-            for stat, df, c, meth in scored:
-                score_rows.append({"level": level, "step": step + 1, "parameter": c, "statistic": stat, "df": df,
-                                   "p_value": (float(stats.chi2.sf(stat, df)) if df > 0 and np.isfinite(stat)
-                                               else np.nan),
-                                   "method": meth})
-            best = max(scored, key=lambda t: (t[0] if np.isfinite(t[0]) else -np.inf))
-            freed.append(best[2])
-            step += 1
-            trial, _ = fit_level(level, freed)
-            if trial is None:
-                break
-            current = trial
-            name = f"partial_{level}"
-            row = record(name, trial, ref, level, len(freed))
-            if row["verdict"] == "supported":
-                ok = True
-                break
-        if ok:
-            supported = f"partial_{level}"
-            ref = f"partial_{level}"
-        else:
-            stop = True
-    table = pd.DataFrame.from_dict(rows, orient="index")[TABLE_COLUMNS]
+        flags.append(emit(Flag(
+            "configural_poor_fit", f"The configural model fits poorly (CFI {row['cfi']:.3f}, RMSEA "
+            f"{row['rmsea']:.3f}; needed CFI ≥ {cf['cfi']}, RMSEA ≤ {cf['rmsea']}): the factor structure itself "
+            "differs or is misspecified, so no invariance level is supported (the other levels are still tested "
+            "and reported).", severity="warning"), PoorFitWarning))
+    supported, freed, freed_before = _climb(lad, levels, partial=partial, max_free=max_free)
+    table = pd.DataFrame.from_dict(lad.rows, orient="index")[TABLE_COLUMNS]
     for c in TABLE_COLUMNS:
         if c not in ("compared_to", "verdict"):
             table[c] = table[c].astype(float)
-    score_tests = pd.DataFrame(score_rows, columns=["level", "step", "parameter", "statistic", "df", "p_value",
-                                                    "method"])
+    score_tests = pd.DataFrame(lad.score_rows, columns=["level", "step", "parameter", "statistic", "df",
+                                                        "p_value", "method"])
     if supported.startswith("rejected:"):
         supported = supported.split(":", 1)[1]
     if not conf_ok:
         supported = "none"
     full = "none" if not conf_ok else "configural"
     for level in levels[1:]:
-        if conf_ok and level in rows and rows[level].get("verdict") == "supported" and not freed_before[level] \
+        if conf_ok and lad.rows.get(level, {}).get("verdict") == "supported" and not freed_before[level] \
                 and full == levels[levels.index(level) - 1]:
             full = level
     if _LEVEL_RANK[supported.replace("partial_", "")] < _LEVEL_RANK["scalar"]:
-        flags.append(Flag("latent_means_not_comparable", f"Invariance supported up to '{supported}' only: latent "
-                          f"means are not comparable across {group}.", severity="warning",
-                          where={"group": group, "level_supported": supported}))
+        flags.append(emit(Flag("latent_means_not_comparable", f"Invariance supported up to '{supported}' only: "
+                               f"latent means are not comparable across {group}.", severity="warning",
+                               where={"group": group, "level_supported": supported}), NonInvarianceWarning))
     return InvarianceResult(
         table=table, freed=tuple(freed), level_supported=supported, level_full=full, score_tests=score_tests,
-        group=group,
-        group_labels=tuple(labels), n_per_group=tuple(int(x) for x in fits["configural"].n_obs),
-        estimator=estimator, criteria=criteria,
-        fit_measures=kind, model=model, fits=fits,
-        provenance=Provenance.build("invariance", data=provenance_data, options={
-            "group": group, "estimator": estimator, "levels": list(levels), "partial": partial,
-            "criteria": criteria, "ordered": ordered_list, "missing": missing,
-            "respondent_group": respondent_group, "configural_fit": cf}),
+        group=group, group_labels=tuple(s.labels),
+        n_per_group=tuple(int(x) for x in lad.fits["configural"].n_obs),
+        estimator=s.estimator, criteria=criteria, fit_measures=lad.kind, model=s.model, fits=lad.fits,
+        provenance=Provenance.build("invariance", data=s.provenance_data, options={
+            "group": group, "estimator": s.estimator, "levels": list(levels), "partial": partial,
+            "criteria": criteria, "ordered": s.ordered, "missing": s.missing,
+            "respondent_group": s.respondent_group, "configural_fit": cf, "significance": significance}),
         flags=tuple(flags))
+
+
+def _climb(lad: _Ladder, levels: tuple, *, partial: bool, max_free: int | None):
+    """Fit each level above configural against the last supported one; search partial invariance."""
+    conf = lad.fits["configural"]
+    supported, ref = "configural", "configural"
+    freed: list[str] = []
+    lv_names = list(dict.fromkeys(conf.loadings["factor"])) if "factor" in conf.loadings else []
+    items_of = {f: list(conf.loadings.loc[conf.loadings["factor"] == f, "item"].drop_duplicates())
+                for f in lv_names}
+    stop = False
+    freed_before: dict[str, int] = {lv: 0 for lv in levels}
+    for level in levels[1:]:
+        if stop:
+            lad.empty_row(level, "not tested")
+            continue
+        if lad.s.ordered and level == "strict":
+            lad.empty_row(level, "not tested (ordinal items: no residual variances in the delta parameterisation)")
+            continue
+        freed_before[level] = len(freed)
+        fit = lad.fit(level, freed)
+        if fit is None:
+            lad.empty_row(level, "not fitted", ref, len(freed))
+            stop = True
+            continue
+        if lad.record(level, fit, ref, level, len(freed))["verdict"] == "supported":
+            if not supported.startswith("rejected"):
+                supported = level if not supported.startswith("partial_") else f"partial_{level}"
+            ref = level
+            continue
+        if not partial:
+            # no search: keep testing each level against the previous one (a chain of lavTestLRT
+            # comparisons); support ends at the first rejected step
+            if not supported.startswith("rejected"):
+                supported = "rejected:" + supported
+            ref = level
+            continue
+        if lad.partial_search(level, fit, ref, freed, max_free, lv_names, items_of):
+            supported = ref = f"partial_{level}"
+        else:
+            stop = True
+    return supported, freed, freed_before

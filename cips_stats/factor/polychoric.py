@@ -161,7 +161,7 @@ def _code_items(frame: pd.DataFrame, max_categories: int) -> tuple[np.ndarray, l
             x = pd.to_numeric(frame[col], errors="raise").to_numpy(dtype=float, na_value=np.nan)
         except (TypeError, ValueError):
             bad = frame[col][pd.to_numeric(frame[col], errors="coerce").isna() & frame[col].notna()]
-            r = int(np.flatnonzero(frame.index == bad.index[0])[0]) if len(bad) else None
+            r = int(np.flatnonzero(frame.index == bad.index[0])[0]) + 1 if len(bad) else None
             problems.append(Problem("numeric_codes", "Ordinal items must hold numeric answer codes.",
                                     file="<DataFrame>", row=r, column=str(col),
                                     value=bad.iloc[0] if len(bad) else None))
@@ -171,12 +171,12 @@ def _code_items(frame: pd.DataFrame, max_categories: int) -> tuple[np.ndarray, l
         inf_rows = np.flatnonzero(np.isinf(x))
         if inf_rows.size:
             problems.append(Problem("finite_codes", "Answer codes must be finite (NaN marks missing).",
-                                    file="<DataFrame>", row=int(inf_rows[0]), column=str(col),
+                                    file="<DataFrame>", row=int(inf_rows[0]) + 1, column=str(col),
                                     value=float(x[inf_rows[0]])))
         nonint = np.flatnonzero(obs & (x != np.round(x)))
         if nonint.size:
             problems.append(Problem("integer_codes", "Ordinal answer codes must be whole numbers.",
-                                    file="<DataFrame>", row=int(nonint[0]), column=str(col),
+                                    file="<DataFrame>", row=int(nonint[0]) + 1, column=str(col),
                                     value=float(x[nonint[0]])))
         lev, inv = np.unique(x[obs], return_inverse=True)
         if lev.size > max_categories:
@@ -227,14 +227,14 @@ def _thresholds_from_codes(codes: np.ndarray, ncat: np.ndarray, kmax: int, weigh
 def _check_weights(weights: Any, n: int) -> np.ndarray:
     w = pd.to_numeric(pd.Series(np.asarray(weights).ravel()), errors="coerce").to_numpy(dtype=float)
     if w.shape[0] != n:
-        raise DataError(f"sampling_weights= has {w.shape[0]} values but the data have {n} rows.")
+        raise DataError(f"weight= has {w.shape[0]} values but the data have {n} rows.")
     bad = np.flatnonzero(~np.isfinite(w) | (w < 0))
     if bad.size:
-        raise DataError("sampling_weights= must be finite and non-negative.",
+        raise DataError("weight= must be finite and non-negative.",
                         [Problem("weight_nonnegative", "Weight must be a finite number >= 0.", file="<DataFrame>",
-                                 row=int(r), column="sampling_weights", value=float(w[r])) for r in bad[:50]])
+                                 row=int(r) + 1, column="weight", value=float(w[r])) for r in bad[:50]])
     if w.sum() <= 0:
-        raise DataError("sampling_weights= sum to zero.")
+        raise DataError("The weights of weight= sum to zero.")
     return w * (n / w.sum())
 
 
@@ -497,7 +497,7 @@ def thresholds(data: Any, *, max_categories: int = 20) -> dict[str, np.ndarray]:
 
 
 def polychoric(data: Any, *, missing: str = "pairwise", max_categories: int = 20,
-               correct: float = 0.0, sampling_weights: Any = None, tol: float = 1e-10,
+               correct: float = 0.0, weight: Any = None, tol: float = 1e-10,
                max_iter: int = 100) -> PolychoricResult:
     """Polychoric correlations of ordinal items, all pairs at once (two-step ML).
 
@@ -514,7 +514,7 @@ def polychoric(data: Any, *, missing: str = "pairwise", max_categories: int = 20
     correct : float, default 0.0
         Added to empty cells of each bivariate table before estimation (psych's
         ``correct=``; 0 = none, as lavaan for tables larger than 2 x 2).
-    sampling_weights : array_like or str, optional
+    weight : array_like or str, optional
         Survey weights, one per row (or the name of a column of ``data``, which is then
         not an item). Normalised to sum to the number of rows, as lavaan's
         ``sampling.weights`` (``sampling.weights.normalization="total"``): thresholds and
@@ -556,14 +556,14 @@ def polychoric(data: Any, *, missing: str = "pairwise", max_categories: int = 20
         raise DataError(f"correct= argument must be a non-negative number; got {correct!r}.")
     frame = _as_frame(data)
     weights = None
-    if sampling_weights is not None:
-        if isinstance(sampling_weights, str):
-            if sampling_weights not in frame.columns:
-                raise DataError(f"sampling_weights= names {sampling_weights!r}, which is not a column of the data.")
-            weights = frame[sampling_weights]
-            frame = frame.drop(columns=sampling_weights)
+    if weight is not None:
+        if isinstance(weight, str):
+            if weight not in frame.columns:
+                raise DataError(f"weight= names {weight!r}, which is not a column of the data.")
+            weights = frame[weight]
+            frame = frame.drop(columns=weight)
         else:
-            weights = sampling_weights
+            weights = weight
         weights = _check_weights(weights, len(frame))
     if frame.shape[1] < 2:
         raise DataError(f"Polychoric correlations need at least 2 items; got {frame.shape[1]}.")

@@ -60,7 +60,7 @@ class WLSSample:
 
 
 def wls_sample(frames: Sequence[pd.DataFrame], ov_names: Sequence[str], *, missing: str = "pairwise",
-               levels: dict | None = None, sampling_weights: str | None = None) -> WLSSample:
+               levels: dict | None = None, weight: str | None = None) -> WLSSample:
     """Thresholds, polychorics and Gamma of each group (frames restricted to ``ov_names``).
 
     ``levels`` (item -> observed codes over all groups) checks that every group uses
@@ -68,8 +68,8 @@ def wls_sample(frames: Sequence[pd.DataFrame], ov_names: Sequence[str], *, missi
     """
     polys, ss, gams, ns, labels = [], [], [], [], []
     for g, fr in enumerate(frames):
-        wts = None if sampling_weights is None else fr[sampling_weights].to_numpy(dtype=float)
-        pr = polychoric(fr[list(ov_names)], missing=missing, sampling_weights=wts)
+        wts = None if weight is None else fr[weight].to_numpy(dtype=float)
+        pr = polychoric(fr[list(ov_names)], missing=missing, weight=wts)
         bad = [f for f in pr.flags if f.severity == "error"]
         if bad:
             raise ModelError(f"Polychoric correlations of group {g + 1} cannot be computed: "
@@ -275,7 +275,8 @@ def fit_wlsmv(
     estimator: str = "WLSMV",
     missing: str = "pairwise",
     std_lv: bool = False,
-    sampling_weights: str | None = None,
+    weight: str | None = None,
+    ci: float = 0.95,
     max_iter: int = 200,
     tol: float = 1e-10,
 ) -> CFAResult:
@@ -305,11 +306,13 @@ def fit_wlsmv(
         Pairwise-present polychorics (default; lavaan ``missing="pairwise"``) or complete cases.
     std_lv : bool
         Identify factors by unit variances instead of first loadings fixed at 1.
-    sampling_weights : str, optional
+    weight : str, optional
         Column of survey weights (lavaan ``sampling.weights=``): weighted thresholds,
         polychorics and Gamma (:func:`~cips_stats.factor.polychoric.polychoric`). Weights
         are normalised to sum to the number of rows of each group (lavaan's
         ``sampling.weights.normalization="group"``; the same as lavaan's default for one group).
+    ci : float
+        Level of the Wald intervals ``ci_low``/``ci_high`` (default 0.95).
     max_iter : int
         Maximum Gauss-Newton iterations.
     tol : float
@@ -354,15 +357,15 @@ def fit_wlsmv(
     if missing not in ("pairwise", "listwise"):
         raise DataError(f"missing= must be 'pairwise' or 'listwise' for WLSMV; got {missing!r}.")
     frame = frame.reset_index(drop=True)
-    if sampling_weights is not None and sampling_weights not in frame.columns:
-        raise DataError(f"sampling_weights= names {sampling_weights!r}, which is not a column of the data.")
+    if weight is not None and weight not in frame.columns:
+        raise DataError(f"weight= names {weight!r}, which is not a column of the data.")
     if group is not None:
         if group not in frame.columns:
             raise DataError(f"group= names {group!r}, which is not a column of the data.")
         gcol = frame[group]
         if gcol.isna().any():
             raise DataError(f"group= column {group!r} has missing values.",
-                            [Problem("group_missing", "Group is missing.", file="<DataFrame>", row=int(r),
+                            [Problem("group_missing", "Group is missing.", file="<DataFrame>", row=int(r) + 1,
                                      column=group) for r in np.flatnonzero(gcol.isna().to_numpy())])
         group_labels = list(pd.unique(gcol))
         frames = [frame[gcol == lab] for lab in group_labels]
@@ -370,7 +373,7 @@ def fit_wlsmv(
         group_labels = [1]
         frames = [frame]
     # observed categories over all groups
-    data_cols = [c for c in frame.columns if c not in (group, sampling_weights)]
+    data_cols = [c for c in frame.columns if c not in (group, weight)]
     levels = {}
     for c in data_cols:
         x = pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
@@ -380,10 +383,10 @@ def fit_wlsmv(
                                levels=levels)
     ov = m.ov_names
     frames = [f.rename(columns=str) for f in frames]
-    if sampling_weights in ov:
-        raise ModelError(f"sampling_weights= column {sampling_weights!r} is also an item of the model.")
+    if weight in ov:
+        raise ModelError(f"weight= column {weight!r} is also an item of the model.")
     sample = wls_sample(frames, ov, missing=missing, levels={v: levels[v] for v in ov},
-                        sampling_weights=sampling_weights)
+                        weight=weight)
     G = m.n_groups
     pt = m.partable
     # thresholds of the table, mapped to the sample order
@@ -547,7 +550,7 @@ def fit_wlsmv(
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(free_idx >= 0, est_rows / se_rows, np.nan)
     pval = 2 * stats.norm.sf(np.abs(z))
-    q = stats.norm.ppf(0.975)
+    q = stats.norm.ppf(0.5 + ci / 2)
     params = pd.DataFrame({
         "lhs": pt["lhs"].to_numpy(), "op": pt["op"].to_numpy(), "rhs": pt["rhs"].to_numpy(),
         "group": pt["group"].to_numpy(), "label": pt["label"].to_numpy(), "free": pt["free"].to_numpy(),
@@ -574,7 +577,7 @@ def fit_wlsmv(
         samp.append({"cov": sample.poly[g].corr.loc[ov, ov],
                      "th": pd.Series(sample.s[g][:len(th_perm[g])], index=sample.th_labels[g])})
     options = {"estimator": est_name, "missing": missing, "parameterization": parameterization,
-               "sampling_weights": sampling_weights,
+               "weight": weight,
                "group": group, "group_equal": list(group_equal), "group_partial": list(group_partial),
                "std_lv": std_lv, "ordered": list(ov), "se": "robust.sem" if est_name == "WLSMV" else "standard",
                "test": "scaled.shifted" if est_name == "WLSMV" else "standard"}
