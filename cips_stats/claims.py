@@ -18,7 +18,7 @@ Examples
 >>> r = cs.claims.from_aggregates(supported_improved=68, supported_total=80,
 ...                               unsupported_improved=66, unsupported_total=90, n_countries=17)
 >>> round(r.difference, 3), round(r.p_value, 3)
-(0.117, 0.056)
+(0.117, 0.063)
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ def _support_table(supported: Any, known_countries: set | None, known_factors: s
         probs.append(Problem("support_unknown_cell", f"Unknown {what}: not in the indicators.", file="supported",
                              row=int(i) + 1, column=what, value=_py(r[what])))
     if probs:
-        n_dup, n_unk = int(dup.sum()), int(unknown.sum())
+        n_dup, n_unk = int(sup.duplicated(["country", "factor"]).sum()), int(unknown.sum())
         raise DataError(f"The support table has {n_dup} duplicated and {n_unk} unknown cell(s) "
                         f"and {int((~okv).sum())} non-boolean label(s).", probs)
     sup = sup.copy()
@@ -243,7 +243,9 @@ class ClaimAudit(Result):
         One row per group, rule and set (``supported``, ``unsupported``,
         ``difference``): ``n_cells``, ``n_improved``, ``share`` (the
         difference in shares on the ``difference`` rows), ``ci_low``,
-        ``ci_high`` (country-cluster bootstrap), and for the posterior rule
+        ``ci_high`` (shares: Wilson interval on the effective number of
+        cells with the country design effect ``deff``; difference: country
+        bootstrap), ``interval`` (which), and for the posterior rule
         ``true_share``, ``true_ci_low``, ``true_ci_high`` (posterior of the
         share of cells whose true change is positive).
     nulls : pandas.DataFrame
@@ -375,22 +377,41 @@ def _model_cells(model: Any) -> tuple[pd.DataFrame, np.ndarray]:
 
 
 # ----------------------------------------------------------------------------------- statistics
-def _country_bootstrap(codes: np.ndarray, labels: np.ndarray, D: np.ndarray, n_boot: int,
-                       rng: np.random.Generator, level: float) -> dict[str, np.ndarray]:
-    """Percentile intervals of the supported / unsupported / difference shares, resampling countries."""
+def _share_intervals(codes: np.ndarray, labels: np.ndarray, D: np.ndarray, n_boot: int,
+                     rng: np.random.Generator, level: float) -> dict[str, np.ndarray]:
+    """Intervals of the supported / unsupported shares and of their difference, countries as clusters.
+
+    Shares: Wilson score interval on the effective number of cells ``n / deff``, with the design effect
+    ``deff = max(1, v_cluster / (p (1 - p) / n))`` of the ratio estimator across countries (linearised,
+    with the ``C / (C - 1)`` factor); it stays informative at shares of 0 or 1.  Difference: percentile
+    interval of ``n_boot`` resamples of whole countries.
+    """
     C = int(codes.max()) + 1
-    ks = np.bincount(codes, weights=labels.astype(float), minlength=C)
-    ku = np.bincount(codes, weights=(~labels).astype(float), minlength=C)
-    a_s = np.stack([np.bincount(codes, weights=D[:, j] * labels, minlength=C) for j in range(D.shape[1])], 1)
-    a_u = np.stack([np.bincount(codes, weights=D[:, j] * ~labels, minlength=C) for j in range(D.shape[1])], 1)
-    W = rng.multinomial(C, np.full(C, 1.0 / C), size=n_boot).astype(np.float64)   # (B, C)
+    z = float(ndtri(1 - (1 - level) / 2))
+    out: dict[str, np.ndarray] = {}
+    sums = {}
+    for name, m in (("supported", labels), ("unsupported", ~labels)):
+        k = np.bincount(codes, weights=m.astype(float), minlength=C)                     # (C,)
+        a = np.stack([np.bincount(codes, weights=D[:, j] * m, minlength=C) for j in range(D.shape[1])], 1)
+        sums[name] = (k, a)
+        n = k.sum()
+        p = a.sum(axis=0) / n                                                           # (R,)
+        resid = a - p[None, :] * k[:, None]
+        v = C / max(C - 1, 1) * (resid ** 2).sum(axis=0) / n ** 2
+        with np.errstate(invalid="ignore", divide="ignore"):
+            deff = np.where((p > 0) & (p < 1), v / (p * (1 - p) / n), 1.0)
+        deff = np.maximum(deff, 1.0)
+        ne = n / deff
+        den = 1 + z * z / ne
+        centre = (p + z * z / (2 * ne)) / den
+        half = z * np.sqrt(p * (1 - p) / ne + z * z / (4 * ne * ne)) / den
+        out[name] = np.vstack([np.maximum(0.0, centre - half), np.minimum(1.0, centre + half)])
+        out[name + "_deff"] = deff
+    W = rng.multinomial(C, np.full(C, 1.0 / C), size=n_boot).astype(np.float64)        # (B, C)
+    (ks, a_s), (ku, a_u) = sums["supported"], sums["unsupported"]
     with np.errstate(invalid="ignore", divide="ignore"):
-        s = (W @ a_s) / (W @ ks)[:, None]
-        u = (W @ a_u) / (W @ ku)[:, None]
-    lo, hi = (1.0 - level) / 2.0, 1.0 - (1.0 - level) / 2.0
-    out = {}
-    for name, arr in (("supported", s), ("unsupported", u), ("difference", s - u)):
-        out[name] = np.nanquantile(arr, [lo, hi], axis=0)                          # (2, R)
+        diff = (W @ a_s) / (W @ ks)[:, None] - (W @ a_u) / (W @ ku)[:, None]
+    out["difference"] = np.nanquantile(diff, [(1 - level) / 2, 1 - (1 - level) / 2], axis=0)
     return out
 
 
@@ -428,6 +449,17 @@ def _null_shares(est: np.ndarray, se: np.ndarray, labels: np.ndarray, rules: Seq
     return rows
 
 
+def _degenerate(labels: np.ndarray, y: np.ndarray) -> str | None:
+    """Why a logistic model of ``y`` on ``labels`` has no finite estimate, or None."""
+    if y.all() or not y.any():
+        return "outcome constant: every cell or no cell improved"
+    for name, m in (("supported", labels), ("unsupported", ~labels)):
+        if y[m].all() or not y[m].any():
+            return (f"separation: every {name} cell has the same outcome, so the odds ratio is not finite "
+                    "(the permutation and CMH tests still apply)")
+    return None
+
+
 def _test_row(rule: str, test: str, **kw: Any) -> dict[str, Any]:
     row = {"rule": rule, "test": test, "estimate": np.nan, "scale": "", "se": np.nan, "ci_low": np.nan,
            "ci_high": np.nan, "statistic": np.nan, "p_value": np.nan, "mc_se": np.nan, "method": "", "note": ""}
@@ -459,8 +491,9 @@ def _gee(codes: np.ndarray, labels: np.ndarray, y: np.ndarray, cov: str, level: 
     import statsmodels.api as sm
     from statsmodels.genmod.generalized_estimating_equations import GEE
 
-    if y.all() or not y.any():
-        return {"note": "outcome constant: every cell or no cell improved"}
+    why = _degenerate(labels, y)
+    if why:
+        return {"note": why}
     X = np.column_stack([np.ones(len(y)), labels.astype(float)])
     cs_ = sm.cov_struct.Exchangeable() if cov == "exchangeable" else sm.cov_struct.Independence()
     with warnings.catch_warnings(record=True) as caught:
@@ -542,8 +575,9 @@ def random_intercept_logit(y: np.ndarray, X: np.ndarray, codes: np.ndarray, *, n
 
 
 def _mixed(codes: np.ndarray, labels: np.ndarray, y: np.ndarray, level: float) -> dict[str, Any]:
-    if y.all() or not y.any():
-        return {"note": "outcome constant: every cell or no cell improved"}
+    why = _degenerate(labels, y)
+    if why:
+        return {"note": why}
     X = np.column_stack([np.ones(len(y)), labels.astype(float)])
     fit = random_intercept_logit(y.astype(float), X, codes)
     b, sd = float(fit["beta"][1]), float(fit["se"][1])
@@ -676,10 +710,11 @@ def audit(indicators_or_change: Any, *, supported: pd.DataFrame, rules: Sequence
 
     Notes
     -----
-    Everything is computed per respondent group.  The share intervals
-    resample countries (the sampled units of the claim; sign counts are
-    not smooth in the cell estimates, so their bootstrap replicates would
-    give intervals biased towards 50%).  The permutation test keeps each
+    Everything is computed per respondent group.  The share intervals treat
+    countries as clusters (the sampled units of the claim): Wilson intervals
+    on the effective number of cells for the shares, whole-country resamples
+    for their difference.  Sign counts are not smooth in the cell estimates,
+    so the cells' bootstrap replicates would give intervals biased towards 50%.  The permutation test keeps each
     country's number of supported cells and shuffles which ones; its
     statistic is the difference between the mean outcome of supported and
     unsupported cells and its p-value is two-sided, ``(1 + hits) / (1 +
@@ -797,7 +832,7 @@ def audit(indicators_or_change: Any, *, supported: pd.DataFrame, rules: Sequence
                               "do not rely on them).", severity="info", where={"group": g, "n": C}))
         D = np.column_stack([gc[f"improved_{r}"].to_numpy(bool) for r in rules]).astype(float)
         # ---- shares with country-bootstrap intervals
-        boot = _country_bootstrap(codes, labels, D, n_boot, rng, ci)
+        boot = _share_intervals(codes, labels, D, n_boot, rng, ci)
         obs = {}
         true_int = {}
         if draws is not None and "posterior" in rules:
@@ -816,7 +851,9 @@ def audit(indicators_or_change: Any, *, supported: pd.DataFrame, rules: Sequence
                                       ("difference", ss - su, len(d), int(d.sum()))):
                 row = {"group": g, "rule": r, "set": nm, "n_cells": n_c, "n_improved": n_i, "share": val,
                        "ci_low": float(boot[nm][0, j]), "ci_high": float(boot[nm][1, j]),
-                       "interval": "country bootstrap (percentile)"}
+                       "deff": float(boot[nm + "_deff"][j]) if nm != "difference" else np.nan,
+                       "interval": "country bootstrap (percentile)" if nm == "difference" else
+                       "Wilson on the effective number of cells (country design effect)"}
                 if r == "posterior" and true_int:
                     row.update(true_share=true_int[nm][0], true_ci_low=true_int[nm][1], true_ci_high=true_int[nm][2])
                 share_rows.append(row)

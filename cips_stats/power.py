@@ -287,8 +287,8 @@ def mde(n_per_iteration: Any, *, sd: float | None = None, deff: float = 1.0, sig
     --------
     >>> import cips_stats as cs
     >>> r = cs.power.mde((262, 262), sd=2.0, deff=1.5)
-    >>> round(r.mde, 3)
-    0.599
+    >>> round(r.mde, 2)
+    0.6
     """
     significance = _real("significance", significance, 0.0, 1.0)
     power = _real("power", power, 0.0, 1.0)

@@ -1,0 +1,268 @@
+"""cs.claims: audit (rules, shares, nulls, tests, verdict), the permutation kernel, from_aggregates, bad input."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import cips_stats as cs
+from cips_stats import claims
+
+
+@pytest.fixture(scope="module")
+def survey():
+    sim = cs.simulate(seed=3, n_countries=6, n_repeat=6, n_officials=50, n_private=40, support_effect=0.6)
+    ind = cs.estimate.indicators(sim.data, n_boot=100, seed=3)
+    return sim, ind, cs.change.cell_changes(ind)
+
+
+@pytest.fixture(scope="module")
+def audited(survey):
+    sim, ind, cc = survey
+    return claims.audit(cc, supported=sim.truth["supported"], rules=("point", "fdr"), n_perm=2000, n_boot=300,
+                        n_null=300, seed=11)
+
+
+# ------------------------------------------------------------------------------------- audit
+def test_audit_shares_counts_and_intervals(survey, audited):
+    sim, ind, cc = survey
+    sup = sim.truth["supported"]
+    cells = cc.table.merge(sup[["country", "factor", "supported"]], on=["country", "factor"])
+    for g in ("officials", "private"):
+        c = cells[cells["group"] == g]
+        for setname, mask in (("supported", c["supported"]), ("unsupported", ~c["supported"])):
+            row = audited.shares.query("group == @g and rule == 'point' and set == @setname").iloc[0]
+            assert row["n_cells"] == int(mask.sum())
+            assert row["n_improved"] == int((c.loc[mask, "estimate"] > 0).sum())
+            assert row["share"] == pytest.approx((c.loc[mask, "estimate"] > 0).mean())
+            assert row["ci_low"] <= row["share"] <= row["ci_high"]
+            assert row["ci_high"] - row["ci_low"] > 0
+        fdr = audited.shares.query("group == @g and rule == 'fdr' and set == 'supported'").iloc[0]
+        point = audited.shares.query("group == @g and rule == 'point' and set == 'supported'").iloc[0]
+        assert fdr["n_improved"] <= point["n_improved"]          # significant and positive implies positive
+
+
+def test_audit_tests_present_and_valid(audited):
+    t = audited.tests
+    want = {"permutation", "cmh", "fisher", "gee_exchangeable", "gee_independence", "mixed", "welch", "did", "ancova"}
+    assert want <= set(t["test"])
+    ok = t["p_value"].notna()
+    assert t.loc[ok, "p_value"].between(0, 1).all()
+    assert (t.loc[ok, "p_holm"] >= t.loc[ok, "p_value"] - 1e-12).all()
+    perm = t[t["test"] == "permutation"]
+    assert (perm["mc_se"] > 0).all()                              # 6 countries x C(10,3): Monte Carlo
+    # the support effect of the simulation (0.6 latent SD) is large: DiD is positive in both groups
+    assert (t[(t["test"] == "did")]["estimate"] > 0).all()
+
+
+def test_audit_verdict_and_frame(audited):
+    v = audited.verdict
+    assert "officials" in v and "private" in v
+    assert "within-country permutation p" in v and "after baseline adjustment" in v
+    f = audited.to_frame()
+    assert set(f["section"]) == {"shares", "nulls", "tests", "baseline"}
+    assert len(f) == len(audited.shares) + len(audited.nulls) + len(audited.tests) + len(audited.baseline)
+    d = audited.to_dict()
+    assert d["kind"] == "ClaimAudit" and d["provenance"]["seed"] == 11
+    assert "Note" in str(audited.summary()) or audited.flags == ()
+
+
+def test_audit_nulls(audited):
+    n = audited.nulls
+    no = n[(n["scenario"] == "no_change") & (n["rule"] == "point")]
+    assert np.allclose(no["expected_share"], 0.5, atol=0.06)
+    fdr = n[(n["scenario"] == "no_change") & (n["rule"] == "fdr")]
+    assert (fdr["expected_share"] < 0.05).all()
+    assert set(n["scenario"]) == {"no_change", "common_drift"}
+
+
+def test_audit_from_indicators_equals_from_cell_changes(survey, audited):
+    sim, ind, cc = survey
+    a = claims.audit(ind, supported=sim.truth["supported"], rules=("point", "fdr"), n_perm=2000, n_boot=300,
+                     n_null=300, seed=11)
+    pd.testing.assert_frame_equal(a.shares, audited.shares)
+    pd.testing.assert_frame_equal(a.tests, audited.tests)
+
+
+def test_audit_seed_none_is_recorded_and_reproduces(survey):
+    sim, ind, cc = survey
+    kw = dict(supported=sim.truth["supported"], rules=("point",), tests=("permutation",), n_perm=300, n_boot=50,
+              n_null=50)
+    a = claims.audit(cc, **kw)
+    assert isinstance(a.provenance.seed, int) and a.seed == a.provenance.seed
+    b = claims.audit(cc, seed=a.seed, **kw)
+    pd.testing.assert_frame_equal(a.tests, b.tests)
+    pd.testing.assert_frame_equal(a.shares, b.shares)
+
+
+def test_posterior_rule_needs_a_change_model(survey):
+    sim, ind, cc = survey
+    for obj in (ind, cc):
+        with pytest.raises(claims.PosteriorRequiredError, match="fitted change model") as e:
+            claims.audit(obj, supported=sim.truth["supported"], n_perm=10)
+        assert isinstance(e.value, cs.DataError)
+        assert e.value.problems[0].value == "posterior"
+
+
+# ----------------------------------------------------------------------------------- bad input
+def test_support_table_duplicates_unknown_and_labels(survey):
+    sim, ind, cc = survey
+    sup = sim.truth["supported"][["country", "factor", "supported"]]
+    dup = pd.concat([sup, sup.iloc[[4]]], ignore_index=True)
+    with pytest.raises(cs.DataError, match="1 duplicated") as e:
+        claims.audit(ind, supported=dup, rules=("point",), n_perm=10)
+    assert any(p.rule == "support_duplicate" for p in e.value.problems)
+    unk = pd.concat([sup, pd.DataFrame({"country": ["C99"], "factor": ["audit"], "supported": [True]})])
+    with pytest.raises(cs.DataError) as e:
+        claims.audit(ind, supported=unk, rules=("point",), n_perm=10)
+    assert any(p.value == "C99" for p in e.value.problems)
+    unk_f = pd.concat([sup, pd.DataFrame({"country": ["C01"], "factor": ["nonsense"], "supported": [True]})])
+    with pytest.raises(cs.DataError) as e:
+        claims.audit(cc, supported=unk_f, rules=("point",), n_perm=10)
+    assert any(p.value == "nonsense" for p in e.value.problems)
+    bad = sup.assign(supported=sup["supported"].astype(object))
+    bad.loc[0, "supported"] = "yes"
+    with pytest.raises(cs.DataError) as e:
+        claims.audit(cc, supported=bad, rules=("point",), n_perm=10)
+    assert any(p.value == "yes" and p.row == 1 for p in e.value.problems)
+    with pytest.raises(cs.DataError, match="lacks the columns"):
+        claims.audit(cc, supported=sup.drop(columns="supported"), rules=("point",))
+
+
+def test_bad_arguments(survey):
+    sim, ind, cc = survey
+    sup = sim.truth["supported"]
+    with pytest.raises(cs.DataError, match="rules"):
+        claims.audit(cc, supported=sup, rules=("vote",))
+    with pytest.raises(cs.DataError, match="tests"):
+        claims.audit(cc, supported=sup, rules=("point",), tests=("ttest",))
+    with pytest.raises(cs.DataError, match="n_perm"):
+        claims.audit(cc, supported=sup, rules=("point",), n_perm=0)
+    with pytest.raises(cs.DataError, match="significance"):
+        claims.audit(cc, supported=sup, rules=("point",), significance=5)
+    with pytest.raises(cs.DataError, match="indicators_or_change"):
+        claims.audit(cc.table, supported=sup, rules=("point",))
+    none = sup.assign(supported=False)
+    with pytest.raises(cs.DataError, match="No supported cell"):
+        claims.audit(cc, supported=none, rules=("point",), n_perm=10)
+
+
+# ------------------------------------------------------------------------------ permutation kernel
+def _brute_force(codes, labels, Y):
+    """Every within-country arrangement, one at a time (the independent reference)."""
+    blocks = [np.flatnonzero(codes == c) for c in np.unique(codes)]
+    per = [list(itertools.combinations(b, int(labels[b].sum()))) for b in blocks]
+    K = labels.sum()
+    N = len(labels)
+    stats = []
+    for combo in itertools.product(*per):
+        s = np.zeros(N, bool)
+        for part in combo:
+            s[list(part)] = True
+        stats.append(Y[s].sum(0) / K - Y[~s].sum(0) / (N - K))
+    return np.array(stats)
+
+
+def test_exact_permutation_matches_brute_force():
+    rng = np.random.default_rng(4)
+    codes = np.repeat(np.arange(3), [4, 5, 4])
+    labels = np.zeros(13, bool)
+    labels[[0, 1, 4, 6, 9]] = True
+    Y = np.column_stack([rng.random(13) > 0.4, rng.normal(size=13)]).astype(float)
+    res = claims.within_country_permutation(codes, labels, Y, n_perm=10_000, rng=rng)
+    assert res["exact"] and res["n"] == 6 * 10 * 4
+    T = _brute_force(codes, labels, Y)
+    obs = Y[labels].mean(0) - Y[~labels].mean(0)
+    centre = T.mean(0)
+    p = (np.abs(T - centre) >= np.abs(obs - centre) - 1e-9).mean(0)
+    np.testing.assert_allclose(res["observed"], obs)
+    np.testing.assert_allclose(res["null_mean"], centre)
+    np.testing.assert_allclose(res["p_value"], p)
+    mc = claims.within_country_permutation(codes, labels, Y, n_perm=20_000, rng=rng, exact=False)
+    assert not mc["exact"]
+    assert np.all(np.abs(mc["p_value"] - p) < 4 * mc["mc_se"] + 1e-4)
+
+
+def test_monte_carlo_permutations_keep_counts_within_country():
+    rng = np.random.default_rng(2)
+    codes = np.repeat(np.arange(5), 10)
+    labels = np.tile(np.r_[np.ones(3, bool), np.zeros(7, bool)], 5)
+    # an outcome equal to the country code: any permutation within country leaves the statistic unchanged
+    Y = codes[:, None].astype(float)
+    res = claims.within_country_permutation(codes, labels, Y, n_perm=500, rng=rng)
+    assert not res["exact"]
+    assert res["p_value"][0] == pytest.approx(1.0)
+
+
+def test_permutation_type_one_error_small():
+    """Small type I check of the permutation and CMH tests on null cell data with country effects."""
+    rng = np.random.default_rng(8)
+    C, F, n = 8, 10, 300
+    codes = np.repeat(np.arange(C), F)
+    rej_perm = rej_cmh = 0
+    for _ in range(n):
+        labels = np.concatenate([rng.permutation(np.r_[np.ones(3, bool), np.zeros(F - 3, bool)]) for _ in range(C)])
+        country = rng.normal(0, 1.0, C)[codes]
+        y = (country + rng.logistic(size=C * F)) > 0
+        res = claims.within_country_permutation(codes, labels, y[:, None].astype(float), n_perm=199, rng=rng)
+        rej_perm += res["p_value"][0] < 0.05
+        rej_cmh += claims._cmh(codes, labels, y, 0.95).get("p_value", 1.0) < 0.05
+    assert 0.015 < rej_perm / n < 0.095
+    assert 0.015 < rej_cmh / n < 0.095
+
+
+def test_vectorised_bh_and_holm_match_statsmodels():
+    from statsmodels.stats.multitest import multipletests
+
+    rng = np.random.default_rng(0)
+    p = rng.beta(0.4, 1.0, size=(50, 40))
+    dec = claims._bh_reject(p, 0.1)
+    for i in range(50):
+        np.testing.assert_array_equal(dec[i], multipletests(p[i], alpha=0.1, method="fdr_bh")[0])
+    np.testing.assert_allclose(claims._holm(p[0]), multipletests(p[0], method="holm")[1])
+
+
+# ---------------------------------------------------------------------------------- aggregates
+def test_from_aggregates_reproduces_the_published_comparison():
+    off = claims.from_aggregates(supported_improved=68, supported_total=80, unsupported_improved=66,
+                                 unsupported_total=90, n_countries=17, label="officials")
+    assert round(100 * off.supported_share) == 85 and round(100 * off.unsupported_share) == 73
+    from statsmodels.stats.proportion import proportions_ztest
+
+    z, p = proportions_ztest([68, 66], [80, 90])
+    assert off.z == pytest.approx(z) and off.p_value == pytest.approx(p)
+    assert off.ci_low < off.difference < off.ci_high
+    assert "not significant" in off.verdict and "Assumed" in off.verdict and "17 countries" in off.verdict
+    s = off.sensitivity
+    assert s["icc"].is_monotonic_increasing and s["p_value"].is_monotonic_increasing
+    assert s.loc[s["icc"] == 0, "p_value"].iloc[0] == pytest.approx(off.p_value)
+    pri = claims.from_aggregates(supported_improved=58, supported_total=80, unsupported_improved=55,
+                                 unsupported_total=90, n_countries=17, icc=0.1, label="private")
+    assert pri.icc == 0.1 and pri.deff_supported == pytest.approx(1 + (80 / 17 - 1) * 0.1)
+    assert pri.p_value > off.p_value
+    assert pri.to_frame().shape[0] == 1 and pri.to_dict()["kind"] == "AggregateComparison"
+
+
+@pytest.mark.parametrize("kw, value", [
+    (dict(supported_improved=90, supported_total=80), 90),
+    (dict(supported_improved=-1), -1),
+    (dict(unsupported_total=0, unsupported_improved=0), 0),
+    (dict(icc=1.5), 1.5),
+])
+def test_from_aggregates_bad_counts(kw, value):
+    args = dict(supported_improved=68, supported_total=80, unsupported_improved=66, unsupported_total=90,
+                n_countries=17)
+    args.update(kw)
+    with pytest.raises(cs.DataError) as e:
+        claims.from_aggregates(**args)
+    assert any(p.value == value for p in e.value.problems)
+
+
+def test_from_aggregates_icc_needs_countries():
+    with pytest.raises(cs.DataError, match="do not add up") as e:
+        claims.from_aggregates(supported_improved=6, supported_total=8, unsupported_improved=6,
+                               unsupported_total=9, icc=0.2)
+    assert e.value.problems[0].rule == "icc_needs_countries"
