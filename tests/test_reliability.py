@@ -10,12 +10,18 @@ tests/reference/reliability_bfi.csv. Tolerances (also recorded in the fixture):
 * omega from our ML fit vs lavaan + compRelSEM: 1e-4 (both are iterative optimisers;
   we observe about 1e-6);
 * polychoric-based (ordinal alpha/omega) vs lavaan's polychorics: 1e-6; vs psych's
-  polychoric (global thresholds, its own optimiser): 2e-3.
+  polychoric (global thresholds, its own optimiser): 2e-3;
+* psych's check.keys (alpha on the raw codes, items reversed as max + min - x): 1e-8;
+* Green & Yang categorical omega vs semTools::compRelSEM(ord.scale = TRUE) on a WLSMV fit: 1e-4.
+
+The numeric-agreement tests ignore the package's statistical warnings (low alpha in a
+simulated cell is expected there); the tests near the end check that they are emitted.
 """
 
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +30,10 @@ import pytest
 
 import cips_stats as cs
 from cips_stats import reliability as rel
+from cips_stats.reliability._alpha import _alpha_kernel, _feldt, _pivots_prove_pd
+from cips_stats.reliability._omega import _fit_one_factor, _omega_from_fit
+
+pytestmark = pytest.mark.filterwarnings("ignore::cips_stats.errors.CipsWarning")
 
 REF_DIR = Path(__file__).parent / "reference"
 REF = json.loads((REF_DIR / "reliability_bfi.json").read_text())
@@ -38,6 +48,10 @@ def bfi() -> pd.DataFrame:
     for v in REVERSE:
         df[v] = 7 - df[v]
     return df
+
+
+def _ci(res):
+    return (res.ci_low, res.ci_high)
 
 
 def _one_factor(rng, n, loadings, noise=None, cats=None):
@@ -65,9 +79,9 @@ def test_alpha_matches_psych(bfi, scale, missing):
     assert res.total_mean == pytest.approx(ref["total_mean"], abs=tol)
     assert res.total_sd == pytest.approx(ref["total_sd"], abs=tol)
     assert res.n == ref["nsub"]
-    np.testing.assert_allclose(res.ci, ref["feldt"], atol=tol, rtol=0)
+    np.testing.assert_allclose(_ci(res), ref["feldt"], atol=tol, rtol=0)
     dres = rel.cronbach_alpha(x, missing=missing, ci_method="duhachek")
-    np.testing.assert_allclose(dres.ci, ref["duhachek"], atol=tol, rtol=0)
+    np.testing.assert_allclose(_ci(dres), ref["duhachek"], atol=tol, rtol=0)
     it = ref["items"]
     assert res.items["item"].tolist() == [s.rstrip("-") for s in it["item"]]
     for ours, theirs in [("n", "n"), ("raw_r", "raw_r"), ("r_drop", "r_drop"), ("mean", "mean"),
@@ -82,7 +96,7 @@ def test_two_item_alpha_matches_psych(bfi):
     res = rel.cronbach_alpha(bfi[ref["items"]])
     assert res.alpha == pytest.approx(ref["raw_alpha"], abs=TOL["alpha_closed_form"])
     assert res.std_alpha == pytest.approx(ref["std_alpha"], abs=TOL["alpha_closed_form"])
-    np.testing.assert_allclose(res.ci, ref["feldt"], atol=TOL["alpha_closed_form"], rtol=0)
+    np.testing.assert_allclose(_ci(res), ref["feldt"], atol=TOL["alpha_closed_form"], rtol=0)
     assert res.items["alpha_if_dropped"].isna().all()
     assert "two_items" in [f.code for f in res.flags]
 
@@ -90,16 +104,16 @@ def test_two_item_alpha_matches_psych(bfi):
 @pytest.mark.parametrize("scale", SCALES)
 def test_weighted_alpha_matches_svycralpha(bfi, scale):
     x = bfi[REF["scales"][scale]["items"]]
-    res = rel.cronbach_alpha(x, missing="listwise", weights=bfi["w"].to_numpy())
+    res = rel.cronbach_alpha(x, missing="listwise", weight=bfi["w"].to_numpy())
     assert res.alpha == pytest.approx(REF["scales"][scale]["weighted_listwise_alpha"], abs=TOL["weighted_alpha"])
     assert res.weighted and res.n_eff < res.n
 
 
 def test_weights_by_column_name_equal_array(bfi):
     cols = REF["scales"]["agree"]["items"]
-    a = rel.cronbach_alpha(bfi[cols + ["w"]], weights="w")
-    b = rel.cronbach_alpha(bfi[cols], weights=bfi["w"].to_numpy())
-    assert a.alpha == b.alpha and a.ci == b.ci
+    a = rel.cronbach_alpha(bfi[cols + ["w"]], weight="w")
+    b = rel.cronbach_alpha(bfi[cols], weight=bfi["w"].to_numpy())
+    assert a.alpha == b.alpha and _ci(a) == _ci(b)
     assert a.items["item"].tolist() == cols
 
 
@@ -130,7 +144,7 @@ def test_omega_wald_se_matches_lavaan_delta_method(bfi, scale):
     assert res.omega == pytest.approx(ref["omega"], abs=TOL["omega"])
     assert res.se == pytest.approx(ref["se"], rel=1e-5)
     z = 1.959963984540054
-    assert res.ci == pytest.approx((res.omega - z * res.se, res.omega + z * res.se), abs=1e-12)
+    assert _ci(res) == pytest.approx((res.omega - z * res.se, res.omega + z * res.se), abs=1e-12)
 
 
 def test_omega_wald_requires_model_denominator(bfi):
@@ -163,12 +177,12 @@ def test_bootstrap_ci_is_seeded_and_brackets_alpha(bfi):
     x = bfi[REF["scales"]["conscientious"]["items"]]
     a = rel.cronbach_alpha(x, ci_method="bootstrap", n_boot=300, seed=11)
     b = rel.cronbach_alpha(x, ci_method="bootstrap", n_boot=300, seed=11)
-    c = rel.cronbach_alpha(x, ci_method="bootstrap", n_boot=300, rng=np.random.default_rng(12))
-    assert a.ci == b.ci
-    assert a.ci != c.ci
-    assert a.ci[0] < a.alpha < a.ci[1]
-    feldt = rel.cronbach_alpha(x).ci
-    assert abs((a.ci[1] - a.ci[0]) - (feldt[1] - feldt[0])) < 0.02   # same order of width
+    c = rel.cronbach_alpha(x, ci_method="bootstrap", n_boot=300, seed=12)
+    assert _ci(a) == _ci(b)
+    assert _ci(a) != _ci(c)
+    assert _ci(a)[0] < a.alpha < _ci(a)[1]
+    feldt = _ci(rel.cronbach_alpha(x))
+    assert abs((_ci(a)[1] - _ci(a)[0]) - (feldt[1] - feldt[0])) < 0.02   # same order of width
     assert a.provenance.seed == 11
 
 
@@ -176,26 +190,36 @@ def test_omega_bootstrap_is_seeded(bfi):
     x = bfi[REF["scales"]["neuroticism"]["items"]]
     a = rel.omega(x, n_boot=200, seed=5)
     b = rel.omega(x, n_boot=200, seed=5)
-    assert a.ci == b.ci and a.ci[0] < a.omega < a.ci[1]
+    assert _ci(a) == _ci(b) and _ci(a)[0] < a.omega < _ci(a)[1]
     wald = rel.omega(x, ci_method="wald")
     assert a.se == pytest.approx(wald.se, rel=0.35)
 
 
-def test_seed_and_rng_together_is_an_error(bfi):
-    with pytest.raises(cs.CipsError, match="seed= or rng="):
-        rel.cronbach_alpha(bfi[["A1", "A2"]], ci_method="bootstrap", seed=1, rng=np.random.default_rng(1))
+def test_seed_none_is_drawn_recorded_and_reproduces(bfi):
+    """issue 12: omega's bootstrap CI changed on every call; now the drawn seed is in the provenance."""
+    x = bfi[REF["scales"]["agree"]["items"]]
+    a = rel.omega(x, n_boot=150)
+    b = rel.omega(x, n_boot=150)
+    assert isinstance(a.provenance.seed, int) and a.provenance.seed != b.provenance.seed
+    again = rel.omega(x, n_boot=150, seed=a.provenance.seed)
+    assert _ci(again) == _ci(a) and again.se == a.se
+    c = rel.cronbach_alpha(x, ci_method="bootstrap", n_boot=150)
+    assert _ci(rel.cronbach_alpha(x, ci_method="bootstrap", n_boot=150, seed=c.provenance.seed)) == _ci(c)
+    for bad in (-1, 1.5, True, "1"):
+        with pytest.raises(cs.CipsError, match="seed"):
+            rel.omega(x, n_boot=150, seed=bad)
 
 
 def test_unit_and_frequency_weights():
     rng = np.random.default_rng(3)
     x = pd.DataFrame(_one_factor(rng, 150, [0.7, 0.6, 0.5, 0.6], cats=[-1, 0, 1]), columns=list("abcd"))
     plain = rel.cronbach_alpha(x)
-    unit = rel.cronbach_alpha(x, weights=np.ones(len(x)))
+    unit = rel.cronbach_alpha(x, weight=np.ones(len(x)))
     assert unit.alpha == pytest.approx(plain.alpha, abs=1e-13)
-    assert unit.ci == pytest.approx(plain.ci, abs=1e-12)
+    assert _ci(unit) == pytest.approx(_ci(plain), abs=1e-12)
     reps = rng.integers(1, 4, size=len(x))
     rep = x.loc[np.repeat(np.arange(len(x)), reps)].reset_index(drop=True)
-    freq = rel.cronbach_alpha(x, weights=reps.astype(float))
+    freq = rel.cronbach_alpha(x, weight=reps.astype(float))
     assert freq.alpha == pytest.approx(rel.cronbach_alpha(rep).alpha, abs=1e-12)   # complete data
 
 
@@ -203,9 +227,9 @@ def test_alpha_equals_omega_for_tau_equivalent_population():
     # alpha = omega exactly when the model-implied covariance is tau-equivalent
     lam = np.full(4, 0.8)
     S = np.outer(lam, lam) + np.diag([0.3, 0.5, 0.4, 0.6])
-    fit = rel._fit_one_factor(S[None])
-    om = rel._omega_from_fit(fit, S[None], np.array([100.0]))
-    k = rel._alpha_kernel(S[None], np.array([100.0]), 0.95, "feldt")
+    fit = _fit_one_factor(S[None])
+    om = _omega_from_fit(fit, S[None], np.array([100.0]))
+    k = _alpha_kernel(S[None], np.array([100.0]), 0.95, "feldt")
     assert om["omega_model"][0] == pytest.approx(k["alpha"][0], abs=1e-10)
     np.testing.assert_allclose(fit["lam"][0], lam, atol=1e-8)
 
@@ -237,11 +261,11 @@ def test_bad_inputs_raise_typed_errors():
     bad.loc[5, "a"] = "agree"
     with pytest.raises(cs.DataError) as ei:
         rel.cronbach_alpha(bad)
-    assert ei.value.problems[0].row == 5 and ei.value.problems[0].value == "agree"
+    assert ei.value.problems[0].row == 6 and ei.value.problems[0].value == "agree"   # 1-based rows
     with pytest.raises(cs.DataError, match="weights"):
-        rel.cronbach_alpha(x, weights=-np.ones(40))
+        rel.cronbach_alpha(x, weight=-np.ones(40))
     with pytest.raises(cs.DataError, match="40 respondents"):
-        rel.cronbach_alpha(x, weights=np.ones(3))
+        rel.cronbach_alpha(x, weight=np.ones(3))
     with pytest.raises(cs.DataError, match="respondent"):
         rel.cronbach_alpha(pd.DataFrame({"a": [1.0, np.nan], "b": [2.0, np.nan]}))
     with pytest.raises(cs.CipsError, match="ci_method"):
@@ -287,22 +311,22 @@ def test_by_cell_equals_one_scale_per_cell(missing, weighted):
     df = _panel(weights=weighted)
     items = {"f": [f"q{j}" for j in range(4)], "g": ["q0", "q1", "q3"]}
     w = "w" if weighted else None
-    out = rel.by_cell(df, by=("country", "iteration"), items=items, missing=missing, weights=w)
-    itm = rel.by_cell(df, by=("country", "iteration"), items=items, missing=missing, weights=w, level="items")
+    out = rel.by_cell(df, by=("country", "iteration"), items=items, missing=missing, weight=w).table
+    itm = rel.by_cell(df, by=("country", "iteration"), items=items, missing=missing, weight=w, on="items").table
     assert len(out) == 12 and list(out.columns[:3]) == ["country", "iteration", "factor"]
     for _, row in out.iterrows():
         sub = df[(df.country == row.country) & (df.iteration == row.iteration)]
         one = rel.cronbach_alpha(sub[items[row.factor]], missing=missing,
-                                 weights=None if w is None else sub["w"].to_numpy())
+                                 weight=None if w is None else sub["w"].to_numpy())
         assert row.alpha == pytest.approx(one.alpha, abs=1e-12)
         assert row.std_alpha == pytest.approx(one.std_alpha, abs=1e-12)
-        assert (row.ci_low, row.ci_high) == pytest.approx(one.ci, abs=1e-12)
+        assert (row.ci_low, row.ci_high) == pytest.approx(_ci(one), abs=1e-12)
         assert row.n == one.n and row.n_eff == pytest.approx(one.n_eff, abs=1e-9)
         assert row.mean_r == pytest.approx(one.mean_r, abs=1e-12)
         om = rel.omega(sub[items[row.factor]], missing=missing, ci_method="wald",
-                       weights=None if w is None else sub["w"].to_numpy())
+                       weight=None if w is None else sub["w"].to_numpy())
         assert row.omega == pytest.approx(om.omega, abs=1e-9)
-        assert (row.omega_ci_low, row.omega_ci_high) == pytest.approx(om.ci, abs=1e-8)
+        assert (row.omega_ci_low, row.omega_ci_high) == pytest.approx(_ci(om), abs=1e-8)
         tab = itm[(itm.country == row.country) & (itm.iteration == row.iteration) & (itm.factor == row.factor)]
         assert tab["item"].tolist() == items[row.factor]
         for c in ("n", "mean", "sd", "missing_share", "raw_r", "r_drop", "alpha_if_dropped"):
@@ -314,7 +338,7 @@ def test_by_cell_matches_pingouin():
     pg = pytest.importorskip("pingouin")
     df = _panel(seed=4)
     cols = [f"q{j}" for j in range(4)]
-    out = rel.by_cell(df, by=("country", "iteration"), items={"f": cols}, omega=False)
+    out = rel.by_cell(df, by=("country", "iteration"), items={"f": cols}, omega=False).table
     for _, row in out.iterrows():
         sub = df[(df.country == row.country) & (df.iteration == row.iteration)][cols]
         a, ci = pg.cronbach_alpha(sub, nan_policy="pairwise")
@@ -324,8 +348,8 @@ def test_by_cell_matches_pingouin():
 def test_by_cell_chunking_does_not_change_results():
     df = _panel(seed=2, n_cells=8)
     items = {"f": [f"q{j}" for j in range(4)]}
-    a = rel.by_cell(df, by=("country", "iteration"), items=items)
-    b = rel.by_cell(df, by=("country", "iteration"), items=items, chunk_elements=300)
+    a = rel.by_cell(df, by=("country", "iteration"), items=items).table
+    b = rel.by_cell(df, by=("country", "iteration"), items=items, chunk_elements=300).table
     pd.testing.assert_frame_equal(a, b, check_exact=False, atol=1e-12, rtol=0)
 
 
@@ -339,17 +363,17 @@ def test_by_cell_zero_weights_and_group_specific_items_equal_one_scale(missing):
     per_group = {"officials": [f"q{j}" for j in range(5)], "private": ["q0", "q2", "q4"]}
     outs = []
     for g, cols in per_group.items():
-        o = rel.by_cell(df[df.group == g], by=("country", "group"), items={"f": cols}, weights="w",
-                        missing=missing, omega=False)
+        o = rel.by_cell(df[df.group == g], by=("country", "group"), items={"f": cols}, weight="w",
+                        missing=missing, omega=False).table
         outs.append(o)
     out = pd.concat(outs, ignore_index=True)
     assert len(out) == 6
     for _, row in out.iterrows():
         sub = df[(df.country == row.country) & (df.group == row.group)]
         cols = per_group[row.group]
-        one = rel.cronbach_alpha(sub[cols], missing=missing, weights=sub["w"].to_numpy())
+        one = rel.cronbach_alpha(sub[cols], missing=missing, weight=sub["w"].to_numpy())
         assert row.alpha == pytest.approx(one.alpha, abs=1e-12)
-        assert (row.ci_low, row.ci_high) == pytest.approx(one.ci, abs=1e-12)
+        assert (row.ci_low, row.ci_high) == pytest.approx(_ci(one), abs=1e-12)
         assert row.n == one.n and row.n_eff == pytest.approx(one.n_eff, abs=1e-9)
 
 
@@ -360,11 +384,11 @@ def test_by_cell_infinite_answer_is_an_error_even_in_dropped_rows():
     bad.loc[5, "q2"] = np.inf
     with pytest.raises(cs.DataError) as e:
         rel.by_cell(bad, by=("country",), items={"f": cols})
-    assert e.value.problems[0].row == 5 and e.value.problems[0].column == "q2"
+    assert e.value.problems[0].row == 6 and e.value.problems[0].column == "q2"        # 1-based rows
     zero = bad.copy()
     zero.loc[5, "w"] = 0.0                       # a row that does not count still holds bad input
     with pytest.raises(cs.DataError):
-        rel.by_cell(zero, by=("country",), items={"f": cols}, weights="w")
+        rel.by_cell(zero, by=("country",), items={"f": cols}, weight="w")
     lw = bad.copy()
     lw.loc[5, "q0"] = np.nan                     # dropped by listwise deletion
     with pytest.raises(cs.DataError):
@@ -386,19 +410,19 @@ def test_pivot_screen_never_hides_a_non_psd_matrix():
     for p in (2, 4, 6):
         stack = np.stack([S for q, S in mats if q == p])
         ok = np.ones(len(stack), dtype=bool)
-        proven = rel._pivots_prove_pd(stack, ok)
+        proven = _pivots_prove_pd(stack, ok)
         ev = np.linalg.eigvalsh(stack)
         rel_min = ev[:, 0] / np.abs(ev[:, -1])
         assert (rel_min[proven] > -1e-10).all()
         assert not proven[rel_min < -1e-13].any()          # (rounding: about -p * eps at most)
         # the kernel's flag equals the direct eigenvalue criterion
-        k = rel._alpha_kernel(stack, np.full(len(stack), 100.0), 0.95, "feldt")
+        k = _alpha_kernel(stack, np.full(len(stack), 100.0), 0.95, "feldt")
         np.testing.assert_array_equal(k["non_psd"], rel_min < -1e-10)
         n_nonpsd += int((rel_min < -1e-10).sum())
     assert n_nonpsd > 50                      # the check saw many non-PSD matrices
     bad = np.eye(3)[None].repeat(2, axis=0)
     bad[1, 0, 1] = np.nan
-    assert rel._pivots_prove_pd(bad, np.array([True, False])).tolist() == [True, False]
+    assert _pivots_prove_pd(bad, np.array([True, False])).tolist() == [True, False]
 
 
 def test_feldt_interval_equals_scipy_quantiles():
@@ -409,7 +433,7 @@ def test_feldt_interval_equals_scipy_quantiles():
     alpha = rng.uniform(-0.5, 0.95, size=n.size)
     alpha[-1] = np.nan
     for p in (2, 5):
-        lo, hi = rel._feldt(alpha, n, p, 0.9)
+        lo, hi = _feldt(alpha, n, p, 0.9)
         ok = (n > 1) & np.isfinite(alpha)
         d1, d2 = n[ok] - 1, (n[ok] - 1) * (p - 1)
         np.testing.assert_allclose(lo[ok], 1 - (1 - alpha[ok]) * stats.f.ppf(0.95, d1, d2), rtol=0, atol=1e-12)
@@ -427,7 +451,7 @@ def test_by_cell_flags_explain_every_nan():
     blank = pd.DataFrame({"country": "B", "iteration": 1, **{c: [np.nan] * 5 for c in cols}})
     small = df[(df.country == "K1") & (df.iteration == 1)].head(12).assign(country="S")
     d = pd.concat([df, tiny, few, const, blank, small], ignore_index=True)
-    out = rel.by_cell(d, by=("country", "iteration"), items={"f": cols, "single": ["q0"]}).set_index("country")
+    out = rel.by_cell(d, by=("country", "iteration"), items={"f": cols, "single": ["q0"]}).table.set_index("country")
     f = out[out.factor == "f"]
     assert "too_few_respondents" in f.loc["T", "flags"]
     assert "n_below_items" in f.loc["F", "flags"] and np.isnan(f.loc["F", "omega"])
@@ -449,7 +473,7 @@ def test_by_cell_threshold_flags():
     for name, lam in [("hi", 0.8), ("mid", 0.55), ("lo", 0.3)]:   # alpha .88, .63, .28
         y = _one_factor(rng, 3000, [lam] * 4)
         frames.append(pd.DataFrame(y, columns=list("abcd")).assign(country=name))
-    out = rel.by_cell(pd.concat(frames), by=("country",), items={"f": list("abcd")}).set_index("country")
+    out = rel.by_cell(pd.concat(frames), by=("country",), items={"f": list("abcd")}).table.set_index("country")
     assert out.loc["hi", "flags"] == ""
     assert "alpha_questionable" in out.loc["mid", "flags"] and "omega_questionable" in out.loc["mid", "flags"]
     assert "alpha_poor" in out.loc["lo", "flags"] and "omega_poor" in out.loc["lo", "flags"]
@@ -458,7 +482,7 @@ def test_by_cell_threshold_flags():
 def test_by_cell_on_survey_data_uses_instrument_items():
     sim = cs.simulate(seed=2, n_countries=2, n_repeat=1, n_officials=80, n_private=60)
     data = sim.data
-    out = rel.by_cell(data)
+    out = rel.by_cell(data, weight=False).table
     inst = data.instrument
     n_cells = data.frame.groupby(["country", "iteration", "group"]).ngroups
     assert len(out) == n_cells * len(inst.factors)
@@ -470,15 +494,18 @@ def test_by_cell_on_survey_data_uses_instrument_items():
                       & (data.frame.group == "private")]
     one = rel.cronbach_alpha(rows[list(inst.factor_items("leadership", group="private"))])
     assert row.alpha == pytest.approx(one.alpha, abs=1e-12)
-    w = rel.by_cell(data, weights="weight", factors=["leadership"])
+    w = rel.by_cell(data, weight="weight", factors=["leadership"]).table
     assert (w["n_eff"] <= w["n"] + 1e-9).all() and len(w) == n_cells
-    assert out.attrs["provenance"]["data_fingerprint"] == data.fingerprint
+    res = rel.by_cell(data, factors=["leadership"])            # default: the design weight
+    pd.testing.assert_frame_equal(res.table, w)
+    assert res.provenance.options["weight"] == "weight" and res.provenance.data_fingerprint == data.fingerprint
+    assert res.to_frame().attrs["provenance"]["data_fingerprint"] == data.fingerprint
 
 
 def test_by_cell_ordinal_matches_one_scale():
     df = _panel(seed=6, n_cells=2, n=200, miss=0.0)
     cols = [f"q{j}" for j in range(4)]
-    out = rel.by_cell(df, by=("country", "iteration"), items={"f": cols}, ordinal=True)
+    out = rel.by_cell(df, by=("country", "iteration"), items={"f": cols}, ordinal=True).table
     for _, row in out.iterrows():
         sub = df[(df.country == row.country) & (df.iteration == row.iteration)][cols]
         assert row.ordinal_alpha == pytest.approx(rel.cronbach_alpha(sub, ordinal=True).ordinal_alpha, abs=1e-12)
@@ -489,7 +516,7 @@ def test_by_cell_ordinal_matches_one_scale():
 def test_by_cell_observed_omega_has_no_interval_columns():
     df = _panel(seed=9, n_cells=2)
     cols = [f"q{j}" for j in range(4)]
-    obs = rel.by_cell(df, by=("country", "iteration"), items={"f": cols}, denominator="observed")
+    obs = rel.by_cell(df, by=("country", "iteration"), items={"f": cols}, denominator="observed").table
     assert "omega_ci_low" not in obs.columns and obs["omega"].notna().all()
     sub = df[(df.country == obs.country[0]) & (df.iteration == obs.iteration[0])][cols]
     one = rel.omega(sub, denominator="observed", ci_method="none")
@@ -521,7 +548,162 @@ def test_feldt_and_duhachek_coverage_near_nominal():
     true_alpha = p * lam**2 / (p * lam**2 + (1 - lam**2))           # parallel items: alpha = omega
     mc = 3 * np.sqrt(0.95 * 0.05 / R)
     for method in ("feldt", "duhachek"):
-        out = rel.by_cell(df, by=("rep",), items={"f": list(df.columns[:p])}, ci_method=method, omega=False)
+        out = rel.by_cell(df, by=("rep",), items={"f": list(df.columns[:p])}, ci_method=method, omega=False).table
         cover = np.mean((out["ci_low"] <= true_alpha) & (true_alpha <= out["ci_high"]))
         assert abs(cover - 0.95) < mc, (method, cover)
         assert abs(out["alpha"].mean() - true_alpha) < 0.01
+
+
+# ----------------------------------------------------------------------------- issue 10 item 8
+@pytest.fixture(scope="module")
+def bfi_raw() -> pd.DataFrame:
+    return pd.read_csv(REF_DIR / "reliability_bfi.csv")
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_check_keys_matches_psych(bfi_raw, scale):
+    """psych::alpha(raw, check.keys = TRUE): the same items reversed (max + min - x), the same alpha."""
+    ref = REF["scales"][scale]["check_keys"]
+    res = rel.cronbach_alpha(bfi_raw[REF["scales"][scale]["items"]], check_keys=True)
+    assert list(res.reversed) == [k[1:] for k in ref["keys"] if k.startswith("-")]
+    assert res.items["reversed"].tolist() == [k.startswith("-") for k in ref["keys"]]
+    tol = TOL["alpha_closed_form"]
+    assert res.alpha == pytest.approx(ref["raw_alpha"], abs=tol)
+    assert res.std_alpha == pytest.approx(ref["std_alpha"], abs=tol)
+    np.testing.assert_allclose(_ci(res), ref["feldt"], atol=tol, rtol=0)
+    np.testing.assert_allclose(res.items["r_drop"], ref["r_drop"], atol=tol, rtol=0)
+    assert ("keys_reversed" in [f.code for f in res.flags]) == bool(res.reversed)
+    # already keyed data: nothing to reverse, identical to the plain call
+    keyed = bfi_raw[REF["scales"][scale]["items"]].copy()
+    for c in res.reversed:
+        keyed[c] = 7 - keyed[c]
+    again = rel.cronbach_alpha(keyed, check_keys=True)
+    assert again.reversed == () and again.alpha == pytest.approx(res.alpha, abs=1e-12)
+
+
+@pytest.mark.parametrize("missing", ["listwise", "pairwise"])
+@pytest.mark.parametrize("scale", SCALES)
+def test_categorical_omega_matches_comprelsem_ord_scale(bfi, scale, missing):
+    """Green & Yang's omega = semTools::compRelSEM(cfa(..., ordered = TRUE), ord.scale = TRUE)."""
+    ref = REF["scales"][scale][f"categorical_{missing}"]
+    res = rel.categorical_omega(bfi[REF["scales"][scale]["items"]], missing=missing)
+    obs = rel.categorical_omega(bfi[REF["scales"][scale]["items"]], missing=missing, denominator="observed")
+    assert res.n == ref["n"]
+    assert res.omega == pytest.approx(ref["omega_cat_model"], abs=TOL["categorical_omega"])
+    assert obs.omega == pytest.approx(ref["omega_cat_observed"], abs=TOL["categorical_omega"])
+    assert res.omega_observed == obs.omega and res.denominator == "model"
+    # the two coefficients answer different questions and differ on bfi (issue 10: up to .04)
+    assert abs(ref["omega_cat_observed"] - ref["omega_latent_observed"]) > 0.02
+
+
+def test_identical_items_are_flagged_not_silently_one():
+    x = pd.DataFrame({"a": [1.0, 2, 3, 4, 5, 2, 3, 4, 1, 5] * 4})
+    x["b"] = x["a"]
+    x["c"] = 2 * x["a"] + 1                      # affinely identical: correlation 1 as well
+    with pytest.warns(cs.errors.NumericalWarning, match="identical_items"):
+        res = rel.cronbach_alpha(x)
+    flag = next(f for f in res.flags if f.code == "identical_items")
+    assert flag.severity == "warning" and ["a", "b"] in flag.where["pairs"]
+    ok = x.assign(c=np.random.default_rng(1).permutation(x["c"].to_numpy()))
+    with pytest.warns(cs.CipsWarning):        # (low alpha) but no identical-items flag for a, c
+        res2 = rel.cronbach_alpha(ok)
+    assert next(f for f in res2.flags if f.code == "identical_items").where["pairs"] == [["a", "b"]]
+
+
+@pytest.mark.parametrize("n", [4, 5, 6, 7])
+def test_omega_on_a_handful_of_rows_is_typed_or_flagged(n):
+    """issue 10: omega on 5 rows with the default bootstrap raised a raw LinAlgError."""
+    rng = np.random.default_rng(n)
+    for rep in range(3):
+        x = pd.DataFrame(rng.integers(1, 6, size=(n, 4)).astype(float), columns=list("abcd"))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                res = rel.omega(x, seed=rep, n_boot=100)
+            except cs.CipsError:
+                continue
+        codes = [f.code for f in res.flags]
+        emitted = {str(w.message).rsplit("[", 1)[1][:-1] for w in caught if issubclass(w.category, cs.CipsWarning)}
+        assert emitted == {f.code for f in res.flags if f.severity != "info"} and "small_n" in emitted
+        assert "small_n" in codes
+        if np.isnan(res.ci_low):
+            assert "bootstrap_failed" in codes
+
+
+def test_first_respondent_is_row_one():
+    """issue 12: reliability reported the first respondent as row 0."""
+    x = pd.DataFrame({"a": ["x", 2, 3, 4], "b": [1, 2, 3, 5], "c": [2, 2, 4, 4]}, dtype=object)
+    with pytest.raises(cs.DataError) as ei:
+        rel.cronbach_alpha(x)
+    assert ei.value.problems[0].row == 1
+    w = np.array([-1.0, 1, 1, 1])
+    with pytest.raises(cs.DataError) as ei:
+        rel.cronbach_alpha(x.assign(a=[1, 2, 3, 4]).astype(float), weight=w)
+    assert ei.value.problems[0].row == 1
+    df = _panel(n_cells=2)
+    df.loc[0, "country"] = None
+    with pytest.raises(cs.DataError) as ei:
+        rel.by_cell(df, by=("country",), items={"f": ["q0", "q1"]})
+    assert ei.value.problems[0].row == 1
+
+
+def test_statistical_warnings_are_emitted_and_attached():
+    rng = np.random.default_rng(8)
+    lo = pd.DataFrame(_one_factor(rng, 400, [0.3] * 4), columns=list("abcd"))
+    with pytest.warns(cs.errors.LowReliabilityWarning, match="alpha_poor"):
+        res = rel.cronbach_alpha(lo)
+    assert "alpha_poor" in [f.code for f in res.flags]
+    small = pd.DataFrame(_one_factor(rng, 20, [0.8] * 4), columns=list("abcd"))
+    with pytest.warns(cs.errors.SmallCellWarning):
+        rel.cronbach_alpha(small)
+    panel = pd.concat([lo.assign(country="lo"),
+                       pd.DataFrame(_one_factor(rng, 400, [0.8] * 4), columns=list("abcd")).assign(country="hi")])
+    with pytest.warns(cs.errors.LowReliabilityWarning, match="1 of 2 rows"):
+        out = rel.by_cell(panel, by=("country",), items={"f": list("abcd")})
+    summary = {f.code: f for f in out.flags}
+    assert summary["alpha_poor"].where["rows"] == 1 and "alpha_questionable" not in summary
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", cs.CipsWarning)
+        good = rel.by_cell(panel[panel.country == "hi"], by=("country",), items={"f": list("abcd")})
+    assert good.flags == ()
+
+
+def test_by_cell_result_contract_and_weight_forms():
+    df = _panel(seed=5, n_cells=4, weights=True)
+    items = {"f": [f"q{j}" for j in range(4)]}
+    res = rel.by_cell(df, by=("country", "iteration"), items=items, weight="w")
+    assert isinstance(res, cs.results.Result) and len(res) == len(res.table) == 4
+    frame = res.to_frame()
+    pd.testing.assert_frame_equal(frame, res.table)
+    assert frame is not res.table and frame.attrs["provenance"]["method"] == "reliability.by_cell"
+    d = res.to_dict()
+    assert d["kind"] == "ByCellResult" and d["provenance"]["options"]["weight"] == "w"
+    assert "table" in str(res.summary())
+
+    class Design:                                   # anything with a .weight column name
+        weight = "w"
+
+    pd.testing.assert_frame_equal(rel.by_cell(df, by=("country", "iteration"), items=items,
+                                              weight=Design()).table, res.table)
+    plain = rel.by_cell(df, by=("country", "iteration"), items=items)     # a DataFrame: unweighted
+    assert (plain.table["n_eff"] == plain.table["n"]).all()
+    assert not np.allclose(plain.table["alpha"], res.table["alpha"])
+    with pytest.raises(cs.CipsError, match="weight="):
+        rel.by_cell(df, by=("country",), items=items, weight=np.ones(len(df)))
+    with pytest.raises(cs.CipsError, match="on="):
+        rel.by_cell(df, by=("country",), items=items, on="cells")
+    with pytest.raises(cs.CipsError, match="min_n"):
+        rel.by_cell(df, by=("country",), items=items, min_n=-1)
+    one = rel.cronbach_alpha(df[items["f"] + ["w"]], weight=Design())
+    assert one.weighted and one.provenance.options["weight"] == "w"
+
+
+def test_deprecated_ci_tuple_still_reads():
+    x = pd.DataFrame(_one_factor(np.random.default_rng(2), 300, [0.7] * 4), columns=list("abcd"))
+    res = rel.cronbach_alpha(x)
+    with pytest.warns(DeprecationWarning, match="ci_low"):
+        assert res.ci == (res.ci_low, res.ci_high)
+    assert res.ci_level == 0.95 and {"ci_low", "ci_high"} <= set(res.to_frame().columns)
+    om = rel.omega(x, ci_method="wald")
+    with pytest.warns(DeprecationWarning):
+        assert om.ci == (om.ci_low, om.ci_high)

@@ -226,9 +226,15 @@ def present_data(ctx: Context, sec: Section) -> None:
 
 # =============================================================================================== reliability
 def compute_reliability(ctx: Context) -> pd.DataFrame:
-    from .. import reliability
+    import warnings
 
-    return reliability.by_cell(ctx.data, by=("country", "iteration", "group"), omega=ctx.options.reliability_omega)
+    from .. import reliability
+    from ..errors import CipsWarning
+
+    with warnings.catch_warnings():      # the cell flags travel in the table's flags column
+        warnings.simplefilter("ignore", CipsWarning)
+        res = reliability.by_cell(ctx.data, by=("country", "iteration", "group"), omega=ctx.options.reliability_omega)
+    return res.to_frame()
 
 
 def present_reliability(ctx: Context, sec: Section, rel: pd.DataFrame) -> None:

@@ -95,6 +95,31 @@ ordinal_ref <- function(x) {
   )
 }
 
+# psych's check.keys: items loading negatively on the first principal component are reversed
+# (max + min - x over all items); run on the raw, un-reversed codes.
+check_keys_ref <- function(raw) {
+  a <- psych::alpha(raw, check.keys = TRUE, warnings = FALSE)
+  list(call = "psych::alpha(raw_x, check.keys = TRUE, warnings = FALSE)",
+       keys = a$keys[[1]], raw_alpha = a$total$raw_alpha, std_alpha = a$total$std.alpha,
+       feldt = c(a$feldt$lower.ci[[1]], a$feldt$upper.ci[[1]]),
+       item_names = rownames(a$item.stats), r_drop = a$item.stats$r.drop)
+}
+
+# Green & Yang (2009) categorical omega: compRelSEM(ord.scale = TRUE) on a one-factor WLSMV fit,
+# beside the latent-response ("ordinal") omega of the same fit (ord.scale = FALSE).
+categorical_ref <- function(x, missing) {
+  model <- paste("f =~", paste(names(x), collapse = " + "))
+  fit <- lavaan::cfa(model, data = x, ordered = TRUE, std.lv = TRUE, missing = missing)
+  list(
+    call = sprintf("compRelSEM(cfa('%s', data = x, ordered = TRUE, std.lv = TRUE, missing = '%s'), ord.scale = TRUE, obs.var = TRUE|FALSE)", model, missing),
+    n = lavInspect(fit, "nobs"),
+    omega_cat_observed = unname(compRelSEM(fit, ord.scale = TRUE, obs.var = TRUE)[["f"]]),
+    omega_cat_model = unname(compRelSEM(fit, ord.scale = TRUE, obs.var = FALSE)[["f"]]),
+    omega_latent_observed = unname(compRelSEM(fit, ord.scale = FALSE, obs.var = TRUE)[["f"]]),
+    omega_latent_model = unname(compRelSEM(fit, ord.scale = FALSE, obs.var = FALSE)[["f"]])
+  )
+}
+
 weighted_ref <- function(x, w) {
   dd <- x; dd$w <- w
   des <- svydesign(ids = ~1, weights = ~w, data = dd)
@@ -114,6 +139,9 @@ for (s in names(scales)) {
     omega_pairwise = omega_ref(x, "pairwise"),
     omega_wald_listwise = omega_wald_ref(x),
     ordinal = ordinal_ref(x),
+    check_keys = check_keys_ref(bfi[, scales[[s]]]),
+    categorical_listwise = categorical_ref(x, "listwise"),
+    categorical_pairwise = categorical_ref(x, "pairwise"),
     weighted_listwise_alpha = weighted_ref(x, d$w)
   )
 }
@@ -133,16 +161,18 @@ meta <- list(
                   semTools = as.character(packageVersion("semTools")),
                   survey = as.character(packageVersion("survey"))),
   data = "psych::bfi items, reverse-keyed A1 C4 C5 E1 E2 O2 O5 as 7 - x; w = 0.5 + (age %% 4)/2",
-  calls = list(
+  call = list(
     alpha = "psych::alpha(x, warnings = FALSE)  # use = 'pairwise'; listwise: psych::alpha(na.omit(x))",
     feldt = "psych::alpha(x)$feldt (psych::alpha.ci with n.obs = nrow(x))",
     duhachek = "raw_alpha -/+ qnorm(0.975) * psych::alpha(x)$total$ase  (psych's print uses 1.96)",
     omega = "semTools::compRelSEM(lavaan::cfa('f =~ ...', data = x, std.lv = TRUE, missing = m), obs.var = TRUE|FALSE)",
     ordinal = "psych::alpha(psych::polychoric(x)$rho); lavaan::lavCor(x, ordered = names(x), missing = 'pairwise') then cfa(sample.cov = rho, sample.nobs = nrow(x), std.lv = TRUE) and compRelSEM",
-    weighted = "survey::svycralpha(~items, svydesign(ids = ~1, weights = ~w, data = x), na.rm = TRUE)"
+    weighted = "survey::svycralpha(~items, svydesign(ids = ~1, weights = ~w, data = x), na.rm = TRUE)",
+    check_keys = "psych::alpha(raw_x, check.keys = TRUE, warnings = FALSE) on the raw (un-reversed) bfi codes",
+    categorical = "semTools::compRelSEM(lavaan::cfa('f =~ ...', data = x, ordered = TRUE, std.lv = TRUE, missing = m), ord.scale = TRUE|FALSE, obs.var = TRUE|FALSE)"
   ),
   tolerance = list(alpha_closed_form = 1e-8, omega = 1e-4, polychoric_based = 2e-3,
-                   weighted_alpha = 1e-8)
+                   weighted_alpha = 1e-8, categorical_omega = 1e-4)
 )
 write_json(list(meta = meta, scales = res), file.path(out_dir, "reliability_bfi.json"),
            digits = NA, auto_unbox = TRUE, pretty = TRUE)
