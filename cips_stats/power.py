@@ -109,6 +109,25 @@ class SampleSize(Result):
     def __hash__(self) -> int:
         return hash(self.n)
 
+    def _other(self, other: Any) -> int:
+        if isinstance(other, SampleSize):
+            return other.n
+        if isinstance(other, (int, np.integer)) and not isinstance(other, bool):
+            return int(other)
+        raise TypeError(f"cannot compare SampleSize with {type(other).__name__}")
+
+    def __lt__(self, other: Any) -> bool:
+        return self.n < self._other(other)
+
+    def __le__(self, other: Any) -> bool:
+        return self.n <= self._other(other)
+
+    def __gt__(self, other: Any) -> bool:
+        return self.n > self._other(other)
+
+    def __ge__(self, other: Any) -> bool:
+        return self.n >= self._other(other)
+
     def __repr__(self) -> str:
         return f"SampleSize(n={self.n}, n0={self.n0:.2f}, population={self.population})"
 
@@ -464,7 +483,9 @@ def _wilson(k: np.ndarray, n: np.ndarray, level: float = 0.95) -> tuple[np.ndarr
         den = 1.0 + z * z / n
         centre = (p + z * z / (2 * n)) / den
         half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return centre - half, centre + half
+    low = np.where(k == 0, 0.0, np.maximum(0.0, centre - half))
+    high = np.where(k == n, 1.0, np.minimum(1.0, centre + half))
+    return low, high
 
 
 def _run_parallel(func: Any, jobs: Sequence[tuple], backend: Any, n_jobs: int | None) -> list:
