@@ -60,6 +60,12 @@ class RawTable:
     letter_missing : dict
         ``{column: ["a", "b", ...]}`` Stata extended missing values (``.a`` .. ``.z``) present
         in the file; the cells hold the letter (text), so they are never silently blank.
+    findings : list of tuple
+        What the reader saw and changed: ``(rule, rows, column, values, reasons)`` with 0-based
+        ``rows`` (``[-1]`` for the whole table or column): formula cells without a value and merged
+        cells (XLSX), formula escapes removed (CSV), the encoding and separator detected.
+    encoding, sep : str or None
+        The CSV text encoding and field separator used (given or detected).
     format : str
         ``"csv"``, ``"xlsx"``, ``"sav"``, ``"dta"``, ``"parquet"`` or ``"frame"``.
     """
@@ -70,6 +76,14 @@ class RawTable:
     user_missing: dict = field(default_factory=dict)
     format: str = "frame"
     letter_missing: dict = field(default_factory=dict)
+    findings: list = field(default_factory=list)
+    encoding: str | None = None
+    sep: str | None = None
+
+
+#: Default most data records a file may hold (``max_rows=`` of :func:`read_table`), checked
+#: before the table is materialised.
+MAX_ROWS = 5_000_000
 
 
 def _fail(rule: str, source: str, message: str, value: Any = None) -> DataError:
@@ -91,14 +105,19 @@ def _check_csv_records(path: Path, src: str, encoding: str, sep: str = ",") -> l
     fast = _csv_records_fast(path, src, encoding, sep)
     if fast is not None:
         return fast[0]
+    return _check_csv_records_slow(path, src, encoding, sep)[0]
+
+
+def _check_csv_records_slow(path: Path, src: str, encoding: str, sep: str) -> tuple[list[str], int]:
+    """The record check with the :mod:`csv` module (any file); returns the header and the record count."""
     bad: list[Problem] = []
+    rec = 0
     with open(path, newline="", encoding=encoding) as fh:
         reader = csv.reader(fh, delimiter=sep)
         header = next(reader, None)
         if header is None:
-            return []
+            return [], 0
         k = len(header)
-        rec = 0
         for fields in reader:
             if not fields:  # blank line: skipped by pandas too, not a record
                 continue
@@ -107,7 +126,7 @@ def _check_csv_records(path: Path, src: str, encoding: str, sep: str = ",") -> l
                 bad.append(_record_problem(src, rec, len(fields), k))
     if bad:
         raise DataError(f"Cannot read {src}: {len(bad)} records do not match the header.", bad)
-    return header
+    return header, rec
 
 
 def _record_problem(src: str, rec: int, got: int, k: int) -> Problem:
@@ -118,16 +137,19 @@ def _record_problem(src: str, rec: int, got: int, k: int) -> Problem:
 #: Encodings in which the separator, the quote and the line feed are single bytes that never
 #: occur inside a multi-byte character (so fields can be counted on the bytes).
 _BYTE_ENCODINGS = {"utf-8", "utf-8-sig", "ascii", "latin-1", "iso8859-1", "cp1252"}
+#: Bytes scanned at a time by the CSV checks (bounded memory on large files).
+_BLOCK = 1 << 24
 
 
-def _csv_records_fast(path: Path, src: str, encoding: str, sep: str) -> tuple[list[str], int] | None:
-    """The record check of :func:`_check_csv_records` vectorised on the file's bytes.
+def _csv_records_fast(path: Path, src: str, encoding: str, sep: str,
+                      data: bytes | None = None) -> tuple[list[str], int] | None:
+    """The record check of :func:`_check_csv_records` vectorised on the file's bytes, block by block.
 
     Used only where it gives the same answer as the :mod:`csv` module: an ASCII one-character
     separator, an encoding in :data:`_BYTE_ENCODINGS`, no quote character, no NUL byte, line ends
     ``\\n`` or ``\\r\\n`` only and a non-blank header line. Otherwise returns None (use the
     :mod:`csv` module). Fields per record = separators + 1; empty lines are not records.
-    Returns the header and the number of records.
+    Returns the header and the number of records. ``data``: the file's bytes, when already read.
     """
     import codecs
 
@@ -137,73 +159,284 @@ def _csv_records_fast(path: Path, src: str, encoding: str, sep: str) -> tuple[li
         return None
     if enc not in _BYTE_ENCODINGS or len(sep) != 1 or ord(sep) > 127 or sep in '"\r\n':
         return None
-    data = path.read_bytes()
+    if data is None:
+        data = path.read_bytes()
     if enc == "utf-8-sig" and data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8):]
     if b'"' in data or b"\x00" in data or data.count(b"\r") != data.count(b"\r\n"):
         return None
-    try:
-        data.decode("utf-8" if enc == "utf-8-sig" else enc)
-    except UnicodeDecodeError:
+    if _first_bad_byte(data, "utf-8" if enc == "utf-8-sig" else enc) is not None:
         return None  # the csv module reports it, with its message
     if not data:
         return [], 0
-    arr = np.frombuffer(data, dtype=np.uint8)
+    end = data.find(b"\n")
+    first = data[: len(data) if end < 0 else end].rstrip(b"\r")
+    if not first:
+        return None  # blank first line: the csv module's header handling applies
+    header = first.decode("utf-8" if enc == "utf-8-sig" else enc).split(sep)
+    k = len(header)
+    probs: list[Problem] = []
+    n_rec = 0
+    pos = len(data) if end < 0 else end + 1
+    while pos < len(data):  # whole lines, about _BLOCK bytes at a time
+        stop = data.find(b"\n", min(pos + _BLOCK, len(data)) - 1)
+        stop = len(data) if stop < 0 else stop + 1
+        fields, length = _fields_per_line(np.frombuffer(data, dtype=np.uint8, count=stop - pos, offset=pos), sep)
+        rec_fields = fields[length > 0]
+        bad = np.flatnonzero(rec_fields != k)
+        probs += [_record_problem(src, n_rec + int(r) + 1, int(rec_fields[r]), k) for r in bad]
+        n_rec += int(rec_fields.size)
+        pos = stop
+    if probs:
+        raise DataError(f"Cannot read {src}: {len(probs)} records do not match the header.", probs)
+    return header, n_rec
+
+
+def _fields_per_line(arr: np.ndarray, sep: str) -> tuple[np.ndarray, np.ndarray]:
+    """Fields (separators + 1) and length (without the line end) of each line of a block of whole lines."""
     nl = np.flatnonzero(arr == 10)
     ends = nl if (nl.size and nl[-1] == arr.size - 1) else np.append(nl, arr.size)  # end of each line
     starts = np.concatenate(([0], ends[:-1] + 1))
     stop = ends.copy()
     has_cr = (stop > starts) & (arr[np.maximum(stop - 1, 0)] == 13)
     stop[has_cr] -= 1
-    length = stop - starts
-    if length[0] == 0:
-        return None  # blank first line: the csv module's header handling applies
-    seps = np.flatnonzero(arr == ord(sep))  # separators before the end minus before the start
-    fields = np.searchsorted(seps, stop) - np.searchsorted(seps, starts) + 1
-    header = data[starts[0]:stop[0]].decode("utf-8" if enc == "utf-8-sig" else enc).split(sep)
-    k = len(header)
-    rec_fields = fields[1:][length[1:] > 0]
-    bad = np.flatnonzero(rec_fields != k)
-    if bad.size:
-        probs = [_record_problem(src, int(r) + 1, int(rec_fields[r]), k) for r in bad]
-        raise DataError(f"Cannot read {src}: {len(probs)} records do not match the header.", probs)
-    return header, int(rec_fields.size)
+    seps = np.cumsum(arr == ord(sep), dtype=np.int32)  # separators up to and including each byte
+    before = lambda i: np.where(i > 0, seps[np.maximum(i - 1, 0)], 0)  # noqa: E731 - separators before i
+    return before(stop) - before(starts) + 1, stop - starts
+
+
+def _first_bad_byte(data: bytes, encoding: str) -> int | None:
+    """Offset of the first byte that does not decode in ``encoding`` (None when all do).
+
+    Decoded in blocks (cut at a character boundary) so that a large file never becomes one
+    large string.
+    """
+    import codecs
+
+    enc = codecs.lookup(encoding).name
+    step = 2 if enc.startswith("utf-16") else 1
+    pos = 0
+    while pos < len(data):
+        stop = min(len(data), pos + _BLOCK)
+        if enc in ("utf-8", "utf-8-sig"):
+            while stop < len(data) and stop > pos and (data[stop] & 0xC0) == 0x80:
+                stop -= 1  # not inside a multi-byte character
+        elif step == 2:
+            stop -= (stop - pos) % 2
+            if stop < len(data) and stop - pos >= 2:
+                unit = data[stop - 2:stop]
+                hi = unit[1] if enc in ("utf-16-le", "utf-16") else unit[0]
+                if 0xD8 <= hi <= 0xDB:
+                    stop -= 2  # not between the halves of a surrogate pair
+        try:
+            codecs.decode(data[pos:stop], enc if pos == 0 or enc != "utf-16" else "utf-16-le")
+        except UnicodeDecodeError as exc:
+            return pos + exc.start
+        pos = stop
+    return None
+
+
+def _decode_failure(data: bytes, offset: int, encoding: str) -> str:
+    """'the byte 0xE9 at line 3 (byte 41)' for a message."""
+    line = data.count(b"\n", 0, offset) + 1
+    return f"the byte 0x{data[offset]:02X} at line {line} (byte {offset + 1}) is not valid {encoding}"
+
+
+def _detect_encoding(data: bytes, encoding: str | None, src: str) -> tuple[str, str | None]:
+    """The encoding to read a CSV file with, and a note when it was detected as not UTF-8.
+
+    A byte-order mark decides (UTF-8, UTF-16); an encoding given is checked; otherwise UTF-8,
+    then Windows-1252 (a superset of Latin-1's printable characters). Bytes that do not decode
+    raise :class:`DataError` naming the byte, its line and what to pass.
+    """
+    import codecs
+
+    if encoding is not None:
+        try:
+            enc = codecs.lookup(encoding).name
+        except LookupError:
+            raise _fail("argument_invalid", src, f"unknown encoding {encoding!r}.", encoding) from None
+        if enc == "utf-8" and data.startswith(codecs.BOM_UTF8):
+            enc = "utf-8-sig"
+        bad = _first_bad_byte(data, enc)
+        if bad is not None:
+            raise _fail("file_encoding", src, f"{_decode_failure(data, bad, enc)}; pass the file's encoding "
+                        f"(e.g. encoding='cp1252' or --encoding cp1252), or omit it to detect it.",
+                        f"0x{data[bad]:02X}")
+        return enc, None
+    if data.startswith(codecs.BOM_UTF8):
+        enc = "utf-8-sig"
+    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        enc = "utf-16"
+    else:
+        enc = ""
+    if enc:
+        bad = _first_bad_byte(data, enc)
+        if bad is not None:
+            raise _fail("file_encoding", src, f"{_decode_failure(data, bad, enc)} although the file starts "
+                        f"with a {enc} byte-order mark.", f"0x{data[bad]:02X}")
+        return enc, None
+    bad8 = _first_bad_byte(data, "utf-8")
+    if bad8 is None:
+        return "utf-8", None
+    bad1252 = _first_bad_byte(data, "cp1252")
+    if bad1252 is None:
+        return "cp1252", (f"The file is not UTF-8 ({_decode_failure(data, bad8, 'UTF-8')}); read as Windows-1252 "
+                          f"(cp1252), which decodes every byte of it. Pass encoding= to choose another.")
+    raise _fail("file_encoding", src, f"the encoding is not UTF-8 ({_decode_failure(data, bad8, 'UTF-8')}) nor "
+                f"Windows-1252 ({_decode_failure(data, bad1252, 'cp1252')}); pass the file's encoding with "
+                f"encoding= or --encoding (e.g. latin-1).", f"0x{data[bad8]:02X}")
+
+
+#: Field separators tried when ``sep`` is not given, most common first.
+_SEPARATORS = (",", ";", "\t", "|")
+
+
+def _detect_sep(data: bytes, encoding: str) -> tuple[str, str | None]:
+    """The separator that occurs most often in the header line (',' when none occurs), with a note."""
+    import codecs
+
+    if encoding.startswith("utf-16"):
+        head = data[: 1 << 16]
+        text = codecs.decode(head[: len(head) - len(head) % 2], encoding, errors="replace")
+    else:
+        text = data[: 1 << 16].decode(encoding, errors="replace")
+    header = text.lstrip("\ufeff").split("\n", 1)[0]
+    counts = {s: header.count(s) for s in _SEPARATORS}
+    best = max(_SEPARATORS, key=lambda s: counts[s])
+    if counts[best] == 0 or best == ",":
+        return ",", None
+    return best, f"The field separator {best!r} was detected from the header line; pass sep= to choose another."
 
 
 def _read_csv_arrow(path: Path, header: list[str], n_records: int, encoding: str, sep: str) -> pd.DataFrame | None:
     """Read a simple CSV file (one :func:`_csv_records_fast` accepted) as text with Arrow's reader.
 
-    Every column is text (pandas ``str``), only empty fields are blank, exactly as the pandas
+    Every column is text as categorical (distinct values once, small integer codes: a fraction
+    of the memory of one string per cell); only empty fields are blank, exactly as the pandas
     path with ``dtype=object``; the header is the one already checked (the reader skips it).
-    Returns None (use pandas) for encodings other than UTF-8/ASCII, blank header names (pandas
-    names them ``Unnamed: k``), any reader error, or a shape other than records x header.
+    Returns None (use pandas) for a blank header name (pandas names them ``Unnamed: k``), any
+    reader error, or a shape other than records x header.
     """
-    import codecs
-
-    if codecs.lookup(encoding).name not in ("utf-8", "utf-8-sig", "ascii") or not header:
-        return None
-    if any(h.strip() == "" for h in header):
+    if not header or any(h.strip() == "" for h in header):
         return None
     try:
         import pyarrow as pa
         import pyarrow.csv as pacsv
 
+        text = pa.dictionary(pa.int32(), pa.string())
         table = pacsv.read_csv(
             path,
-            read_options=pacsv.ReadOptions(column_names=header, skip_rows=1),
+            read_options=pacsv.ReadOptions(column_names=header, skip_rows=1, encoding=encoding,
+                                           block_size=1 << 22),
             parse_options=pacsv.ParseOptions(delimiter=sep, ignore_empty_lines=True),
-            convert_options=pacsv.ConvertOptions(column_types={h: pa.string() for h in header},
+            convert_options=pacsv.ConvertOptions(column_types={h: text for h in header},
                                                  strings_can_be_null=True, null_values=[""],
                                                  quoted_strings_can_be_null=True),
         )
-        frame = table.to_pandas()
+        table = table.unify_dictionaries()
+        frame = table.to_pandas(self_destruct=True, split_blocks=True)
+        del table
     except Exception:  # noqa: BLE001 - anything unexpected: the pandas reader decides
         return None
     if frame.shape != (n_records, len(header)) or [str(c) for c in frame.columns] != header:
         return None
-    if not all(isinstance(frame[c].dtype, pd.StringDtype) for c in frame.columns):
-        return None
     return frame
+
+
+def _read_csv_pandas(path: Path, encoding: str, sep: str) -> pd.DataFrame:
+    """Any CSV (quotes, embedded line breaks) with pandas' C parser, as text (object columns)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.ParserWarning)
+        return pd.read_csv(path, dtype=object, keep_default_na=False, na_values=[""],
+                           encoding=encoding, index_col=False, sep=sep)
+
+
+#: First characters that make a spreadsheet read a CSV field as a formula (OWASP "CSV injection").
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def escape_formula(value: str) -> str:
+    """A text value as written to CSV by :func:`write_table`: a leading ``'`` before a formula start.
+
+    A value starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return (or with ``'``, so that
+    the escape can be undone unambiguously) gets one ``'`` in front; :func:`unescape_formula`
+    (applied by the CSV reader) removes it.
+
+    Examples
+    --------
+    >>> from cips_stats._io import escape_formula, unescape_formula
+    >>> escape_formula("=1+1"), escape_formula("abc"), escape_formula("'x")
+    ("'=1+1", 'abc', "''x")
+    >>> all(unescape_formula(escape_formula(v)) == v for v in ["=1+1", "+4", "-x", "@a", "\\tx", "'", ""])
+    True
+    """
+    return "'" + value if value.startswith(FORMULA_START + ("'",)) else value
+
+
+def unescape_formula(value: str) -> str:
+    """Undo :func:`escape_formula`: ``'`` followed by a formula start or ``'`` loses the ``'``."""
+    return value[1:] if value.startswith("'") and value[1:].startswith(FORMULA_START + ("'",)) else value
+
+
+def _unescape_column(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """A text column with escaped formula starts restored; returns it and the rows changed (0-based)."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        cats = [str(c) for c in s.cat.categories]
+        new = [unescape_formula(c) for c in cats]
+        if new == cats:
+            return s, np.zeros(0, dtype=np.int64)
+        codes = np.asarray(s.cat.codes, dtype=np.int64)
+        changed = np.array([a != b for a, b in zip(cats, new)] + [False])
+        rows = np.flatnonzero(changed[codes])
+        uniq, inv = np.unique(np.asarray(new, dtype=object), return_inverse=True)
+        new_codes = np.where(codes < 0, -1, inv[np.maximum(codes, 0)])
+        return pd.Series(pd.Categorical.from_codes(new_codes, categories=list(uniq))), rows
+    vals = s.to_numpy(dtype=object)
+    starts = np.array([isinstance(v, str) and v.startswith("'") for v in vals], dtype=bool)
+    if not starts.any():
+        return s, np.zeros(0, dtype=np.int64)
+    new = vals.copy()
+    new[starts] = [unescape_formula(v) for v in vals[starts]]
+    rows = np.flatnonzero(starts & (new != vals))
+    return pd.Series(new, dtype=object), rows
+
+
+def _read_csv(path: Path, src: str, encoding: str | None, sep: str | None, max_rows: int) -> RawTable:
+    """A CSV file as text: encoding and separator checked or detected, records checked, size checked."""
+    data = path.read_bytes()
+    enc, enc_note = _detect_encoding(data, encoding, src)
+    sep_note = None
+    if sep is None:
+        sep, sep_note = _detect_sep(data, enc)
+    elif not isinstance(sep, str) or len(sep) != 1 or sep in '"\r\n':
+        raise _fail("argument_invalid", src, f"sep must be one character (not a quote or line end), not {sep!r}.",
+                    sep)
+    fast = _csv_records_fast(path, src, enc, sep, data=data)
+    del data
+    header, n_rec = fast if fast is not None else _check_csv_records_slow(path, src, enc, sep)
+    _check_header(header, src)
+    _check_rows(n_rec, max_rows, src)
+    frame = _read_csv_arrow(path, header, n_rec, enc, sep) if fast is not None else None
+    if frame is None:
+        frame = _read_csv_pandas(path, enc, sep)
+    findings = [(rule, np.array([-1]), None, None, note) for rule, note in
+                (("encoding_detected", enc_note), ("separator_detected", sep_note)) if note]
+    for c in frame.columns:
+        if isinstance(frame[c].dtype, pd.CategoricalDtype) or frame[c].dtype == object:
+            new, rows = _unescape_column(frame[c])
+            if rows.size:
+                findings.append(("csv_formula_escape", rows, str(c), None,
+                                 "A leading ' before a formula character (written against spreadsheet formula "
+                                 "injection) was removed."))
+                frame[c] = new
+    return RawTable(frame=frame, source=src, format="csv", findings=findings, encoding=enc, sep=sep)
+
+
+def _check_rows(n: int | None, max_rows: int, src: str) -> None:
+    if n is not None and n > max_rows:
+        raise _fail("table_too_large", src, f"the file holds {n:,} data records, more than max_rows={max_rows:,}; "
+                    f"pass a larger max_rows= (or --max-rows) if this is intended.", n)
 
 
 def _check_header(header: list[str], src: str) -> None:
@@ -224,7 +457,41 @@ def _flat(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def read_table(source: Any, *, sheet: str | int = 0, encoding: str = "utf-8-sig", sep: str = ",") -> RawTable:
+def _nested_problems(names: list[str], types: list[Any], src: str) -> None:
+    """List, struct and map columns (Parquet, Arrow dtypes) cannot hold answer codes: a DataError."""
+    import pyarrow as pa
+
+    bad = [(n, t) for n, t in zip(names, types)
+           if pa.types.is_nested(t) or (pa.types.is_dictionary(t) and pa.types.is_nested(t.value_type))]
+    if bad:
+        raise DataError(f"Cannot read {src}: {len(bad)} column(s) hold nested values (lists, structs or maps).",
+                        [Problem(rule="column_nested", file=src, column=n, value=str(t),
+                                 message=f"The column holds nested values of type {t}; a respondent table holds "
+                                         f"one value per cell.") for n, t in bad])
+
+
+def _read_parquet(path: Path, src: str, max_rows: int) -> RawTable:
+    """A Parquet file, its row count and column types checked first, read one row group at a time."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(path)
+    schema = pf.schema_arrow
+    _nested_problems(list(schema.names), list(schema.types), src)
+    _check_rows(pf.metadata.num_rows, max_rows, src)
+    parts, total = [], 0
+    for g in range(pf.num_row_groups):
+        part = pf.read_row_group(g)
+        total += part.num_rows
+        _check_rows(total, max_rows, src)  # the metadata may understate it
+        parts.append(part)
+    table = pa.concat_tables(parts) if parts else schema.empty_table()
+    del parts
+    return RawTable(frame=_flat(table.to_pandas()), source=src, format="parquet")
+
+
+def read_table(source: Any, *, sheet: str | int = 0, encoding: str | None = None, sep: str | None = None,
+               max_rows: int = MAX_ROWS) -> RawTable:
     """Read a file (CSV, XLSX, SAV, DTA, Parquet) or take a DataFrame, without recoding.
 
     Parameters
@@ -233,16 +500,19 @@ def read_table(source: Any, *, sheet: str | int = 0, encoding: str = "utf-8-sig"
         The file, chosen by its extension, or an in-memory table.
     sheet : str or int
         Excel sheet (name or 0-based position).
-    encoding : str
-        Text encoding of CSV files (a UTF-8 byte-order mark is accepted).
-    sep : str
-        Field separator of CSV files (one character).
+    encoding : str, optional
+        Text encoding of CSV files; default: detected (byte-order mark, UTF-8, then Windows-1252).
+    sep : str, optional
+        Field separator of CSV files (one character); default: detected from the header line.
+    max_rows : int
+        Most data records accepted, checked before the table is materialised.
 
     Returns
     -------
     RawTable
     """
     if isinstance(source, pd.DataFrame):
+        _check_rows(len(source), max_rows, "<DataFrame>")
         return RawTable(frame=_flat(source), source="<DataFrame>", format="frame")
     if not isinstance(source, (str, os.PathLike)):
         raise DataError("The data must be a file path or a pandas DataFrame.",
@@ -261,33 +531,31 @@ def read_table(source: Any, *, sheet: str | int = 0, encoding: str = "utf-8-sig"
         raise _fail("file_unreadable", src, "the path is a directory, not a file.")
     try:
         if fmt == "csv":
-            fast = _csv_records_fast(path, src, encoding, sep)
-            header = fast[0] if fast is not None else _check_csv_records(path, src, encoding, sep)
-            _check_header(header, src)
-            frame = _read_csv_arrow(path, header, fast[1], encoding, sep) if fast is not None else None
-            if frame is not None:
-                return RawTable(frame=frame, source=src, format=fmt)
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", pd.errors.ParserWarning)
-                frame = pd.read_csv(path, dtype=object, keep_default_na=False, na_values=[""],
-                                    encoding=encoding, index_col=False, sep=sep)
-            return RawTable(frame=frame, source=src, format=fmt)
+            return _read_csv(path, src, encoding, sep, max_rows)
         if fmt == "xlsx":
-            frame = _read_xlsx(path, src, sheet)
-            return RawTable(frame=frame.reset_index(drop=True), source=src, format=fmt)
-        if fmt == "parquet":
-            frame = pd.read_parquet(path)
-            return RawTable(frame=_flat(frame), source=src, format=fmt)
-        import pyreadstat
+            from ._xlsx import read_xlsx
 
-        if fmt == "sav":
-            frame, meta = pyreadstat.read_sav(str(path), user_missing=True)
-        else:
-            frame, meta = pyreadstat.read_dta(str(path), user_missing=True)
+            return read_xlsx(path, src, sheet, max_rows)
+        if fmt == "parquet":
+            return _read_parquet(path, src, max_rows)
+        return _read_stat(path, src, fmt, max_rows)
     except DataError:
         raise
+    except MemoryError:
+        raise _fail("file_unreadable", src, "the file does not fit in memory.") from None
     except Exception as exc:  # any reader failure: corrupt or unreadable content
         raise _fail("file_unreadable", src, f"{type(exc).__name__}: {exc}".strip().rstrip(".") + ".") from exc
+
+
+def _read_stat(path: Path, src: str, fmt: str, max_rows: int) -> RawTable:
+    """An SPSS or Stata file with its value labels and missing codes; the row count checked first."""
+    import pyreadstat
+
+    reader = pyreadstat.read_sav if fmt == "sav" else pyreadstat.read_dta
+    _, head = reader(str(path), metadataonly=True)
+    _check_rows(getattr(head, "number_rows", None), max_rows, src)
+    frame, meta = reader(str(path), user_missing=True, row_limit=max_rows + 1)
+    _check_rows(len(frame), max_rows, src)
     labels = {str(col): {_clean_code(k): str(v) for k, v in lab.items()}
               for col, lab in (meta.variable_value_labels or {}).items()}
     missing: dict[str, list[tuple[Any, Any]]] = {}
@@ -366,6 +634,7 @@ def _write_xlsx(frame: pd.DataFrame, path: Path) -> None:
     openpyxl formats numbers with 16 significant digits (``"%.16g"``), which
     loses the last digit of some doubles; non-integral floats are therefore
     written as their shortest round-trip text (``repr``) in a numeric cell.
+    Text starting with ``=`` is written as a text cell (openpyxl would write a formula).
     """
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
@@ -391,6 +660,10 @@ def _write_xlsx(frame: pd.DataFrame, path: Path) -> None:
                     cell = WriteOnlyCell(ws, value=repr(v))
                     cell.data_type = "n"
                     v = cell
+            elif isinstance(v, str) and v.startswith("="):  # text, never a formula
+                cell = WriteOnlyCell(ws, value=v)
+                cell.data_type = "s"
+                v = cell
             out.append(v)
         ws.append(out)
     wb.save(path)
@@ -404,7 +677,9 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike, *,
     """Write a table by file extension; SPSS/Stata get value labels (and SPSS user-missing codes).
 
     ``numeric_columns`` are written as numbers; every other non-numeric column
-    is written as text (blank = empty string in SPSS/Stata).
+    is written as text (blank = empty string in SPSS/Stata). CSV text that a spreadsheet would
+    run as a formula gets a leading ``'`` (:func:`escape_formula`), which the CSV reader removes;
+    XLSX text starting with ``=`` is written as text.
     """
     p = Path(path)
     ext = p.suffix.lower()
@@ -416,6 +691,9 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike, *,
         for c in out.columns:
             out[c] = _integral_to_int(out[c])
         if fmt == "csv":
+            for c in out.columns:
+                if out[c].dtype == object or isinstance(out[c].dtype, pd.StringDtype):
+                    out[c] = out[c].astype(object).map(lambda v: escape_formula(v) if isinstance(v, str) else v)
             out.to_csv(p, index=False)
         else:
             _write_xlsx(out, p)

@@ -46,9 +46,10 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from ._io import FORMATS, read_table, write_table
+from . import _parse as _p
+from ._io import FORMATS, MAX_ROWS, read_table, write_table
 from .errors import DataError, Problem
-from .instrument import Instrument
+from .instrument import COLUMN_TARGETS, ColumnSpec, Instrument, _did_you_mean, _short, parse_columns
 from .results import Provenance, Result, fingerprint_frame
 
 __all__ = [
@@ -107,6 +108,37 @@ RULES: dict[str, tuple[str, str, str]] = {
     "unknown_column": ("column", "note", "A column the instrument does not declare; kept aside in SurveyData.aside."),
     "text_whitespace": ("value", "coercion", "Text with surrounding white space, read without it."),
     "group_label": ("column", "coercion", "A labelled group code whose label is a group's label, read as that group's id."),
+    # reading the file (raised by the readers; see cips_stats._io and cips_stats._xlsx)
+    "file_encoding": ("table", "fatal", "The file's bytes do not decode in its (given or detected) encoding."),
+    "table_too_large": ("table", "fatal", "The file holds more data records than max_rows."),
+    "column_nested": ("table", "fatal", "A column holds nested values (lists, structs, maps)."),
+    "xlsx_merged_header": ("table", "fatal", "Header cells of the Excel sheet are merged."),
+    "value_unreadable": ("table", "fatal", "A column's values cannot be read at all."),
+    "column_mapped_missing": ("table", "fatal", "A column named by columns= (or a flag) is not in the file."),
+    "column_conflict": ("table", "fatal", "The file has a column that a mapping also fills from elsewhere."),
+    "xlsx_formula_no_value": ("value", "problem", "An Excel formula cell without a saved value: its value is unknown."),
+    "xlsx_merged_cell": ("value", "problem", "A cell inside a merged Excel range: the file stores no value for it."),
+    "value_nested": ("value", "problem", "A cell holds a list, dict or array instead of one value."),
+    "text_control": ("row", "problem", "A key, design or demographic text holds control characters."),
+    "code_unlabelled": ("row", "problem", "A code without a value label in a labelled key or design column."),
+    "weight_too_large": ("row", "problem", "The weight is above MAX_WEIGHT."),
+    # coercions: values read after a recorded conversion (SurveyData.coercions)
+    "number_format": ("value", "coercion", "A number written with a sign, exponent, leading zeros or a bare decimal mark."),
+    "text_invisible": ("value", "coercion", "Invisible characters (zero-width space, BOM, soft hyphen...) removed."),
+    "text_unicode": ("value", "coercion", "Text normalised to Unicode NFC."),
+    "text_case_variant": ("value", "coercion", "A spelling that differs only in case, read as the usual spelling."),
+    "code_label": ("value", "coercion", "A text answer equal to a scale or missing-code label, read as its code."),
+    "csv_formula_escape": ("value", "coercion", "A leading ' (written against formula injection) removed."),
+    "column_name": ("column", "coercion", "A column name read without invisible characters or white space."),
+    # notes on what was read (SurveyData.notes): nothing set aside
+    "encoding_detected": ("table", "info", "The CSV encoding was detected (not UTF-8)."),
+    "separator_detected": ("table", "info", "The CSV separator was detected from the header."),
+    "decimal_detected": ("column", "info", "A column's text numbers use a decimal comma (and no point)."),
+    "column_mapped": ("column", "info", "A file column read as a respondent-table column (columns=, a flag)."),
+    "column_constant": ("column", "info", "A respondent-table column given as one value for every row."),
+    "respondent_id_generated": ("column", "info", "respondent_id numbers the rows."),
+    "weight_extreme": ("value", "info", "A weight above WEIGHT_RATIO_MAX times its cell's median (Potter 1990)."),
+    "weight_lookalike": ("column", "info", "An unknown column that looks like a weight (not used)."),
 }
 
 
@@ -149,6 +181,10 @@ class SurveyData:
         estimators use by default; ``None`` means the data model's default
         (the ``weight``, ``stratum`` and ``cluster`` columns when present).
         Set by :mod:`cips_stats.weighting` and :meth:`with_design`.
+    notes : pandas.DataFrame, optional
+        What was read, with nothing set aside: the encoding or separator detected, column
+        mappings and constants, generated ids, extreme weights, columns that look like a weight;
+        same columns as ``exclusions``.
     """
 
     frame: pd.DataFrame
@@ -160,6 +196,7 @@ class SurveyData:
     value_labels: dict = field(default_factory=dict)
     coercions: pd.DataFrame = field(default_factory=_empty_exclusions)
     design: Any = None
+    notes: pd.DataFrame = field(default_factory=_empty_exclusions)
 
     @property
     def fingerprint(self) -> str:
@@ -256,176 +293,26 @@ class SurveyData:
 
 
 # =============================================================================== parsing helpers
-#: Text accepted as a number: optional sign, digits with an optional decimal part, optional exponent
-#: ("4", "4.0", "+4", ".5", "1e1"). "nan", "inf", "1_000", "4,5" are not numbers.
-_NUMBER_TEXT = r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+# The parsers live in cips_stats._parse; these names are kept for the writer and the tests.
+_NUMBER_TEXT = _p.NUMBER_TEXT
+_fmt_number = _p._fmt_number
 
 
 def _parse_numbers(s: pd.Series, distinct: tuple | None = None
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Parse a column of codes without silent coercion.
-
-    Returns ``(num, blank, non_numeric, whitespace)``: ``num`` float64 (NaN when
-    blank or not a number), ``blank`` (NaN/None/empty text), ``non_numeric``
-    (a value that is not a number: text such as ``"abc"`` or ``"NA"``, a boolean),
-    ``whitespace`` (text whose surrounding white space was removed to read it).
-    ``distinct``: the column's :func:`_factorize` when already known (text columns).
-    """
-    n = len(s)
-    dt = s.dtype
-    false = np.zeros(n, dtype=bool)
-    if pd.api.types.is_bool_dtype(dt):
-        blank = s.isna().to_numpy()
-        return np.full(n, np.nan), blank, ~blank, false
-    if pd.api.types.is_numeric_dtype(dt):
-        num = s.to_numpy(dtype=float, na_value=np.nan)
-        return num, np.isnan(num), false, false
-    if isinstance(dt, pd.StringDtype):
-        return _by_distinct(s, _parse_text, distinct)
-    if isinstance(dt, pd.CategoricalDtype):
-        s = s.astype(object)
-    obj = s.astype(object)
-    kind = pd.api.types.infer_dtype(obj, skipna=True)
-    if kind in ("integer", "floating", "mixed-integer-float", "decimal", "empty"):
-        num = pd.to_numeric(obj, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-        blank = obj.isna().to_numpy()
-        return num, blank, false.copy() | (~blank & np.isnan(num)), false
-    if kind != "string":  # mixed types: numbers, text, booleans, other objects in one column
-        is_str = obj.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
-        is_bool = obj.map(lambda v: isinstance(v, (bool, np.bool_))).to_numpy(dtype=bool)
-        na = obj.isna().to_numpy()
-        is_num = obj.map(lambda v: isinstance(v, (int, float, np.integer, np.floating))
-                         and not isinstance(v, (bool, np.bool_))).to_numpy(dtype=bool)
-        num = np.full(n, np.nan)
-        if is_num.any():
-            num[is_num] = np.asarray(obj[is_num].tolist(), dtype=float)
-        blank = na.copy()
-        nonnum = ~na & ~is_num & ~is_str  # booleans and other objects
-        ws = false.copy()
-        if is_str.any():
-            tnum, tblank, tnon, tws = _parse_numbers(pd.Series(obj[is_str].tolist(), dtype=object))
-            num[is_str] = tnum
-            blank[is_str] = tblank
-            nonnum[is_str] = tnon
-            ws[is_str] = tws
-        nonnum |= is_bool & ~na
-        return num, blank, nonnum, ws
-    return _by_distinct(obj, _parse_text, distinct)
-
-
-def _by_distinct(s: pd.Series, parse: Any, distinct: tuple | None = None) -> tuple[np.ndarray, ...]:
-    """Apply a parser of text values to the distinct values of a text column and expand by the codes.
-
-    ``s`` holds only text and blanks (NaN/None). ``distinct`` is ``(codes, uniques)`` of
-    :func:`pandas.factorize` (blank = ``-1``), computed here when not given. ``parse`` takes a
-    list of str or None and returns arrays over it. Answer codes take a handful of distinct values,
-    so the text work (white space, the number pattern, conversion) runs a handful of times per column.
-    """
-    codes, uniq = _factorize(s) if distinct is None else distinct
-    values = np.asarray(uniq, dtype=object).tolist() + [None]  # the last one stands for a blank
-    codes = np.where(codes < 0, len(uniq), codes)
-    return tuple(part[codes] for part in parse(values))
-
-
-def _factorize(s: pd.Series) -> tuple[np.ndarray, Any]:
-    codes, uniq = pd.factorize(s, use_na_sentinel=True)
-    return np.asarray(codes, dtype=np.int64), uniq
-
-
-_NUMBER_RE = re.compile(_NUMBER_TEXT)
-
-
-def _parse_text(values: list) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The text branch of :func:`_parse_numbers`: ``values`` are str or None (blank)."""
-    k = len(values)
-    num = np.full(k, np.nan)
-    blank = np.zeros(k, dtype=bool)
-    nonnum = np.zeros(k, dtype=bool)
-    ws = np.zeros(k, dtype=bool)
-    for j, v in enumerate(values):
-        if v is None:
-            blank[j] = True
-            continue
-        t = v.strip()
-        ws[j] = t != v
-        if t == "":
-            blank[j] = True
-        elif _NUMBER_RE.fullmatch(t):
-            num[j] = float(t)
-        else:
-            nonnum[j] = True
-    return num, blank, nonnum, ws
-
-
-def _label_text(values: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The text branch of :func:`_parse_labels`: ``values`` are str or None (blank)."""
-    k = len(values)
-    out = np.empty(k, dtype=object)
-    blank = np.zeros(k, dtype=bool)
-    ws = np.zeros(k, dtype=bool)
-    for j, v in enumerate(values):
-        t = None if v is None else v.strip()
-        ws[j] = v is not None and t != v
-        blank[j] = not t
-        out[j] = t or None
-    return out, blank, ws
-
-
-def _fmt_number(v: float) -> str:
-    return str(int(v)) if float(v).is_integer() else repr(float(v))
+    """``(num, blank, non_numeric, whitespace)`` of a column (see :func:`cips_stats._parse.parse_numbers`)."""
+    p = _p.parse_numbers(s, distinct)
+    ws = np.zeros(len(s), dtype=bool)
+    ws[p.note_rows("text_whitespace")] = True
+    return p.value, p.blank, p.bad, ws
 
 
 def _parse_labels(s: pd.Series, distinct: tuple | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Key/label column -> (object array of str or None, blank, whitespace-stripped).
-
-    Whole numbers (``1``, ``1.0``, ``"1"``) give ``"1"``, so that an id read as a
-    number from one format and as text from another is the same id.
-    """
-    n = len(s)
-    dt = s.dtype
-    if pd.api.types.is_bool_dtype(dt):
-        vals = s.astype(object).to_numpy()
-        out = np.array([None if pd.isna(v) else str(v) for v in vals], dtype=object)
-        blank = np.array([v is None for v in out], dtype=bool)
-        return out, blank, np.zeros(n, dtype=bool)
-    if pd.api.types.is_integer_dtype(dt):
-        na = s.isna().to_numpy()
-        out = np.empty(n, dtype=object)
-        out[~na] = s[~na].astype("int64").astype(str).to_numpy(dtype=object)
-        out[na] = None
-        return out, na, np.zeros(n, dtype=bool)
-    if pd.api.types.is_float_dtype(dt):
-        v = s.to_numpy(dtype=float, na_value=np.nan)
-        na = np.isnan(v)
-        out = np.empty(n, dtype=object)
-        out[:] = None
-        idx = np.flatnonzero(~na)
-        uniq, inv = np.unique(v[idx], return_inverse=True)  # format each distinct number once
-        out[idx] = np.array([_fmt_number(x) for x in uniq] + [""], dtype=object)[:-1][inv]
-        return out, na, np.zeros(n, dtype=bool)
-    obj = s if isinstance(dt, pd.StringDtype) else s.astype(object)
-    kind = "string" if isinstance(dt, pd.StringDtype) else pd.api.types.infer_dtype(obj, skipna=True)
-    if kind == "string" or kind == "empty":
-        if kind == "empty":
-            return np.full(n, None, dtype=object), np.ones(n, dtype=bool), np.zeros(n, dtype=bool)
-        return _by_distinct(obj, _label_text, distinct)
-    out = np.empty(n, dtype=object)
-    blank = np.zeros(n, dtype=bool)
-    ws = np.zeros(n, dtype=bool)
-    for i, v in enumerate(obj.tolist()):  # mixed-type column: rare path
-        if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
-            blank[i] = True
-            out[i] = None
-        elif isinstance(v, str):
-            t = v.strip()
-            ws[i] = t != v
-            blank[i] = t == ""
-            out[i] = None if blank[i] else t
-        elif isinstance(v, (float, np.floating)) and not isinstance(v, bool):
-            out[i] = _fmt_number(v) if np.isfinite(v) else str(v)
-        else:
-            out[i] = str(v)
-    return out, blank, ws
+    """``(labels, blank, whitespace)`` of a column (see :func:`cips_stats._parse.parse_labels`)."""
+    p = _p.parse_labels(s, distinct)
+    ws = np.zeros(len(s), dtype=bool)
+    ws[p.note_rows("text_whitespace")] = True
+    return p.value, p.blank, ws
 
 
 # =============================================================================== findings
@@ -444,17 +331,17 @@ class _Findings:
         if rows.size == 0:
             return
         scope, kind, message = RULES[rule]
-        if np.ndim(values) == 0 or values is None:
-            vals = np.empty(rows.size, dtype=object)
+        if values is None or isinstance(values, (str, bytes)) or np.ndim(values) == 0:
+            vals = np.full(rows.size, None, dtype=object)
             vals[:] = [values] * rows.size if rows.size else []
         else:
-            vals = np.asarray(values, dtype=object)
+            vals = _objects(values)
         if reason is None:
             reasons = np.full(rows.size, message, dtype=object)
         elif isinstance(reason, str):
             reasons = np.full(rows.size, reason, dtype=object)
         else:
-            reasons = np.asarray(reason, dtype=object)
+            reasons = _objects(reason)
         self.parts.append({"rule": rule, "rows": rows, "column": column, "values": vals,
                            "reasons": reasons, "scope": scope, "kind": kind})
 
@@ -514,6 +401,14 @@ class _Findings:
         })
 
 
+def _objects(values: Any) -> np.ndarray:
+    """A 1-D object array of the values (a list or array), never a 2-D array of nested values."""
+    if isinstance(values, np.ndarray) and values.ndim == 1 and values.dtype == object:
+        return values
+    values = list(values)
+    return np.fromiter(values, dtype=object, count=len(values))
+
+
 def _py(v: Any) -> Any:
     if isinstance(v, np.generic):
         return v.item()
@@ -548,63 +443,559 @@ def _resolve_instrument(instrument: Any) -> Instrument:
                              column="instrument", value=type(instrument).__name__)])
 
 
-def _iteration_map(iterations: Any, src: str) -> dict[str, int] | None:
-    if iterations is None:
+def _argument_error(name: str, message: str, value: Any) -> DataError:
+    return DataError(f"{name}= is invalid: {message}",
+                     [Problem(rule="argument_invalid", message=message, column=name, value=repr(value))])
+
+
+def _iteration_map(iterations: Any, src: str, specs: Mapping[str, ColumnSpec] | None = None) -> dict[str, int] | None:
+    """Iteration labels -> numbers, from ``iterations=`` and the ``iteration`` column spec's ``labels``."""
+    spec = (specs or {}).get("iteration")
+    merged: dict[Any, Any] = dict(spec.labels) if spec is not None and spec.labels else {}
+    if iterations is not None:
+        if not isinstance(iterations, Mapping) or not iterations:
+            raise DataError("iterations= must be a non-empty mapping of labels to positive integers.",
+                            [Problem(rule="argument_invalid", message="iterations= must be a non-empty mapping.",
+                                     file=src, column="iterations", value=repr(iterations))])
+        merged.update(iterations)
+    if not merged:
         return None
-    if not isinstance(iterations, Mapping) or not iterations:
-        raise DataError("iterations= must be a non-empty mapping of labels to positive integers.",
-                        [Problem(rule="argument_invalid", message="iterations= must be a non-empty mapping.",
-                                 file=src, column="iterations", value=repr(iterations))])
     out, bad = {}, []
-    for k, v in iterations.items():
+    for k, v in merged.items():
         ok = isinstance(v, (int, np.integer)) and not isinstance(v, bool) and int(v) >= 1
         if not ok:
             bad.append(Problem(rule="argument_invalid", message="Each iteration must map to a positive integer.",
                                file=src, column="iterations", value=f"{k!r}: {v!r}"))
             continue
-        key, _, _ = _parse_labels(pd.Series([k], dtype=object))
-        out[key[0]] = int(v)
+        out[_p.parse_labels(pd.Series([k], dtype=object)).value[0]] = int(v)
     if bad:
         raise DataError("iterations= is invalid.", bad)
     return out
 
 
-def _load(source: Any, instrument: Any, *, iterations: Any = None, sheet: str | int = 0,
-          encoding: str = "utf-8-sig", sep: str = ",") -> _Outcome:
-    """Read and check everything; never raises for data problems (except bad arguments)."""
-    inst = _resolve_instrument(instrument)
-    try:
-        raw = read_table(source, sheet=sheet, encoding=encoding, sep=sep)
-    except DataError as exc:
-        src = str(source) if isinstance(source, (str, os.PathLike)) else "<DataFrame>"
-        return _Outcome(None, exc.problems, 0, src, None)
-    src = raw.source
-    iter_map = _iteration_map(iterations, src)
-    df = raw.frame
-    n = len(df)
-    fnd = _Findings(src, None)
+def _column_specs(inst: Instrument, columns: Any) -> dict[str, tuple[ColumnSpec, str]]:
+    """``target -> (spec, origin)``: the instrument's ``columns:``, overridden by ``columns=``."""
+    out = {c.target: (c, "the instrument's columns:") for c in inst.columns}
+    if columns is not None:
+        if not isinstance(columns, Mapping):
+            raise _argument_error("columns", "expected a mapping of respondent-table columns to the file's columns.",
+                                  columns)
+        for c in parse_columns(columns, where="columns="):
+            out[c.target] = (c, "columns= (or a command-line flag)")
+    targets = set(COLUMN_TARGETS) | {d.name for d in inst.demographics} | set(inst.item_ids)
+    for t in out:
+        if t not in targets:
+            raise _argument_error("columns", f"{t!r} is neither a key column ({', '.join(COLUMN_TARGETS)}), a "
+                                  f"demographic nor an item of the instrument.", t)
+    return out
 
-    # ---------------------------------------------------------------- table level
-    cols = [str(c) for c in df.columns]
-    dup_cols = sorted({c for c in cols if cols.count(c) > 1})
-    for c in dup_cols:
-        fnd.add_fatal("column_duplicate", f"The column name {c!r} occurs more than once.", column=c)
-    if not dup_cols:
-        df = df.set_axis(cols, axis=1)
-    hint = ""
-    if len(cols) == 1 and any(ch in cols[0] for ch in ";\t|"):
-        hint = " The header is a single column holding ';', tab or '|': pass sep= to name the separator."
-    for c in _REQUIRED:
-        if c not in cols:
-            fnd.add_fatal("column_missing", f"The required column {c!r} is missing.{hint}", column=c)
-    if n == 0:
-        fnd.add_fatal("table_empty", "The table has no data rows.")
-    if fnd.fatal:
-        return _Outcome(None, fnd.problems(), n, src, fnd)
 
-    # ---------------------------------------------------------------- Stata extended missing (.a-.z)
-    demo_names = [d.name for d in inst.demographics]
-    for c, letters in raw.letter_missing.items():
+#: Normalised column names that look like a survey weight (English, French, Spanish,
+#: Portuguese, Italian, German, Dutch, Nordic, Polish, Finnish).
+_WEIGHT_NAME = re.compile(
+    r"(?:.*(?:weight|poids|ponder|gewicht|peso|vekt|vikt|vaegt|waga|paino|wgt|wght).*"
+    r"|w|wt|pw|fw|wt_.*|.*_wt|.*_w|w_.*|fexp|factor|expansion|expfactor|factor_exp)")
+
+
+def _looks_like_weight(name: str) -> bool:
+    """True for column names such as ``pondération``, ``poids``, ``wt``, ``peso``, ``Gewicht``, ``final_weight``.
+
+    Examples
+    --------
+    >>> [_looks_like_weight(c) for c in ["pondération", "Poids", "wt", "peso", "gewicht", "LC1", "country"]]
+    [True, True, True, True, True, False, False]
+    """
+    import unicodedata
+
+    folded = "".join(ch for ch in unicodedata.normalize("NFKD", str(name).casefold()) if not unicodedata.combining(ch))
+    return _WEIGHT_NAME.fullmatch(folded.strip().replace(" ", "_").replace("-", "_")) is not None
+
+
+#: Hints for a missing required column: how to name it or give it.
+_REQUIRED_HINT = {
+    "respondent_id": " Name the id column with --id COL (columns: {respondent_id: COL} in the instrument), or "
+                     "number the rows with --generate-ids (columns: {respondent_id: {generate: true}}).",
+    "country": " Name the column with --country COL, or give one country for every row with --country VALUE "
+               "(columns: {country: {value: VALUE}}).",
+    "iteration": " Name the column with --iteration COL, or give one iteration with --iteration 1 (labels such as "
+                 "'2019-20' map with --iteration-labels 2019-20=1).",
+    "group": " Name the column with --group COL, or give one group for every row with --group VALUE.",
+}
+
+
+def _weight_ratio_max() -> float:
+    from .thresholds import WEIGHT_RATIO_MAX
+
+    return float(WEIGHT_RATIO_MAX)
+
+
+#: Largest weight accepted (not a statistical cut-off: a guard against overflow in sums of
+#: squared weights; a population weight is at most about 1e10).
+MAX_WEIGHT = 1e15
+
+
+class _Loader:
+    """One load: reads the checks phase by phase into a :class:`_Findings` and builds the table.
+
+    Phases: :meth:`prepare` (header, nested values, column mapping, table-level problems),
+    :meth:`file_codes` (Stata/SPSS missing codes and value labels), :meth:`key_columns`,
+    :meth:`iteration_column`, :meth:`weight_column`, :meth:`design_columns`, :meth:`item_columns`,
+    :meth:`row_checks`, :meth:`build`.
+    """
+
+    def __init__(self, raw: Any, inst: Instrument, specs: dict, iterations: Any, decimal: str | None):
+        self.raw = raw
+        self.inst = inst
+        self.specs = specs
+        self.src = raw.source
+        self.fnd = _Findings(self.src, None)
+        self.df = raw.frame
+        self.n = len(self.df)
+        self.iter_map = _iteration_map(iterations, self.src, {t: s for t, (s, _) in specs.items()})
+        self.decimal = decimal
+        self.column = None  # the column being read (named when a value cannot be read at all)
+
+    # ------------------------------------------------------------------ phases
+    def run(self) -> _Outcome:
+        try:
+            if not self.prepare():
+                return _Outcome(None, self.fnd.problems(), self.n, self.src, self.fnd)
+            self.file_codes()
+            self.key_columns()
+            self.iteration_column()
+            self.weight_column()
+            self.design_columns()
+            self.item_columns()
+            self.row_checks()
+            return self.build()
+        except (TypeError, ValueError, OverflowError, AttributeError) as exc:
+            if isinstance(exc, DataError):
+                raise
+            msg = f"The values cannot be read: {type(exc).__name__}: {exc}".rstrip(".") + "."
+            return _Outcome(None, [Problem(rule="value_unreadable", message=msg, file=self.src, column=self.column)],
+                            self.n, self.src, self.fnd)
+
+    def prepare(self) -> bool:
+        """Header names, raw findings, nested values, the column mapping and table-level problems."""
+        fnd = self.fnd
+        for rule, rows, column, values, reasons in self.raw.findings:
+            fnd.add(rule, rows, column, values, reasons)
+        self._header()
+        if fnd.fatal:
+            return False
+        self._nested()
+        self._map_columns()
+        if fnd.fatal:
+            return False
+        cols = list(self.df.columns)
+        hint = ""
+        if len(cols) == 1 and any(ch in cols[0] for ch in ";\t|"):
+            hint = " The header is a single column holding ';', tab or '|': pass sep= to name the separator."
+        for c in _REQUIRED:
+            if c not in cols:
+                fnd.add_fatal("column_missing", f"The required column {c!r} is missing.{hint or _REQUIRED_HINT[c]}",
+                              column=c)
+        if self.n == 0:
+            fnd.add_fatal("table_empty", "The table has no data rows.")
+        self.dist = _DistinctCache(self.df)
+        return not fnd.fatal
+
+    def _header(self) -> None:
+        """Column names as text, NFC, without invisible characters or surrounding white space (recorded)."""
+        names = [str(c) for c in self.df.columns]
+        parsed = _p.parse_label_values(names)
+        clean = [v if v is not None else n for v, n in zip(parsed.value.tolist(), names)]
+        for k, (a, b) in enumerate(zip(names, clean)):
+            if a != b:
+                why = "; ".join(w[k] for w in parsed.notes.values() if w[k] is not None)
+                self.fnd.add("column_name", np.array([-1]), b, a, f"The column name {a!r} read as {b!r}: {why}")
+        for c in sorted({c for c in clean if clean.count(c) > 1}):
+            self.fnd.add_fatal("column_duplicate", f"The column name {c!r} occurs more than once.", column=c)
+        if not self.fnd.fatal:
+            self.df = self.df.set_axis(clean, axis=1)
+
+    def _nested(self) -> None:
+        """Lists, dicts and arrays in cells (a DataFrame): problems, the cells set blank; nested dtypes: fatal."""
+        for c in self.df.columns:
+            dt = self.df[c].dtype
+            if isinstance(dt, pd.ArrowDtype):
+                import pyarrow as pa
+
+                if pa.types.is_nested(dt.pyarrow_dtype):
+                    self.fnd.add_fatal("column_nested", f"The column holds nested values of type {dt}; a respondent "
+                                       f"table holds one value per cell.", column=c, value=str(dt))
+                continue
+            rows = _p.nested_cells(self.df[c])
+            if rows.size:
+                vals = self.df[c].to_numpy(dtype=object)
+                self.fnd.add("value_nested", rows, c, [_short(repr(vals[r])) for r in rows],
+                             f"The cell holds a {type(vals[rows[0]]).__name__} instead of one value.")
+                mask = np.zeros(self.n, dtype=bool)
+                mask[rows] = True
+                self.df[c] = pd.Series(np.where(mask, None, vals), dtype=object)
+
+    def _map_columns(self) -> None:
+        """Apply the column specs: renames, constants, generated ids (each recorded)."""
+        fnd, df = self.fnd, self.df
+        cols = set(df.columns)
+        renames: dict[str, str] = {}
+        for t, (spec, origin) in self.specs.items():
+            name, value = spec.column, spec.value
+            if spec.column_or_value is not None:
+                name, value = (spec.column_or_value, None) if spec.column_or_value in cols else \
+                    (None, spec.column_or_value)
+            if name is not None and name not in cols:
+                close = _did_you_mean(name, cols)
+                what = ("The weight column" if t == "weight" else "The column")
+                fnd.add_fatal("column_mapped_missing", f"{what} {name!r} given for {t!r} by {origin} is not in the "
+                              f"file{close}.", column=name)
+                continue
+            if t in cols and name != t:
+                fnd.add_fatal("column_conflict", f"The file has a column {t!r}, and {origin} also gives "
+                              f"{'the column ' + repr(name) if name else 'a value'} for it: drop or rename one.",
+                              column=t)
+                continue
+            if name is not None:
+                if name != t:
+                    renames[name] = t
+                    fnd.add("column_mapped", np.array([-1]), t, name, f"The column {name!r} is read as {t!r} "
+                            f"({origin}).")
+            elif value is not None:
+                df[t] = pd.Series([str(value)] * self.n, dtype=object)
+                fnd.add("column_constant", np.array([-1]), t, value, f"{t} is {value!r} for every row ({origin}).")
+            elif spec.generate:
+                df["respondent_id"] = pd.Series(np.arange(1, self.n + 1).astype(str), dtype=object)
+                fnd.add("respondent_id_generated", np.array([-1]), "respondent_id", None,
+                        f"respondent_id is the row number 1..{self.n} ({origin}).")
+        self.df = df.rename(columns=renames) if renames else df
+
+    def file_codes(self) -> None:
+        """Stata extended missing values, SPSS user-missing demographics, and value-labelled codes."""
+        self.demo_names = [d.name for d in self.inst.demographics]
+        _stata_letters(self)
+        _spss_demographic_missing(self)
+        self.coded = _labelled_codes(self)
+
+    def key_columns(self) -> None:
+        """respondent_id (blank, duplicate), country and group (blank, unknown group)."""
+        fnd, df, n, inst = self.fnd, self.df, self.n, self.inst
+        self.column = "respondent_id"
+        ids = self._labels("respondent_id")
+        self.ids = fnd.ids = ids.value
+        rid_vals = df["respondent_id"].to_numpy(dtype=object)
+        fnd.add("respondent_id_missing", np.flatnonzero(ids.blank), "respondent_id", rid_vals[ids.blank])
+        ids_s = pd.Series(ids.value, dtype=object)
+        dup = ids_s.duplicated(keep="first").to_numpy() & ~ids.blank
+        if dup.any():
+            first = pd.Series(np.arange(n)).groupby(ids_s.fillna("\x00blank")).transform("min").to_numpy()
+            rows = np.flatnonzero(dup)
+            fnd.add("respondent_id_duplicate", rows, "respondent_id", rid_vals[rows],
+                    [f"The respondent id {ids.value[r]!r} was already used by row {first[r] + 1}." for r in rows])
+        self.keys: dict[str, np.ndarray] = {}
+        for c, rule in (("country", "country_missing"), ("group", "group_missing")):
+            self.column = c
+            p = self._labels(c, case=(c == "country"))
+            fnd.add(rule, np.flatnonzero(p.blank), c, df[c].to_numpy(dtype=object)[p.blank])
+            self.keys[c] = p.value
+        self.column = "group"
+        grp, ambiguous, group_why = _group_labels(fnd, self.keys["group"], self.coded.get("group"), inst)
+        grp = _group_case(fnd, grp, inst, df["group"].to_numpy(dtype=object))
+        self.keys["group"] = self.grp = grp
+        has_grp = pd.notna(pd.Series(grp, dtype=object)).to_numpy()
+        self.known = pd.Series(grp, dtype=object).isin(list(inst.group_ids)).to_numpy() & has_grp & ~ambiguous
+        unknown = ~self.known & has_grp
+        shown_group = _as_read(df["group"], self.coded.get("group"))
+        declared = f"({', '.join(inst.group_ids)})"
+        fnd.add("group_unknown", np.flatnonzero(unknown), "group", shown_group[unknown],
+                [group_why.get(r, f"The respondent group is not one the instrument declares {declared}.")
+                 for r in np.flatnonzero(unknown)])
+
+    def _labels(self, c: str, case: bool = False) -> _p.Parsed:
+        """Parse a key/design/demographic column as text; record its notes and control characters."""
+        p = _p.parse_labels(self.df[c], self.dist(c))
+        rawv = None
+        for rule, why in p.notes.items():
+            m = pd.notna(why)
+            if m.any():
+                rawv = self.df[c].to_numpy(dtype=object) if rawv is None else rawv
+                self.fnd.add(rule, np.flatnonzero(m), c, rawv[m], why[m])
+        if p.bad.any():
+            rawv = self.df[c].to_numpy(dtype=object) if rawv is None else rawv
+            bad = np.flatnonzero(p.bad)
+            self.fnd.add("text_control", bad, c, rawv[bad], [_control_reason(p.value[r]) for r in bad])
+        if case:
+            out, why = _p.case_variants(p.value)
+            m = pd.notna(why)
+            if m.any():
+                rawv = self.df[c].to_numpy(dtype=object) if rawv is None else rawv
+                self.fnd.add("text_case_variant", np.flatnonzero(m), c, rawv[m], why[m])
+                p.value = out
+        return p
+
+    def _decimal(self, c: str) -> str:
+        """The decimal mark of a column: as given, else ',' when its text numbers use only commas (noted)."""
+        if self.decimal is not None:
+            return self.decimal
+        known = self.dist(c)
+        if known is None or len(known[1]) == 0:
+            return "."
+        uniq = pd.Series(known[1], dtype=object).astype(str)
+        if uniq.str.contains(",", regex=False).any() and not uniq.str.contains(".", regex=False).any():
+            self.fnd.add("decimal_detected", np.array([-1]), c, None,
+                         f"Numbers in {c!r} are read with a decimal comma ('0,42'): they use commas and no point. "
+                         f"Pass decimal= (--decimal) to choose.")
+            return ","
+        return "."
+
+    def _numbers(self, c: str, labels: Any = None) -> _p.Parsed:
+        """Parse a numeric column (iteration, weight, an item); record its notes."""
+        p = _p.parse_numbers(self.df[c], self.dist(c), self._decimal(c), labels)
+        for rule, why in p.notes.items():
+            m = pd.notna(why)
+            if m.any():
+                self.fnd.add(rule, np.flatnonzero(m), c, self._raw_at(c, m), why[m])
+        return p
+
+    def _raw_at(self, c: str, mask: np.ndarray) -> np.ndarray:
+        """Values of column ``c`` as read at ``mask`` (from the distinct values when known)."""
+        fact = self.dist(c)
+        if fact is not None:
+            codes, uniq = fact
+            return np.append(np.asarray(uniq, dtype=object), np.nan)[codes[mask]]
+        return self.df[c].to_numpy(dtype=object)[mask]
+
+    def iteration_column(self) -> None:
+        """Positive whole numbers, or labels mapped by ``iterations=`` / the column spec's ``labels``."""
+        fnd, n, c = self.fnd, self.n, "iteration"
+        self.column = c
+        it_raw = self.df[c].to_numpy(dtype=object)
+        if self.iter_map is not None:
+            p = self._labels(c)
+            fnd.add("iteration_missing", np.flatnonzero(p.blank), c, it_raw[p.blank])
+            mapped = np.array([self.iter_map.get(x, 0) if x is not None else 0 for x in p.value], dtype=np.int64)
+            bad = ~p.blank & (mapped == 0) & ~p.bad
+            fnd.add("iteration_unknown_label", np.flatnonzero(bad), c, it_raw[bad],
+                    f"The iteration label is not one of {sorted(self.iter_map)} given in iterations= "
+                    f"(or the iteration column's labels).")
+            self.iteration = mapped
+            return
+        p = self._numbers(c)
+        fnd.add("iteration_missing", np.flatnonzero(p.blank), c, it_raw[p.blank])
+        num = p.value
+        with np.errstate(invalid="ignore"):
+            good = ~p.blank & ~p.bad & np.isfinite(num) & (num >= 1) & (num == np.floor(num)) & (num < 2**62)
+        bad = ~p.blank & ~good
+        fnd.add("iteration_invalid", np.flatnonzero(bad), c, it_raw[bad],
+                "The iteration is not a positive integer (map labels such as '2020-21' with iterations= or "
+                "--iteration-labels 2020-21=1).")
+        self.iteration = np.where(good, np.nan_to_num(num, nan=0.0, posinf=0.0, neginf=0.0), 0).astype(np.int64)
+
+    def weight_column(self) -> None:
+        """Positive finite numbers up to :data:`MAX_WEIGHT` (1 for every row without a weight column)."""
+        fnd, c = self.fnd, "weight"
+        if c not in self.df.columns:
+            self.weight = np.ones(self.n, dtype=float)
+            return
+        self.column = c
+        w_raw = self.df[c].to_numpy(dtype=object)
+        p = self._numbers(c)
+        w = p.value
+        fnd.add("weight_missing", np.flatnonzero(p.blank), c, w_raw[p.blank])
+        hint = (" Some weights are written with a decimal comma: pass decimal=',' (--decimal ,) to read them."
+                if self.decimal is None and pd.Series(w_raw[p.bad], dtype=object).astype(str).str.fullmatch(
+                    r"\s*[+-]?[0-9]*,[0-9]+\s*").any() else "")
+        fnd.add("weight_non_numeric", np.flatnonzero(p.bad), c, w_raw[p.bad],
+                f"The weight is not a number.{hint}" if hint else None)
+        valid = ~p.blank & ~p.bad
+        nonfin = valid & ~np.isfinite(w)
+        fnd.add("weight_nonfinite", np.flatnonzero(nonfin), c, w_raw[nonfin])
+        with np.errstate(invalid="ignore"):
+            zero = valid & (w == 0)
+            neg = valid & np.isfinite(w) & (w < 0)
+            huge = valid & np.isfinite(w) & (w > MAX_WEIGHT)
+        fnd.add("weight_zero", np.flatnonzero(zero), c, w_raw[zero])
+        fnd.add("weight_negative", np.flatnonzero(neg), c, w_raw[neg])
+        fnd.add("weight_too_large", np.flatnonzero(huge), c, w_raw[huge],
+                f"The weight is above {MAX_WEIGHT:g}: not a plausible survey weight (sums of its square overflow).")
+        self.weight = w.astype(float)
+        self._extreme_weights(valid & np.isfinite(w) & (w > 0) & ~huge)
+
+    def _extreme_weights(self, ok: np.ndarray) -> None:
+        """Weights above WEIGHT_RATIO_MAX times the median weight of their cell (Potter 1990): recorded."""
+        limit = _weight_ratio_max()
+        if not ok.any():
+            return
+        cell = pd.DataFrame({"c": self.keys["country"], "i": self.iteration, "g": self.keys["group"]})[ok]
+        w = pd.Series(self.weight[ok], index=cell.index)
+        med = w.groupby([cell["c"], cell["i"], cell["g"]], dropna=False).transform("median").to_numpy()
+        ratio = w.to_numpy() / med
+        rows = np.flatnonzero(ok)[ratio > limit]
+        if rows.size:
+            r = ratio[ratio > limit]
+            self.fnd.add("weight_extreme", rows, "weight", self.weight[rows],
+                         [f"The weight is {x:.3g} times the median weight of its cell (country, iteration, group), "
+                          f"above {limit:g} (Potter 1990): kept; consider trimming (cs.weighting)." for x in r])
+
+    def design_columns(self) -> None:
+        """stratum and cluster (blank is a problem) and every demographic."""
+        self.design: dict[str, np.ndarray] = {}
+        for c in ("stratum", "cluster"):
+            if c in self.df.columns:
+                self.column = c
+                p = self._labels(c, case=True)
+                self.fnd.add(f"{c}_missing", np.flatnonzero(p.blank), c, self.df[c].to_numpy(dtype=object)[p.blank])
+                self.design[c] = p.value
+        self.demos: dict[str, np.ndarray] = {}
+        self.demo_blank: dict[str, np.ndarray] = {}
+        for dm in self.inst.demographics:
+            if dm.name in self.df.columns:
+                self.column = dm.name
+                p = self._labels(dm.name)
+                self.demos[dm.name], self.demo_blank[dm.name] = _check_demographic(
+                    self.fnd, dm, self.df[dm.name], p, self.coded.get(dm.name), self.grp, self.known)
+
+    def item_columns(self) -> None:
+        """Every item: asked or not, number, whole, in scale, declared missing codes; recoded (reverse keys)."""
+        fnd, inst, n = self.fnd, self.inst, self.n
+        item_ids = list(inst.item_ids)
+        groups_present = [g for g in inst.group_ids if (self.known & (self.grp == g)).any()] if n else []
+        asked_any = {i for g in groups_present for i in inst.items_for(g)}
+        for i in item_ids:
+            if i in asked_any and i not in self.df.columns:
+                fnd.add("item_column_missing", np.array([-1]), i, None,
+                        f"The item {i!r} is asked of a group present in the data but the column is missing.")
+        gidx = np.full(n, -1, dtype=np.int64)
+        for k, g in enumerate(inst.group_ids):
+            gidx[self.known & (self.grp == g)] = k
+        self.gidx = gidx
+        asked_tab = np.array([[g in inst.item(i).groups for i in item_ids] for g in inst.group_ids], dtype=bool)
+        labels = _p.label_codes({**{k + 1: lab for k, lab in enumerate(inst.scale.labels)},
+                                 **{int(k): str(v) for k, v in inst.scale.missing.items()}})
+        self.X = np.full((len(item_ids), n), np.nan)  # one contiguous row per item
+        self.answered = np.zeros(n, dtype=bool)       # any non-blank code in an asked item
+        for j, i in enumerate(item_ids):
+            if i in self.df.columns:
+                self.column = i
+                asked = np.zeros(n, dtype=bool)
+                asked[gidx >= 0] = asked_tab[gidx[gidx >= 0], j]
+                self.X[j] = self._item(i, asked, labels)
+
+    def _item(self, i: str, asked: np.ndarray, labels: dict) -> np.ndarray:
+        fnd, n = self.fnd, self.n
+        pts = self.inst.scale.points
+        p = self._numbers(i, labels)
+        num = p.value
+        present = ~p.blank
+        not_asked = present & ~asked & (self.gidx >= 0)
+        check = present & ~not_asked
+        self.answered |= present & asked
+        raw_at = functools.partial(self._raw_at, i)
+        if not_asked.any():
+            fnd.add("item_not_asked", np.flatnonzero(not_asked), i, raw_at(not_asked),
+                    f"The item {i!r} is not asked of this respondent's group but holds a value.")
+        bad_text = check & p.bad
+        if bad_text.any():
+            fnd.add("code_non_numeric", np.flatnonzero(bad_text), i, raw_at(bad_text),
+                    "The answer code is not a number, nor a label of the scale or of a missing code.")
+        isnum = check & ~p.bad
+        with np.errstate(invalid="ignore"):
+            finite = np.isfinite(num)
+            whole = finite & (num == np.floor(num))
+        notint = isnum & finite & ~whole
+        if notint.any():
+            fnd.add("code_not_integer", np.flatnonzero(notint), i, raw_at(notint))
+        cand = isnum & (whole | ~finite)
+        with np.errstate(invalid="ignore"):
+            in_scale = cand & finite & (num >= 1) & (num <= pts)
+        rest = cand & ~in_scale
+        if rest.any():
+            self._missing_codes(i, num, rest, raw_at)
+        vals = np.where(in_scale, num, np.nan)
+        if self.inst.item(i).reverse:
+            vals = pts + 1 - vals
+        return vals
+
+    def _missing_codes(self, i: str, num: np.ndarray, rest: np.ndarray, raw_at: Any) -> None:
+        """Codes outside the scale: declared missing codes, SPSS user-missing codes, or out of scale."""
+        fnd = self.fnd
+        miss_codes = {int(k): str(v) for k, v in self.inst.scale.missing.items()}
+        handled = np.zeros(self.n, dtype=bool)
+        for code, why in miss_codes.items():
+            m = rest & (num == code)
+            if m.any():
+                fnd.add("missing_code", np.flatnonzero(m), i, raw_at(m), why)
+                handled |= m
+        for lo, hi in self.raw.user_missing.get(i, []):
+            try:
+                with np.errstate(invalid="ignore"):
+                    m = rest & ~handled & (num >= float(lo)) & (num <= float(hi))
+            except (TypeError, ValueError):
+                continue
+            if m.any():
+                lab = self.raw.value_labels.get(i, {})
+                fnd.add("user_missing", np.flatnonzero(m), i, raw_at(m),
+                        [f"user_missing: {lab.get(_py_code(x), 'declared missing in the file')}" for x in num[m]])
+                handled |= m
+        oos = rest & ~handled
+        if oos.any():
+            fnd.add("code_out_of_scale", np.flatnonzero(oos), i, raw_at(oos),
+                    f"The answer code is outside the scale 1..{self.inst.scale.points} and is not a declared missing "
+                    f"code ({', '.join(f'{k}={v}' for k, v in miss_codes.items()) or 'none'}).")
+
+    def row_checks(self) -> None:
+        """No answers, duplicate rows, unknown columns (and columns that look like a weight)."""
+        fnd = self.fnd
+        self.column = None
+        fnd.add("no_answers", np.flatnonzero((self.gidx >= 0) & ~self.answered), None, None)
+        dup_rows = _duplicate_rows(self.df, self.dist)
+        if dup_rows is not None:
+            rows, first = dup_rows
+            fnd.add("row_duplicate", rows, None, None,
+                    [f"The row repeats row {f + 1} in every column except respondent_id." for f in first])
+        known_cols = set(_REQUIRED) | {"weight", "stratum", "cluster"} | set(self.demo_names) | set(self.inst.item_ids)
+        self.unknown_cols = [c for c in self.df.columns if c not in known_cols]
+        for c in self.unknown_cols:
+            fnd.add("unknown_column", np.array([-1]), c, None,
+                    "A column the instrument does not declare; kept aside in SurveyData.aside.")
+            if "weight" not in self.df.columns and _looks_like_weight(c):
+                fnd.add("weight_lookalike", np.array([-1]), c, None,
+                        f"The column {c!r} looks like a survey weight but is not used: every weight is 1. Name it "
+                        f"with --weight {c!r} (weight= in cs.load, or columns: {{weight: {c}}} in the instrument).")
+
+    def build(self) -> _Outcome:
+        fnd = self.fnd
+        keep = np.ones(self.n, dtype=bool)
+        keep[fnd.problem_rows()] = False
+        X = self.X if keep.all() else self.X[:, keep]
+        self.X = None
+        frame = _build_frame(keep, self.ids, self.keys, self.iteration, self.weight, self.design, self.demos,
+                             self.inst, X, list(self.inst.item_ids))
+        aside = None
+        if self.unknown_cols:
+            aside = self.df.loc[keep, self.unknown_cols].reset_index(drop=True)
+            aside.insert(0, "respondent_id", frame["respondent_id"].to_numpy())
+        data = SurveyData(frame=frame, instrument=self.inst,
+                          exclusions=fnd.table(["problem", "recode", "note"]), source=self.src, aside=aside,
+                          n_input_rows=self.n, value_labels=dict(self.raw.value_labels),
+                          coercions=fnd.table(["coercion"]), notes=fnd.table(["info"]))
+        missing_demo = {d: int((b & keep).sum()) for d, b in self.demo_blank.items()}
+        return _Outcome(data, fnd.problems(), self.n, self.src, fnd, missing_demo)
+
+
+_CP1252_HINT = (" (characters U+0080-U+009F are what Windows-1252 punctuation such as \u2019 becomes when the file "
+                "is read as Latin-1: pass encoding='cp1252')")
+
+
+def _control_reason(text: str) -> str:
+    found = _p._CONTROL_RE.findall(text)
+    c1 = any(0x80 <= ord(ch) <= 0x9F for ch in found)
+    return f"The text holds control character(s) {_p._hexes(found)}{_CP1252_HINT if c1 else ''}."
+
+
+def _stata_letters(ld: _Loader) -> None:
+    """Stata extended missing values (.a-.z): recoded in items and demographics, blank elsewhere."""
+    df, inst, fnd = ld.df, ld.inst, ld.fnd
+    for c, letters in ld.raw.letter_missing.items():
         if c not in df.columns:
             continue
         obj = df[c].astype(object)
@@ -613,8 +1004,8 @@ def _load(source: Any, instrument: Any, *, iterations: Any = None, sheet: str | 
             continue
         rows = np.flatnonzero(m)
         shown = np.array(["." + str(v) for v in obj.to_numpy()[m]], dtype=object)
-        if c in inst.item_ids or c in demo_names:
-            lab = raw.value_labels.get(c, {})
+        if c in inst.item_ids or c in ld.demo_names:
+            lab = ld.raw.value_labels.get(c, {})
             fnd.add("user_missing", rows, c, shown,
                     [f"user_missing: {lab.get(v[1:], 'Stata missing value ' + v)}" for v in shown])
         obj = obj.where(~m, None)
@@ -622,13 +1013,16 @@ def _load(source: Any, instrument: Any, *, iterations: Any = None, sheet: str | 
         # once the letters are blank is numeric again (so that its value labels apply).
         df[c] = obj.infer_objects() if not m.all() else obj
 
-    # ---------------------------------------------------------------- SPSS/Stata labels
-    labels = raw.value_labels
-    for c in demo_names:  # SPSS user-missing codes of a demographic: missing, with their reason
-        if raw.user_missing.get(c) and c in df.columns and pd.api.types.is_numeric_dtype(df[c].dtype):
+
+def _spss_demographic_missing(ld: _Loader) -> None:
+    """SPSS user-missing codes of a demographic: missing, with their reason."""
+    df, fnd, n = ld.df, ld.fnd, ld.n
+    labels = ld.raw.value_labels
+    for c in ld.demo_names:
+        if ld.raw.user_missing.get(c) and c in df.columns and pd.api.types.is_numeric_dtype(df[c].dtype):
             v = df[c].to_numpy(dtype=float, na_value=np.nan)
             um = np.zeros(n, dtype=bool)
-            for lo, hi in raw.user_missing[c]:
+            for lo, hi in ld.raw.user_missing[c]:
                 try:
                     with np.errstate(invalid="ignore"):
                         m = ~um & (v >= float(lo)) & (v <= float(hi))
@@ -641,231 +1035,59 @@ def _load(source: Any, instrument: Any, *, iterations: Any = None, sheet: str | 
                     um |= m
             if um.any():
                 df[c] = df[c].astype(float).where(~um, np.nan)
-    coded: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # column -> (codes as read, labelled, coded)
-    for c in ["country", "group", "stratum", "cluster", *demo_names]:
+
+
+def _labelled_codes(ld: _Loader) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Value-labelled codes (SPSS/Stata) of key, design and demographic columns read as their labels.
+
+    Returns ``column -> (codes as read, labelled, coded)``. A code without a label in a key or
+    design column (country, stratum, cluster) is a problem ``code_unlabelled``: its meaning is
+    unknown (a group code is checked against the groups; a demographic against its categories).
+    """
+    df, n, labels = ld.df, ld.n, ld.raw.value_labels
+    coded: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    for c in ["country", "group", "stratum", "cluster", *ld.demo_names]:
         if c in labels and c in df.columns and pd.api.types.is_numeric_dtype(df[c].dtype):
             lab = labels[c]
             coded_raw = df[c].to_numpy(dtype=object)
             v = df[c].to_numpy(dtype=float, na_value=np.nan)
-            mapped = np.empty(n, dtype=object)
-            mapped[:] = None
+            mapped = np.full(n, None, dtype=object)
             for code, text in lab.items():
                 if isinstance(code, (int, float)):
                     mapped[v == code] = text
-            unl = np.isnan(v) == False  # noqa: E712
-            unl &= np.array([m is None for m in mapped])
+            unl = ~np.isnan(v) & pd.isna(mapped)
             if unl.any():  # codes without a label stay as their number (as text)
                 mapped[unl] = [_fmt_number(x) for x in v[unl]]
+                if c in ("country", "stratum", "cluster"):
+                    rows = np.flatnonzero(unl)
+                    ld.fnd.add("code_unlabelled", rows, c, coded_raw[rows],
+                               [f"The code {_code(coded_raw[r])!r} has no value label in the file, while other codes "
+                                f"of {c!r} have one: its meaning is unknown." for r in rows])
             coded[c] = (coded_raw, ~np.isnan(v) & ~unl, ~np.isnan(v))
             df[c] = pd.Series(mapped, dtype=object)
+    return coded
 
-    # ---------------------------------------------------------------- keys
-    dist = _DistinctCache(df)
-    ids, id_blank, id_ws = _parse_labels(df["respondent_id"], dist("respondent_id"))
-    fnd.ids = ids
-    rid_vals = df["respondent_id"].to_numpy(dtype=object)
-    fnd.add("respondent_id_missing", np.flatnonzero(id_blank), "respondent_id", rid_vals[id_blank])
-    _coerce(fnd, id_ws, "respondent_id", rid_vals)
-    ids_s = pd.Series(ids, dtype=object)
-    dup = ids_s.duplicated(keep="first").to_numpy() & ~id_blank
-    if dup.any():
-        first = pd.Series(np.arange(n)).groupby(ids_s.fillna("\x00blank")).transform("min").to_numpy()
-        rows = np.flatnonzero(dup)
-        fnd.add("respondent_id_duplicate", rows, "respondent_id", rid_vals[rows],
-                [f"The respondent id {ids[r]!r} was already used by row {first[r] + 1}." for r in rows])
 
-    keys: dict[str, np.ndarray] = {}
-    for c, rule in (("country", "country_missing"), ("group", "group_missing")):
-        vals, blank, ws = _parse_labels(df[c], dist(c))
-        rawv = df[c].to_numpy(dtype=object)
-        fnd.add(rule, np.flatnonzero(blank), c, rawv[blank])
-        _coerce(fnd, ws, c, rawv)
-        keys[c] = vals
-    grp, ambiguous, group_why = _group_labels(fnd, keys["group"], coded.get("group"), inst)
-    keys["group"] = grp
-    has_grp = pd.notna(pd.Series(grp, dtype=object)).to_numpy()
-    known = pd.Series(grp, dtype=object).isin(list(inst.group_ids)).to_numpy() & has_grp & ~ambiguous
-    unknown = ~known & has_grp
-    shown_group = _as_read(df["group"], coded.get("group"))
-    declared = f"({', '.join(inst.group_ids)})"
-    fnd.add("group_unknown", np.flatnonzero(unknown), "group", shown_group[unknown],
-            [group_why.get(r, f"The respondent group is not one the instrument declares {declared}.")
-             for r in np.flatnonzero(unknown)])
-
-    # iteration
-    it_raw = df["iteration"].to_numpy(dtype=object)
-    iteration = np.zeros(n, dtype=np.int64)
-    if iter_map is not None:
-        labs, blank, ws = _parse_labels(df["iteration"], dist("iteration"))
-        _coerce(fnd, ws, "iteration", it_raw)
-        fnd.add("iteration_missing", np.flatnonzero(blank), "iteration", it_raw[blank])
-        mapped = np.array([iter_map.get(x, 0) if x is not None else 0 for x in labs], dtype=np.int64)
-        bad = ~blank & (mapped == 0)
-        fnd.add("iteration_unknown_label", np.flatnonzero(bad), "iteration", it_raw[bad],
-                f"The iteration label is not one of {sorted(iter_map)} given in iterations=.")
-        iteration = mapped
-    else:
-        num, blank, nonnum, ws = _parse_numbers(df["iteration"], dist("iteration"))
-        _coerce(fnd, ws, "iteration", it_raw)
-        fnd.add("iteration_missing", np.flatnonzero(blank), "iteration", it_raw[blank])
-        with np.errstate(invalid="ignore"):
-            good = ~blank & ~nonnum & np.isfinite(num) & (num >= 1) & (num == np.floor(num)) & (num < 2**62)
-        bad = ~blank & ~good
-        fnd.add("iteration_invalid", np.flatnonzero(bad), "iteration", it_raw[bad],
-                "The iteration is not a positive integer (use iterations= to map labels such as '2020-21').")
-        iteration = np.where(good, np.nan_to_num(num, nan=0.0, posinf=0.0, neginf=0.0), 0).astype(np.int64)
-
-    # weight
-    if "weight" in df.columns:
-        w_raw = df["weight"].to_numpy(dtype=object)
-        w, blank, nonnum, ws = _parse_numbers(df["weight"], dist("weight"))
-        _coerce(fnd, ws, "weight", w_raw)
-        fnd.add("weight_missing", np.flatnonzero(blank), "weight", w_raw[blank])
-        fnd.add("weight_non_numeric", np.flatnonzero(nonnum), "weight", w_raw[nonnum])
-        valid = ~blank & ~nonnum
-        nonfin = valid & ~np.isfinite(w)
-        fnd.add("weight_nonfinite", np.flatnonzero(nonfin), "weight", w_raw[nonfin])
-        with np.errstate(invalid="ignore"):
-            zero = valid & (w == 0)
-            neg = valid & np.isfinite(w) & (w < 0)
-        fnd.add("weight_zero", np.flatnonzero(zero), "weight", w_raw[zero])
-        fnd.add("weight_negative", np.flatnonzero(neg), "weight", w_raw[neg])
-        weight = w.astype(float)
-    else:
-        weight = np.ones(n, dtype=float)
-
-    design: dict[str, np.ndarray] = {}
-    for c in ("stratum", "cluster"):
-        if c in df.columns:
-            vals, blank, ws = _parse_labels(df[c], dist(c))
-            rawv = df[c].to_numpy(dtype=object)
-            fnd.add(f"{c}_missing", np.flatnonzero(blank), c, rawv[blank])
-            _coerce(fnd, ws, c, rawv)
-            design[c] = vals
-    demos: dict[str, np.ndarray] = {}
-    demo_blank: dict[str, np.ndarray] = {}
-    for dm in inst.demographics:
-        if dm.name in df.columns:
-            demos[dm.name], demo_blank[dm.name] = _check_demographic(fnd, dm, df[dm.name], dist(dm.name),
-                                                                     coded.get(dm.name), grp, known)
-
-    # ---------------------------------------------------------------- items
-    item_ids = list(inst.item_ids)
-    groups_present = [g for g in inst.group_ids if (known & (grp == g)).any()] if n else []
-    asked_any = {i for g in groups_present for i in inst.items_for(g)}
-    for i in item_ids:
-        if i in asked_any and i not in df.columns:
-            fnd.add("item_column_missing", np.array([-1]), i, None,
-                    f"The item {i!r} is asked of a group present in the data but the column is missing.")
-    pts = inst.scale.points
-    miss_codes = {int(k): str(v) for k, v in inst.scale.missing.items()}
-    # asked matrix by group
-    gidx = np.full(n, -1, dtype=np.int64)
-    for k, g in enumerate(inst.group_ids):
-        gidx[known & (grp == g)] = k
-    asked_tab = np.array([[g in inst.item(i).groups for i in item_ids] for g in inst.group_ids], dtype=bool)
-    X = np.full((n, len(item_ids)), np.nan)
-    answered = np.zeros(n, dtype=bool)   # any non-blank code in an asked item
-    for j, i in enumerate(item_ids):
-        if i not in df.columns:
-            continue
-        col = df[i]
-        rawv = None
-        fact = dist(i)
-        num, blank, nonnum, ws = _parse_numbers(col, fact)
-
-        def raw_at(mask: np.ndarray) -> np.ndarray:
-            nonlocal rawv
-            if fact is not None:  # the values as read, from the distinct values (no full conversion)
-                codes, uniq = fact
-                return np.append(np.asarray(uniq, dtype=object), np.nan)[codes[mask]]
-            if rawv is None:
-                rawv = col.to_numpy(dtype=object)
-            return rawv[mask]
-
-        if ws.any():
-            _coerce(fnd, ws, i, col.to_numpy(dtype=object))
-        asked = np.zeros(n, dtype=bool)
-        asked[gidx >= 0] = asked_tab[gidx[gidx >= 0], j]
-        present = ~blank
-        not_asked = present & ~asked & (gidx >= 0)
-        check = present & ~not_asked
-        answered |= present & asked
-        if not_asked.any():
-            fnd.add("item_not_asked", np.flatnonzero(not_asked), i, raw_at(not_asked),
-                    f"The item {i!r} is not asked of this respondent's group but holds a value.")
-        bad_text = check & nonnum
-        if bad_text.any():
-            fnd.add("code_non_numeric", np.flatnonzero(bad_text), i, raw_at(bad_text))
-        isnum = check & ~nonnum
-        with np.errstate(invalid="ignore"):
-            finite = np.isfinite(num)
-            whole = finite & (num == np.floor(num))
-        notint = isnum & finite & ~whole
-        if notint.any():
-            fnd.add("code_not_integer", np.flatnonzero(notint), i, raw_at(notint))
-        cand = isnum & (whole | ~finite)
-        with np.errstate(invalid="ignore"):
-            in_scale = cand & finite & (num >= 1) & (num <= pts)
-        rest = cand & ~in_scale
-        handled = np.zeros(n, dtype=bool)
-        for code, why in miss_codes.items():
-            m = rest & (num == code)
-            if m.any():
-                fnd.add("missing_code", np.flatnonzero(m), i, raw_at(m), why)
-                handled |= m
-        for lo, hi in raw.user_missing.get(i, []):
-            try:
-                with np.errstate(invalid="ignore"):
-                    m = rest & ~handled & (num >= float(lo)) & (num <= float(hi))
-            except (TypeError, ValueError):
-                continue
-            if m.any():
-                lab = raw.value_labels.get(i, {})
-                reasons = [f"user_missing: {lab.get(_py_code(x), 'declared missing in the file')}" for x in num[m]]
-                fnd.add("user_missing", np.flatnonzero(m), i, raw_at(m), reasons)
-                handled |= m
-        oos = rest & ~handled
-        if oos.any():
-            fnd.add("code_out_of_scale", np.flatnonzero(oos), i, raw_at(oos),
-                    f"The answer code is outside the scale 1..{pts} and is not a declared missing code "
-                    f"({', '.join(f'{k}={v}' for k, v in miss_codes.items()) or 'none'}).")
-        vals = np.where(in_scale, num, np.nan)
-        if inst.item(i).reverse:
-            vals = pts + 1 - vals
-        X[:, j] = vals
-
-    # ---------------------------------------------------------------- row level
-    has_group = gidx >= 0
-    noans = has_group & ~answered
-    fnd.add("no_answers", np.flatnonzero(noans), None, None)
-    dup_rows = _duplicate_rows(df, dist)
-    if dup_rows is not None:
-        rows, first = dup_rows
-        fnd.add("row_duplicate", rows, None, None,
-                [f"The row repeats row {f + 1} in every column except respondent_id." for f in first])
-
-    known_cols = set(_REQUIRED) | {"weight", "stratum", "cluster"} | set(demo_names) | set(item_ids)
-    unknown_cols = [c for c in df.columns if c not in known_cols]
-    for c in unknown_cols:
-        fnd.add("unknown_column", np.array([-1]), c, None,
-                "A column the instrument does not declare; kept aside in SurveyData.aside.")
-
-    # ---------------------------------------------------------------- build
-    bad_rows = fnd.problem_rows()
-    keep = np.ones(n, dtype=bool)
-    keep[bad_rows] = False
-    frame = _build_frame(keep, ids, keys, iteration, weight, design, demos, inst, X, item_ids)
-    aside = None
-    if unknown_cols:
-        aside = df.loc[keep, unknown_cols].reset_index(drop=True)
-        aside.insert(0, "respondent_id", frame["respondent_id"].to_numpy())
-    data = SurveyData(frame=frame, instrument=inst,
-                      exclusions=fnd.table(["problem", "recode", "note"]), source=src, aside=aside,
-                      n_input_rows=n, value_labels=dict(raw.value_labels),
-                      coercions=fnd.table(["coercion"]))
-    missing_demo = {d: int((b & keep).sum()) for d, b in demo_blank.items()}
-    return _Outcome(data, fnd.problems(), n, src, fnd, missing_demo)
+def _group_case(fnd: _Findings, grp: np.ndarray, inst: Instrument, rawv: np.ndarray) -> np.ndarray:
+    """A group written in another case than a declared id or label (``Officials``) read as that group."""
+    names: dict[str, set[str]] = {}
+    for g in inst.groups:
+        for name in (g.id, g.label):
+            if name:
+                names.setdefault(name.casefold(), set()).add(g.id)
+    declared = set(inst.group_ids)
+    s = pd.Series(grp, dtype=object)
+    out = grp
+    for text in pd.unique(s[s.notna() & ~s.isin(list(declared))]):
+        ids = names.get(str(text).casefold(), set())
+        if len(ids) == 1:
+            gid = next(iter(ids))
+            m = (s == text).to_numpy()
+            out = out.copy() if out is grp else out
+            out[m] = gid
+            fnd.add("text_case_variant", np.flatnonzero(m), "group", rawv[m],
+                    f"{text!r} read as the group {gid!r} (the same name in another case, or the group's label).")
+    return out
 
 
 def _code(v: Any) -> Any:
@@ -931,27 +1153,23 @@ def _group_labels(fnd: _Findings, grp: np.ndarray, coded: tuple | None, inst: In
     return grp, ambiguous, why
 
 
-def _check_demographic(fnd: _Findings, dm: Any, col: pd.Series, distinct: tuple | None, coded: tuple | None,
+def _check_demographic(fnd: _Findings, dm: Any, col: pd.Series, parsed: _p.Parsed, coded: tuple | None,
                        grp: np.ndarray, known: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Check one demographic column against its declared categories and groups.
 
     A value in a respondent whose (known) group is not asked the demographic is
-    ``demographic_not_asked``; any other value outside the declared categories is
-    ``demographic_unknown`` (an SPSS/Stata code is read as its label first). Both are set
-    aside (missing, with the reason) when not strict. Returns the values (str or None) and the
-    blank rows of respondents who are asked it (allowed; counted).
+    ``demographic_not_asked``; a value that is a declared category in another case is read as
+    it (``text_case_variant``); any other value outside the declared categories is
+    ``demographic_unknown`` (an SPSS/Stata code is read as its label first). Both problems are
+    set aside (missing, with the reason) when not strict. Returns the values (str or None) and
+    the blank rows of respondents who are asked it (allowed; counted).
     """
     name = dm.name
-    vals, blank, ws = _parse_labels(col, distinct)
-    rawv = col.to_numpy(dtype=object)
-    _coerce(fnd, ws, name, rawv)
+    vals, blank = parsed.value, parsed.blank
     shown = _as_read(col, coded)
     present = ~blank
     gs = pd.Series(grp, dtype=object)
-    if dm.groups:  # no groups declared: asked of every group
-        asked = known & gs.isin(list(dm.groups)).to_numpy()
-    else:
-        asked = known.copy()
+    asked = known & gs.isin(list(dm.groups)).to_numpy() if dm.groups else known.copy()  # no groups: every group
     not_asked = present & known & ~asked
     rows = np.flatnonzero(not_asked)
     fnd.add("demographic_not_asked", rows, name, shown[not_asked],
@@ -960,7 +1178,20 @@ def _check_demographic(fnd: _Findings, dm: Any, col: pd.Series, distinct: tuple 
     outside = np.zeros(len(col), dtype=bool)
     if dm.categories:
         cats = list(dm.categories)
-        outside = present & ~not_asked & ~pd.Series(vals, dtype=object).isin(cats).to_numpy()
+        vs = pd.Series(vals, dtype=object)
+        outside = present & ~not_asked & ~vs.isin(cats).to_numpy()
+        folded = {}
+        for c in cats:
+            folded.setdefault(c.casefold(), []).append(c)
+        for text in pd.unique(vs[outside]):
+            hit = folded.get(str(text).casefold(), [])
+            if len(hit) == 1:
+                m = outside & (vs == text).to_numpy()
+                vals = vals.copy() if vals is parsed.value else vals
+                vals[m] = hit[0]
+                outside &= ~m
+                fnd.add("text_case_variant", np.flatnonzero(m), name, shown[m],
+                        f"{text!r} read as the category {hit[0]!r} (the same name in another case).")
         allowed = ", ".join(repr(c) for c in cats)
         rows = np.flatnonzero(outside)
         none = np.zeros(len(col), dtype=bool)
@@ -981,36 +1212,33 @@ def _py_code(x: float) -> Any:
     return int(x) if float(x).is_integer() else float(x)
 
 
-def _coerce(fnd: _Findings, ws: np.ndarray, column: str, rawv: np.ndarray) -> None:
-    if ws.any():
-        fnd.add("text_whitespace", np.flatnonzero(ws), column, rawv[ws],
-                "Text with surrounding white space, read without it.")
-
-
 def _duplicate_rows(df: pd.DataFrame, dist: "_DistinctCache | None" = None) -> tuple[np.ndarray, np.ndarray] | None:
     """Rows identical to an earlier row in every column except respondent_id (and that earlier row).
 
     Each column becomes 64-bit words that are equal exactly when the values are equal: the codes
     of its distinct values for text and mixed columns (blanks equal to each other), the bits of
-    the numbers for numeric columns (one NaN). A linear hash of the words finds candidate rows;
-    a candidate is a duplicate only when all its words equal those of the earlier row (exact).
-    Values of different types are different (``1``, ``"1"`` and ``True``).
+    the numbers for numeric columns (one NaN). A linear hash of the words, accumulated column by
+    column (memory of one column, not of the table), finds candidate rows; a candidate is a
+    duplicate only when all its words equal those of the earlier row (exact, checked column by
+    column on the candidates only). Values of different types are different (``1``, ``"1"``, ``True``).
     """
     rest = [c for c in df.columns if c != "respondent_id"]
     n = len(df)
     if not rest or n < 2:
         return None
-    words = np.empty((n, len(rest)), dtype=np.uint64)
-    for j, c in enumerate(rest):
-        words[:, j] = _equality_words(df[c], dist.get(c) if dist is not None else None)
     mult = np.random.default_rng(20240601).integers(1, 2**63, size=len(rest), dtype=np.uint64) * np.uint64(2) + np.uint64(1)
-    h = (words * mult).sum(axis=1, dtype=np.uint64)  # wraps modulo 2**64
+    h = np.zeros(n, dtype=np.uint64)
+    for j, c in enumerate(rest):
+        h += _equality_words(df[c], dist(c) if dist is not None else None) * mult[j]  # wraps modulo 2**64
     dup = pd.Series(h).duplicated(keep="first").to_numpy()
     if not dup.any():
         return None
     first = pd.Series(np.arange(n)).groupby(h).transform("min").to_numpy()
     rows = np.flatnonzero(dup)
-    same = (words[rows] == words[first[rows]]).all(axis=1)
+    same = np.ones(rows.size, dtype=bool)
+    for c in rest:
+        words = _equality_words(df[c], dist(c) if dist is not None else None)
+        same &= words[rows] == words[first[rows]]
     if not same.any():
         return None
     return rows[same], first[rows[same]]
@@ -1031,11 +1259,11 @@ def _equality_words(s: pd.Series, known: tuple | None) -> np.ndarray:
 
 
 class _DistinctCache:
-    """:func:`_factorize` of the text columns of a table, computed once per column on demand.
+    """:func:`cips_stats._parse.distinct` of the text columns of a table, computed once per column on demand.
 
-    ``cache(column)`` gives ``(codes, uniques)`` for a text column (pandas ``str`` dtype, or
-    object holding only text and blanks) and None for any other column. The codes also serve the
-    duplicate-row check (equal text, equal code).
+    ``cache(column)`` gives ``(codes, uniques)`` for a text column (pandas ``str`` or categorical
+    of text, or object holding only text and blanks) and None for any other column. The codes
+    also serve the duplicate-row check (equal text, equal code).
     """
 
     def __init__(self, df: pd.DataFrame):
@@ -1044,15 +1272,7 @@ class _DistinctCache:
 
     def __call__(self, column: str) -> tuple | None:
         if column not in self.done:
-            s = self.df[column]
-            out = None
-            if isinstance(s.dtype, pd.StringDtype):
-                out = _factorize(s)
-            elif s.dtype == object:  # text only? (the distinct values say, without a scan in Python)
-                codes, uniq = _factorize(s)
-                if len(uniq) and all(type(v) is str for v in uniq):
-                    out = codes, uniq
-            self.done[column] = out
+            self.done[column] = _p.distinct(self.df[column])
         return self.done[column]
 
     def get(self, column: str) -> tuple | None:
@@ -1061,7 +1281,8 @@ class _DistinctCache:
 
 def _equality_codes(s: pd.Series) -> np.ndarray:
     """Integer codes of a column's distinct values (``-1`` = blank) by exact equality."""
-    if s.dtype == object:
+    if s.dtype == object or isinstance(s.dtype, pd.CategoricalDtype):
+        s = s.astype(object)
         kind = pd.api.types.infer_dtype(s, skipna=True)
         if kind not in ("string", "empty"):  # mixed types: 1, 1.0, "1" and True are four values
             s = s.map(lambda v: None if _is_na(v) else (type(_py(v)).__name__, repr(_py(v))))
@@ -1082,6 +1303,8 @@ def _str_col(vals: np.ndarray) -> pd.Series:
 
 def _build_frame(keep: np.ndarray, ids: np.ndarray, keys: dict, iteration: np.ndarray, weight: np.ndarray,
                  design: dict, demos: dict, inst: Instrument, X: np.ndarray, item_ids: list[str]) -> pd.DataFrame:
+    """The respondent table of the kept rows; ``X`` holds the kept rows' items, one row per item
+    (it becomes the float block of the table without a copy)."""
     cols: dict[str, Any] = {
         "respondent_id": _str_col(ids[keep]),
         "country": _str_col(keys["country"][keep]),
@@ -1096,14 +1319,39 @@ def _build_frame(keep: np.ndarray, ids: np.ndarray, keys: dict, iteration: np.nd
         if d.name in demos:
             cols[d.name] = _str_col(demos[d.name][keep])
     frame = pd.DataFrame(cols)
-    items = pd.DataFrame(np.ascontiguousarray(X[keep]), columns=item_ids)
+    items = pd.DataFrame(np.ascontiguousarray(X).T, columns=item_ids, copy=False)
     return pd.concat([frame, items], axis=1)
 
 
 # =============================================================================== public API
+def _load(source: Any, instrument: Any, *, columns: Any = None, weight: str | None = None, iterations: Any = None,
+          sheet: str | int = 0, encoding: str | None = None, sep: str | None = None, decimal: str | None = None,
+          max_rows: int = MAX_ROWS) -> _Outcome:
+    """Read and check everything; never raises for data problems (only for bad arguments)."""
+    inst = _resolve_instrument(instrument)
+    if weight is not None:
+        if not isinstance(weight, str) or not weight:
+            raise _argument_error("weight", "the weight must be a column name.", weight)
+        columns = {**(dict(columns) if isinstance(columns, Mapping) else {}), "weight": weight} \
+            if columns is None or isinstance(columns, Mapping) else columns
+    specs = _column_specs(inst, columns)
+    if isinstance(max_rows, bool) or not isinstance(max_rows, (int, np.integer)) or max_rows < 1:
+        raise _argument_error("max_rows", "max_rows must be a positive integer.", max_rows)
+    if decimal is not None and decimal not in (".", ","):
+        raise _argument_error("decimal", "the decimal mark must be '.' or ','.", decimal)
+    try:
+        raw = read_table(source, sheet=sheet, encoding=encoding, sep=sep, max_rows=int(max_rows))
+    except DataError as exc:
+        src = str(source) if isinstance(source, (str, os.PathLike)) else "<DataFrame>"
+        return _Outcome(None, exc.problems, 0, src, None)
+    return _Loader(raw, inst, specs, iterations, decimal).run()
+
+
 def load(source: Any, instrument: Instrument | str | os.PathLike | None = None, *, strict: bool = True,
+         columns: Mapping[str, Any] | None = None, weight: str | None = None,
          iterations: Mapping[Any, int] | None = None, sheet: str | int = 0,
-         encoding: str = "utf-8-sig", sep: str = ",") -> SurveyData:
+         encoding: str | None = None, sep: str | None = None, decimal: str | None = None,
+         max_rows: int = MAX_ROWS) -> SurveyData:
     """Read, validate and recode a survey into :class:`SurveyData`.
 
     Parameters
@@ -1120,15 +1368,33 @@ def load(source: Any, instrument: Instrument | str | os.PathLike | None = None, 
         problems) is set aside; only problems that leave no table to build
         (unreadable file, missing key column, duplicate column names, no rows)
         still raise.
+    columns : mapping, optional
+        Where the respondent-table columns come from in this file, overriding the
+        instrument's ``columns:``: ``{"respondent_id": "id", "weight": "pondération",
+        "country": {"value": "NL"}, "iteration": {"column": "wave", "labels": {"2019-20": 1}},
+        "respondent_id": {"generate": True}}``; ``{"column_or_value": X}`` is the column ``X``
+        when the file has one, else the constant ``X``. A column named here that is not in
+        the file is an error.
+    weight : str, optional
+        The weight column's name in the file (short for ``columns={"weight": ...}``).
     iterations : mapping, optional
         Labels of the ``iteration`` column mapped to positive integers, e.g.
         ``{"2020-21": 1, "2023": 2}``; without it iterations must be positive integers.
     sheet : str or int, default 0
         Excel sheet.
-    encoding : str, default "utf-8-sig"
-        CSV text encoding.
-    sep : str, default ","
-        CSV field separator (e.g. ``";"`` for files exported with a decimal comma).
+    encoding : str, optional
+        CSV text encoding; default detected: a byte-order mark (UTF-8, UTF-16), else UTF-8,
+        else Windows-1252 (recorded in ``notes``). Bytes that do not decode are an error
+        naming the byte and its line.
+    sep : str, optional
+        CSV field separator; default detected from the header line (``,``, ``;``, tab, ``|``).
+    decimal : {".", ","}, optional
+        Decimal mark of numbers written as text; default per column: ``","`` when its text
+        numbers use commas and no point (European spreadsheet exports, noted in ``notes``),
+        else ``"."``. With ``","``, ``"0.42"`` is not a number.
+    max_rows : int, default 5,000,000
+        Most data records accepted; checked from the file's metadata (CSV record count, XLSX
+        dimension, Parquet and SPSS/Stata headers) before the table is materialised.
 
     Returns
     -------
@@ -1177,7 +1443,8 @@ def load(source: Any, instrument: Instrument | str | os.PathLike | None = None, 
     >>> d.frame["LC1"].tolist(), d.exclusions["rule"].value_counts()["missing_code"]
     ([2.0, nan], np.int64(39))
     """
-    out = _load(source, instrument, iterations=iterations, sheet=sheet, encoding=encoding, sep=sep)
+    out = _load(source, instrument, columns=columns, weight=weight, iterations=iterations, sheet=sheet,
+                encoding=encoding, sep=sep, decimal=decimal, max_rows=max_rows)
     fatal = [p for p in out.problems if RULES.get(p.rule, ("", "fatal", ""))[1] == "fatal"]
     if out.data is None or (strict and out.problems) or fatal:
         probs = out.problems

@@ -402,8 +402,8 @@ def _mutate(rule: str, raw: pd.DataFrame):
             raw.loc[2, it] = np.nan
         exp = (rule, 3, "group", None)
     elif rule == "group_unknown":
-        raw.loc[2, "group"] = "Officials"
-        exp = (rule, 3, "group", "Officials")
+        raw.loc[2, "group"] = "customs"
+        exp = (rule, 3, "group", "customs")
     elif rule == "iteration_missing":
         raw.loc[2, "iteration"] = np.nan
         exp = (rule, 3, "iteration", np.nan)
@@ -446,8 +446,8 @@ def _mutate(rule: str, raw: pd.DataFrame):
             raw.loc[2, it] = np.nan
         exp = (rule, 3, None, None)
     elif rule == "code_non_numeric":
-        raw.loc[2, item] = "agree"
-        exp = (rule, 3, item, "agree")
+        raw.loc[2, item] = "agreed"   # not a label of the scale ("Agree" would be read as 4)
+        exp = (rule, 3, item, "agreed")
     elif rule == "code_not_integer":
         raw.loc[2, item] = 2.5
         exp = (rule, 3, item, 2.5)
@@ -462,19 +462,31 @@ def _mutate(rule: str, raw: pd.DataFrame):
         raw = raw.drop(columns=[PRIVATE_ONLY[1]])
         exp = (rule, None, PRIVATE_ONLY[1], None)
     elif rule == "demographic_unknown":
-        raw.loc[2, "gender"] = "Female"  # categories are case-sensitive: female, male
-        exp = (rule, 3, "gender", "Female")
+        raw.loc[2, "gender"] = "Femme"  # categories: female, male ("Female" is read as female, recorded)
+        exp = (rule, 3, "gender", "Femme")
     elif rule == "demographic_not_asked":
         other = "business_type" if g0 == "officials" else "leadership"  # asked of the other group only
         raw.loc[2, other] = "broker" if other == "business_type" else "yes"
         exp = (rule, 3, other, raw.loc[2, other])
+    elif rule == "text_control":
+        raw.loc[2, "country"] = "C\x92te"   # cp1252's apostrophe read as Latin-1
+        exp = (rule, 3, "country", "C\x92te")
+    elif rule == "weight_too_large":
+        raw.loc[2, "weight"] = 1e300
+        exp = (rule, 3, "weight", 1e300)
+    elif rule == "value_nested":
+        raw.at[2, item] = [1, 2]
+        exp = (rule, 3, item, "[1, 2]")
     else:  # pragma: no cover
         raise AssertionError(rule)
     return raw, kw, exp
 
 
-ROW_RULES = [r for r, (scope, kind, _) in csd.RULES.items() if kind == "problem" and scope == "row"]
-VALUE_RULES = [r for r, (scope, kind, _) in csd.RULES.items() if kind == "problem" and scope == "value"]
+#: Rules only a file can trigger (value labels, Excel cells): tested with files below.
+FILE_RULES = {"code_unlabelled", "xlsx_formula_no_value", "xlsx_merged_cell"}
+ROW_RULES = [r for r, (scope, kind, _) in csd.RULES.items() if kind == "problem" and scope == "row" and r not in FILE_RULES]
+VALUE_RULES = [r for r, (scope, kind, _) in csd.RULES.items() if kind == "problem" and scope == "value"
+               and r not in FILE_RULES]
 COLUMN_RULES = [r for r, (scope, kind, _) in csd.RULES.items() if kind == "problem" and scope == "column"]
 
 
@@ -816,9 +828,12 @@ def test_csv_separator(tmp_path):
     path = tmp_path / "semi.csv"
     raw.to_csv(path, index=False, sep=";")
     with pytest.raises(cs.DataError) as e:
-        cs.load(path)
+        cs.load(path, sep=",")
     assert e.value.problems[0].rule == "column_missing" and "sep=" in e.value.problems[0].message
     assert cs.load(path, sep=";").fingerprint == cs.load(raw).fingerprint
+    detected = cs.load(path)   # the separator is detected from the header, and recorded
+    assert detected.fingerprint == cs.load(raw).fingerprint
+    assert detected.notes["rule"].tolist() == ["separator_detected"]
 
 
 # ============================================================================ demographics
@@ -1120,7 +1135,7 @@ def test_csv_arrow_and_pandas_readers_load_the_same_survey(tmp_path, monkeypatch
     raw = raw_survey(40, seed=42).astype(object)
     raw.loc[1, INST.items_for(raw.loc[1, "group"])[0]] = " 4 "
     raw.loc[2, INST.items_for(raw.loc[2, "group"])[0]] = "NA"
-    raw.loc[3, "gender"] = "Female"
+    raw.loc[3, "gender"] = "Femme"
     raw.loc[4, "weight"] = "heavy"
     path = tmp_path / "s.csv"
     raw.to_csv(path, index=False)
