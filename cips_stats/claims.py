@@ -540,22 +540,23 @@ def random_intercept_logit(y: np.ndarray, X: np.ndarray, codes: np.ndarray, *, n
         ``converged``.
     """
     from scipy.optimize import minimize
-    from scipy.special import log_expit, logsumexp
+    from scipy.special import log_expit
     from statsmodels.tools.numdiff import approx_hess3
 
     nodes, weights = np.polynomial.hermite.hermgauss(n_nodes)
     logw = np.log(weights) - 0.5 * np.log(np.pi)
     C = int(codes.max()) + 1
-    yb = y.astype(bool)
+    sign = np.where(y.astype(bool), 1.0, -1.0)[:, None]
     P = X.shape[1]
+    A = np.zeros((C, len(y)))
+    A[codes, np.arange(len(y))] = 1.0                                                  # cluster sums
 
     def negll(theta: np.ndarray) -> float:
         beta, log_s = theta[:P], theta[P]
         eta = (X @ beta)[:, None] + np.sqrt(2.0) * np.exp(log_s) * nodes[None, :]      # (N, Q)
-        ll = np.where(yb[:, None], log_expit(eta), log_expit(-eta))
-        per = np.zeros((C, len(nodes)))
-        np.add.at(per, codes, ll)
-        return -float(logsumexp(per + logw[None, :], axis=1).sum())
+        per = A @ log_expit(sign * eta) + logw[None, :]                                # (C, Q)
+        top = per.max(axis=1)
+        return -float((top + np.log(np.exp(per - top[:, None]).sum(axis=1))).sum())
 
     p0 = np.clip(y.mean(), 0.02, 0.98)
     start = np.r_[np.log(p0 / (1 - p0)), np.zeros(P - 1), np.log(0.5)]

@@ -7,7 +7,12 @@ machine, versions and date; ``<name>.csv`` when the result is a table) plus an
 ``index.json`` of the latest run of each study.
 
 Options: ``--quick`` (fewer replications), ``--only NAME`` (repeatable or
-comma-separated; with or without the ``study_`` prefix), ``--list``.
+comma-separated; with or without the ``study_`` prefix), ``--list``, and
+``--backend`` / ``--n-jobs`` for the studies whose ``run()`` takes
+``backend=`` (replications through joblib: ``loky`` local processes,
+``threading``, ``sequential``, ``dask`` for the current or a temporary local
+Dask cluster, or a scheduler address ``tcp://host:8786`` to run the same study
+on an existing Dask cluster), as :func:`cips_stats.power.simulate_claim` does.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import importlib
+import inspect
 import json
 import os
 import platform
@@ -127,6 +133,11 @@ def run_main(argv: Sequence[str] | None = None, *, package: str = "validation", 
     ap.add_argument("--quick", action="store_true", help="Quick run (fewer replications, smaller data).")
     ap.add_argument("--only", action="append", default=[], metavar="NAME", help="Run only NAME (repeatable).")
     ap.add_argument("--list", action="store_true", help="List the modules and exit.")
+    ap.add_argument("--backend", default=None, metavar="NAME",
+                    help="Where replications run, for modules whose run() takes backend=: loky (default), "
+                         "threading, sequential, dask, or a Dask scheduler address tcp://host:port.")
+    ap.add_argument("--n-jobs", type=int, default=None, metavar="N",
+                    help="Local workers for modules whose run() takes n_jobs= (default: all cores).")
     args = ap.parse_args(argv)
     if args.list:
         for name, mod in found.items():
@@ -138,6 +149,12 @@ def run_main(argv: Sequence[str] | None = None, *, package: str = "validation", 
             print(f"{name:<28} {doc}")
         return 0
     names = _select(found, args.only, prefix)
+    backend: Any = args.backend
+    client = None
+    if isinstance(backend, str) and "://" in backend:
+        from distributed import Client
+
+        client = backend = Client(backend)
     try:
         from threadpoolctl import threadpool_limits
     except Exception:  # pragma: no cover
@@ -157,11 +174,18 @@ def run_main(argv: Sequence[str] | None = None, *, package: str = "validation", 
         status: dict[str, Any] = {"quick": args.quick}
         try:
             mod = importlib.import_module(found[name])
+            kwargs: dict[str, Any] = {"quick": args.quick}
+            params = inspect.signature(mod.run).parameters
+            if backend is not None and "backend" in params:
+                kwargs["backend"] = backend
+                status["backend"] = args.backend
+            if args.n_jobs is not None and "n_jobs" in params:
+                kwargs["n_jobs"] = args.n_jobs
             if threadpool_limits is not None and package == "benchmarks":
                 with threadpool_limits(limits=1):
-                    result = mod.run(quick=args.quick)
+                    result = mod.run(**kwargs)
             else:
-                result = mod.run(quick=args.quick)
+                result = mod.run(**kwargs)
             secs = time.perf_counter() - t0
             own = folder / f"{name}.json"
             if not own.exists() or own.stat().st_mtime < start_wall:
@@ -176,6 +200,8 @@ def run_main(argv: Sequence[str] | None = None, *, package: str = "validation", 
             print(f"[{what}] {name}: FAILED after {secs:.1f} s: {exc}", file=sys.stderr, flush=True)
         status["date"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         index[name] = status
+    if client is not None:
+        client.close()
     folder.mkdir(parents=True, exist_ok=True)
     index_path.write_text(json.dumps(index, indent=2, sort_keys=True), encoding="utf-8")
     if failed:
