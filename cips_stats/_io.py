@@ -239,7 +239,7 @@ def _first_bad_byte(data: bytes, encoding: str) -> int | None:
 def _decode_failure(data: bytes, offset: int, encoding: str) -> str:
     """'the byte 0xE9 at line 3 (byte 41)' for a message."""
     line = data.count(b"\n", 0, offset) + 1
-    return f"the byte 0x{data[offset]:02X} at line {line} (byte {offset + 1}) is not valid {encoding}"
+    return f"the byte 0x{data[offset]:02X} at line {line}, byte offset {offset}, is not valid {encoding}"
 
 
 def _detect_encoding(data: bytes, encoding: str | None, src: str) -> tuple[str, str | None]:

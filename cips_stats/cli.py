@@ -15,8 +15,14 @@ Commands
 ``cips-stats simulate --out FILE [--seed N] [--countries N] [--points 4|5]``
     Write a synthetic RAW respondent table; the format follows the extension
     (``.csv``, ``.xlsx``, ``.sav``, ``.dta``, ``.parquet``).
-``cips-stats validate FILE [--instrument YAML]``
+``cips-stats validate FILE [--instrument YAML] [input options]``
     Print the validation report of a survey file; exit status 1 when it has problems.
+
+Input options (every command that reads a survey: ``validate``, ``report``, ``analyze``):
+``--weight COL``, ``--id COL`` / ``--generate-ids``, ``--country VALUE|COL``,
+``--iteration VALUE|COL``, ``--iteration-labels 2019-20=1,...``, ``--group VALUE|COL``,
+``--sep``, ``--decimal``, ``--encoding``, ``--sheet``, ``--max-rows`` (:func:`input_options`);
+they override the instrument's ``columns:`` mapping.
 ``cips-stats --version``
 
 The demo is a list of named steps (:data:`DEMO_STEPS`); each step receives the
@@ -35,6 +41,7 @@ Examples
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 import platform
 import time
@@ -46,7 +53,7 @@ import click
 
 from . import __version__
 
-__all__ = ["main", "DemoContext", "DEMO_STEPS", "run_demo"]
+__all__ = ["main", "DemoContext", "DEMO_STEPS", "run_demo", "input_options"]
 
 #: Exit status: data problems found (validate) or a demo step failed.
 EXIT_PROBLEMS = 1
@@ -58,6 +65,94 @@ def _console():
     from rich.console import Console
 
     return Console(highlight=False, soft_wrap=True)
+
+
+# ------------------------------------------------------------------------------ reading a survey
+def _load_options(weight: str | None = None, id_column: str | None = None, generate_ids: bool = False,
+                  country: str | None = None, iteration: str | None = None, iteration_labels: str | None = None,
+                  group: str | None = None, sep: str | None = None, decimal: str | None = None,
+                  encoding: str | None = None, sheet: str | None = None, max_rows: int | None = None
+                  ) -> dict[str, Any]:
+    """The ``cs.load`` keyword arguments of the input options (only those given).
+
+    Examples
+    --------
+    >>> from cips_stats.cli import _load_options
+    >>> _load_options(weight="pondération", id_column="id", country="NL", sep=";", iteration_labels="2019-20=1")
+    {'columns': {'weight': 'pondération', 'respondent_id': 'id', 'country': {'column_or_value': 'NL'}}, \
+'iterations': {'2019-20': 1}, 'sep': ';'}
+    """
+    columns: dict[str, Any] = {}
+    if weight:
+        columns["weight"] = weight
+    if id_column and generate_ids:
+        raise click.BadParameter("give either --id or --generate-ids.", param_hint="--id")
+    if id_column:
+        columns["respondent_id"] = id_column
+    if generate_ids:
+        columns["respondent_id"] = {"generate": True}
+    for name, value in (("country", country), ("iteration", iteration), ("group", group)):
+        if value:
+            columns[name] = {"column_or_value": value}
+    out: dict[str, Any] = {"columns": columns} if columns else {}
+    if iteration_labels:
+        labels = {}
+        for part in iteration_labels.split(","):
+            label, eq, number = part.rpartition("=")
+            if not eq or not label.strip() or not number.strip().isdigit() or int(number) < 1:
+                raise click.BadParameter(f"expected LABEL=N pairs separated by commas (e.g. 2019-20=1,2022-23=2), "
+                                         f"not {part!r}.", param_hint="--iteration-labels")
+            labels[label.strip()] = int(number)
+        out["iterations"] = labels
+    if sep is not None:
+        out["sep"] = "\t" if sep.lower() in ("tab", "\\t") else sep
+    for key, value in (("decimal", decimal), ("encoding", encoding), ("max_rows", max_rows)):
+        if value is not None:
+            out[key] = value
+    if sheet is not None:
+        out["sheet"] = int(sheet) if sheet.isdigit() else sheet
+    return out
+
+
+def input_options(func: Callable) -> Callable:
+    """Add the options of every command that reads a survey; the command receives ``inputs``,
+    the ``cs.load`` keyword arguments they give (flags override the instrument's ``columns:``)."""
+    options = [
+        click.option("--weight", "weight", default=None, metavar="COL",
+                     help="The weight column's name in the file (e.g. pondération); default: a column named weight."),
+        click.option("--id", "id_column", default=None, metavar="COL",
+                     help="The respondent id column's name (default respondent_id)."),
+        click.option("--generate-ids", "generate_ids", is_flag=True, default=False,
+                     help="Number the rows 1..n as respondent ids (a file without ids)."),
+        click.option("--country", "country", default=None, metavar="VALUE|COL",
+                     help="The country column's name, or one country for every row."),
+        click.option("--iteration", "iteration", default=None, metavar="VALUE|COL",
+                     help="The iteration column's name, or one iteration for every row."),
+        click.option("--iteration-labels", "iteration_labels", default=None, metavar="LABEL=N,...",
+                     help="Iteration labels mapped to numbers, e.g. 2019-20=1,2022-23=2."),
+        click.option("--group", "group", default=None, metavar="VALUE|COL",
+                     help="The respondent group column's name, or one group for every row."),
+        click.option("--sep", "sep", default=None, metavar="CHAR",
+                     help="CSV field separator (default: detected from the header; 'tab' for a tab)."),
+        click.option("--decimal", "decimal", default=None, type=click.Choice([".", ","]),
+                     help="Decimal mark of numbers in text (default: ',' for a column whose numbers use only commas)."),
+        click.option("--encoding", "encoding", default=None,
+                     help="CSV text encoding (default: detected: UTF-8, UTF-8/UTF-16 with a BOM, else cp1252)."),
+        click.option("--sheet", "sheet", default=None, help="Excel sheet: name or 0-based position (default 0)."),
+        click.option("--max-rows", "max_rows", default=None, type=click.IntRange(min=1),
+                     help="Most data records accepted (default 5,000,000)."),
+    ]
+    names = ("weight", "id_column", "generate_ids", "country", "iteration", "iteration_labels", "group", "sep",
+             "decimal", "encoding", "sheet", "max_rows")
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        kwargs["inputs"] = _load_options(**{k: kwargs.pop(k) for k in names})
+        return func(*args, **kwargs)
+
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
 
 
 @dataclass
@@ -347,23 +442,27 @@ def simulate(out: str, seed: int, countries: int | None, points: str | None) -> 
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--instrument", "instrument", default=None, type=click.Path(dir_okay=False),
               help="Instrument YAML (default: the packaged CIPS instrument).")
-def validate(file: str, instrument: str | None) -> None:
+@input_options
+def validate(file: str, instrument: str | None, inputs: dict[str, Any]) -> None:
     """Print the validation report of a survey FILE.
 
     Exit status 0 when it loads cleanly, 1 when it has data problems, 2 when it
-    cannot be read at all (missing file, unknown format, missing key column,
-    invalid instrument).
+    cannot be read at all (missing file, unknown format, undecodable bytes, missing
+    key column, a mapped column not in the file, invalid instrument). The report
+    ends with the fingerprint of the data that loads.
     """
     import cips_stats as cs
 
     con = _console()
     try:
         inst = cs.Instrument.from_yaml(instrument) if instrument else cs.Instrument.default()
-        report = cs.data.validate(file, instrument=inst)
+        report = cs.data.validate(file, instrument=inst, **inputs)
     except cs.CipsError as exc:
         click.echo(str(exc), err=True)
         raise SystemExit(EXIT_UNREADABLE)
     con.print(report.to_text(), markup=False)
+    if report.provenance.data_fingerprint:
+        con.print(f"Data fingerprint (strict=False): {report.provenance.data_fingerprint}", markup=False)
     if not report.ok:
         rules = cs.data.RULES
         fatal = any(rules.get(p.rule, ("", "fatal", ""))[1] == "fatal" for p in report.problems)
@@ -385,8 +484,9 @@ def validate(file: str, instrument: str | None) -> None:
               help="Comma-separated sections (default all: data,reliability,cfa,invariance,indicators,gap,drift).")
 @click.option("--invariance", "invariance", default="factor", show_default=True,
               type=click.Choice(["factor", "model"]), help="Invariance per key factor (fast) or of the full model.")
+@input_options
 def report(file: str, out: str, instrument: str | None, anonymise: bool, seed: int, n_boot: int, min_cell: int,
-           sections: str | None, invariance: str) -> None:
+           sections: str | None, invariance: str, inputs: dict[str, Any]) -> None:
     """Load a survey FILE and build its HTML report (index.html, CSV tables, report.json) in DIR.
 
     Exit status 0 when every section built, 1 when a section failed (the
@@ -398,7 +498,7 @@ def report(file: str, out: str, instrument: str | None, anonymise: bool, seed: i
     con = _console()
     try:
         inst = cs.Instrument.from_yaml(instrument) if instrument else cs.Instrument.default()
-        data = cs.load(file, instrument=inst)
+        data = cs.load(file, instrument=inst, **inputs)
     except cs.CipsError as exc:
         click.echo(str(exc), err=True)
         raise SystemExit(EXIT_UNREADABLE)

@@ -401,6 +401,11 @@ class _Findings:
         })
 
 
+def _unique(values: Iterable[Any]) -> list:
+    """Distinct values in order of first appearance."""
+    return list(dict.fromkeys(values))
+
+
 def _objects(values: Any) -> np.ndarray:
     """A 1-D object array of the values (a list or array), never a 2-D array of nested values."""
     if isinstance(values, np.ndarray) and values.ndim == 1 and values.dtype == object:
@@ -587,6 +592,7 @@ class _Loader:
         self._map_columns()
         if fnd.fatal:
             return False
+        self._weight_lookalikes()
         cols = list(self.df.columns)
         hint = ""
         if len(cols) == 1 and any(ch in cols[0] for ch in ";\t|"):
@@ -668,6 +674,19 @@ class _Loader:
                 fnd.add("respondent_id_generated", np.array([-1]), "respondent_id", None,
                         f"respondent_id is the row number 1..{self.n} ({origin}).")
         self.df = df.rename(columns=renames) if renames else df
+
+    def _weight_lookalikes(self) -> None:
+        """Without a weight column, an unknown column named like a weight is reported (it is not used)."""
+        if "weight" in self.df.columns:
+            return
+        known = set(_REQUIRED) | {"stratum", "cluster"} | {d.name for d in self.inst.demographics} | \
+            set(self.inst.item_ids)
+        for c in self.df.columns:
+            if c not in known and _looks_like_weight(c):
+                self.fnd.add("weight_lookalike", np.array([-1]), c, None,
+                             f"The column {c!r} looks like a survey weight but is not used: every weight is 1. Name "
+                             f"it with --weight {c!r} (weight= in cs.load, or columns: {{weight: {c}}} in the "
+                             f"instrument).")
 
     def file_codes(self) -> None:
         """Stata extended missing values, SPSS user-missing demographics, and value-labelled codes."""
@@ -957,10 +976,6 @@ class _Loader:
         for c in self.unknown_cols:
             fnd.add("unknown_column", np.array([-1]), c, None,
                     "A column the instrument does not declare; kept aside in SurveyData.aside.")
-            if "weight" not in self.df.columns and _looks_like_weight(c):
-                fnd.add("weight_lookalike", np.array([-1]), c, None,
-                        f"The column {c!r} looks like a survey weight but is not used: every weight is 1. Name it "
-                        f"with --weight {c!r} (weight= in cs.load, or columns: {{weight: {c}}} in the instrument).")
 
     def build(self) -> _Outcome:
         fnd = self.fnd
@@ -1471,6 +1486,9 @@ class ValidationReport(Result):
         Data records read.
     n_used_rows : int
         Records ``load(..., strict=False)`` keeps (0 when the table cannot be built).
+    n_rows_with_answers : int
+        Kept records with at least one usable answer (a code on the scale): the rows any
+        statistic can use.
     exclusions : pandas.DataFrame
         The exclusions table of ``load(..., strict=False)``.
     coercions : pandas.DataFrame
@@ -1480,6 +1498,9 @@ class ValidationReport(Result):
     missing_demographics : dict
         ``{demographic: count}``: kept respondents asked a demographic whose answer is blank
         (allowed, not an error; values set aside by a problem are not counted here).
+    notes : pandas.DataFrame
+        What was read with nothing set aside (``SurveyData.notes``): encoding or separator
+        detected, column mappings, extreme weights, columns that look like a weight.
     """
 
     source: str = ""
@@ -1491,6 +1512,8 @@ class ValidationReport(Result):
     coercions: pd.DataFrame = field(default_factory=_empty_exclusions)
     unknown_columns: tuple = ()
     missing_demographics: dict = field(default_factory=dict)
+    n_rows_with_answers: int = 0
+    notes: pd.DataFrame = field(default_factory=_empty_exclusions)
 
     def to_frame(self) -> pd.DataFrame:
         """The problems as a table: file, row, column, value, rule, message."""
@@ -1501,10 +1524,22 @@ class ValidationReport(Result):
         return pd.Series([p.rule for p in self.problems], dtype=object).value_counts()
 
     def to_text(self, limit: int = 200) -> str:
-        """A plain-text report (every problem up to ``limit`` lines, then counts by rule)."""
+        """A plain-text report: the counts, what was read and converted, then every problem (up to ``limit``)."""
         lines = [f"Validation of {self.source}: {'OK' if self.ok else 'PROBLEMS FOUND'}",
-                 f"Rows read: {self.n_rows}; rows usable with strict=False: {self.n_used_rows}; "
-                 f"problems: {len(self.problems)}."]
+                 f"Rows read: {self.n_rows}; rows usable with strict=False: {self.n_rows_with_answers} "
+                 f"(with at least one usable answer"
+                 + (f"; {self.n_used_rows - self.n_rows_with_answers} more kept rows have none"
+                    if self.n_used_rows > self.n_rows_with_answers else "")
+                 + f"); problems: {len(self.problems)}."]
+        for rule, part in (self.notes.groupby("rule", sort=False) if len(self.notes) else []):
+            whys = _unique(part["reason"])
+            if len(whys) <= 3:
+                lines += [f"Note: {why}" for why in whys]
+            else:
+                where = _unique(part["column"].dropna())
+                lines.append(f"Note ({rule}, {len(part)} times"
+                             + (f", columns {', '.join(map(str, where[:5]))}{', ...' if len(where) > 5 else ''}"
+                                if where else "") + f"): e.g. {whys[0]}")
         if self.unknown_columns:
             lines.append("Unknown columns (kept aside): " + ", ".join(self.unknown_columns) + ".")
         ex = self.exclusions
@@ -1513,28 +1548,30 @@ class ValidationReport(Result):
             if len(rec):
                 lines.append("Set to missing by declared codes: " + ", ".join(
                     f"{k}={v}" for k, v in rec["reason"].value_counts().sort_index().items()) + ".")
-        co = self.coercions
-        if len(co):
-            k = int((co["rule"] == "text_whitespace").sum())
-            if k:
-                lines.append(f"Values read after removing white space: {k}.")
-            for why in co.loc[co["rule"] == "group_label", "reason"]:
-                lines.append(why)
+        lines += self._coercion_lines()
         if any(self.missing_demographics.values()):
             lines.append("Blank demographics (allowed): " + ", ".join(
                 f"{k}={v}" for k, v in self.missing_demographics.items()) + ".")
         if self.problems:
-            lines.append("")
-            lines.append("Problems by rule:")
-            for rule, k in self.counts().items():
-                lines.append(f"  {rule}: {k}")
-            lines.append("")
-            lines.append("Problems:")
-            for p in self.problems[:limit]:
-                lines.append("  - " + p.describe())
+            lines += ["", "Problems by rule:"] + [f"  {rule}: {k}" for rule, k in self.counts().items()]
+            lines += ["", "Problems:"] + ["  - " + p.describe() for p in self.problems[:limit]]
             if len(self.problems) > limit:
                 lines.append(f"  ... and {len(self.problems) - limit} more (see .problems or .to_frame()).")
         return "\n".join(lines)
+
+    def _coercion_lines(self) -> list[str]:
+        """One line per coercion rule: how many values, and up to three examples of what was read."""
+        co = self.coercions
+        if not len(co):
+            return []
+        lines = []
+        for rule, part in co.groupby("rule", sort=False):
+            if rule == "group_label":
+                lines += [str(w) for w in part["reason"]]
+                continue
+            examples = "; ".join(str(w) for w in _unique(part["reason"])[:3])
+            lines.append(f"Converted values ({rule}): {len(part)}, e.g. {examples}")
+        return lines
 
     def __str__(self) -> str:
         return self.to_text()
@@ -1551,7 +1588,8 @@ def validate(source: Any, instrument: Instrument | str | os.PathLike | None = No
     instrument : Instrument, str or path-like, optional
         As for :func:`load`.
     **load_kwargs
-        ``iterations=``, ``sheet=``, ``encoding=``, ``sep=`` as for :func:`load` (``strict`` is ignored).
+        ``columns=``, ``weight=``, ``iterations=``, ``sheet=``, ``encoding=``, ``sep=``, ``decimal=``,
+        ``max_rows=`` as for :func:`load` (``strict`` is ignored).
 
     Returns
     -------
@@ -1578,6 +1616,11 @@ def validate(source: Any, instrument: Instrument | str | os.PathLike | None = No
     load_kwargs.pop("strict", None)
     instrument = _resolve_instrument(instrument)
     out = _load(source, instrument, **load_kwargs)
+    data = out.data
+    with_answers = 0
+    if data is not None:
+        items = [i for i in instrument.item_ids if i in data.frame.columns]
+        with_answers = int(data.frame[items].notna().any(axis=1).sum()) if items else 0
     unknown = ()
     if out.data is not None:
         ex = out.data.exclusions
@@ -1588,6 +1631,9 @@ def validate(source: Any, instrument: Instrument | str | os.PathLike | None = No
         exclusions=_empty_exclusions() if out.data is None else out.data.exclusions,
         coercions=_empty_exclusions() if out.data is None else out.data.coercions,
         unknown_columns=unknown, missing_demographics=dict(out.missing_demographics),
+        n_rows_with_answers=with_answers,
+        notes=data.notes if data is not None else out.findings.table(["info"]) if out.findings is not None
+        else _empty_exclusions(),
         provenance=Provenance.build("validate", instrument=instrument,
                                     data_fingerprint=None if out.data is None else out.data.fingerprint,
                                     options={k: repr(v) for k, v in load_kwargs.items()}),
