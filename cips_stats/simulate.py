@@ -710,3 +710,19 @@ def _truth_tables(tables, inst, factors, countries, repeated, jump, supported, l
         "composition": comp, "margins": marg, "weighting_classes": wcls, "propensities": props,
         "sample_sizes": sizes, "countries": ctry, "parameters": params,
     }
+
+
+class _CallableModule(types.ModuleType):
+    """``cips_stats.simulate`` is this module and, called, :func:`simulate` (``cs.simulate(seed=1)``).
+
+    The package imports its faces lazily, so the module may be bound to the package's
+    ``simulate`` attribute before the function is; calling the module calls the function.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return simulate(*args, **kwargs)
+
+
+import sys as _sys  # noqa: E402
+
+_sys.modules[__name__].__class__ = _CallableModule
