@@ -520,3 +520,64 @@ def test_h1_cache_is_bounded(monkeypatch):
     ml._cache_put(("t", 9), (np.zeros(1000),))                # larger than the whole budget: not kept
     assert ("t", 9) not in ml._H1_CACHE
     ml.clear_h1_cache()
+
+
+# ---------------------------------------------------------------- issue 10: robust measures under FIML and MLR
+@pytest.mark.parametrize("name,kw", [("cfa_hs_fiml", dict(missing="fiml")), ("cfa_hs_mlr", dict(estimator="MLR")),
+                                     ("cfa_hs_fiml_mlr", dict(missing="fiml", estimator="MLR"))])
+def test_robust_measures_under_fiml_and_mlr_match_lavaan(name, kw):
+    # lavaan 0.6-14 reports cfi.robust & co for ML with FIML (FIML-corrected V6) as well as for MLR (V3),
+    # and rmsea.pvalue.scaled for MLR (validation/r/cfa.R)
+    ref = json.loads((REF / f"{name}.json").read_text())["fit"]
+    data = pd.read_csv(REF / ("cfa_hs1939_missing.csv" if "fiml" in name else "cfa_hs1939.csv"))
+    res = cs.factor.cfa(data, HS, **kw)
+    keys = ["cfi_robust", "tli_robust", "rmsea_robust", "rmsea_pvalue_robust"]
+    if kw.get("estimator") == "MLR":
+        keys.append("rmsea_pvalue_scaled")
+    for k in keys:
+        assert res.fit[k] == pytest.approx(ref[k.replace("_", ".")], abs=1e-5), k
+    lo, hi = res.fit["rmsea_ci_robust"]
+    assert lo == pytest.approx(ref["rmsea.ci.lower.robust"], abs=1e-5)
+    assert hi == pytest.approx(ref["rmsea.ci.upper.robust"], abs=1e-5)
+
+
+def test_poor_fit_and_wrong_sign_warn():
+    # HS's three-factor model misses Hu & Bentler's cut-offs (CFI .931, RMSEA .092): the result flags it
+    hs = pd.read_csv(REF / "cfa_hs1939.csv")
+    with pytest.warns(cs.errors.PoorFitWarning, match="rmsea"):
+        res = cs.factor.cfa(hs, HS)
+    codes = {f.code for f in res.flags}
+    assert {"fit_cfi", "fit_rmsea"} <= codes and "fit_srmr" not in codes
+    # an item left un-reversed: its loading is clearly negative among positive ones
+    rng = np.random.default_rng(11)
+    f = rng.normal(size=(500, 1))
+    y = f @ [[0.8, 0.7, 0.7, 0.6, 0.6]] + rng.normal(scale=0.6, size=(500, 5))
+    df = pd.DataFrame(y, columns=list("abcde"))
+    clean = cs.factor.cfa(df, "f =~ a + b + c + d + e")
+    assert not [fl for fl in clean.flags if fl.code == "wrong_sign_loading"]
+    df["d"] = -df["d"]
+    with pytest.warns(cs.errors.PoorFitWarning, match="un-reversed"):
+        bad = cs.factor.cfa(df, "f =~ a + b + c + d + e")
+    flag = next(fl for fl in bad.flags if fl.code == "wrong_sign_loading")
+    assert flag.where["items"] == ["d"]
+    # the marker itself reversed: the other four are the majority, so the marker is named
+    df2 = pd.DataFrame(y, columns=list("abcde")).assign(a=lambda x: -x["a"])
+    with pytest.warns(cs.errors.PoorFitWarning, match="un-reversed"):
+        bad2 = cs.factor.cfa(df2, "f =~ a + b + c + d + e")
+    assert next(fl for fl in bad2.flags if fl.code == "wrong_sign_loading").where["items"] == ["a"]
+
+
+def test_ci_level_and_weight_vocabulary():
+    hs = pd.read_csv(REF / "cfa_hs1939.csv")
+    r95 = cs.factor.cfa(hs, HS)
+    r90 = cs.factor.cfa(hs, HS, ci=0.90)
+    row = (r95.parameters["op"] == "=~") & (r95.parameters["free"] > 0)
+    w95 = (r95.parameters["ci_high"] - r95.parameters["ci_low"])[row]
+    w90 = (r90.parameters["ci_high"] - r90.parameters["ci_low"])[row]
+    assert np.allclose(w90 / w95, 1.6448536269514722 / 1.959963984540054)
+    with pytest.raises(cs.DataError, match="ci="):
+        cs.factor.cfa(hs, HS, ci=1.5)
+    with pytest.raises(cs.DataError, match="not a column"):
+        cs.factor.cfa(hs, HS, weight="nope")
+    with pytest.raises(cs.ModelError, match="weight="):
+        cs.factor.cfa(hs.assign(w=1.0 + (np.arange(len(hs)) % 3)), HS, weight="w")

@@ -410,3 +410,21 @@ def test_fiml_ladder_computes_the_saturated_model_once_per_group(monkeypatch):
     for k in ("chi2", "chi2_scaled", "cfi_robust", "rmsea_robust"):
         assert res.fits["metric"].fit[k] == alone.fit[k]
     ml.clear_h1_cache()
+
+
+def test_negative_scaled_difference_is_flagged_never_a_rejection():
+    # VerbAgg, two factors by gender: equal thresholds fit "better" than equal loadings alone (Satorra 2000
+    # scaled difference -18.08; lavaan warns the models may not be nested). Issue 10 item 3.
+    ref = json.loads((REF / "invariance_verbagg_negative.json").read_text())
+    d = pd.read_csv(REF / "verbagg_wide.csv")
+    res = cs.factor.invariance(d, group="Gender", model=ref["model"], ordered=True,
+                               levels=("configural", "metric", "scalar"), partial=False, criteria="chi2")
+    row = res.table.loc["scalar"]
+    assert row["delta_chi2"] == pytest.approx(ref["delta_chisq"], rel=1e-3)
+    assert row["chi2"] == pytest.approx(ref["scalar"]["chisq"], rel=1e-5)
+    assert row["chi2_scaled"] == pytest.approx(ref["scalar"]["chisq.scaled"], rel=1e-4)
+    assert np.isnan(row["p_value"]) and row["verdict"] == "supported"
+    flag = next(f for f in res.flags if f.code == "negative_delta_chi2")
+    assert flag.where["level"] == "scalar" and "not nested" in flag.message
+    # a positive difference is tested as usual
+    assert res.table.loc["metric", "p_value"] > 0

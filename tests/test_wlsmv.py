@@ -114,6 +114,13 @@ def test_matches_lavaan(name, fits):
         assert f["shift"] == pytest.approx(ref["shift"], rel=1e-3)
         assert f["baseline_chi2_scaled"] == pytest.approx(fm["baseline.chisq.scaled"], rel=1e-4)
         assert f["pvalue_scaled"] == pytest.approx(fm["pvalue.scaled"], abs=1e-6)
+        # issue 10: the robust (cat-ML) measures and WRMR under lavaan's names; NA in lavaan -> NaN here
+        for ours, theirs in (("cfi_robust", "cfi.robust"), ("tli_robust", "tli.robust"),
+                             ("rmsea_robust", "rmsea.robust"), ("wrmr", "wrmr")):
+            if fm.get(theirs) is None:
+                assert np.isnan(f[ours]), ours
+            else:
+                assert f[ours] == pytest.approx(fm[theirs], abs=1e-5), ours
 
 
 def test_group_order_and_labels(fits):
@@ -256,3 +263,46 @@ def test_robust_se_calibration_and_scaled_test_size():
     assert np.all(np.abs(ratio - 1) < 0.15), ratio
     # size of the 5% test: Monte Carlo SE sqrt(.05 * .95 / 200) = 0.015
     assert 0.01 <= np.mean(rej) <= 0.10, np.mean(rej)
+
+
+# ---------------------------------------------------------------- issue 10
+def test_cat_ml_robust_fit_measures_match_lavaan():
+    # cfi.robust, tli.robust, rmsea.robust (CI, p) by lavaan 0.6-14's cat-ML route (Savalei 2021), wrmr and
+    # srmr_bentler_nomean, one group and two (validation/r/factor_issue10.R)
+    ref = json.loads((REF / "wlsmv_bfi_ne_robust.json").read_text())
+    bfi = pd.read_csv(REF / "bfi.csv")
+    items = ref["items"]
+    for key, kw in (("single", {}), ("groups", {"group": "gender"})):
+        res = fit_wlsmv(bfi[items + (["gender"] if kw else [])], ref["model"], missing="listwise", **kw)
+        fm = ref[key]
+        for ours, theirs in (("cfi_robust", "cfi.robust"), ("tli_robust", "tli.robust"),
+                             ("rmsea_robust", "rmsea.robust"), ("wrmr", "wrmr"),
+                             ("srmr_bentler_nomean", "srmr_bentler_nomean"), ("rmsea_pvalue_scaled", "rmsea.pvalue.scaled")):
+            assert res.fit[ours] == pytest.approx(fm[theirs], rel=1e-5, abs=1e-6), (key, ours)
+        lo, hi = res.fit["rmsea_ci_robust"]
+        assert (lo, hi) == pytest.approx((fm["rmsea.ci.lower.robust"], fm["rmsea.ci.upper.robust"]), rel=1e-5)
+        assert res.fit["rmsea_pvalue_robust"] == pytest.approx(fm["rmsea.pvalue.robust"], abs=1e-8)
+
+
+def test_unequal_groups_rescale_weights_per_group_as_lavaan():
+    # lavaan weighs group g's W by n_g/(n_g - 1) (and Gamma by its inverse) in the sandwich and the scaled
+    # test, and divides by N - G: SE of O=~O3 0.1004952 (it was 0.1005271 with one N/(N - G) factor)
+    ref = json.loads((REF / "wlsmv_bfi_education_groups.json").read_text())
+    d = pd.read_csv(REF / "bfi_education_o.csv")
+    res = fit_wlsmv(d, "O =~ O1 + O2 + O3 + O4 + O5", group="education", group_equal=("loadings", "thresholds"),
+                    missing="listwise")
+    assert res.n_obs == tuple(ref["nobs"]) and res.group_labels == tuple(ref["group_labels"])
+    pe = pd.DataFrame(ref["parameters"])
+    m = pe.merge(res.parameters, on=["lhs", "op", "rhs", "group"], suffixes=("_r", ""))
+    m = m[m["se_r"] > 0]
+    assert len(m) >= 20
+    assert np.max(np.abs(m["est"] - m["est_r"])) < 1e-4
+    assert np.max(np.abs(m["se"] / m["se_r"] - 1)) < 1e-4
+    o3 = m[(m["op"] == "=~") & (m["rhs"] == "O3") & (m["group"] == 1)]
+    assert float(o3["se"].iloc[0]) == pytest.approx(0.1004952, abs=2e-7)
+    for ours, theirs in (("chi2", "chisq"), ("chi2_scaled", "chisq.scaled"), ("cfi_scaled", "cfi.scaled"),
+                         ("rmsea_scaled", "rmsea.scaled")):
+        assert res.fit[ours] == pytest.approx(ref["fit"][theirs], rel=1e-4), ours
+    # lavaan's cat-ML robust measures are not defined with equal thresholds (free scale factors): NA there
+    assert ref["fit"]["cfi.robust"] is None and np.isnan(res.fit["cfi_robust"])
+    assert any(f.code == "robust_fit_unavailable" for f in res.flags)

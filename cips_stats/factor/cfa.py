@@ -339,6 +339,8 @@ def _cfa_frame_impl(frame, *, model, estimator, ordered, group, group_equal, gro
     fit_d = _fit_measures(prob, fit, cm, G, ms)
     if robust:
         fit_d.update(_robust_measures(prob, fit, cm, G, Ainv, scores, flags))
+    elif fiml:
+        fit_d.update(_fiml_robust(prob, fit, G, flags, "V6"))
     params, implied = _parameter_table(cm, theta, vcov, labels, ci)
     loadings = params[params["op"] == "=~"].rename(columns={"lhs": "factor", "rhs": "item"}).drop(
         columns=["op"]).reset_index(drop=True)
@@ -504,23 +506,10 @@ def _robust_measures(prob, fit, cm, G, Ainv, scores, flags) -> dict:
                rmsea_scaled=fi.rmsea(fit.chi2, tr_ug, N, G) if np.isfinite(tr_ug) and tr_ug > 0 else nan,
                rmsea_ci_scaled=fi.rmsea_ci(fit.chi2, tr_ug, N, G) if np.isfinite(tr_ug) and tr_ug > 0
                else (nan, nan))
+    out["rmsea_pvalue_scaled"] = (fi.rmsea_pvalue(fit.chi2, tr_ug, N, G) if np.isfinite(tr_ug) and tr_ug > 0
+                                  else nan)
     if prob.fiml:
-        try:
-            fc = prob.fiml_corrected(fit.theta)
-        except (ModelError, np.linalg.LinAlgError) as exc:
-            flags.append(Flag("robust_fit_fiml", "cfi_robust, tli_robust and rmsea_robust under FIML (lavaan's "
-                              f"FIML-corrected version) are not available: {exc}", "warning"))
-            fc = None
-        if fc is None or not (np.isfinite(fc["c_hat3"]) and fc["c_hat3"] > 0):
-            out.update(cfi_robust=nan, tli_robust=nan, rmsea_robust=nan, rmsea_ci_robust=(nan, nan),
-                       rmsea_pvalue_robust=nan)
-        else:
-            c3, c3n = fc["c_hat3"], fc["c_hat3_null"]
-            out.update(cfi_robust=fi.cfi(fc["XX3"], df, fc["XX3_null"], fc["df3_null"], c3, c3n),
-                       tli_robust=fi.tli(fc["XX3"], df, fc["XX3_null"], fc["df3_null"], c3, c3n),
-                       rmsea_robust=fi.rmsea(fc["XX3"], fc["df3"], N, G, c_hat=c3),
-                       rmsea_ci_robust=fi.rmsea_ci(fc["XX3_scaled"], fc["df3"], N, G, c_hat=c3),
-                       rmsea_pvalue_robust=fi.rmsea_pvalue(fc["XX3_scaled"], fc["df3"], N, G, c_hat=c3))
+        out.update(_fiml_robust(prob, fit, G, flags, "V3"))
     else:
         out.update(cfi_robust=fi.cfi(fit.chi2, df, fit.baseline_chi2, fit.baseline_df, c, cb),
                    tli_robust=fi.tli(fit.chi2, df, fit.baseline_chi2, fit.baseline_df, c, cb),
@@ -528,6 +517,28 @@ def _robust_measures(prob, fit, cm, G, Ainv, scores, flags) -> dict:
                    rmsea_ci_robust=fi.rmsea_ci(chi2s, df, N, G, c_hat=c) if np.isfinite(c) else (nan, nan),
                    rmsea_pvalue_robust=fi.rmsea_pvalue(chi2s, df, N, G, c_hat=c) if np.isfinite(c) else nan)
     return out
+
+
+def _fiml_robust(prob: MLProblem, fit, G: int, flags: list[Flag], version: str) -> dict:
+    """cfi_robust, tli_robust, rmsea_robust (CI, p) under FIML: lavaan's FIML-corrected statistics
+    (Zhang & Savalei 2023; version V3 with a scaled test, V6 for ML)."""
+    nan = float("nan")
+    N, df = prob.n_total, fit.df
+    try:
+        fc = prob.fiml_corrected(fit.theta, version=version)
+    except (ModelError, np.linalg.LinAlgError) as exc:
+        flags.append(Flag("robust_fit_fiml", "cfi_robust, tli_robust and rmsea_robust under FIML (lavaan's "
+                          f"FIML-corrected version) are not available: {exc}", "warning"))
+        fc = None
+    if fc is None or not (np.isfinite(fc["c_hat3"]) and fc["c_hat3"] > 0):
+        return dict(cfi_robust=nan, tli_robust=nan, rmsea_robust=nan, rmsea_ci_robust=(nan, nan),
+                    rmsea_pvalue_robust=nan)
+    c3, c3n = fc["c_hat3"], fc["c_hat3_null"]
+    return dict(cfi_robust=fi.cfi(fc["XX3"], df, fc["XX3_null"], fc["df3_null"], c3, c3n),
+                tli_robust=fi.tli(fc["XX3"], df, fc["XX3_null"], fc["df3_null"], c3, c3n),
+                rmsea_robust=fi.rmsea(fc["XX3"], fc["df3"], N, G, c_hat=c3),
+                rmsea_ci_robust=fi.rmsea_ci(fc["XX3_scaled"], fc["df3"], N, G, c_hat=c3),
+                rmsea_pvalue_robust=fi.rmsea_pvalue(fc["XX3_scaled"], fc["df3"], N, G, c_hat=c3))
 
 
 def _baseline_scaling(prob: MLProblem, df_b: int, tr_h1: float) -> float:

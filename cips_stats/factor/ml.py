@@ -732,8 +732,11 @@ class MLProblem:
         A, J = self.h1_information_fiml(gd)
         return float(np.sum(self._h1_inverse(gd) * J))
 
-    def fiml_corrected(self, theta: np.ndarray) -> dict:
-        """Robust-fit ingredients under FIML as lavaan's ``lav_fit_fiml_corrected`` (version V3).
+    def fiml_corrected(self, theta: np.ndarray, version: str = "V3") -> dict:
+        """Robust-fit ingredients under FIML as lavaan's ``lav_fit_fiml_corrected`` (V3 or V6).
+
+        lavaan uses V3 with a scaled test (MLR) and V6 without (ML with FIML); V6's
+        trace is ``tr(Wc Wm^-1 U Wm^-1) = tr(Wc Wm^-1) - tr(E Delta' Wc Delta)``.
 
         The model (and the independence model) evaluated against the EM moments as if they
         were complete-data moments gives ``XX3`` (and ``XX3_null``); the scaling factors
@@ -776,11 +779,11 @@ class MLProblem:
                 Wc[p:, p:] = (cw[:, None] * cw[None, :]) * (Wt[A_, C_] * Wt[B_, D_] + Wt[A_, D_] * Wt[B_, C_])
                 WcWmi = Wc @ Wmi
                 JmWmi = Jm @ Wmi
-                hit = (Wc, WcWmi @ Jm, np.array(float(np.sum(WcWmi * JmWmi.T))))
+                hit = (Wc, WcWmi @ Jm, np.array(float(np.sum(WcWmi * JmWmi.T))), np.array(float(np.trace(WcWmi))))
                 if gd.key is not None:
                     _cache_put(("fc", gd.key), hit)
-            Wc, WcWmiJm, tr_g = hit
-            tr0 += float(tr_g)
+            Wc, WcWmiJm, tr_g, tr_v6 = hit
+            tr0 += float(tr_g if version == "V3" else tr_v6)
             # independence model: derivative of (mu, vech Sigma) w.r.t. (means, variances)
             DB = np.zeros((dim, 2 * p))
             DB[np.arange(p), np.arange(p)] = 1.0
@@ -818,6 +821,8 @@ class MLProblem:
             used = np.flatnonzero(np.any(mats["A"] != 0, axis=0))
             DWmD, DWcD, DJD, DWJD = (mats[k][np.ix_(used, used)] for k in ("A", "Wc", "Jm", "WcWmiJm"))
             E = np.linalg.inv(DWmD)
+            if version == "V6":
+                return float(tr0 - np.trace(E @ DWcD))
             return float(tr0 - 2.0 * np.trace(E @ DWJD) + np.trace(E @ DWcD @ E @ DJD))
 
         df = G * dim - model.npar

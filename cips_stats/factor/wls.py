@@ -359,39 +359,107 @@ def fit_wlsmv(
     frame = frame.reset_index(drop=True)
     if weight is not None and weight not in frame.columns:
         raise DataError(f"weight= names {weight!r}, which is not a column of the data.")
-    if group is not None:
-        if group not in frame.columns:
-            raise DataError(f"group= names {group!r}, which is not a column of the data.")
-        gcol = frame[group]
-        if gcol.isna().any():
-            raise DataError(f"group= column {group!r} has missing values.",
-                            [Problem("group_missing", "Group is missing.", file="<DataFrame>", row=int(r) + 1,
-                                     column=group) for r in np.flatnonzero(gcol.isna().to_numpy())])
-        group_labels = list(pd.unique(gcol))
-        frames = [frame[gcol == lab] for lab in group_labels]
-    else:
-        group_labels = [1]
-        frames = [frame]
-    # observed categories over all groups
-    data_cols = [c for c in frame.columns if c not in (group, weight)]
-    levels = {}
-    for c in data_cols:
-        x = pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-        levels[str(c)] = np.unique(x[np.isfinite(x)])
+    frames, group_labels = _split_groups(frame, group)
+    levels = _observed_levels(frame, exclude=(group, weight))
     m, syntax = _prepare_model(frame, model, ordered=ordered, group_labels=group_labels,
                                group_equal=group_equal, group_partial=group_partial, std_lv=std_lv,
                                levels=levels)
     ov = m.ov_names
-    frames = [f.rename(columns=str) for f in frames]
     if weight in ov:
         raise ModelError(f"weight= column {weight!r} is also an item of the model.")
-    sample = wls_sample(frames, ov, missing=missing, levels={v: levels[v] for v in ov},
-                        weight=weight)
+    frames = [f.rename(columns=str) for f in frames]
+    sample = wls_sample(frames, ov, missing=missing, levels={v: levels[v] for v in ov}, weight=weight)
     G = m.n_groups
-    pt = m.partable
-    # thresholds of the table, mapped to the sample order
-    th_perm = []
+    th_perm = _threshold_order(m, sample)
+    od = tuple(reversed(np.triu_indices(m.p, k=1)))
+    ng = sample.n
+    N = float(sum(ng))
+    fg = [n / N for n in ng]
+    gam = sample.gamma
+    Wfull = [np.linalg.inv(Gm) for Gm in gam] if est_name == "WLS" else None
+    wdiag = [1.0 / np.diag(Gm) for Gm in gam]
+
+    def weigh(g, x):
+        return Wfull[g] @ x if Wfull is not None else wdiag[g][:, None] * x if x.ndim == 2 else wdiag[g] * x
+
+    theta, converged, it = _gauss_newton(m, sample, th_perm, od, weigh, fg, max_iter=max_iter, tol=tol)
+    theta = _reflect(m, theta)
+    flags = _sample_flags(sample, group_labels)
+    if not converged:
+        flags.append(Flag("not_converged", f"DWLS did not converge in {max_iter} iterations.",
+                          severity="error", where={"iterations": it}))
+    sig, dlt, imp = _delta_and_implied(m, theta, th_perm, od)
+    resid = [s - sg for s, sg in zip(sample.s, sig)]
+    # lavaan's weights and Gamma for the sandwich, the scaled test and the robust measures: per group
+    # W_g = k_g W, Gamma_g = Gamma / k_g with k_g = n_g / (n_g - 1) (the fit itself is unchanged:
+    # its objective weighs group g by (n_g - 1) / N); the covariance divides by N - G.
+    kg = [n / (n - 1.0) for n in ng]
+    w_lav = [k * (W if Wfull is not None else w) for k, W, w in zip(kg, Wfull or wdiag, wdiag)]
+    gam_lav = [Gm / k for Gm, k in zip(gam, kg)]
+    vcov, Ainv = _wls_vcov(dlt, w_lav, gam_lav, fg, N - G, robust=est_name == "WLSMV")
+    fit, base_d = _wls_fit(sample, resid, m.npar, th_perm, weigh, fg, N, G)
+    if est_name == "WLSMV" and fit["df"] > 0:
+        fit.update(_wls_scaled(fit, dlt, base_d, w_lav, gam_lav, ng, N, G))
+        fit.update(_catml_robust(m, theta, sample, imp, dlt, w_lav, gam_lav, Ainv, fg, fit, N, G, flags))
+    fit["srmr"] = _wls_srmr(resid, th_perm, fg, m.p)
+    fit["srmr_bentler_nomean"] = fit["srmr"]
+    fit["wrmr"] = math.sqrt(fit["chi2"] / len(sample.s[0]))
+    params = _wls_parameters(m, theta, vcov, ci)
+    flags += _wls_heywood(params, ov, group_labels)
+    loadings = params[params["op"] == "=~"].rename(columns={"lhs": "factor", "rhs": "item"}).reset_index(drop=True)
+    thr = params[params["op"] == "|"].rename(columns={"lhs": "item", "rhs": "threshold"}).reset_index(drop=True)
+    implied, samp = [], []
     for g in range(G):
+        k = len(th_perm[g])
+        implied.append({"sigma": pd.DataFrame(imp[g]["sigma"], index=ov, columns=ov),
+                        "tau": pd.Series(sig[g][:k], index=sample.th_labels[g])})
+        samp.append({"cov": sample.poly[g].corr.loc[ov, ov], "th": pd.Series(sample.s[g][:k], index=sample.th_labels[g])})
+    options = {"estimator": est_name, "missing": missing, "parameterization": parameterization, "weight": weight,
+               "group": group, "group_equal": list(group_equal), "group_partial": list(group_partial),
+               "std_lv": std_lv, "ordered": list(ov), "se": "robust.sem" if est_name == "WLSMV" else "standard",
+               "test": "scaled.shifted" if est_name == "WLSMV" else "standard", "ci": ci}
+    prov = Provenance.build(f"cfa_{est_name.lower()}", data=frame, options=options)
+    return CFAResult(
+        model=syntax or "", estimator=est_name, missing=missing, converged=bool(converged), iterations=int(it),
+        n_obs=tuple(int(n) for n in ng), n_groups=G, group_labels=tuple(str(x) for x in group_labels),
+        fit=fit, parameters=params, loadings=loadings, thresholds=thr, implied=tuple(implied),
+        sample=tuple(samp), vcov=vcov, options=options, provenance=prov, flags=tuple(flags),
+        _state=WLSState(model=m, sample=sample, theta=theta, delta=dlt, weights=w_lav, gamma=gam_lav,
+                        group_fraction=fg, residuals=resid))
+
+
+def _split_groups(frame: pd.DataFrame, group: str | None) -> tuple[list[pd.DataFrame], list]:
+    """Frames per group (labels in order of appearance, as lavaan); a missing label is a DataError."""
+    if group is None:
+        return [frame], [1]
+    if group not in frame.columns:
+        raise DataError(f"group= names {group!r}, which is not a column of the data.")
+    gcol = frame[group]
+    if gcol.isna().any():
+        raise DataError(f"group= column {group!r} has missing values.",
+                        [Problem("group_missing", "Group is missing.", file="<DataFrame>", row=int(r) + 1,
+                                 column=group) for r in np.flatnonzero(gcol.isna().to_numpy())])
+    labels = list(pd.unique(gcol))
+    codes = pd.Categorical(gcol, categories=labels).codes
+    return [frame.iloc[np.flatnonzero(codes == k)] for k in range(len(labels))], labels
+
+
+def _observed_levels(frame: pd.DataFrame, exclude) -> dict[str, np.ndarray]:
+    """Observed answer codes of every column, over all groups."""
+    levels = {}
+    for c in frame.columns:
+        if c in exclude:
+            continue
+        x = pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        levels[str(c)] = np.unique(x[np.isfinite(x)])
+    return levels
+
+
+def _threshold_order(m, sample: WLSSample) -> list[np.ndarray]:
+    """Per group, the position in the table's threshold order of each sample threshold."""
+    pt = m.partable
+    th_perm = []
+    for g in range(m.n_groups):
         rows = pt[(pt["group"] == g + 1) & (pt["op"] == "|")]
         tl = [f"{a}|{b}" for a, b in zip(rows["lhs"], rows["rhs"])]
         pos = {lab: k for k, lab in enumerate(tl)}
@@ -401,36 +469,25 @@ def fit_wlsmv(
                              f"(data: {len(sample.th_labels[g])}, model: {len(tl)}).",
                              diagnostics={"missing": missing_th})
         th_perm.append(np.array([pos[lab] for lab in sample.th_labels[g]]))
-    p = m.p
-    jj, ii = np.triu_indices(p, k=1)
-    od = (ii, jj)
-    ng = sample.n
-    N = float(sum(ng))
-    fg = [n / N for n in ng]
-    gam = sample.gamma
-    if est_name == "WLS":
-        Wfull = [np.linalg.inv(Gm) for Gm in gam]
-    else:
-        Wfull = None
-    wdiag = [1.0 / np.diag(Gm) for Gm in gam]
+    return th_perm
 
-    def weigh(g, x):
-        return Wfull[g] @ x if Wfull is not None else wdiag[g][:, None] * x if x.ndim == 2 else wdiag[g] * x
+
+def _gauss_newton(m, sample: WLSSample, th_perm, od, weigh, fg, *, max_iter: int, tol: float):
+    """Minimise the (D)WLS discrepancy by Gauss-Newton with step halving, from the sample polychorics."""
+    G = m.n_groups
 
     def objective(theta):
         sig, _, _ = _delta_and_implied(m, theta, th_perm, od)
         return sum(f * float(e @ weigh(g, e)) for g, (f, e) in
                    enumerate(zip(fg, [s - sg for s, sg in zip(sample.s, sig)])))
 
-    # start values: sample polychorics, thresholds in table order
-    covs = [pr.corr.loc[ov, ov].to_numpy() for pr in sample.poly]
+    covs = [pr.corr.loc[m.ov_names, m.ov_names].to_numpy() for pr in sample.poly]
     ths = []
     for g in range(G):
         t = np.empty(len(th_perm[g]))
         t[th_perm[g]] = sample.s[g][:len(th_perm[g])]
         ths.append(t)
     theta = m.start_values(covs, thresholds=ths)
-    # Gauss-Newton with step halving
     converged = False
     fval = objective(theta)
     it = 0
@@ -439,10 +496,9 @@ def fit_wlsmv(
         H = np.zeros((m.npar, m.npar))
         gvec = np.zeros(m.npar)
         for g in range(G):
-            e = sample.s[g] - sig[g]
             WD = weigh(g, dlt[g])
             H += fg[g] * dlt[g].T @ WD
-            gvec += fg[g] * WD.T @ e
+            gvec += fg[g] * WD.T @ (sample.s[g] - sig[g])
         try:
             step = np.linalg.solve(H, gvec)
         except np.linalg.LinAlgError:
@@ -462,42 +518,49 @@ def fit_wlsmv(
         if change < tol or t < 1e-10:
             converged = change < 1e-6
             break
-    theta = _reflect(m, theta)
-    flags: list[Flag] = []
-    for pr_i, pr in enumerate(sample.poly):
+    return theta, converged, it
+
+
+def _sample_flags(sample: WLSSample, group_labels) -> list[Flag]:
+    flags = []
+    G = len(sample.poly)
+    for i, pr in enumerate(sample.poly):
         for fl in pr.flags:
             if fl.code in ("not_positive_definite", "not_converged", "boundary", "small_pairwise_n", "empty_category"):
-                flags.append(Flag(fl.code, (f"Group {group_labels[pr_i]}: " if G > 1 else "") + fl.message,
-                                  severity=fl.severity, where=dict(fl.where, group=str(group_labels[pr_i]))))
-    if not converged:
-        flags.append(Flag("not_converged", f"DWLS did not converge in {max_iter} iterations.",
-                          severity="error", where={"iterations": it}))
-    # ---------------------------------------------------------------- inference
-    sig, dlt, imp = _delta_and_implied(m, theta, th_perm, od)
-    resid = [s - sg for s, sg in zip(sample.s, sig)]
-    A = sum(f * D.T @ weigh(g, D) for g, (f, D) in enumerate(zip(fg, dlt)))
+                flags.append(Flag(fl.code, (f"Group {group_labels[i]}: " if G > 1 else "") + fl.message,
+                                  severity=fl.severity, where=dict(fl.where, group=str(group_labels[i]))))
+    return flags
+
+
+def _wmul(w: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Weight matrix (full, or its diagonal as a vector) times ``x``."""
+    if w.ndim == 2:
+        return w @ x
+    return w[:, None] * x if x.ndim == 2 else w * x
+
+
+def _wls_vcov(dlt, w, gam, fg, n_eff: float, *, robust: bool):
+    """Covariance of the estimates as lavaan: ``E^-1 [sum_g f_g D' W Gamma W D] E^-1 / (N - G)`` (robust)
+    or ``E^-1 / (N - G)``, ``E = sum_g f_g D' W D``, with lavaan's per-group W and Gamma."""
+    A = sum(f * D.T @ _wmul(W, D) for f, D, W in zip(fg, dlt, w))
     try:
         Ainv = np.linalg.inv(A)
     except np.linalg.LinAlgError:
         raise ModelError("The model is not identified: the WLS information matrix is singular.") from None
-    cfac = [(n - 1) / n * N / (N - G) for n in ng]
-    if est_name == "WLSMV":
-        # Gamma without the N_g/(N_g - 1) factor, and N/(N - G): matches lavaan 0.6-14's robust
-        # SEs for one and two groups (relative agreement ~1e-5)
-        B = sum(c * f * weigh(g, D).T @ gam[g] @ weigh(g, D) for g, (c, f, D) in enumerate(zip(cfac, fg, dlt)))
-        vcov = Ainv @ B @ Ainv / N
-    else:
-        # "standard" SEs as lavaan's DWLS and WLS: (Delta' W Delta)^-1 / N
-        vcov = Ainv / N
-    se_free = np.sqrt(np.maximum(np.diag(vcov), 0.0))
-    npar = m.npar
-    nstat = sum(len(s) for s in sample.s)
-    df = nstat - npar
+    if not robust:
+        return Ainv / n_eff, Ainv
+    B = sum(f * _wmul(W, D).T @ Gm @ _wmul(W, D) for f, D, W, Gm in zip(fg, dlt, w, gam))
+    return Ainv @ B @ Ainv / n_eff, Ainv
+
+
+def _wls_fit(sample: WLSSample, resid, npar: int, th_perm, weigh, fg, N: float, G: int):
+    """chi2, df, the baseline (free thresholds, zero correlations) and the unscaled indices."""
+    from . import fit_indices as fi
+
+    df = sum(len(s) for s in sample.s) - npar
     chi2 = N * sum(f * float(e @ weigh(g, e)) for g, (f, e) in enumerate(zip(fg, resid)))
     fit: dict[str, Any] = {"npar": int(npar), "fmin": chi2 / (2 * N), "chi2": chi2, "df": int(df),
                            "pvalue": float(stats.chi2.sf(chi2, df)) if df > 0 else float("nan")}
-    # baseline: free thresholds, zero correlations
-    # (thresholds are separate parameters in each group)
     nth = [len(tp) for tp in th_perm]
     off = np.concatenate([[0], np.cumsum(nth)])
     base_d = []
@@ -513,36 +576,114 @@ def fit_wlsmv(
     chi2_b = N * sum(f * float(e @ weigh(g, e)) for g, (f, e) in enumerate(zip(fg, base_resid)))
     df_b = int(sum(len(s) - len(tp) for tp, s in zip(th_perm, sample.s)))
     fit.update(baseline_chi2=chi2_b, baseline_df=df_b, baseline_pvalue=float(stats.chi2.sf(chi2_b, df_b)))
-    from . import fit_indices as fi
-
     fit["cfi"] = fi.cfi(chi2, df, chi2_b, df_b)
     fit["tli"] = fi.tli(chi2, df, chi2_b, df_b)
-    # lavaan uses N - 1 in the RMSEA of (D)WLS fits
+    # lavaan uses N - G in the RMSEA of (D)WLS fits
     fit["rmsea"] = fi.rmsea(chi2, df, N - G, G)
     fit["rmsea_ci"] = fi.rmsea_ci(chi2, df, N - G, G)
     fit["rmsea_pvalue"] = fi.rmsea_pvalue(chi2, df, N - G, G)
-    if est_name == "WLSMV" and df > 0:
-        wd_list = wdiag
-        _, _, a, shift = _scaled_shifted(dlt, wd_list, gam, ng, df)
-        chi2_s = a * chi2 + shift
-        _, _, ab, shift_b = _scaled_shifted(base_d, wd_list, gam, ng, df_b)
-        chi2_bs = ab * chi2_b + shift_b
-        fit.update(chi2_scaled=chi2_s, pvalue_scaled=float(stats.chi2.sf(chi2_s, df)),
-                   scaling_factor=1.0 / a, shift=shift, baseline_chi2_scaled=chi2_bs,
-                   baseline_scaling_factor=1.0 / ab, baseline_shift=shift_b)
-        fit["cfi_scaled"] = fi.cfi(chi2_s, df, chi2_bs, df_b)
-        fit["tli_scaled"] = fi.tli(chi2_s, df, chi2_bs, df_b)
-        fit["rmsea_scaled"] = fi.rmsea(chi2_s, df, N - G, G)
-        fit["rmsea_ci_scaled"] = fi.rmsea_ci(chi2_s, df, N - G, G)
-        fit["rmsea_pvalue_scaled"] = fi.rmsea_pvalue(chi2_s, df, N - G, G)
-    # SRMR on correlations (lavaan's srmr for categorical data: thresholds excluded)
-    srmr_g = []
+    return fit, base_d
+
+
+def _wls_scaled(fit, dlt, base_d, w, gam, ng, N: float, G: int) -> dict:
+    """Scaled-shifted statistics of the model and the baseline, and the indices built on them."""
+    from . import fit_indices as fi
+
+    df, df_b = fit["df"], fit["baseline_df"]
+    _, _, a, shift = _scaled_shifted(dlt, w, gam, ng, df)
+    chi2_s = a * fit["chi2"] + shift
+    _, _, ab, shift_b = _scaled_shifted(base_d, w, gam, ng, df_b)
+    chi2_bs = ab * fit["baseline_chi2"] + shift_b
+    return dict(chi2_scaled=chi2_s, pvalue_scaled=float(stats.chi2.sf(chi2_s, df)), scaling_factor=1.0 / a,
+                shift=shift, baseline_chi2_scaled=chi2_bs, baseline_scaling_factor=1.0 / ab, baseline_shift=shift_b,
+                cfi_scaled=fi.cfi(chi2_s, df, chi2_bs, df_b), tli_scaled=fi.tli(chi2_s, df, chi2_bs, df_b),
+                rmsea_scaled=fi.rmsea(chi2_s, df, N - G, G), rmsea_ci_scaled=fi.rmsea_ci(chi2_s, df, N - G, G),
+                rmsea_pvalue_scaled=fi.rmsea_pvalue(chi2_s, df, N - G, G))
+
+
+def _catml_robust(m, theta, sample: WLSSample, imp, dlt, w, gam, Ainv, fg, fit, N: float, G: int,
+                  flags: list[Flag]) -> dict:
+    """Robust CFI/TLI/RMSEA of a categorical fit: the cat-ML approach of Savalei (2021), as lavaan 0.6-14.
+
+    The DWLS estimates are evaluated by the normal-theory ML discrepancy between the polychoric
+    and the implied correlation matrices (``XX3``, on ``df3`` degrees of freedom: correlations
+    minus the free parameters other than thresholds and means); its scaling factor is
+    ``c3 = tr(U' V U Gamma) / df3`` with ``V`` the ML weight matrix of correlations at the
+    implied matrix and ``U = I - Delta E^-1 Delta' W`` (DWLS projection). The baseline uses
+    ``Sigma = I``: ``XX3_null = -sum_g N_g log|R_g|``, ``c3_null = sum_g tr(Gamma_g) / f_g / df3_null``.
+    """
+    from . import fit_indices as fi
+
+    nan = float("nan")
+    keys = ("cfi_robust", "tli_robust", "rmsea_robust", "rmsea_ci_robust", "rmsea_pvalue_robust")
+    unavailable = {k: ((nan, nan) if k == "rmsea_ci_robust" else nan) for k in keys}
+    pt = m.partable
+    if ((pt["free"] > 0) & (pt["op"] == "~*~")).any():
+        # free scale factors (thresholds equal across groups): lavaan 0.6-14 reports NA here too
+        flags.append(Flag("robust_fit_unavailable", "cfi_robust, tli_robust and rmsea_robust (cat-ML) are not "
+                          "defined with free scale factors (equal thresholds across groups); as lavaan, not "
+                          "computed.", "info"))
+        return unavailable
+    p = m.p
+    pstar = p * (p - 1) // 2
+    a, b = np.triu_indices(p, k=1)                 # the order of the sample correlations
+    xx3 = xx3_null = kbs = 0.0
+    rows = []
     for g in range(G):
-        k = len(th_perm[g])
-        e = resid[g][k:]
-        srmr_g.append(math.sqrt(float(np.sum(e ** 2)) / (p * (p + 1) / 2)))
-    fit["srmr"] = float(np.sum(np.array(srmr_g) * np.array(fg))) if G > 1 else srmr_g[0]
-    # ---------------------------------------------------------------- tables
+        R = sample.poly[g].corr.loc[m.ov_names, m.ov_names].to_numpy()
+        if np.linalg.eigvalsh(R).min() < np.sqrt(np.finfo(float).eps):
+            flags.append(Flag("robust_fit_unavailable", "cfi_robust, tli_robust and rmsea_robust need positive "
+                              "definite polychoric matrices (lavaan's cat-ML); not computed.", "info"))
+            return unavailable
+        S = imp[g]["sigma"]
+        Si = np.linalg.inv(S)
+        n_g = sample.n[g]
+        xx3 += n_g * (np.linalg.slogdet(S)[1] - np.linalg.slogdet(R)[1] + np.sum(R * Si) - p)
+        xx3_null += -n_g * np.linalg.slogdet(R)[1]
+        k = len(sample.s[g]) - pstar
+        V = Si[np.ix_(a, a)] * Si[np.ix_(b, b)] + Si[np.ix_(a, b)] * Si[np.ix_(b, a)]
+        Wc = w[g][k:] if w[g].ndim == 1 else np.diag(w[g])[k:]
+        Dc = dlt[g][k:]
+        Gc = gam[g][k:, k:]
+        rows.append((fg[g], V, Wc, Dc, Gc))
+        kbs += np.trace(Gc) / fg[g]
+    npar3 = len(np.unique(m.partable.loc[(m.partable["free"] > 0) & ~m.partable["op"].isin(["|", "~1"]), "free"]))
+    df3 = G * pstar - npar3
+    df3_null = G * pstar
+    # ks = tr(U' V U Gamma) over the block-diagonal stack, U = I - Delta E^-1 Delta' W (f_g-weighted)
+    WD = [f * Wc[:, None] * Dc for f, _, Wc, Dc, _ in rows]
+    Dall = np.vstack([Dc for _, _, _, Dc, _ in rows])
+    WDall = np.vstack(WD)
+    U = -Dall @ Ainv @ WDall.T
+    U[np.diag_indices_from(U)] += 1.0
+    sizes = np.cumsum([0] + [Dc.shape[0] for _, _, _, Dc, _ in rows])
+    Vall = np.zeros_like(U)
+    Gall = np.zeros_like(U)
+    for g, (f, V, _, _, Gc) in enumerate(rows):
+        sl = slice(sizes[g], sizes[g + 1])
+        Vall[sl, sl] = f * V
+        Gall[sl, sl] = Gc / f
+    ks = float(np.sum((U.T @ Vall @ U) * Gall.T))
+    c3 = ks / df3 if df3 > 0 else nan
+    c3n = kbs / df3_null
+    xx3s = xx3 / c3
+    df, df_b = fit["df"], fit["baseline_df"]
+    n_eff = N - G
+    return dict(cfi_robust=fi.cfi(xx3, df, xx3_null, df_b, c3, c3n), tli_robust=fi.tli(xx3, df, xx3_null, df_b, c3, c3n),
+                rmsea_robust=fi.rmsea(xx3, df3, n_eff, G, c_hat=c3),
+                rmsea_ci_robust=fi.rmsea_ci(xx3s, df3, n_eff, G, c_hat=c3),
+                rmsea_pvalue_robust=fi.rmsea_pvalue(xx3s, df3, n_eff, G, c_hat=c3))
+
+
+def _wls_srmr(resid, th_perm, fg, p: int) -> float:
+    """SRMR on correlations (lavaan's for categorical data: thresholds excluded)."""
+    srmr_g = [math.sqrt(float(np.sum(e[len(tp):] ** 2)) / (p * (p + 1) / 2)) for e, tp in zip(resid, th_perm)]
+    return float(np.dot(srmr_g, fg)) if len(srmr_g) > 1 else srmr_g[0]
+
+
+def _wls_parameters(m, theta, vcov, ci: float) -> pd.DataFrame:
+    pt = m.partable
+    se_free = np.sqrt(np.maximum(np.diag(vcov), 0.0))
     est_rows = m.est(theta)
     free_idx = pt["free"].to_numpy().astype(int) - 1
     se_rows = np.where(free_idx >= 0, se_free[np.maximum(free_idx, 0)], 0.0)
@@ -551,16 +692,19 @@ def fit_wlsmv(
         z = np.where(free_idx >= 0, est_rows / se_rows, np.nan)
     pval = 2 * stats.norm.sf(np.abs(z))
     q = stats.norm.ppf(0.5 + ci / 2)
-    params = pd.DataFrame({
+    return pd.DataFrame({
         "lhs": pt["lhs"].to_numpy(), "op": pt["op"].to_numpy(), "rhs": pt["rhs"].to_numpy(),
         "group": pt["group"].to_numpy(), "label": pt["label"].to_numpy(), "free": pt["free"].to_numpy(),
         "est": est_rows, "se": se_rows, "z": z, "pvalue": pval,
         "ci_low": est_rows - q * se_rows, "ci_high": est_rows + q * se_rows,
         "std_lv": std_lv_col, "std_all": std_all_col,
     })
-    loadings = params[params["op"] == "=~"].rename(columns={"lhs": "factor", "rhs": "item"}).reset_index(drop=True)
-    thr = params[params["op"] == "|"].rename(columns={"lhs": "item", "rhs": "threshold"}).reset_index(drop=True)
-    # Heywood cases: implied residual variances of latent responses <= 0
+
+
+def _wls_heywood(params: pd.DataFrame, ov, group_labels) -> list[Flag]:
+    """Implied residual variances of latent responses at or below zero."""
+    flags = []
+    G = len(group_labels)
     for g in range(G):
         rv = params[(params["group"] == g + 1) & (params["op"] == "~~") & (params["lhs"] == params["rhs"])
                     & params["lhs"].isin(ov)]
@@ -569,26 +713,7 @@ def fit_wlsmv(
             flags.append(Flag("heywood", f"Negative implied residual variance of {list(bad['lhs'])}"
                               + (f" in group {group_labels[g]}" if G > 1 else "") + ".", severity="warning",
                               where={"items": list(bad["lhs"]), "group": str(group_labels[g])}))
-    implied = []
-    samp = []
-    for g in range(G):
-        implied.append({"sigma": pd.DataFrame(imp[g]["sigma"], index=ov, columns=ov),
-                        "tau": pd.Series(sig[g][:len(th_perm[g])], index=sample.th_labels[g])})
-        samp.append({"cov": sample.poly[g].corr.loc[ov, ov],
-                     "th": pd.Series(sample.s[g][:len(th_perm[g])], index=sample.th_labels[g])})
-    options = {"estimator": est_name, "missing": missing, "parameterization": parameterization,
-               "weight": weight,
-               "group": group, "group_equal": list(group_equal), "group_partial": list(group_partial),
-               "std_lv": std_lv, "ordered": list(ov), "se": "robust.sem" if est_name == "WLSMV" else "standard",
-               "test": "scaled.shifted" if est_name == "WLSMV" else "standard"}
-    prov = Provenance.build(f"cfa_{est_name.lower()}", data=frame, options=options)
-    return CFAResult(
-        model=syntax or "", estimator=est_name, missing=missing, converged=bool(converged), iterations=int(it),
-        n_obs=tuple(int(n) for n in ng), n_groups=G, group_labels=tuple(str(x) for x in group_labels),
-        fit=fit, parameters=params, loadings=loadings, thresholds=thr, implied=tuple(implied),
-        sample=tuple(samp), vcov=vcov, options=options, provenance=prov, flags=tuple(flags),
-        _state=WLSState(model=m, sample=sample, theta=theta, delta=dlt, weights=wdiag if Wfull is None else Wfull,
-                        gamma=gam, group_fraction=fg, residuals=resid))
+    return flags
 
 
 def difference_test(restricted: CFAResult, free: CFAResult) -> dict[str, Any]:
