@@ -595,6 +595,11 @@ def _read_xlsx(path: Path, src: str, sheet: str | int) -> pd.DataFrame:
             raise
         engine = "openpyxl"  # a file calamine cannot read: openpyxl decides (and names the error)
         frame = pd.read_excel(path, engine=engine, **kw)
+    if engine == "openpyxl":  # calamine reads the OOXML _xHHHH_ escapes; openpyxl leaves them
+        for c in frame.columns:
+            if frame[c].dtype == object or isinstance(frame[c].dtype, pd.StringDtype):
+                s = frame[c].astype(object)
+                frame[c] = s.map(lambda v: _xlsx_unescape(v) if isinstance(v, str) and "_x" in v else v)
     names = [str(c) for c in frame.columns]
     present = set(names)
     if any(m is not None and m.group(1) in present for m in map(_MANGLED.match, names)):
@@ -626,6 +631,28 @@ def _integral_to_int(s: pd.Series) -> pd.Series:
         if np.all(np.isnan(v) | (fin & (v == np.round(v)))):
             return s.astype("Int64")
     return s
+
+
+_XLSX_ESCAPED = re.compile(r"_(x[0-9A-Fa-f]{4}_)")
+_XLSX_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0d\x0e-\x1f\ufffe\uffff]")
+
+
+def _xlsx_escape(text: str) -> str:
+    """Text as stored in an XLSX cell: characters XML cannot hold (CR, control characters) as the
+    OOXML escape ``_xHHHH_``, and a literal ``_xHHHH_`` as ``_x005F_xHHHH_``.
+
+    Examples
+    --------
+    >>> _xlsx_escape("a\rb"), _xlsx_unescape(_xlsx_escape("a\rb")), _xlsx_unescape(_xlsx_escape("_x000D_"))
+    ('a_x000D_b', 'a\rb', '_x000D_')
+    """
+    text = _XLSX_ESCAPED.sub(r"_x005F_\1", text)
+    return _XLSX_UNSAFE.sub(lambda m: f"_x{ord(m.group(0)):04X}_", text)
+
+
+def _xlsx_unescape(text: str) -> str:
+    """Undo :func:`_xlsx_escape` (what calamine does itself; openpyxl leaves the escapes)."""
+    return re.sub(r"_x([0-9A-Fa-f]{4})_", lambda m: chr(int(m.group(1), 16)), text)
 
 
 def _write_xlsx(frame: pd.DataFrame, path: Path) -> None:
@@ -660,10 +687,12 @@ def _write_xlsx(frame: pd.DataFrame, path: Path) -> None:
                     cell = WriteOnlyCell(ws, value=repr(v))
                     cell.data_type = "n"
                     v = cell
-            elif isinstance(v, str) and v.startswith("="):  # text, never a formula
-                cell = WriteOnlyCell(ws, value=v)
-                cell.data_type = "s"
-                v = cell
+            elif isinstance(v, str):
+                v = _xlsx_escape(v)
+                if v.startswith("="):  # text, never a formula
+                    cell = WriteOnlyCell(ws, value=v)
+                    cell.data_type = "s"
+                    v = cell
             out.append(v)
         ws.append(out)
     wb.save(path)
@@ -691,10 +720,13 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike, *,
         for c in out.columns:
             out[c] = _integral_to_int(out[c])
         if fmt == "csv":
+            cr = False
             for c in out.columns:
                 if out[c].dtype == object or isinstance(out[c].dtype, pd.StringDtype):
                     out[c] = out[c].astype(object).map(lambda v: escape_formula(v) if isinstance(v, str) else v)
-            out.to_csv(p, index=False)
+                    cr = cr or out[c].map(lambda v: isinstance(v, str) and "\r" in v).any()
+            # a CR inside a field is quoted only when it is part of the line terminator
+            out.to_csv(p, index=False, lineterminator="\r\n" if cr else "\n")
         else:
             _write_xlsx(out, p)
         return

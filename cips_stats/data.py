@@ -651,7 +651,7 @@ class _Loader:
                 name, value = (spec.column_or_value, None) if spec.column_or_value in cols else \
                     (None, spec.column_or_value)
             if name is not None and name not in cols:
-                close = _did_you_mean(name, cols)
+                close = _did_you_mean(name, cols, cutoff=0.8)
                 what = ("The weight column" if t == "weight" else "The column")
                 fnd.add_fatal("column_mapped_missing", f"{what} {name!r} given for {t!r} by {origin} is not in the "
                               f"file{close}.", column=name)

@@ -274,10 +274,10 @@ def _short(v: Any) -> Any:
     return v if len(text) <= 80 else text[:77] + "..."
 
 
-def _did_you_mean(key: str, known: Iterable[str]) -> str:
+def _did_you_mean(key: str, known: Iterable[str], cutoff: float = 0.6) -> str:
     import difflib
 
-    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=cutoff)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
