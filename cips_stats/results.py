@@ -53,7 +53,7 @@ def _package_version() -> str:
         return __version__
 
 
-def resolve_seed(seed: Any) -> int:
+def resolve_seed(seed: Any = None) -> int:
     """Return the integer seed a computation runs with; ``None`` draws one from entropy.
 
     Every public function that uses random numbers takes ``seed=`` (default
@@ -198,6 +198,24 @@ def to_jsonable(obj: Any) -> Any:
     """Convert numpy/pandas/dataclass objects to plain JSON-serialisable Python.
 
     Non-finite floats become ``None`` only at serialisation; flags explain them.
+
+    Parameters
+    ----------
+    obj : Any
+        A result, dataclass, DataFrame, Series, array, mapping, sequence or scalar.
+
+    Returns
+    -------
+    Any
+        Nested dicts, lists, str, int, float, bool and None; a DataFrame becomes
+        ``{"columns": [...], "data": [[...], ...]}``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cips_stats.results import to_jsonable
+    >>> to_jsonable({"a": np.float64(1.5), "b": np.array([1, 2]), "c": float("nan")})
+    {'a': 1.5, 'b': [1, 2], 'c': None}
     """
     if isinstance(obj, Result):
         return obj.to_dict()

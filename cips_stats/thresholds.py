@@ -163,13 +163,13 @@ for _lvl, _d in (("LOADINGS", CHEN2007_LOADINGS), ("INTERCEPTS", CHEN2007_INTERC
 CHEUNG_RENSVOLD_DCFI = _t("CHEUNG_RENSVOLD_DCFI", 0.010, "<=", "-delta_cfi", _CHEUNG_RENSVOLD)
 
 
-def chen2007(level: str, n_total: int) -> dict[str, float]:
+def chen2007(step: str, n_total: int) -> dict[str, float]:
     """Chen's (2007) cut-offs for one invariance step.
 
     Parameters
     ----------
-    level : {"metric", "scalar", "strict"}
-        The step judged (loadings; intercepts/thresholds; residuals).
+    step : {"metric", "scalar", "strict"}
+        The invariance step judged (loadings; intercepts/thresholds; residuals).
     n_total : int
         Total sample size over the groups.
 
@@ -188,11 +188,11 @@ def chen2007(level: str, n_total: int) -> dict[str, float]:
     from .errors import CipsError
 
     small = n_total <= CHEN2007_SMALL_N
-    if level == "metric":
+    if step == "metric":
         return dict(CHEN2007_LOADINGS_SMALL if small else CHEN2007_LOADINGS)
-    if level in ("scalar", "strict"):
+    if step in ("scalar", "strict"):
         return dict(CHEN2007_INTERCEPTS_SMALL if small else CHEN2007_INTERCEPTS)
-    raise CipsError(f"level must be 'metric', 'scalar' or 'strict', got {level!r}.")
+    raise CipsError(f"step must be 'metric', 'scalar' or 'strict', got {step!r}.")
 
 
 # ------------------------------------------------------------------------------------ reliability
