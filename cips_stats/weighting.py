@@ -1,12 +1,18 @@
 """Survey weights: design weights, post-stratification, raking, GREG calibration, trimming, Kish n_eff.
 
-Every function takes a :class:`~cips_stats.SurveyData` or a plain DataFrame and
-returns the same kind of object, with the new weights in the weight column; the
-input is never changed.  Calibrating functions keep the weights they started
-from in ``<weight>_base`` and record how they calibrated in
-``frame.attrs["cips_calibration"]`` (a :class:`~cips_stats.estimate.Calibration`),
-so that :func:`cips_stats.estimate.survey_mean` gives standard errors that
-account for the calibration, as R ``survey`` does.
+Every weighting function takes a :class:`~cips_stats.SurveyData` or a plain
+DataFrame and returns one result type, :class:`Weighted`: ``.data`` is a new
+object of the input's type with the new weights in the weight column (the input
+is never changed), ``.design`` the survey :class:`~cips_stats.estimate.Design` that
+goes with them — its calibration included, so that
+:func:`cips_stats.estimate.survey_mean` gives standard errors that account for the
+calibration, as R ``survey`` does — and ``.table`` the per-cell report
+(iterations, margin errors, Kish design effects).  A SurveyData comes back
+carrying that design (``.data.design``); with a DataFrame pass
+``weight=result.design`` to the estimators.  The design names columns, so it
+keeps working after ``merge``/``concat`` of the frame (``DataFrame.attrs`` is not
+used).  Calibrating functions keep the weights they started from in
+``<weight>_base``.
 
 Cells (``by=("country", "iteration", "group")``) are calibrated each to its own
 margins in one vectorised pass.  The composition-drift check compares
@@ -19,15 +25,18 @@ Examples
 >>> import cips_stats as cs
 >>> df = pd.DataFrame({"sex": ["f", "f", "m", "m", "m"], "lead": ["y", "n", "y", "n", "n"],
 ...                    "weight": [1.0, 1.0, 1.0, 1.0, 1.0]})
->>> out = cs.weighting.rake(df, margins={"sex": {"f": 50, "m": 50}, "lead": {"y": 30, "n": 70}})
->>> out.groupby("sex")["weight"].sum().round(6).tolist()
+>>> res = cs.weighting.rake(df, margins={"sex": {"f": 50, "m": 50}, "lead": {"y": 30, "n": 70}})
+>>> res.frame.groupby("sex")["weight"].sum().round(6).tolist()
 [50.0, 50.0]
+>>> res.design.calibration.method
+'rake'
 >>> df["weight"].tolist()          # the input is unchanged
 [1.0, 1.0, 1.0, 1.0, 1.0]
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -35,14 +44,15 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _st
 
-from .errors import ConvergenceError, DataError, Flag, Problem
-from .estimate.design import Calibration
+from .errors import CipsError, ConvergenceError, DataError, Flag, Problem
+from .estimate.design import Calibration, Design, design_of
 from .estimate.design import model_matrix as _model_matrix
 from .results import Provenance, Result
 
 __all__ = [
     "design_weights", "rake", "poststratify", "calibrate", "trim", "kish", "effective_n",
-    "composition_drift", "reweight_common", "DriftResult", "WeightingReport", "VALUE_COLUMNS",
+    "composition_drift", "reweight_common", "Weighted", "Kish", "EffectiveN", "DriftResult",
+    "WeightingReport", "VALUE_COLUMNS",
 ]
 
 
@@ -55,11 +65,36 @@ def _unwrap(data: Any) -> tuple[pd.DataFrame, Any]:
     if isinstance(data, pd.DataFrame):
         return data, None
     raise DataError(f"data must be a SurveyData or a DataFrame; got {type(data).__name__}.",
-                    [Problem("data_type", "Not a SurveyData or DataFrame.")])
+                    [Problem("data_type", "Not a SurveyData or DataFrame.", value=type(data).__name__)])
 
 
-def _wrap(frame: pd.DataFrame, original: Any) -> Any:
-    return frame if original is None else original.with_frame(frame)
+def _weight_design(data: Any, original: Any, weight: Any) -> tuple[str, Design]:
+    """The weight column and the design the new weights belong to.
+
+    ``weight=None``: the data's design (a SurveyData's, else the ``weight``
+    column); a column name: that column (a SurveyData keeps its strata and
+    clusters); a :class:`Design`: its weight column and its other fields.
+    """
+    if isinstance(weight, Design):
+        base = weight
+    elif original is not None:
+        base = design_of(original)
+        if weight is not None:
+            base = base.update(weight=weight, calibration=None)
+    else:
+        base = Design(weight="weight" if weight is None else weight)
+    if weight is not None and not isinstance(weight, (str, Design)):
+        raise CipsError(f"weight= must be a column name or a Design; got {type(weight).__name__}.")
+    if base.weight is None:
+        raise CipsError("weight= names no weight column to adjust; give a column name or a Design with weight=.")
+    return base.weight, base
+
+
+def _wrap(frame: pd.DataFrame, original: Any, design: Design | None = None) -> Any:
+    if original is None:
+        return frame
+    out = original.with_frame(frame)
+    return out.with_design(design) if design is not None and hasattr(out, "with_design") else out
 
 
 def _tuple(by: Any) -> tuple:
@@ -84,7 +119,7 @@ def _weights(frame: pd.DataFrame, weight: str, allow_zero: bool = True) -> np.nd
     bad = np.flatnonzero(~np.isfinite(w) | (w < 0) | ((w == 0) & (not allow_zero)))
     if bad.size:
         raise DataError(f"Column {weight!r} has {bad.size} negative, zero or missing weights.",
-                        [Problem("weight_positive", "Weight must be finite and positive.", row=int(r),
+                        [Problem("weight_positive", "Weight must be finite and positive.", row=int(r) + 1,
                                  column=weight, value=s.iloc[r]) for r in bad[:50]])
     return w
 
@@ -94,7 +129,7 @@ def _cells(frame: pd.DataFrame, by: tuple) -> tuple[np.ndarray, pd.DataFrame]:
     if not by:
         return np.zeros(len(frame), dtype=np.intp), pd.DataFrame(index=[0])
     _check_columns(frame, by, "by=")
-    probs = [Problem("by_missing", "Missing cell key.", row=int(r), column=c)
+    probs = [Problem("by_missing", "Missing cell key.", row=int(r) + 1, column=c)
              for c in by for r in np.flatnonzero(frame[c].isna().to_numpy())[:20]]
     if probs:
         raise DataError("by= columns have missing values.", probs)
@@ -250,7 +285,7 @@ def _resolve_margins(frame: pd.DataFrame, margins: Any, by: tuple, w0: np.ndarra
                             "margins list it; give them a category (e.g. 'unknown') with its own margin.",
                             [Problem("margin_variable_missing", "Missing value"
                                      + (f" in cell {_cell_where(keys, cell[r])}" if by else "") + ".",
-                                     row=int(r), column=var) for r in nan_rows[:50]])
+                                     row=int(r) + 1, column=var) for r in nan_rows[:50]])
         # integer keys cell * K + category code (categories coded jointly for sample and margins)
         tcat = t["category"].astype(object).to_numpy()
         rcat = col.astype(object).to_numpy()
@@ -269,7 +304,7 @@ def _resolve_margins(frame: pd.DataFrame, margins: Any, by: tuple, w0: np.ndarra
                             [Problem("category_not_in_margins",
                                      f"Category {_py(r.v)!r} of {var!r} is in the sample but not in the margins"
                                      f"{' of cell ' + str(_cell_where(keys, r.c)) if by else ''}.",
-                                     row=int(rpos[miss[np.flatnonzero((rcell[miss] == r.c) & (vals == r.v))[0]]]),
+                                     row=int(rpos[miss[np.flatnonzero((rcell[miss] == r.c) & (vals == r.v))[0]]]) + 1,
                                      column=var, value=_py(r.v)) for r in combos.itertuples()][:50])
         target = t["target"].to_numpy(dtype=np.float64)
         s = np.bincount(idx, weights=w0[rows], minlength=len(t))
@@ -308,37 +343,63 @@ def _py(v: Any) -> Any:
 
 
 @dataclass(frozen=True)
-class WeightingReport(Result):
-    """Convergence report of a calibration: one row per cell.
+class Weighted(Result):
+    """New weights with their survey design and the per-cell report: what every weighting function returns.
 
     Attributes
     ----------
+    data : SurveyData or pandas.DataFrame
+        A new object of the input's type whose weight column holds the new
+        weights (a SurveyData also carries ``design``).
+    design : cips_stats.estimate.Design
+        The design of the new weights (with the calibration, if any): pass it
+        as ``weight=`` to the estimators of a DataFrame.
     method : str
-        ``"rake"``, ``"poststratify"``, ``"linear"``, ``"raking"`` or ``"trim"``.
+        ``"rake"``, ``"poststratify"``, ``"linear"``, ``"raking"``,
+        ``"logit"``, ``"trim"`` or ``"design_weights"``.
     table : pandas.DataFrame
         Per cell: the ``by`` keys, ``n``, ``iterations``, ``max_abs_error``
         (largest |weighted margin - target|), ``max_rel_error``,
-        ``converged``, ``kish_deff_before`` and ``kish_deff_after``.
+        ``converged``, ``kish_deff_before``, ``kish_deff_after`` and
+        ``n_negative`` (``n_trimmed`` for trimming).
     """
 
+    data: Any = None
+    design: Design | None = None
     method: str = ""
     table: pd.DataFrame | None = None
 
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The respondent table with the new weights."""
+        return self.data if isinstance(self.data, pd.DataFrame) else self.data.frame
+
+    @property
+    def weights(self) -> np.ndarray:
+        """The new weights, one per row."""
+        return self.frame[self.design.weight].to_numpy(dtype=np.float64)
+
     def to_frame(self) -> pd.DataFrame:
-        """The per-cell table."""
+        """The per-cell report."""
         return self.table.copy()
 
 
-def _finish(frame: pd.DataFrame, original: Any, weight: str, w_new: np.ndarray, w0: np.ndarray,
-            base_column: str | None, cal: Calibration | None) -> Any:
+#: The former name of the weighting report (now :class:`Weighted`, which also holds the data and design).
+WeightingReport = Weighted
+
+
+def _finish(frame: pd.DataFrame, original: Any, base: Design, w_new: np.ndarray, w0: np.ndarray,
+            base_column: str | None, cal: Calibration | None, method: str, table: pd.DataFrame,
+            flags: tuple, options: dict) -> Weighted:
+    weight = base.weight
     out = frame.copy()
     if base_column is not None:
         out[base_column] = w0
     out[weight] = w_new
-    out.attrs = {k: v for k, v in frame.attrs.items() if k != "cips_calibration"}
-    if cal is not None and base_column is not None:
-        out.attrs["cips_calibration"] = cal
-    return _wrap(out, original)
+    design = base.update(calibration=cal if (cal is not None and base_column) else None)
+    data = _wrap(out, original, design)
+    return Weighted(data=data, design=design, method=method, table=table, flags=flags,
+                    provenance=Provenance.build(f"weighting.{method}", data=data, options=options))
 
 
 def _kish_by(w: np.ndarray, cell: np.ndarray, C: int) -> np.ndarray:
@@ -352,9 +413,8 @@ def _kish_by(w: np.ndarray, cell: np.ndarray, C: int) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # raking and post-stratification
 # ---------------------------------------------------------------------------------------------
-def rake(data: Any, *, margins: Any, weight: str = "weight", by: Any = None, max_iter: int = 100,
-         tol: float = 1e-10, base_column: str | None = "auto", return_report: bool = False,
-         value: str | None = None) -> Any:
+def rake(data: Any, *, margins: Any, weight: Any = None, by: Any = None, max_iter: int = 100,
+         tol: float = 1e-10, base_column: str | None = "auto", value: str | None = None) -> Weighted:
     """Rake weights to population margins by iterative proportional fitting (IPF).
 
     Parameters
@@ -371,8 +431,10 @@ def rake(data: Any, *, margins: Any, weight: str = "weight", by: Any = None, max
         whose margins list it: other cells' rows are not adjusted by it and
         their values of it (missing ones too) are ignored, so groups with
         different questionnaires are raked together.
-    weight : str
-        Weight column: the starting weights in, the raked weights out.
+    weight : None, str or Design
+        Weight column (or a :class:`~cips_stats.estimate.Design` naming it):
+        the starting weights in, the raked weights out.  ``None``: the data's
+        design's weight (``"weight"`` for a DataFrame).
     by : tuple of str, optional
         Cells raked each to its own margins, all at once (vectorised).
     max_iter, tol : int, float
@@ -381,9 +443,6 @@ def rake(data: Any, *, margins: Any, weight: str = "weight", by: Any = None, max
     base_column : str or None
         Column to keep the starting weights in (``"auto"``: ``<weight>_base``);
         needed for calibration-aware SEs.
-    return_report : bool
-        Also return a :class:`WeightingReport` (iterations, max margin error,
-        Kish deff per cell).
     value : str, optional
         The value column of a margins table.  Default: the first present of
         :data:`VALUE_COLUMNS` (``"total"``, ``"share"``, ``"target"``,
@@ -394,8 +453,10 @@ def rake(data: Any, *, margins: Any, weight: str = "weight", by: Any = None, max
 
     Returns
     -------
-    SurveyData or DataFrame (and WeightingReport)
-        A new object whose ``weight`` column holds the raked weights.
+    Weighted
+        ``.data``: a new object of the input's type whose weight column holds
+        the raked weights; ``.design``: their design with the raking
+        calibration; ``.table``: iterations, margin errors, Kish deff per cell.
 
     Raises
     ------
@@ -425,10 +486,10 @@ def rake(data: Any, *, margins: Any, weight: str = "weight", by: Any = None, max
     >>> import cips_stats as cs
     >>> df = pd.DataFrame({"g": ["a", "a", "b", "b"], "c": [1, 1, 1, 2], "weight": [1.0, 2.0, 1.0, 1.0],
     ...                    "sex": ["f", "m", "f", "m"]})
-    >>> out, rep = cs.weighting.rake(df, margins={"sex": {"f": 0.5, "m": 0.5}}, by="g", return_report=True)
-    >>> out["weight"].round(3).tolist()
+    >>> res = cs.weighting.rake(df, margins={"sex": {"f": 0.5, "m": 0.5}}, by="g")
+    >>> res.weights.round(3).tolist()
     [1.5, 1.5, 1.0, 1.0]
-    >>> bool(rep.table["converged"].all())
+    >>> bool(res.table["converged"].all())
     True
 
     Each cell with its own variable: ``lead`` (missing in cell ``b``) only in
@@ -437,10 +498,11 @@ def rake(data: Any, *, margins: Any, weight: str = "weight", by: Any = None, max
     >>> df["lead"] = ["y", "n", None, None]
     >>> m = pd.DataFrame({"g": ["a", "a", "b", "b"], "variable": ["lead", "lead", "sex", "sex"],
     ...                   "category": ["y", "n", "f", "m"], "share": [0.4, 0.6, 0.3, 0.7]})
-    >>> cs.weighting.rake(df, margins=m, by="g")["weight"].round(3).tolist()
+    >>> cs.weighting.rake(df, margins=m, by="g").weights.round(3).tolist()
     [1.2, 1.8, 0.6, 1.4]
     """
     frame, original = _unwrap(data)
+    weight, design = _weight_design(data, original, weight)
     by = _tuple(by)
     w0 = _weights(frame, weight)
     cell, keys = _cells(frame, by)
@@ -448,18 +510,18 @@ def rake(data: Any, *, margins: Any, weight: str = "weight", by: Any = None, max
     ms = _resolve_margins(frame, margins, by, w0, cell, keys, value)
     w, iters, abs_err, rel_err, worst = _ipf(w0, ms, cell, C, max_iter, tol)
     converged = rel_err <= tol
-    report = _report("rake", keys, cell, C, w0, w, iters, abs_err, rel_err, converged)
+    table, flags = _report(keys, cell, C, w0, w, iters, abs_err, rel_err, converged)
     if not converged.all():
         bad = np.flatnonzero(~converged)
         raise ConvergenceError(
             f"Raking did not converge in {max_iter} sweeps in {bad.size} cell(s); worst: " + "; ".join(
                 f"{_cell_where(keys, c) or 'all'}: {worst[c]} (relative error {rel_err[c]:.3g})" for c in bad[:10])
             + ". Margins may be inconsistent with the sample (empty cross-cells); collapse categories.",
-            {"report": report.table, "max_iter": max_iter, "tol": tol})
+            {"report": table, "max_iter": max_iter, "tol": tol})
     base = f"{weight}_base" if base_column == "auto" else base_column
     cal = Calibration("rake", tuple(m.variable for m in ms), weight, base or "", by=by, scope=_scope(ms, keys))
-    out = _finish(frame, original, weight, w, w0, base, cal)
-    return (out, report) if return_report else out
+    return _finish(frame, original, design, w, w0, base, cal, "rake", table, flags,
+                   {"by": list(by), "variables": list(cal.variables), "max_iter": max_iter, "tol": tol})
 
 
 def _ipf(w0, ms, cell, C, max_iter, tol):
@@ -509,7 +571,7 @@ def _ipf(w0, ms, cell, C, max_iter, tol):
     return w, iters, abs_err, rel_err, worst
 
 
-def _report(method, keys, cell, C, w0, w, iters, abs_err, rel_err, converged) -> WeightingReport:
+def _report(keys, cell, C, w0, w, iters, abs_err, rel_err, converged) -> tuple[pd.DataFrame, tuple]:
     t = keys.copy().reset_index(drop=True) if keys.shape[1] else pd.DataFrame(index=range(C))
     t["n"] = np.bincount(cell, minlength=C)
     t["iterations"] = iters
@@ -523,13 +585,12 @@ def _report(method, keys, cell, C, w0, w, iters, abs_err, rel_err, converged) ->
                        _cell_where(keys, c)) for c in np.flatnonzero(~converged))
     if (w < 0).any():
         flags += (Flag("negative_weights", f"{int((w < 0).sum())} calibrated weights are negative (linear "
-                       "calibration); consider calfun 'raking' or bounds.", "warning"),)
-    return WeightingReport(method=method, table=t, flags=flags,
-                           provenance=Provenance.build(f"weighting.{method}", options={"cells": C}))
+                       "calibration); consider method='raking' or 'logit', or bounds=.", "warning"),)
+    return t, flags
 
 
-def poststratify(data: Any, *, variables: Any, population: Any, weight: str = "weight", by: Any = None,
-                 base_column: str | None = "auto", return_report: bool = False) -> Any:
+def poststratify(data: Any, *, variables: Any, population: Any, weight: Any = None, by: Any = None,
+                 base_column: str | None = "auto") -> Weighted:
     """Post-stratify weights to population counts of the joint cells of ``variables``.
 
     Parameters
@@ -542,12 +603,12 @@ def poststratify(data: Any, *, variables: Any, population: Any, weight: str = "w
         For one variable ``{category: total or share}``; for several, a
         DataFrame with the variables' columns plus ``"total"`` or ``"share"``
         (and the ``by`` columns for per-cell populations).
-    weight, by, base_column, return_report
+    weight, by, base_column
         As in :func:`rake`.
 
     Returns
     -------
-    SurveyData or DataFrame (and WeightingReport)
+    Weighted
 
     Notes
     -----
@@ -560,10 +621,11 @@ def poststratify(data: Any, *, variables: Any, population: Any, weight: str = "w
     >>> import pandas as pd
     >>> import cips_stats as cs
     >>> df = pd.DataFrame({"lead": ["y", "n", "n", "n"], "weight": 1.0})
-    >>> cs.weighting.poststratify(df, variables="lead", population={"y": 20, "n": 60})["weight"].tolist()
+    >>> cs.weighting.poststratify(df, variables="lead", population={"y": 20, "n": 60}).weights.tolist()
     [20.0, 20.0, 20.0, 20.0]
     """
     frame, original = _unwrap(data)
+    weight, design = _weight_design(data, original, weight)
     variables = _tuple(variables)
     by = _tuple(by)
     _check_columns(frame, list(variables), "variables=")
@@ -584,58 +646,176 @@ def poststratify(data: Any, *, variables: Any, population: Any, weight: str = "w
         work[key] = pd.Series(list(zip(*[frame[v] for v in variables])), index=frame.index)
         cat = pd.Series(list(zip(*[population[v] for v in variables])), index=population.index)
         margins = population.drop(columns=list(variables)).assign(variable=key, category=cat)
-    out, rep = rake(work, margins=margins, weight=weight, by=by, max_iter=1, tol=1e-9,
-                    base_column=base_column, return_report=True)
-    out_frame, _ = _unwrap(out)
-    out_frame = out_frame.drop(columns=[key])
+    raked = rake(work, margins=margins, weight=weight, by=by, max_iter=1, tol=1e-9, base_column=None)
+    w = raked.weights
     base = f"{weight}_base" if base_column == "auto" else base_column
-    out_frame.attrs = {k: v for k, v in frame.attrs.items() if k != "cips_calibration"}
-    if base:
-        out_frame.attrs["cips_calibration"] = Calibration("poststratify", variables, weight, base, by=by)
-    rep = WeightingReport(method="poststratify", table=rep.table, flags=rep.flags, provenance=rep.provenance)
-    res = _wrap(out_frame, original)
-    return (res, rep) if return_report else res
+    cal = Calibration("poststratify", variables, weight, base or "", by=by)
+    return _finish(frame, original, design, w, _weights(frame, weight), base, cal, "poststratify", raked.table,
+                   raked.flags, {"by": list(by), "variables": list(variables)})
 
 
 # ---------------------------------------------------------------------------------------------
 # GREG calibration
 # ---------------------------------------------------------------------------------------------
+def _calfun(method: str, bounds: tuple[float, float]):
+    """``F(u) - 1`` and its derivative of R ``survey``'s ``cal.linear``, ``cal.raking`` and ``cal.logit``."""
+    L, U = bounds
+    if method == "linear":
+        return (lambda u: np.clip(u + 1.0, L, U) - 1.0,
+                lambda u: ((u < U - 1.0) & (u > L - 1.0)).astype(np.float64))
+    if method == "raking":
+        def fm1(u):
+            with np.errstate(over="ignore"):
+                return np.clip(np.exp(u), L, U) - 1.0
+
+        def df(u):                                   # R compares u (not exp(u)) with the bounds - 1
+            with np.errstate(over="ignore"):
+                return np.where((u < U - 1.0) & (u > L - 1.0), np.exp(u), 0.0)
+        return fm1, df
+    A = (U - L) / ((U - 1.0) * (1.0 - L))
+
+    def lfm1(u):
+        with np.errstate(over="ignore", invalid="ignore"):
+            e = np.exp(A * u)
+            return (L * (U - 1.0) + U * (1.0 - L) * e) / (U - 1.0 + (1.0 - L) * e) - 1.0
+
+    def ldf(u):
+        with np.errstate(over="ignore", invalid="ignore"):
+            e = np.exp(A * u)
+            den = U - 1.0 + (1.0 - L) * e
+            return U * (1.0 - L) * e * A / den - (L * (U - 1.0) + U * (1.0 - L) * e) * ((1.0 - L) * e * A) / den ** 2
+    return lfm1, ldf
+
+
+def _grake(X: np.ndarray, w0: np.ndarray, t_pop: np.ndarray, method: str, bounds: tuple[float, float],
+           max_iter: int, tol: float) -> tuple[np.ndarray, int]:
+    """Newton iterations of R ``survey:::grake``: ``g = 1 + F^-1... `` solving ``X'(w0 g) = t_pop``.
+
+    Returns ``g`` and the iterations; step halving while ``g`` is not finite;
+    weights are pre-scaled when every population total is more than 20 times
+    its sample total (as R).
+    """
+    fm1, df = _calfun(method, bounds)
+    ww = w0.copy()
+    sample = X.T @ ww
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scales = t_pop / sample
+    scale = float(np.mean(scales)) if np.all(np.isfinite(scales)) and scales.min() > 20 else None
+    if scale is not None:
+        ww = ww * scale
+        sample = sample * scale
+    eta = np.zeros(X.shape[1])
+    xeta = X @ eta
+    it = 1
+    while True:
+        T = X.T @ (X * (ww * df(xeta))[:, None])
+        misfit = t_pop - sample - X.T @ (ww * fm1(xeta))
+        deta = np.linalg.pinv(T, rcond=256 * np.finfo(float).eps) @ misfit
+        eta = eta + deta
+        xeta = X @ eta
+        while it < max_iter and not (np.all(np.isfinite(fm1(xeta))) and np.all(np.isfinite(df(xeta)))):
+            it += 1
+            deta = deta / 2
+            eta = eta - deta
+            xeta = X @ eta
+        misfit = t_pop - sample - X.T @ (ww * fm1(xeta))
+        if np.all(np.abs(misfit) / (1.0 + np.abs(t_pop)) < tol):
+            break
+        it += 1
+        if it > max_iter:
+            break
+    g = 1.0 + fm1(xeta)
+    return (g * scale if scale is not None else g), it
+
+
+def _population_vector(sub: pd.DataFrame, cms: list, c: int, numeric: tuple, totals: dict) -> np.ndarray:
+    """Population totals in model-matrix order: N, levels 2.. of each variable, numeric totals."""
+    t_pop = [float(cms[0].target[cms[0].cell == c].sum())]
+    for m in cms:
+        sel = m.cell == c
+        levels = pd.factorize(sub[m.variable], sort=True)[1]
+        lut = {(_py(k)): float(v) for k, v in zip(m.category[sel], m.target[sel])}
+        t_pop.extend(lut[_py(lev)] for lev in list(levels)[1:])
+    t_pop.extend(float(totals[v]) for v in numeric)
+    return np.asarray(t_pop)
+
+
+def _check_calibrate_args(method: str, bounds: Any, margins: Any, totals: dict) -> tuple[float, float] | None:
+    if method not in _CAL_METHODS:
+        raise CipsError(f"method= must be one of {_CAL_METHODS}; got {method!r}.")
+    if margins is None:
+        raise DataError("calibrate() needs categorical margins= to fix the population size (the intercept).",
+                        [Problem("calibration_targets", "No margins.")])
+    if bounds is None:
+        if method == "logit":
+            raise CipsError('method="logit" needs finite bounds=(lo, hi) with lo < 1 < hi.')
+        return None
+    try:
+        lo, hi = (float(b) for b in bounds)
+    except (TypeError, ValueError):
+        raise CipsError(f"bounds= must be a pair (lo, hi); got {bounds!r}.") from None
+    if not (lo < 1.0 < hi) or np.isnan(lo) or np.isnan(hi):
+        raise CipsError(f"bounds= must satisfy lo < 1 < hi (bounds on g = calibrated / base weight); got {bounds!r}.")
+    if method == "logit" and not (np.isfinite(lo) and np.isfinite(hi)):
+        raise CipsError('method="logit" needs finite bounds.')
+    return (lo, hi)
+
+
+_CAL_METHODS = ("linear", "raking", "logit")
+
+
 def calibrate(data: Any, *, margins: Any = None, totals: Mapping[str, float] | None = None,
-              method: str = "linear", weight: str = "weight", by: Any = None, max_iter: int = 100,
-              tol: float = 1e-12, base_column: str | None = "auto", return_report: bool = False,
-              value: str | None = None) -> Any:
-    """Calibrate weights to categorical margins and numeric totals (GREG; linear or raking distance).
+              method: str = "linear", bounds: Any = None, weight: Any = None, by: Any = None,
+              max_iter: int = 100, tol: float = 1e-12, base_column: str | None = "auto",
+              value: str | None = None) -> Weighted:
+    """Calibrate weights to categorical margins and numeric totals (GREG; linear, raking or logit distance).
 
     Parameters
     ----------
     data : SurveyData or pandas.DataFrame
         Respondents; not changed.
-    margins : dict or DataFrame, optional
+    margins : dict or DataFrame
         Categorical margins, as in :func:`rake`.
     totals : dict {column: population total}, optional
         Numeric calibration variables and their population totals (same for
         every cell).
-    method : {"linear", "raking"}
-        Calibration distance: ``g = 1 + x'lambda`` (GREG) or ``g = exp(x'eta)``
-        (equivalent to raking for categorical margins).
-    weight, by, base_column, return_report, value
+    method : {"linear", "raking", "logit"}
+        Calibration distance: ``g = 1 + x'lambda`` (GREG), ``g = exp(x'eta)``
+        (equivalent to raking for categorical margins) or the logit distance
+        of Deville & Särndal (1992), whose ``g`` stays inside ``bounds``.
+    bounds : (float, float), optional
+        Bounds ``(lo, hi)`` on ``g = calibrated / base weight``, ``lo < 1 <
+        hi`` (R ``calibrate(bounds = c(lo, hi))``); required by ``"logit"``.
+        With ``"linear"`` and ``"raking"``, ``g`` is truncated at the bounds
+        inside the Newton iterations, as R's ``cal.linear``/``cal.raking``.
+    weight, by, base_column, value
         As in :func:`rake` (a variable applies only in the cells whose margins
         list it; each cell's model has that cell's variables).
     max_iter, tol : int, float
-        Newton iterations and tolerance (``max |misfit|/(1 + |total|)``) for
-        ``method="raking"``.
+        Newton iterations and tolerance (``max |misfit|/(1 + |total|)``) of
+        the iterative methods (all but unbounded linear).
 
     Returns
     -------
-    SurveyData or DataFrame (and WeightingReport)
+    Weighted
+
+    Raises
+    ------
+    ConvergenceError
+        A cell did not reach its totals (e.g. bounds too tight), named with
+        its worst relative misfit (R: "Calibration failed").
 
     Notes
     -----
     The model matrix is R's ``model.matrix(~ a + b + x)``: an intercept,
     treatment dummies (first sorted level dropped) and the numeric columns;
     the calibrated weights solve ``sum_i w_i g_i x_i = t_x`` (Deville &
-    Särndal 1992).  Weights and SEs match R ``survey::calibrate(design,
-    ~a + b + x, population, calfun = "linear" | "raking")`` to 1e-8.
+    Särndal 1992).  Unbounded linear calibration is solved in closed form;
+    the others by R ``survey:::grake``'s Newton iterations (generalised
+    inverse, step halving, pre-scaling when every total exceeds 20 times its
+    sample total).  Weights and SEs match R ``survey::calibrate(design,
+    ~a + b + x, population, bounds =, calfun = "linear" | "raking" |
+    "logit")`` to 1e-8 (``tests/reference/survey_calibration*.json``).
     Cells (``by``) are solved one after another (small dense systems).
 
     Examples
@@ -643,34 +823,31 @@ def calibrate(data: Any, *, margins: Any = None, totals: Mapping[str, float] | N
     >>> import pandas as pd
     >>> import cips_stats as cs
     >>> df = pd.DataFrame({"lead": ["y", "n", "n", "y"], "age": [30.0, 40, 50, 60], "weight": 1.0})
-    >>> out = cs.weighting.calibrate(df, margins={"lead": {"y": 40, "n": 60}}, totals={"age": 4500.0})
-    >>> round(float(out["weight"].sum()), 6), round(float((out["weight"] * out["age"]).sum()), 6)
+    >>> w = cs.weighting.calibrate(df, margins={"lead": {"y": 40, "n": 60}}, totals={"age": 4500.0}).frame
+    >>> round(float(w["weight"].sum()), 6), round(float((w["weight"] * w["age"]).sum()), 6)
     (100.0, 4500.0)
+    >>> df10 = df.assign(weight=10.0)                 # totals 20 and 20; the margins ask for 18 and 22
+    >>> res = cs.weighting.calibrate(df10, margins={"lead": {"y": 18, "n": 22}}, method="logit", bounds=(0.8, 1.2))
+    >>> (res.weights / 10.0).round(6).tolist()       # g within the bounds
+    [0.9, 1.1, 1.1, 0.9]
     """
     frame, original = _unwrap(data)
-    if method not in ("linear", "raking"):
-        raise DataError(f"method= must be 'linear' or 'raking'; got {method!r}.",
-                        [Problem("calibration_method", "Unknown method.", value=method)])
-    by = _tuple(by)
     totals = dict(totals or {})
+    bnd = _check_calibrate_args(method, bounds, margins, totals)
+    weight, design = _weight_design(data, original, weight)
+    by = _tuple(by)
     _check_columns(frame, list(totals), "totals=")
     w0 = _weights(frame, weight)
     cell, keys = _cells(frame, by)
     C = len(keys)
-    if margins is None and not totals:
-        raise DataError("calibrate() needs margins= and/or totals=.", [Problem("calibration_targets", "Nothing.")])
-    if margins is None:
-        raise DataError("calibrate() needs categorical margins= to fix the population size (the intercept).",
-                        [Problem("calibration_targets", "No margins.")])
     ms = _resolve_margins(frame, margins, by, w0, cell, keys, value)
-    variables = tuple(m.variable for m in ms)
     numeric = tuple(totals)
     for v in numeric:
-        col = pd.to_numeric(frame[v], errors="coerce")
-        bad = np.flatnonzero(col.isna().to_numpy())
+        bad = np.flatnonzero(pd.to_numeric(frame[v], errors="coerce").isna().to_numpy())
         if bad.size:
             raise DataError(f"Numeric calibration variable {v!r} has missing values.",
-                            [Problem("calibration_missing", "Missing value.", row=int(r), column=v) for r in bad[:50]])
+                            [Problem("calibration_missing", "Missing value.", row=int(r) + 1, column=v)
+                             for r in bad[:50]])
     w = np.empty_like(w0)
     iters = np.zeros(C, dtype=np.int64)
     abs_err = np.zeros(C)
@@ -680,56 +857,38 @@ def calibrate(data: Any, *, margins: Any = None, totals: Mapping[str, float] | N
         sub = frame.iloc[idx]
         cms = [m for m in ms if m.cells is None or c in m.cells]     # the margins this cell lists
         X = _model_matrix(sub, [m.variable for m in cms], numeric)
-        # population totals in model-matrix order: N, levels 2.. of each variable, numeric totals
-        N = float(cms[0].target[cms[0].cell == c].sum())
-        t_pop = [N]
-        for m in cms:
-            sel = m.cell == c
-            levels = pd.factorize(sub[m.variable], sort=True)[1]
-            lut = {(_py(k)): float(v) for k, v in zip(m.category[sel], m.target[sel])}
-            for lev in list(levels)[1:]:
-                t_pop.append(lut[_py(lev)])
-        t_pop.extend(float(totals[v]) for v in numeric)
-        t_pop = np.asarray(t_pop)
+        t_pop = _population_vector(sub, cms, c, numeric, totals)
         wc = w0[idx]
-        if method == "linear":
-            T = X.T @ (X * wc[:, None])
-            lam = np.linalg.solve(T, t_pop - X.T @ wc)
-            g = 1.0 + X @ lam
-            it = 1
+        if method == "linear" and bnd is None:
+            lam = np.linalg.solve(X.T @ (X * wc[:, None]), t_pop - X.T @ wc)
+            g, iters[c] = 1.0 + X @ lam, 1
         else:
-            eta = np.zeros(X.shape[1])
-            g = np.ones(len(idx))
-            it = 0
-            for it in range(1, max_iter + 1):
-                mis = t_pop - X.T @ (wc * g)
-                if np.all(np.abs(mis) / (1.0 + np.abs(t_pop)) < tol):
-                    break
-                Hm = X.T @ (X * (wc * g)[:, None])
-                eta = eta + np.linalg.solve(Hm, mis)
-                g = np.exp(X @ eta)
+            g, iters[c] = _grake(X, wc, t_pop, method, bnd or (-np.inf, np.inf), max_iter, tol)
         w[idx] = wc * g
         mis = np.abs(t_pop - X.T @ w[idx])
         abs_err[c] = mis.max()
         rel_err[c] = (mis / (1.0 + np.abs(t_pop))).max()
-        iters[c] = it
     converged = rel_err <= max(tol, 1e-9)
-    report = _report(method, keys, cell, C, w0, w, iters, abs_err, rel_err, converged)
+    table, flags = _report(keys, cell, C, w0, w, iters, abs_err, rel_err, converged)
     if not converged.all():
         bad = np.flatnonzero(~converged)
-        raise ConvergenceError(f"Calibration did not converge in {bad.size} cell(s): "
-                               + "; ".join(str(_cell_where(keys, c) or "all") for c in bad[:10]) + ".",
-                               {"report": report.table})
+        raise ConvergenceError(f"Calibration did not reach its totals in {bad.size} cell(s): " + "; ".join(
+            f"{_cell_where(keys, c) or 'all'} (relative misfit {rel_err[c]:.3g})" for c in bad[:10])
+            + (". The bounds may be too tight for these margins." if bnd is not None else "."),
+            {"report": table})
     base = f"{weight}_base" if base_column == "auto" else base_column
-    cal = Calibration(method, variables, weight, base or "", numeric=numeric, by=by, scope=_scope(ms, keys))
-    out = _finish(frame, original, weight, w, w0, base, cal)
-    return (out, report) if return_report else out
+    cal = Calibration(method, tuple(m.variable for m in ms), weight, base or "", numeric=numeric, by=by,
+                      scope=_scope(ms, keys), bounds=bnd)
+    return _finish(frame, original, design, w, w0, base, cal, method, table, flags,
+                   {"by": list(by), "variables": list(cal.variables), "numeric": list(numeric), "bounds": bnd,
+                    "max_iter": max_iter, "tol": tol})
 
 
 # ---------------------------------------------------------------------------------------------
 # design weights, trimming, Kish
 # ---------------------------------------------------------------------------------------------
-def design_weights(data: Any, *, population: Any, strata: Any = ("country", "group"), weight: str = "weight") -> Any:
+def design_weights(data: Any, *, population: Any, strata: Any = ("country", "group"), weight: Any = None
+                   ) -> Weighted:
     """Design weights ``N_h / n_h`` of equal-probability sampling within strata.
 
     Parameters
@@ -742,22 +901,24 @@ def design_weights(data: Any, *, population: Any, strata: Any = ("country", "gro
         ``"N"`` (or ``"total"``).
     strata : str or tuple of str
         Stratum columns.
-    weight : str
-        Column to write.
+    weight : None, str or Design
+        Column to write (default: the data's design's weight, ``"weight"``).
 
     Returns
     -------
-    SurveyData or DataFrame
+    Weighted
+        ``.table``: per stratum ``N``, ``n`` and the weight ``N/n``.
 
     Examples
     --------
     >>> import pandas as pd
     >>> import cips_stats as cs
     >>> df = pd.DataFrame({"unit": ["hq", "hq", "port"]})
-    >>> cs.weighting.design_weights(df, population={"hq": 10, "port": 30}, strata="unit")["weight"].tolist()
+    >>> cs.weighting.design_weights(df, population={"hq": 10, "port": 30}, strata="unit").weights.tolist()
     [5.0, 5.0, 30.0]
     """
     frame, original = _unwrap(data)
+    weight, design = _weight_design(data, original, weight)
     strata = _tuple(strata)
     cell, keys = _cells(frame, strata)
     if isinstance(population, pd.DataFrame):
@@ -782,20 +943,26 @@ def design_weights(data: Any, *, population: Any, strata: Any = ("country", "gro
                                  value=look[h]) for h in small])
     out = frame.copy()
     out[weight] = (Nh / n_h)[cell]
-    return _wrap(out, original)
+    design = design.update(calibration=None)
+    table = keys.copy().reset_index(drop=True)
+    table["N"], table["n"], table["weight"] = Nh, n_h, Nh / n_h
+    result_data = _wrap(out, original, design)
+    return Weighted(data=result_data, design=design, method="design_weights", table=table,
+                    provenance=Provenance.build("weighting.design_weights", data=result_data,
+                                                options={"strata": list(strata)}))
 
 
-def trim(data: Any, *, weight: str = "weight", lower: float | None = None, upper: float | None = None,
+def trim(data: Any, *, weight: Any = None, lower: float | None = None, upper: float | None = None,
          relative: bool = False, by: Any = None, redistribute: str = "proportional", max_iter: int = 100,
-         return_report: bool = False) -> Any:
+         ) -> Weighted:
     """Trim (cap) weights to bounds and redistribute the trimmed amount, keeping each cell's total.
 
     Parameters
     ----------
     data : SurveyData or pandas.DataFrame
         Respondents; not changed.
-    weight : str
-        Weight column.
+    weight : None, str or Design
+        Weight column (default: the data's design's weight).
     lower, upper : float, optional
         Bounds; with ``relative=True`` multiples of the cell's mean weight
         (e.g. ``upper=3.5``).
@@ -807,12 +974,12 @@ def trim(data: Any, *, weight: str = "weight", lower: float | None = None, upper
     max_iter : int
         Trim-and-redistribute rounds (until no weight is outside the bounds; R
         ``trimWeights(strict = TRUE)``).
-    return_report : bool
-        Also return a :class:`WeightingReport`.
 
     Returns
     -------
-    SurveyData or DataFrame (and WeightingReport)
+    Weighted
+        The design of the trimmed weights has no calibration (trimming
+        undoes it); ``.table`` adds ``n_trimmed`` per cell.
 
     Notes
     -----
@@ -824,13 +991,13 @@ def trim(data: Any, *, weight: str = "weight", lower: float | None = None, upper
     >>> import pandas as pd
     >>> import cips_stats as cs
     >>> df = pd.DataFrame({"weight": [1.0, 1.0, 1.0, 9.0]})
-    >>> [round(x, 4) for x in cs.weighting.trim(df, upper=4.0)["weight"]]   # R: trimWeights(d, upper = 4)
+    >>> cs.weighting.trim(df, upper=4.0).weights.round(4).tolist()   # R: trimWeights(d, upper = 4)
     [2.6667, 2.6667, 2.6667, 4.0]
     """
     frame, original = _unwrap(data)
     if redistribute not in ("proportional", "equal"):
-        raise DataError("redistribute= must be 'proportional' or 'equal'.",
-                        [Problem("redistribute", "Unknown option.", value=redistribute)])
+        raise CipsError(f"redistribute= must be 'proportional' or 'equal'; got {redistribute!r}.")
+    weight, design = _weight_design(data, original, weight)
     by = _tuple(by)
     w0 = _weights(frame, weight)
     cell, keys = _cells(frame, by)
@@ -870,54 +1037,110 @@ def trim(data: Any, *, weight: str = "weight", lower: float | None = None, upper
     if not conv.all():
         raise ConvergenceError(f"Trimming left weights outside the bounds after {max_iter} rounds.",
                                {"cells": [_cell_where(keys, c) for c in np.flatnonzero(~conv)][:50]})
-    out = frame.copy()
-    out[weight] = w
-    out.attrs = {k: v for k, v in frame.attrs.items() if k != "cips_calibration"}
-    res = _wrap(out, original)
-    if return_report:
-        err = np.zeros(C)
-        rep = _report("trim", keys, cell, C, w0, w, np.full(C, it), err, err, conv)
-        t = rep.table
-        t["n_trimmed"] = np.bincount(cell, weights=(np.abs(w - w0) > tol).astype(float), minlength=C).astype(int)
-        return res, rep
-    return res
+    err = np.zeros(C)
+    table, flags = _report(keys, cell, C, w0, w, np.full(C, it), err, err, conv)
+    table["n_trimmed"] = np.bincount(cell, weights=(np.abs(w - w0) > tol).astype(float), minlength=C).astype(int)
+    return _finish(frame, original, design, w, w0, None, None, "trim", table, flags,
+                   {"lower": lower, "upper": upper, "relative": relative, "by": list(by),
+                    "redistribute": redistribute})
 
 
-def kish(weights: Any) -> tuple[float, float]:
-    """Kish effective sample size and design effect of a weight vector.
+@dataclass(frozen=True)
+class Kish(Result):
+    """Kish effective sample size and weighting design effect; unpacks as ``n_eff, deff = kish(...)``.
 
-    Returns ``(n_eff, deff)`` with ``n_eff = (sum w)^2 / sum w^2`` and
-    ``deff = n / n_eff = 1 + CV^2`` (CV with divisor n).
+    Attributes
+    ----------
+    n_eff : float
+        ``(sum w)^2 / sum w^2``.
+    deff : float
+        ``n / n_eff = 1 + CV^2`` (CV with divisor n).
+    n : int
+        Number of weights.
+    """
+
+    n_eff: float = math.nan
+    deff: float = math.nan
+    n: int = 0
+
+    def __iter__(self):
+        return iter((self.n_eff, self.deff))
+
+
+def _weight_vector(data: Any, weight: Any) -> np.ndarray:
+    if data is None:
+        if weight is None or isinstance(weight, (str, Design)):
+            raise CipsError("kish() needs data= with weight= a column name or Design, or weight= an array of weights.")
+        return np.asarray(weight, dtype=np.float64).ravel()
+    frame, original = _unwrap(data)
+    col, _ = _weight_design(data, original, weight)
+    _check_columns(frame, [col], "weight=")
+    return pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=np.float64)
+
+
+def kish(data: Any = None, *, weight: Any = None) -> Kish:
+    """Kish effective sample size and design effect of a set of weights.
+
+    Parameters
+    ----------
+    data : SurveyData or pandas.DataFrame, optional
+        The respondents; then ``weight`` is a column name or a Design
+        (default: the data's design's weight).
+    weight : str, Design or array-like
+        Without ``data``: the weights themselves.
+
+    Returns
+    -------
+    Kish
+        ``n_eff = (sum w)^2 / sum w^2`` and ``deff = n / n_eff = 1 + CV^2``
+        (CV with divisor n); unpacks as ``n_eff, deff``.
 
     Examples
     --------
     >>> from cips_stats.weighting import kish
-    >>> kish([1.0, 1.0, 2.0, 2.0])
+    >>> n_eff, deff = kish(weight=[1.0, 1.0, 2.0, 2.0])
+    >>> n_eff, deff
     (3.6, 1.1111111111111112)
     """
-    w = np.asarray(weights, dtype=np.float64)
+    w = _weight_vector(data, weight)
     if w.size == 0 or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
         raise DataError("kish() needs finite, non-negative weights with a positive sum.",
                         [Problem("weight_positive", "Bad weights.")])
     n_eff = float(w.sum() ** 2 / (w * w).sum())
-    return n_eff, float(w.size / n_eff)
+    return Kish(n_eff=n_eff, deff=float(w.size / n_eff), n=int(w.size),
+                provenance=Provenance.build("weighting.kish", options={"n": int(w.size)}))
 
 
-def effective_n(data: Any, *, weight: str = "weight", by: Any = ("country", "iteration", "group")) -> pd.DataFrame:
+@dataclass(frozen=True)
+class EffectiveN(Result):
+    """Kish effective sample size per cell: ``table`` with the ``by`` keys, ``n``, ``sum_weights``, ``n_eff``,
+    ``deff_kish`` and ``cv``."""
+
+    table: pd.DataFrame | None = None
+
+    def to_frame(self) -> pd.DataFrame:
+        """The per-cell table."""
+        return self.table.copy()
+
+
+def effective_n(data: Any, *, weight: Any = None, by: Any = ("country", "iteration", "group")) -> EffectiveN:
     """Kish effective sample size and weighting design effect per cell.
 
-    Returns a tidy DataFrame: the ``by`` keys, ``n``, ``sum_weights``,
-    ``n_eff``, ``deff_kish`` (``1 + CV^2``) and ``cv``.
+    Returns an :class:`EffectiveN` whose ``table`` (tidy) holds the ``by``
+    keys, ``n``, ``sum_weights``, ``n_eff``, ``deff_kish`` (``1 + CV^2``) and
+    ``cv``; ``weight`` is a column name or a Design (default: the data's
+    design's weight).
 
     Examples
     --------
     >>> import pandas as pd
     >>> import cips_stats as cs
     >>> df = pd.DataFrame({"c": ["a", "a", "b"], "weight": [1.0, 3.0, 2.0]})
-    >>> cs.weighting.effective_n(df, by="c")[["c", "n", "n_eff"]].to_dict("list")
+    >>> cs.weighting.effective_n(df, by="c").table[["c", "n", "n_eff"]].to_dict("list")
     {'c': ['a', 'b'], 'n': [2, 1], 'n_eff': [1.6, 1.0]}
     """
-    frame, _ = _unwrap(data)
+    frame, original = _unwrap(data)
+    weight, _ = _weight_design(data, original, weight)
     by = _tuple(by)
     w = _weights(frame, weight)
     cell, keys = _cells(frame, by)
@@ -934,7 +1157,8 @@ def effective_n(data: Any, *, weight: str = "weight", by: Any = ("country", "ite
     out["cv"] = np.sqrt(np.maximum(out["deff_kish"].to_numpy() - 1.0, 0.0))
     if by:
         out = out.sort_values(list(by), kind="stable").reset_index(drop=True)
-    return out
+    return EffectiveN(table=out, provenance=Provenance.build("weighting.effective_n", data=data,
+                                                            options={"weight": weight, "by": list(by)}))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -950,14 +1174,19 @@ class DriftResult(Result):
         One row per ``by`` cell × variable × category × pair of consecutive
         iterations: ``share_from``, ``share_to``, ``diff``, ``n_eff_from``,
         ``n_eff_to``, ``se``, ``z``, ``p_value``, ``large`` (|diff| >
-        threshold), ``significant`` (p < alpha) and ``flagged`` (both).
-    threshold, alpha : float
+        threshold), ``significant`` (p < significance) and ``flagged`` (both).
+    threshold, significance : float
         The rule used.
     """
 
     table: pd.DataFrame | None = None
     threshold: float = 0.15
-    alpha: float = 0.01
+    significance: float = 0.01
+
+    @property
+    def alpha(self) -> float:
+        """Former name of ``significance`` (kept for reports written against it)."""
+        return self.significance
 
     @property
     def flagged(self) -> pd.DataFrame:
@@ -989,9 +1218,23 @@ def _shares(frame: pd.DataFrame, variables: Sequence[str], keys: Sequence[str], 
     return pd.concat(rows, ignore_index=True)
 
 
+def _optional_weights(frame: pd.DataFrame, original: Any, weight: Any) -> np.ndarray:
+    """Weights for descriptive shares: the data's design's (unit weights when it names none), a column or a Design."""
+    if weight is None:
+        d = design_of(original) if original is not None else Design.of_frame(frame)
+        col = d.weight
+    elif isinstance(weight, Design):
+        col = weight.weight
+    elif isinstance(weight, str):
+        col = weight
+    else:
+        raise CipsError(f"weight= must be None, a column name or a Design; got {type(weight).__name__}.")
+    return np.ones(len(frame)) if col is None else _weights(frame, col)
+
+
 def composition_drift(data: Any, *, variables: Sequence[str] = ("gender", "leadership"),
-                      by: Any = ("country", "group"), iteration: str = "iteration", weight: str | None = "weight",
-                      threshold: float = 0.15, alpha: float = 0.01) -> DriftResult:
+                      by: Any = ("country", "group"), iteration: str = "iteration", weight: Any = None,
+                      threshold: float = 0.15, significance: float = 0.01) -> DriftResult:
     """Compare demographic margins between consecutive iterations per cell and flag large shifts.
 
     Parameters
@@ -1004,14 +1247,16 @@ def composition_drift(data: Any, *, variables: Sequence[str] = ("gender", "leade
         Cells compared separately (default country × group).
     iteration : str
         Iteration column (ordered).
-    weight : str or None
-        Weights for the shares (None: unweighted).
+    weight : None, str or Design
+        ``None``: the data's design's weight (a DataFrame's ``weight``
+        column when present, else unweighted); a column; or a Design
+        (``Design(weight=None)``: unweighted).
     threshold : float
         A shift is *large* when the absolute difference in share exceeds it
         (default 0.15 = 15 percentage points).
-    alpha : float
+    significance : float
         A shift is *significant* when the two-sided p-value of the difference
-        (Kish-adjusted two-sample z test) is below ``alpha``.
+        (Kish-adjusted two-sample z test) is below ``significance``.
 
     Returns
     -------
@@ -1037,11 +1282,11 @@ def composition_drift(data: Any, *, variables: Sequence[str] = ("gender", "leade
     >>> res.flagged[["category", "share_from", "share_to"]].round(2).to_dict("list")
     {'category': ['manager', 'staff'], 'share_from': [0.85, 0.15], 'share_to': [0.23, 0.77]}
     """
-    frame, _ = _unwrap(data)
+    frame, original = _unwrap(data)
     by = _tuple(by)
     variables = list(variables)
     _check_columns(frame, list(by) + [iteration] + variables, "composition_drift()")
-    w = np.ones(len(frame)) if weight is None else _weights(frame, weight)
+    w = _optional_weights(frame, original, weight)
     sh = _shares(frame, variables, list(by) + [iteration], w)
     its = sorted(frame[iteration].dropna().unique())
     pairs = list(zip(its[:-1], its[1:]))
@@ -1077,7 +1322,7 @@ def composition_drift(data: Any, *, variables: Sequence[str] = ("gender", "leade
     t["z"] = z
     t["p_value"] = 2 * _st.norm.sf(np.abs(z))
     t["large"] = np.abs(t["diff"]) > threshold
-    t["significant"] = t["p_value"] < alpha
+    t["significant"] = t["p_value"] < significance
     t["flagged"] = t["large"] & t["significant"]
     cols = list(by) + ["iteration_from", "iteration_to", "variable", "category", "share_from", "share_to", "diff",
                        "n_from", "n_to", "n_eff_from", "n_eff_to", "se", "z", "p_value", "large", "significant",
@@ -1093,15 +1338,15 @@ def composition_drift(data: Any, *, variables: Sequence[str] = ("gender", "leade
                           f"{worst['share_to']:.0%}; consider "
                           f"reweight_common(data, variables=[{where['variable']!r}]).",
                           "warning", where))
-    return DriftResult(table=t, threshold=threshold, alpha=alpha, flags=tuple(flags),
+    return DriftResult(table=t, threshold=threshold, significance=significance, flags=tuple(flags),
                        provenance=Provenance.build("weighting.composition_drift", data=data, options={
                            "variables": variables, "by": list(by), "iteration": iteration, "weight": weight,
-                           "threshold": threshold, "alpha": alpha}))
+                           "threshold": threshold, "significance": significance}))
 
 
 def reweight_common(data: Any, *, variables: Sequence[str] = ("gender", "leadership"), target: Any = "pooled",
-                    by: Any = ("country", "group"), iteration: str = "iteration", weight: str = "weight",
-                    max_iter: int = 100, tol: float = 1e-10, return_report: bool = False) -> Any:
+                    by: Any = ("country", "group"), iteration: str = "iteration", weight: Any = None,
+                    max_iter: int = 100, tol: float = 1e-10) -> Weighted:
     """Rake every iteration of each cell to a common demographic structure.
 
     Parameters
@@ -1117,12 +1362,12 @@ def reweight_common(data: Any, *, variables: Sequence[str] = ("gender", "leaders
         shares; or a tidy table ``[*by, "variable", "category", "share"]``.
     by : tuple of str
         Cells (each with its own target); iterations are raked within them.
-    iteration, weight, max_iter, tol, return_report
+    iteration, weight, max_iter, tol
         As in :func:`rake`.
 
     Returns
     -------
-    SurveyData or DataFrame (and WeightingReport)
+    Weighted
         Each (cell, iteration) keeps its weight total; its margins equal the target shares.
 
     Examples
@@ -1131,7 +1376,7 @@ def reweight_common(data: Any, *, variables: Sequence[str] = ("gender", "leaders
     >>> import cips_stats as cs
     >>> df = pd.DataFrame({"country": "A", "group": "officials", "iteration": [1, 1, 1, 1, 2, 2, 2, 2],
     ...                    "lead": ["m", "m", "m", "s", "m", "s", "s", "s"], "weight": 1.0})
-    >>> out = cs.weighting.reweight_common(df, variables=["lead"], target="iteration1")
+    >>> out = cs.weighting.reweight_common(df, variables=["lead"], target="iteration1").frame
     >>> out[out["iteration"] == 2].groupby("lead")["weight"].sum().tolist()
     [3.0, 1.0]
     """
@@ -1139,7 +1384,8 @@ def reweight_common(data: Any, *, variables: Sequence[str] = ("gender", "leaders
     by = _tuple(by)
     variables = list(variables)
     _check_columns(frame, list(by) + [iteration] + variables, "reweight_common()")
-    w = _weights(frame, weight)
+    wcol, _ = _weight_design(data, original, weight)
+    w = _weights(frame, wcol)
     if isinstance(target, pd.DataFrame):
         tgt = target.copy()
         if "share" not in tgt.columns:
@@ -1165,5 +1411,4 @@ def reweight_common(data: Any, *, variables: Sequence[str] = ("gender", "leaders
     cells = frame[list(by) + [iteration]].drop_duplicates()
     margins = cells.merge(tgt[list(by) + ["variable", "category", "share"]], on=list(by), how="left") if by else \
         cells.merge(tgt[["variable", "category", "share"]], how="cross")
-    return rake(data, margins=margins, weight=weight, by=list(by) + [iteration], max_iter=max_iter, tol=tol,
-                return_report=return_report)
+    return rake(data, margins=margins, weight=weight, by=list(by) + [iteration], max_iter=max_iter, tol=tol)

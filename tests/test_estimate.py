@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 import cips_stats as cs
-from cips_stats.errors import DataError, SingletonPSUError
+from cips_stats.errors import CipsError, DataError, SingletonPSUError
 
 REF = Path(__file__).parent / "reference"
 LIN = json.loads((REF / "survey_linearization.json").read_text())
@@ -51,7 +51,7 @@ def test_linearization_matches_r(case):
     assert _rel(r.deff, case["deff"]) < TOL_CLOSED
     assert _rel(r.deff_replace, case["deff_replace"]) < TOL_CLOSED
     assert r.df == case["df"]
-    assert _rel(r.ci[0], case["ci_t95"][0]) < TOL_CLOSED and _rel(r.ci[1], case["ci_t95"][1]) < TOL_CLOSED
+    assert _rel(r.ci_low, case["ci_t95"][0]) < TOL_CLOSED and _rel(r.ci_high, case["ci_t95"][1]) < TOL_CLOSED
     z = r.confint(0.95, df=math.inf)                      # R's confint() default (df = Inf)
     assert _rel(z[0], case["ci_normal95"][0]) < TOL_CLOSED and _rel(z[1], case["ci_normal95"][1]) < TOL_CLOSED
     if case["lonely_psu"] != "fail":
@@ -113,24 +113,26 @@ def test_replicate_weights_by_column_prefix():
 def test_se_after_calibration_matches_r(case):
     df = _data(case["data"])
     m = case["margins"]
+    base = cs.estimate.Design(weight="pw", strata=case["strata"], cluster=case["cluster"], fpc=case["fpc"])
     if case["method"] == "poststratify":
-        out = cs.weighting.poststratify(df, variables="stype", population=m["stype"], weight="pw")
+        out = cs.weighting.poststratify(df, variables="stype", population=m["stype"], weight=base)
     elif case["method"] == "rake":
-        out = cs.weighting.rake(df, margins=m, weight="pw", tol=1e-13, max_iter=500)
+        out = cs.weighting.rake(df, margins=m, weight=base, tol=1e-13, max_iter=500)
     else:
         out = cs.weighting.calibrate(df, margins=m, totals=case["numeric_totals"], method=case["method"],
-                                     weight="pw")
-    kw = dict(weight="pw", strata=case["strata"], cluster=case["cluster"], fpc=case["fpc"])
+                                     weight=base)
+    assert out.design.strata == case["strata"] and out.design.calibration is not None
+    kw = dict(weight=out.design)
     for res in case["results"]:
         s = res["statistic"]
         if s == "mean_api00":
-            r = cs.estimate.survey_mean(out, "api00", **kw)
+            r = cs.estimate.survey_mean(out.frame, "api00", **kw)
         elif s == "total_enroll":
-            r = cs.estimate.survey_mean(out, "enroll", statistic="total", **kw)
+            r = cs.estimate.survey_mean(out.frame, "enroll", statistic="total", **kw)
         elif s == "ratio_api00_api99":
-            r = cs.estimate.survey_mean(out, "api00", statistic="ratio", denominator="api99", **kw)
+            r = cs.estimate.survey_mean(out.frame, "api00", statistic="ratio", denominator="api99", **kw)
         else:
-            r = cs.estimate.survey_mean(out, "api00", domain={"comp.imp": "Yes"}, **kw)
+            r = cs.estimate.survey_mean(out.frame, "api00", domain={"comp.imp": "Yes"}, **kw)
         assert _rel(r.estimate, res["estimate"]) < TOL_CLOSED
         assert _rel(r.var, res["var"]) < TOL_CLOSED, s
         assert any(f.code == "calibration_se" for f in r.flags)
@@ -138,11 +140,13 @@ def test_se_after_calibration_matches_r(case):
 
 def test_calibration_can_be_ignored_and_then_matches_plain_formula():
     df = _data("survey_apiclus1.csv")
+    base = cs.estimate.Design(weight="pw", cluster="dnum", fpc="fpc")
     out = cs.weighting.poststratify(df, variables="stype", population={"E": 4421, "H": 755, "M": 1018},
-                                    weight="pw")
-    with_cal = cs.estimate.survey_mean(out, "api00", weight="pw", cluster="dnum", fpc="fpc")
-    without = cs.estimate.survey_mean(out, "api00", weight="pw", cluster="dnum", fpc="fpc", calibration=None)
-    plain = cs.estimate.survey_mean(out.drop(columns="pw_base"), "api00", weight="pw", cluster="dnum", fpc="fpc")
+                                    weight=base)
+    with_cal = cs.estimate.survey_mean(out.frame, "api00", weight=out.design)
+    without = cs.estimate.survey_mean(out.frame, "api00", weight=out.design.update(calibration=None))
+    plain = cs.estimate.survey_mean(out.frame.drop(columns="pw_base"), "api00", weight="pw", cluster="dnum",
+                                    fpc="fpc")
     assert without.var == pytest.approx(plain.var, rel=1e-12)
     assert with_cal.var < without.var          # post-stratification on stype explains variance of api00
 
@@ -192,24 +196,30 @@ def test_total_and_proportion_and_missing_values():
         cs.estimate.survey_mean(df.assign(y=[1.0, 2.0, 0.0, 1.0, 1.0]), "y", weight="w", statistic="proportion")
 
 
-@pytest.mark.parametrize("bad, match", [
-    (dict(weight="wneg"), "negative"),
-    (dict(domain={"g": "zzz"}), "empty"),
-    (dict(statistic="median"), "statistic"),
-    (dict(se="magic"), "se="),
-    (dict(lonely_psu="ignore"), "lonely_psu"),
-    (dict(statistic="ratio"), "denominator"),
-    (dict(strata="s_na"), "missing"),
+@pytest.mark.parametrize("bad, match, error", [
+    (dict(weight="wneg"), "negative", DataError),
+    (dict(domain={"g": "zzz"}), "empty", DataError),
+    (dict(strata="s_na"), "missing", DataError),
+    (dict(weight="nope"), "nope", DataError),
+    (dict(statistic="median"), "statistic", CipsError),
+    (dict(se="magic"), "se=", CipsError),
+    (dict(lonely_psu="ignore"), "lonely_psu", CipsError),
+    (dict(statistic="ratio"), "denominator", CipsError),
+    (dict(ci=1.5), "ci=", CipsError),
+    (dict(ci=0), "ci=", CipsError),
+    (dict(variance="both"), "variance", CipsError),
+    (dict(weight=cs.estimate.Design(weight="w"), strata="g"), "not both", CipsError),
+    (dict(se="bootstrap", seed=-1), "seed", CipsError),
 ])
-def test_bad_input_raises_clear_errors(bad, match):
+def test_bad_input_raises_clear_errors(bad, match, error):
     df = pd.DataFrame({"y": [1.0, 2.0, 3.0, 4.0], "w": 1.0, "wneg": [1.0, -1.0, 1.0, 1.0], "g": list("aabb"),
                        "s_na": [1, 1, None, 2]})
     kw = dict(weight="w")
     kw.update(bad)
-    with pytest.raises(DataError, match=match) as ei:
+    with pytest.raises(error, match=match) as ei:
         cs.estimate.survey_mean(df, "y", **kw)
-    if "weight" in bad:
-        assert ei.value.problems[0].row == 1 and ei.value.problems[0].column == "wneg"
+    if bad.get("weight") == "wneg":                 # rows are 1-based: the second respondent is row 2
+        assert ei.value.problems[0].row == 2 and ei.value.problems[0].column == "wneg"
 
 
 def test_fresh_bootstrap_within_monte_carlo_error_of_linearization():
@@ -222,8 +232,13 @@ def test_fresh_bootstrap_within_monte_carlo_error_of_linearization():
     # relative SD of a bootstrap SE ~ sqrt(1/(2(B-1))); allow 4 SDs
     assert abs(boot.se / lin.se - 1) < 4 * math.sqrt(1 / (2 * (B - 1))) + 0.01
     assert boot.se_method == "bootstrap" and boot.df == lin.df
-    with pytest.raises(DataError, match="seed"):
-        cs.estimate.survey_mean(df, "api00", weight="pw", se="bootstrap")
+    assert boot.provenance.seed == 11
+    # no seed: one is drawn and recorded, and reproduces the result
+    fresh = cs.estimate.survey_mean(df, "api00", weight="pw", strata="stype", se="bootstrap", n_boot=200)
+    assert isinstance(fresh.provenance.seed, int)
+    again = cs.estimate.survey_mean(df, "api00", weight="pw", strata="stype", se="bootstrap", n_boot=200,
+                                    seed=fresh.provenance.seed)
+    assert again.se == fresh.se
 
 
 def test_bootstrap_with_fpc_is_flagged():
@@ -240,8 +255,8 @@ def test_result_serialises_and_has_provenance():
     assert d["kind"] == "SurveyEstimate" and d["provenance"]["options"]["fpc"] == "fpc"
     f = r.to_frame()
     assert {"estimate", "se", "ci_low", "ci_high", "df", "deff"} <= set(f.columns)
-    lo, hi = r.ci
-    assert lo < r.estimate < hi and r.ci_level == 0.9
+    assert r.ci_low < r.estimate < r.ci_high and r.ci == 0.9
+    assert (r.ci_low, r.ci_high) == r.confint(0.9)
 
 
 def test_survey_data_input_is_accepted():
@@ -278,10 +293,11 @@ def _coverage(n_rep, seed):
         picks = [rng.choice(np.arange(h * 60, (h + 1) * 60), 8, replace=False) for h in range(4)]
         s = pop[pop["cluster"].isin(np.concatenate(picks))].assign(weight=60 / 8, fpc=60)
         r = cs.estimate.survey_mean(s, "y", weight="weight", strata="stratum", cluster="cluster", fpc="fpc")
-        hits["linearization"] += r.ci[0] <= truth <= r.ci[1]
-        raked = cs.weighting.rake(s, margins=margins)
-        r2 = cs.estimate.survey_mean(raked, "y", weight="weight", strata="stratum", cluster="cluster", fpc="fpc")
-        hits["raked"] += r2.ci[0] <= truth <= r2.ci[1]
+        hits["linearization"] += r.ci_low <= truth <= r.ci_high
+        design = cs.estimate.Design(weight="weight", strata="stratum", cluster="cluster", fpc="fpc")
+        raked = cs.weighting.rake(s, margins=margins, weight=design)
+        r2 = cs.estimate.survey_mean(raked.frame, "y", weight=raked.design)
+        hits["raked"] += r2.ci_low <= truth <= r2.ci_high
     return {k: v / n_rep for k, v in hits.items()}
 
 
@@ -300,10 +316,14 @@ def test_ci_coverage_linearization_and_raked_by_simulation():
 def test_negative_weights_only_from_linear_calibration():
     df = pd.DataFrame({"lead": ["y", "n", "n", "y", "n", "y"], "age": [30.0, 40, 50, 60, 35, 45],
                        "y": [1.0, 2.0, 3.0, 4.0, 2.5, 3.5], "weight": 1.0})
-    out, rep = cs.weighting.calibrate(df, margins={"lead": {"y": 40, "n": 60}}, totals={"age": 2500.0},
-                                      return_report=True)
-    assert (out["weight"] < 0).any() and rep.table["n_negative"].iloc[0] > 0
-    r = cs.estimate.survey_mean(out, "y", weight="weight")
+    res = cs.weighting.calibrate(df, margins={"lead": {"y": 40, "n": 60}}, totals={"age": 2500.0})
+    assert (res.weights < 0).any() and res.table["n_negative"].iloc[0] > 0
+    r = cs.estimate.survey_mean(res.frame, "y", weight=res.design)
     assert any(f.code == "negative_weights" for f in r.flags) and np.isfinite(r.se)
     with pytest.raises(DataError, match="negative"):
-        cs.estimate.survey_mean(out, "y", weight="weight", calibration=None)
+        cs.estimate.survey_mean(res.frame, "y", weight="weight")
+    # bounded (logit) calibration keeps every g inside its bounds, so no negative weights
+    res2 = cs.weighting.calibrate(df.assign(weight=10.0), margins={"lead": {"y": 27, "n": 33}}, method="logit",
+                                  bounds=(0.5, 2.0))
+    g = res2.weights / 10.0
+    assert (g >= 0.5).all() and (g <= 2.0).all()

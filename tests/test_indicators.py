@@ -1,4 +1,4 @@
-"""Tests of cs.estimate.indicators / perception_gap (cips_stats/_indicators.py).
+"""Tests of cs.estimate.indicators / perception_gap (cips_stats/estimate/indicators.py).
 
 What is proven here:
 * point estimates equal weighted means computed with pandas;
@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 import cips_stats as cs
-from cips_stats.errors import DataError
+from cips_stats.errors import CipsError, DataError
 from cips_stats.replicates import rao_wu_scale, rao_wu_weights
 from cips_stats.scores import respondent_scores
 
@@ -72,7 +72,7 @@ def test_estimates_equal_weighted_means(sim, res):
 
 def test_replicates_equal_definition_fast_path(sim, res):
     f = sim.data.frame
-    rw = rao_wu_weights(f["weight"].to_numpy(), strata=_design_codes(f), n_boot=300, seed=3)
+    rw = rao_wu_weights(weight=f["weight"].to_numpy(), strata=_design_codes(f), n_boot=300, seed=3)
     ref = _definitional_replicates(sim.data, rw, KEYS)
     assert res.provenance.options["path"] == "fast"
     np.testing.assert_allclose(res.replicates, ref, rtol=2e-6, atol=2e-6)
@@ -94,7 +94,7 @@ def test_replicates_equal_definition_general_path(clustered):
     res = cs.estimate.indicators(clustered, n_boot=120, seed=9, chunk_size=17, min_n=0)
     assert res.provenance.options["path"] == "general"
     assert res.provenance.options["strata"] == "stratum" and res.provenance.options["cluster"] == "cluster"
-    rw = rao_wu_weights(f["weight"].to_numpy(), strata=_design_codes(f, ["stratum"]), cluster=f["cluster"],
+    rw = rao_wu_weights(weight=f["weight"].to_numpy(), strata=_design_codes(f, ["stratum"]), cluster=f["cluster"],
                         n_boot=120, seed=9)
     # rows of a PSU share one multiplier and unselected PSUs are out of the replicate
     ref = _definitional_replicates(clustered, rw, KEYS)
@@ -105,7 +105,7 @@ def test_domains_resample_within_the_design_strata(sim):
     res = cs.estimate.indicators(sim.data, by=("country", "iteration", "group", "gender"), n_boot=100, seed=4,
                                  min_n=0)
     f = sim.data.frame
-    rw = rao_wu_weights(f["weight"].to_numpy(), strata=_design_codes(f), n_boot=100, seed=4)
+    rw = rao_wu_weights(weight=f["weight"].to_numpy(), strata=_design_codes(f), n_boot=100, seed=4)
     ref = _definitional_replicates(sim.data, rw, ("country", "iteration", "group", "gender"))
     np.testing.assert_allclose(res.replicates, ref, rtol=2e-6, atol=2e-6, equal_nan=True)
     assert set(res.table["gender"]) == {"female", "male"}
@@ -125,9 +125,14 @@ def test_same_replicates_whatever_the_chunk_size(sim, res, chunk):
     assert not np.allclose(diff.table["se"], res.table["se"])
 
 
-def test_fast_and_general_paths_agree(sim):
+def test_fast_and_general_paths_agree(sim, monkeypatch):
+    import importlib
+
+    ind = importlib.import_module("cips_stats.estimate.indicators")   # the module (the package binds the function)
+
     a = cs.estimate.indicators(sim.data, n_boot=80, seed=2)
-    b = cs.estimate.indicators(sim.data, n_boot=80, seed=2, _force_general=True)
+    monkeypatch.setattr(ind, "_FAST_PATH", False)
+    b = cs.estimate.indicators(sim.data, n_boot=80, seed=2)
     assert a.provenance.options["path"] == "fast" and b.provenance.options["path"] == "general"
     np.testing.assert_allclose(a.replicates, b.replicates, rtol=1e-6, atol=1e-6)
 
@@ -148,7 +153,7 @@ def test_bootstrap_se_agrees_with_linearization(sim):
     ratios, deffs = [], []
     for key, g in frame.groupby(KEYS, sort=True):
         for f in ("leadership", "audit", "whistleblower"):
-            lin = cs.estimate.survey_mean(g, f"s_{f}", weight="weight", calibration=None)
+            lin = cs.estimate.survey_mean(g, f"s_{f}", weight="weight")
             row = tab.loc[(*key, f)]
             assert row["estimate"] == pytest.approx(lin.estimate, rel=1e-12)
             ratios.append(row["se"] / lin.se)
@@ -235,7 +240,7 @@ def test_ci_methods(sim):
 
 
 def test_bca_reduces_to_percentile_without_bias_and_acceleration():
-    from cips_stats._indicators import _intervals
+    from cips_stats.estimate.intervals import bootstrap_intervals as _intervals
 
     rng = np.random.default_rng(0)
     reps = rng.normal(size=(5, 4001))
@@ -268,10 +273,18 @@ def test_bad_input(sim):
     d = sim.data
     with pytest.raises(DataError, match="by="):
         cs.estimate.indicators(d, by=("country", "nope"), n_boot=10)
-    with pytest.raises(ValueError, match="ci_method="):
+    with pytest.raises(CipsError, match="ci_method="):
         cs.estimate.indicators(d, ci_method="studentized", n_boot=10)
-    with pytest.raises(ValueError, match="n_boot="):
+    with pytest.raises(CipsError, match="n_boot="):
         cs.estimate.indicators(d, n_boot=1)
+    with pytest.raises(CipsError, match="ci="):
+        cs.estimate.indicators(d, ci=1.5, n_boot=10)
+    with pytest.raises(CipsError, match="seed"):
+        cs.estimate.indicators(d, seed=-1, n_boot=10)
+    with pytest.raises(DataError, match="SurveyData"):
+        cs.estimate.indicators(d.frame, n_boot=10)
+    with pytest.raises(CipsError, match="weight="):
+        cs.estimate.indicators(d, weight=3, n_boot=10)
     f = d.frame.copy()
     f.loc[3, "weight"] = -1.0
     with pytest.raises(DataError, match="weights") as ei:
@@ -322,7 +335,7 @@ def test_singleton_strata_fail_or_are_taken_with_certainty(sim):
         cs.estimate.indicators(d, n_boot=20, seed=1)
     res = cs.estimate.indicators(d, n_boot=60, seed=1, lonely_psu="certainty", min_n=0)
     assert res.provenance.options["path"] == "fast"
-    rw = rao_wu_weights(f["weight"].to_numpy(), strata=_design_codes(f, ["stratum"]), n_boot=60, seed=1,
+    rw = rao_wu_weights(weight=f["weight"].to_numpy(), strata=_design_codes(f, ["stratum"]), n_boot=60, seed=1,
                         lonely_psu="certainty")
     assert np.all(rw[:, first] == f.loc[first, "weight"].to_numpy())
     ref = _definitional_replicates(d, rw, KEYS)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cips_stats.errors import DataError, SingletonPSUError
+from cips_stats.errors import CipsError, DataError, SingletonPSUError
 from cips_stats.replicates import (
     RaoWuPlan,
     jackknife_weights,
@@ -57,11 +57,11 @@ def test_r_scale_factors_match_ours(ref):
     strata, psu, w, y = _ref_data(ref)
     b = ref["replicates"]
     assert rao_wu_scale(b) == pytest.approx(ref["subbootstrap_clustered"]["scale"], rel=1e-12)
-    plan = RaoWuPlan.build(w.size, strata=strata, cluster=psu, type="bootstrap")
+    plan = RaoWuPlan.build(w.size, strata=strata, cluster=psu, bootstrap_type="bootstrap")
     assert plan.scale(b) == pytest.approx(ref["bootstrap_clustered"]["scale"], rel=1e-12)
     # R's subbootstrap multipliers take only the values c * n_h / (n_h - 1): ours too
     r_mult = np.asarray(ref["subbootstrap_clustered"]["repweights"], float)
-    ours = rao_wu_weights(np.ones_like(w), strata=strata, cluster=psu, n_boot=b, seed=3)
+    ours = rao_wu_weights(weight=np.ones_like(w), strata=strata, cluster=psu, n_boot=b, seed=3)
     for h in np.unique(strata):
         nh = len(np.unique(psu[strata == h]))
         for m in (r_mult[strata == h].ravel(), ours[:, strata == h].ravel()):
@@ -74,8 +74,8 @@ def test_r_scale_factors_match_ours(ref):
 def test_jackknife_weights_equal_r(ref, case, jtype, clustered):
     strata, psu, w, y = _ref_data(ref)
     c = ref[case]
-    jk = jackknife_weights(w, strata=strata if jtype == "JKn" else None,
-                           cluster=psu if clustered else None, type=jtype)
+    jk = jackknife_weights(weight=w, strata=strata if jtype == "JKn" else None,
+                           cluster=psu if clustered else None, replicate_type=jtype)
     r_rw = np.asarray(c["repweights"], float).T * w     # replicates x rows
     # same set of replicates (R orders them by its own PSU order)
     key = lambda a: np.lexsort(np.round(a, 9).T[::-1])  # noqa: E731
@@ -89,7 +89,7 @@ def test_jackknife_weights_equal_r(ref, case, jtype, clustered):
 def test_replicates_respect_the_design(ref):
     strata, psu, w, y = _ref_data(ref)
     b = 500
-    rw = rao_wu_weights(w, strata=strata, cluster=psu, n_boot=b, seed=11)
+    rw = rao_wu_weights(weight=w, strata=strata, cluster=psu, n_boot=b, seed=11)
     mult = rw / w
     for h in np.unique(strata):
         in_h = strata == h
@@ -129,7 +129,7 @@ def test_counts_are_multinomial_uniform():
 
 def test_bootstrap_type_draws_n_h():
     strata = np.repeat([0, 1, 2], [3, 5, 8])
-    rw = rao_wu_weights(np.ones(16), strata=strata, n_boot=50, seed=2, type="bootstrap")
+    rw = rao_wu_weights(weight=np.ones(16), strata=strata, n_boot=50, seed=2, bootstrap_type="bootstrap")
     for h, nh in enumerate([3, 5, 8]):
         np.testing.assert_allclose(rw[:, strata == h].sum(axis=1), nh)
     assert np.array_equal(rw, np.round(rw))
@@ -142,13 +142,13 @@ def test_same_numbers_whatever_the_chunk_size(chunk):
     strata = rng.integers(0, 6, n)
     cluster = rng.integers(0, 15, n)
     w = rng.uniform(0.5, 3, n)
-    full = rao_wu_weights(w, strata=strata, cluster=cluster, n_boot=100, seed=42)
-    parts = np.vstack(list(rao_wu_weights(w, strata=strata, cluster=cluster, n_boot=100, seed=42,
+    full = rao_wu_weights(weight=w, strata=strata, cluster=cluster, n_boot=100, seed=42)
+    parts = np.vstack(list(rao_wu_weights(weight=w, strata=strata, cluster=cluster, n_boot=100, seed=42,
                                           chunk_size=chunk)))
     assert np.array_equal(full, parts)
-    via_rng = rao_wu_weights(w, strata=strata, cluster=cluster, n_boot=100, rng=np.random.default_rng(42))
+    via_rng = rao_wu_weights(weight=w, strata=strata, cluster=cluster, n_boot=100, rng=np.random.default_rng(42))
     assert np.array_equal(full, via_rng)
-    other = rao_wu_weights(w, strata=strata, cluster=cluster, n_boot=100, seed=43)
+    other = rao_wu_weights(weight=w, strata=strata, cluster=cluster, n_boot=100, seed=43)
     assert not np.array_equal(full, other)
 
 
@@ -170,7 +170,7 @@ def test_bootstrap_variance_agrees_with_linearization(ref):
     lin = _stratified_linearization_se(w, y, strata)
     assert lin == pytest.approx(np.ravel(ref["linearization_element"]["se"])[0], rel=1e-10)
     b = 6000
-    rw = rao_wu_weights(w, strata=strata, n_boot=b, seed=8, dtype=np.float32)
+    rw = rao_wu_weights(weight=w, strata=strata, n_boot=b, seed=8, dtype=np.float32)
     se_boot = np.sqrt(replicate_variance(_ratio_mean(rw.astype(float), y), scale=rao_wu_scale(b)))
     # Monte Carlo SE of a bootstrap SE with B replicates is about SE / sqrt(2B) (~1%); the bootstrap
     # of a ratio also differs from linearization at O(1/n) (small here with n = 43)
@@ -186,7 +186,7 @@ def test_bootstrap_variance_agrees_with_linearization_larger_sample():
     lin = _stratified_linearization_se(w, y, strata)
     b = 3000
     thetas = np.concatenate([_ratio_mean(c, y) for c in
-                             rao_wu_weights(w, strata=strata, n_boot=b, seed=1, chunk_size=500)])
+                             rao_wu_weights(weight=w, strata=strata, n_boot=b, seed=1, chunk_size=500)])
     ratio = np.sqrt(replicate_variance(thetas, scale=rao_wu_scale(b))) / lin
     assert ratio == pytest.approx(1.0, abs=0.05)
 
@@ -195,8 +195,8 @@ def test_float32_replicate_weights_are_close_to_float64():
     rng = np.random.default_rng(4)
     w = rng.uniform(1, 5, 300)
     s = rng.integers(0, 4, 300)
-    a = rao_wu_weights(w, strata=s, n_boot=20, seed=9)
-    b = rao_wu_weights(w, strata=s, n_boot=20, seed=9, dtype=np.float32)
+    a = rao_wu_weights(weight=w, strata=s, n_boot=20, seed=9)
+    b = rao_wu_weights(weight=w, strata=s, n_boot=20, seed=9, dtype=np.float32)
     assert b.dtype == np.float32
     np.testing.assert_allclose(b, a, rtol=2e-7)
 
@@ -204,27 +204,33 @@ def test_float32_replicate_weights_are_close_to_float64():
 def test_singleton_stratum_fails_or_is_taken_with_certainty():
     strata = ["a", "a", "a", "b"]
     with pytest.raises(SingletonPSUError, match="'b'"):
-        rao_wu_weights(np.ones(4), strata=strata, n_boot=5, seed=1)
-    rw = rao_wu_weights(np.ones(4) * 2, strata=strata, n_boot=5, seed=1, lonely_psu="certainty")
+        rao_wu_weights(weight=np.ones(4), strata=strata, n_boot=5, seed=1)
+    rw = rao_wu_weights(weight=np.ones(4) * 2, strata=strata, n_boot=5, seed=1, lonely_psu="certainty")
     np.testing.assert_allclose(rw[:, 3], 2.0)
     np.testing.assert_allclose(rw[:, :3].sum(axis=1), 6.0)
     with pytest.raises(SingletonPSUError):
-        jackknife_weights(np.ones(4), strata=strata)
+        jackknife_weights(weight=np.ones(4), strata=strata)
 
 
 def test_bad_input_is_named():
     with pytest.raises(DataError, match="negative or non-finite"):
-        rao_wu_weights(np.array([1.0, -1.0, 1.0]), n_boot=3, seed=1)
+        rao_wu_weights(weight=np.array([1.0, -1.0, 1.0]), n_boot=3, seed=1)
     with pytest.raises(DataError, match="strata= has 2 values"):
-        rao_wu_weights(np.ones(3), strata=[1, 2], n_boot=3, seed=1)
+        rao_wu_weights(weight=np.ones(3), strata=[1, 2], n_boot=3, seed=1)
     with pytest.raises(DataError, match="missing"):
-        rao_wu_weights(np.ones(3), strata=[1, None, 2], n_boot=3, seed=1)
-    with pytest.raises(TypeError, match="either seed"):
-        rao_wu_weights(np.ones(3), n_boot=3, seed=1, rng=np.random.default_rng(1))
-    with pytest.raises(TypeError, match="seed"):
-        rao_wu_weights(np.ones(3), n_boot=3)
-    with pytest.raises(ValueError, match="type="):
-        rao_wu_weights(np.ones(3), n_boot=3, seed=1, type="BRR")
+        rao_wu_weights(weight=np.ones(3), strata=[1, None, 2], n_boot=3, seed=1)
+    with pytest.raises(CipsError, match="either seed"):
+        rao_wu_weights(weight=np.ones(3), n_boot=3, seed=1, rng=np.random.default_rng(1))
+    with pytest.raises(CipsError, match="seed"):
+        rao_wu_weights(weight=np.ones(3), n_boot=3, seed=-2)
+    with pytest.raises(CipsError, match="bootstrap_type="):
+        rao_wu_weights(weight=np.ones(3), n_boot=3, seed=1, bootstrap_type="BRR")
+    with pytest.raises(CipsError, match="replicate_type="):
+        jackknife_weights(weight=np.ones(3), replicate_type="BRR")
+    # no seed: a fresh one is drawn (the draws differ between calls)
+    a = rao_wu_weights(weight=np.ones(30), n_boot=20)
+    b = rao_wu_weights(weight=np.ones(30), n_boot=20)
+    assert a.shape == (20, 30) and not np.array_equal(a, b)
 
 
 # -- the estimation colleague's R fixtures on the api data (validation/r/survey.R) -------------------------------
@@ -248,7 +254,7 @@ def test_variance_formula_on_api_fixtures(case_id):
     if case["type"] in ("subbootstrap", "bootstrap"):
         strata = frame["stype"].to_numpy() if case_id.startswith("strat") else None
         cluster = frame["dnum"].to_numpy() if case_id.startswith("clus") else None
-        plan = RaoWuPlan.build(len(frame), strata=strata, cluster=cluster, type=case["type"])
+        plan = RaoWuPlan.build(len(frame), strata=strata, cluster=cluster, bootstrap_type=case["type"])
         assert plan.scale(rw.shape[0]) == pytest.approx(case["scale"], rel=1e-12)
     if case["type"] == "subbootstrap":
         # R's analysis weights are pw * c * n_h/(n_h - 1) with integer counts c summing to n_h - 1
@@ -271,10 +277,10 @@ def test_bootstrap_se_agrees_with_survey_mean_linearization_on_api_strat():
     import cips_stats as cs
 
     frame = pd.read_csv(SURVEY_REF.parent / "survey_apistrat.csv")
-    lin = cs.estimate.survey_mean(frame, "api00", weight="pw", strata="stype", calibration=None)
+    lin = cs.estimate.survey_mean(frame, "api00", weight="pw", strata="stype")
     y = frame["api00"].to_numpy(float)
     b = 4000
-    thetas = np.concatenate([_ratio_mean(c, y) for c in rao_wu_weights(
+    thetas = np.concatenate([_ratio_mean(c, y) for c in rao_wu_weights(weight=
         frame["pw"].to_numpy(float), strata=frame["stype"], n_boot=b, seed=21, chunk_size=1000)])
     se = np.sqrt(replicate_variance(thetas, scale=rao_wu_scale(b)))
     assert thetas.mean() == pytest.approx(lin.estimate, rel=1e-3)

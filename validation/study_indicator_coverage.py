@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 import cips_stats as cs
-from cips_stats._indicators import _intervals
+from cips_stats.estimate.intervals import bootstrap_intervals as _intervals
 
 KEYS = ["country", "iteration", "group", "factor"]
 BINS = [0, 30, 60, 100, 200, 400, 10_000]
