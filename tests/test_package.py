@@ -65,3 +65,40 @@ def test_lazy_names_are_the_real_objects():
 
     assert cs.SurveyData is SurveyData and cs.load is load and cs.Instrument is Instrument
     assert {"reliability", "thresholds", "results"} <= set(dir(cs))
+
+
+def test_runtime_dependencies_are_what_the_package_imports():
+    """issue 12: semopy and pingouin were installed for every user although only benchmarks import them."""
+    import ast
+    import re
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    import_name = {"factor-analyzer": "factor_analyzer", "pyyaml": "yaml", "python-calamine": "python_calamine"}
+
+    def names(reqs):
+        out = set()
+        for r in reqs:
+            dist = re.split(r"[<>=!~\[; ]", r, maxsplit=1)[0].strip().lower()
+            out.add(import_name.get(dist, dist.replace("-", "_")))
+        return out
+
+    runtime = names(project["dependencies"])
+    extras = {k: names(v) for k, v in project["optional-dependencies"].items()}
+    imported = set()
+    for path in (root / "cips_stats").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    third = {m for m in imported if m not in sys.stdlib_module_names and m != "cips_stats"}
+    via = {"pytensor": "pymc", "xarray": "arviz"}              # installed with a runtime dependency
+    optional = extras["samplers"] | extras["dask"]              # imported only by the option that needs them
+    assert third - runtime - set(via) - optional == set()
+    assert runtime - third == set(), "runtime dependencies cips_stats never imports"
+    assert not ({"pingouin", "semopy", "svy"} & runtime) and {"pingouin", "semopy"} <= extras["bench"]
+    assert {"dask", "distributed", "pingouin"} <= extras["test"]
+    assert {"mkdocs_material", "mkdocstrings"} <= extras["docs"]
