@@ -1,0 +1,135 @@
+"""Claim audit speed: within-country permutations of the support labels and the whole audit.
+
+Data: ``cs.simulate(seed=1)`` (the published CIPS scale: 17 countries surveyed twice, 10 key factors
+of which 3 supported per country, two respondent groups), indicators with 500 bootstrap replicates,
+cell changes with BH.  Measured in the same run, as a user calls them:
+
+* ``permutation``: 10,000 within-country permutations of the support labels of one group (170 cells)
+  and the difference in shares improved (point rule):
+  - ``pandas_loop``: per permutation, ``groupby("country")["supported"].transform(permutation)`` and
+    the difference of two group means — timed on 1,000 permutations and scaled to 10,000;
+  - ``numpy_loop``: per permutation, ``Generator.permutation`` of each country's labels (a loop over
+    permutations and countries);
+  - ``vectorised``: :func:`cips_stats.claims.within_country_permutation` (one array operation);
+* ``audit``: the whole :func:`cips_stats.claims.audit` (both groups, all tests, 10,000 permutations,
+  rules point and fdr; plus the posterior rule when a fitted change model is available);
+* ``power_dask``: :func:`cips_stats.power.simulate_claim` with 8 CIPS-scale replications on a local Dask
+  cluster of 1 and of 2 worker processes (the speed-up; the machine has as many cores as it reports).
+Times are the best of ``repeats`` calls.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+import cips_stats as cs
+from benchmarks import best_seconds
+
+
+def _data():
+    sim = cs.simulate(seed=1)
+    ind = cs.estimate.indicators(sim.data, n_boot=500, seed=1)
+    cc = cs.change.cell_changes(ind)
+    sup = sim.truth["supported"]
+    cells = cc.table.merge(sup[["country", "factor", "supported"]], on=["country", "factor"])
+    cells = cells[cells["group"] == "officials"].sort_values(["country", "factor"]).reset_index(drop=True)
+    cells["improved"] = (cells["estimate"] > 0).astype(float)
+    return sim, ind, cc, cells
+
+
+def pandas_loop(cells: pd.DataFrame, n_perm: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    df = cells[["country", "supported", "improved"]].copy()
+    out = np.empty(n_perm)
+    for b in range(n_perm):
+        perm = df.groupby("country")["supported"].transform(lambda s: rng.permutation(s.to_numpy()))
+        m = df.groupby(perm)["improved"].mean()
+        out[b] = m.loc[True] - m.loc[False]
+    return out
+
+
+def numpy_loop(cells: pd.DataFrame, n_perm: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    codes = pd.factorize(cells["country"], sort=True)[0]
+    labels = cells["supported"].to_numpy(bool)
+    y = cells["improved"].to_numpy(float)
+    blocks = [np.flatnonzero(codes == c) for c in range(codes.max() + 1)]
+    out = np.empty(n_perm)
+    perm = labels.copy()
+    for b in range(n_perm):
+        for idx in blocks:
+            perm[idx] = rng.permutation(labels[idx])
+        out[b] = y[perm].mean() - y[~perm].mean()
+    return out
+
+
+def vectorised(cells: pd.DataFrame, n_perm: int, seed: int) -> dict[str, Any]:
+    codes = pd.factorize(cells["country"], sort=True)[0]
+    return cs.claims.within_country_permutation(codes, cells["supported"].to_numpy(bool),
+                                                cells[["improved"]].to_numpy(float), n_perm=n_perm,
+                                                rng=np.random.default_rng(seed))
+
+
+def _power_dask(workers: int, n_sim: int) -> float:
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cl, \
+            Client(cl) as client:
+        client.run(lambda: __import__("cips_stats.claims"))                 # warm the workers' imports
+        t0 = time.perf_counter()
+        cs.power.simulate_claim(n_sim=n_sim, n_boot=200, n_perm=2000, rules=("point", "fdr"),
+                                tests=("permutation", "cmh", "gee", "did", "ancova"), seed=1, backend=client)
+        return time.perf_counter() - t0
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    n_perm = 10_000
+    n_pandas = 200 if quick else 1000
+    repeats = 1 if quick else 3
+    sim, ind, cc, cells = _data()
+    out: dict[str, Any] = {"n_cells": int(len(cells)), "n_countries": int(cells["country"].nunique()),
+                           "n_perm": n_perm}
+    t_pandas = best_seconds(lambda: pandas_loop(cells, n_pandas, 1), 1) * n_perm / n_pandas
+    t_numpy = best_seconds(lambda: numpy_loop(cells, n_perm, 1), repeats)
+    t_vec = best_seconds(lambda: vectorised(cells, n_perm, 1), repeats)
+    # the three give the same null distribution (different random streams): compare their p-values
+    obs = cells.loc[cells["supported"], "improved"].mean() - cells.loc[~cells["supported"], "improved"].mean()
+    res = vectorised(cells, n_perm, 1)
+    null = numpy_loop(cells, n_perm, 2)
+    centre = res["null_mean"][0]
+    p_loop = (1 + (np.abs(null - centre) >= abs(obs - centre) - 1e-9).sum()) / (n_perm + 1)
+    out["permutation"] = {"pandas_loop_s": t_pandas, "pandas_loop_measured_perms": n_pandas,
+                          "numpy_loop_s": t_numpy, "vectorised_s": t_vec,
+                          "speedup_vs_pandas": t_pandas / t_vec, "speedup_vs_numpy": t_numpy / t_vec,
+                          "p_vectorised": float(res["p_value"][0]), "mc_se": float(res["mc_se"][0]),
+                          "p_numpy_loop": float(p_loop)}
+    sup = sim.truth["supported"]
+    kw = dict(supported=sup, n_perm=n_perm, seed=1)
+    t_cc = best_seconds(lambda: cs.claims.audit(cc, rules=("point", "fdr"), **kw), repeats)
+    out["audit"] = {"from_cell_changes_s": t_cc, "rules": ["point", "fdr"], "tests": list(cs.claims.TESTS)}
+    fit = getattr(cs.change, "fit", None)
+    if fit is not None:
+        try:
+            chg = fit(ind, supported=sup, seed=1)
+            t_m = best_seconds(lambda: cs.claims.audit(chg, cell_changes=cc, **kw), repeats)
+            out["audit"]["from_change_model_s"] = t_m
+            out["audit"]["rules_with_model"] = list(cs.claims.RULES)
+        except Exception as exc:  # recorded, not hidden
+            out["audit"]["change_model_error"] = f"{type(exc).__name__}: {exc}"
+    if not quick:
+        n_sim = 8
+        t1 = _power_dask(1, n_sim)
+        t2 = _power_dask(2, n_sim)
+        out["power_dask"] = {"replications": n_sim, "one_worker_s": t1, "two_workers_s": t2, "speedup": t1 / t2,
+                             "per_replication_one_worker_s": t1 / n_sim}
+    return out
+
+
+if __name__ == "__main__":  # pragma: no cover
+    import json
+
+    print(json.dumps(run(quick=True), indent=2))
