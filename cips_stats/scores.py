@@ -33,7 +33,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import DataError, Flag, Problem
+from .errors import CipsError, DataError, Flag, Problem
 from .results import Provenance, Result
 
 __all__ = ["Scores", "respondent_scores", "STATISTICS"]
@@ -175,29 +175,9 @@ def respondent_scores(data: Any, *, statistic: str = "mean_0_10", min_share: flo
     >>> fav.counts.columns.tolist()
     ['group', 'factor', 'n_items', 'n_respondents', 'n_scored', 'n_excluded', 'asked']
     """
-    if statistic not in STATISTICS:
-        raise ValueError(f"statistic= must be one of {STATISTICS}; got {statistic!r}.")
-    if not isinstance(min_share, (int, float, np.floating)) or not 0.0 <= float(min_share) <= 1.0:
-        raise ValueError(f"min_share= must be a number in [0, 1]; got {min_share!r}.")
-    inst = getattr(data, "instrument", None)
-    frame = getattr(data, "frame", None)
-    if inst is None or not isinstance(frame, pd.DataFrame):
-        raise TypeError(f"data= must be a SurveyData (with .frame and .instrument); got {type(data).__name__}.")
-    P = int(points) if points is not None else int(inst.scale.points)
-    if P < 2:
-        raise ValueError(f"points= must be at least 2; got {points!r}.")
-    fav = _favourable_codes(favourable, P, inst.scale.favourable)
-    fids = tuple(inst.factor_ids) if factors is None else tuple(factors)
-    for f in fids:
-        inst.factor(f)                                           # KeyError naming the unknown factor
+    inst, frame, P, fav, fids = _check_args(data, statistic, min_share, favourable, points, factors)
     F = len(fids)
-    n = len(frame)
     groups = frame["group"].to_numpy()
-    out = np.full((n, F), np.nan)
-    answered = np.zeros((n, F), dtype=np.int64)
-    exc_parts: list[pd.DataFrame] = []
-    count_rows: list[dict] = []
-    problems: list[Problem] = []
     unknown = sorted(set(pd.unique(groups)) - set(inst.group_ids), key=str)
     if unknown:
         raise DataError(f"data has rows of groups the instrument does not declare: {unknown}.",
@@ -208,6 +188,54 @@ def respondent_scores(data: Any, *, statistic: str = "mean_0_10", min_share: flo
 
     with threadpool_limits(limits=1, user_api="blas"):      # small products: one thread is faster on a busy machine
         groups_out = [_score_group(g, frame, groups, inst, fids, F, P, fav, ms, statistic) for g in inst.group_ids]
+    out, answered, exc, counts = _assemble(groups_out, frame, fids, P)
+    carry = [c for c in _CARRY if c in frame.columns]
+    demo = [d.name for d in inst.demographics if d.name in frame.columns and d.name not in carry]
+    prov = Provenance.build("respondent_scores", data=data, options={
+        "statistic": statistic, "min_share": ms, "favourable": list(fav), "points": P, "factors": list(fids)})
+    return Scores(respondents=frame[carry + demo].reset_index(drop=True), scores=pd.DataFrame(out, columns=list(fids)),
+                  statistic=statistic, factors=fids, answered=pd.DataFrame(answered, columns=list(fids)),
+                  exclusions=exc, counts=counts, min_share=ms, favourable=fav, points=P, provenance=prov,
+                  flags=_flags(exc, counts, ms))
+
+
+def _check_args(data: Any, statistic: Any, min_share: Any, favourable: Any, points: Any, factors: Any) -> tuple:
+    if statistic not in STATISTICS:
+        raise CipsError(f"statistic= must be one of {STATISTICS}; got {statistic!r}.")
+    if isinstance(min_share, bool) or not isinstance(min_share, (int, float, np.floating)) \
+            or not 0.0 <= float(min_share) <= 1.0:
+        raise CipsError(f"min_share= must be a number in [0, 1]; got {min_share!r}.")
+    inst = getattr(data, "instrument", None)
+    frame = getattr(data, "frame", None)
+    if inst is None or not isinstance(frame, pd.DataFrame):
+        raise DataError(f"data= must be a SurveyData (with .frame and .instrument); got {type(data).__name__}.",
+                        [Problem("data_type", "Not a SurveyData.", value=type(data).__name__)])
+    P = int(points) if points is not None else int(inst.scale.points)
+    if P < 2:
+        raise CipsError(f"points= must be at least 2; got {points!r}.")
+    fav = _favourable_codes(favourable, P, inst.scale.favourable)
+    fids = tuple(inst.factor_ids) if factors is None else tuple(factors)
+    unknown = []
+    for f in fids:
+        try:
+            inst.factor(f)
+        except KeyError:
+            unknown.append(f)
+    if unknown:
+        raise CipsError(f"factors= names factors the instrument does not have: {unknown} "
+                        f"(it has {list(inst.factor_ids)}).")
+    return inst, frame, P, fav, fids
+
+
+def _assemble(groups_out: list, frame: pd.DataFrame, fids: tuple, P: int) -> tuple:
+    """Scores, answered counts, exclusions and per-group counts from the groups' results."""
+    F = len(fids)
+    n = len(frame)
+    out = np.full((n, F), np.nan)
+    answered = np.zeros((n, F), dtype=np.int64)
+    exc_parts: list[pd.DataFrame] = []
+    count_rows: list[dict] = []
+    problems: list[Problem] = []
     for g, rows, res in groups_out:
         n_items = res["n_items"]
         if res["problems"]:
@@ -235,14 +263,12 @@ def respondent_scores(data: Any, *, statistic: str = "mean_0_10", min_share: flo
                                "n_excluded": int(n_exc[k]), "asked": bool(n_items[k] > 0)})
     if problems:
         raise DataError(f"data has {len(problems)} answers outside the scale 1..{P} (not recoded?).", problems)
-    carry = [c for c in _CARRY if c in frame.columns]
-    demo = [d.name for d in inst.demographics if d.name in frame.columns and d.name not in carry]
-    resp = frame[carry + demo].reset_index(drop=True)
-    table = pd.DataFrame(out, columns=list(fids))
-    ans = pd.DataFrame(answered, columns=list(fids))
     exc = (pd.concat(exc_parts, ignore_index=True) if exc_parts
            else pd.DataFrame({c: pd.Series(dtype=object) for c in EXCLUSION_COLUMNS}))
-    counts = pd.DataFrame(count_rows)
+    return out, answered, exc, pd.DataFrame(count_rows)
+
+
+def _flags(exc: pd.DataFrame, counts: pd.DataFrame, ms: float) -> tuple:
     flags: list[Flag] = []
     if len(exc):
         flags.append(Flag("scores_below_min_share",
@@ -254,11 +280,7 @@ def respondent_scores(data: Any, *, statistic: str = "mean_0_10", min_share: flo
         flags.append(Flag("factor_not_asked", "Some groups are asked no item of some factors: " + ", ".join(
             f"{g}/{f}" for g, f in not_asked.itertuples(index=False)) + ".", "info",
             {"pairs": [list(p) for p in not_asked.itertuples(index=False)]}))
-    prov = Provenance.build("respondent_scores", data=data, options={
-        "statistic": statistic, "min_share": ms, "favourable": list(fav), "points": P, "factors": list(fids)})
-    return Scores(respondents=resp, scores=table, statistic=statistic, factors=fids, answered=ans, exclusions=exc,
-                  counts=counts,
-                  min_share=ms, favourable=fav, points=P, provenance=prov, flags=tuple(flags))
+    return tuple(flags)
 
 
 def _score_group(g, frame, groups, inst, fids, F, P, fav, ms, statistic):

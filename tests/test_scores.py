@@ -110,12 +110,12 @@ def test_bad_input():
         respondent_scores(d, min_share=1.5)
     with pytest.raises(DataError, match="favourable="):
         respondent_scores(d, favourable=(6,))
-    with pytest.raises(KeyError, match="nope"):
+    with pytest.raises(cs.CipsError, match="nope"):
         respondent_scores(d, factors=["nope"])
     bad = d.frame.copy()
     bad.loc[0, "LC1"] = 8.0
     with pytest.raises(DataError, match="outside the scale") as ei:
         respondent_scores(SurveyData(frame=bad, instrument=d.instrument))
     assert ei.value.problems[0].column == "LC1" and ei.value.problems[0].row == 1   # 1-based records
-    with pytest.raises(TypeError, match="SurveyData"):
+    with pytest.raises(cs.DataError, match="SurveyData"):
         respondent_scores(bad)

@@ -628,6 +628,15 @@ def _bootstrap(plan: RaoWuPlan, cells: _Cells, fs: _FullSample, n: int, n_boot: 
         return _engine(*args), slots is not None
 
 
+def _cell_intervals(fs: _FullSample, reps: np.ndarray, est_flat: np.ndarray, level: float, method: str) -> dict:
+    """Bootstrap SE and CI of every cell and factor (replicates of empty cells set to NaN in place)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        accel = (fs.infl[..., 1] / (6.0 * fs.infl[..., 0] ** 1.5)).reshape(-1)
+    reps_flat = reps.reshape(est_flat.size, reps.shape[-1])
+    reps_flat[np.isnan(est_flat)] = np.nan
+    return _intervals(est_flat, reps_flat, level, method, accel)
+
+
 def _cell_table(cells: _Cells, fids: tuple, fs: _FullSample, iv: dict, est_flat: np.ndarray, masks: dict
                 ) -> pd.DataFrame:
     K, F = cells.K, len(fids)
@@ -774,13 +783,11 @@ def indicators(data: Any, *, by: Sequence[str] = _KEYS, statistic: str = "mean_0
     "subbootstrap")``), and ``SE^2 = 1/(B - 1) sum_b (theta_b -
     mean theta)^2``.  Strata are the design strata within country ×
     iteration × group.  All cells and factors come from per-chunk batched
-    matrix products of the replicate counts with the masked weighted scores,
-    run with BLAS on one thread (many small products).
-    ``n_eff = (sum w m)^2 / sum w^2 m`` (Kish); ``deff = SE^2 / (s_w^2 /
-    n)`` with ``s_w^2`` the weighted variance of the scores.  The bootstrap
-    SE agrees with the linearization SE of R ``survey::svymean``
-    (``tests/test_indicators.py``), and 95% CIs cover the true cell values
-    of simulated surveys at the nominal rate
+    matrix products of the replicate counts with the masked weighted scores
+    (BLAS on one thread: many small products).  ``n_eff`` is Kish's; ``deff
+    = SE^2 / (s_w^2 / n)``.  The bootstrap SE agrees with R
+    ``svymean``'s linearization SE (``tests/test_indicators.py``); 95% CIs
+    cover simulated truths at the nominal rate
     (``validation/study_indicator_coverage.py``).
 
     Examples
@@ -799,13 +806,10 @@ def indicators(data: Any, *, by: Sequence[str] = _KEYS, statistic: str = "mean_0
     if not isinstance(frame, pd.DataFrame) or getattr(data, "instrument", None) is None:
         raise DataError(f"data= must be a SurveyData; got {type(data).__name__}.",
                         [Problem("data_type", "Not a SurveyData.", value=type(data).__name__)])
-    used_seed = resolve_seed(seed)
-    by = _check_by(frame, by)
-    d = _design(data, weight)
+    used_seed, by, d = resolve_seed(seed), _check_by(frame, by), _design(data, weight)
     n = len(frame)
     sc = respondent_scores(data, statistic=statistic, min_share=min_share, favourable=favourable, factors=factors)
-    fids = sc.factors
-    S = sc.values()
+    fids, S = sc.factors, sc.values()
     w, dstrat, cl = _design_arrays(frame, d)
     plan = RaoWuPlan.build(n, strata=dstrat, cluster=cl, bootstrap_type=bootstrap_type, lonely_psu=lonely_psu)
     cells = _Cells(frame, by, dstrat)
@@ -813,11 +817,7 @@ def indicators(data: Any, *, by: Sequence[str] = _KEYS, statistic: str = "mean_0
     fs = _full_sample(S, ~np.isnan(S), w, cells)
     reps, fast = _bootstrap(plan, cells, fs, n, int(n_boot), used_seed, chunk_size, dtype)
     est_flat = fs.est.reshape(-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        accel = (fs.infl[..., 1] / (6.0 * fs.infl[..., 0] ** 1.5)).reshape(-1)
-    reps_flat = reps.reshape(K * F, int(n_boot))
-    reps_flat[np.isnan(est_flat)] = np.nan
-    iv = _intervals(est_flat, reps_flat, level, method, accel)
+    iv = _cell_intervals(fs, reps, est_flat, level, method)
     masks = _precision(fs, iv, est_flat, min_n, cv_suppress, cv_caution)
     asked = _asked(sc, frame, cells, fids)
     table = _cell_table(cells, fids, fs, iv, est_flat, masks)[asked].reset_index(drop=True)

@@ -306,6 +306,29 @@ def _name(v: Any) -> Any:
     return "<array>"
 
 
+def _design_options(design: Design | None, arrays: dict) -> dict:
+    if design is not None:
+        return {"weight": design.weight, "strata": design.strata, "cluster": _name(design.cluster),
+                "fpc": _name(design.fpc)}
+    return {k: _name(arrays.get(k)) for k in ("weight", "strata", "cluster", "fpc")}
+
+
+def _variance(se, z, v, est, frame, design, cal, prep, df_design, flags, statistic, lonely_psu, variance,
+              replicate_weights, replicate_type, replicate_scale, replicate_rscales, replicate_df, replicate_mse,
+              n_boot, seed, bootstrap_type) -> tuple[float, float]:
+    """Variance and degrees of freedom by linearization, the given replicate weights or a fresh bootstrap."""
+    if se == "linearization":
+        return _linearization(z, v, frame, design, cal, prep, lonely_psu, variance, flags, df_design)
+    if se == "replicate":
+        thetas, scale, rscales, df = _replicate_thetas(frame, v, statistic, replicate_weights, replicate_type,
+                                                       replicate_scale, replicate_rscales, replicate_df)
+    else:
+        thetas, scale, rscales = _bootstrap_thetas(v, statistic, prep, cal is not None, n_boot, seed,
+                                                   bootstrap_type, lonely_psu, flags)
+        df = df_design
+    return _replicate_var(thetas, scale, rscales, est, replicate_mse, flags), df
+
+
 def survey_mean(data: Any, y: str, *, weight: Any = None, strata: Any = None, cluster: Any = None,
                 fpc: Any = None, statistic: str = "mean", denominator: str | None = None, domain: Any = None,
                 se: str = "linearization", variance: str = "multistage", ci: float = 0.95,
@@ -357,18 +380,13 @@ def survey_mean(data: Any, y: str, *, weight: Any = None, strata: Any = None, cl
         Strata holding a single PSU; "fail" (default) raises
         :class:`~cips_stats.errors.SingletonPSUError` listing them and the
         remedies.  Chosen per call, never globally.
-    replicate_weights : array-like (n, R), list of columns or column prefix
-        Analysis replicate weights (R ``svrepdesign(combined.weights = TRUE)``).
-    replicate_type : {"bootstrap", "subbootstrap", "JK1", "JKn", "BRR", "other"}, optional
-        Picks R ``svrepdesign``'s default ``scale`` when ``replicate_scale``
-        is not given.
-    replicate_scale, replicate_rscales : float, array-like
-        ``v = scale * sum_r rscales_r (theta_r - c)^2``.
-    replicate_mse : bool
-        Centre ``c`` at the full-sample estimate (True) or at the mean of the
-        replicates (False, R's default).
-    replicate_df : float, optional
-        Degrees of freedom of the CI; default rank(replicate weights) - 1.
+    replicate_weights, replicate_type, replicate_scale, replicate_rscales, replicate_mse, replicate_df
+        Analysis replicate weights (array (n, R), list of columns or column
+        prefix; R ``svrepdesign(combined.weights = TRUE)``) and
+        ``v = scale * sum_r rscales_r (theta_r - c)^2`` with ``c`` the mean of
+        the replicates (``mse=False``, R's default) or the estimate; the type
+        ("bootstrap", "subbootstrap", "JK1", "JKn", "BRR") gives R's default
+        scale; ``df`` defaults to rank(replicate weights) - 1.
     n_boot, seed, bootstrap_type : int, int or None, str
         Fresh bootstrap: replicates, seed (``None`` draws one, recorded in
         ``provenance.seed``) and type ("subbootstrap" = Rao–Wu,
@@ -381,17 +399,12 @@ def survey_mean(data: Any, y: str, *, weight: Any = None, strata: Any = None, cl
     Notes
     -----
     With influence values ``z_i`` (mean: ``w_i (y_i - ybar)/sum w``; total:
-    ``w_i y_i``; ratio: ``w_i (y_i - R x_i)/X``; zero outside the domain),
-    the linearization variance is ``sum_h (1 - f_h) n_h/(n_h - 1) sum_j
-    (z_hj - zbar_h)^2`` over PSU totals ``z_hj`` (R ``svyrecvar``), plus, in
-    a multistage design with an fpc at every stage, each later stage's
-    within-unit variance times the sampling fractions of the stages above.
-    After calibration ``z`` is first replaced by its residual from the
-    calibration model.  Replicate variances are ``scale * sum_r rscales_r
-    (theta_r - c)^2`` (R ``svrVar``).  Checked against R survey 4.1.1 on the
-    api data (``validation/r/survey.R``): linearization, multistage and
-    calibration to 1e-8 relative, replicate variances to 1e-10 given R's
-    replicate weights.
+    ``w_i y_i``; ratio: ``w_i (y_i - R x_i)/X``; zero outside the domain,
+    residuals from the calibration model after calibration), the variance is
+    ``sum_h (1 - f_h) n_h/(n_h - 1) sum_j (z_hj - zbar_h)^2`` over PSU totals
+    (R ``svyrecvar``), plus each later stage's within-unit variance times the
+    sampling fractions above it (multistage).  Matches R survey 4.1.1 to
+    1e-8 (``validation/r/survey*.R``; replicate variances 1e-10).
 
     Examples
     --------
@@ -415,34 +428,19 @@ def survey_mean(data: Any, y: str, *, weight: Any = None, strata: Any = None, cl
                           "the data.", "caution", {"n": int((prep.w < 0).sum())}))
     est, z = _point_and_influence(v, statistic, denominator)
     n_psu, n_strata = _domain_counts(v, prep)
-    df_design = float(n_psu - n_strata)
-    used_seed = None
-    if se == "linearization":
-        var, df = _linearization(z, v, frame, design, cal, prep, lonely_psu, variance, flags, df_design)
-    else:
-        if se == "replicate":
-            thetas, scale, rscales, df = _replicate_thetas(frame, v, statistic, replicate_weights, replicate_type,
-                                                           replicate_scale, replicate_rscales, replicate_df)
-        else:
-            used_seed = resolve_seed(seed)
-            thetas, scale, rscales = _bootstrap_thetas(v, statistic, prep, cal is not None, n_boot, used_seed,
-                                                       bootstrap_type, lonely_psu, flags)
-            df = df_design
-        var = _replicate_var(thetas, scale, rscales, est, replicate_mse, flags)
+    used_seed = resolve_seed(seed) if se == "bootstrap" else None
+    var, df = _variance(se, z, v, est, frame, design, cal, prep, float(n_psu - n_strata), flags, statistic,
+                        lonely_psu, variance, replicate_weights, replicate_type, replicate_scale, replicate_rscales,
+                        replicate_df, replicate_mse, n_boot, used_seed, bootstrap_type)
     deff, deff_r = design_effects(statistic, var, v, est)
     if v.n_used < 2 or df <= 0:
         flags.append(Flag("no_df", f"Design degrees of freedom are {df:g}: no confidence interval.", "warning",
                           {"df": df}))
     sev = math.sqrt(var) if var >= 0 else math.nan
     lo, hi = t_interval(est, sev, level, df)
-    d = design if design is not None else Design(weight=None)
     prov = Provenance.build("survey_mean", data=frame, seed=used_seed, options={
-        "statistic": statistic, "y": y, "denominator": denominator,
-        "weight": _name(d.weight if design is not None else arrays.get("weight")),
-        "strata": _name(d.strata if design is not None else arrays.get("strata")),
-        "cluster": _name(d.cluster if design is not None else arrays.get("cluster")),
-        "fpc": _name(d.fpc if design is not None else arrays.get("fpc")), "se": se, "variance": variance,
-        "lonely_psu": lonely_psu, "ci": level, "replicate_mse": replicate_mse,
+        "statistic": statistic, "y": y, "denominator": denominator, **_design_options(design, arrays),
+        "se": se, "variance": variance, "lonely_psu": lonely_psu, "ci": level, "replicate_mse": replicate_mse,
         "n_boot": n_boot if se == "bootstrap" else None,
         "bootstrap_type": bootstrap_type if se == "bootstrap" else None,
         "calibration": cal.method if cal is not None else None})
