@@ -795,6 +795,10 @@ def audit(indicators_or_change: Any, *, supported: pd.DataFrame, rules: Sequence
             raise DataError(msg, [Problem("support_both_sets", msg, column="supported")])
 
     flags: list[Flag] = []
+    if model is not None and getattr(model, "reliable", True) is False:
+        flags.append(Flag("change_model_unreliable", "The change model failed its convergence gates "
+                          "(R-hat, effective sample size or divergences): the posterior rule and the model's support "
+                          "effect are not reliable.", severity="warning"))
     if n_no_change:
         flags.append(Flag("support_rows_without_change", f"{n_no_change} row(s) of the support table name countries "
                           "with no change (surveyed once): they are not audited.", severity="info",

@@ -246,6 +246,19 @@ def test_from_aggregates_reproduces_the_published_comparison():
     assert pri.to_frame().shape[0] == 1 and pri.to_dict()["kind"] == "AggregateComparison"
 
 
+def test_from_aggregates_split_reproducing_all_published_percentages():
+    """53 supported / 117 unsupported cells reproduce 85/73 (officials) and 72/61 (private) with rounding."""
+    off = claims.from_aggregates(supported_improved=45, supported_total=53, unsupported_improved=85,
+                                 unsupported_total=117, n_countries=17)
+    pri = claims.from_aggregates(supported_improved=38, supported_total=53, unsupported_improved=71,
+                                 unsupported_total=117, n_countries=17)
+    shares = [round(100 * x) for x in (off.supported_share, off.unsupported_share, pri.supported_share,
+                                       pri.unsupported_share)]
+    assert shares == [85, 73, 72, 61]
+    assert 0.05 < off.p_value < 0.1 and 0.1 < pri.p_value < 0.2
+    assert not off.sensitivity["significant"].any() and not pri.sensitivity["significant"].any()
+
+
 @pytest.mark.parametrize("kw, value", [
     (dict(supported_improved=90, supported_total=80), 90),
     (dict(supported_improved=-1), -1),
