@@ -2,8 +2,8 @@
 
 ``python -m benchmarks`` discovers ``benchmarks/bench_*.py`` modules, each with a
 ``run(quick: bool = False) -> dict`` function (times as ratios against a
-baseline measured in the same run, plus peak memory), runs them with BLAS
-pinned to one thread, and writes ``benchmarks/results/<name>.json`` with the
+baseline measured in the same run, plus peak memory), runs them as a user calls
+the package (no thread pinning or caching outside it), and writes ``benchmarks/results/<name>.json`` with the
 machine (CPU count, platform, Python/NumPy/pandas versions, date) and an
 ``index.json`` of the latest run of each benchmark.
 

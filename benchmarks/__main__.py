@@ -1,11 +1,10 @@
-"""``python -m benchmarks [--quick] [--only NAME] [--list]``: run the benchmarks."""
+"""``python -m benchmarks [--quick] [--only NAME] [--list]``: run the benchmarks.
 
-import os
+Nothing is pinned here (issue 12): each benchmark times the package as a user calls it,
+with the BLAS/OpenMP threads a user's process gets; where fewer threads win, the package
+limits them itself in its hot paths.
+"""
 
-# One BLAS/OpenMP thread (set before numpy is imported); parallelism belongs to the code measured.
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
-
-from validation import run_main  # noqa: E402
+from validation import run_main
 
 raise SystemExit(run_main(package="benchmarks", prefix="bench_", what="benchmark"))

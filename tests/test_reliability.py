@@ -658,7 +658,7 @@ def test_statistical_warnings_are_emitted_and_attached():
         rel.cronbach_alpha(small)
     panel = pd.concat([lo.assign(country="lo"),
                        pd.DataFrame(_one_factor(rng, 400, [0.8] * 4), columns=list("abcd")).assign(country="hi")])
-    with pytest.warns(cs.errors.LowReliabilityWarning, match="1 of 2 rows"):
+    with pytest.warns(cs.errors.LowReliabilityWarning, match="1 of 2 cell"):
         out = rel.by_cell(panel, by=("country",), items={"f": list("abcd")})
     summary = {f.code: f for f in out.flags}
     assert summary["alpha_poor"].where["rows"] == 1 and "alpha_questionable" not in summary

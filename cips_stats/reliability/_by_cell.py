@@ -70,9 +70,34 @@ class ByCellResult(Result):
         return len(self.table)
 
 
-def _add_flag(flags: np.ndarray, mask: np.ndarray, code: str) -> None:
-    if np.any(mask):
-        flags[mask] = flags[mask] + (code + ";")
+#: Cell flag codes, one bit each while computing (turned into ";"-joined text once per distinct set).
+_CODES = ("no_respondents", "too_few_respondents", "too_few_items", "item_unanswered", "constant_item",
+          "n_below_items", "small_n", "non_psd", "alpha_poor", "alpha_questionable", "two_items",
+          "omega_unidentified", "omega_not_converged", "omega_not_estimable", "heywood", "omega_poor",
+          "omega_questionable")
+_BIT = {c: np.int64(1) << np.int64(i) for i, c in enumerate(_CODES)}
+
+
+def _add_flag(bits: np.ndarray, mask: np.ndarray, code: str) -> None:
+    bits[mask] |= _BIT[code]
+
+
+def _flag_text(bits: np.ndarray) -> np.ndarray:
+    """The ``;``-joined codes of every row's bits (one join per distinct combination)."""
+    uniq, inv = np.unique(bits, return_inverse=True)
+    texts = np.array([";".join(c for i, c in enumerate(_CODES) if (int(u) >> i) & 1) for u in uniq], dtype=object)
+    return texts[inv.reshape(-1)]
+
+
+def _join_text(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Element-wise ``a;b`` of two object arrays of flag text, skipping empty parts."""
+    out = a.copy()
+    has_b = b != ""
+    both = has_b & (a != "")
+    out[both] = a[both] + ";" + b[both]
+    only_b = has_b & ~both
+    out[only_b] = b[only_b]
+    return out
 
 
 def _omega_cells(cov: np.ndarray, n: np.ndarray, n_eff: np.ndarray, p: int, level: float, denominator: str,
@@ -114,7 +139,7 @@ def _scale_stats(mom: Mapping[str, np.ndarray], p: int, *, level: float, ci_meth
     k = _alpha_kernel(cov, n_eff, level, ci_method)
     out = {"alpha": k["alpha"], "std_alpha": k["std_alpha"], "ci_low": k["ci_low"], "ci_high": k["ci_high"],
            "se": k["ase"], "n": n, "n_eff": n_eff, "mean_r": k["mean_r"]}
-    flags = np.full(K, "", dtype=object)
+    flags = np.zeros(K, dtype=np.int64)
     nj = it["n_item"]
     with np.errstate(invalid="ignore"):
         var = np.diagonal(cov, axis1=1, axis2=2)
@@ -314,7 +339,7 @@ def _group_layout(rows_sorted: np.ndarray, sizes: np.ndarray, w_all: np.ndarray 
 
 def _ordinal_block(fcols: list[list[np.ndarray]], rows_sorted: np.ndarray, lay: Mapping[str, Any], p: int,
                    missing: str, denominator: str, res: dict[str, np.ndarray]) -> None:
-    """Ordinal alpha and omega of every cell of the scales of one block (added to ``res``)."""
+    """Ordinal alpha and omega of every cell of the scales of one block (added to ``res``, with their flags)."""
     C, F = lay["starts"].size, len(fcols)
     oa, oo = np.full((C, F), np.nan), np.full((C, F), np.nan)
     ofl = np.full((C, F), "", dtype=object)
@@ -325,10 +350,11 @@ def _ordinal_block(fcols: list[list[np.ndarray]], rows_sorted: np.ndarray, lay: 
         if lay["wg"] is not None:
             Xf[lay["wg"] <= 0] = np.nan
         oa[:, fi], oo[:, fi], ofl[:, fi] = _ordinal_cells(Xf, lay["starts"], p, missing, denominator)
+    ofl = ofl.reshape(-1)
     if lay["wg"] is not None:
-        ofl = np.where(ofl == "", "ordinal_unweighted", ofl + ";ordinal_unweighted")
+        ofl = _join_text(ofl, np.full(ofl.size, "ordinal_unweighted", dtype=object))
     res["ordinal_alpha"], res["ordinal_omega"] = oa.reshape(-1), oo.reshape(-1)
-    res["flags"] = res["flags"] + np.where(ofl.reshape(-1) == "", "", ofl.reshape(-1) + ";")
+    res["ordinal_flags"] = ofl
 
 
 def _assemble(blocks: list[dict[str, Any]], stat_cols: list[str], on: str, by: list[str], cells: Mapping[str, Any],
@@ -362,18 +388,14 @@ def _assemble(blocks: list[dict[str, Any]], stat_cols: list[str], on: str, by: l
     return out
 
 
-def _summary_flags(table: pd.DataFrame) -> tuple[Flag, ...]:
-    """One result flag (and warning) per kind of cell flag found, with the number of cells."""
-    if "flags" not in table.columns or table.empty:
-        return ()
-    codes = table["flags"].astype(str).str.split(";").explode()
-    counts = codes[codes != ""].value_counts()
+def _summary_flags(bits: np.ndarray) -> tuple[Flag, ...]:
+    """One result flag (and warning) per kind of cell flag found, with the number of cell x factor rows."""
     out = []
     for code, category, severity in _SUMMARISED:
-        k = int(counts.get(code, 0))
+        k = int(np.count_nonzero(bits & _BIT[code]))
         if k:
-            out.append(emit(Flag(code, f"{k} of {len(table)} rows flagged {code!r} (see the flags column).",
-                                 severity, {"rows": k}), category, stacklevel=4))
+            out.append(emit(Flag(code, f"{k} of {bits.size} cell x factor combinations flagged {code!r} (see the "
+                                 "flags column).", severity, {"rows": k}), category, stacklevel=4))
     return tuple(out)
 
 
@@ -544,6 +566,7 @@ def by_cell(data: Any, *, by: Sequence[str] = ("country", "iteration", "group"),
             if p < 2:
                 blk = {c: np.full(C * F, np.nan) for c in _SCALE_STATS}
                 blk.update(cell=cell_idx, factor=fnames, n_items=np.full(C * F, p),
+                           bits=np.full(C * F, _BIT["too_few_items"]),
                            flags=np.full(C * F, "too_few_items", dtype=object))
                 blocks.append(blk)
                 continue
@@ -558,11 +581,10 @@ def by_cell(data: Any, *, by: Sequence[str] = ("country", "iteration", "group"),
             if ordinal:
                 _ordinal_block(fcols, rows_sorted, lay, p, missing, denominator, res)
             blk = {c: res.get(c, np.full(C * F, np.nan)) for c in _SCALE_STATS}
-            fl = res["flags"].astype(object)
-            nz = np.flatnonzero(fl != "")
-            if nz.size:
-                fl[nz] = [x[:-1] for x in fl[nz]]                       # drop the trailing ";"
-            blk.update(cell=cell_idx, factor=fnames, n_items=np.full(C * F, p), flags=fl)
+            fl = _flag_text(res["flags"])
+            if ordinal:
+                fl = _join_text(fl, res["ordinal_flags"])
+            blk.update(cell=cell_idx, factor=fnames, n_items=np.full(C * F, p), bits=res["flags"], flags=fl)
             blocks.append(blk)
             if on == "items":
                 names = np.array([cols for _, cols in flist], dtype=object)               # (F, p)
@@ -586,4 +608,5 @@ def by_cell(data: Any, *, by: Sequence[str] = ("country", "iteration", "group"),
         options={"by": by, "ci": lev, "ci_method": ci_method, "missing": missing, "weight": wcol,
                  "omega": omega, "denominator": denominator, "ordinal": ordinal, "min_n": int(min_n),
                  "on": on, "thresholds": {"acceptable": _th.RELIABILITY_ACCEPTABLE, "poor": _th.RELIABILITY_POOR}})
-    return ByCellResult(table=table, on=on, by=tuple(by), provenance=prov, flags=_summary_flags(table))
+    bits = np.concatenate([b["bits"] for b in blocks]) if blocks else np.zeros(0, dtype=np.int64)
+    return ByCellResult(table=table, on=on, by=tuple(by), provenance=prov, flags=_summary_flags(bits))
