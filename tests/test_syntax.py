@@ -124,7 +124,9 @@ def test_multigroup_identification_rules():
     ("f =~ x1 + x2\na == b", {}, "labels no parameter"),
     ("", {}, "non-empty"),
     ("f =~ x1 + x2", {"group_equal": ("slopes",)}, "unknown types"),
-    ("f := a*b", {}, "not supported"),
+    ("f := a*b", {}, "no parameters"),
+    ("f =~ x1 + x2 + x3\nf ~ z", {}, "latent variables only"),
+    ("f =~ x1 + x2\nx1 < 2", {}, "inequality"),
 ])
 def test_bad_syntax_raises_model_error(syntax, kwargs, match):
     with pytest.raises(cs.ModelError, match=match):

@@ -1,7 +1,7 @@
 """Confirmatory and exploratory factor analysis.
 
-Faces: :func:`cfa` (``cs.factor.cfa``; ML, MLR, FIML; WLSMV through
-:mod:`cips_stats.factor.wls`) and ``invariance`` (:mod:`cips_stats.factor.invariance`).
+Faces: :func:`cfa` (``cs.factor.cfa``, alias ``cs.factor.sem``; ML, MLR, FIML; WLSMV through
+:mod:`cips_stats.factor.wls`; latent regressions ``~`` and defined parameters ``:=``) and ``invariance`` (:mod:`cips_stats.factor.invariance`).
 
 Parts, one file each: :mod:`~cips_stats.factor.syntax` (lavaan-style syntax →
 parameter table), :mod:`~cips_stats.factor.model` (model matrices, implied moments
@@ -25,7 +25,7 @@ from typing import Any
 from .syntax import build_partable, parse_syntax  # noqa: F401
 from .model import CFAModel  # noqa: F401
 from .results import CFAResult, CFAResults  # noqa: F401
-from .cfa import cfa  # noqa: F401,E402  (binds the function over the module name)
+from .cfa import cfa, sem  # noqa: F401,E402  (binds the function over the module name)
 from .invariance import InvarianceResult, invariance  # noqa: F401,E402  (function over module name)
 from .efa import (  # noqa: F401,E402
     BartlettResult,
@@ -40,7 +40,7 @@ from .efa import (  # noqa: F401,E402
 )
 
 __all__ = [
-    "cfa", "invariance", "InvarianceResult", "build_partable", "parse_syntax", "CFAModel", "CFAResult",
+    "cfa", "sem", "invariance", "InvarianceResult", "build_partable", "parse_syntax", "CFAModel", "CFAResult",
     "CFAResults", "kmo", "bartlett_sphericity", "parallel_analysis", "efa", "pairwise_correlation",
     "KMOResult", "BartlettResult", "ParallelAnalysisResult", "EFAResult",
 ]

@@ -30,12 +30,13 @@ from ..errors import (ConvergenceWarning, DataError, Flag, ModelError, Numerical
 from ..results import Provenance
 from . import _survey
 from . import fit_indices as fi
+from ._defined import defined_rows
 from .ml import MLProblem
 from .model import CFAModel
 from .results import CFAResult, CFAResults
 from .syntax import build_partable, parse_syntax
 
-__all__ = ["cfa"]
+__all__ = ["cfa", "sem"]
 
 _ESTIMATORS = ("ML", "MLR", "WLSMV", "DWLS", "WLS")
 
@@ -173,6 +174,11 @@ def cfa(
     for r in (res.values() if isinstance(res, CFAResults) else [res]):
         _emit_flags(r)
     return res
+
+
+#: ``cs.factor.sem``: the same function as :func:`cfa` (lavaan's ``sem()`` and ``cfa()`` differ only in
+#: defaults that this package already applies to both: latent regressions ``~`` and ``:=`` are read by both).
+sem = cfa
 
 
 #: Warning class of each flag code a CFA emits (flags not listed are attached silently).
@@ -342,6 +348,9 @@ def _cfa_frame_impl(frame, *, model, estimator, ordered, group, group_equal, gro
     elif fiml:
         fit_d.update(_fiml_robust(prob, fit, G, flags, "V6"))
     params, implied = _parameter_table(cm, theta, vcov, labels, ci)
+    defined = defined_rows(model, params, theta, vcov, cm.est, ci)
+    if len(defined):
+        params = pd.concat([params, defined.assign(group_label="")], ignore_index=True)
     loadings = params[params["op"] == "=~"].rename(columns={"lhs": "factor", "rhs": "item"}).drop(
         columns=["op"]).reset_index(drop=True)
     flags += _heywood_flags(cm, theta, params, labels)
@@ -593,7 +602,8 @@ def _parameter_table(cm: CFAModel, theta, vcov, labels, ci: float = 0.95):
     imps = cm.implied(theta)
     oi = {n: i for i, n in enumerate(cm.ov_names)}
     li = {n: i for i, n in enumerate(cm.lv_names)}
-    sds = [(np.sqrt(np.diag(i["sigma"])), np.sqrt(np.clip(np.diag(M["psi"]), 0, None))) for i, M in zip(imps, mats)]
+    sds = [(np.sqrt(np.diag(i["sigma"])), np.sqrt(np.clip(np.diag(M["psi_total"]), 0, None)))
+           for i, M in zip(imps, mats)]
     for k, (g1, lhs, op, rhs) in enumerate(zip(pt["group"].tolist(), pt["lhs"].tolist(), pt["op"].tolist(),
                                               pt["rhs"].tolist())):
         g = g1 - 1
@@ -607,6 +617,8 @@ def _parameter_table(cm: CFAModel, theta, vcov, labels, ci: float = 0.95):
             elif op == "~~" and lhs in li:
                 s = sd_lv[li[lhs]] * sd_lv[li[rhs]]
                 std_lv[k] = std_all[k] = v / s
+            elif op == "~":
+                std_lv[k] = std_all[k] = v * sd_lv[li[rhs]] / sd_lv[li[lhs]]
             elif op == "~~":
                 std_lv[k] = v
                 if lhs == rhs:

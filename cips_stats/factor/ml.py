@@ -389,6 +389,9 @@ class MLProblem:
         expected information under missing data, used for modification indices).
         """
         model = self.model
+        if model.has_regressions and not expected:
+            # second derivatives through (I - B)^-1 are not written out: differentiate the analytic gradient
+            return self.numerical_information(theta, unit=unit)
         npar = model.npar
         H = np.zeros((npar, npar))
         imps = model.implied(theta)

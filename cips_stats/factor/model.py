@@ -18,8 +18,9 @@ Conventions (stable API)
 * ``vech`` stacks the lower triangle column by column, diagonal included (lavaan's
   ``lav_matrix_vech``): for p = 3 the order is (1,1), (2,1), (3,1), (2,2), (3,2), (3,3).
   :func:`vech_indices` gives the (row, col) index arrays.
-* Model: ``Sigma = D (Lambda Psi Lambda' + Theta) D``, ``mu = nu + Lambda alpha``,
-  with ``D = diag(delta)``.  For continuous items ``delta = 1``.  For ordered items
+* Model: ``Sigma = D (Lambda A Psi A' Lambda' + Theta) D``, ``mu = nu + Lambda A alpha``,
+  with ``D = diag(delta)`` and ``A = (I - B)^-1`` (``B``: regressions among latent
+  variables, ``eta = B eta + zeta``; ``A = I`` in a measurement model).  For continuous items ``delta = 1``.  For ordered items
   (delta parameterisation, as lavaan) the diagonal of ``Sigma`` is fixed at 1 (their
   residual variances are implied, ``1/delta^2 - diag(Lambda Psi Lambda')``), and their
   implied thresholds are ``tau* = delta (tau - nu - Lambda alpha)``.
@@ -158,6 +159,8 @@ class CFAModel:
                     th_item.append(oi[lhs]); th_rows.append(i)
                 elif op == "~*~":
                     kind.append("D"); r.append(oi[lhs]); c.append(0)
+                elif op == "~":
+                    kind.append("B"); r.append(li[lhs]); c.append(li[rhs])
                 else:
                     raise ModelError(f"Unsupported operator {op!r} in the parameter table.")
             self.blocks.append(_Block(rows=rows, kind=np.array(kind), r=np.array(r, dtype=int),
@@ -165,6 +168,7 @@ class CFAModel:
                                       free=pt["free"].to_numpy()[rows].astype(int) - 1,
                                       th_item=np.array(th_item, dtype=int),
                                       th_rows=np.array(th_rows, dtype=int)))
+        self.has_regressions = bool((pt["op"] == "~").any())
         self._fixed = pt["ustart"].to_numpy(dtype=float).copy()
         self._free_all = pt["free"].to_numpy().astype(int) - 1
         self._vr, self._vc = vech_indices(self.p)
@@ -179,7 +183,8 @@ class CFAModel:
         return out
 
     def matrices(self, theta: np.ndarray) -> list[dict]:
-        """Model matrices per group: lambda_, psi, theta, nu, alpha, tau, delta."""
+        """Model matrices per group: lambda_, psi, theta, nu, alpha, tau, delta, beta, and
+        ``a_inv`` = ``(I - beta)^-1`` and ``psi_total`` = ``A psi A'`` (the latent covariance)."""
         est = self.est(theta)
         out = []
         for b in self.blocks:
@@ -196,19 +201,31 @@ class CFAModel:
             s = b.kind == "A"; al[b.r[s]] = v[s]
             s = b.kind == "D"; dl[b.r[s]] = v[s]
             s = b.kind == "H"; tau[b.r[s]] = v[s]
-            out.append(dict(lambda_=L, psi=P, theta=T, nu=nu, alpha=al, tau=tau, delta=dl))
+            B = np.zeros((self.m, self.m))
+            s = b.kind == "B"; B[b.r[s], b.c[s]] = v[s]
+            if self.has_regressions:
+                try:
+                    A = np.linalg.inv(np.eye(self.m) - B)
+                except np.linalg.LinAlgError:
+                    raise ModelError("The regressions among latent variables are not recursive-invertible "
+                                     "(I - B is singular).") from None
+                Pt = A @ P @ A.T
+            else:
+                A, Pt = np.eye(self.m), P
+            out.append(dict(lambda_=L, psi=P, theta=T, nu=nu, alpha=al, tau=tau, delta=dl, beta=B, a_inv=A,
+                            psi_total=Pt))
         return out
 
     def implied(self, theta: np.ndarray) -> list[dict]:
         """Implied moments per group: ``sigma`` (p × p), ``mu`` (p), ``tau`` (thresholds)."""
         out = []
         for b, M in zip(self.blocks, self.matrices(theta)):
-            L, P, T, dl = M["lambda_"], M["psi"], M["theta"], M["delta"]
+            L, P, T, dl = M["lambda_"], M["psi_total"], M["theta"], M["delta"]
             S0 = L @ P @ L.T + T
             S = S0 * np.outer(dl, dl)
             om = self._ord_mask
             S[om, om] = 1.0
-            mu = M["nu"] + L @ M["alpha"]
+            mu = M["nu"] + L @ (M["a_inv"] @ M["alpha"])
             i = b.th_item
             tau = dl[i] * (M["tau"] - mu[i]) if len(i) else np.zeros(0)
             out.append(dict(sigma=S, mu=mu, tau=tau))
@@ -221,15 +238,17 @@ class CFAModel:
         p, m, npar = self.p, self.m, self.npar
         om = self._ord_mask
         for b, M in zip(self.blocks, self.matrices(theta)):
-            L, P, T, dl = M["lambda_"], M["psi"], M["theta"], M["delta"]
-            al = M["alpha"]
+            L, Pt, T, dl = M["lambda_"], M["psi_total"], M["theta"], M["delta"]
+            Ainv = M["a_inv"]
+            LA = L @ Ainv                       # Lambda (I - B)^-1
+            al = Ainv @ M["alpha"]              # total latent means
             fr = b.free >= 0
             kind, r, c, f = b.kind[fr], b.r[fr], b.c[fr], b.free[fr]
             E = len(kind)
             dS = np.zeros((E, p, p))
             dmu = np.zeros((E, p))
-            S0 = L @ P @ L.T + T
-            V = L @ P
+            S0 = L @ Pt @ L.T + T
+            V = L @ Pt
             mu = M["nu"] + L @ al
             e = np.arange(E)
             # loadings
@@ -241,7 +260,7 @@ class CFAModel:
                 dmu[s, r[s]] = al[c[s]]
             s = np.flatnonzero(kind == "P")
             if len(s):
-                la, lb = L[:, r[s]].T, L[:, c[s]].T
+                la, lb = LA[:, r[s]].T, LA[:, c[s]].T
                 dS[s] = la[:, :, None] * lb[:, None, :]
                 off = r[s] != c[s]
                 dS[s[off]] += np.transpose(dS[s[off]], (0, 2, 1))
@@ -253,7 +272,15 @@ class CFAModel:
             dmu[s, r[s]] = 1.0
             s = np.flatnonzero(kind == "A")
             if len(s):
-                dmu[s] = L[:, r[s]].T
+                dmu[s] = LA[:, r[s]].T
+            s = np.flatnonzero(kind == "B")
+            if len(s):
+                # d A = A E_ab A:  d Sigma = LA e_a (V' row b) + transpose,  d mu = LA e_a (A alpha)_b
+                u = LA[:, r[s]].T                      # (ns, p)
+                w = (Pt @ L.T)[c[s]]                   # (ns, p): rows b of A Psi A^T Lambda^T
+                dS[s] = u[:, :, None] * w[:, None, :]
+                dS[s] += np.transpose(dS[s], (0, 2, 1))
+                dmu[s] = u * al[c[s]][:, None]
             dd = np.outer(dl, dl)
             dS *= dd
             s = np.flatnonzero(kind == "D")

@@ -46,11 +46,11 @@ import pandas as pd
 
 from ..errors import ModelError
 
-__all__ = ["Statement", "parse_syntax", "build_partable", "GROUP_EQUAL_TYPES", "param_type"]
+__all__ = ["Statement", "parse_syntax", "defined_parameters", "build_partable", "GROUP_EQUAL_TYPES", "param_type"]
 
 GROUP_EQUAL_TYPES = (
     "loadings", "intercepts", "means", "thresholds", "residuals", "residual.covariances",
-    "lv.variances", "lv.covariances",
+    "lv.variances", "lv.covariances", "regressions",
 )
 
 _OPS = ("=~", "~~", "~*~", "==", "|", "~")  # order matters for splitting
@@ -215,8 +215,10 @@ def parse_syntax(model: str) -> tuple[list[Statement], list[tuple[str, str]]]:
     equalities: list[tuple[str, str]] = []
     for stmt in raw:
         op = _find_op(stmt)
-        if op in (":=", "<", ">"):
-            raise ModelError(f"The operator {op!r} (defined parameters/inequalities) is not supported: {stmt!r}.")
+        if op == ":=":
+            continue           # defined parameters: see defined_parameters()
+        if op in ("<", ">"):
+            raise ModelError(f"The operator {op!r} (inequality constraints) is not supported: {stmt!r}.")
         lhs_s, rhs_s = stmt.split(op, 1)
         lhs_s, rhs_s = lhs_s.strip(), rhs_s.strip()
         if not lhs_s or not rhs_s:
@@ -237,12 +239,9 @@ def parse_syntax(model: str) -> tuple[list[Statement], list[tuple[str, str]]]:
         for ln in lhs_names:
             for t in terms:
                 name, mod = _parse_term(t, stmt)
-                if op == "~":
-                    if name in ("1", "1.0"):
-                        statements.append(Statement(ln, "~1", "", mod))
-                        continue
-                    raise ModelError(f"Regressions ('~') are not supported by cfa(): {stmt!r}. "
-                                     "Only measurement models (=~, ~~, ~1, |) are fitted.")
+                if op == "~" and name in ("1", "1.0"):
+                    statements.append(Statement(ln, "~1", "", mod))
+                    continue
                 if not _NAME.match(name):
                     raise ModelError(f"{name!r} is not a valid variable name in the statement {stmt!r}.")
                 if op == "|" and not re.match(r"^t\d+$", name):
@@ -251,6 +250,30 @@ def parse_syntax(model: str) -> tuple[list[Statement], list[tuple[str, str]]]:
     if not statements:
         raise ModelError("The model syntax holds no parameters.")
     return statements, equalities
+
+
+def defined_parameters(model: str) -> list[tuple[str, str]]:
+    """The defined parameters of a model: ``name := expression`` statements, in order.
+
+    The expression is arithmetic (``+ - * / **``, parentheses, numbers, ``exp``, ``log``,
+    ``sqrt``, ``abs``) of parameter labels and earlier defined names.
+
+    Examples
+    --------
+    >>> defined_parameters("f ~ a*g; h ~ b*f; ab := a*b")
+    [('ab', 'a*b')]
+    """
+    if not isinstance(model, str):
+        return []
+    out = []
+    for line in _strip_comments(model).replace(";", "\n").splitlines():
+        if ":=" not in line:
+            continue
+        lhs, rhs = (x.strip() for x in line.split(":=", 1))
+        if not _NAME.match(lhs) or not rhs:
+            raise ModelError(f"A defined parameter is written 'name := expression'; got {line.strip()!r}.")
+        out.append((lhs, rhs))
+    return out
 
 
 def param_type(op: str, lhs: str, rhs: str, lv_names: Iterable[str]) -> str:
@@ -274,6 +297,8 @@ def param_type(op: str, lhs: str, rhs: str, lv_names: Iterable[str]) -> str:
         return "residuals" if lhs == rhs else "residual.covariances"
     if op == "~*~":
         return "scales"
+    if op == "~":
+        return "regressions"
     return "other"
 
 
@@ -391,6 +416,9 @@ def build_partable(
     for s in statements:
         if s.op == "=~" and s.rhs in lv_names:
             raise ModelError(f"Higher-order factors ({s.lhs} =~ {s.rhs}) are not supported by cfa().")
+        if s.op == "~" and not (s.lhs in lv_names and s.rhs in lv_names):
+            raise ModelError(f"Regressions are supported between latent variables only; {s.lhs} ~ {s.rhs} "
+                             "involves an observed variable (define it as a single-indicator factor).")
         if s.op == "|" and s.lhs in lv_names:
             raise ModelError(f"Thresholds need an observed variable, got the latent {s.lhs!r}.")
     if observed is not None:
@@ -420,9 +448,15 @@ def build_partable(
     for f in lv_names:
         if (f, "~~", f) not in user:
             defaults.append((f, "~~", f))
-    for i, f1 in enumerate(lv_names):  # factor covariances
+    # factor covariances (lavaan's auto.cov.lv.x and auto.cov.y): among exogenous factors, and among
+    # factors that are only outcomes; none between a predictor and its outcome's residual
+    lv_y = {s.lhs for s in statements if s.op == "~"}
+    lv_x = {s.rhs for s in statements if s.op == "~"}
+    for i, f1 in enumerate(lv_names):
         for f2 in lv_names[i + 1:]:
-            if (f1, "~~", f2) not in user and (f2, "~~", f1) not in user:
+            exo = f1 not in lv_y and f2 not in lv_y
+            outcomes = f1 in lv_y - lv_x and f2 in lv_y - lv_x
+            if (exo or outcomes) and (f1, "~~", f2) not in user and (f2, "~~", f1) not in user:
                 defaults.append((f1, "~~", f2))
     if meanstructure or any(k[1] == "~1" for k in user):
         for v in ov_names:

@@ -173,7 +173,7 @@ def _std_columns(model, theta: np.ndarray, pt: pd.DataFrame, est: np.ndarray) ->
     oi = {n: i for i, n in enumerate(model.ov_names)}
     li = {n: i for i, n in enumerate(model.lv_names)}
     for g, M in enumerate(mats):
-        L, P, dl = M["lambda_"], M["psi"], M["delta"]
+        L, P, dl = M["lambda_"], M["psi_total"], M["delta"]
         common = np.einsum("ij,jk,ik->i", L, P, L)
         theta_diag = 1.0 / dl ** 2 - common          # delta parameterisation: var(y*) = 1/delta^2
         var_ov = common + theta_diag
@@ -206,6 +206,8 @@ def _std_columns(model, theta: np.ndarray, pt: pd.DataFrame, est: np.ndarray) ->
             elif op == "~*~":
                 std_lv[i] = v
                 std_all[i] = 1.0
+            elif op == "~":
+                std_lv[i] = std_all[i] = v * sd_lv[li[rhs]] / sd_lv[li[lhs]]
     return est, std_lv, std_all
 
 
@@ -221,8 +223,8 @@ def _reflect(model, theta: np.ndarray) -> np.ndarray:
         if len(lam) == 0 or free[lam[0]] < 0 or est[lam[0]] >= 0:
             continue
         rows = np.flatnonzero(((pt["op"].to_numpy() == "=~") & (pt["lhs"].to_numpy() == f))
-                              | ((pt["op"].to_numpy() == "~~") & ((pt["lhs"].to_numpy() == f)
-                                                                   ^ (pt["rhs"].to_numpy() == f)))
+                              | (np.isin(pt["op"].to_numpy(), ["~~", "~"]) & ((pt["lhs"].to_numpy() == f)
+                                                                             ^ (pt["rhs"].to_numpy() == f)))
                               | ((pt["op"].to_numpy() == "~1") & (pt["lhs"].to_numpy() == f)))
         idx = np.unique(free[rows][free[rows] >= 0])
         theta[idx] = -theta[idx]
@@ -405,6 +407,12 @@ def fit_wlsmv(
     fit["srmr_bentler_nomean"] = fit["srmr"]
     fit["wrmr"] = math.sqrt(fit["chi2"] / len(sample.s[0]))
     params = _wls_parameters(m, theta, vcov, ci)
+    if syntax:
+        from ._defined import defined_rows
+
+        defined = defined_rows(syntax, params, theta, vcov, m.est, ci)
+        if len(defined):
+            params = pd.concat([params, defined], ignore_index=True)
     flags += _wls_heywood(params, ov, group_labels)
     loadings = params[params["op"] == "=~"].rename(columns={"lhs": "factor", "rhs": "item"}).reset_index(drop=True)
     thr = params[params["op"] == "|"].rename(columns={"lhs": "item", "rhs": "threshold"}).reset_index(drop=True)
