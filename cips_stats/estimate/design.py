@@ -34,7 +34,7 @@ import pandas as pd
 
 from ..errors import CipsError, DataError, DesignError, Problem
 
-__all__ = ["Design", "Calibration", "model_matrix", "resolve", "PreparedDesign", "Stage", "prepare"]
+__all__ = ["Design", "Calibration", "model_matrix"]
 
 #: Calibration methods a :class:`Calibration` may record.
 CALIBRATION_METHODS = ("poststratify", "rake", "linear", "raking", "logit")
@@ -70,6 +70,15 @@ class Calibration:
         other cells are neither calibrated nor residualised on them.
     bounds : tuple of float, optional
         Bounds ``(lo, hi)`` on the ratio ``g`` of calibrated to base weights.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import cips_stats as cs
+    >>> df = pd.DataFrame({"sex": ["f", "m", "m"], "weight": 1.0})
+    >>> res = cs.weighting.rake(df, margins={"sex": {"f": 50, "m": 50}})
+    >>> res.design.calibration.method, res.design.calibration.variables, res.design.calibration.base_weight
+    ('rake', ('sex',), 'weight_base')
     """
 
     method: str

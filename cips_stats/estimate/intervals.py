@@ -23,8 +23,7 @@ from scipy.special import ndtr, ndtri
 
 from ..errors import CipsError
 
-__all__ = ["check_level", "check_ci_method", "t_interval", "t_quantile", "bootstrap_intervals", "row_quantiles",
-           "CI_METHODS"]
+__all__ = ["check_level", "t_interval", "bootstrap_intervals", "CI_METHODS"]
 
 #: Bootstrap interval methods.
 CI_METHODS = ("percentile", "bca", "normal")
@@ -60,7 +59,15 @@ def t_quantile(ci: float, df: float) -> float:
 
 
 def t_interval(est: float, se: float, ci: float, df: float) -> tuple[float, float]:
-    """``est -/+ t_{df} se`` at level ``ci`` (NaN bounds without a finite SE or positive df)."""
+    """``est -/+ t_{df} se`` at level ``ci`` (NaN bounds without a finite SE or positive df).
+
+    Examples
+    --------
+    >>> import math
+    >>> from cips_stats.estimate.intervals import t_interval
+    >>> [round(x, 3) for x in t_interval(0.0, 1.0, 0.95, math.inf)]     # the normal interval
+    [-1.96, 1.96]
+    """
     level = check_level(ci)
     if not np.isfinite(se) or not (df > 0):
         return (math.nan, math.nan)
@@ -102,6 +109,15 @@ def bootstrap_intervals(est: np.ndarray, reps: np.ndarray, level: float, method:
     Returns ``se``, ``ci_low``, ``ci_high``, ``n_nan`` (replicates without an
     estimate) and ``bca_undefined`` (all replicates on one side of the estimate).
     The SE is the standard deviation of the replicates (divisor ``B - 1``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cips_stats.estimate.intervals import bootstrap_intervals
+    >>> reps = np.array([[1.0, 2.0, 3.0, 4.0, 5.0]])
+    >>> iv = bootstrap_intervals(np.array([3.0]), reps, 0.9, "percentile", None)
+    >>> round(float(iv["se"][0]), 4), float(iv["ci_low"][0]), float(iv["ci_high"][0])
+    (1.5811, 1.2, 4.8)
     """
     R = reps.shape[0]
     out = {k: np.full(R, np.nan) for k in ("se", "ci_low", "ci_high")}

@@ -129,6 +129,16 @@ def design_variance(z: np.ndarray, design: PreparedDesign, lonely_psu: str = "fa
     -------
     V : ndarray, shape (k, k)
     flags : list of Flag
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from cips_stats.estimate.design import Design, prepare
+    >>> from cips_stats.estimate.linearization import design_variance
+    >>> df = pd.DataFrame({"psu": [1, 1, 2, 2, 3, 3]})
+    >>> V, _ = design_variance(np.array([1.0, 1, 2, 2, 0, 0]), prepare(df, Design(weight=None, cluster="psu")))
+    >>> float(V[0, 0])        # PSU totals 2, 4, 0: 3/2 * ((2-2)^2 + (4-2)^2 + (0-2)^2)
+    12.0
     """
     zz = np.asarray(z, dtype=np.float64)
     if zz.ndim == 1:
@@ -255,6 +265,16 @@ def calibration_residuals(z: np.ndarray, frame: pd.DataFrame, cal: Calibration, 
     residuals are those of the weighted least-squares fit of ``z/(g sqrt(w0))``
     on ``X sqrt(w0)``, times ``g sqrt(w0)``, as R stores ``qr(mm * sqrt(w0))``
     and ``g * sqrt(w0)`` for every ``calfun``.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from cips_stats.estimate.design import Calibration
+    >>> from cips_stats.estimate.linearization import calibration_residuals
+    >>> df = pd.DataFrame({"g": ["a", "a", "b", "b"], "w0": 1.0, "w": [2.0, 2.0, 3.0, 3.0]})
+    >>> cal = Calibration("poststratify", ("g",), "w", "w0")
+    >>> calibration_residuals(np.array([1.0, 3.0, 2.0, 2.0]), df, cal, df["w"].to_numpy()).ravel().tolist()
+    [-1.0, 1.0, 0.0, 0.0]
     """
     x = z.reshape(len(z), -1).astype(np.float64)
     if cal.base_weight not in frame.columns:

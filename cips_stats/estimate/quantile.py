@@ -232,12 +232,17 @@ def survey_quantile(data: Any, y: str, *, quantiles: Sequence[float] = (0.25, 0.
 
     Examples
     --------
-    >>> import pandas as pd
+    >>> import numpy as np, pandas as pd
     >>> import cips_stats as cs
-    >>> df = pd.read_csv(cs.__path__[0] + "/../tests/reference/survey_apiclus2.csv")  # doctest: +SKIP
-    >>> d = cs.estimate.Design(weight="pw", cluster=("dnum", "snum"), fpc=("fpc1", "fpc2"))  # doctest: +SKIP
-    >>> cs.estimate.survey_quantile(df, "api00", weight=d).table["estimate"].tolist()  # doctest: +SKIP
-    [545.0, 653.0, 807.0]
+    >>> rng = np.random.default_rng(1)
+    >>> df = pd.DataFrame({"y": rng.normal(50, 10, 200).round(), "psu": np.repeat(np.arange(20), 10),
+    ...                    "w": np.repeat(rng.uniform(1, 3, 20), 10)})
+    >>> # R: svyquantile(~y, svydesign(id = ~psu, weights = ~w, data = df), c(0.25, 0.5, 0.75))
+    >>> q = cs.estimate.survey_quantile(df, "y", weight=cs.estimate.Design(weight="w", cluster="psu"))
+    >>> q.table.columns.tolist()
+    ['quantile', 'estimate', 'se', 'ci_low', 'ci_high']
+    >>> bool((q.table["ci_low"] <= q.table["estimate"]).all())
+    True
     """
     qs, level = _check(quantiles, se, interval, lonely_psu, variance, ci)
     frame, design, arrays = resolve(data, weight, strata, cluster, fpc)
