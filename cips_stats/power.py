@@ -19,7 +19,7 @@ The formulas, their rounding and the references are in ``methodology/power.md``.
 Examples
 --------
 >>> import cips_stats as cs
->>> int(cs.power.sample_size(margin=0.05, confidence=0.95, population=1100))
+>>> int(cs.power.sample_size(margin=0.05, ci=0.95, population=1100))
 285
 >>> round(cs.power.mde(300, sd=2.0).mde, 3)
 0.457
@@ -77,8 +77,8 @@ class SampleSize(Result):
         Infinite-population size before rounding, ``z^2 p (1 - p) deff / margin^2``.
     n_fpc : float
         Size after the finite-population correction, before rounding (``n0`` without a population).
-    margin, confidence, population, deff, p
-        The inputs.
+    margin, ci, population, deff, p
+        The inputs (``ci`` the confidence level).
     formula : str
         The formula used, in words.
     """
@@ -87,7 +87,7 @@ class SampleSize(Result):
     n0: float = float("nan")
     n_fpc: float = float("nan")
     margin: float = 0.05
-    confidence: float = 0.95
+    ci: float = 0.95
     population: int | None = None
     deff: float = 1.0
     p: float = 0.5
@@ -132,7 +132,7 @@ class SampleSize(Result):
         return f"SampleSize(n={self.n}, n0={self.n0:.2f}, population={self.population})"
 
 
-def sample_size(margin: float, confidence: float = 0.95, population: int | None = None, deff: float = 1.0,
+def sample_size(margin: float, ci: float = 0.95, population: int | None = None, deff: float = 1.0,
                 p: float = 0.5) -> SampleSize:
     """Respondents needed so that a proportion's interval has half-width ``margin`` (Cochran, with FPC).
 
@@ -140,8 +140,9 @@ def sample_size(margin: float, confidence: float = 0.95, population: int | None 
     ----------
     margin : float
         Half-width of the interval on the proportion scale, in (0, 1) (0.05 for ±5 points).
-    confidence : float
-        Confidence level of the interval (default 0.95).
+    ci : float
+        Confidence level of the interval (default 0.95; the house name of the
+        level, ``confidence`` in Cochran's text).
     population : int, optional
         Size ``N`` of the finite population sampled without replacement
         (e.g. the officials of one administration); ``None`` for an infinite population.
@@ -164,7 +165,7 @@ def sample_size(margin: float, confidence: float = 0.95, population: int | None 
 
     Notes
     -----
-    ``n0 = z^2 p (1 - p) deff / margin^2`` with ``z = Phi^-1(1 - (1 - confidence)/2)``
+    ``n0 = z^2 p (1 - p) deff / margin^2`` with ``z = Phi^-1(1 - (1 - ci)/2)``
     (Cochran 1977, eq. 4.2).  Sampling ``n`` of ``N`` without replacement
     multiplies the variance by ``(N - n) / (N - 1)``; solving
     ``z^2 p (1 - p) deff (N - n) / (n (N - 1)) = margin^2`` gives
@@ -184,7 +185,7 @@ def sample_size(margin: float, confidence: float = 0.95, population: int | None 
     385
     """
     margin = _real("margin", margin, 0.0, 1.0)
-    confidence = _real("confidence", confidence, 0.0, 1.0)
+    confidence = _real("ci", ci, 0.0, 1.0)
     deff = _real("deff", deff, 0.0, math.inf)
     p = _real("p", p, 0.0, 1.0)
     if population is not None:
@@ -202,9 +203,9 @@ def sample_size(margin: float, confidence: float = 0.95, population: int | None 
     if population is not None:
         n = min(n, population)
     n = max(n, 1)
-    prov = Provenance.build("power.sample_size", options=dict(margin=margin, confidence=confidence,
+    prov = Provenance.build("power.sample_size", options=dict(margin=margin, ci=confidence,
                                                               population=population, deff=deff, p=p))
-    return SampleSize(n=n, n0=n0, n_fpc=n_fpc, margin=margin, confidence=confidence, population=population,
+    return SampleSize(n=n, n0=n0, n_fpc=n_fpc, margin=margin, ci=confidence, population=population,
                       deff=deff, p=p, formula=formula, provenance=prov)
 
 

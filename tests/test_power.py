@@ -15,7 +15,7 @@ from cips_stats import power
 
 # ---------------------------------------------------------------------------------- sample size
 def test_sample_size_published_cips_target():
-    s = power.sample_size(margin=0.05, confidence=0.95, population=1100)
+    s = power.sample_size(margin=0.05, ci=0.95, population=1100)
     assert s == 285 and int(s) == 285 and s.n == 285
     z = norm.ppf(0.975)
     n0 = z ** 2 * 0.25 / 0.05 ** 2
@@ -39,7 +39,7 @@ def test_sample_size_edges():
 
 
 @pytest.mark.parametrize("kw, name", [(dict(margin=0), "margin"), (dict(margin=1.5), "margin"),
-                                      (dict(margin=0.05, confidence=1), "confidence"),
+                                      (dict(margin=0.05, ci=1), "ci"),
                                       (dict(margin=0.05, population=0), "population"),
                                       (dict(margin=0.05, population=10.5), "population"),
                                       (dict(margin=0.05, deff=-1), "deff"), (dict(margin=0.05, p=True), "p")])
