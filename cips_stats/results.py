@@ -338,9 +338,13 @@ class Result:
     def to_frame(self) -> pd.DataFrame:
         """Return the main table of the result as a tidy DataFrame.
 
-        The default gives one row with the scalar fields; results whose main
-        output is a table override this.
+        A result with a DataFrame field named ``table`` returns a copy of it; otherwise
+        the default gives one row with the scalar fields (a ``(low, high)`` pair
+        ``x`` becomes ``x_low`` and ``x_high``).  Results may override this.
         """
+        table = getattr(self, "table", None)
+        if isinstance(table, pd.DataFrame) and "table" in {f.name for f in dataclasses.fields(self)}:
+            return table.copy()
         row = {}
         for k, v in self._scalar_fields().items():
             if isinstance(v, tuple):

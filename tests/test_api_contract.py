@@ -144,3 +144,34 @@ def test_the_checker_catches_violations():
         """
 
     assert violations(good) == []
+
+
+def test_result_base_gives_every_result_the_contract():
+    """to_frame (a ``table`` field, else one row of scalars with _low/_high pairs), to_dict, summary, flags."""
+    from dataclasses import dataclass, field
+
+    import numpy as np
+    import pandas as pd
+
+    from cips_stats.errors import Flag
+    from cips_stats.results import Provenance, Result
+
+    @dataclass(frozen=True)
+    class Tabled(Result):
+        table: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @dataclass(frozen=True)
+    class Scalar(Result):
+        estimate: float = 0.0
+        interval: tuple = (0.0, 0.0)
+
+    t = Tabled(table=pd.DataFrame({"x": [1.0, np.nan]}), flags=(Flag("f", "Something.", "caution"),),
+               provenance=Provenance.build(method="demo", seed=3))
+    frame = t.to_frame()
+    assert frame.equals(t.table) and frame is not t.table
+    d = t.to_dict()
+    assert d["kind"] == "Tabled" and d["table"]["data"] == [[1.0], [None]] and d["provenance"]["seed"] == 3
+    assert d["flags"][0]["code"] == "f" and "Something." in str(t.summary())
+    s = Scalar(estimate=1.5, interval=(1.0, 2.0))
+    assert s.to_frame().to_dict("records") == [{"estimate": 1.5, "interval_low": 1.0, "interval_high": 2.0}]
+    assert s.flags == () and s.provenance is None
