@@ -467,9 +467,14 @@ def one_replication(seed: int, design: dict[str, Any], settings: dict[str, Any])
     ind = _indicators(sim.data, n_boot=int(settings["n_boot"]), seed=int(seed))
     cc = _change.cell_changes(ind, significance=float(settings["significance"]))
     supported = sim.truth["supported"]
-    aud = _claims.audit(cc, supported=supported, rules=tuple(settings["rules"]), tests=tuple(settings["tests"]),
-                        n_perm=int(settings["n_perm"]), n_boot=int(settings.get("n_boot_share", 200)),
-                        significance=float(settings["significance"]), seed=int(seed))
+    try:
+        aud = _claims.audit(cc, supported=supported, rules=tuple(settings["rules"]),
+                            tests=tuple(settings["tests"]), n_perm=int(settings["n_perm"]),
+                            n_boot=int(settings.get("n_boot_share", 200)), n_null=200,
+                            significance=float(settings["significance"]), seed=int(seed))
+    except CipsError as exc:   # a replicate the audit refuses (e.g. no unsupported cell) is recorded, not fatal
+        return [{**design, "seed": int(seed), "group": None, "rule": None, "test": "error", "estimate": np.nan,
+                 "p_value": np.nan, "error": f"{type(exc).__name__}: {exc}"}]
     tests = aud.tests
     out = []
     for rec in tests[["group", "rule", "test", "estimate", "p_value"]].to_dict("records"):
