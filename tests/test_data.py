@@ -6,6 +6,7 @@ Row numbers in every expectation are 1-based data record numbers (header not cou
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -624,18 +625,34 @@ def _is_blank(v) -> bool:
         return True
     if isinstance(v, (float, np.floating)) and math.isnan(v):
         return True
-    return isinstance(v, str) and v.strip() == ""
+    return isinstance(v, str) and "".join(ch for ch in v if ch not in _INVISIBLE).strip() == ""
 
 
-def _code(v):
-    """Scalar reference parser of an answer code (None when not a usable number)."""
-    if isinstance(v, (bool, np.bool_)):
+_INVISIBLE = "\u00ad\u200b\u200c\u200d\u200e\u200f\u2060\ufeff"
+_ASCII_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
+def _code(v, inst: cs.Instrument | None = None):
+    """Scalar reference parser of an answer code (None when not a usable number).
+
+    Written independently of the loader: ASCII numbers only (Python's float() would also read
+    Unicode digits, which the loader refuses), invisible characters and white space ignored,
+    a scale or missing-code label (compared without case, '_', apostrophes) read as its code.
+    """
+    if isinstance(v, (bool, np.bool_)) or isinstance(v, (list, tuple, dict, set, np.ndarray)):
         return None
     if isinstance(v, str):
-        try:
-            v = float(v.strip())
-        except ValueError:
-            return None
+        t = "".join(ch for ch in v if ch not in _INVISIBLE).strip()
+        if _ASCII_NUMBER.fullmatch(t):
+            return float(t)
+        if inst is not None:
+            key = " ".join(t.casefold().replace("_", " ").replace("'", "").replace("’", "").split())
+            labels = {**{k + 1: lab for k, lab in enumerate(inst.scale.labels)}, **dict(inst.scale.missing)}
+            hits = [c for c, lab in labels.items()
+                    if " ".join(str(lab).casefold().replace("_", " ").replace("'", "").split()) == key]
+            if len(hits) == 1:
+                return float(hits[0])
+        return None
     try:
         v = float(v)
     except (TypeError, ValueError):
@@ -668,7 +685,7 @@ def assert_accounted(raw: pd.DataFrame, data: cs.SurveyData, inst: cs.Instrument
             if np.isnan(out):
                 assert (r, it.id) in val_ex, (r, it.id, v)
             else:
-                c = _code(v)
+                c = _code(v, inst)
                 assert c is not None and c in inst.scale.codes, (r, it.id, v)
                 assert out == (inst.scale.points + 1 - c if it.reverse else c)
                 assert (r, it.id) not in val_ex
@@ -711,7 +728,12 @@ SMALL = cs.Instrument.from_dict({
 })
 SMALL_COLS = ["respondent_id", "country", "iteration", "group", "weight", "sex", "x1", "x2", "x3", "x4"]
 BAD_VALUES = [7, 0, -1, 4.5, "abc", " 3 ", "", None, float("inf"), float("nan"), "NA", True, 8, 9, "2.0",
-              2, "x y", -0.0, 1e300, "08"]
+              2, "x y", -0.0, 1e300, "08",
+              # issue 14: Unicode digits, signs, exponents, invisible characters, labels
+              "\u0664", "\uff14", "\u0967", "+3", "-2", "3e0", ".3e1", "1E0", "3\u200b", "\u200b", "\ufeff2",
+              "2\u00ad", "agree", "Dont_Know", "C\x92te", "Cura\u0327ao",
+              # nested values and formula strings
+              [1, 2], {"a": 1}, (3,), "=1+1", "@x", "-x", "+", "'=1", "\t3", "=HYPERLINK(\"x\")"]
 
 
 @st.composite
@@ -725,7 +747,7 @@ def corrupted_tables(draw):
     for op, a, b, val in ops:
         r = a % len(raw)
         if op <= 2:    # corrupt a cell anywhere
-            raw.iloc[r, b % raw.shape[1]] = val
+            raw.iat[r, b % raw.shape[1]] = val
         elif op == 3:  # duplicate a row (same or new id)
             row = raw.iloc[[r]].copy()
             if b % 2:
@@ -789,7 +811,7 @@ def test_property_load_accounts_or_raises_data_error(case, tmp_path):
     try:
         data = cs.load(src, instrument=SMALL, strict=False)
     except cs.DataError as e:
-        assert {p.rule for p in e.problems} <= FATAL, [p.describe() for p in e.problems]
+        assert {p.rule for p in e.problems} & FATAL, [p.describe() for p in e.problems]
         assert strict is None
         return
     read = raw if fmt == "frame" else read_table(src).frame
