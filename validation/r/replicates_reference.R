@@ -5,6 +5,7 @@
 # and SE on each replicate design, so that the Python variance formula can be checked with
 # R's own weights (random draws differ between R and numpy; the formula must not).
 suppressPackageStartupMessages({library(survey); library(jsonlite)})
+source(file.path("validation", "r", "meta.R"))
 set.seed(20261122)
 n_strata <- 3
 rows <- list()
@@ -20,12 +21,7 @@ for (h in 1:n_strata) {
 d <- do.call(rbind, rows)
 d$row <- seq_len(nrow(d))
 B <- 40
-out <- list(
-  r_version = R.version.string, survey_version = as.character(packageVersion("survey")),
-  date = as.character(Sys.Date()), seed = 20261122, replicates = B,
-  tolerance = "rtol 1e-10 (same weights, same formula)",
-  data = d
-)
+out <- list(seed = 20261122, replicates = B, data = d)
 des_cl <- svydesign(ids = ~psu, strata = ~stratum, weights = ~w, data = d, nest = TRUE)
 des_el <- svydesign(ids = ~1, strata = ~stratum, weights = ~w, data = d)
 out$linearization_clustered <- list(call = "svymean(~y, svydesign(ids=~psu, strata=~stratum, weights=~w, nest=TRUE))",
@@ -54,6 +50,9 @@ for (nm in names(cases)) {
     mean = unname(coef(est)), se = unname(SE(est))
   )
 }
-writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, matrix = "rowmajor", dataframe = "columns", pretty = FALSE),
+calls <- lapply(Filter(function(x) is.list(x) && !is.null(x$call), out), function(x) x$call)
+doc <- c(list(meta = fixture_meta("validation/r/replicates_reference.R", calls, c("survey", "jsonlite"), 1e-10,
+                                  note = "rtol 1e-10: R's replicate weights with our variance formula")), out)
+writeLines(toJSON(doc, digits = NA, auto_unbox = TRUE, matrix = "rowmajor", dataframe = "columns", pretty = FALSE),
            "tests/reference/replicates_survey.json")
 cat("wrote tests/reference/replicates_survey.json\n")

@@ -13,17 +13,15 @@
 # The test suite reads only these files; it never needs R.
 suppressPackageStartupMessages(library(survey))
 library(jsonlite)
+source(file.path("validation", "r", "meta.R"))
 data(api)
 
 out <- "tests/reference"
 dir.create(out, showWarnings = FALSE, recursive = TRUE)
-meta <- function(tol, note = "") list(
-  generator = "validation/r/survey.R",
-  r_version = R.version.string,
-  survey_version = as.character(packageVersion("survey")),
-  jsonlite_version = as.character(packageVersion("jsonlite")),
-  date = format(Sys.time(), "%Y-%m-%d %H:%M:%S %Z", tz = "UTC"),
-  tolerance = tol, note = note)
+# the one meta header (validation/r/meta.R); call = each case's R call, by case id
+meta <- function(tol, note = "", cases = list()) fixture_meta(
+  "validation/r/survey.R", setNames(lapply(cases, function(x) x$r_call), sapply(cases, function(x) x$id)),
+  c("survey", "jsonlite"), tol, note = note)
 
 keep <- c("snum", "dnum", "stype", "sch.wide", "comp.imp", "awards", "api00", "api99", "enroll",
           "meals", "pw")
@@ -126,7 +124,7 @@ write_json(list(meta = meta(1e-8, paste(
   "Linearization (Taylor) SEs of survey.design2 objects; ci_t95 = confint(est, df = degf(design)),",
   "ci_normal95 = confint(est) (df = Inf, R's default). deff = deff=TRUE (SRS without replacement),",
   "deff_replace = deff='replace'. apiclus2 is a two-stage design without fpc: R uses the",
-  "with-replacement first-stage (ultimate cluster) variance.")), cases = lin),
+  "with-replacement first-stage (ultimate cluster) variance."), lin), cases = lin),
   file.path(out, "survey_linearization.json"), auto_unbox = TRUE, digits = NA, pretty = TRUE, null = "null")
 
 # ---- replicate designs ---------------------------------------------------------------------------
@@ -177,7 +175,7 @@ reps <- list(
 write_json(list(meta = meta(1e-10, paste(
   "Replicate-weight variances: v = scale * sum_r rscales_r (theta_r - c)^2, c = mean of replicates",
   "(mse = FALSE) or the full-sample estimate (mse = TRUE). The analysis (combined) replicate weights",
-  "R generated are stored in replicates_file, one column per replicate, rows in data-file order.")),
+  "R generated are stored in replicates_file, one column per replicate, rows in data-file order."), reps),
   cases = reps), file.path(out, "survey_replicate.json"), auto_unbox = TRUE, digits = NA, pretty = TRUE,
   null = "null")
 
@@ -253,7 +251,7 @@ write_json(list(meta = meta(1e-8, paste(
   "postStratify residuals from post-stratum means; rake: 10 backfitting sweeps over the margins;",
   "calibrate: residuals of a weighted regression on the calibration model matrix). dclus1 =",
   "svydesign(id = ~dnum, weights = ~pw, fpc = ~fpc, data = apiclus1); dstrat = svydesign(id = ~1,",
-  "strata = ~stype, weights = ~pw, fpc = ~fpc, data = apistrat); populations from apipop.")),
+  "strata = ~stype, weights = ~pw, fpc = ~fpc, data = apistrat); populations from apipop."), c(cals, trims)),
   cases = cals, trims = trims), file.path(out, "survey_calibration.json"), auto_unbox = TRUE, digits = NA, pretty = TRUE,
   null = "null")
 cat("done\n")

@@ -14,15 +14,14 @@
 # The test suite reads only these files; it never needs R.
 suppressPackageStartupMessages(library(survey))
 library(jsonlite)
+source(file.path("validation", "r", "meta.R"))
 
 out <- "tests/reference"
-meta <- function(tol, note = "") list(
-  generator = "validation/r/survey_multistage_quantile.R",
-  r_version = R.version.string,
-  survey_version = as.character(packageVersion("survey")),
-  jsonlite_version = as.character(packageVersion("jsonlite")),
-  date = format(Sys.time(), "%Y-%m-%d %H:%M:%S %Z", tz = "UTC"),
-  tolerance = tol, note = note)
+# the one meta header (validation/r/meta.R); call = each case's R call, by case id
+meta <- function(tol, note = "", cases = list()) fixture_meta(
+  "validation/r/survey_multistage_quantile.R",
+  setNames(lapply(cases, function(x) x$r_call), sapply(cases, function(x) x$id)), c("survey", "jsonlite"), tol,
+  note = note)
 wj <- function(x, f) write_json(x, file.path(out, f), auto_unbox = TRUE, digits = NA, pretty = TRUE, null = "null")
 
 clus2 <- read.csv(file.path(out, "survey_apiclus2.csv"))
@@ -77,7 +76,7 @@ wj(list(meta = meta(1e-8, paste(
   "R's default multistage variance (survey:::multistage) and the ultimate-cluster variance",
   "(options(survey.ultimate.cluster = TRUE)). weights = ~pw equal the fpc-implied weights",
   sprintf("(max |pw - weights(svydesign(id = ~dnum + snum, fpc = ~fpc1 + fpc2))| = %.3g).",
-          max(abs(clus2$pw - weights(d2)))))), cases = ms), "survey_multistage.json")
+          max(abs(clus2$pw - weights(d2))))), ms), cases = ms), "survey_multistage.json")
 
 # ---- quantiles ----------------------------------------------------------------------------------
 probs <- c(0.25, 0.5, 0.75)
@@ -133,7 +132,7 @@ wj(list(meta = meta(1e-8, paste(
   "empirical CDF: the smallest x with F(x) >= p) and interval.type = \"mean\" (Woodruff: a t interval",
   "with degf(design) df for the CDF at the estimate, mapped back through the same qrule);",
   "se = (ci_high - ci_low) / (2 qt(1 - alpha/2, df)). interval.type = \"quantile\" (replicate designs):",
-  "the replicate quantiles' svrVar variance, estimate -/+ t * SE.")), cases = qs), "survey_quantile.json")
+  "the replicate quantiles' svrVar variance, estimate -/+ t * SE."), qs), cases = qs), "survey_quantile.json")
 
 # ---- bounded and logit calibration -------------------------------------------------------------
 dclus1 <- svydesign(id = ~dnum, weights = ~pw, fpc = ~fpc, data = clus1)
@@ -176,5 +175,5 @@ wj(list(meta = meta(1e-8, paste(
   "iterations with cal.logit, cal.linear or cal.raking) and SEs on the calibrated designs",
   "(residuals on qr(mm * sqrt(w0)) times g * sqrt(w0)). dclus1 = svydesign(id = ~dnum, weights = ~pw,",
   "fpc = ~fpc, data = apiclus1); dstrat = svydesign(id = ~1, strata = ~stype, weights = ~pw, fpc = ~fpc,",
-  "data = apistrat); populations from apipop.")), cases = bcs), "survey_calibration_bounds.json")
+  "data = apistrat); populations from apipop."), bcs), cases = bcs), "survey_calibration_bounds.json")
 cat("done\n")
