@@ -1126,10 +1126,20 @@ class EffectiveN(Result):
 def effective_n(data: Any, *, weight: Any = None, by: Any = ("country", "iteration", "group")) -> EffectiveN:
     """Kish effective sample size and weighting design effect per cell.
 
-    Returns an :class:`EffectiveN` whose ``table`` (tidy) holds the ``by``
-    keys, ``n``, ``sum_weights``, ``n_eff``, ``deff_kish`` (``1 + CV^2``) and
-    ``cv``; ``weight`` is a column name or a Design (default: the data's
-    design's weight).
+    Parameters
+    ----------
+    data : SurveyData or pandas.DataFrame
+        Respondents.
+    weight : None, str or Design
+        Weight column or a Design (default: the data's design's weight).
+    by : str or tuple of str
+        Cells.
+
+    Returns
+    -------
+    EffectiveN
+        ``table`` (tidy): the ``by`` keys, ``n``, ``sum_weights``, ``n_eff``,
+        ``deff_kish`` (``1 + CV^2``) and ``cv``.
 
     Examples
     --------

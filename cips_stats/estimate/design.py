@@ -274,6 +274,19 @@ def resolve(data: Any, weight: Any = None, strata: Any = None, cluster: Any = No
 def model_matrix(frame: pd.DataFrame, variables: Sequence[str], numeric: Sequence[str]) -> np.ndarray:
     """Intercept, treatment-coded dummies (levels sorted, first dropped) and numeric columns (R ``model.matrix``).
 
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The rows.
+    variables : sequence of str
+        Categorical columns (one dummy per level after the first sorted one).
+    numeric : sequence of str
+        Numeric columns, appended as they are.
+
+    Returns
+    -------
+    ndarray, shape (n, 1 + sum(levels - 1) + len(numeric))
+
     Examples
     --------
     >>> import pandas as pd

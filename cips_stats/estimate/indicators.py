@@ -839,7 +839,7 @@ def _py(v: Any) -> Any:
 
 
 def perception_gap(data_or_result: Any, *, minuend: str = "officials", subtrahend: str = "private",
-                   ci: float | None = None, ci_method: str | None = None, **kwargs: Any) -> Contrast:
+                   ci: float = 0.95, ci_method: str | None = None, **kwargs: Any) -> Contrast:
     """The officials-minus-private perception gap per country, iteration and key factor.
 
     Parameters
@@ -850,8 +850,10 @@ def perception_gap(data_or_result: Any, *, minuend: str = "officials", subtrahen
         contains ``"group"``.
     minuend, subtrahend : str
         The two respondent groups (default officials minus private sector).
-    ci, ci_method : optional
-        Interval options (default those of the indicators).
+    ci : float
+        Confidence level of the gap's interval (default 0.95).
+    ci_method : str, optional
+        Interval method (default that of the indicators).
     **kwargs
         Options of :func:`indicators` (``n_boot``, ``seed``, ``statistic``...).
 
@@ -881,7 +883,7 @@ def perception_gap(data_or_result: Any, *, minuend: str = "officials", subtrahen
             raise CipsError(f"Options {sorted(kwargs)} apply only when perception_gap() gets a SurveyData.")
         res = data_or_result
     else:
-        res = indicators(data_or_result, by=kwargs.pop("by", _KEYS), **kwargs)
+        res = indicators(data_or_result, by=kwargs.pop("by", _KEYS), ci=ci, **kwargs)
     if "group" not in res.by:
         raise DataError("The indicators need 'group' among their by= keys for a perception gap.",
                         [Problem("by_column", "Column 'group' missing.", column="group")])

@@ -34,6 +34,17 @@ _CHUNK_ELEMS = 2**21
 def check_level(ci: Any, what: str = "ci") -> float:
     """Return ``ci`` as a float in (0, 1) or raise :class:`~cips_stats.errors.CipsError`.
 
+    Parameters
+    ----------
+    ci : float
+        A confidence level.
+    what : str
+        The argument's name, for the message.
+
+    Returns
+    -------
+    float
+
     Examples
     --------
     >>> from cips_stats.estimate.intervals import check_level
@@ -60,6 +71,20 @@ def t_quantile(ci: float, df: float) -> float:
 
 def t_interval(est: float, se: float, ci: float, df: float) -> tuple[float, float]:
     """``est -/+ t_{df} se`` at level ``ci`` (NaN bounds without a finite SE or positive df).
+
+    Parameters
+    ----------
+    est, se : float
+        Estimate and standard error.
+    ci : float
+        Confidence level.
+    df : float
+        Degrees of freedom (``math.inf``: the normal interval).
+
+    Returns
+    -------
+    (float, float)
+        ``ci_low, ci_high``.
 
     Examples
     --------
@@ -102,13 +127,30 @@ def _bca_quantiles(t, ok, nv, e, accel, alpha):
     return np.where(undefined, np.nan, ql), np.where(undefined, np.nan, qh), undefined
 
 
-def bootstrap_intervals(est: np.ndarray, reps: np.ndarray, level: float, method: str,
+def bootstrap_intervals(est: np.ndarray, replicates: np.ndarray, ci: float, method: str,
                         accel: np.ndarray | None) -> dict[str, np.ndarray]:
-    """SE and CI of each row of ``reps`` (rows x B), centred on ``est``.
+    """SE and CI of each row of a replicate matrix, centred on ``est``.
 
-    Returns ``se``, ``ci_low``, ``ci_high``, ``n_nan`` (replicates without an
-    estimate) and ``bca_undefined`` (all replicates on one side of the estimate).
-    The SE is the standard deviation of the replicates (divisor ``B - 1``).
+    Parameters
+    ----------
+    est : ndarray, shape (rows,)
+        Full-sample estimates.
+    replicates : ndarray, shape (rows, B)
+        Replicate estimates (NaN: no estimate in that replicate).
+    ci : float
+        Confidence level.
+    method : {"percentile", "bca", "normal"}
+        Interval.
+    accel : ndarray, shape (rows,), optional
+        BCa acceleration (0 when None).
+
+    Returns
+    -------
+    dict
+        ``se``, ``ci_low``, ``ci_high``, ``n_nan`` (replicates without an
+        estimate) and ``bca_undefined`` (all replicates on one side of the
+        estimate).  The SE is the standard deviation of the replicates
+        (divisor ``B - 1``).
 
     Examples
     --------
@@ -119,6 +161,7 @@ def bootstrap_intervals(est: np.ndarray, reps: np.ndarray, level: float, method:
     >>> round(float(iv["se"][0]), 4), float(iv["ci_low"][0]), float(iv["ci_high"][0])
     (1.5811, 1.2, 4.8)
     """
+    reps, level = replicates, ci
     R = reps.shape[0]
     out = {k: np.full(R, np.nan) for k in ("se", "ci_low", "ci_high")}
     out["n_nan"] = np.zeros(R, dtype=np.int64)

@@ -259,6 +259,22 @@ def _greg_residuals(x, frame, cal, w, w0, scope):
 def calibration_residuals(z: np.ndarray, frame: pd.DataFrame, cal: Calibration, w: np.ndarray) -> np.ndarray:
     """Replace influence values by their residuals from the calibration model (R ``svyrecvar``).
 
+    Parameters
+    ----------
+    z : ndarray, shape (n,) or (n, k)
+        Influence values.
+    frame : pandas.DataFrame
+        The rows, with the calibration's variables and base weight column.
+    cal : Calibration
+        How the weights were calibrated.
+    w : ndarray, shape (n,)
+        The calibrated weights.
+
+    Returns
+    -------
+    ndarray, shape (n, k)
+        The residuals, to be used in place of ``z`` in the variance.
+
     A variable that ``cal.scope`` limits to some cells enters the residual
     model of those cells only (each cell's model uses the cell's variables).
     For GREG calibration (linear, raking, logit, bounded or not) the

@@ -51,13 +51,9 @@ _LONELY = ("fail", "certainty")
 _CHUNK_BYTES = 32 * 2**20
 
 
-def _as_rng(seed: Any, rng: Any) -> np.random.Generator:
-    if rng is not None and seed is not None:
-        raise CipsError("Give either seed= or rng=, not both.")
-    if rng is not None:
-        if not isinstance(rng, np.random.Generator):
-            raise CipsError(f"rng= must be a numpy.random.Generator; got {type(rng).__name__}.")
-        return rng
+def _as_rng(seed: Any) -> np.random.Generator:
+    if isinstance(seed, np.random.Generator):
+        return seed
     return np.random.default_rng(resolve_seed(seed))
 
 
@@ -79,6 +75,18 @@ def _codes(values: Any, name: str, n: int) -> np.ndarray:
 
 def default_chunk_size(n_draws: int, budget_bytes: int = _CHUNK_BYTES) -> int:
     """Replicates per chunk so that one chunk's uniform draws fit in ``budget_bytes``.
+
+    Parameters
+    ----------
+    n_draws : int
+        Uniform draws per replicate.
+    budget_bytes : int
+        Memory of one chunk's draws (float64).
+
+    Returns
+    -------
+    int
+        Between 1 and 4096.
 
     Examples
     --------
@@ -296,6 +304,10 @@ def rao_wu_scale(n_boot: int, *, bootstrap_type: str = "subbootstrap", n_h: Any 
         Canty–Davison bootstrap, with ``hm`` the harmonic mean of the PSUs per
         stratum (``n_h``, required).
 
+    Returns
+    -------
+    float
+
     Examples
     --------
     >>> from cips_stats.estimate.replicates import rao_wu_scale
@@ -319,7 +331,7 @@ def rao_wu_scale(n_boot: int, *, bootstrap_type: str = "subbootstrap", n_h: Any 
 
 
 def rao_wu_weights(*, weight: Any, strata: Any = None, cluster: Any = None, n_boot: int,
-                   seed: int | None = None, rng: np.random.Generator | None = None,
+                   seed: Any = None,
                    chunk_size: int | None = None, bootstrap_type: str = "subbootstrap", lonely_psu: str = "fail",
                    dtype: Any = np.float64) -> np.ndarray | Iterator[np.ndarray]:
     """Bootstrap replicate weights of a stratified cluster design (Rao–Wu rescaling bootstrap).
@@ -333,8 +345,8 @@ def rao_wu_weights(*, weight: Any, strata: Any = None, cluster: Any = None, n_bo
         clusters each row is a PSU.
     n_boot : int
         Number of replicates ``B``.
-    seed, rng : int, None or numpy.random.Generator
-        At most one of them; ``seed=None`` (and no ``rng``) draws a seed from entropy.  The result is the same whatever ``chunk_size``.
+    seed : int, None or numpy.random.Generator
+        ``None`` draws a seed from entropy; a Generator is consumed in place.  The result is the same whatever ``chunk_size``.
     chunk_size : int, optional
         When given, return an iterator over chunks of at most ``chunk_size``
         replicates (bounded memory) instead of the full ``(B, n)`` matrix.
@@ -394,7 +406,7 @@ def rao_wu_weights(*, weight: Any, strata: Any = None, cluster: Any = None, n_bo
     b = int(n_boot)
     if b < 1:
         raise CipsError(f"n_boot= must be a positive integer; got {n_boot!r}.")
-    gen = _as_rng(seed, rng)
+    gen = _as_rng(seed)
     plan = RaoWuPlan.build(w.size, strata=strata, cluster=cluster, bootstrap_type=bootstrap_type,
                           lonely_psu=lonely_psu)
     wd = w.astype(dtype)
@@ -517,6 +529,11 @@ def replicate_variance(thetas: Any, *, scale: float, rscales: Any = None, center
         the full-sample estimate for R's ``mse=TRUE``.
     axis : int
         Replicate axis.
+
+    Returns
+    -------
+    ndarray
+        The variance of every estimate (the replicate axis removed).
 
     Examples
     --------
