@@ -694,6 +694,13 @@ def test_by_cell_result_contract_and_weight_forms():
         rel.by_cell(df, by=("country",), items=items, on="cells")
     with pytest.raises(cs.CipsError, match="min_n"):
         rel.by_cell(df, by=("country",), items=items, min_n=-1)
+    with pytest.raises(cs.CipsError, match="chunk_elements"):
+        rel.by_cell(df, by=("country",), items=items, chunk_elements=0)
+    for bad in ("200", 99, 150.0, True):
+        with pytest.raises(cs.CipsError, match="n_boot"):
+            rel.cronbach_alpha(df[items["f"]], ci_method="bootstrap", n_boot=bad)
+        with pytest.raises(cs.CipsError, match="n_boot"):
+            rel.omega(df[items["f"]], n_boot=bad)
     one = rel.cronbach_alpha(df[items["f"] + ["w"]], weight=Design())
     assert one.weighted and one.provenance.options["weight"] == "w"
 

@@ -17,9 +17,9 @@ from scipy import special as _sp
 from scipy import stats as _st
 
 from .. import thresholds as _th
-from ..errors import (CipsError, Flag, LowReliabilityWarning, NumericalWarning, SmallCellWarning, emit)
+from ..errors import Flag, LowReliabilityWarning, NumericalWarning, SmallCellWarning, emit
 from ..results import Provenance, Result, resolve_seed
-from ._checks import _check_choice, _check_level, _prepare_scale
+from ._checks import _check_choice, _check_int, _check_level, _prepare_scale
 from ._moments import _boot_covariances, _covariances, _item_total, _scale_moments
 
 CI_METHODS = ("feldt", "duhachek", "bootstrap")
@@ -266,9 +266,7 @@ def _apply_check_keys(X: np.ndarray, df: pd.DataFrame, w: np.ndarray | None, mom
 def _bootstrap_alpha(X: np.ndarray, w: np.ndarray | None, n: int, level: float, n_boot: Any,
                      seed: int) -> tuple[tuple[float, float], list[Flag]]:
     """Percentile bootstrap interval of alpha over respondents (resampling counts, chunked)."""
-    B = int(n_boot)
-    if B < 100:
-        raise CipsError(f"The n_boot= argument must be at least 100; got {n_boot!r}.")
+    B = _check_int("n_boot", n_boot, 100)
     g = np.random.default_rng(seed)
     reps = []
     chunk = max(1, int(2**22 // max(X.shape[0], 1)))
@@ -431,12 +429,7 @@ def cronbach_alpha(items: Any, *, ci: float = 0.95, ci_method: str = "feldt", mi
     if ordinal:
         ord_alpha, oflags = _ordinal_part(df, missing, w is not None)
         flags.extend(oflags)
-    table = pd.DataFrame({
-        "item": names, "n": it["n_item"][0].astype(int), "mean": it["mean"][0], "sd": it["sd"][0],
-        "missing_share": 1.0 - it["n_item"][0] / nrows if nrows else np.nan, "raw_r": it["raw_r"][0],
-        "r_drop": k["r_drop"][0], "alpha_if_dropped": k["alpha_if_dropped"][0],
-        "std_alpha_if_dropped": k["std_alpha_if_dropped"][0], "reversed": rev,
-    })
+    table = _item_table(names, it, k, nrows, rev)
     prov = Provenance.build("cronbach_alpha", data=df, seed=seed_used,
                             options={"ci": level, "ci_method": ci_method, "missing": missing,
                                      "weight": _weight_label(weight),
@@ -448,6 +441,16 @@ def cronbach_alpha(items: Any, *, ci: float = 0.95, ci_method: str = "feldt", mi
                        total_sd=float(it["total_sd"][0]), missing=missing, weighted=w is not None,
                        items=table, ordinal_alpha=ord_alpha, reversed=tuple(names[j] for j in np.flatnonzero(rev)),
                        provenance=prov, flags=_emit_all(flags))
+
+
+def _item_table(names: list[str], it: dict, k: dict, nrows: int, rev: np.ndarray) -> pd.DataFrame:
+    """The item table of one scale (first and only cell of the kernels' output)."""
+    return pd.DataFrame({
+        "item": names, "n": it["n_item"][0].astype(int), "mean": it["mean"][0], "sd": it["sd"][0],
+        "missing_share": 1.0 - it["n_item"][0] / nrows if nrows else np.nan, "raw_r": it["raw_r"][0],
+        "r_drop": k["r_drop"][0], "alpha_if_dropped": k["alpha_if_dropped"][0],
+        "std_alpha_if_dropped": k["std_alpha_if_dropped"][0], "reversed": rev,
+    })
 
 
 def _weight_label(weight: Any) -> Any:

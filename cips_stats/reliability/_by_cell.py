@@ -20,7 +20,7 @@ from ..errors import (CipsError, ConvergenceWarning, DataError, Flag, LowReliabi
                       Problem, SmallCellWarning, emit)
 from ..results import Provenance, Result
 from ._alpha import MISSING, _alpha_kernel
-from ._checks import _check_choice, _check_level, _check_numeric_columns, _raise_infinite, _weight_vector
+from ._checks import _check_choice, _check_int, _check_level, _check_numeric_columns, _raise_infinite, _weight_vector
 from ._moments import CHUNK_ELEMENTS, _covariances, _item_total, _padded_moments, _piece_length
 from ._omega import DENOMINATORS, _fit_one_factor, _omega_from_fit, _polychoric
 
@@ -399,6 +399,81 @@ def _summary_flags(bits: np.ndarray) -> tuple[Flag, ...]:
     return tuple(out)
 
 
+def _group_blocks(g: Any, cell_sel: np.ndarray, rows_sorted: np.ndarray, cells: Mapping[str, Any],
+                  spec: Mapping[str, Any], fac_order: Mapping[str, int], column: Any, w_all: np.ndarray | None,
+                  frame: pd.DataFrame, opts: Mapping[str, Any], blocks: list, item_blocks: list) -> None:
+    """Every statistic of every factor in the cells of one respondent group (blocks appended)."""
+    C = cell_sel.size
+    lay = _group_layout(rows_sorted, cells["cell_rows"][cell_sel], w_all)
+    by_p: dict[int, list[tuple[str, list[str]]]] = {}
+    for f, per in spec.items():
+        if g in per:
+            by_p.setdefault(len(per[g]), []).append((f, per[g]))
+    # one centring constant for every item of the group (from a sample of rows): keeps the
+    # sums of squares accurate for data far from zero
+    samp = rows_sorted[:: max(1, rows_sorted.size // 256)]
+    sample = np.stack([column(c)[samp] for fl in by_p.values() for _, cols in fl for c in cols])
+    centre = float(sample[np.isfinite(sample)].mean()) if np.isfinite(sample).any() else 0.0
+    for p, flist in by_p.items():
+        F = len(flist)
+        cell_idx = np.repeat(cell_sel, F)
+        fnames = np.tile(np.array([fac_order[f] for f, _ in flist], dtype=np.intp), C)
+        if p < 2:
+            blk = {c: np.full(C * F, np.nan) for c in _SCALE_STATS}
+            blk.update(cell=cell_idx, factor=fnames, n_items=np.full(C * F, p),
+                       bits=np.full(C * F, _BIT["too_few_items"]),
+                       flags=np.full(C * F, "too_few_items", dtype=object))
+            blocks.append(blk)
+            continue
+        fcols = [[column(c) for c in cols] for _, cols in flist]
+        mom = _padded_moments(fcols, lay["src"], lay["drop"], lay["Wb"], lay["piece_cell"], C,
+                              cells["cell_rows"][cell_sel], centre, listwise=opts["missing"] == "listwise",
+                              chunk_elements=opts["chunk_elements"])
+        if mom["saw_inf"]:
+            _raise_infinite(frame, [c for _, cols in flist for c in cols], column)
+        res, itm = _scale_stats(mom, p, level=opts["level"], ci_method=opts["ci_method"], do_omega=opts["omega"],
+                                denominator=opts["denominator"], min_n=opts["min_n"], weighted=w_all is not None)
+        if opts["ordinal"]:
+            _ordinal_block(fcols, rows_sorted, lay, p, opts["missing"], opts["denominator"], res)
+        blk = {c: res.get(c, np.full(C * F, np.nan)) for c in _SCALE_STATS}
+        fl = _flag_text(res["flags"])
+        if opts["ordinal"]:
+            fl = _join_text(fl, res["ordinal_flags"])
+        blk.update(cell=cell_idx, factor=fnames, n_items=np.full(C * F, p), bits=res["flags"], flags=fl)
+        blocks.append(blk)
+        if opts["on"] == "items":
+            names = np.array([cols for _, cols in flist], dtype=object)               # (F, p)
+            ib = {c: np.asarray(itm[c]).reshape(-1) for c in _ITEM_COLUMNS[1:]}
+            ib.update(cell=np.repeat(cell_idx, p), factor=np.repeat(fnames, p),
+                      item=np.tile(names.reshape(-1), C), pos=np.tile(np.arange(p), C * F))
+            item_blocks.append(ib)
+
+
+def _result(blocks: list, item_blocks: list, cells: Mapping[str, Any], spec: Mapping[str, Any],
+            frame: pd.DataFrame, survey: Any, by: list[str], wcol: str | None,
+            opts: Mapping[str, Any]) -> ByCellResult:
+    """The tidy table, provenance and summary flags of a by_cell call."""
+    cols_scale = ["alpha", "std_alpha", "ci_low", "ci_high"]
+    if opts["omega"]:
+        # the Wald interval exists for the model-implied omega only (no NaN columns otherwise)
+        cols_scale += ["omega", "omega_ci_low", "omega_ci_high"] if opts["denominator"] == "model" else ["omega"]
+    if opts["ordinal"]:
+        cols_scale += ["ordinal_alpha", "ordinal_omega"]
+    cols_scale += ["n", "n_eff", "n_items", "mean_r", "se", "flags"]
+    if opts["on"] == "items":
+        table = _assemble(item_blocks, ["item"] + _ITEM_COLUMNS[1:], "items", by, cells, spec, frame)
+    else:
+        table = _assemble(blocks, cols_scale, "scale", by, cells, spec, frame)
+    prov = Provenance.build(
+        "reliability.by_cell", data=survey,
+        options={"by": by, "ci": opts["level"], "ci_method": opts["ci_method"], "missing": opts["missing"],
+                 "weight": wcol, "omega": opts["omega"], "denominator": opts["denominator"],
+                 "ordinal": opts["ordinal"], "min_n": opts["min_n"], "on": opts["on"],
+                 "thresholds": {"acceptable": _th.RELIABILITY_ACCEPTABLE, "poor": _th.RELIABILITY_POOR}})
+    bits = np.concatenate([b["bits"] for b in blocks]) if blocks else np.zeros(0, dtype=np.int64)
+    return ByCellResult(table=table, on=opts["on"], by=tuple(by), provenance=prov, flags=_summary_flags(bits))
+
+
 def _column_reader(frame: pd.DataFrame, all_numeric: bool):
     cache: dict[str, np.ndarray] = {}
 
@@ -515,8 +590,8 @@ def by_cell(data: Any, *, by: Sequence[str] = ("country", "iteration", "group"),
     _check_choice("missing", missing, MISSING)
     _check_choice("denominator", denominator, DENOMINATORS)
     _check_choice("on", on, ("scale", "items"))
-    if isinstance(min_n, bool) or not isinstance(min_n, (int, np.integer)) or min_n < 0:
-        raise CipsError(f"The min_n= argument must be a non-negative integer; got {min_n!r}.")
+    min_n = _check_int("min_n", min_n, 0)
+    chunk_elements = _check_int("chunk_elements", chunk_elements, 1)
     by = list(by)
     frame, instrument, wcol = _frame_and_weight(data, weight)
     if not by:
@@ -536,8 +611,11 @@ def by_cell(data: Any, *, by: Sequence[str] = ("country", "iteration", "group"),
     if not numeric:
         _check_numeric_columns(frame, all_cols)
     column = _column_reader(frame, numeric)
-    blocks, item_blocks = [], []
+    blocks: list[dict[str, Any]] = []
+    item_blocks: list[dict[str, Any]] = []
     fac_order = {f: i for i, f in enumerate(spec)}
+    opts = {"level": lev, "ci_method": ci_method, "missing": missing, "omega": omega, "denominator": denominator,
+            "ordinal": ordinal, "min_n": min_n, "on": on, "chunk_elements": chunk_elements}
     for g in dict.fromkeys(g for per in spec.values() for g in per):
         if g is None:
             cell_sel, rows_sorted = np.arange(cells["n_cells"]), cells["row_order"]
@@ -546,67 +624,8 @@ def by_cell(data: Any, *, by: Sequence[str] = ("country", "iteration", "group"),
             in_g = cells["cell_key_code"]["group"] == (g_uniq.index(g) if g in g_uniq else -1)
             cell_sel = np.flatnonzero(in_g)
             rows_sorted = cells["row_order"][in_g[cells["sorted_codes"]]]
-        if cell_sel.size == 0:
-            continue
-        C = cell_sel.size
-        lay = _group_layout(rows_sorted, cells["cell_rows"][cell_sel], w_all)
-        by_p: dict[int, list[tuple[str, list[str]]]] = {}
-        for f, per in spec.items():
-            if g in per:
-                by_p.setdefault(len(per[g]), []).append((f, per[g]))
-        # one centring constant for every item of the group (from a sample of rows): keeps the
-        # sums of squares accurate for data far from zero
-        samp = rows_sorted[:: max(1, rows_sorted.size // 256)]
-        sample = np.stack([column(c)[samp] for fl in by_p.values() for _, cols in fl for c in cols])
-        centre = float(sample[np.isfinite(sample)].mean()) if np.isfinite(sample).any() else 0.0
-        for p, flist in by_p.items():
-            F = len(flist)
-            cell_idx = np.repeat(cell_sel, F)
-            fnames = np.tile(np.array([fac_order[f] for f, _ in flist], dtype=np.intp), C)
-            if p < 2:
-                blk = {c: np.full(C * F, np.nan) for c in _SCALE_STATS}
-                blk.update(cell=cell_idx, factor=fnames, n_items=np.full(C * F, p),
-                           bits=np.full(C * F, _BIT["too_few_items"]),
-                           flags=np.full(C * F, "too_few_items", dtype=object))
-                blocks.append(blk)
-                continue
-            fcols = [[column(c) for c in cols] for _, cols in flist]
-            mom = _padded_moments(fcols, lay["src"], lay["drop"], lay["Wb"], lay["piece_cell"], C,
-                                  cells["cell_rows"][cell_sel], centre, listwise=missing == "listwise",
-                                  chunk_elements=chunk_elements)
-            if mom["saw_inf"]:
-                _raise_infinite(frame, [c for _, cols in flist for c in cols], column)
-            res, itm = _scale_stats(mom, p, level=lev, ci_method=ci_method, do_omega=omega,
-                                    denominator=denominator, min_n=int(min_n), weighted=w_all is not None)
-            if ordinal:
-                _ordinal_block(fcols, rows_sorted, lay, p, missing, denominator, res)
-            blk = {c: res.get(c, np.full(C * F, np.nan)) for c in _SCALE_STATS}
-            fl = _flag_text(res["flags"])
-            if ordinal:
-                fl = _join_text(fl, res["ordinal_flags"])
-            blk.update(cell=cell_idx, factor=fnames, n_items=np.full(C * F, p), bits=res["flags"], flags=fl)
-            blocks.append(blk)
-            if on == "items":
-                names = np.array([cols for _, cols in flist], dtype=object)               # (F, p)
-                ib = {c: np.asarray(itm[c]).reshape(-1) for c in _ITEM_COLUMNS[1:]}
-                ib.update(cell=np.repeat(cell_idx, p), factor=np.repeat(fnames, p),
-                          item=np.tile(names.reshape(-1), C), pos=np.tile(np.arange(p), C * F))
-                item_blocks.append(ib)
-    cols_scale = ["alpha", "std_alpha", "ci_low", "ci_high"]
-    if omega:
-        # the Wald interval exists for the model-implied omega only (no NaN columns otherwise)
-        cols_scale += ["omega", "omega_ci_low", "omega_ci_high"] if denominator == "model" else ["omega"]
-    if ordinal:
-        cols_scale += ["ordinal_alpha", "ordinal_omega"]
-    cols_scale += ["n", "n_eff", "n_items", "mean_r", "se", "flags"]
-    if on == "items":
-        table = _assemble(item_blocks, ["item"] + _ITEM_COLUMNS[1:], on, by, cells, spec, frame)
-    else:
-        table = _assemble(blocks, cols_scale, on, by, cells, spec, frame)
-    prov = Provenance.build(
-        "reliability.by_cell", data=data if instrument is not None else None,
-        options={"by": by, "ci": lev, "ci_method": ci_method, "missing": missing, "weight": wcol,
-                 "omega": omega, "denominator": denominator, "ordinal": ordinal, "min_n": int(min_n),
-                 "on": on, "thresholds": {"acceptable": _th.RELIABILITY_ACCEPTABLE, "poor": _th.RELIABILITY_POOR}})
-    bits = np.concatenate([b["bits"] for b in blocks]) if blocks else np.zeros(0, dtype=np.int64)
-    return ByCellResult(table=table, on=on, by=tuple(by), provenance=prov, flags=_summary_flags(bits))
+        if cell_sel.size:
+            _group_blocks(g, cell_sel, rows_sorted, cells, spec, fac_order, column, w_all, frame, opts,
+                          blocks, item_blocks)
+    return _result(blocks, item_blocks, cells, spec, frame, data if instrument is not None else None, by, wcol,
+                   opts)

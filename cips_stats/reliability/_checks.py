@@ -29,6 +29,13 @@ def _check_level(ci: float) -> float:
     return ci
 
 
+def _check_int(name: str, value: Any, minimum: int) -> int:
+    """An integer argument of at least ``minimum`` (booleans refused), else CipsError naming it."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise CipsError(f"The {name}= argument must be an integer of at least {minimum}; got {value!r}.")
+    return int(value)
+
+
 def _as_item_frame(items: Any) -> pd.DataFrame:
     if isinstance(items, pd.DataFrame):
         df = items

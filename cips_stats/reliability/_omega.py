@@ -23,7 +23,7 @@ from ..errors import (CipsError, CipsWarning, ConvergenceWarning, DataError, Fla
                       Problem, emit)
 from ..results import Provenance, Result, resolve_seed
 from ._alpha import MISSING, WARNING_OF, _weight_label
-from ._checks import _check_choice, _check_level, _prepare_scale
+from ._checks import _check_choice, _check_int, _check_level, _prepare_scale
 from ._moments import _boot_covariances, _covariances, _item_total, _scale_moments
 
 CI_METHODS = ("bootstrap", "wald", "none")
@@ -354,9 +354,7 @@ def _omega_flags(fit: Mapping[str, np.ndarray], names: list[str], n: int, p: int
 def _bootstrap_omega(X: np.ndarray, w: np.ndarray | None, n_eff: float, key: str, level: float,
                      n_boot: Any, seed: int) -> tuple[float, float, float, list[Flag]]:
     """Percentile bootstrap of omega: refit the one-factor model to every resample, batched."""
-    B = int(n_boot)
-    if B < 100:
-        raise CipsError(f"The n_boot= argument must be at least 100; got {n_boot!r}.")
+    B = _check_int("n_boot", n_boot, 100)
     g = np.random.default_rng(seed)
     reps = []
     chunk = max(1, int(2**22 // max(X.shape[0], 1)))
@@ -379,6 +377,14 @@ def _bootstrap_omega(X: np.ndarray, w: np.ndarray | None, n_eff: float, key: str
     a = 1.0 - level
     lo, hi = np.quantile(reps[~bad], [a / 2.0, 1.0 - a / 2.0])
     return float(lo), float(hi), float(np.std(reps[~bad], ddof=1)), flags
+
+
+def _check_three_items(names: list[str]) -> int:
+    if len(names) < 3:
+        raise DataError(f"Omega needs at least three items (a one-factor model with {len(names)} items is not "
+                        "identified).", [Problem("too_few_items", "Omega needs three or more items.",
+                                                 "<DataFrame>", value=names)])
+    return len(names)
 
 
 def _check_omega_args(denominator: str, ci_method: str, missing: str, ordinal: bool) -> None:
@@ -474,11 +480,7 @@ def omega(items: Any, *, denominator: str = "model", ci: float = 0.95, ci_method
     seed_used = resolve_seed(seed) if ci_method == "bootstrap" else seed
     df, X, w, nrows = _prepare_scale(items, weight, missing)
     names = [str(c) for c in df.columns]
-    p = X.shape[1]
-    if p < 3:
-        raise DataError(f"Omega needs at least three items (a one-factor model with {p} items is not "
-                        "identified).", [Problem("too_few_items", "Omega needs three or more items.",
-                                                 "<DataFrame>", value=names)])
+    p = _check_three_items(names)
     mom = _scale_moments(X, w)
     it = _item_total(mom)
     n = int(mom["any_n"][0])
@@ -510,10 +512,6 @@ def omega(items: Any, *, denominator: str = "model", ci: float = 0.95, ci_method
         flags.extend(bflags)
     else:
         lo = hi = se = math.nan
-    lam, psi = fit["lam"][0], fit["psi"][0]
-    with np.errstate(invalid="ignore"):
-        std_l = lam / np.sqrt(lam**2 + psi)
-    loadings = pd.DataFrame({"item": names, "loading": lam, "residual_variance": psi, "std_loading": std_l})
     prov = Provenance.build("omega", data=df, seed=seed_used,
                             options={"denominator": denominator, "ci": level, "ci_method": ci_method,
                                      "missing": missing, "ordinal": ordinal,
@@ -526,8 +524,15 @@ def omega(items: Any, *, denominator: str = "model", ci: float = 0.95, ci_method
                        omega_observed=float(om["omega_observed"][0]), ci_low=float(lo), ci_high=float(hi),
                        ci_level=level, ci_method=ci_method, se=float(se), n=n, n_items=p,
                        converged=bool(fit["converged"][0]), iterations=int(fit["iterations"][0]),
-                       missing=missing, weighted=w is not None, ordinal=ordinal, loadings=loadings,
+                       missing=missing, weighted=w is not None, ordinal=ordinal, loadings=_loadings(names, fit),
                        provenance=prov, flags=tuple(flags))
+
+
+def _loadings(names: list[str], fit: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    lam, psi = fit["lam"][0], fit["psi"][0]
+    with np.errstate(invalid="ignore"):
+        std_l = lam / np.sqrt(lam**2 + psi)
+    return pd.DataFrame({"item": names, "loading": lam, "residual_variance": psi, "std_loading": std_l})
 
 
 # ============================================================================ ordinal (polychoric)
@@ -632,9 +637,7 @@ def categorical_omega(items: Any, *, denominator: str = "model", missing: str = 
     _check_choice("missing", missing, MISSING)
     df, X, _, _ = _prepare_scale(items, None, missing)
     names = [str(c) for c in df.columns]
-    if len(names) < 3:
-        raise DataError("Categorical omega needs at least three items.",
-                        [Problem("too_few_items", "Omega needs three or more items.", "<DataFrame>", value=names)])
+    _check_three_items(names)
     frame = pd.DataFrame(X, columns=[f"i{j}" for j in range(len(names))])
     model = "f =~ " + " + ".join(frame.columns)
     with warnings.catch_warnings():        # the fit's flags are attached below and its poor fit re-emitted
