@@ -780,6 +780,12 @@ def audit(indicators_or_change: Any, *, supported: pd.DataFrame, rules: Sequence
         cells = cells.merge(pi, on=["country", "group", "factor"], how="left", sort=False)
         pos = pd.MultiIndex.from_frame(mcells[["country", "group", "factor"]]).get_indexer(
             pd.MultiIndex.from_frame(cells[["country", "group", "factor"]]))
+        if (pos < 0).any() or cells["p_improved"].isna().any():
+            miss = cells.loc[(pos < 0) | cells["p_improved"].isna().to_numpy(), ["country", "group", "factor"]]
+            probs = [Problem("model_cell_missing", "Audited cell absent from the change model.",
+                             value=tuple(_py(v) for v in r)) for r in miss.head(20).itertuples(index=False)]
+            raise DataError(f"{len(miss)} audited cell(s) are not in the change model: fit the model and the cell "
+                            "changes on the same indicators.", probs)
     else:
         draws, pos = None, None
     cells["improved_point"] = cells["estimate"] > 0
@@ -820,6 +826,10 @@ def audit(indicators_or_change: Any, *, supported: pd.DataFrame, rules: Sequence
         gc = cells[cells["group"] == g].reset_index(drop=True)
         codes, countries = pd.factorize(gc["country"], sort=True)
         labels = gc["supported"].to_numpy(bool)
+        if labels.all() or not labels.any():
+            flags.append(Flag("group_not_comparable", f"{g}: only {'supported' if labels.any() else 'unsupported'} "
+                              "cells; the group is not audited.", severity="warning", where={"group": g}))
+            continue
         est = gc["estimate"].to_numpy(float)
         se_ = gc["se"].to_numpy(float)
         basev = gc["baseline"].to_numpy(float)

@@ -703,6 +703,15 @@ def test_by_cell_result_contract_and_weight_forms():
             rel.omega(df[items["f"]], n_boot=bad)
     one = rel.cronbach_alpha(df[items["f"] + ["w"]], weight=Design())
     assert one.weighted and one.provenance.options["weight"] == "w"
+    from cips_stats.estimate.design import Design as RealDesign
+
+    real = RealDesign(weight="w")
+    pd.testing.assert_frame_equal(rel.by_cell(df, by=("country", "iteration"), items=items, weight=real).table,
+                                  res.table)
+    unit = RealDesign(weight=None)                   # unit weights: the unweighted statistics
+    pd.testing.assert_frame_equal(rel.by_cell(df, by=("country", "iteration"), items=items, weight=unit).table,
+                                  plain.table)
+    assert not rel.cronbach_alpha(df[items["f"]], weight=unit).weighted
 
 
 def test_deprecated_ci_tuple_still_reads():

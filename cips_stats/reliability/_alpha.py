@@ -455,9 +455,8 @@ def _item_table(names: list[str], it: dict, k: dict, nrows: int, rev: np.ndarray
 
 def _weight_label(weight: Any) -> Any:
     """How the weight is recorded in provenance: its column name, ``"array"`` or None."""
-    if weight is None or weight is False:
-        return None
-    if isinstance(weight, str):
-        return weight
-    inner = getattr(weight, "weight", None)
-    return inner if isinstance(inner, str) else "array"
+    if isinstance(weight, str) or weight is None or weight is False:
+        return weight or None
+    if hasattr(weight, "weight") and not isinstance(weight, np.ndarray):
+        return weight.weight
+    return "array"

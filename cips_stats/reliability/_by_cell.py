@@ -223,13 +223,14 @@ def _frame_and_weight(data: Any, weight: Any) -> tuple[pd.DataFrame, Any, str | 
                         [Problem("data_type", "Unsupported input.", "<input>", value=type(data).__name__)])
     if weight is None and instrument is not None:          # a SurveyData: its design weight
         design = getattr(data, "design", None)
-        weight = getattr(design, "weight", None) if design is not None else None
-        if weight is None and "weight" in frame.columns:
+        if design is not None and hasattr(design, "weight"):
+            weight = design.weight if design.weight is not None else False
+        elif "weight" in frame.columns:
             weight = "weight"
+    if not isinstance(weight, str) and hasattr(weight, "weight") and not isinstance(weight, (bool, np.ndarray)):
+        weight = weight.weight                                # a Design: its weight column (None: unit weights)
     if weight is None or weight is False:
         return frame, instrument, None
-    if not isinstance(weight, str) and isinstance(getattr(weight, "weight", None), str):
-        weight = weight.weight                                # a Design
     if not isinstance(weight, str):
         raise CipsError(f"The weight= argument of by_cell must be a column name, a Design, False or None; "
                         f"got {type(weight).__name__}.")

@@ -106,10 +106,10 @@ def _check_numeric_columns(frame: pd.DataFrame, cols: Sequence[str]) -> None:
 
 def _weight_vector(weight: Any, df: pd.DataFrame, n: int) -> tuple[np.ndarray | None, pd.DataFrame]:
     """Resolve weight= (None, a column name of the items frame, a Design, or an array); validate it."""
+    if not isinstance(weight, str) and hasattr(weight, "weight") and not isinstance(weight, (bool, np.ndarray)):
+        weight = weight.weight                    # a Design: its weight column (None: unit weights)
     if weight is None or weight is False:
         return None, df
-    if not isinstance(weight, str) and isinstance(getattr(weight, "weight", None), str):
-        weight = weight.weight                    # a Design: its weight column
     if isinstance(weight, str):
         if weight not in df.columns:
             raise DataError(f"The weight= column {weight!r} is not in the items table.",
