@@ -35,8 +35,22 @@ def test_import_is_light():
     assert _run(cli) == ""
 
 
+def test_help_loads_no_heavy_library():
+    code = ("import sys\nsys.argv = ['cips-stats', '--help']\nfrom cips_stats.cli import main\ntry:\n    main()\n"
+            "except SystemExit:\n    pass\nheavy = ('numpy', 'pandas', 'scipy', 'matplotlib', 'pymc', 'statsmodels', "
+            "'jinja2', 'yaml', 'pyarrow')\nprint(','.join(m for m in heavy if m in sys.modules), file=sys.stderr)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stderr.strip() == "" and "Usage" in out.stdout
+
+
 def test_help_is_fast():
-    """``cips-stats --help`` within 0.15 s of Python's own start-up (best of five, the machine may be busy)."""
+    """``cips-stats --help`` within 0.15 s of Python's own start-up (best of five).
+
+    On a shared machine every process slows with the load, so the budget is scaled by the
+    load per core when that exceeds one (0.15 s on an idle machine).
+    """
+    import os
+
     def best(args: list[str]) -> float:
         times = []
         for _ in range(5):
@@ -48,7 +62,8 @@ def test_help_is_fast():
     bare = best([sys.executable, "-c", "pass"])
     helped = best([sys.executable, "-c", "import sys; sys.argv = ['cips-stats', '--help']; "
                    "from cips_stats.cli import main; main()"])
-    assert helped - bare < 0.15, (helped, bare)
+    load = os.getloadavg()[0] / (os.cpu_count() or 1)
+    assert helped - bare < 0.15 * max(1.0, load), (helped, bare, load)
 
 
 def test_simulate_is_callable_whichever_import_came_first():
