@@ -142,14 +142,15 @@ _BLOCK = 1 << 24
 
 
 def _csv_records_fast(path: Path, src: str, encoding: str, sep: str,
-                      data: bytes | None = None) -> tuple[list[str], int] | None:
+                      data: bytes | None = None, decoded: bool = False) -> tuple[list[str], int] | None:
     """The record check of :func:`_check_csv_records` vectorised on the file's bytes, block by block.
 
     Used only where it gives the same answer as the :mod:`csv` module: an ASCII one-character
     separator, an encoding in :data:`_BYTE_ENCODINGS`, no quote character, no NUL byte, line ends
     ``\\n`` or ``\\r\\n`` only and a non-blank header line. Otherwise returns None (use the
     :mod:`csv` module). Fields per record = separators + 1; empty lines are not records.
-    Returns the header and the number of records. ``data``: the file's bytes, when already read.
+    Returns the header and the number of records. ``data``: the file's bytes, when already read;
+    ``decoded``: they are known to decode in ``encoding`` (checked by :func:`_detect_encoding`).
     """
     import codecs
 
@@ -165,7 +166,7 @@ def _csv_records_fast(path: Path, src: str, encoding: str, sep: str,
         data = data[len(codecs.BOM_UTF8):]
     if b'"' in data or b"\x00" in data or data.count(b"\r") != data.count(b"\r\n"):
         return None
-    if _first_bad_byte(data, "utf-8" if enc == "utf-8-sig" else enc) is not None:
+    if not decoded and _first_bad_byte(data, "utf-8" if enc == "utf-8-sig" else enc) is not None:
         return None  # the csv module reports it, with its message
     if not data:
         return [], 0
@@ -337,6 +338,7 @@ def _read_csv_arrow(path: Path, header: list[str], n_records: int, encoding: str
         table = table.unify_dictionaries()
         frame = table.to_pandas(self_destruct=True, split_blocks=True)
         del table
+        pa.default_memory_pool().release_unused()  # give the reader's buffers back to the system
     except Exception:  # noqa: BLE001 - anything unexpected: the pandas reader decides
         return None
     if frame.shape != (n_records, len(header)) or [str(c) for c in frame.columns] != header:
@@ -382,7 +384,10 @@ def unescape_formula(value: str) -> str:
 def _unescape_column(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
     """A text column with escaped formula starts restored; returns it and the rows changed (0-based)."""
     if isinstance(s.dtype, pd.CategoricalDtype):
-        cats = [str(c) for c in s.cat.categories]
+        categories = s.cat.categories
+        if categories.inferred_type != "string" or not categories.str.startswith("'").any():
+            return s, np.zeros(0, dtype=np.int64)
+        cats = [str(c) for c in categories]
         new = [unescape_formula(c) for c in cats]
         if new == cats:
             return s, np.zeros(0, dtype=np.int64)
@@ -412,7 +417,7 @@ def _read_csv(path: Path, src: str, encoding: str | None, sep: str | None, max_r
     elif not isinstance(sep, str) or len(sep) != 1 or sep in '"\r\n':
         raise _fail("argument_invalid", src, f"sep must be one character (not a quote or line end), not {sep!r}.",
                     sep)
-    fast = _csv_records_fast(path, src, enc, sep, data=data)
+    fast = _csv_records_fast(path, src, enc, sep, data=data, decoded=True)
     del data
     header, n_rec = fast if fast is not None else _check_csv_records_slow(path, src, enc, sep)
     _check_header(header, src)

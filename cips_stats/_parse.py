@@ -113,15 +113,35 @@ def label_codes(labels: Mapping[int, str]) -> dict[str, tuple[int, str]]:
     return {k: v[0] for k, v in seen.items() if len(v) == 1 and k}
 
 
+def _plain(values: list, pattern: str) -> np.ndarray:
+    """Which values are text fully matching ``pattern`` (vectorised: the common case needs no Python loop)."""
+    s = pd.Series(values, dtype=object)
+    is_text = s.map(type).to_numpy() == str
+    out = np.zeros(len(values), dtype=bool)
+    if is_text.any():
+        out[is_text] = s[is_text].astype(str).str.fullmatch(pattern).to_numpy(dtype=bool)
+    return out
+
+
 def parse_number_values(values: list, decimal: str = ".", labels: Mapping[str, tuple[int, str]] | None = None
                         ) -> Parsed:
-    """Parse text values (str or None = blank) as numbers; see :func:`parse_numbers`."""
+    """Parse text values (str or None = blank) as numbers; see :func:`parse_numbers`.
+
+    Plain numbers (``-?digits[.digits]``, the decimal mark as given) are converted at once; only
+    the other values are examined one by one.
+    """
     k = len(values)
     num = np.full(k, np.nan)
     blank = np.zeros(k, dtype=bool)
     bad = np.zeros(k, dtype=bool)
     notes: dict[str, np.ndarray] = {}
-    for j, v in enumerate(values):
+    mark = re.escape(decimal)
+    plain = _plain(values, rf"-?(?:0|[1-9][0-9]*)(?:{mark}[0-9]+)?") if k > 64 else np.zeros(k, dtype=bool)
+    if plain.any():
+        text = pd.Series(values, dtype=object)[plain].astype(str)
+        num[plain] = (text if decimal == "." else text.str.replace(decimal, ".", regex=False)).astype(float)
+    for j in np.flatnonzero(~plain).tolist():
+        v = values[j]
         if v is None:
             blank[j] = True
             continue
@@ -163,13 +183,22 @@ def _number(t: str, decimal: str, found: dict[str, str]) -> float | None:
 
 
 def parse_label_values(values: list) -> Parsed:
-    """Parse text values (str or None = blank) as labels; see :func:`parse_labels`."""
+    """Parse text values (str or None = blank) as labels; see :func:`parse_labels`.
+
+    Plain text (printable ASCII without surrounding white space, not a whole number with a
+    zero fraction) is taken as it is at once; only the other values are examined one by one.
+    """
     k = len(values)
     out = np.full(k, None, dtype=object)
     blank = np.zeros(k, dtype=bool)
     bad = np.zeros(k, dtype=bool)
     notes: dict[str, np.ndarray] = {}
-    for j, v in enumerate(values):
+    plain = _plain(values, r"[!-~](?:[ -~]*[!-~])?") if k > 64 else np.zeros(k, dtype=bool)
+    if plain.any():
+        plain &= ~_plain(values, _WHOLE_FLOAT_RE.pattern)
+        out[plain] = np.asarray(values, dtype=object)[plain]
+    for j in np.flatnonzero(~plain).tolist():
+        v = values[j]
         if v is None:
             blank[j] = True
             continue
@@ -198,12 +227,14 @@ def distinct(s: pd.Series) -> tuple[np.ndarray, Any] | None:
     if isinstance(s.dtype, pd.CategoricalDtype):
         cats = s.cat.categories
         if len(cats) == 0 or cats.inferred_type == "string":
-            return np.asarray(s.cat.codes, dtype=np.int64), np.asarray(cats, dtype=object)
+            return s.cat.codes.to_numpy(), np.asarray(cats, dtype=object)  # int8/16/32 codes: kept small
         return None
     if isinstance(s.dtype, pd.StringDtype) or s.dtype == object:
         codes, uniq = pd.factorize(s, use_na_sentinel=True)
         if isinstance(s.dtype, pd.StringDtype) or (len(uniq) and all(type(v) is str for v in uniq)):
-            return np.asarray(codes, dtype=np.int64), np.asarray(uniq, dtype=object)
+            k = len(uniq)
+            small = np.int8 if k < 2**7 - 1 else np.int16 if k < 2**15 - 1 else np.int32 if k < 2**31 - 1 else np.int64
+            return codes.astype(small), np.asarray(uniq, dtype=object)
     return None
 
 
@@ -211,7 +242,7 @@ def by_distinct(s: pd.Series, parse: Callable[[list], Parsed], known: tuple | No
     """Apply a parser of text values to the distinct values of a text column and expand to the rows."""
     codes, uniq = distinct(s) if known is None else known
     values = np.asarray(uniq, dtype=object).tolist() + [None]  # the last one stands for a blank
-    return parse(values).take(np.where(codes < 0, len(uniq), codes))
+    return parse(values).take(np.where(codes < 0, len(uniq), codes.astype(np.int64)))
 
 
 def is_blank_scalar(v: Any) -> bool:

@@ -390,14 +390,15 @@ class _Findings:
             labels[:] = [p[key] for p in parts]
             return np.repeat(labels, sizes)[order]
 
+        obj = lambda a: pd.Series(a, dtype=object)  # noqa: E731 - no text-type inference over every row
         return pd.DataFrame({
             "row": row_num,
-            "respondent_id": ids,
-            "column": per_part("column"),
-            "value": np.concatenate([p["values"] for p in parts])[order],
-            "rule": per_part("rule"),
-            "reason": np.concatenate([p["reasons"] for p in parts])[order],
-            "scope": per_part("scope"),
+            "respondent_id": obj(ids),
+            "column": obj(per_part("column")),
+            "value": obj(np.concatenate([p["values"] for p in parts])[order]),
+            "rule": obj(per_part("rule")),
+            "reason": obj(np.concatenate([p["reasons"] for p in parts])[order]),
+            "scope": obj(per_part("scope")),
         })
 
 
@@ -1262,7 +1263,7 @@ def _duplicate_rows(df: pd.DataFrame, dist: "_DistinctCache | None" = None) -> t
 def _equality_words(s: pd.Series, known: tuple | None) -> np.ndarray:
     """64-bit words of a column, equal exactly when the values are equal (see :func:`_duplicate_rows`)."""
     if known is not None:
-        return known[0].astype(np.uint64)  # codes; -1 (blank) wraps to 2**64 - 1: still one value
+        return known[0].astype(np.int64).view(np.uint64)  # codes; -1 (blank) is 2**64 - 1: still one value
     dt = s.dtype
     if isinstance(dt, np.dtype) and dt.kind == "f":
         v = s.to_numpy(dtype=np.float64).copy()
@@ -1333,9 +1334,10 @@ def _build_frame(keep: np.ndarray, ids: np.ndarray, keys: dict, iteration: np.nd
     for d in inst.demographics:
         if d.name in demos:
             cols[d.name] = _str_col(demos[d.name][keep])
-    frame = pd.DataFrame(cols)
-    items = pd.DataFrame(np.ascontiguousarray(X).T, columns=item_ids, copy=False)
-    return pd.concat([frame, items], axis=1)
+    frame = pd.DataFrame(np.ascontiguousarray(X).T, columns=item_ids, copy=False)  # the float block is X itself
+    for k, (name, col) in enumerate(cols.items()):
+        frame.insert(k, name, col)
+    return frame
 
 
 # =============================================================================== public API
