@@ -383,6 +383,14 @@ class Weighted(Result):
         """The per-cell report."""
         return self.table.copy()
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary: method, design, per-cell table, flags and provenance (the data is left out)."""
+        from .results import to_jsonable
+
+        return {"kind": type(self).__name__, "method": self.method, "design": to_jsonable(self.design),
+                "table": to_jsonable(self.table), "rows": int(len(self.frame)),
+                "flags": to_jsonable(self.flags), "provenance": to_jsonable(self.provenance)}
+
 
 #: The former name of the weighting report (now :class:`Weighted`, which also holds the data and design).
 WeightingReport = Weighted

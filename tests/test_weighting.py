@@ -549,3 +549,13 @@ def test_bounds_are_checked_and_infeasible_bounds_fail_with_the_cell_named():
     free = cs.weighting.calibrate(df, margins=m, weight="pw", method="linear")
     slack = cs.weighting.calibrate(df, margins=m, weight="pw", method="linear", bounds=(0.01, 100.0))
     np.testing.assert_allclose(slack.weights, free.weights, rtol=1e-10)
+
+
+def test_weighted_result_serialises_without_the_data():
+    df = _cells_frame(12)
+    res = cs.weighting.rake(df, margins={"gender": {"f": 0.5, "m": 0.5}}, by="country")
+    d = json.loads(res.to_json())
+    assert d["kind"] == "Weighted" and d["method"] == "rake" and d["rows"] == len(df)
+    assert d["design"]["calibration"]["variables"] == ["gender"] and "data" not in d
+    assert d["provenance"]["method"] == "weighting.rake"
+    assert res.to_frame().equals(res.table) and res.summary() is not None
