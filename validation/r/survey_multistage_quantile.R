@@ -69,8 +69,21 @@ ms <- list(
   ms_case("clus2frac_mean", d2frac, sub("fpc1 \\+ fpc2", "frac1 + frac2", c2), "mean", "api00",
           fpc = c("frac1", "frac2"))
 )
+# a stratified two-stage design: the districts split into two strata (odd and even dnum), each stratum's
+# district population half of apiclus2's fpc1 (rounded), nested PSUs
+clus2$dstratum <- ifelse(clus2$dnum %% 2 == 1, "odd", "even")
+clus2$fpc1s <- ifelse(clus2$dstratum == "odd", 379, 378)
+d2s <- svydesign(id = ~dnum + snum, strata = ~dstratum, fpc = ~fpc1s + fpc2, weights = ~pw, data = clus2, nest = TRUE)
+c2s <- "design <- svydesign(id = ~dnum + snum, strata = ~dstratum, fpc = ~fpc1s + fpc2, weights = ~pw, data = apiclus2, nest = TRUE)"
+ms <- c(ms, list(
+  ms_case("clus2strat_mean", d2s, c2s, "mean", "api00", fpc = c("fpc1s", "fpc2")),
+  ms_case("clus2strat_mean_ultimate", d2s, c2s, "mean", "api00", ultimate = TRUE, fpc = c("fpc1s", "fpc2")),
+  ms_case("clus2strat_total_domain", d2s, c2s, "total", "enroll", domain = list(column = "stype", value = "M"),
+          fpc = c("fpc1s", "fpc2"))))
+for (i in seq_along(ms)) if (startsWith(ms[[i]]$id, "clus2strat")) ms[[i]]$strata <- "dstratum"
 write.csv(clus2, file.path(out, "survey_apiclus2_frac.csv"), row.names = FALSE)
-for (i in seq_along(ms)) if (ms[[i]]$id == "clus2frac_mean") ms[[i]]$data <- "survey_apiclus2_frac.csv"
+for (i in seq_along(ms)) if (ms[[i]]$id == "clus2frac_mean" || startsWith(ms[[i]]$id, "clus2strat"))
+  ms[[i]]$data <- "survey_apiclus2_frac.csv"
 wj(list(meta = meta(1e-8, paste(
   "Two-stage cluster sample apiclus2 (districts, then schools) with an fpc at both stages:",
   "R's default multistage variance (survey:::multistage) and the ultimate-cluster variance",
@@ -125,7 +138,17 @@ qs <- list(
   q_case("strat_enroll_90", "survey_apistrat.csv", designS, cs, dstrat, y = "enroll", alpha = 0.1),
   rep_q("clus1_jk1_mean", jk$replicates_file, "JK1", jk$scale, unlist(jk$rscales), FALSE, "mean"),
   rep_q("clus1_boot_quantile", bt$replicates_file, "bootstrap", bt$scale, unlist(bt$rscales), FALSE, "quantile"),
-  rep_q("clus1_boot_mean", bt$replicates_file, "bootstrap", bt$scale, unlist(bt$rscales), FALSE, "mean")
+  rep_q("clus1_boot_mean", bt$replicates_file, "bootstrap", bt$scale, unlist(bt$rscales), FALSE, "mean"),
+  # Woodruff on a raked design: the CDF's SE accounts for the raking (svyrecvar's backfitting sweeps)
+  q_case("clus1_raked", "survey_apiclus1.csv", list(weight = "pw", strata = NULL, cluster = "dnum", fpc = "fpc"),
+         paste("design <- rake(svydesign(id = ~dnum, weights = ~pw, fpc = ~fpc, data = apiclus1), list(~stype,",
+               "~sch.wide), list(data.frame(stype = c('E','H','M'), Freq = c(4421, 755, 1018)),",
+               "data.frame(sch.wide = c('No','Yes'), Freq = c(1072, 5122))), control = list(maxit = 200, epsilon = 1e-13))"),
+         rake(svydesign(id = ~dnum, weights = ~pw, fpc = ~fpc, data = clus1), list(~stype, ~sch.wide),
+              list(data.frame(stype = c("E", "H", "M"), Freq = c(4421, 755, 1018)),
+                   data.frame(sch.wide = c("No", "Yes"), Freq = c(1072, 5122))),
+              control = list(maxit = 200, epsilon = 1e-13)),
+         extra = list(rake = list(stype = list(E = 4421, H = 755, M = 1018), sch.wide = list(No = 1072, Yes = 5122))))
 )
 wj(list(meta = meta(1e-8, paste(
   "svyquantile in survey 4.1-1 with its defaults: qrule = \"math\" (the inverse of the weighted",
