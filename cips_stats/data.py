@@ -782,7 +782,10 @@ class _Loader:
         if fact is not None:
             codes, uniq = fact
             return np.append(np.asarray(uniq, dtype=object), np.nan)[codes[mask]]
-        return self.df[c].to_numpy(dtype=object)[mask]
+        s = self.df[c]
+        if isinstance(s.dtype, np.dtype) and s.dtype.kind in "fiub":  # select first, convert the few
+            return s.to_numpy()[mask].astype(object)
+        return s.to_numpy(dtype=object)[mask]
 
     def iteration_column(self) -> None:
         """Positive whole numbers, or labels mapped by ``iterations=`` / the column spec's ``labels``."""
