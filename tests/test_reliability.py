@@ -658,8 +658,13 @@ def test_statistical_warnings_are_emitted_and_attached():
         rel.cronbach_alpha(small)
     panel = pd.concat([lo.assign(country="lo"),
                        pd.DataFrame(_one_factor(rng, 400, [0.8] * 4), columns=list("abcd")).assign(country="hi")])
-    with pytest.warns(cs.errors.LowReliabilityWarning, match="1 of 2 cell"):
+    with pytest.warns(cs.errors.LowReliabilityWarning, match="1 of 2 cell") as rec:
         out = rel.by_cell(panel, by=("country",), items={"f": list("abcd")})
+    assert {w.filename for w in rec} == {__file__}              # the warning points at the caller
+    with pytest.warns(cs.CipsWarning) as rec:
+        rel.cronbach_alpha(lo)
+        rel.omega(lo, ci_method="wald")
+    assert {w.filename for w in rec} == {__file__}
     summary = {f.code: f for f in out.flags}
     assert summary["alpha_poor"].where["rows"] == 1 and "alpha_questionable" not in summary
     with warnings.catch_warnings():

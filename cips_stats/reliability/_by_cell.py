@@ -396,7 +396,7 @@ def _summary_flags(bits: np.ndarray) -> tuple[Flag, ...]:
         k = int(np.count_nonzero(bits & _BIT[code]))
         if k:
             out.append(emit(Flag(code, f"{k} of {bits.size} cell x factor combinations flagged {code!r} (see the "
-                                 "flags column).", severity, {"rows": k}), category, stacklevel=4))
+                                 "flags column).", severity, {"rows": k}), category, stacklevel=5))
     return tuple(out)
 
 
