@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _st
 
-from .errors import CipsError, ConvergenceError, DataError, Flag, Problem
+from .errors import CipsError, ConvergenceError, DataError, Flag, NumericalWarning, Problem, emit
 from .estimate.design import Calibration, Design, design_of
 from .estimate.design import model_matrix as _model_matrix
 from .results import Provenance, Result
@@ -592,8 +592,9 @@ def _report(keys, cell, C, w0, w, iters, abs_err, rel_err, converged) -> tuple[p
     flags = tuple(Flag("not_converged", f"Cell {_cell_where(keys, c)} did not converge.", "error",
                        _cell_where(keys, c)) for c in np.flatnonzero(~converged))
     if (w < 0).any():
-        flags += (Flag("negative_weights", f"{int((w < 0).sum())} calibrated weights are negative (linear "
-                       "calibration); consider method='raking' or 'logit', or bounds=.", "warning"),)
+        flags += (emit(Flag("negative_weights", f"{int((w < 0).sum())} calibrated weights are negative (linear "
+                            "calibration); consider method='raking' or 'logit', or bounds=.", "warning"),
+                       NumericalWarning, stacklevel=4),)
     return t, flags
 
 

@@ -316,9 +316,12 @@ def test_ci_coverage_linearization_and_raked_by_simulation():
 def test_negative_weights_only_from_linear_calibration():
     df = pd.DataFrame({"lead": ["y", "n", "n", "y", "n", "y"], "age": [30.0, 40, 50, 60, 35, 45],
                        "y": [1.0, 2.0, 3.0, 4.0, 2.5, 3.5], "weight": 1.0})
-    res = cs.weighting.calibrate(df, margins={"lead": {"y": 40, "n": 60}}, totals={"age": 2500.0})
+    with pytest.warns(cs.errors.NumericalWarning, match="negative"):        # emitted and attached
+        res = cs.weighting.calibrate(df, margins={"lead": {"y": 40, "n": 60}}, totals={"age": 2500.0})
     assert (res.weights < 0).any() and res.table["n_negative"].iloc[0] > 0
-    r = cs.estimate.survey_mean(res.frame, "y", weight=res.design)
+    assert any(f.code == "negative_weights" for f in res.flags)
+    with pytest.warns(cs.errors.NumericalWarning, match="negative"):
+        r = cs.estimate.survey_mean(res.frame, "y", weight=res.design)
     assert any(f.code == "negative_weights" for f in r.flags) and np.isfinite(r.se)
     with pytest.raises(DataError, match="negative"):
         cs.estimate.survey_mean(res.frame, "y", weight="weight")

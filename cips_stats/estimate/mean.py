@@ -30,7 +30,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from ..errors import CipsError, DataError, Flag, Problem
+from ..errors import CipsError, DataError, Flag, NumericalWarning, Problem, emit
 from ..results import Provenance, Result, resolve_seed
 from . import replicates as _rep
 from .design import Design, PreparedDesign, _column, prepare, resolve
@@ -263,8 +263,9 @@ def _bootstrap_thetas(v, statistic, prep, cal_present, n_boot, seed, bootstrap_t
 def _replicate_var(thetas, scale, rscales, est, mse, flags) -> float:
     bad = ~np.isfinite(thetas)
     if bad.any():
-        flags.append(Flag("replicate_nan", f"{int(bad.sum())} replicate(s) gave no estimate (empty domain in "
-                          "the replicate) and were discarded, as R does.", "warning", {"n": int(bad.sum())}))
+        flags.append(emit(Flag("replicate_nan", f"{int(bad.sum())} replicate(s) gave no estimate (empty domain "
+                               "in the replicate) and were discarded, as R does.", "warning", {"n": int(bad.sum())}),
+                          NumericalWarning, stacklevel=5))
         thetas, rscales = thetas[~bad], rscales[~bad]
     center = est if mse else float(np.mean(thetas[rscales > 0]))
     return float(scale * np.sum(rscales * (thetas - center) ** 2))
@@ -423,9 +424,9 @@ def survey_mean(data: Any, y: str, *, weight: Any = None, strata: Any = None, cl
     flags: list[Flag] = []
     v = _values(frame, y, denominator, statistic, domain, prep.w, flags)
     if (prep.w < 0).any():
-        flags.append(Flag("negative_weights", f"{int((prep.w < 0).sum())} calibrated weight(s) are negative "
-                          "(linear calibration); estimates remain unbiased but can fall outside the range of "
-                          "the data.", "caution", {"n": int((prep.w < 0).sum())}))
+        flags.append(emit(Flag("negative_weights", f"{int((prep.w < 0).sum())} calibrated weight(s) are negative "
+                               "(linear calibration); estimates remain unbiased but can fall outside the range of "
+                               "the data.", "caution", {"n": int((prep.w < 0).sum())}), NumericalWarning))
     est, z = _point_and_influence(v, statistic, denominator)
     n_psu, n_strata = _domain_counts(v, prep)
     used_seed = resolve_seed(seed) if se == "bootstrap" else None
