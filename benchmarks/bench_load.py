@@ -15,11 +15,22 @@ are reported, best of ``repeats`` each, with their ratios to the baseline: on a
 shared machine the wall time includes waiting for a core, the CPU time does not.
 XLSX is read with pandas' ``engine="calamine"`` when python-calamine is
 installed (else openpyxl); ``xlsx_engine`` says which.
+
+Memory at scale (issue 14): a CSV of 2,000,000 respondents (the default survey's rows tiled,
+each copy under new country and respondent ids, so that no row repeats another) is loaded in
+a fresh process; ``memory`` reports the peak resident memory above the process's baseline
+(``ru_maxrss``: it counts Arrow's and NumPy's buffers, which tracemalloc does not see), the
+size of the numeric item table (rows x items x 8 bytes), their ratio (the target is at most
+4) and the seconds. ``python -m benchmarks.bench_load --memory FILE`` measures one file.
 """
 
 from __future__ import annotations
 
 import gc
+import json
+import resource
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -51,6 +62,53 @@ def _calamine() -> bool:
     from cips_stats import _io
 
     return _io._calamine_available()
+
+
+def write_large_csv(path: str | Path, rows: int) -> int:
+    """Write a CSV of ``rows`` respondents: the default survey tiled, each copy under new country and ids."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    raw = cs.simulate(seed=1).raw
+    k = -(-rows // len(raw))
+    options = pacsv.WriteOptions(quoting_style="none", include_header=False)  # no quotes (none needed)
+    with open(path, "wb") as fh:
+        fh.write((",".join(raw.columns) + "\n").encode())
+        done = 0
+        with pacsv.CSVWriter(fh, pa.Schema.from_pandas(raw, preserve_index=False), write_options=options) as writer:
+            for r in range(k):
+                part = raw.iloc[: min(len(raw), rows - done)].copy()
+                part["respondent_id"] = part["respondent_id"].astype(str) + f"_{r}"
+                part["country"] = part["country"].astype(str) + f"_{r}"
+                writer.write_table(pa.Table.from_pandas(part, preserve_index=False))
+                done += len(part)
+    return done
+
+
+def measure_memory(path: str | Path) -> dict:
+    """Peak resident memory of ``cs.load(path)`` above this process's baseline, against the numeric table."""
+    inst = cs.Instrument.default()
+    gc.collect()
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    t0 = time.perf_counter()
+    data = cs.load(path, instrument=inst)
+    seconds = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base
+    numeric = len(data.frame) * len(inst.item_ids) * 8 / 2 ** 20
+    return {"rows": len(data.frame), "items": len(inst.item_ids), "file_mib": Path(path).stat().st_size / 2 ** 20,
+            "numeric_table_mib": numeric, "peak_mib": peak, "peak_over_numeric": peak / numeric, "seconds": seconds}
+
+
+def run_memory(rows: int) -> dict:
+    """:func:`measure_memory` on a fresh :func:`write_large_csv` file, in a fresh process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "large.csv"
+        write_large_csv(path, rows)
+        out = subprocess.run([sys.executable, "-m", "benchmarks.bench_load", "--memory", str(path)],
+                             capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result["target"] = "peak_over_numeric <= 4 (issue 14)"
+    return result
 
 
 def run(quick: bool = False) -> dict:
@@ -106,9 +164,14 @@ def run(quick: bool = False) -> dict:
         "xlsx_engine": "calamine" if _calamine() else "openpyxl",
         "baseline": "pandas.read_csv of the same CSV file (no validation, no recoding)",
         "simulate_options": sim.options,
+        "memory": run_memory(200_000 if quick else 2_000_000),
     }
 
 
 if __name__ == "__main__":  # pragma: no cover
-    out = run(quick=True)
-    print(pd.DataFrame(out["table"]).to_string())
+    if len(sys.argv) == 3 and sys.argv[1] == "--memory":
+        print(json.dumps(measure_memory(sys.argv[2])))
+    else:
+        out = run(quick=True)
+        print(pd.DataFrame(out["table"]).to_string())
+        print(out["memory"])
