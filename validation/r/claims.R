@@ -44,7 +44,7 @@ meta <- list(
     baseline = "the same with baseline as the response"
   ),
   tolerance = list(cmh = 1e-8, fisher = 1e-8, welch = 1e-8, gee_coef = 1e-5, gee_se = 1e-4,
-                   glmer_coef = 2e-3, glmer_se = 2e-3, ols = 1e-8)
+                   glmer_coef = 1e-4, glmer_se = 1e-4, ols = 1e-8)
 )
 
 cases <- list()
