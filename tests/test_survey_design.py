@@ -81,6 +81,11 @@ def test_survey_data_carries_its_design_and_the_calibration():
     c = cs.estimate.survey_mean(frame, item, weight="weight")    # the weights without their calibration
     assert a.se == b.se and a.se != pytest.approx(c.se, rel=1e-6)
     assert a.provenance.options["calibration"] == "rake"
+    # a weight column on a SurveyData keeps the data's strata and clusters, without the calibration
+    strat = sim.data.with_frame(sim.data.frame.assign(stratum=sim.data.frame["country"]))
+    d1 = cs.estimate.survey_mean(strat, item, weight="weight")
+    d2 = cs.estimate.survey_mean(strat.frame, item, weight="weight", strata="stratum")
+    assert d1.se == d2.se and d1.provenance.options["strata"] == "stratum"
 
 
 def test_merge_keeps_the_raked_mean_se():

@@ -225,8 +225,9 @@ def resolve(data: Any, weight: Any = None, strata: Any = None, cluster: Any = No
     """The frame and the design an estimator works with.
 
     ``weight`` may be a :class:`Design` (then ``strata``/``cluster``/``fpc``
-    must be None), a column name or None.  For a SurveyData, ``weight=None``
-    with no other design argument means its own design.  Array-valued
+    must be None), a column name or None.  For a SurveyData with no other
+    design argument, ``weight=None`` means its own design and a column name
+    its design with that weight (without the calibration).  Array-valued
     design arguments (one value per row) are returned in the third element
     for the kernels that accept them.
 
@@ -236,8 +237,11 @@ def resolve(data: Any, weight: Any = None, strata: Any = None, cluster: Any = No
     """
     if _is_survey_data(data):
         frame = data.frame
-        if weight is None and strata is None and cluster is None and fpc is None:
-            weight = design_of(data)
+        if strata is None and cluster is None and fpc is None:
+            if weight is None:
+                weight = design_of(data)
+            elif isinstance(weight, str):          # another weight column, the data's strata and clusters
+                weight = design_of(data).update(weight=weight, calibration=None)
     elif isinstance(data, pd.DataFrame):
         frame = data
     else:
