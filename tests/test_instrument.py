@@ -318,3 +318,60 @@ def test_demographic_without_groups_is_asked_of_every_group():
     for g in inst2.group_ids:
         assert "region" in [d.name for d in inst2.demographics_for(g)]
     assert "leadership" not in [d.name for d in inst2.demographics_for("private")]
+
+
+# ------------------------------------------------------------------------ strict YAML and the column mapping (issue 14)
+def test_unknown_key_names_line_place_and_closest_key():
+    text = INST.to_yaml().replace("reverse: true", "revers: true", 1)
+    line = text.splitlines().index(next(x for x in text.splitlines() if "revers: true" in x)) + 1
+    with pytest.raises(cs.DataError) as e:
+        Instrument.from_yaml(text)
+    item = next(i.id for i in INST.items if i.reverse)
+    assert [(p.rule, p.column, p.message) for p in e.value.problems] == [
+        ("spec_unknown_key", f"items[{item}].revers",
+         f"Line {line}: unknown key 'revers' in items[{item}] (did you mean 'reverse'?); known keys: id, factor, "
+         f"groups, text, reverse.")]
+    spec = base_spec()
+    spec["scale"]["pionts"] = 5
+    assert rules_of(spec) == [("spec_unknown_key", "pionts")]
+
+
+def test_duplicate_key_names_both_lines(tmp_path):
+    p = tmp_path / "dup.yaml"
+    p.write_text("name: a\nversion: '1'\nname: b\n", encoding="utf-8")
+    with pytest.raises(cs.DataError) as e:
+        Instrument.from_yaml(p)
+    assert [(q.rule, q.file, q.column, q.message) for q in e.value.problems] == [
+        ("yaml_duplicate_key", str(p), "name",
+         "Line 3: the key 'name' appears twice in one mapping (first on line 1); remove one.")]
+
+
+def test_aliases_and_latin1_are_refused(tmp_path):
+    with pytest.raises(cs.DataError) as e:
+        Instrument.from_yaml("base: &b {id: g}\ngroups: [*b]\n")
+    assert e.value.problems[0].rule == "yaml_alias"
+    p = tmp_path / "latin1.yaml"
+    p.write_bytes("name: é\n".encode("latin-1"))
+    with pytest.raises(cs.DataError) as e:
+        Instrument.from_yaml(p)
+    assert [(q.rule, q.value, q.message) for q in e.value.problems] == [
+        ("file_encoding", "0xE9", "The byte 0xE9 at line 1, column 7 is not valid UTF-8: save the instrument file "
+                                  "as UTF-8 (it looks like Latin-1 or Windows-1252).")]
+
+
+def test_columns_mapping_round_trips_and_is_checked():
+    spec = base_spec()
+    spec["columns"] = {"respondent_id": "id", "weight": "pondération", "country": {"value": "NL"},
+                       "iteration": {"column": "wave", "labels": {"2019-20": 1}}}
+    inst = Instrument.from_dict(spec)
+    assert [c.target for c in inst.columns] == ["respondent_id", "weight", "country", "iteration"]
+    again = Instrument.from_yaml(inst.to_yaml())
+    assert again.columns == inst.columns and again.hash == inst.hash != Instrument.from_dict(base_spec()).hash
+    spec["columns"] = {"contry": "pays"}
+    assert rules_of(spec) == [("columns_unknown_target", "contry")]
+    spec["columns"] = {"country": "x", "group": "x"}
+    assert rules_of(spec) == [("columns_duplicate_source", "x")]
+    for bad in ({"country": {"value": "NL", "column": "c"}}, {"country": {"generate": True}},
+                {"weight": {"column": "w", "labels": {"a": 1}}}, {"iteration": {"column": "w", "labels": {"a": 0}}}):
+        spec["columns"] = bad
+        assert [r for r, _ in rules_of(spec)] == ["columns_invalid"], bad
