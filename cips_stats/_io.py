@@ -648,8 +648,8 @@ def _xlsx_escape(text: str) -> str:
 
     Examples
     --------
-    >>> _xlsx_escape("a\rb"), _xlsx_unescape(_xlsx_escape("a\rb")), _xlsx_unescape(_xlsx_escape("_x000D_"))
-    ('a_x000D_b', 'a\rb', '_x000D_')
+    >>> _xlsx_escape("a\\rb"), _xlsx_unescape(_xlsx_escape("a\\rb")), _xlsx_unescape(_xlsx_escape("_x000D_"))
+    ('a_x000D_b', 'a\\rb', '_x000D_')
     """
     text = _XLSX_ESCAPED.sub(r"_x005F_\1", text)
     return _XLSX_UNSAFE.sub(lambda m: f"_x{ord(m.group(0)):04X}_", text)

@@ -1667,6 +1667,10 @@ def write_raw(frame: pd.DataFrame, path: str | os.PathLike, instrument: Instrume
 
     Notes
     -----
+    Text round-trips in every format. CSV: text a spreadsheet would run as a formula (first
+    character ``=``, ``+``, ``-``, ``@``, tab, CR) or starting with ``'`` gets one leading ``'``,
+    which the loader removes (recorded as ``csv_formula_escape``). XLSX: text starting with ``=``
+    is a text cell, never a formula; CR and control characters use the OOXML ``_xHHHH_`` escape.
     SPSS/Stata: item codes are numeric with value labels; demographics whose
     values are all declared categories are written as codes ``1..k`` with the
     categories as value labels (read back as the category text); other text

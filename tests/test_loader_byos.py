@@ -391,3 +391,36 @@ def _small_raw(n: int, group: str | None = None) -> pd.DataFrame:
     for i in INST.item_ids:
         raw[i] = [float(rng.integers(1, 6)) if i in INST.items_for(g) else np.nan for g in raw["group"]]
     return raw
+
+
+def test_xlsx_text_round_trips_with_the_openpyxl_reader_too(tmp_path, monkeypatch):
+    from cips_stats import _io
+
+    raw = _small_raw(len(FORMULA_TEXT)).astype(object)
+    raw["note"] = FORMULA_TEXT
+    raw.loc[0, "note"] = "_x000D_ literal"
+    p = tmp_path / "f.xlsx"
+    cs.data.write_raw(raw, p)
+    expected = ["_x000D_ literal", *FORMULA_TEXT[1:]]
+    assert cs.load(p).aside["note"].tolist() == expected
+    monkeypatch.setattr(_io, "_calamine_available", lambda: False)
+    assert cs.load(p).aside["note"].tolist() == expected
+
+
+def test_cli_sheet_and_one_country_constant(tmp_path):
+    raw = _small_raw(4).drop(columns=["country"])
+    p = tmp_path / "two.xlsx"
+    with pd.ExcelWriter(p) as xw:
+        pd.DataFrame({"x": [1]}).to_excel(xw, sheet_name="readme", index=False)
+        raw.to_excel(xw, sheet_name="answers", index=False)
+    runner = CliRunner()
+    r = runner.invoke(main, ["validate", str(p), "--sheet", "answers", "--country", "NL"])
+    assert r.exit_code == 0, r.output
+    assert "Note: country is 'NL' for every row (columns= (or a command-line flag))." in r.output
+    fp = cs.load(raw.assign(country="NL")).fingerprint
+    assert f"Data fingerprint (strict=False): {fp}" in r.output
+    r = runner.invoke(main, ["validate", str(p), "--sheet", "1", "--country", "NL", "--generate-ids", "--id", "x"])
+    assert r.exit_code == 2 and "give either --id or --generate-ids" in r.output
+    r = runner.invoke(main, ["validate", str(p), "--sheet", "answers", "--country", "NL",
+                             "--iteration-labels", "2019-20"])
+    assert r.exit_code == 2 and "expected LABEL=N pairs" in r.output
