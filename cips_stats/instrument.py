@@ -35,6 +35,7 @@ from typing import Any, Iterable, Mapping
 from .errors import DataError, Problem
 
 __all__ = ["Scale", "Group", "Demographic", "Factor", "Item", "Instrument", "ColumnSpec", "parse_columns",
+           "UnknownIdError",
            "COLUMN_TARGETS", "MAX_SCALE_POINTS", "SCHEMA"]
 
 _DEFAULT_LABELS = {
@@ -298,6 +299,20 @@ def parse_columns(spec: Any, where: str = "columns") -> tuple[ColumnSpec, ...]:
     return tuple(ColumnSpec.parse(str(t), s, where) for t, s in spec.items())
 
 
+class UnknownIdError(DataError, KeyError):
+    """An item, factor or group id the instrument does not declare (a ``DataError`` that is also a
+    ``KeyError``, as a mapping lookup would raise)."""
+
+    __str__ = DataError.__str__
+
+
+def _unknown(kind: str, key: str, inst_name: str, known: Iterable[str]) -> UnknownIdError:
+    known = list(known)
+    shown = ", ".join(known[:12]) + (f", ... ({len(known)} in all)" if len(known) > 12 else "")
+    msg = f"Unknown {kind} {key!r} in instrument {inst_name!r}{_did_you_mean(str(key), known)}; known: {shown}."
+    return UnknownIdError(msg, [_problem(f"{kind}_unknown", msg, None, kind, key)])
+
+
 def _as_bool(value: Any, where: str) -> bool:
     if isinstance(value, bool):
         return value
@@ -506,19 +521,19 @@ class Instrument:
         try:
             return self._item_map[item_id]
         except KeyError:
-            raise KeyError(f"Unknown item {item_id!r} in instrument {self.name!r}.") from None
+            raise _unknown("item", item_id, self.name, self.item_ids) from None
 
     def factor(self, factor_id: str) -> Factor:
         """Return the factor or index with this id."""
         for f in self.factors:
             if f.id == factor_id:
                 return f
-        raise KeyError(f"Unknown factor {factor_id!r} in instrument {self.name!r}; known: {list(self.factor_ids)}.")
+        raise _unknown("factor", factor_id, self.name, self.factor_ids)
 
     def items_for(self, group: str) -> tuple[str, ...]:
         """Item ids asked of a respondent group, in instrument order."""
         if group not in self.group_ids:
-            raise KeyError(f"Unknown group {group!r}; known: {list(self.group_ids)}.")
+            raise _unknown("group", group, self.name, self.group_ids)
         return tuple(i.id for i in self.items if group in i.groups)
 
     def factor_items(self, factor: str, group: str | None = None) -> tuple[str, ...]:
@@ -527,7 +542,7 @@ class Instrument:
         ids = f.items if f.kind == "index" else tuple(i.id for i in self.items if i.factor == factor)
         if group is not None:
             if group not in self.group_ids:
-                raise KeyError(f"Unknown group {group!r}; known: {list(self.group_ids)}.")
+                raise _unknown("group", group, self.name, self.group_ids)
             ids = tuple(i for i in ids if group in self._item_map[i].groups)
         return ids
 
