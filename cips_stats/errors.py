@@ -256,4 +256,107 @@ def emit(flag: Flag, category: type[CipsWarning] = CipsWarning, *, stacklevel: i
     return flag
 
 
-__all__ += ["Flag", "emit"]
+# ------------------------------------------------------------------------------------ argument checks
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool) or type(value).__name__ == "bool_"
+
+
+def check_level(value: Any, name: str = "ci") -> float:
+    """Return a confidence or test level as a float in (0, 1), or raise :class:`CipsError` naming the argument.
+
+    The one check every ``ci=`` and ``significance=`` argument goes through.
+
+    Parameters
+    ----------
+    value : float
+        The level given.
+    name : str, default "ci"
+        The argument's name, for the message.
+
+    Returns
+    -------
+    float
+        ``value`` as a float.
+
+    Raises
+    ------
+    CipsError
+        If ``value`` is not a real number strictly between 0 and 1 (booleans and NaN refused).
+
+    Examples
+    --------
+    >>> from cips_stats.errors import check_level
+    >>> check_level(0.9)
+    0.9
+    >>> check_level(95, "ci")
+    Traceback (most recent call last):
+    ...
+    cips_stats.errors.CipsError: The ci= argument must be a number strictly between 0 and 1; got 95.
+    """
+    import numbers
+
+    if _is_bool(value) or not isinstance(value, numbers.Real) or not 0.0 < float(value) < 1.0:
+        raise CipsError(f"The {name}= argument must be a number strictly between 0 and 1; got {value!r}.")
+    return float(value)
+
+
+def check_choice(value: Any, options: Iterable[Any], name: str) -> Any:
+    """Return ``value`` if it is one of ``options``, else raise :class:`CipsError` listing them.
+
+    Parameters
+    ----------
+    value : Any
+        The option given.
+    options : iterable
+        The allowed values.
+    name : str
+        The argument's name, for the message.
+
+    Returns
+    -------
+    Any
+        ``value``.
+
+    Examples
+    --------
+    >>> from cips_stats.errors import check_choice
+    >>> check_choice("feldt", ("feldt", "duhachek"), "ci_method")
+    'feldt'
+    """
+    options = list(options)
+    if value not in options:
+        raise CipsError(f"The {name}= argument must be one of {options}; got {value!r}.")
+    return value
+
+
+def check_count(value: Any, name: str, minimum: int = 0) -> int:
+    """Return an integer argument of at least ``minimum``, else raise :class:`CipsError` naming it.
+
+    Parameters
+    ----------
+    value : int
+        The number given (``n_boot``, ``min_n``, ``chunk_size``...); booleans and floats refused.
+    name : str
+        The argument's name, for the message.
+    minimum : int, default 0
+        The smallest value allowed.
+
+    Returns
+    -------
+    int
+        ``value`` as an int.
+
+    Examples
+    --------
+    >>> from cips_stats.errors import check_count
+    >>> check_count(200, "n_boot", 100)
+    200
+    """
+    import numbers
+
+    if _is_bool(value) or not isinstance(value, numbers.Integral) or int(value) < minimum:
+        raise CipsError(f"The {name}= argument must be an integer of at least {minimum}; got {value!r}.")
+    return int(value)
+
+
+__all__ += ["Flag", "emit", "check_level", "check_choice", "check_count"]

@@ -80,3 +80,19 @@ def test_warning_classes_are_cips_warnings():
     for name in ("SmallCellWarning", "LowReliabilityWarning", "PoorFitWarning", "NonInvarianceWarning",
                  "ConvergenceWarning", "NumericalWarning"):
         assert issubclass(getattr(cs.errors, name), cs.CipsWarning)
+
+
+def test_argument_checks_are_typed_and_name_the_argument():
+    import numpy as np
+
+    from cips_stats.errors import check_choice, check_count, check_level
+
+    assert check_level(np.float64(0.9)) == 0.9 and check_count(np.int64(3), "n") == 3
+    for bad in (0, 1, 1.5, -0.1, float("nan"), True, np.bool_(True), "0.5", None):
+        with pytest.raises(CipsError, match="significance="):
+            check_level(bad, "significance")
+    for bad in (99, 100.0, True, "200", None):
+        with pytest.raises(CipsError, match="n_boot="):
+            check_count(bad, "n_boot", 100)
+    with pytest.raises(CipsError, match=r"on= argument must be one of \['scale', 'items'\]"):
+        check_choice("cells", ("scale", "items"), "on")

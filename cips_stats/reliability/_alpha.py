@@ -17,9 +17,10 @@ from scipy import special as _sp
 from scipy import stats as _st
 
 from .. import thresholds as _th
-from ..errors import Flag, LowReliabilityWarning, NumericalWarning, SmallCellWarning, emit
+from ..errors import (Flag, LowReliabilityWarning, NumericalWarning, SmallCellWarning, check_choice, check_count,
+                      check_level, emit)
 from ..results import Provenance, Result, resolve_seed
-from ._checks import _check_choice, _check_int, _check_level, _prepare_scale
+from ._checks import _prepare_scale
 from ._moments import _boot_covariances, _covariances, _item_total, _scale_moments
 
 CI_METHODS = ("feldt", "duhachek", "bootstrap")
@@ -266,7 +267,7 @@ def _apply_check_keys(X: np.ndarray, df: pd.DataFrame, w: np.ndarray | None, mom
 def _bootstrap_alpha(X: np.ndarray, w: np.ndarray | None, n: int, level: float, n_boot: Any,
                      seed: int) -> tuple[tuple[float, float], list[Flag]]:
     """Percentile bootstrap interval of alpha over respondents (resampling counts, chunked)."""
-    B = _check_int("n_boot", n_boot, 100)
+    B = check_count(n_boot, "n_boot", 100)
     g = np.random.default_rng(seed)
     reps = []
     chunk = max(1, int(2**22 // max(X.shape[0], 1)))
@@ -400,9 +401,9 @@ def cronbach_alpha(items: Any, *, ci: float = 0.95, ci_method: str = "feldt", mi
     >>> cs.reliability.cronbach_alpha(x.assign(c=6 - x["c"]), check_keys=True).reversed
     ('c',)
     """
-    level = _check_level(ci)
-    _check_choice("ci_method", ci_method, CI_METHODS)
-    _check_choice("missing", missing, MISSING)
+    level = check_level(ci, "ci")
+    check_choice(ci_method, CI_METHODS, "ci_method")
+    check_choice(missing, MISSING, "missing")
     seed_used = resolve_seed(seed) if ci_method == "bootstrap" else seed
     df, X, w, nrows = _prepare_scale(items, weight, missing)
     names = [str(c) for c in df.columns]

@@ -17,10 +17,10 @@ from scipy import stats as _st
 
 from .. import thresholds as _th
 from ..errors import (CipsError, ConvergenceWarning, DataError, Flag, LowReliabilityWarning, NumericalWarning,
-                      Problem, SmallCellWarning, emit)
+                      Problem, SmallCellWarning, check_choice, check_count, check_level, emit)
 from ..results import Provenance, Result
 from ._alpha import MISSING, _alpha_kernel
-from ._checks import _check_choice, _check_int, _check_level, _check_numeric_columns, _raise_infinite, _weight_vector
+from ._checks import _check_numeric_columns, _raise_infinite, _weight_vector
 from ._moments import CHUNK_ELEMENTS, _covariances, _item_total, _padded_moments, _piece_length
 from ._omega import DENOMINATORS, _fit_one_factor, _omega_from_fit, _polychoric
 
@@ -586,13 +586,13 @@ def by_cell(data: Any, *, by: Sequence[str] = ("country", "iteration", "group"),
     >>> out.to_frame()[["country", "factor", "n", "n_items"]].to_string(index=False)
     'country factor   n  n_items\\n      X      f 200        4\\n      Y      f 200        4\\n      Z      f 200        4'
     """
-    lev = _check_level(ci)
-    _check_choice("ci_method", ci_method, ("feldt", "duhachek"))
-    _check_choice("missing", missing, MISSING)
-    _check_choice("denominator", denominator, DENOMINATORS)
-    _check_choice("on", on, ("scale", "items"))
-    min_n = _check_int("min_n", min_n, 0)
-    chunk_elements = _check_int("chunk_elements", chunk_elements, 1)
+    lev = check_level(ci, "ci")
+    check_choice(ci_method, ("feldt", "duhachek"), "ci_method")
+    check_choice(missing, MISSING, "missing")
+    check_choice(denominator, DENOMINATORS, "denominator")
+    check_choice(on, ("scale", "items"), "on")
+    min_n = check_count(min_n, "min_n", 0)
+    chunk_elements = check_count(chunk_elements, "chunk_elements", 1)
     by = list(by)
     frame, instrument, wcol = _frame_and_weight(data, weight)
     if not by:

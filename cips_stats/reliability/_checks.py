@@ -11,30 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from ..errors import CipsError, DataError, Problem
-
-def _check_choice(name: str, value: Any, options: Sequence[str]) -> str:
-    if value not in options:
-        raise CipsError(f"The {name}= argument must be one of {list(options)}; got {value!r}.")
-    return value
-
-
-def _check_level(ci: float) -> float:
-    try:
-        ci = float(ci)
-    except (TypeError, ValueError):
-        raise CipsError(f"The ci= argument must be a number in (0, 1); got {ci!r}.") from None
-    if not 0.0 < ci < 1.0:
-        raise CipsError(f"The ci= argument must lie strictly between 0 and 1; got {ci!r}.")
-    return ci
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    """An integer argument of at least ``minimum`` (booleans refused), else CipsError naming it."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise CipsError(f"The {name}= argument must be an integer of at least {minimum}; got {value!r}.")
-    return int(value)
-
+from ..errors import DataError, Problem
 
 def _as_item_frame(items: Any) -> pd.DataFrame:
     if isinstance(items, pd.DataFrame):

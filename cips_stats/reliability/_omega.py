@@ -20,10 +20,10 @@ from scipy import stats as _st
 
 from .. import thresholds as _th
 from ..errors import (CipsError, CipsWarning, ConvergenceWarning, DataError, Flag, ModelError, PoorFitWarning,
-                      Problem, emit)
+                      Problem, check_choice, check_count, check_level, emit)
 from ..results import Provenance, Result, resolve_seed
 from ._alpha import MISSING, WARNING_OF, _weight_label
-from ._checks import _check_choice, _check_int, _check_level, _prepare_scale
+from ._checks import _prepare_scale
 from ._moments import _boot_covariances, _covariances, _item_total, _scale_moments
 
 CI_METHODS = ("bootstrap", "wald", "none")
@@ -354,7 +354,7 @@ def _omega_flags(fit: Mapping[str, np.ndarray], names: list[str], n: int, p: int
 def _bootstrap_omega(X: np.ndarray, w: np.ndarray | None, n_eff: float, key: str, level: float,
                      n_boot: Any, seed: int) -> tuple[float, float, float, list[Flag]]:
     """Percentile bootstrap of omega: refit the one-factor model to every resample, batched."""
-    B = _check_int("n_boot", n_boot, 100)
+    B = check_count(n_boot, "n_boot", 100)
     g = np.random.default_rng(seed)
     reps = []
     chunk = max(1, int(2**22 // max(X.shape[0], 1)))
@@ -388,9 +388,9 @@ def _check_three_items(names: list[str]) -> int:
 
 
 def _check_omega_args(denominator: str, ci_method: str, missing: str, ordinal: bool) -> None:
-    _check_choice("denominator", denominator, DENOMINATORS)
-    _check_choice("ci_method", ci_method, CI_METHODS)
-    _check_choice("missing", missing, MISSING)
+    check_choice(denominator, DENOMINATORS, "denominator")
+    check_choice(ci_method, CI_METHODS, "ci_method")
+    check_choice(missing, MISSING, "missing")
     if ci_method == "wald" and denominator != "model":
         raise CipsError("The Wald (delta-method) interval is defined for denominator='model' only; "
                         "use ci_method='bootstrap' for the observed-variance omega.")
@@ -475,7 +475,7 @@ def omega(items: Any, *, denominator: str = "model", ci: float = 0.95, ci_method
     >>> (a.ci_low, a.ci_high) == (b.ci_low, b.ci_high)
     True
     """
-    level = _check_level(ci)
+    level = check_level(ci, "ci")
     _check_omega_args(denominator, ci_method, missing, ordinal)
     seed_used = resolve_seed(seed) if ci_method == "bootstrap" else seed
     df, X, w, nrows = _prepare_scale(items, weight, missing)
@@ -635,8 +635,8 @@ def categorical_omega(items: Any, *, denominator: str = "model", missing: str = 
     """
     from ..factor import cfa
 
-    _check_choice("denominator", denominator, DENOMINATORS)
-    _check_choice("missing", missing, MISSING)
+    check_choice(denominator, DENOMINATORS, "denominator")
+    check_choice(missing, MISSING, "missing")
     df, X, _, _ = _prepare_scale(items, None, missing)
     names = [str(c) for c in df.columns]
     _check_three_items(names)
