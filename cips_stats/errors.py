@@ -5,8 +5,10 @@ Every error the package raises for bad input or an unfittable model is a
 keeps working.  Errors about data carry a list of :class:`Problem` records that
 name the file, row, column, value and rule, so that a user can find and fix each
 one.  Warnings that matter statistically are :class:`CipsWarning` subclasses; the
-functions that emit them also attach them to their result objects so that they
-reach reports, not only stderr.
+functions that emit them (through :func:`emit`) also attach them to their result
+objects as :class:`Flag` records so that they reach reports, not only stderr.
+:func:`check_level`, :func:`check_choice` and :func:`check_count` are the shared checks
+of ``ci=``/``significance=``, option and count arguments.
 
 Examples
 --------
