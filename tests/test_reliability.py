@@ -683,7 +683,9 @@ def test_by_cell_result_contract_and_weight_forms():
     assert frame is not res.table and frame.attrs["provenance"]["method"] == "reliability.by_cell"
     d = res.to_dict()
     assert d["kind"] == "ByCellResult" and d["provenance"]["options"]["weight"] == "w"
-    assert "table" in str(res.summary())
+    text = str(res.summary())
+    assert "by factor" in text and "alpha_median" in text and "below_acceptable" in text
+    assert res.summary().tables["by factor"]["cells"].sum() == len(res.table)
 
     class Design:                                   # anything with a .weight column name
         weight = "w"

@@ -18,7 +18,7 @@ from scipy import stats as _st
 from .. import thresholds as _th
 from ..errors import (CipsError, ConvergenceWarning, DataError, Flag, LowReliabilityWarning, NumericalWarning,
                       Problem, SmallCellWarning, check_choice, check_count, check_level, emit)
-from ..results import Provenance, Result
+from ..results import Provenance, Result, Summary
 from ._alpha import MISSING, _alpha_kernel
 from ._checks import _check_numeric_columns, _raise_infinite, _weight_vector
 from ._moments import CHUNK_ELEMENTS, _covariances, _item_total, _padded_moments, _piece_length
@@ -68,6 +68,21 @@ class ByCellResult(Result):
 
     def __len__(self) -> int:
         return len(self.table)
+
+    def summary(self) -> Summary:
+        """Per factor (and respondent group): cells, median and minimum alpha (and omega), cells below .70."""
+        t = self.table
+        keys = [k for k in ("group", "factor") if k in t.columns]
+        if self.on != "scale" or t.empty or not keys:
+            return super().summary()
+        g = t.groupby(keys, sort=False)
+        agg = g.agg(cells=("alpha", "size"), alpha_median=("alpha", "median"), alpha_min=("alpha", "min"))
+        agg["below_acceptable"] = g["alpha"].apply(lambda a: int((a < _th.RELIABILITY_ACCEPTABLE).sum()))
+        if "omega" in t.columns:
+            agg["omega_median"] = g["omega"].median()
+        header = {"cells x factors": len(t), "by": ", ".join(self.by)}
+        return Summary("Reliability by cell", header=header, tables={"by factor": agg.reset_index()},
+                       notes=[f.message for f in self.flags])
 
 
 #: Cell flag codes, one bit each while computing (turned into ";"-joined text once per distinct set).
