@@ -82,6 +82,8 @@ def main(write: bool = True) -> str:
             if obj is None:
                 lines.append(f"- **`{attr}`**: (missing)")
                 continue
+            if inspect.ismodule(obj) and callable(obj) and inspect.isfunction(getattr(obj, attr, None)):
+                obj = getattr(obj, attr)          # cs.simulate: the callable module stands for its function
             if inspect.ismodule(obj):
                 lines.append(f"- **`{attr}`** (module): see `{obj.__name__}`")
                 continue
