@@ -36,7 +36,7 @@ __all__ = [
     "CHEN2007_INTERCEPTS_SMALL", "CHEUNG_RENSVOLD_DCFI", "chen2007",
     "RELIABILITY_GOOD", "RELIABILITY_ACCEPTABLE", "RELIABILITY_POOR",
     "CV_CAUTION", "CV_SUPPRESS", "MIN_CELL", "MIN_N_RELIABILITY", "DISCLOSURE_MIN", "DISCLOSURE_FLOOR",
-    "RHAT_MAX", "ESS_MIN", "WEIGHT_RATIO_MAX", "SIGNIFICANCE",
+    "RHAT_MAX", "ESS_MIN", "WEIGHT_RATIO_MAX", "SIGNIFICANCE", "DRIFT_SHARE_CHANGE", "DRIFT_SIGNIFICANCE",
     "judge_fit", "judge_reliability", "cv_category", "judge_convergence", "judge_weights",
     "check_disclosure_min",
 ]
@@ -72,6 +72,9 @@ _POTTER = ("Potter, F. J. (1990). A study of procedures to identify and trim ext
            "Proceedings of the Survey Research Methods Section, American Statistical Association, 225-230 "
            "(the NAEP rule: weights above 3.5 times the median are extreme).")
 _FISHER = "Fisher, R. A. (1925). Statistical methods for research workers. Oliver & Boyd (the 5% level)."
+_DRIFT = ("House rule of cips_stats.weighting.composition_drift (methodology/weighting-and-estimation.md, "
+          "section 9): a category share moving by more than 15 percentage points between iterations, at "
+          "the 1% level, is a composition shift worth reweighting for.")
 
 
 @dataclass(frozen=True)
@@ -230,6 +233,10 @@ WEIGHT_RATIO_MAX = _t("WEIGHT_RATIO_MAX", 3.5, "<=", "weight/median weight", _PO
 # ------------------------------------------------------------------------------------ tests
 #: Default level of tests (``significance=``).
 SIGNIFICANCE = _t("SIGNIFICANCE", 0.05, ">", "p_value", _FISHER)
+#: Composition drift: a share change above this (15 percentage points) is large.
+DRIFT_SHARE_CHANGE = _t("DRIFT_SHARE_CHANGE", 0.15, "<=", "|share difference|", _DRIFT)
+#: Composition drift: the level of its z test (1%).
+DRIFT_SIGNIFICANCE = _t("DRIFT_SIGNIFICANCE", 0.01, ">", "p_value", _DRIFT)
 
 #: Every named cut-off with its value, direction and reference.
 REGISTRY: Mapping[str, Threshold] = dict(_REG)
