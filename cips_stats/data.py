@@ -1524,6 +1524,12 @@ class ValidationReport(Result):
         """The problems as a table: file, row, column, value, rule, message."""
         return DataError("", self.problems).to_frame().astype({"row": "Int64"})
 
+    @property
+    def data(self) -> SurveyData | None:
+        """The data as ``load(..., strict=False)`` returns it (None when no table can be built), so a
+        caller that validates and then analyses reads the file once. Not part of ``to_dict()``."""
+        return self.__dict__.get("_data")
+
     def counts(self) -> pd.Series:
         """Number of problems by rule."""
         return pd.Series([p.rule for p in self.problems], dtype=object).value_counts()
@@ -1630,7 +1636,7 @@ def validate(source: Any, instrument: Instrument | str | os.PathLike | None = No
     if out.data is not None:
         ex = out.data.exclusions
         unknown = tuple(ex.loc[ex["rule"] == "unknown_column", "column"].tolist())
-    return ValidationReport(
+    report = ValidationReport(
         source=out.source, ok=not out.problems, problems=list(out.problems), n_rows=out.n_rows,
         n_used_rows=0 if out.data is None else len(out.data.frame),
         exclusions=_empty_exclusions() if out.data is None else out.data.exclusions,
@@ -1643,6 +1649,8 @@ def validate(source: Any, instrument: Instrument | str | os.PathLike | None = No
                                     data_fingerprint=None if out.data is None else out.data.fingerprint,
                                     options={k: repr(v) for k, v in load_kwargs.items()}),
     )
+    object.__setattr__(report, "_data", out.data)
+    return report
 
 
 def write_raw(frame: pd.DataFrame, path: str | os.PathLike, instrument: Instrument | None = None) -> Path:

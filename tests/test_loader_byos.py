@@ -424,3 +424,13 @@ def test_cli_sheet_and_one_country_constant(tmp_path):
     r = runner.invoke(main, ["validate", str(p), "--sheet", "answers", "--country", "NL",
                              "--iteration-labels", "2019-20"])
     assert r.exit_code == 2 and "expected LABEL=N pairs" in r.output
+
+
+def test_validate_hands_over_its_data_so_the_file_is_read_once(tmp_path, survey):
+    raw, inst, fp = survey
+    p = tmp_path / "s.csv"
+    cs.data.write_raw(raw, p, instrument=inst)
+    rep = csd.validate(p, instrument=inst)
+    assert rep.ok and rep.data.fingerprint == fp == cs.load(p, instrument=inst).fingerprint
+    assert "data" not in rep.to_dict()
+    assert csd.validate(tmp_path / "absent.csv").data is None
