@@ -47,8 +47,15 @@ def test_audit_shares_counts_and_intervals(survey, audited):
 
 def test_audit_tests_present_and_valid(audited):
     t = audited.tests
-    want = {"permutation", "cmh", "fisher", "gee_exchangeable", "gee_independence", "mixed", "welch", "did", "ancova"}
+    want = {"permutation", "cmh", "fisher", "gee_exchangeable", "gee_independence", "gee_exchangeable_bc", "mixed",
+            "welch", "did", "ancova"}
     assert want <= set(t["test"])
+    gee = t[t["test"] == "gee_exchangeable"].set_index(["group", "rule"])
+    bc = t[t["test"] == "gee_exchangeable_bc"].set_index(["group", "rule"])
+    ok_rows = gee["se"].notna()
+    # the bias-reduced sandwich is larger, and its t reference makes the p-value larger still
+    assert (bc.loc[ok_rows, "se"] >= gee.loc[ok_rows, "se"]).all()
+    assert (bc.loc[ok_rows, "p_value"] >= gee.loc[ok_rows, "p_value"]).all()
     ok = t["p_value"].notna()
     assert t.loc[ok, "p_value"].between(0, 1).all()
     assert (t.loc[ok, "p_holm"] >= t.loc[ok, "p_value"] - 1e-12).all()
