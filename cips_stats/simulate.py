@@ -226,6 +226,7 @@ def simulate(
     item_nonresponse: float = DEFAULTS["item_nonresponse"],
     dont_know: float = DEFAULTS["dont_know"],
     refused: float = DEFAULTS["refused"],
+    small_cells: bool = False,
 ) -> Simulation:
     """Simulate a CIPS-like survey from a known generating model.
 
@@ -268,6 +269,16 @@ def simulate(
         (x2.2) between iterations.
     item_nonresponse, dont_know, refused : float
         Mean per-item probabilities of a blank answer, code 8 and code 9.
+    small_cells : bool
+        Plant cells and categories too small to publish, for disclosure
+        control demos and tests (default False: the survey is unchanged).
+        Of the countries surveyed in both iterations (in code order), the
+        first keeps 3 private-sector respondents in iteration 2, the second 7
+        officials in iteration 1, and the last only 2 officials of the first
+        gender category in iteration 1 (the other respondents of those cells
+        are dropped, so the sample is no longer the generator's random
+        sample there; ``truth["sample_sizes"]`` is updated, and
+        ``truth["small_cells"]`` lists what was planted).
 
     Returns
     -------
@@ -341,6 +352,9 @@ def simulate(
                    group_cell_sd=float(group_cell_sd), size_sd=float(size_sd), jump_share=jump_share,
                    item_nonresponse=item_nonresponse, dont_know=dont_know, refused=refused)
     raw, truth = _generate(int(seed), instrument, options)
+    if small_cells:
+        raw, truth = _plant_small_cells(raw, truth, instrument)
+        options["small_cells"] = True
 
     from .data import load
 
@@ -357,6 +371,44 @@ def simulate(
                             data_fingerprint=fingerprint_frame(raw))
     return Simulation(data=data, raw=raw, truth=types.MappingProxyType(truth), instrument=instrument,
                       seed=int(seed), options=options, provenance=prov)
+
+
+# --------------------------------------------------------------------------------------- small cells
+def _plant_small_cells(raw: pd.DataFrame, truth: dict, inst: Instrument) -> tuple[pd.DataFrame, dict]:
+    """Cut three cells down to the sizes of ``simulate(small_cells=True)``."""
+    groups = list(inst.group_ids)
+    rep = sorted(truth["countries"].loc[truth["countries"]["repeated"], "country"].astype(str))
+    if len(rep) < 2 or len(groups) < 2:
+        raise _arg_error("small_cells", True, "a survey with at least 2 repeated countries and 2 respondent groups")
+    g_off, g_priv = groups[0], groups[1]
+    gender = next((d for d in inst.demographics if g_off in d.groups and len(d.categories) >= 2), None)
+    plans = [(rep[0], 2, g_priv, 3, None), (rep[1], 1, g_off, 7, None)]
+    if gender is not None and len(rep) >= 3:
+        plans.append((rep[-1], 1, g_off, None, (gender.name, gender.categories[0], 2)))
+    drop = np.zeros(len(raw), dtype=bool)
+    planted = []
+    for country, it, g, keep, cat in plans:
+        cell = ((raw["country"] == country) & (raw["iteration"] == it) & (raw["group"] == g)).to_numpy()
+        idx = np.flatnonzero(cell)
+        if keep is not None:
+            drop[idx[keep:]] = True
+            planted.append((country, it, g, "cell", "", "", min(keep, idx.size)))
+        else:
+            var, value, k = cat
+            hit = idx[(raw[var].to_numpy(dtype=object)[idx] == value)]
+            drop[hit[k:]] = True
+            planted.append((country, it, g, "category", var, value, min(k, hit.size)))
+    raw = raw.loc[~drop].reset_index(drop=True)
+    raw["respondent_id"] = np.arange(1, len(raw) + 1, dtype=np.int64)
+    truth = dict(truth)
+    sizes = truth["sample_sizes"].copy()
+    n_now = raw.groupby(["country", "iteration", "group"]).size()
+    key = list(zip(sizes["country"], sizes["iteration"], sizes["group"]))
+    sizes["n"] = [int(n_now.get(k, 0)) for k in key]
+    truth["sample_sizes"] = sizes
+    truth["small_cells"] = pd.DataFrame(planted, columns=["country", "iteration", "group", "kind", "variable",
+                                                          "category", "n"])
+    return raw, truth
 
 
 # --------------------------------------------------------------------------------------- generator
