@@ -97,9 +97,20 @@ def _declared_rows(z: zipfile.ZipFile, member: str) -> tuple[int | None, tuple[i
                 break
             chunk = tail + block
             tail = chunk[-6:]
-            rows += len(_ROW.findall(chunk)) - len(_ROW.findall(tail))  # the tail is scanned again next time
-        rows += len(_ROW.findall(tail))
+            rows += _count_rows(chunk) - _count_rows(tail)  # the tail is scanned again next time
+        rows += _count_rows(tail)
     return max(rows - 1, 0), (0, 1)
+
+
+def _count_rows(chunk: bytes) -> int:
+    """``<row`` start tags in a chunk (bytes.count is fast; a namespace prefix is rare)."""
+    n = chunk.count(b"<row ") + chunk.count(b"<row>")
+    return n + (len(_ROW.findall(chunk)) - n if b":row" in chunk else 0)
+
+
+def _may_hold(xml: bytes, tag: bytes) -> bool:
+    """Cheap pre-check before a regex scan: the tag (with or without a namespace prefix) occurs."""
+    return any(xml.find(b + tag + e) >= 0 for b in (b"<", b":") for e in (b">", b" ", b"/"))
 
 
 def scan_sheet(xml: bytes, top: tuple[int, int]) -> tuple[list, list, list]:
@@ -117,7 +128,7 @@ def scan_sheet(xml: bytes, top: tuple[int, int]) -> tuple[list, list, list]:
     """
     col0, row0 = top
     formulas = []
-    for m in _FORMULA.finditer(xml):
+    for m in (_FORMULA.finditer(xml) if _may_hold(xml, b"f") else ()):
         start = xml.rfind(b"<c", 0, m.start())
         while start >= 0 and xml[start + 2:start + 3] not in (b" ", b">", b"\t", b"\n", b"\r"):
             start = xml.rfind(b"<c", 0, start)
@@ -131,7 +142,7 @@ def scan_sheet(xml: bytes, top: tuple[int, int]) -> tuple[list, list, list]:
         col, row = _col_index(ref.group(1)), int(ref.group(2))
         formulas.append((row - row0 - 1, col - col0, ref.group(0).split(b'"')[1].decode(), None))
     header, data = [], []
-    for m in _MERGE.finditer(xml):
+    for m in (_MERGE.finditer(xml) if b"mergeCell" in xml else ()):
         c1, r1, c2, r2 = _col_index(m.group(1)), int(m.group(2)), _col_index(m.group(3)), int(m.group(4))
         rng = f"{m.group(1).decode()}{r1}:{m.group(3).decode()}{r2}"
         if r1 <= row0 <= r2:
