@@ -574,7 +574,7 @@ class _Loader:
             self.item_columns()
             self.row_checks()
             return self.build()
-        except (TypeError, ValueError, OverflowError, AttributeError) as exc:
+        except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
             if isinstance(exc, DataError):
                 raise
             msg = f"The values cannot be read: {type(exc).__name__}: {exc}".rstrip(".") + "."
