@@ -189,8 +189,9 @@ def _header(doc: dict) -> str:
             keep.append(f"**{key}**: {_cell(doc[key])}")
     machine = doc.get("machine")
     if isinstance(machine, dict):
-        keep.append("**machine**: " + ", ".join(f"{k} {_cell(machine[k])}" for k in ("date", "cpu_count", "python")
-                                                 if k in machine))
+        said = ", ".join(f"{k} {_cell(machine[k])}" for k in ("date", "cpu_count", "python") if k in machine)
+        if said:
+            keep.append(f"**machine**: {said}")
     return " · ".join(keep) + "\n\n" if keep else ""
 
 
