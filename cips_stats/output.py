@@ -1,0 +1,317 @@
+"""Safe output folders and writers: what the package writes cannot hurt the user.
+
+* :class:`OutputFolder` owns a folder: it refuses a non-empty folder that the package did not create
+  (no manifest) unless ``overwrite=True``, clears the package's own previous outputs (listed in the
+  manifest ``.cips-stats-manifest.json``) before writing, never follows a symbolic link (a link inside
+  the folder is replaced, its target untouched; paths that leave the folder are refused) and turns
+  every operating-system error into an :class:`OutputError` naming the path.
+* :func:`neutralise` defuses spreadsheet formulas (OWASP "CSV injection"): a text cell beginning with
+  ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading apostrophe in CSV; XLSX cells
+  are written as typed text, never as formulas.  Numbers stay numbers.
+
+Examples
+--------
+>>> import tempfile, pandas as pd
+>>> from cips_stats.output import OutputFolder
+>>> with tempfile.TemporaryDirectory() as tmp:
+...     with OutputFolder(tmp + "/out") as folder:
+...         p = folder.write_csv("t.csv", pd.DataFrame({"name": ["=1+1", "Kenya"], "n": [-3, 4]}))
+...     text = p.read_text(encoding="utf-8-sig")
+>>> text.splitlines()
+['name,n', "'=1+1,-3", 'Kenya,4']
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+from pathlib import Path, PurePosixPath
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from .errors import CipsError
+
+__all__ = ["OutputFolder", "OutputError", "neutralise", "neutralise_frame", "MANIFEST", "DANGEROUS"]
+
+#: Name of the manifest the package keeps in every folder it writes.
+MANIFEST = ".cips-stats-manifest.json"
+
+#: First characters that make a spreadsheet treat a text cell as a formula (OWASP).
+DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
+
+
+class OutputError(CipsError):
+    """An output folder or file cannot be written (or must not be: not ours, a link out of the folder)."""
+
+
+def neutralise(value: Any) -> Any:
+    """Prefix a text value that a spreadsheet would run as a formula with an apostrophe.
+
+    Examples
+    --------
+    >>> from cips_stats.output import neutralise
+    >>> neutralise("=HYPERLINK(\\"x\\")"), neutralise("-1"), neutralise(-1), neutralise("Peru")
+    ('\\'=HYPERLINK("x")', "'-1", -1, 'Peru')
+    """
+    if isinstance(value, str) and value.startswith(DANGEROUS):
+        return "'" + value
+    return value
+
+
+def neutralise_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``frame`` with every text cell and column name passed through :func:`neutralise`."""
+    out = frame.copy()
+    out.columns = [neutralise(str(c)) for c in out.columns]
+    for c in out.columns:
+        col = out[c]
+        if col.dtype == object or pd.api.types.is_string_dtype(col.dtype) or isinstance(col.dtype, pd.CategoricalDtype):
+            out[c] = col.astype(object).map(neutralise)
+    return out
+
+
+def _oserror(exc: OSError, what: str, path: Path) -> OutputError:
+    reason = exc.strerror or str(exc)
+    hint = ""
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        hint = " Choose a folder you can write to."
+    elif exc.errno in (errno.ENOTDIR, errno.EEXIST):
+        hint = " A file stands where a folder is needed."
+    elif exc.errno == errno.ENOSPC:
+        hint = " The disk is full."
+    return OutputError(f"Cannot {what} {str(path)!r}: {reason}.{hint}")
+
+
+class OutputFolder:
+    """A folder the package writes into, with a manifest of its own files.
+
+    Parameters
+    ----------
+    path : str or Path
+        The folder (created with its parents when missing).
+    overwrite : bool
+        Allow writing into a non-empty folder that the package did not create
+        (its other files are left alone; files of the same name are replaced).
+
+    Raises
+    ------
+    OutputError
+        The path is a file, cannot be created or written, or is a non-empty
+        folder without the package's manifest and ``overwrite`` is False.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from cips_stats.output import OutputFolder, OutputError
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = pathlib.Path(tmp, "mine.txt").write_text("x")
+    ...     try:
+    ...         OutputFolder(tmp)
+    ...     except OutputError as exc:
+    ...         print("refused")
+    refused
+    """
+
+    def __init__(self, path: str | Path, *, overwrite: bool = False) -> None:
+        self.root = Path(path)
+        self.files: list[str] = []
+        root = self.root
+        if root.exists() and not root.is_dir():
+            raise OutputError(f"The output folder {str(root)!r} is a file; give a folder.")
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _oserror(exc, "create the output folder", root) from None
+        if not os.access(root, os.W_OK | os.X_OK):
+            raise OutputError(f"Cannot write into the output folder {str(root)!r}: permission denied. "
+                              "Choose a folder you can write to.")
+        manifest = root / MANIFEST
+        try:
+            entries = [e for e in os.listdir(root) if e != MANIFEST]
+        except OSError as exc:
+            raise _oserror(exc, "list the output folder", root) from None
+        ours = manifest.is_file() and not manifest.is_symlink()
+        if entries and not ours and not overwrite:
+            raise OutputError(
+                f"The output folder {str(root)!r} is not empty and was not written by cips-stats "
+                f"({len(entries)} entries, e.g. {sorted(entries)[0]!r}); choose an empty or new folder, or pass "
+                "--overwrite (overwrite=True) to write into it anyway.")
+        if ours:
+            self._clear(self._read_manifest())
+        self._write_manifest()
+
+    # ------------------------------------------------------------------ manifest
+    def _read_manifest(self) -> list[str]:
+        try:
+            doc = json.loads((self.root / MANIFEST).read_text(encoding="utf-8"))
+            files = doc.get("files", []) if isinstance(doc, dict) else []
+            return [str(f) for f in files if isinstance(f, str)]
+        except (OSError, ValueError):
+            return []
+
+    def _write_manifest(self) -> None:
+        doc = {"kind": "CipsStatsOutput", "note": "Files written by cips-stats; they are removed and rewritten "
+               "when cips-stats writes into this folder again.", "files": self.files}
+        self._raw_write(self.root / MANIFEST, json.dumps(doc, indent=1).encode("utf-8"))
+
+    def _clear(self, files: Iterable[str]) -> None:
+        dirs = set()
+        for rel in files:
+            try:
+                p = self._inside(rel, create=False)
+            except OutputError:
+                continue                      # a manifest entry pointing outside: ignore it
+            try:
+                if p.is_symlink() or p.is_file():
+                    p.unlink()
+            except OSError as exc:
+                raise _oserror(exc, "remove the previous output", p) from None
+            parent = p.parent
+            while parent != self.root and self.root in parent.parents:
+                dirs.add(parent)
+                parent = parent.parent
+        for d in sorted(dirs, key=lambda x: len(x.parts), reverse=True):
+            try:
+                d.rmdir()                      # only when empty: the user's own files stay
+            except OSError:
+                pass
+
+    # ------------------------------------------------------------------ paths
+    def _inside(self, rel: str | Path, *, create: bool = True) -> Path:
+        r = PurePosixPath(str(rel).replace("\\", "/"))
+        if r.is_absolute() or not r.parts or any(part in ("..", "") for part in r.parts):
+            raise OutputError(f"Output path {str(rel)!r} leaves the output folder; give a relative path.")
+        cur = self.root
+        for part in r.parts[:-1]:
+            cur = cur / part
+            if cur.is_symlink():
+                raise OutputError(f"{str(cur)!r} is a symbolic link; cips-stats does not write through links.")
+            if create:
+                try:
+                    cur.mkdir(exist_ok=True)
+                except OSError as exc:
+                    raise _oserror(exc, "create the folder", cur) from None
+        return cur / r.parts[-1]
+
+    def path(self, rel: str | Path) -> Path:
+        """A safe path inside the folder for a new file (a link there is removed first); recorded in the manifest."""
+        p = self._inside(rel)
+        if p.is_symlink():
+            try:
+                p.unlink()
+            except OSError as exc:
+                raise _oserror(exc, "remove the link", p) from None
+        elif p.is_dir():
+            raise OutputError(f"{str(p)!r} is a folder; cannot write a file there.")
+        key = PurePosixPath(str(rel).replace("\\", "/")).as_posix()
+        if key not in self.files:
+            self.files.append(key)
+        return p
+
+    def _raw_write(self, p: Path, data: bytes) -> None:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+        try:
+            if p.is_symlink():
+                p.unlink()
+            fd = os.open(p, flags, 0o644)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+        except OSError as exc:
+            raise _oserror(exc, "write", p) from None
+
+    # ------------------------------------------------------------------ writers
+    def write_bytes(self, rel: str | Path, data: bytes) -> Path:
+        """Write bytes to ``rel`` (relative to the folder)."""
+        p = self.path(rel)
+        self._raw_write(p, data)
+        self._write_manifest()
+        return p
+
+    def write_text(self, rel: str | Path, text: str) -> Path:
+        """Write UTF-8 text to ``rel``."""
+        return self.write_bytes(rel, text.encode("utf-8"))
+
+    def write_csv(self, rel: str | Path, frame: pd.DataFrame) -> Path:
+        """Write a table as CSV (UTF-8 with BOM, formulas neutralised, no index)."""
+        text = neutralise_frame(frame).to_csv(index=False, lineterminator="\n")
+        return self.write_bytes(rel, ("\ufeff" + text).encode("utf-8"))
+
+    def write_json(self, rel: str | Path, obj: Any) -> Path:
+        """Write a JSON document (NaN and infinities as null, via :func:`cips_stats.results.to_jsonable`)."""
+        from .results import to_jsonable
+
+        return self.write_text(rel, json.dumps(_finite(to_jsonable(obj)), indent=1, ensure_ascii=False))
+
+    def write_xlsx(self, rel: str | Path, tables: Mapping[str, pd.DataFrame]) -> Path:
+        """Write tables to one workbook, one sheet per table; text cells are typed text (never formulas)."""
+        from openpyxl import Workbook
+
+        wb = Workbook()
+        wb.remove(wb.active)
+        used: set[str] = set()
+        for name, frame in tables.items():
+            title = _sheet_title(str(name), used)
+            ws = wb.create_sheet(title)
+            ws.append([_xlsx_value(c) for c in frame.columns])
+            for row in frame.itertuples(index=False, name=None):
+                ws.append([_xlsx_value(v) for v in row])
+            for row in ws.iter_rows():
+                for cell in row:
+                    if isinstance(cell.value, str):
+                        cell.data_type = "s"
+        import io
+
+        buf = io.BytesIO()
+        wb.save(buf)
+        return self.write_bytes(rel, buf.getvalue())
+
+    def close(self) -> None:
+        """Write the final manifest."""
+        self._write_manifest()
+
+    def __enter__(self) -> "OutputFolder":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    return obj
+
+
+def _sheet_title(name: str, used: set[str]) -> str:
+    base = "".join("_" if ch in '[]:*?/\\' else ch for ch in name).strip("'")[:31] or "table"
+    title, k = base, 1
+    while title.lower() in used:
+        k += 1
+        title = f"{base[:31 - len(str(k)) - 1]}_{k}"
+    used.add(title.lower())
+    return title
+
+
+def _xlsx_value(v: Any) -> Any:
+    if v is None or v is pd.NA:
+        return None
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        return float(v) if np.isfinite(v) else None
+    if isinstance(v, (int, str)):
+        return v
+    try:
+        if pd.isna(v):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return str(v)
