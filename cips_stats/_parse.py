@@ -275,7 +275,7 @@ def parse_numbers(s: pd.Series, known: tuple | None = None, decimal: str = ".",
         known = distinct(s)
     if known is not None:
         return by_distinct(s, lambda vals: parse_number_values(vals, decimal, labels), known)
-    if pd.api.types.is_bool_dtype(dt):
+    if pd.api.types.is_bool_dtype(dt) or pd.api.types.is_complex_dtype(dt):  # not codes (never the real part)
         blank = s.isna().to_numpy()
         return Parsed(np.full(n, np.nan), blank, ~blank)
     if pd.api.types.is_numeric_dtype(dt):

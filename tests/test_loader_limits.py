@@ -223,3 +223,19 @@ def test_extreme_weights_are_recorded_with_their_rows():
         cs.load(raw)
     assert [(q.rule, q.row) for q in e.value.problems] == [("weight_too_large", 5)]
     assert "Note (weight_extreme" not in csd.validate(small_raw(12)).to_text()
+
+
+def test_unusual_dtypes_are_read_or_reported_never_coerced_silently():
+    raw = small_raw(3)
+    raw["LC1"] = np.array([1 + 2j, 2, 3])           # complex: not a code (the real part is never taken)
+    raw["LC2"] = pd.to_datetime(["2020-01-01"] * 3)  # dates: not codes
+    raw["LC3"] = pd.Categorical([1, 2, 3])           # categorical numbers: codes
+    raw["LC4"] = pd.array([1, None, 3], dtype="Int64")
+    raw["weight"] = pd.array([1.0, 2.0, None], dtype="Float64")
+    raw["country"] = pd.array(["a", "a", "b"], dtype="string[pyarrow]")
+    data = cs.load(raw, strict=False)
+    ex = data.exclusions
+    assert sorted(zip(ex["row"].astype(int), ex["column"], ex["rule"])) == sorted(
+        [(r, c, "code_non_numeric") for r in (1, 2, 3) for c in ("LC1", "LC2")] + [(3, "weight", "weight_missing")])
+    assert data.frame["LC3"].tolist() == [5.0, 4.0]   # reverse-keyed: 1 -> 5, 2 -> 4
+    assert data.frame["LC4"].isna().tolist() == [False, True] and data.frame["country"].tolist() == ["a", "a"]
