@@ -1437,10 +1437,12 @@ def load(source: Any, instrument: Instrument | str | os.PathLike | None = None, 
     ``exclusions`` with ``scope="row"``; every non-blank item value of a used row
     is either used (non-NaN in ``frame``) or in ``exclusions`` with its column.
     Row numbers are 1-based data record numbers (header not counted), for files
-    and DataFrames alike. Numeric text is accepted as its number (``"4"``,
-    ``"4.0"``); text with surrounding white space (``" 4 "``) is accepted without
-    it and recorded in ``coercions``; any other text is a ``code_non_numeric``
-    problem; ``4.5`` is ``code_not_integer``. A demographic must hold one of its
+    and DataFrames alike. Plain numeric text is accepted as its number (``"4"``,
+    ``"4.0"``); every other conversion is accepted only with a record in ``coercions``:
+    white space (``" 4 "``), invisible characters, a sign, exponent or leading zeros
+    (``"+4"``, ``"4e0"``, ``"00004"``), Unicode NFC and case variants of keys, a scale or
+    missing-code label written as text (``"Agree"`` -> 4, ``"Don't know"`` -> 8); any
+    other text is a ``code_non_numeric`` problem; ``4.5`` is ``code_not_integer``. A demographic must hold one of its
     declared categories (``demographic_unknown``) and only respondents of the groups
     it is asked of may hold one (``demographic_not_asked``); blanks are allowed.
     SPSS/Stata codes of demographics and of ``group`` are read as their value labels;
