@@ -34,7 +34,8 @@ import pandas as pd
 
 from .errors import CipsError
 
-__all__ = ["OutputFolder", "OutputError", "neutralise", "neutralise_frame", "MANIFEST", "DANGEROUS"]
+__all__ = ["OutputFolder", "OutputError", "neutralise", "neutralise_frame", "write_csv", "write_xlsx", "write_text",
+           "write_json", "MANIFEST", "DANGEROUS"]
 
 #: Name of the manifest the package keeps in every folder it writes.
 MANIFEST = ".cips-stats-manifest.json"
@@ -211,15 +212,20 @@ class OutputFolder:
         return p
 
     def _raw_write(self, p: Path, data: bytes) -> None:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
-        try:
-            if p.is_symlink():
-                p.unlink()
-            fd = os.open(p, flags, 0o644)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-        except OSError as exc:
-            raise _oserror(exc, "write", p) from None
+        _raw_write(p, data)
+
+    def record(self, files: Iterable[str | Path]) -> None:
+        """Add files written by other means (relative to the folder, or absolute inside it) to the manifest."""
+        for f in files:
+            f = Path(f)
+            try:
+                rel = f.relative_to(self.root)
+            except ValueError:
+                rel = f
+            key = PurePosixPath(*rel.parts).as_posix()
+            if key not in self.files:
+                self.files.append(key)
+        self._write_manifest()
 
     # ------------------------------------------------------------------ writers
     def write_bytes(self, rel: str | Path, data: bytes) -> Path:
@@ -235,37 +241,15 @@ class OutputFolder:
 
     def write_csv(self, rel: str | Path, frame: pd.DataFrame) -> Path:
         """Write a table as CSV (UTF-8 with BOM, formulas neutralised, no index)."""
-        text = neutralise_frame(frame).to_csv(index=False, lineterminator="\n")
-        return self.write_bytes(rel, ("\ufeff" + text).encode("utf-8"))
+        return self.write_bytes(rel, _csv_bytes(frame))
 
     def write_json(self, rel: str | Path, obj: Any) -> Path:
         """Write a JSON document (NaN and infinities as null, via :func:`cips_stats.results.to_jsonable`)."""
-        from .results import to_jsonable
-
-        return self.write_text(rel, json.dumps(_finite(to_jsonable(obj)), indent=1, ensure_ascii=False))
+        return self.write_bytes(rel, _json_bytes(obj))
 
     def write_xlsx(self, rel: str | Path, tables: Mapping[str, pd.DataFrame]) -> Path:
         """Write tables to one workbook, one sheet per table; text cells are typed text (never formulas)."""
-        from openpyxl import Workbook
-
-        wb = Workbook()
-        wb.remove(wb.active)
-        used: set[str] = set()
-        for name, frame in tables.items():
-            title = _sheet_title(str(name), used)
-            ws = wb.create_sheet(title)
-            ws.append([_xlsx_value(c) for c in frame.columns])
-            for row in frame.itertuples(index=False, name=None):
-                ws.append([_xlsx_value(v) for v in row])
-            for row in ws.iter_rows():
-                for cell in row:
-                    if isinstance(cell.value, str):
-                        cell.data_type = "s"
-        import io
-
-        buf = io.BytesIO()
-        wb.save(buf)
-        return self.write_bytes(rel, buf.getvalue())
+        return self.write_bytes(rel, _xlsx_bytes(tables))
 
     def close(self) -> None:
         """Write the final manifest."""
@@ -276,6 +260,90 @@ class OutputFolder:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+# ------------------------------------------------------------------------------ module-level writers
+def _raw_write(p: Path, data: bytes) -> None:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        if p.is_symlink():
+            p.unlink()                       # replace the link itself; its target is never written
+        fd = os.open(p, flags, 0o644)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+    except OSError as exc:
+        raise _oserror(exc, "write", p) from None
+
+
+def _csv_bytes(frame: pd.DataFrame) -> bytes:
+    return ("\ufeff" + neutralise_frame(frame).to_csv(index=False, lineterminator="\n")).encode("utf-8")
+
+
+def _json_bytes(obj: Any) -> bytes:
+    from .results import to_jsonable
+
+    return json.dumps(_finite(to_jsonable(obj)), indent=1, ensure_ascii=False).encode("utf-8")
+
+
+def _xlsx_bytes(tables: Mapping[str, pd.DataFrame] | Iterable[tuple[str, pd.DataFrame]]) -> bytes:
+    import io
+
+    from openpyxl import Workbook
+
+    items = tables.items() if isinstance(tables, Mapping) else tables
+    wb = Workbook()
+    wb.remove(wb.active)
+    used: set[str] = set()
+    for name, frame in items:
+        ws = wb.create_sheet(_sheet_title(str(name), used))
+        ws.append([_xlsx_value(str(c)) for c in frame.columns])
+        for row in frame.itertuples(index=False, name=None):
+            ws.append([_xlsx_value(v) for v in row])
+        for row in ws.iter_rows():
+            for cell in row:
+                if isinstance(cell.value, str):
+                    cell.data_type = "s"      # typed text: a leading "=" is never a formula
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
+def write_csv(path: str | Path, frame: pd.DataFrame) -> Path:
+    """Write a table as CSV (UTF-8 with BOM, formulas neutralised) without following a link at ``path``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, pandas as pd
+    >>> from cips_stats.output import write_csv
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     p = write_csv(pathlib.Path(tmp, "t.csv"), pd.DataFrame({"x": ["@SUM(A1)"]}))
+    ...     pd.read_csv(p)["x"].tolist()
+    ["'@SUM(A1)"]
+    """
+    p = Path(path)
+    _raw_write(p, _csv_bytes(frame))
+    return p
+
+
+def write_xlsx(path: str | Path, tables: Mapping[str, pd.DataFrame] | Iterable[tuple[str, pd.DataFrame]]) -> Path:
+    """Write tables to one workbook, one sheet per table (names made valid and unique), text typed as text."""
+    p = Path(path)
+    _raw_write(p, _xlsx_bytes(tables))
+    return p
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Write UTF-8 text without following a link at ``path``."""
+    p = Path(path)
+    _raw_write(p, text.encode("utf-8"))
+    return p
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    """Write a JSON document (NaN as null) without following a link at ``path``."""
+    p = Path(path)
+    _raw_write(p, _json_bytes(obj))
+    return p
 
 
 def _finite(obj: Any) -> Any:
