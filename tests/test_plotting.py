@@ -312,3 +312,34 @@ def test_render_parallel_matches_serial():
     assert serial == par
     with pytest.raises(CipsError, match="name one of"):
         plotting.render([("nope", (), {})])
+
+
+def test_figures_take_the_tables_the_package_returns():
+    """The documented input columns are those of the real results (indicators, cell changes, claim audit)."""
+    import warnings
+
+    import cips_stats as cs
+
+    sim = cs.simulate(seed=3, n_countries=4, n_repeat=4, n_officials=60, n_private=40)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ind = cs.estimate.indicators(sim.data, n_boot=40, seed=1)
+        chg = cs.change.cell_changes(ind)
+        aud = cs.claims.audit(chg, supported=sim.truth["supported"][["country", "factor", "supported"]],
+                              rules=("point", "fdr"), tests=("permutation",), n_perm=200, n_boot=50, n_null=100,
+                              seed=1)
+    inst = sim.data.instrument
+    factor_labels = {f.id: f.label for f in (*inst.key_factors, *inst.indices)}
+    group_labels = {g.id: g.label for g in inst.groups}
+    g0 = inst.group_ids[0]
+    tab = ind.table[ind.table["group"] == g0]
+    pages = plotting.dot_panels(tab, panel_labels=factor_labels)
+    assert [ax.get_title() for p in pages for ax in p.axes] == [factor_labels[f] for f in dict.fromkeys(tab["factor"])]
+    drawn = sum(len(_dots(ax)) for p in pages for ax in p.axes)
+    assert drawn == (~tab["suppressed"].astype(bool) & tab["estimate"].notna()).sum()
+    heat = plotting.change_heatmap(chg.table, panel_labels=group_labels, column_labels=factor_labels)
+    assert [ax.get_title() for ax in heat[0].axes[:2]] == [group_labels[g] for g in dict.fromkeys(chg.table["group"])]
+    fig = plotting.claim_audit(aud.shares, aud.nulls, group_labels=group_labels)
+    assert [ax.get_title() for ax in fig.axes] == [group_labels[g] for g in dict.fromkeys(aud.shares["group"])]
+    n_dots = sum(len(_dots(ax)) for ax in fig.axes)
+    assert n_dots == aud.shares["set"].isin(["supported", "unsupported"]).sum()
