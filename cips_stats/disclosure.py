@@ -477,9 +477,10 @@ def protect(counts: np.ndarray, margins: np.ndarray, *, min_n: int = 10, protect
     Notes
     -----
     Greedy, audit-driven: while some primary cell's feasible interval
-    (:func:`audit`) is narrower than ``protection``, each total that holds it
-    and a published cell gets its smallest published cell suppressed (least
-    information lost); a total with no published cell left is withdrawn.
+    (:func:`audit`) is narrower than ``protection``, the published cell that
+    shares the most published totals with it (ties: the smallest count, the
+    least information lost) is suppressed too, and the audit is run again; a
+    total with no published cell left beside a failing cell is withdrawn.
 
     Examples
     --------
@@ -506,14 +507,14 @@ def protect(counts: np.ndarray, margins: np.ndarray, *, min_n: int = 10, protect
             break
         changed = False
         for i in np.flatnonzero(bad):
-            for j in np.flatnonzero(pub_m & M[:, i]):
-                cand = np.flatnonzero(M[j] & ~sup)
-                if cand.size:
-                    sup[cand[np.argmin(work[cand])]] = True
-                    changed = True
-                    break
-            else:
+            rows = M[pub_m & M[:, i]]
+            score = rows.sum(axis=0).astype(float)          # totals shared with the failing cell
+            score[sup] = -1.0
+            if score.max() <= 0:
                 continue
+            best = np.flatnonzero(score == score.max())
+            sup[best[np.argmin(work[best])]] = True          # ties: the smallest count (least loss)
+            changed = True
             break
         if not changed:
             # no total holding a failing cell has a published cell left: withdraw those totals
