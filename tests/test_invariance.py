@@ -359,7 +359,14 @@ def test_partial_search_for_ordinal_items_frees_item_thresholds():
     assert res.table.loc["scalar", "verdict"] == "rejected"
     assert res.freed == ("i3|t",)
     assert res.level_supported == "partial_scalar"
-    assert set(res.score_tests["method"]) == {"refit"}
+    # candidates ranked by the DWLS score statistic (no refit per candidate, issue 10 item 4): the one-step
+    # prediction of the chi-square drop agrees with the refit's drop, and the planted item leads by far
+    assert set(res.score_tests["method"]) == {"score_dwls"}
+    st = res.score_tests.set_index("parameter")["statistic"]
+    drop = res.table.loc["scalar", "chi2"] - res.table.loc["partial_scalar", "chi2"]
+    assert st["i3|t"] == pytest.approx(drop, rel=0.1)
+    assert st["i3|t"] > 5 * st.drop("i3|t").max()
+    assert res.score_tests["p_value"].isna().all()
     assert res.table.loc["strict", "verdict"].startswith("not tested")
     assert res.supports("means") and not res.supports("observed_means")
 

@@ -39,6 +39,9 @@ from .syntax import build_partable, parse_syntax
 __all__ = ["cfa", "sem"]
 
 _ESTIMATORS = ("ML", "MLR", "WLSMV", "DWLS", "WLS")
+#: Work (rows x (p + p(p+1)/2)^2) above which ML under FIML skips lavaan's FIML-corrected robust
+#: measures (MLR computes them up to MLProblem.h1_budget): a computing budget, not a statistical cut-off.
+_ML_ROBUST_BUDGET = 2e9
 
 
 def cfa(
@@ -533,6 +536,16 @@ def _fiml_robust(prob: MLProblem, fit, G: int, flags: list[Flag], version: str) 
     (Zhang & Savalei 2023; version V3 with a scaled test, V6 for ML)."""
     nan = float("nan")
     N, df = prob.n_total, fit.df
+    empty = dict(cfi_robust=nan, tli_robust=nan, rmsea_robust=nan, rmsea_ci_robust=(nan, nan),
+                 rmsea_pvalue_robust=nan)
+    dim = prob.p + prob.p * (prob.p + 1) // 2
+    cost = sum(float(gd.n) * dim * dim for gd in prob.groups)
+    if version == "V6" and cost > _ML_ROBUST_BUDGET:
+        # ML's extra measures must not make the default survey CFA several times slower
+        flags.append(Flag("robust_fit_skipped", "cfi_robust, tli_robust and rmsea_robust under FIML need the "
+                          f"unrestricted model's observed information (about {cost:.1e} operations); not computed "
+                          "for estimator='ML' above 2e9. Use estimator='MLR' for them.", "info"))
+        return empty
     try:
         fc = prob.fiml_corrected(fit.theta, version=version)
     except (ModelError, np.linalg.LinAlgError) as exc:
@@ -540,8 +553,7 @@ def _fiml_robust(prob: MLProblem, fit, G: int, flags: list[Flag], version: str) 
                           f"FIML-corrected version) are not available: {exc}", "warning"))
         fc = None
     if fc is None or not (np.isfinite(fc["c_hat3"]) and fc["c_hat3"] > 0):
-        return dict(cfi_robust=nan, tli_robust=nan, rmsea_robust=nan, rmsea_ci_robust=(nan, nan),
-                    rmsea_pvalue_robust=nan)
+        return empty
     c3, c3n = fc["c_hat3"], fc["c_hat3_null"]
     return dict(cfi_robust=fi.cfi(fc["XX3"], df, fc["XX3_null"], fc["df3_null"], c3, c3n),
                 tli_robust=fi.tli(fc["XX3"], df, fc["XX3_null"], fc["df3_null"], c3, c3n),

@@ -455,6 +455,61 @@ class _ScoreTester:
         return stat, len(cols)
 
 
+class _WLSScoreTester(_ScoreTester):
+    """Score tests for releasing constraints of a (D)WLS fit, without refitting.
+
+    At the constrained estimates, in the parameterisation where the candidate has its own
+    value in groups 2..G: ``g = sum_g f_g Delta_g' W_g (s_g - sigma_g)`` and
+    ``I = sum_g f_g Delta_g' W_g Delta_g`` (the objective's weights); ``T = N g' I^-1 g``
+    is the Gauss-Newton (one-step) prediction of the drop in the unscaled chi-square when
+    the constraint is released, the quantity the refit search ranked candidates by.  It
+    is not chi-square distributed under WLSMV (no robust correction): used to rank.
+    """
+
+    def __init__(self, fit, *, model: str, group_equal, group_partial, candidates: list[str],
+                 thresholds: Mapping[str, int]):
+        from .model import CFAModel
+        from .syntax import build_partable
+        from .wls import _delta_and_implied, _threshold_order
+
+        st = fit._state
+        m_c = st.model
+        G = m_c.n_groups
+        self.G = G
+        ordered = {v: thresholds[v] + 1 for v in m_c.ordered}
+        std_lv = bool(fit.options.get("std_lv", False))
+        common = dict(ordered=ordered, n_groups=G, std_lv=std_lv, meanstructure=True,
+                      group_equal=tuple(group_equal))
+        pt_e = build_partable(model, group_partial=tuple(group_partial) + tuple(candidates), **common)
+        pt_c = m_c.partable
+        m_e = CFAModel(pt_e)
+        key = lambda df: list(zip(df["lhs"], df["op"], df["rhs"].astype(str), df["group"].astype(int)))
+        ke, kc = key(pt_e), key(pt_c)
+        if ke != kc or m_e.ov_names != m_c.ov_names:
+            raise ModelError("The fitted parameter table does not match the rebuilt one.")
+        est_c = m_c.est(st.theta)
+        fe = pt_e["free"].to_numpy(int)
+        fc = pt_c["free"].to_numpy(int)
+        theta_e = np.zeros(m_e.npar)
+        theta_e[fe[fe > 0] - 1] = est_c[fe > 0]
+        sig, dlt, _ = _delta_and_implied(m_e, theta_e, _threshold_order(m_e, st.sample), st.od)
+        W = st.objective_weights
+        fg = st.group_fraction
+        wmul = (lambda w, x: w[:, None] * x) if W[0].ndim == 1 else (lambda w, x: w @ x)
+        self.n_total = float(sum(st.sample.n))
+        self.grad = sum(f * wmul(w, D).T @ (s - sg) for f, w, D, s, sg in zip(fg, W, dlt, st.sample.s, sig))
+        self.info = sum(f * D.T @ wmul(w, D) for f, w, D in zip(fg, W, dlt))
+        nc = int(fc.max())
+        self.K = np.zeros((m_e.npar, nc))
+        self.rows_of: dict[str, list[int]] = {}
+        for (lhs, op, rhs, g), f_e, f_c in zip(ke, fe, fc):
+            if f_e > 0 and f_c > 0:
+                self.K[f_e - 1, f_c - 1] = 1.0
+                name = f"{lhs}|t" if op == "|" else _param_name(lhs, op, rhs)
+                if g > 1:
+                    self.rows_of.setdefault(name, []).append(f_e - 1)
+
+
 # --------------------------------------------------------------------------- main
 def _candidates(fit, level_type: str, ordered: list[str], freed: Sequence[str],
                 lv_names: list[str], items_of: dict[str, list[str]]) -> list[str]:
@@ -695,7 +750,10 @@ class _Ladder:
                                    severity="error", where={"level": level}))
             return None
 
-    def record(self, name: str, fit, ref_name: str | None, level: str | None, n_freed: int) -> dict[str, Any]:
+    def record(self, name: str, fit, ref_name: str | None, level: str | None, n_freed: int,
+               test: bool = True) -> dict[str, Any]:
+        """Add a fitted model's row; with ``test=False`` its difference test waits for :meth:`test`
+        (the intermediate steps of a partial search are judged by the fit indices alone)."""
         ind = _indices(fit.fit, self.kind)
         row = {"chi2": _fit_value(fit.fit, "chi2"), "df": _fit_value(fit.fit, "df"),
                "chi2_scaled": _fit_value(fit.fit, "chi2_scaled"),
@@ -706,27 +764,36 @@ class _Ladder:
         if not fit.converged:
             self.flags.append(Flag("not_converged", f"The {name} model did not converge.", severity="warning",
                                    where={"level": name}))
-        if ref_name is not None:
-            ref_fit = self.fits[ref_name]
-            dt = difference_test(fit.fit, ref_fit.fit, estimator=self.est)
-            if dt["method"] == "unavailable":
-                dt = _satorra2000(fit, ref_fit) or dt
-            r_ind = _indices(ref_fit.fit, self.kind)
-            row.update(delta_chi2=dt["delta_chi2"], delta_df=float(dt["delta_df"]), p_value=dt["p_value"],
-                       delta_cfi=ind["cfi"] - r_ind["cfi"], delta_rmsea=ind["rmsea"] - r_ind["rmsea"],
-                       delta_srmr=ind["srmr"] - r_ind["srmr"])
-            negative = bool(np.isfinite(row["delta_chi2"]) and row["delta_chi2"] < 0)
-            if negative:
-                row["p_value"] = np.nan
-                self.flags.append(_negative_difference_flag(name, ref_name, row["delta_chi2"], dt["method"]))
-            ok = _verdict(level, row["delta_cfi"], row["delta_rmsea"], row["delta_srmr"], row["p_value"],
-                          self.criteria, int(sum(self.fits["configural"].n_obs)), self.significance)
-            if negative and self.criteria == "chi2":
-                ok = True       # no evidence against the constraints: never a rejection
-            row["verdict"] = "supported" if ok else "rejected"
         self.rows[name] = row
         self.fits[name] = fit
+        if ref_name is None:
+            return row
+        r_ind = _indices(self.fits[ref_name].fit, self.kind)
+        row.update(delta_cfi=ind["cfi"] - r_ind["cfi"], delta_rmsea=ind["rmsea"] - r_ind["rmsea"],
+                   delta_srmr=ind["srmr"] - r_ind["srmr"], delta_df=row["df"] - _fit_value(
+                       self.fits[ref_name].fit, "df"))
+        negative = self.test(name) if (test or self.criteria == "chi2") else False
+        ok = _verdict(level, row["delta_cfi"], row["delta_rmsea"], row["delta_srmr"], row["p_value"],
+                      self.criteria, int(sum(self.fits["configural"].n_obs)), self.significance)
+        if negative and self.criteria == "chi2":
+            ok = True       # no evidence against the constraints: never a rejection
+        row["verdict"] = "supported" if ok else "rejected"
         return row
+
+    def test(self, name: str) -> bool:
+        """The difference test of row ``name`` against its reference; True when it is negative (flagged)."""
+        row, fit = self.rows[name], self.fits[name]
+        ref_name = row["compared_to"]
+        ref_fit = self.fits[ref_name]
+        dt = difference_test(fit.fit, ref_fit.fit, estimator=self.est)
+        if dt["method"] == "unavailable":
+            dt = _satorra2000(fit, ref_fit) or dt
+        row.update(delta_chi2=dt["delta_chi2"], delta_df=float(dt["delta_df"]), p_value=dt["p_value"])
+        negative = bool(np.isfinite(row["delta_chi2"]) and row["delta_chi2"] < 0)
+        if negative:
+            row["p_value"] = np.nan
+            self.flags.append(_negative_difference_flag(name, ref_name, row["delta_chi2"], dt["method"]))
+        return negative
 
     def empty_row(self, level: str, verdict: str, compared_to: str = "", n_freed: int = 0) -> None:
         self.rows[level] = {c: np.nan for c in TABLE_COLUMNS}
@@ -735,20 +802,26 @@ class _Ladder:
     def score_candidates(self, current, level: str, cands: list[str], freed: list[str]):
         """(statistic, df, name, method) per candidate: score tests (ML/MLR), else refits."""
         s = self.s
-        tester = None
-        if self.est in ("ML", "MLR"):
-            try:
+        tester, method = None, "score"
+        partial_now = _expand_partial(freed, s.thresholds_per_item)
+        try:
+            if self.est in ("ML", "MLR"):
                 tester = _ScoreTester(current, s.work, model=s.model, group=self.group,
-                                      group_equal=list(_EQUAL[level]),
-                                      group_partial=_expand_partial(freed, s.thresholds_per_item),
+                                      group_equal=list(_EQUAL[level]), group_partial=partial_now,
                                       candidates=cands, fiml=str(current.missing).lower() in ("fiml", "ml"))
-            except (ModelError, np.linalg.LinAlgError, KeyError, ValueError):
-                tester = None
+            elif getattr(current, "_state", None) is not None and hasattr(current._state, "objective_weights"):
+                tester = _WLSScoreTester(current, model=s.model, group_equal=self.equal_types(level),
+                                         group_partial=partial_now,
+                                         candidates=_expand_partial(cands, s.thresholds_per_item),
+                                         thresholds=s.thresholds_per_item)
+                method = "score_dwls"
+        except (ModelError, np.linalg.LinAlgError, KeyError, ValueError):
+            tester = None
         scored = []
         for c in cands:
             if tester is not None:
                 stat, df = tester.test(c)
-                scored.append((stat, df, c, "score"))
+                scored.append((stat, df, c, method))
                 continue
             trial = self.fit(level, freed + [c])
             if trial is None:
@@ -772,8 +845,8 @@ class _Ladder:
                 return False
             for stat, df, c, meth in scored:
                 self.score_rows.append({"level": level, "step": step + 1, "parameter": c, "statistic": stat,
-                                        "df": df, "p_value": (float(stats.chi2.sf(stat, df))
-                                                              if df > 0 and np.isfinite(stat) else np.nan),
+                                        "df": df, "p_value": (float(stats.chi2.sf(stat, df)) if meth == "score"
+                                                              and df > 0 and np.isfinite(stat) else np.nan),
                                         "method": meth})
             best = max(scored, key=lambda t: (t[0] if np.isfinite(t[0]) else -np.inf))
             freed.append(best[2])
@@ -782,9 +855,17 @@ class _Ladder:
             if trial is None:
                 return False
             current = trial
-            if self.record(f"partial_{level}", trial, ref, level, len(freed))["verdict"] == "supported":
+            if self.record(f"partial_{level}", trial, ref, level, len(freed), test=False)["verdict"] == "supported":
+                self._finish(f"partial_{level}")
                 return True
+        self._finish(f"partial_{level}")
         return False
+
+    def _finish(self, name: str) -> None:
+        """The difference test of the last partial model (deferred during the search)."""
+        if name in self.rows and not np.isfinite(self.rows[name]["p_value"]) \
+                and not np.isfinite(self.rows[name]["delta_chi2"]):
+            self.test(name)
 
 
 def _negative_difference_flag(name: str, ref: str, delta: float, method: str) -> Flag:
@@ -797,6 +878,22 @@ def _negative_difference_flag(name: str, ref: str, delta: float, method: str) ->
                 {"level": name, "compared_to": ref, "delta_chi2": float(delta)})
 
 
+def _one_blas_thread(func):
+    """Run ``func`` with one BLAS thread: the ladder's products are small and many, and threads only
+    contend on a shared machine (parallelism belongs to independent ladders; see methodology/invariance.md)."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1, user_api="blas"):
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
+@_one_blas_thread
 def invariance(data_or_frame: Any, *, group: str, model: str | None = None, estimator: str = "ML",
                levels: Sequence[str] = LEVELS, partial: bool = True, criteria: str = "chen2007",
                ordered: Sequence[str] | bool | None = None, missing: str | None = None,

@@ -439,26 +439,11 @@ class MLProblem:
                 RS = np.matmul(Rbar, dS)
                 X = RS.reshape(npar, -1) @ WSt.reshape(npar, -1).T   # tr(Rbar S_k W S_l)
                 T1 -= X + X.T
-                WSW = np.matmul(WS, W)
                 Wm = dmu @ W if self.meanstructure else None
-                for (k, rows, mis), Cinv in zip(gd.kgroups, parts["inv_blocks"]):
-                    step = max(1, min(chunk, int(chunk_elems // (npar * k * max(k, self.p)))))
-                    for s0 in range(0, len(rows), step):
-                        rr, mm, Ci = rows[s0:s0 + step], mis[s0:s0 + step], Cinv[s0:s0 + step]
-                        nn = len(rr)
-                        Xk = WSW[:, mm[:, :, None], mm[:, None, :]]          # (npar, n, k, k)
-                        Y = np.matmul(Ci[None], Xk)
-                        T1 += Y.reshape(npar, -1) @ np.transpose(Y, (0, 1, 3, 2)).reshape(npar, -1).T
-                        if expected:
-                            if Wm is None:
-                                continue
-                            b = Wm[:, mm]
-                        else:
-                            b = np.einsum("qnkp,np->qnk", WS[:, mm, :], Z[rr])   # (W Sigma_q z)[m]
-                            if Wm is not None:
-                                b += Wm[:, mm]
-                        Cb = np.einsum("nij,qnj->qni", Ci, b)
-                        T2 -= b.reshape(npar, nn * k) @ Cb.reshape(npar, nn * k).T
+                T1c, T2c = _missing_corrections(gd, parts["inv_blocks"], WS, W, Wm, Z, expected=expected,
+                                                chunk=chunk, chunk_elems=chunk_elems)
+                T1 += T1c
+                T2 -= T2c
             H[np.ix_(act, act)] += (0.5 * T1 + T2) if expected else (-0.5 * T1 + T2)
         # second-derivative term 1/2 tr(M Sigma_kl) - zsum' mu_kl, analytic per model-matrix entry
         if not expected:
@@ -834,6 +819,69 @@ class MLProblem:
         c3_null = k_of("DB", True) / df_null
         return dict(XX3=xx3, df3=df, c_hat3=c3, XX3_scaled=xx3 / c3, XX3_null=xx3_null, df3_null=df_null,
                     c_hat3_null=c3_null)
+
+
+def _syrk(X: np.ndarray, out: np.ndarray) -> None:
+    """``out += X X'`` (upper triangle from BLAS syrk; symmetrised by the caller)."""
+    from scipy.linalg.blas import dsyrk
+
+    if X.shape[1]:
+        out += dsyrk(1.0, np.asfortranarray(X))
+
+
+def _missing_corrections(gd: GroupData, inv_blocks, WS, W, Wm, Z, *, expected: bool, chunk: int,
+                         chunk_elems: float) -> tuple[np.ndarray, np.ndarray]:
+    """The rank-k parts of the FIML information over rows with k missing items.
+
+    With ``C_i = (W_mm)^-1 = L L'`` (Cholesky) and ``X_q = (W Sigma_q W)[m, m]``,
+    ``sum_i tr(C X_q C X_r) = <L' X_q L, L' X_r L>``: the matrices ``L' X L`` are symmetric,
+    so each row contributes the ``k(k+1)/2`` weighted entries of its upper triangle and the
+    sum over rows is one symmetric rank-update (``syrk``, half a GEMM) over the parameters
+    that move Sigma only (mean parameters have ``X = 0``). Likewise
+    ``sum_i b_q' C b_r = (L' b_q) . (L' b_r)``. The products are batched over rows with the
+    parameters inside each matrix (``k x k`` times ``k x (k npar)``), never one tiny product
+    per row and parameter. Returns ``(T1, T2)`` (symmetric).
+    """
+    npar, p = WS.shape[0], W.shape[0]
+    cov_par = np.flatnonzero(np.any(WS != 0, axis=(1, 2)))
+    ns = len(cov_par)
+    WSWt = np.ascontiguousarray(np.transpose(np.matmul(WS[cov_par], W), (1, 2, 0)))   # [i, j, q]
+    WSm = np.ascontiguousarray(np.transpose(WS, (2, 1, 0))).reshape(p, p * npar)     # [p, (i, q)]
+    Wmt = None if Wm is None else np.ascontiguousarray(Wm.T)                          # [i, q]
+    T1s = np.zeros((ns, ns))
+    T2 = np.zeros((npar, npar))
+    for (k, rows, mis), Cinv in zip(gd.kgroups, inv_blocks):
+        iu, ju = np.triu_indices(k)
+        wt = np.where(iu == ju, 1.0, np.sqrt(2.0))
+        step = max(1, min(chunk, int(chunk_elems // (npar * k * max(k, p)))))
+        for s0 in range(0, len(rows), step):
+            rr, mm, Ci = rows[s0:s0 + step], mis[s0:s0 + step], Cinv[s0:s0 + step]
+            nn = len(rr)
+            Lc = np.linalg.cholesky(Ci)                                   # (n, k, k)
+            LcT = np.transpose(Lc, (0, 2, 1))
+            if ns:
+                X = WSWt[mm[:, :, None], mm[:, None, :]]                  # (n, i, j, q)
+                Y1 = (LcT @ X.reshape(nn, k, k * ns)).reshape(nn, k, k, ns)          # [n, a, j, q]
+                Y = (np.transpose(Y1, (0, 1, 3, 2)).reshape(nn, k * ns, k) @ Lc).reshape(nn, k, ns, k)
+                V = np.transpose(Y, (0, 1, 3, 2))[:, iu, ju, :] * wt[None, :, None]  # (n, ntri, ns)
+                _syrk(V.reshape(nn * len(iu), ns).T, T1s)
+            if expected:
+                if Wmt is None:
+                    continue
+                b = Wmt[mm]                                               # (n, k, npar)
+            else:
+                # (W Sigma_q z)[m] for every row: one GEMM over all items, then the k missing ones
+                U = (Z[rr] @ WSm).reshape(nn, p, npar)
+                b = U[np.arange(nn)[:, None], mm]                         # (n, k, npar)
+                if Wmt is not None:
+                    b = b + Wmt[mm]
+            bt = LcT @ b                                                  # L' b: (n, k, npar)
+            _syrk(bt.reshape(nn * k, npar).T, T2)
+    T1 = np.zeros((npar, npar))
+    T1s = np.triu(T1s) + np.triu(T1s, 1).T
+    T1[np.ix_(cov_par, cov_par)] = T1s
+    T2 = np.triu(T2) + np.triu(T2, 1).T
+    return T1, T2
 
 
 def h1_fiml_information(gd: GroupData, *, chunk_elems: float = 4e6) -> tuple[np.ndarray, np.ndarray]:

@@ -64,8 +64,25 @@ def wls_sample(frames: Sequence[pd.DataFrame], ov_names: Sequence[str], *, missi
     """Thresholds, polychorics and Gamma of each group (frames restricted to ``ov_names``).
 
     ``levels`` (item -> observed codes over all groups) checks that every group uses
-    every category (lavaan needs the same thresholds in every group).
+    every category (lavaan needs the same thresholds in every group).  The statistics
+    depend on the data only, so they are cached by a hash of the data: the fits of an
+    invariance ladder (same rows, other constraints) compute them once.
     """
+    from .ml import _cache_get, _cache_put, _data_key
+
+    cols = list(ov_names) + ([weight] if weight is not None else [])
+    key = ("wls_sample", tuple(ov_names), missing, weight,
+           tuple(_data_key(fr[cols].to_numpy(dtype=float, na_value=np.nan)) for fr in frames),
+           None if levels is None else tuple((k, tuple(np.asarray(levels[k], float))) for k in ov_names))
+    hit = _cache_get(key)
+    if hit is not None:
+        return hit[0]
+    sample = _wls_sample(frames, ov_names, missing=missing, levels=levels, weight=weight)
+    _cache_put(key, (sample, *sample.gamma))
+    return sample
+
+
+def _wls_sample(frames, ov_names, *, missing, levels, weight) -> WLSSample:
     polys, ss, gams, ns, labels = [], [], [], [], []
     for g, fr in enumerate(frames):
         wts = None if weight is None else fr[weight].to_numpy(dtype=float)
@@ -433,7 +450,8 @@ def fit_wlsmv(
         fit=fit, parameters=params, loadings=loadings, thresholds=thr, implied=tuple(implied),
         sample=tuple(samp), vcov=vcov, options=options, provenance=prov, flags=tuple(flags),
         _state=WLSState(model=m, sample=sample, theta=theta, delta=dlt, weights=w_lav, gamma=gam_lav,
-                        group_fraction=fg, residuals=resid))
+                        group_fraction=fg, residuals=resid, objective_weights=Wfull or wdiag, th_perm=th_perm,
+                        od=od))
 
 
 def _split_groups(frame: pd.DataFrame, group: str | None) -> tuple[list[pd.DataFrame], list]:
@@ -779,7 +797,13 @@ def difference_test(restricted: CFAResult, free: CFAResult) -> dict[str, Any]:
                          f"(got {restricted.fit['df']} and {free.fit['df']}).")
     D1 = np.vstack(s1.delta)
     D0 = np.vstack(s0.delta)
-    H = np.linalg.pinv(D1) @ D0
+    # H = D1^+ D0 by QR (D1 has full column rank in an identified model; the SVD of pinv is the slow part)
+    Q, R = np.linalg.qr(D1)
+    rd = np.abs(np.diag(R))
+    if rd.min() > 1e-10 * rd.max():
+        H = linalg.solve_triangular(R, Q.T @ D0)
+    else:
+        H = np.linalg.pinv(D1) @ D0
     A = linalg.null_space(H.T).T                        # rows: orthogonal complement of span(H)
     fg = s1.group_fraction
     w = s1.weights
