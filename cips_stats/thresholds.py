@@ -38,7 +38,7 @@ __all__ = [
     "CV_CAUTION", "CV_SUPPRESS", "MIN_CELL", "MIN_N_RELIABILITY", "DISCLOSURE_MIN", "DISCLOSURE_FLOOR",
     "RHAT_MAX", "ESS_MIN", "WEIGHT_RATIO_MAX", "SIGNIFICANCE", "DRIFT_SHARE_CHANGE", "DRIFT_SIGNIFICANCE",
     "judge_fit", "judge_reliability", "cv_category", "judge_convergence", "judge_weights",
-    "check_disclosure_min",
+    "check_disclosure_min", "as_table",
 ]
 
 # --------------------------------------------------------------------------------------- references
@@ -470,3 +470,24 @@ def check_disclosure_min(min_n: Any) -> int:
     if v < DISCLOSURE_FLOOR:
         raise CipsError(f"The disclosure minimum must be at least {DISCLOSURE_FLOOR} respondents; got {v}.")
     return v
+
+
+def as_table():
+    """Every registered cut-off as a table, for a report's methods section.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per constant: ``name``, ``applies_to``, ``direction``, ``value``, ``reference``.
+
+    Examples
+    --------
+    >>> from cips_stats.thresholds import as_table
+    >>> t = as_table()
+    >>> t.set_index("name").loc["SRMR_GOOD", ["direction", "value"]].tolist()
+    ['<=', 0.08]
+    """
+    import pandas as pd
+
+    return pd.DataFrame([{"name": t.name, "applies_to": t.applies_to, "direction": t.direction,
+                          "value": t.value, "reference": t.reference} for t in REGISTRY.values()])
