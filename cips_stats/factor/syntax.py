@@ -391,6 +391,21 @@ def build_partable(
     else:
         ord_k = {str(k): 0 for k in (ordered or ())}
 
+    lv_names, ov_names = _variable_names(statements, observed, ord_k)
+    user, keys, th_user = _parameter_keys(statements, lv_names, ov_names, ord_k, meanstructure)
+    pt = _group_rows(keys, user, lv_names, ord_k, n_groups, std_lv)
+    pt = _group_equal_rules(pt, group_equal, group_partial, n_groups, std_lv)
+    pt = _absorb_equalities(pt, equalities)
+    _check_identification(pt, lv_names, n_groups, ord_k, th_user)
+    out = pt[["id", "lhs", "op", "rhs", "user", "group", "free", "ustart", "label", "plabel"]].copy()
+    out["label"] = out["label"].astype(object)
+    return out.reset_index(drop=True)
+
+
+
+
+def _variable_names(statements, observed, ord_k):
+    """Latent and observed names in lavaan order, checked against the data."""
     # -- variable names, in lavaan order -------------------------------------------
     lv_names: list[str] = []
     for s in statements:
@@ -430,6 +445,11 @@ def build_partable(
         if v not in ov_names:
             raise ModelError(f"ordered= names {v!r}, which is not an observed variable of the model.")
 
+    return lv_names, ov_names
+
+
+def _parameter_keys(statements, lv_names, ov_names, ord_k, meanstructure):
+    """User statements merged by (lhs, op, rhs) and the default parameters lavaan adds."""
     # -- user statements merged by (lhs, op, rhs) ----------------------------------
     user: dict[tuple[str, str, str], Modifier] = {}
     for s in statements:
@@ -475,6 +495,11 @@ def build_partable(
             defaults.append((v, "~*~", v))
     keys += [(k, 0) for k in defaults]
 
+    return user, keys, th_user
+
+
+def _group_rows(keys, user, lv_names, ord_k, n_groups, std_lv):
+    """One row per parameter and group, fixed or free by the modifiers and the defaults."""
     # first indicator per factor, indicators per factor
     first_ind = {}
     n_ind: dict[str, int] = {}
@@ -523,6 +548,11 @@ def build_partable(
     pt["plabel"] = [f".p{i}." for i in pt["id"]]
     pt["ptype"] = [param_type(o, l, r, lv_names) for l, o, r in zip(pt["lhs"], pt["op"], pt["rhs"])]
 
+    return pt
+
+
+def _group_equal_rules(pt, group_equal, group_partial, n_groups, std_lv):
+    """Multi-group identification (means, variances, scales freed in groups 2+) and group.equal labels."""
     # -- multi-group identification rules -----------------------------------------------
     ge = set(group_equal)
     partial = {_norm_partial(p) for p in group_partial}
@@ -567,6 +597,11 @@ def build_partable(
             c_free[i] = True
         pt["label"], pt["free"], pt["ustart"] = c_label, c_free, c_ustart
 
+    return pt
+
+
+def _absorb_equalities(pt, equalities):
+    """Rows with one label (or tied by a == b) share one free index; a label tied to a fixed row fixes all."""
     # -- equality constraints (shared labels, a == b) → shared free index ----------------------
     parent = {}
 
@@ -605,6 +640,11 @@ def build_partable(
     pt["free"] = np.asarray(free_col, dtype=int)
     pt["ustart"] = np.asarray(ustart_col, dtype=float)
 
+    return pt
+
+
+def _check_identification(pt, lv_names, n_groups, ord_k, th_user):
+    """Every factor needs a scale in every group; every ordered item thresholds."""
     # -- identification checks ----------------------------------------------------------------
     scale_ok: dict[tuple[int, str], bool] = {}
     for g, lhs, op, rhs, fr, us, lab in zip(pt["group"].tolist(), pt["lhs"].tolist(), pt["op"].tolist(),
@@ -624,9 +664,6 @@ def build_partable(
     for v in ord_k:
         if ord_k[v] == 0 and not any(t[0] == v for t in th_user):
             raise ModelError(f"The ordered item {v!r} has no thresholds; pass ordered={{item: n_categories}}.")
-    out = pt[["id", "lhs", "op", "rhs", "user", "group", "free", "ustart", "label", "plabel"]].copy()
-    out["label"] = out["label"].astype(object)
-    return out.reset_index(drop=True)
 
 
 def count_moments(p: int, meanstructure: bool, n_groups: int, n_thresholds: int = 0) -> int:
