@@ -484,8 +484,9 @@ def as_table():
     --------
     >>> from cips_stats.thresholds import as_table
     >>> t = as_table()
-    >>> t.set_index("name").loc["SRMR_GOOD", ["direction", "value"]].tolist()
-    ['<=', 0.08]
+    >>> row = t.set_index("name").loc["SRMR_GOOD"]
+    >>> row["direction"], float(row["value"])
+    ('<=', 0.08)
     """
     import pandas as pd
 
