@@ -406,12 +406,12 @@ def change_heatmap(table: pd.DataFrame, *, rows: str = "country", columns: str =
         t = t.assign(**{panels: ""})
         pan = [""]
     else:
-        pan = list(dict.fromkeys(table[panels]))
+        pan = list(dict.fromkeys(table[panels])) or [""]
     cols = list(dict.fromkeys(table[columns]))
     row_values = _order(t[rows])
-    ri = t[rows].map({v: i for i, v in enumerate(row_values)}).to_numpy()
-    ci = t[columns].map({v: i for i, v in enumerate(cols)}).to_numpy()
-    pi = t[panels].map({v: i for i, v in enumerate(pan)}).to_numpy()
+    ri = t[rows].map({v: i for i, v in enumerate(row_values)}).to_numpy(dtype=np.intp)
+    ci = t[columns].map({v: i for i, v in enumerate(cols)}).to_numpy(dtype=np.intp)
+    pi = t[panels].map({v: i for i, v in enumerate(pan)}).to_numpy(dtype=np.intp)
     vals = _num(t[value])
     grid = np.full((len(pan), max(len(row_values), 1), max(len(cols), 1)), np.nan)
     grid[pi, ri, ci] = vals
@@ -449,7 +449,7 @@ def change_heatmap(table: pd.DataFrame, *, rows: str = "country", columns: str =
         axes = fig.subplots(1, len(pan), sharey=True, squeeze=False)[0]
         im = None
         for j, (ax, pv) in enumerate(zip(axes, pan)):
-            g = np.ma.masked_invalid(grid[j, a:b])
+            g = np.ma.masked_invalid(grid[j, a:a + n_here])   # at least one (blank) row
             im = ax.imshow(g, cmap=colormap, vmin=-vmax, vmax=vmax, aspect="auto", interpolation="nearest")
             for mask, marker in ((up[j, a:b], "^"), (down[j, a:b], "v")):
                 yy, xx = np.nonzero(mask)
@@ -590,7 +590,7 @@ def claim_audit(shares: pd.DataFrame, nulls: pd.DataFrame | None = None, *, perm
             ax.plot(_num(ss["share"]), y, "o", color=color, ms=5, label=_label(set_labels, st))
         ax.set_yticks(np.arange(len(rules)))
         ax.set_yticklabels([_label(rule_labels, r) for r in rules], fontsize=8)
-        ax.set_ylim(len(rules) - 0.5, -0.5)
+        ax.set_ylim(n_rows - 0.5, -0.5)
         ax.set_xlim(-0.02, 1.02)
         ax.xaxis.set_major_formatter(_percent())
         ax.grid(axis="x", alpha=0.3)
@@ -599,9 +599,7 @@ def claim_audit(shares: pd.DataFrame, nulls: pd.DataFrame | None = None, *, perm
             ax.set_title(_label(group_labels, g), fontsize=9)
     if axes:
         axes[-1].set_xlabel("Share of cells called improved", fontsize=8)
-        handles, labels = axes[0].get_legend_handles_labels()
-        uniq = dict(zip(labels, handles))
-        axes[0].legend(list(uniq.values()), list(uniq.keys()), fontsize=7, loc="lower right", frameon=False)
+        _legend(axes[0], fontsize=7, loc="lower right", frameon=False)
     if pax is not None:
         stat, obs = perm
         stat = stat[np.isfinite(stat)]
@@ -613,11 +611,19 @@ def claim_audit(shares: pd.DataFrame, nulls: pd.DataFrame | None = None, *, perm
         pax.set_xlabel(statistic_label, fontsize=8)
         pax.set_ylabel("Permutations", fontsize=8)
         pax.tick_params(labelsize=7)
-        pax.legend(fontsize=7, frameon=False)
+        _legend(pax, fontsize=7, frameon=False)
         pax.set_title("Permutation null distribution", fontsize=9)
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
+
+
+def _legend(ax: Any, **kwargs: Any) -> None:
+    """A legend only when something labelled was drawn (matplotlib warns on an empty one)."""
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        uniq = dict(zip(labels, handles))
+        ax.legend(list(uniq.values()), list(uniq.keys()), **kwargs)
 
 
 def _ticks():
@@ -716,7 +722,7 @@ def kpi(probabilities: pd.DataFrame, trend: pd.DataFrame | None = None, *, rows:
     ax.tick_params(axis="x", labelsize=7)
     ax.grid(axis="x", alpha=0.3)
     if k > 1:
-        ax.legend(fontsize=7, frameon=False, loc="lower right")
+        _legend(ax, fontsize=7, frameon=False, loc="lower right")
     if tr is not None:
         its = _order(tr[iteration])
         ipos = {v: i for i, v in enumerate(its)}
@@ -830,11 +836,12 @@ def instrument_review(items: pd.DataFrame, *, item: str = "item", factor: str = 
         ok = np.isfinite(al)
         if ok.any():
             ax.plot(al[ok], y[ok], "|", color=_GREY, ms=8, label="factor alpha")
-        ax.plot(aid[~worse], y[~worse], "o", color=_COLORS[0], ms=3.5, label="alpha if deleted")
+        plain = ~worse & np.isfinite(aid)
+        ax.plot(aid[plain], y[plain], "o", color=_COLORS[0], ms=3.5, label="alpha if deleted")
         if worse.any():
             ax.plot(aid[worse], y[worse], "o", color=_MARK, ms=4, label="deleting raises alpha")
         ax.set_title("Alpha if deleted", fontsize=8.5)
-        ax.legend(fontsize=6, frameon=False, loc="lower left")
+        _legend(ax, fontsize=6, frameon=False, loc="lower left")
         ld = _num(s[loading])
         axes[1].barh(y, np.where(np.isfinite(ld), ld, 0.0), color=_COLORS[0], height=0.6)
         if loading_cut is not None:
@@ -861,7 +868,7 @@ def instrument_review(items: pd.DataFrame, *, item: str = "item", factor: str = 
         axes[0].set_ylim(n_here - 0.5, -0.5)
         axes[0].set_yticks(y)
         axes[0].set_yticklabels(labels_all[a:b], fontsize=fontsize)
-        starts = np.r_[0, np.flatnonzero(np.diff(fv)) + 1]
+        starts = np.r_[0, np.flatnonzero(np.diff(fv)) + 1] if len(fv) else np.array([], dtype=int)
         for st in starts:
             axes[-1].annotate(_label(factor_labels, factors[int(fv[st])]), xy=(1.02, st), xycoords=("axes fraction", "data"),
                               fontsize=6.5, color="#4b5966", va="center", annotation_clip=False)
@@ -1025,7 +1032,7 @@ def reliability(table: pd.DataFrame, *, value: str = "alpha", group_column: str 
     ax.invert_yaxis()
     ax.set_xlabel(value)
     if len(groups) > 1:
-        ax.legend(fontsize=7)
+        _legend(ax, fontsize=7)
     return fig
 
 

@@ -343,3 +343,25 @@ def test_figures_take_the_tables_the_package_returns():
     assert [ax.get_title() for ax in fig.axes] == [group_labels[g] for g in dict.fromkeys(aud.shares["group"])]
     n_dots = sum(len(_dots(ax)) for ax in fig.axes)
     assert n_dots == aud.shares["set"].isin(["supported", "unsupported"]).sum()
+
+
+def test_every_figure_draws_blank_and_empty_tables_without_warnings(recwarn):
+    """A table whose cells were all suppressed, or blank, still makes a (blank) figure, quietly."""
+    nan = np.nan
+    t = pd.DataFrame({"country": ["A", "B"], "iteration": [1, 1], "group": "g", "factor": "f",
+                      "estimate": [5.0, 6.0], "ci_low": [nan, 5.5], "ci_high": [nan, 6.5], "suppressed": True})
+    ch = pd.DataFrame({"country": ["A"], "group": "g", "factor": "f", "estimate": [0.0], "p_adjusted": [0.5],
+                       "suppressed": [True]})
+    sh = pd.DataFrame({"rule": ["point"], "set": ["supported"], "share": [nan], "ci_low": [nan], "ci_high": [nan]})
+    it = pd.DataFrame({"item": ["q1"], "factor": "f", "alpha_if_deleted": [nan], "loading": [nan],
+                       "dont_know_rate": [nan]})
+    figs = [*plotting.dot_panels(t), *plotting.change_heatmap(ch), *plotting.change_heatmap(ch.iloc[:0]),
+            plotting.claim_audit(sh, permutation={"statistic": [], "observed": nan}),
+            plotting.kpi(pd.DataFrame({"factor": ["f"], "group": "g", "probability": [nan]}),
+                         pd.DataFrame({"factor": ["f"], "group": "g", "iteration": [1], "estimate": [nan]})),
+            *plotting.instrument_review(it), *plotting.instrument_review(it.iloc[:0])]
+    assert plotting.dot_panels(t.iloc[:0]) == []
+    for f in figs:
+        assert plotting.to_png(f)[:4] == b"\x89PNG"
+    assert sum(len(_dots(ax)) for f in figs for ax in f.axes) == 0
+    assert [str(w.message) for w in recwarn] == []
