@@ -598,7 +598,6 @@ class Gate:
             self.key = None          # the key is not kept on the object (it would travel in reprs)
             names = [] if self.cells is None else sorted(map(str, pd.unique(self.cells["country"])))
             self.mapping = _codes(names, k, self.prefix, self.mapping)
-            self._k = k
         else:
             self.key = None
         if self.cells is not None:
