@@ -923,9 +923,11 @@ def audit(indicators_or_change: Any, *, supported: pd.DataFrame, rules: Sequence
                                         method="Cochran-Mantel-Haenszel across countries, no continuity correction",
                                         **res))
             if "fisher" in tests:
-                tab2 = np.array([[np.sum(labels & y), np.sum(labels & ~y)], [np.sum(~labels & y), np.sum(~labels & ~y)]])
+                tab2 = np.array([[np.sum(labels & y), np.sum(labels & ~y)],
+                                 [np.sum(~labels & y), np.sum(~labels & ~y)]])
                 orr, p = _st.fisher_exact(tab2)
-                rows_g.append(_test_row(r, "fisher", estimate=float(orr), scale="odds ratio (pooled, sample)", p_value=float(p),
+                rows_g.append(_test_row(r, "fisher", estimate=float(orr), scale="odds ratio (pooled, sample)",
+                                        p_value=float(p),
                                         method="Fisher exact, pooled 2x2 (ignores countries)"))
             if "gee" in tests:
                 for cov in ("exchangeable", "independence"):
@@ -941,7 +943,8 @@ def audit(indicators_or_change: Any, *, supported: pd.DataFrame, rules: Sequence
                 res = _mixed(codes, labels, y, ci)
                 res.pop("_coef", None)
                 rows_g.append(_test_row(r, "mixed", scale="odds ratio (conditional on country)",
-                                        method="logistic model with a country random intercept (maximum likelihood)", **res))
+                                        method="logistic model with a country random intercept "
+                                               "(maximum likelihood)", **res))
         if have_change:
             if "welch" in tests:
                 t = _st.ttest_ind(est[labels], est[~labels], equal_var=False)
@@ -989,7 +992,8 @@ def audit(indicators_or_change: Any, *, supported: pd.DataFrame, rules: Sequence
                            (getattr(getattr(model, "provenance", None), "options", {}) or {}).get("baseline", False))
                 base_rows.append({"group": g, "quantity": "support_effect_change_model", **pe,
                                   "method": "hierarchical change model, posterior "
-                                            + ("adjusted for the baseline" if adj else "not adjusted for the baseline")})
+                                            + ("adjusted for the baseline" if adj
+                                               else "not adjusted for the baseline")})
         for row in rows_g:
             row["group"] = g
         ps = np.array([r["p_value"] for r in rows_g], dtype=float)
