@@ -8,9 +8,9 @@ The public faces::
     data = cs.load("survey.sav", instrument=inst)
 
 Everything but the error classes is imported on first use (``cs.load``, ``cs.Instrument``,
-and the statistical modules ``reliability``, ``factor``, ``weighting``, ``scores``,
-``estimate``, ``change``, ``claims``, ``power``, ``thresholds``, ``disclosure``,
-``plotting``, ``report``), so that ``import cips_stats`` — and ``cips-stats --help`` —
+and the modules ``reliability``, ``factor``, ``weighting``, ``scores``, ``estimate``,
+``change``, ``claims``, ``power``, ``thresholds``, ``disclosure``, ``plotting``, ``report``,
+``pipeline``, ``output``), so that ``import cips_stats`` — and ``cips-stats --help`` —
 stays light: NumPy, pandas and SciPy load only when a computation needs them.
 
 Examples
@@ -34,7 +34,7 @@ from .errors import CipsError, CipsWarning, DataError, ModelError  # noqa: E402
 #: Submodules loaded on first attribute access.
 _LAZY_MODULES = {
     "results", "reliability", "factor", "weighting", "scores", "estimate", "disclosure", "plotting",
-    "report", "cli", "instrument", "data", "change", "claims", "power", "thresholds",
+    "report", "cli", "instrument", "data", "change", "claims", "power", "thresholds", "pipeline", "output",
 }
 #: Public names loaded from a submodule on first access: name -> (module, attribute).
 _LAZY_NAMES = {
