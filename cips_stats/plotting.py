@@ -1081,7 +1081,8 @@ def render(jobs: Sequence[tuple], *, n_jobs: int | None = None, dpi: int = 90, m
     Notes
     -----
     Matplotlib holds the GIL while it lays out and rasterises, so threads
-    do not draw in parallel; processes do, but each worker first imports
+    do not draw in parallel (measured: 2 threads took 1.1x the serial time
+    for the 20 indicator pages of 180 countries); processes do, but each worker first imports
     matplotlib and pandas and receives the tables.  Measured on a loaded
     2-core machine: the 25 pages of a 180-country report (two groups'
     indicators and the change heatmap) took 1.04-1.19x less wall time with 2
