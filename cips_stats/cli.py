@@ -115,8 +115,33 @@ def _load_options(weight: str | None = None, id_column: str | None = None, gener
 
 
 def input_options(func: Callable) -> Callable:
-    """Add the options of every command that reads a survey; the command receives ``inputs``,
-    the ``cs.load`` keyword arguments they give (flags override the instrument's ``columns:``)."""
+    """Add the options of every command that reads a survey (``validate``, ``report``, ``analyze``).
+
+    Parameters
+    ----------
+    func : callable
+        A click command function with an ``inputs`` parameter.
+
+    Returns
+    -------
+    callable
+        The command with ``--weight``, ``--id``, ``--generate-ids``, ``--country``,
+        ``--iteration``, ``--iteration-labels``, ``--group``, ``--sep``, ``--decimal``,
+        ``--encoding``, ``--sheet`` and ``--max-rows``; it receives ``inputs``, the ``cs.load``
+        keyword arguments they give (flags override the instrument's ``columns:``).
+
+    Examples
+    --------
+    >>> import click
+    >>> from click.testing import CliRunner
+    >>> from cips_stats.cli import input_options
+    >>> @click.command()
+    ... @input_options
+    ... def show(inputs):
+    ...     click.echo(sorted(inputs["columns"]))
+    >>> print(CliRunner().invoke(show, ["--weight", "pondération", "--country", "NL"]).output.strip())
+    ['country', 'weight']
+    """
     options = [
         click.option("--weight", "weight", default=None, metavar="COL",
                      help="The weight column's name in the file (e.g. pondération); default: a column named weight."),

@@ -285,6 +285,18 @@ def _did_you_mean(key: str, known: Iterable[str], cutoff: float = 0.6) -> str:
 def parse_columns(spec: Any, where: str = "columns") -> tuple[ColumnSpec, ...]:
     """A ``columns:`` mapping (target -> spec) as a tuple of :class:`ColumnSpec`.
 
+    Parameters
+    ----------
+    spec : mapping or None
+        ``{target: column name or {column|value|column_or_value|labels|generate}}``.
+    where : str
+        Where the mapping came from, for messages.
+
+    Returns
+    -------
+    tuple of ColumnSpec
+        In the mapping's order; empty for None. A malformed entry raises ``DataError``.
+
     Examples
     --------
     >>> from cips_stats.instrument import parse_columns
