@@ -318,6 +318,9 @@ class CategoricalOmegaResult(Result):
         Number of items.
     loadings : pandas.DataFrame
         ``item``, ``loading`` (standardised, from the one-factor WLSMV fit).
+
+    No interval is offered (semTools gives none either); the flags carry the WLSMV
+    fit's own (poor fit, non-convergence) and a low omega.
     """
 
     omega: float
