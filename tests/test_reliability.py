@@ -451,7 +451,10 @@ def test_by_cell_flags_explain_every_nan():
     blank = pd.DataFrame({"country": "B", "iteration": 1, **{c: [np.nan] * 5 for c in cols}})
     small = df[(df.country == "K1") & (df.iteration == 1)].head(12).assign(country="S")
     d = pd.concat([df, tiny, few, const, blank, small], ignore_index=True)
-    out = rel.by_cell(d, by=("country", "iteration"), items={"f": cols, "single": ["q0"]}).table.set_index("country")
+    res = rel.by_cell(d, by=("country", "iteration"), items={"f": cols, "single": ["q0"]})
+    assert {"too_few_respondents", "no_respondents", "n_below_items", "constant_item", "small_n"} <= \
+        {f.code for f in res.flags}                            # summarised on the result too
+    out = res.table.set_index("country")
     f = out[out.factor == "f"]
     assert "too_few_respondents" in f.loc["T", "flags"]
     assert "n_below_items" in f.loc["F", "flags"] and np.isnan(f.loc["F", "omega"])

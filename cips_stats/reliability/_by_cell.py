@@ -33,7 +33,9 @@ _SUMMARISED = (
     ("alpha_poor", LowReliabilityWarning, "warning"), ("alpha_questionable", LowReliabilityWarning, "caution"),
     ("omega_poor", LowReliabilityWarning, "warning"), ("omega_questionable", LowReliabilityWarning, "caution"),
     ("small_n", SmallCellWarning, "caution"), ("n_below_items", SmallCellWarning, "warning"),
+    ("too_few_respondents", SmallCellWarning, "warning"), ("no_respondents", SmallCellWarning, "warning"),
     ("heywood", NumericalWarning, "warning"), ("non_psd", NumericalWarning, "caution"),
+    ("constant_item", NumericalWarning, "caution"), ("omega_not_estimable", NumericalWarning, "caution"),
     ("omega_not_converged", ConvergenceWarning, "warning"),
 )
 
