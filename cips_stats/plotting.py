@@ -759,7 +759,7 @@ def kpi(probabilities: pd.DataFrame, trend: pd.DataFrame | None = None, *, rows:
 
 # ============================================================================== instrument review
 def instrument_review(items: pd.DataFrame, *, item: str = "item", factor: str = "factor",
-                      alpha_if_deleted: str = "alpha_if_deleted", alpha: str | None = "alpha",
+                      alpha_if_deleted: str = "alpha_if_deleted", factor_alpha: str | None = "alpha",
                       loading: str = "loading", dont_know: str = "dont_know_rate",
                       noninvariant: str | None = "noninvariant", item_labels: Mapping[Any, str] | None = None,
                       factor_labels: Mapping[Any, str] | None = None, loading_cut: float | None = None,
@@ -780,8 +780,8 @@ def instrument_review(items: pd.DataFrame, *, item: str = "item", factor: str = 
         ``alpha`` (the factor's alpha, optional), ``loading``,
         ``dont_know_rate`` (0-1), ``noninvariant`` (bool, optional).
         Blank values are left empty.
-    item, factor, alpha_if_deleted, alpha, loading, dont_know, noninvariant : str
-        Column names (``alpha``/``noninvariant`` may be None or absent).
+    item, factor, alpha_if_deleted, factor_alpha, loading, dont_know, noninvariant : str
+        Column names (``factor_alpha``/``noninvariant`` may be None or absent).
     item_labels, factor_labels : mapping, optional
         Display labels (the instrument's item texts or short names).
     loading_cut : float, optional
@@ -830,7 +830,8 @@ def instrument_review(items: pd.DataFrame, *, item: str = "item", factor: str = 
         ratios = (1.0, 1.0, 1.0) + ((0.28,) if has_ni else ())
         axes = fig.subplots(1, len(ratios), sharey=True, gridspec_kw={"width_ratios": ratios})
         aid = _num(s[alpha_if_deleted])
-        al = _num(s[alpha]) if alpha is not None and alpha in s.columns else np.full(len(s), np.nan)
+        al = _num(s[factor_alpha]) if factor_alpha is not None and factor_alpha in s.columns else \
+            np.full(len(s), np.nan)
         worse = np.isfinite(al) & (aid > al)
         ax = axes[0]
         ok = np.isfinite(al)
@@ -913,6 +914,15 @@ def forest(table: pd.DataFrame, *, factor: str, group_column: str = "group",
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from cips_stats import plotting
+    >>> t = pd.DataFrame({"country": ["A", "B"], "iteration": 1, "group": "g", "factor": "f",
+    ...                   "estimate": [5.0, 6.0], "ci_low": [4.5, 5.5], "ci_high": [5.5, 6.5]})
+    >>> [x.get_text() for x in plotting.forest(t, factor="f").axes[0].get_yticklabels()]
+    ['A · 1', 'B · 1']
     """
     t = _visible(table[table["factor"] == factor], [estimate])
     groups = list(dict.fromkeys(t[group_column])) if group_column in t.columns and len(t) else [None]
@@ -965,6 +975,15 @@ def gap(table: pd.DataFrame, *, keys: Sequence[str] = ("country", "iteration"), 
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from cips_stats import plotting
+    >>> t = pd.DataFrame({"country": ["A", "B"], "iteration": 1, "factor": ["f1", "f2"],
+    ...                   "estimate": [0.5, -0.2], "ci_low": [0.1, -0.6], "ci_high": [0.9, 0.2]})
+    >>> [ax.get_title() for ax in plotting.gap(t, xlabel="g1 minus g2").axes]
+    ['f1', 'f2']
     """
     t = _visible(table, [estimate])
     factors = list(dict.fromkeys(table["factor"]))
@@ -1012,6 +1031,14 @@ def reliability(table: pd.DataFrame, *, value: str = "alpha", group_column: str 
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from cips_stats import plotting
+    >>> t = pd.DataFrame({"group": ["g1", "g2"], "factor": "f", "alpha": [0.8, 0.65]})
+    >>> [x.get_text() for x in plotting.reliability(t).axes[0].get_yticklabels()]
+    ['f']
     """
     t = _visible(table, [value])
     factors = list(dict.fromkeys(table["factor"]))
