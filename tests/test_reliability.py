@@ -503,6 +503,11 @@ def test_by_cell_on_survey_data_uses_instrument_items():
     pd.testing.assert_frame_equal(res.table, w)
     assert res.provenance.options["weight"] == "weight" and res.provenance.data_fingerprint == data.fingerprint
     assert res.to_frame().attrs["provenance"]["data_fingerprint"] == data.fingerprint
+    from cips_stats.estimate.design import Design
+
+    unit = rel.by_cell(data.with_design(Design(weight=None)), factors=["leadership"])   # the data's own design
+    assert unit.provenance.options["weight"] is None
+    pd.testing.assert_frame_equal(unit.table, rel.by_cell(data, weight=False, factors=["leadership"]).table)
 
 
 def test_by_cell_ordinal_matches_one_scale():
