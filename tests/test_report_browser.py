@@ -27,9 +27,11 @@ HOSTILE = {"C01": "<script>alert(1)</script>", "C02": "<img src=x onerror=alert(
 SECTIONS = ("data", "reliability", "indicators", "gap", "drift")
 
 
-def _chromium() -> str:
-    for cand in (os.environ.get("CIPS_CHROMIUM"), shutil.which("chromium"), "/usr/bin/chromium",
-                 shutil.which("chromium-browser")):
+def _chromium(candidates=None) -> str:
+    if candidates is None:
+        candidates = (os.environ.get("CIPS_CHROMIUM"), shutil.which("chromium"), "/usr/bin/chromium",
+                      shutil.which("chromium-browser"))
+    for cand in candidates:
         if cand and Path(cand).exists():
             return cand
     pytest.fail("Debian's Chromium is not installed (no `chromium` on PATH, no /usr/bin/chromium): the browser test "
@@ -148,3 +150,8 @@ def test_user_strings_are_text_never_markup(browser, report_dir):
         assert page.title() == "Report <b>test</b>"
     finally:
         page.close()
+
+
+def test_missing_chromium_fails_with_the_install_command():
+    with pytest.raises(pytest.fail.Exception, match=r"apt-get install -y chromium"):
+        _chromium(candidates=(None, "/nonexistent/chromium"))
