@@ -2,7 +2,11 @@
 
 ``cell_changes`` differences every cell between two iterations with the shared
 bootstrap replicates of :func:`cips_stats.estimate.indicators` and controls the
-false discovery rate across the table.
+false discovery rate across the table.  ``fit`` is the Bayesian hierarchical change
+model of every cell at once (drift, factor and country effects, the programme-support
+effect, partially pooled cell deviations integrated out analytically);
+``partial_pooling`` is its kernel for any table of estimates with known standard
+errors.  See ``methodology/change-model.md``.
 
 Examples
 --------
@@ -16,5 +20,7 @@ True
 from __future__ import annotations
 
 from ._cells import CellChanges, cell_changes
+from ._model import ChangeResult, fit
+from ._pooling import PartialPooling, partial_pooling
 
-__all__ = ["CellChanges", "cell_changes"]
+__all__ = ["CellChanges", "cell_changes", "ChangeResult", "fit", "PartialPooling", "partial_pooling"]

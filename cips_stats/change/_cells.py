@@ -151,13 +151,22 @@ def _pairs(ind: Any, along: str, first: Any, last: Any) -> tuple[pd.DataFrame, l
     return pairs, others, first, last
 
 
+def _indicators_class() -> type:
+    """The Indicators class (``cips_stats.estimate.indicators``; the older ``cips_stats._indicators`` layout too)."""
+    try:
+        from ..estimate.indicators import Indicators
+    except ImportError:  # pragma: no cover - older layout
+        from .._indicators import Indicators  # type: ignore[no-redef]
+    return Indicators
+
+
 def _py(v: Any) -> Any:
     return v.item() if isinstance(v, np.generic) else v
 
 
 def _prepare(ind: Any, along: str, first: Any, last: Any) -> dict[str, Any]:
     """Shared pairing and replicate arithmetic of :func:`cell_changes` and :func:`fit`."""
-    from .._indicators import Indicators
+    Indicators = _indicators_class()
 
     if not isinstance(ind, Indicators):
         raise _bad_arg("indicators", type(ind).__name__, "the Indicators result of cs.estimate.indicators()")
