@@ -67,6 +67,17 @@ def _title(path: Path) -> str:
     return path.stem.replace("-", " ").capitalize()
 
 
+def _modules() -> list[tuple[str, str]]:
+    """The listed modules that exist, then every other public module of the package (found on disk)."""
+    listed = [(t, m) for t, m in MODULES if _module_exists(m)]
+    known = {m for _, m in MODULES}
+    pkg = ROOT / "cips_stats"
+    found = sorted({p.stem for p in pkg.glob("*.py")} | {p.parent.name for p in pkg.glob("*/__init__.py")})
+    extra = [(name, f"cips_stats.{name}") for name in found
+             if not name.startswith("_") and f"cips_stats.{name}" not in known]
+    return listed + extra
+
+
 def _module_exists(module: str) -> bool:
     rel = Path(*module.split("."))
     return (ROOT / rel).with_suffix(".py").exists() or (ROOT / rel / "__init__.py").exists()
@@ -75,8 +86,7 @@ def _module_exists(module: str) -> bool:
 def _reference_page(title: str, module: str) -> str:
     if module == "cips_stats":
         rows = "\n".join(f"| [`{name.rsplit('.', 1)[1]}`][{name}] | `{name.rsplit('.', 1)[0]}` |" for name in TOP_LEVEL)
-        mods = ", ".join(f"[`{m.split('.', 1)[1]}`](cips_stats.{m.split('.', 1)[1]}.md)" for _, m in MODULES[1:]
-                         if _module_exists(m))
+        mods = ", ".join(f"[`{m.split('.', 1)[1]}`]({m}.md)" for _, m in _modules() if m != "cips_stats")
         return (f"# {title}\n\n`import cips_stats as cs` gives these names, documented on their modules' pages, "
                 f"and the modules themselves (`cs.reliability`, `cs.estimate`...), loaded when first used.\n\n"
                 f"| name | documented in |\n|---|---|\n{rows}\n\nModules: {mods}.\n")
@@ -270,7 +280,7 @@ def on_config(config, **kwargs):
     for p in _methodology_pages():
         uri = f"methodology/{p.name}"
         methodology.append({("Overview" if p.name == "README.md" else _title(p)): uri})
-    reference = [{title: f"reference/{module}.md"} for title, module in MODULES if _module_exists(module)]
+    reference = [{title: f"reference/{module}.md"} for title, module in _modules()]
     at = next((i for i, item in enumerate(nav) if isinstance(item, dict) and "User guide" in item), len(nav) - 1)
     nav[at + 1:at + 1] = [{"Methodology": methodology}, {"API reference": reference}]
     config.nav = nav
@@ -289,9 +299,8 @@ def on_files(files, config, **kwargs):
 
     for p in _methodology_pages():
         add(f"methodology/{p.name}", p.read_text(encoding="utf-8"))
-    for title, module in MODULES:
-        if _module_exists(module):
-            add(f"reference/{module}.md", _reference_page(title, module))
+    for title, module in _modules():
+        add(f"reference/{module}.md", _reference_page(title, module))
     add("validation.md", _validation_page())
     add("benchmarks.md", _benchmarks_page())
     return files
