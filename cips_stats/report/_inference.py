@@ -86,8 +86,9 @@ def compute_change(ctx: S.Context) -> dict | None:
             model = "unavailable"
         else:
             try:
-                model = _quiet(fit, ind, supported=support, seed=ctx.options.seed,
-                               **dict(ctx.inputs.get("change_options") or {}))
+                # strict=False: a model that misses its convergence gates is shown with its flags
+                opts = {"strict": False, **dict(ctx.inputs.get("change_options") or {})}
+                model = _quiet(fit, ind, supported=support, seed=ctx.options.seed, **opts)
             except Exception as exc:  # shown in place; the cell changes still are
                 model = exc
     return {"cells": cc, "model": model}
@@ -157,24 +158,39 @@ def present_change(ctx: S.Context, sec: S.Section, res: dict | None) -> None:
     if isinstance(model, BaseException):
         raise S.SectionIncomplete(f"The hierarchical change model failed: {type(model).__name__}: {model}")
     post = _posterior_table(model)
-    text = model.summary() if callable(getattr(model, "summary", None)) else None
-    if isinstance(text, str) and text.strip():
-        sec.paragraphs.append(ctx.anon_text(text.strip()))
+    diag = getattr(model, "diagnostics", None) or {}
+    sec.paragraphs.append(
+        "The hierarchical change model pools every cell's change with its country, key factor and group "
+        "(partial pooling), with the support of each country and key factor as a covariate; P(improved) is "
+        "the posterior probability that the cell's true change is positive."
+        + (f" Convergence: largest R-hat {diag['r_hat_max']:.3f}, smallest bulk ESS {diag['ess_bulk_min']:.0f}, "
+           f"{int(diag.get('divergences', 0))} divergent transitions"
+           if isinstance(diag, dict) and "r_hat_max" in diag else "")
+        + ("." if getattr(model, "reliable", True) else "; the model missed a convergence gate: read it with care."))
+    eff = getattr(model, "support_effect", None)
+    if isinstance(eff, pd.DataFrame) and len(eff):
+        sec.table("support_effect", "Posterior support effect: mean true change of supported minus unsupported "
+                  "cells.", eff)
+    share = getattr(model, "share_improved", None)
+    if isinstance(share, pd.DataFrame) and len(share):
+        sec.table("share_improved", "Posterior share of cells whose true change is positive.", share)
     if post is not None:
+        post = post.drop(columns=[c for c in ("suppressed", "n") if c in post.columns])
         keep = post.merge(pub[["country", "group", "factor", "n", "suppressed"]], on=["country", "group", "factor"],
                           how="left") if "group" in post.columns else post
         if "n" in keep.columns:
             keep = ctx.publish(keep, columns=[c for c in keep.columns if c not in (
                 "country", "group", "factor", "n", "suppressed", "flags", "suppression_reason")
-                and pd.api.types.is_numeric_dtype(keep[c])])
+                and pd.api.types.is_numeric_dtype(keep[c]) and not pd.api.types.is_bool_dtype(keep[c])],
+                precision=True)
         sec.table("posterior", "Posterior change by cell (hierarchical model).", keep, collapsed=True)
         if "p_improved" in keep.columns:
             sec.figure("Posterior mean change per country and key factor (triangle: P(improved) ≥ 95% or ≤ 5%).",
                        lambda: S._plot("change_heatmap", keep, column_labels=flab, panel_labels=glab,
                                        value_label="Posterior mean change"))
-    diag = getattr(model, "diagnostics", None)
     sec.result["model"] = {"kind": type(model).__name__,
                            "diagnostics": diag if isinstance(diag, dict) else None,
+                           "reliable": bool(getattr(model, "reliable", True)),
                            "flags": [f.to_dict() for f in getattr(model, "flags", ())]}
     for fl in getattr(model, "flags", ()):
         sec.flags.append(fl)

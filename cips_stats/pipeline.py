@@ -1,0 +1,535 @@
+"""The whole analysis of a survey in one call: load → weight → reliability → CFA → invariance → indicators →
+change → claims → KPI → instrument review → report (``cips-stats analyze``).
+
+Each step is timed; a step that fails is recorded with its reason and the
+report shows it in its section, while the other steps go on.  Only a file
+that cannot be loaded stops the analysis (a :class:`~cips_stats.errors.DataError`).
+
+The output folder holds ``report/`` (``index.html``, ``tables/*.csv``,
+``tables.xlsx``, ``report.json``: everything through the disclosure gate),
+``results.json`` (the provenance needed to re-run the analysis: input files
+with their SHA-256, options, seed, package version) and ``summary.json`` (the
+steps with their times).  :func:`reproduce` re-runs an analysis from its
+``results.json`` and compares every published number.
+
+Examples
+--------
+>>> import tempfile, pathlib, cips_stats as cs
+>>> from cips_stats import pipeline
+>>> sim = cs.simulate(seed=2, n_countries=2, n_repeat=1, n_officials=40, n_private=30)
+>>> with tempfile.TemporaryDirectory() as tmp:
+...     a = pipeline.analyze(sim.data, out=pathlib.Path(tmp, "a"), n_boot=20, seed=1, steps=("indicators", "gap"))
+...     [s["name"] for s in a.steps]
+['load', 'indicators', 'gap', 'report']
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import pandas as pd
+
+from .errors import CipsError, DataError, Problem
+from .results import Provenance, Result, resolve_seed, to_jsonable
+
+__all__ = ["analyze", "reproduce", "Analysis", "Reproduction", "ANALYSIS_STEPS", "choose_estimator"]
+
+#: The analysis steps in order (``load`` and ``report`` always run).
+ANALYSIS_STEPS = ("load", "weighting", "reliability", "cfa", "invariance", "indicators", "gap", "drift", "change",
+                  "claims", "kpi", "review", "report")
+_SECTION_STEPS = ("reliability", "cfa", "invariance", "indicators", "gap", "drift", "change", "claims", "kpi",
+                  "review")
+#: Relative tolerance of :func:`reproduce` (numbers re-computed with the same seed agree far closer).
+REPRODUCE_RTOL = 1e-7
+
+
+@dataclass(frozen=True)
+class Analysis(Result):
+    """What :func:`analyze` did.
+
+    Attributes
+    ----------
+    out : str
+        Output folder.
+    steps : tuple of dict
+        ``name``, ``ok``, ``seconds``, ``error`` per step.
+    report : Report or None
+        The report (``report/`` under ``out``).
+    summary : dict
+        The machine-readable summary (also ``summary.json``).
+    """
+
+    out: str = ""
+    steps: tuple = ()
+    report: Any = None
+    summary: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when every step and every report section succeeded."""
+        return all(s["ok"] for s in self.steps) and (self.report is None or self.report.ok)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per step: name, ok, seconds, error."""
+        return pd.DataFrame(list(self.steps), columns=["name", "ok", "seconds", "error"])
+
+
+def choose_estimator(instrument: Any, estimator: str = "auto") -> str:
+    """The CFA estimator: ``WLSMV`` (ordinal) for items on a scale of ordered categories, else ``ML``.
+
+    Examples
+    --------
+    >>> import cips_stats as cs
+    >>> choose_estimator(cs.Instrument.default()), choose_estimator(cs.Instrument.default(), "MLR")
+    ('WLSMV', 'MLR')
+    """
+    if estimator != "auto":
+        return str(estimator).upper()
+    points = getattr(getattr(instrument, "scale", None), "points", None)
+    # Likert-type answers are ordered categories: estimate on polychoric correlations (Rhemtulla,
+    # Brosseau-Liard & Savalei 2012, Psychological Methods 17(3): categorical estimation is preferable
+    # with few categories and no worse with more); a scale without declared points is treated as continuous.
+    return "WLSMV" if points else "ML"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _read_table(value: Any, what: str) -> pd.DataFrame | None:
+    if value is None or isinstance(value, pd.DataFrame):
+        return value
+    path = Path(value)
+    if not path.is_file():
+        raise DataError(f"The {what} file {str(path)!r} does not exist.",
+                        [Problem("file_missing", "File not found.", file=str(path))])
+    try:
+        return pd.read_csv(path, sep=None, engine="python", encoding="utf-8-sig")
+    except Exception as exc:
+        raise DataError(f"The {what} file {str(path)!r} cannot be read as CSV: {exc}.",
+                        [Problem("file_unreadable", str(exc), file=str(path))]) from None
+
+
+def _support(table: pd.DataFrame | None) -> pd.DataFrame | None:
+    if table is None:
+        return None
+    need = {"country", "factor", "supported"}
+    if not need <= set(table.columns):
+        raise DataError(f"The support table needs columns country, factor, supported; it has {list(table.columns)}.",
+                        [Problem("support_columns", "Missing column.", column=c) for c in sorted(need - set(table))])
+    t = table.copy()
+    t["country"] = t["country"].astype(str)
+    if t["supported"].dtype != bool:
+        words = t["supported"].astype(str).str.strip().str.lower()
+        m = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+        bad = ~words.isin(list(m))
+        if bad.any():
+            raise DataError("The support table's supported column must be true/false (or 1/0, yes/no).",
+                            [Problem("support_value", "Not a boolean.", row=int(i) + 1, column="supported",
+                                     value=str(t.loc[i, "supported"])) for i in t.index[bad][:20]])
+        t["supported"] = words.map(m).astype(bool)
+    return t
+
+
+def _source(value: Any) -> dict | None:
+    if value is None:
+        return None
+    if isinstance(value, (str, Path)):
+        p = Path(value).resolve()
+        return {"path": str(p), "sha256": _sha256(p) if p.is_file() else None}
+    return {"path": None, "sha256": None, "note": f"given in memory ({type(value).__name__})"}
+
+
+def analyze(source: Any, *, instrument: Any = None, support: Any = None, margins: Any = None, targets: Any = None,
+            out: str | Path = "analysis", anonymise: bool = False, key: str | bytes | None = None,
+            key_file: str | Path | None = None, min_cell: int = 10, seed: int | None = None,
+            title: str | None = None, estimator: str = "auto", n_boot: int = 1000,
+            truth: Mapping[str, pd.DataFrame] | None = None, truth_simulate: Mapping[str, Any] | None = None,
+            load_options: Mapping[str, Any] | None = None,
+            change_options: Mapping[str, Any] | None = None, claims_options: Mapping[str, Any] | None = None,
+            overwrite: bool = False, steps: Sequence[str] | None = None,
+            progress: Callable[[str, str], None] | None = None, command: str | None = None) -> Analysis:
+    """Run the whole analysis of a survey and write its report, results and summary.
+
+    Parameters
+    ----------
+    source : str, Path or SurveyData
+        The survey file (any format :func:`cips_stats.load` reads) or loaded data.
+    instrument : str, Path or Instrument, optional
+        Instrument YAML or object (default: the packaged CIPS instrument, or
+        the data's own).
+    support : str, Path or DataFrame, optional
+        Support table (``country, factor, supported``): the change model and the
+        claim audit.
+    margins : str, Path or DataFrame, optional
+        Population margins (``variable, category, total|share`` and optional
+        cell keys): the weights are raked to them first.
+    targets : str, Path or DataFrame, optional
+        KPI targets (``factor, group, target``).
+    out : str or Path
+        Output folder.
+    anonymise, key, key_file, min_cell
+        Disclosure control (see :func:`cips_stats.report.build`); ``key_file``
+        is read with :func:`cips_stats.disclosure.read_key` and its path (never
+        the key) is recorded so that :func:`reproduce` can code countries alike.
+    seed : int, optional
+        Seed of every random step (``None`` draws one and records it).
+    title : str, optional
+        Report title (default from the instrument).
+    estimator : {"auto", "ML", "MLR", "WLSMV"}
+        CFA and invariance estimator; ``auto`` = :func:`choose_estimator`.
+    n_boot : int
+        Bootstrap replicates of the indicators.
+    truth : mapping, optional
+        Known truth of a synthetic survey (coverage overlays).
+    truth_simulate : mapping, optional
+        The :func:`cips_stats.simulate` arguments of a synthetic survey: its
+        truth is re-created from them (here when ``truth`` is not given, and
+        by :func:`reproduce`).
+    load_options : mapping, optional
+        Keyword arguments of :func:`cips_stats.load` (column mapping, CSV options).
+    change_options, claims_options : mapping, optional
+        Keyword arguments of ``cs.change.fit`` (e.g. ``draws``, ``tune``,
+        ``chains``) and :func:`cips_stats.claims.audit` (e.g. ``n_perm``).
+    overwrite : bool
+        Write into a non-empty folder cips-stats did not create.
+    steps : sequence of str, optional
+        Analysis steps to run (default all of :data:`ANALYSIS_STEPS`);
+        ``load`` and ``report`` always run.
+    progress : callable, optional
+        ``progress(step, "start" | "done" | "failed")``.
+    command : str, optional
+        The command line recorded in the results.
+
+    Returns
+    -------
+    Analysis
+        ``.ok``, ``.steps`` (timed), ``.report``, ``.summary``.
+
+    Raises
+    ------
+    DataError
+        The survey or an input table cannot be read (nothing is analysed).
+    """
+    from . import output as _out
+    from .instrument import Instrument
+    from .report import build
+
+    t_all = time.perf_counter()
+    seed = resolve_seed(seed)
+    wanted = set(ANALYSIS_STEPS if steps is None else (*steps, "load", "report"))
+    unknown = wanted - set(ANALYSIS_STEPS)
+    if unknown:
+        raise CipsError(f"steps= names unknown steps {sorted(unknown)}; choose from {', '.join(ANALYSIS_STEPS)}.")
+    folder = _out.OutputFolder(out, overwrite=overwrite)
+    out = folder.root
+    records: list[dict] = []
+    results: dict[str, Any] = {}
+    say = progress or (lambda step, state: None)
+
+    def run(name: str, func: Callable[[], Any], *, fatal: bool = False) -> Any:
+        say(name, "start")
+        t0 = time.perf_counter()
+        # warnings are kept with the step (the results carry the same conditions as flags, which the
+        # report shows as sentences), not printed over the progress line
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                value = func()
+                rec = {"name": name, "ok": True, "seconds": time.perf_counter() - t0, "error": None}
+                say(name, "done")
+            except Exception as exc:
+                rec = {"name": name, "ok": False, "seconds": time.perf_counter() - t0,
+                       "error": f"{type(exc).__name__}: {exc}"}
+                value = exc
+                say(name, "failed")
+        rec["warnings"] = len(caught)
+        records.append(rec)
+        if fatal and isinstance(value, BaseException):
+            raise value
+        return value
+
+    # ---- inputs (a bad input stops everything: nothing would be right)
+    def load():
+        inst = instrument
+        if isinstance(inst, (str, Path)):
+            inst = Instrument.from_yaml(inst)
+        if hasattr(source, "frame") and hasattr(source, "instrument"):
+            return source
+        from . import load as _load
+
+        return _load(source, instrument=inst if inst is not None else Instrument.default(),
+                     **dict(load_options or {}))
+
+    data = run("load", load, fatal=True)
+    if truth is None and truth_simulate is not None:
+        from .simulate import simulate as _simulate
+
+        truth = _simulate(**dict(truth_simulate)).truth
+    sup = _support(_read_table(support, "support"))
+    tgt = _read_table(targets, "targets")
+    mar = _read_table(margins, "margins")
+    if key_file is not None and key is None:
+        from . import disclosure
+
+        key = disclosure.read_key(key_file)
+    est = choose_estimator(data.instrument, estimator)
+
+    if mar is not None and "weighting" in wanted:
+        def weight():
+            from . import weighting
+
+            return weighting.rake(data, margins=mar).data
+        w = run("weighting", weight)
+        if not isinstance(w, BaseException):
+            data = w
+
+    from .report import compute
+
+    common = dict(seed=seed, n_boot=n_boot, estimator=est,
+                  inputs={"support": sup, "targets": tgt, "change_options": dict(change_options or {}),
+                          "claims_options": dict(claims_options or {})})
+    for name in _SECTION_STEPS:
+        if name not in wanted:
+            continue
+        results[name] = run(name, lambda name=name: compute(name, data, results=results, **common))
+
+    sources = {k: v for k, v in (("survey", _source(source if isinstance(source, (str, Path)) else None)),
+                                 ("instrument", _source(instrument)), ("support", _source(support)),
+                                 ("margins", _source(margins)), ("targets", _source(targets)),
+                                 ("key_file", _source(key_file))) if v is not None}
+    sections = ("data", *[s for s in _SECTION_STEPS if s in wanted], "appendix")
+    inputs = {"support": sup, "targets": tgt, "change_options": dict(change_options or {}),
+              "claims_options": dict(claims_options or {}),
+              "sources": {k: Path(v["path"]).name for k, v in sources.items() if v.get("path")},
+              "steps": records}
+    rep = run("report", lambda: build(data, out / "report", seed=seed, n_boot=n_boot, anonymise=anonymise, key=key,
+                                      min_cell=min_cell, sections=sections, truth=truth, results=results,
+                                      title=title, estimator=est, inputs=inputs, overwrite=True))
+    if isinstance(rep, BaseException):
+        rep = None
+    from . import __version__
+
+    prov = Provenance.build("analyze", data=data, seed=seed,
+                            options={"estimator": est, "n_boot": n_boot, "min_cell": min_cell,
+                                     "anonymise": anonymise, "title": title, "steps": sorted(wanted)})
+    results_doc = {
+        "kind": "CipsAnalysis", "package_version": __version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": command,
+        "rerun": {"source": sources.get("survey"), "instrument": sources.get("instrument"),
+                  "support": sources.get("support"), "margins": sources.get("margins"),
+                  "targets": sources.get("targets"), "key_file": sources.get("key_file"),
+                  "load_options": dict(load_options or {}), "seed": seed, "estimator": est, "n_boot": n_boot,
+                  "min_cell": min_cell, "anonymise": anonymise, "title": title,
+                  "change_options": dict(change_options or {}), "claims_options": dict(claims_options or {}),
+                  "steps": None if steps is None else list(steps),
+                  "truth_simulate": None if truth_simulate is None else dict(truth_simulate)},
+        "provenance": prov.to_dict(), "data_fingerprint": data.fingerprint,
+        "report": "report/report.json", "tables": sorted(f for f in (rep.files if rep else ()) if f.endswith(".csv")),
+    }
+    summary = {
+        "kind": "AnalysisSummary", "ok": all(r["ok"] for r in records) and (rep is not None and rep.ok),
+        "out": str(out), "seed": seed, "estimator": est,
+        "respondents": int(len(data.frame)), "countries": int(data.frame["country"].nunique()),
+        "groups": list(map(str, data.groups)), "iterations": [str(i) for i in data.iterations],
+        "steps": [{**r, "seconds": round(r["seconds"], 4)} for r in records],
+        "sections": {} if rep is None else {k: {"ok": v["ok"], "error": v["error"], "seconds": round(v["seconds"], 4)}
+                                            for k, v in rep.sections.items()},
+        "failures": {} if rep is None else dict(rep.failures),
+        "report": None if rep is None else str(Path(rep.index)),
+        "seconds": time.perf_counter() - t_all,
+    }
+    _out.write_json(folder.path("results.json"), to_jsonable(results_doc))
+    _out.write_json(folder.path("summary.json"), to_jsonable(summary))
+    folder.record([f"report/{f}" for f in (rep.files if rep else ())] + ([f"report/{_out.MANIFEST}"] if rep else []))
+    return Analysis(out=str(out), steps=tuple(records), report=rep, summary=summary, provenance=prov)
+
+
+# ============================================================================================ reproduce
+@dataclass(frozen=True)
+class Reproduction(Result):
+    """Number-by-number comparison of an analysis with its re-run.
+
+    Attributes
+    ----------
+    compared, matched : int
+        Values compared and values equal (numbers within ``rtol``).
+    mismatches : pandas.DataFrame
+        ``table, row, column, original, reproduced`` of every difference
+        (row 1-based; whole-table differences have row 0).
+    tables : int
+        Tables compared.
+    rtol : float
+        Relative tolerance of numbers.
+    """
+
+    compared: int = 0
+    matched: int = 0
+    tables: int = 0
+    mismatches: pd.DataFrame = field(default_factory=pd.DataFrame)
+    rtol: float = REPRODUCE_RTOL
+    rerun_out: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True when every value matched."""
+        return self.compared > 0 and self.compared == self.matched and not len(self.mismatches)
+
+    def to_frame(self) -> pd.DataFrame:
+        """The mismatches."""
+        return self.mismatches
+
+
+#: Tables that legitimately differ between runs (times).
+_VOLATILE_TABLES = ("appendix_steps.csv",)
+_VOLATILE_COLUMNS = ("seconds",)
+
+
+def _compare_tables(a: Path, b: Path, rtol: float) -> tuple[int, int, list[dict]]:
+    import numpy as np
+
+    rel = a.name
+    try:
+        x = pd.read_csv(a, encoding="utf-8-sig", keep_default_na=True)
+        y = pd.read_csv(b, encoding="utf-8-sig", keep_default_na=True)
+    except Exception as exc:
+        return 1, 0, [{"table": rel, "row": 0, "column": "", "original": "unreadable", "reproduced": str(exc)}]
+    if list(x.columns) != list(y.columns) or len(x) != len(y):
+        return 1, 0, [{"table": rel, "row": 0, "column": "",
+                       "original": f"{len(x)} rows, columns {list(x.columns)}",
+                       "reproduced": f"{len(y)} rows, columns {list(y.columns)}"}]
+    compared = matched = 0
+    bad: list[dict] = []
+    for c in x.columns:
+        if c in _VOLATILE_COLUMNS:
+            continue
+        u, v = x[c], y[c]
+        if pd.api.types.is_numeric_dtype(u) and pd.api.types.is_numeric_dtype(v):
+            uf, vf = u.to_numpy(dtype=float), v.to_numpy(dtype=float)
+            both_nan = np.isnan(uf) & np.isnan(vf)
+            eq = both_nan | np.isclose(uf, vf, rtol=rtol, atol=1e-12)
+        else:
+            us, vs = u.astype(str).where(u.notna(), ""), v.astype(str).where(v.notna(), "")
+            eq = (us == vs).to_numpy()
+        compared += len(eq)
+        matched += int(eq.sum())
+        for i in np.flatnonzero(~eq)[:50]:
+            bad.append({"table": rel, "row": int(i) + 1, "column": str(c), "original": str(u.iloc[i]),
+                        "reproduced": str(v.iloc[i])})
+    return compared, matched, bad
+
+
+def reproduce(folder: str | Path, *, out: str | Path | None = None, rtol: float = REPRODUCE_RTOL,
+              progress: Callable[[str, str], None] | None = None) -> Reproduction:
+    """Re-run an analysis from its ``results.json`` and compare every published number.
+
+    Parameters
+    ----------
+    folder : str or Path
+        The folder :func:`analyze` wrote (holding ``results.json``).
+    out : str or Path, optional
+        Where the re-run is written (default: a temporary folder, removed).
+    rtol : float
+        Relative tolerance of numbers (default 1e-7).
+    progress : callable, optional
+        As for :func:`analyze`.
+
+    Returns
+    -------
+    Reproduction
+        ``.ok``, ``.compared``, ``.matched``, ``.mismatches``.
+
+    Raises
+    ------
+    DataError
+        No ``results.json``, or an input file missing or changed since (its
+        SHA-256 differs).
+    """
+    import shutil
+    import tempfile
+
+    folder = Path(folder)
+    doc_path = folder / "results.json"
+    if not doc_path.is_file():
+        raise DataError(f"{str(folder)!r} holds no results.json: not a folder written by cips-stats analyze.",
+                        [Problem("results_missing", "results.json not found.", file=str(doc_path))])
+    try:
+        doc = json.loads(doc_path.read_text(encoding="utf-8"))
+        rr = doc["rerun"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{str(doc_path)!r} is not a results file of cips-stats analyze ({exc}).",
+                        [Problem("results_unreadable", str(exc), file=str(doc_path))]) from None
+    src = rr.get("source") or {}
+    if not src.get("path"):
+        raise DataError("The analysis was run on data given in memory; there is no file to re-run it from.",
+                        [Problem("source_in_memory", "No source file recorded.", file=str(doc_path))])
+    probs = []
+    for what in ("source", "instrument", "support", "margins", "targets", "key_file"):
+        s = rr.get(what)
+        if not s or not s.get("path"):
+            continue
+        p = Path(s["path"])
+        if not p.is_file():
+            probs.append(Problem("input_missing", f"The {what} file is missing.", file=str(p)))
+        elif s.get("sha256") and _sha256(p) != s["sha256"]:
+            probs.append(Problem("input_changed", f"The {what} file changed since the analysis (SHA-256 differs).",
+                                 file=str(p)))
+    if probs:
+        raise DataError(f"Cannot reproduce: {len(probs)} input file(s) missing or changed.", probs)
+    if rr.get("anonymise") and not (rr.get("key_file") or {}).get("path"):
+        raise DataError("The analysis anonymised countries with a key that was not kept (no --anonymise-key "
+                        "file): the codes cannot be re-created.",
+                        [Problem("key_not_kept", "No key file recorded.", file=str(doc_path))])
+    tmp = None
+    if out is None:
+        tmp = tempfile.mkdtemp(prefix="cips-reproduce-")
+        out = Path(tmp) / "rerun"
+
+    def path_of(what):
+        s = rr.get(what) or {}
+        return s.get("path")
+
+    try:
+        analyze(src["path"], instrument=path_of("instrument"), support=path_of("support"),
+                margins=path_of("margins"), targets=path_of("targets"), key_file=path_of("key_file"),
+                out=out, anonymise=bool(rr.get("anonymise")), min_cell=int(rr["min_cell"]), seed=int(rr["seed"]),
+                title=rr.get("title"), estimator=rr.get("estimator", "auto"), n_boot=int(rr["n_boot"]),
+                load_options=rr.get("load_options") or None, change_options=rr.get("change_options") or None,
+                claims_options=rr.get("claims_options") or None, steps=rr.get("steps"), progress=progress,
+                truth_simulate=rr.get("truth_simulate"),
+                overwrite=True)
+        orig = {p.name: p for p in (folder / "report" / "tables").glob("*.csv")}
+        new = {p.name: p for p in (Path(out) / "report" / "tables").glob("*.csv")}
+        compared = matched = 0
+        bad: list[dict] = []
+        for name in sorted(set(orig) | set(new)):
+            if name in _VOLATILE_TABLES:
+                continue
+            if name not in orig or name not in new:
+                compared += 1
+                bad.append({"table": name, "row": 0, "column": "",
+                            "original": "present" if name in orig else "missing",
+                            "reproduced": "present" if name in new else "missing"})
+                continue
+            c, m, b = _compare_tables(orig[name], new[name], rtol)
+            compared, matched = compared + c, matched + m
+            bad += b
+        mism = pd.DataFrame(bad, columns=["table", "row", "column", "original", "reproduced"])
+        prov = Provenance.build("reproduce", seed=int(rr["seed"]), options={"folder": str(folder), "rtol": rtol})
+        return Reproduction(compared=compared, matched=matched, tables=len(set(orig) | set(new)), mismatches=mism,
+                            rtol=rtol, rerun_out="" if tmp else str(out), provenance=prov)
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
