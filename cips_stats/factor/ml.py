@@ -510,7 +510,8 @@ class MLProblem:
         model = self.model
         out = []
         w = np.where(self._vr == self._vc, 0.5, 1.0)
-        for gd, imp, J in zip(self.groups, model.implied(theta), model.jacobian(theta)):
+        dS_full = model.dsigma_full(theta) if any(gd.fiml for gd in self.groups) else None
+        for gi, (gd, imp, J) in enumerate(zip(self.groups, model.implied(theta), model.jacobian(theta))):
             Js, Jm = J["sigma"], J["mu"]
             act = np.flatnonzero(np.any(Js != 0, axis=0) | np.any(Jm != 0, axis=0))
             Js, Jm = Js[:, act], Jm[:, act]
@@ -527,14 +528,16 @@ class MLProblem:
                 z = Z[s:s + chunk]
                 zz = z[:, self._vr] * z[:, self._vc] * w
                 sc[s:s + chunk] = zz @ Js - base[None, :]
-            if gd.fiml:
-                # + vech_w(W[:, m] W_mm^-1 W[m, :]) per row with missing values
+            if gd.fiml and gd.kgroups:
+                # + 1/2 tr(W[:, m] C W[m, :] Sigma_q) = 1/2 <C, (W Sigma_q W)[m, m]> per row with missing
+                # values (C = W_mm^-1): k x k per row and parameter, never p x p
+                dS = dS_full[gi][0][act]
+                WSWt = np.ascontiguousarray(np.transpose(np.matmul(np.matmul(W, dS), W), (1, 2, 0)))
                 for (k, rows, mis), Wmm_inv in zip(gd.kgroups, parts["inv_blocks"]):
                     for s in range(0, len(rows), chunk):
                         rr, mm, Bi = rows[s:s + chunk], mis[s:s + chunk], Wmm_inv[s:s + chunk]
-                        Wc = np.transpose(W[:, mm], (1, 0, 2))  # (n, p, k)
-                        R = Wc @ Bi @ np.transpose(Wc, (0, 2, 1))
-                        sc[rr] += (R[:, self._vr, self._vc] * w) @ Js
+                        X = WSWt[mm[:, :, None], mm[:, None, :]].reshape(len(rr), k * k, len(act))
+                        sc[rr] += 0.5 * (Bi.reshape(len(rr), 1, k * k) @ X)[:, 0, :]
             if self.meanstructure:
                 sc += Z @ Jm
             full = np.zeros((gd.n, model.npar))
