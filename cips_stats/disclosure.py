@@ -451,7 +451,7 @@ def _components(A: np.ndarray, k: int) -> list[list[int]]:
 
 
 def protect(counts: np.ndarray, margins: np.ndarray, *, min_n: int = 10, protection: int | None = None,
-            max_rounds: int = 200) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            priority: Sequence[float] | None = None, max_rounds: int = 200) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Primary and complementary suppression of a table of counts with published totals.
 
     Parameters
@@ -465,6 +465,9 @@ def protect(counts: np.ndarray, margins: np.ndarray, *, min_n: int = 10, protect
     protection : int, optional
         Required width of the feasible interval of each primary cell;
         default ``ceil(min_n / 2)``.
+    priority : sequence of float, optional
+        Per total: when a total must be withdrawn, larger values go first
+        (default: all equal, the smallest total first).
     max_rounds : int
         Safety limit of the greedy rounds.
 
@@ -500,26 +503,41 @@ def protect(counts: np.ndarray, margins: np.ndarray, *, min_n: int = 10, protect
     sup = primary.copy()
     work = np.where(unknown, 0.0, c)
     pub_m = np.ones(M.shape[0], dtype=bool)
+    sizes = M.sum(axis=1)
+    prio = np.zeros(M.shape[0]) if priority is None else np.asarray(priority, dtype=float)
     for _ in range(max_rounds):
-        lo, hi = audit(work, M[pub_m], sup, primary=primary & ~unknown, upper=min_n - 1)
+        lo, hi = audit(work, M[pub_m], sup)
         bad = primary & ~unknown & ((hi - lo) < p)
         if not bad.any():
             break
-        changed = False
-        for i in np.flatnonzero(bad):
-            rows = M[pub_m & M[:, i]]
-            score = rows.sum(axis=0).astype(float)          # totals shared with the failing cell
-            score[sup] = -1.0
-            if score.max() <= 0:
-                continue
+        i = int(np.flatnonzero(bad)[0])
+        width = hi[i] - lo[i]
+        rows = M[pub_m & M[:, i]]
+        score = rows.sum(axis=0).astype(float)              # totals shared with the failing cell
+        score[sup] = -1.0
+        if score.max() > 0:
             best = np.flatnonzero(score == score.max())
-            sup[best[np.argmin(work[best])]] = True          # ties: the smallest count (least loss)
-            changed = True
-            break
-        if not changed:
-            # no total holding a failing cell has a published cell left: withdraw those totals
-            for i in np.flatnonzero(bad):
-                pub_m &= ~M[:, i]
+            cand = best[np.argmin(work[best])]               # ties: the smallest count (least loss)
+            sup[cand] = True
+            lo2, hi2 = audit(work, M[pub_m], sup)
+            if hi2[i] - lo2[i] > width:
+                continue                                      # the complement helped: keep it
+            sup[cand] = False
+        # no cell helps (e.g. two nested totals differ by this cell alone): withdraw a total, the least
+        # prominent first (``priority``: larger withdrawn first; then the smallest), keeping the first
+        # withdrawal that widens the interval
+        order = sorted(np.flatnonzero(pub_m), key=lambda j: (-prio[j], sizes[j]))
+        for j in order:
+            pub_m[j] = False
+            lo2, hi2 = audit(work, M[pub_m], sup)
+            if hi2[i] - lo2[i] > width:
+                break
+            pub_m[j] = True
+        else:
+            held = np.flatnonzero(pub_m & M[:, i])
+            if not held.size:
+                break
+            pub_m[held] = False
     return sup, primary, pub_m
 
 
@@ -609,7 +627,8 @@ class Gate:
             c["group"] = c["group"].astype(str)
             counts = pd.to_numeric(c["n"], errors="coerce").to_numpy(dtype=float)
             M = np.array([m for _, m in self.margins], dtype=bool).reshape(-1, len(c))
-            sup, prim, pub = protect(counts, M, min_n=self.min_n, protection=self.protection)
+            prio = [2.0 if "[" in nm else (0.0 if nm == "total" else 1.0) for nm, _ in self.margins]
+            sup, prim, pub = protect(counts, M, min_n=self.min_n, protection=self.protection, priority=prio)
             c["suppressed"] = sup
             c["primary"] = prim
             self.cells = c.reset_index(drop=True)
@@ -627,10 +646,12 @@ class Gate:
                    protection: int | None = None) -> "Gate":
         """A gate over a table of cells (``country, iteration, group, n``) with the standard totals.
 
-        The totals assumed published are: the grand total, the total of every
-        group, of every iteration and of every group × iteration, and the same
-        group × iteration totals over each named subset of countries
-        (``subsets``, e.g. the countries surveyed in every iteration).
+        The totals assumed published are the report's: the grand total
+        (respondents used), the total of every group (CFA n, invariance across
+        groups), and the group × iteration totals over each named subset of
+        countries (``subsets``: a list of countries, or ``{"countries": [...],
+        "group": g}`` for one group only, e.g. the countries surveyed in every
+        iteration of that group).
         """
         _check_frame(cells, "cells")
         c = cells.reset_index(drop=True)
@@ -639,16 +660,13 @@ class Gate:
         it = c["iteration"].astype(str).to_numpy()
         for g in pd.unique(grp):
             margins.append((f"group={g}", grp == g))
-        for t in pd.unique(it):
-            margins.append((f"iteration={t}", it == t))
-        for g in pd.unique(grp):
-            for t in pd.unique(it):
-                margins.append((f"group={g},iteration={t}", (grp == g) & (it == t)))
-        for name, countries in (subsets or {}).items():
+        for name, spec in (subsets or {}).items():
+            if isinstance(spec, Mapping):
+                countries, sub_groups = spec["countries"], [str(spec["group"])]
+            else:
+                countries, sub_groups = spec, list(pd.unique(grp))
             inn = c["country"].astype(str).isin(set(map(str, countries))).to_numpy()
-            margins.append((f"{name}", inn))
-            for g in pd.unique(grp):
-                margins.append((f"{name},group={g}", inn & (grp == g)))
+            for g in sub_groups:
                 for t in pd.unique(it):
                     margins.append((f"{name},group={g},iteration={t}", inn & (grp == g) & (it == t)))
         return cls(min_n=min_n, key=key, anonymise=anonymise, cells=c, margins=margins, protection=protection)
@@ -677,7 +695,7 @@ class Gate:
             its = frame["iteration"].nunique()
             for g, sub in frame.groupby("group", sort=True, observed=True):
                 per = sub.groupby("country", observed=True)["iteration"].nunique()
-                subsets[f"repeated[{g}]"] = per[per == its].index.astype(str).tolist()
+                subsets[f"repeated[{g}]"] = {"countries": per[per == its].index.astype(str).tolist(), "group": g}
         return cls.from_cells(cells, min_n=min_n, key=key, anonymise=anonymise, subsets=subsets,
                               protection=protection)
 
@@ -694,11 +712,17 @@ class Gate:
         c = self.cells
         M = np.array([m for _, m in self.margins], dtype=bool).reshape(-1, len(c))[self._margin_published]
         n = pd.to_numeric(c["n"], errors="coerce").to_numpy(dtype=float)
-        lo, hi = audit(np.nan_to_num(n), M, c["suppressed"].to_numpy(), primary=c["primary"].to_numpy(),
-                       upper=self.min_n - 1)
+        lo, hi = audit(np.nan_to_num(n), M, c["suppressed"].to_numpy())
         out = c[[*CELL_KEYS, "n", "primary"]].copy()
         out["low"], out["high"] = lo, hi
         return out[c["suppressed"].to_numpy()].reset_index(drop=True)
+
+    @property
+    def withdrawn(self) -> list[str]:
+        """Names of the totals that must not be published (no cell suppression could protect them)."""
+        if self._margin_published is None:
+            return []
+        return [nm for (nm, _), ok in zip(self.margins, self._margin_published) if not ok]
 
     def total_published(self, name: str) -> bool:
         """Whether the total ``name`` (e.g. ``"total"``, ``"group=officials"``) may be published."""
@@ -752,8 +776,8 @@ class Gate:
         -------
         pandas.DataFrame
             Blanked copy with ``suppressed`` and ``suppression_reason``
-            (``disclosure`` for every disclosure suppression, primary or
-            complementary, so the reason does not tell which cells are small).
+            (``disclosure:suppressed`` for every disclosure suppression, primary
+            or complementary, so the reason does not tell which cells are small).
         """
         _check_frame(table)
         cols = None if columns is None else [c for c in columns if c in table.columns]
@@ -769,7 +793,7 @@ class Gate:
                 out.loc[disc, c] = ""
         prec_only = np.array([";".join(p for p in r.split(";") if p.startswith("precision:")) for r in reason],
                              dtype=object)
-        out["suppression_reason"] = np.where(disc, "disclosure", prec_only).tolist()
+        out["suppression_reason"] = np.where(disc, "disclosure:suppressed", prec_only).tolist()
         out["suppressed"] = out["suppressed"].to_numpy(dtype=bool) | disc
         return self.frame(out)
 
@@ -814,7 +838,7 @@ class Gate:
         _blank(out, any_sup, list(columns))
         _blank(out, cell_sup, list(n_columns))
         out["suppressed"] = any_sup
-        out["suppression_reason"] = np.where(any_sup, "disclosure", "").tolist()
+        out["suppression_reason"] = np.where(any_sup, "disclosure:suppressed", "").tolist()
         out = out.drop(columns=[c for c in share_columns.values() if c in out.columns])
         return self.frame(out)
 
