@@ -96,6 +96,9 @@ def sample(key: tuple, build: Callable[[], Any], data: Mapping[str, np.ndarray],
         idata = nutpie.sample(compiled, draws=int(draws), tune=int(tune), chains=int(chains), seed=int(seed),
                               cores=cores, progress_bar=False, target_accept=TARGET_ACCEPT)
         t2 = time.perf_counter()
+        internal = [v for v in idata.posterior.data_vars if str(v).endswith("__")]
+        if internal:  # nutpie also stores the unconstrained values (tau_log__): not part of the posterior
+            idata.posterior = idata.posterior.drop_vars(internal)
     else:
         with model:
             pm.set_data(data)
