@@ -2,6 +2,7 @@
 # Run from the repository root:  Rscript validation/r/cfa.R
 # Writes tests/reference/cfa_*.json (+ the data fixtures cfa_hs1939*.csv).
 suppressPackageStartupMessages({library(lavaan); library(jsonlite)})
+source(file.path("validation", "r", "meta.R"))   # the one `meta` header (tests/test_fixture_meta.py)
 out_dir <- "tests/reference"
 hs <- HolzingerSwineford1939
 write.csv(hs, file.path(out_dir, "cfa_hs1939.csv"), row.names = FALSE)
@@ -43,7 +44,7 @@ dump_fit <- function(fit, name, call, tol, mi = FALSE, extra = list()) {
     if (is.null(m$group)) m$group <- 1L
     res$modindices <- m[, c("lhs", "op", "rhs", "group", "mi", "epc", "sepc.lv", "sepc.all")]
   }
-  res <- c(res, extra)
+  res <- c(list(meta = fixture_meta("validation/r/cfa.R", call, "lavaan", tol)), res, extra)
   write_json(res, file.path(out_dir, paste0("cfa_", name, ".json")), digits = NA, auto_unbox = TRUE,
              pretty = TRUE, na = "null")
 }

@@ -75,7 +75,12 @@ bfi_res <- one_set(bf, 5, "bfi", list(
   ml_oblimin = list(fm = "ml", rotate = "oblimin"),
   minres_oblimin = list(fm = "minres", rotate = "oblimin")), parallel = TRUE)
 
-meta <- list(generated_by = "validation/r/efa.R", date = as.character(Sys.Date()),
+source(file.path("validation", "r", "meta.R"))
+efa_calls <- list(kmo = "psych::KMO(cor(X, use='pairwise'))",
+                  bartlett = "psych::cortest.bartlett(cor(X, use='pairwise'), n = nrow(X))",
+                  fa = "psych::fa(X, nfactors, rotate, fm, use = 'pairwise')", parallel = "psych::fa.parallel(X)")
+meta <- list(meta = fixture_meta("validation/r/efa.R", efa_calls, setdiff(names(versions), "R"), tolerances),
+             generated_by = "validation/r/efa.R", date = as.character(Sys.Date()),
              versions = versions, tolerances = tolerances,
              notes = paste("Loadings are compared after aligning factor order and sign.",
                            "Parallel analysis: observed eigenvalues exactly; simulated means within Monte Carlo error."))

@@ -19,10 +19,9 @@ packages <- list(lavaan = as.character(packageVersion("lavaan")),
                  psych = as.character(packageVersion("psych")),
                  lme4 = as.character(packageVersion("lme4")),
                  jsonlite = as.character(packageVersion("jsonlite")))
+source(file.path("validation", "r", "meta.R"))   # the one `meta` header (tests/test_fixture_meta.py)
 write_fixture <- function(name, call, tolerance, values) {
-  meta <- list(generator = "validation/r/factor_issue10.R", call = call, r_version = R.version.string,
-               packages = packages, date = format(Sys.time(), "%Y-%m-%d %H:%M:%S UTC", tz = "UTC"),
-               tolerance = tolerance)
+  meta <- fixture_meta("validation/r/factor_issue10.R", call, names(packages), tolerance)
   writeLines(toJSON(c(list(meta = meta), values), digits = NA, auto_unbox = TRUE, matrix = "rowmajor",
                     na = "null"), file.path(out_dir, paste0(name, ".json")))
 }

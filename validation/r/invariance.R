@@ -83,8 +83,15 @@ ord <- list(dataset = "psych::bfi complete cases of A1-A5, C1-C5, gender; group 
             n = nrow(bf), levels = lapply(ofits, fits_out), lrt = list())
 for (i in 2:length(ofits)) ord$lrt[[names(ofits)[i]]] <- lrt_out(ofits[[i - 1]], ofits[[i]], "satorra.2000")
 
+source(file.path("validation", "r", "meta.R"))
 meta <- list(generated_by = "validation/r/invariance.R", date = as.character(Sys.Date()),
              versions = versions, tolerances = tolerances)
+hs_calls <- list(ladder = "cfa(model, data=HS, group='school', estimator=<ML|MLR>, group.equal=<level>)",
+                 lrt = "lavTestLRT(restricted, free, method = 'default' | 'satorra.bentler.2001')",
+                 score = "lavTestScore(scalar_fit, univariate = TRUE)")
+pk <- setdiff(names(versions), "R")
+hs <- c(list(meta = fixture_meta("validation/r/invariance.R", hs_calls, pk, tolerances)), hs)
+ord <- c(list(meta = fixture_meta("validation/r/invariance.R", ord$call, pk, tolerances)), ord)
 write_json(c(meta, hs), "tests/reference/invariance_hs.json", auto_unbox = TRUE, digits = NA, pretty = TRUE)
 write_json(c(meta, ord), "tests/reference/invariance_bfi_ordinal.json", auto_unbox = TRUE, digits = NA, pretty = TRUE)
 cat("done\n")

@@ -18,8 +18,10 @@ versions <- list(R = R.version.string,
                  jsonlite = as.character(packageVersion("jsonlite")))
 today <- format(Sys.time(), "%Y-%m-%d", tz = "UTC")
 
+source(file.path("validation", "r", "meta.R"))
 write_fixture <- function(name, call, tolerance, values) {
-  obj <- c(list(r_call = call, versions = versions, date = today, tolerance = tolerance), values)
+  meta <- fixture_meta("validation/r/polychoric_wlsmv.R", call, setdiff(names(versions), "R"), tolerance)
+  obj <- c(list(meta = meta, r_call = call, versions = versions, date = today, tolerance = tolerance), values)
   writeLines(toJSON(obj, digits = NA, auto_unbox = TRUE, matrix = "rowmajor", na = "null"),
              file.path(out_dir, paste0(name, ".json")))
 }
