@@ -182,6 +182,15 @@ def _blank(out: pd.DataFrame, mask: np.ndarray, cols: Iterable[str]) -> None:
 def new_key() -> str:
     """A fresh random anonymisation key (64 hexadecimal characters, from :mod:`secrets`).
 
+    Parameters
+    ----------
+    None
+
+    Returns
+    -------
+    str
+        256 random bits as hexadecimal text.
+
     Examples
     --------
     >>> from cips_stats.disclosure import new_key
@@ -207,6 +216,21 @@ def _key_bytes(key: Any) -> bytes:
 def read_key(path: str | Path) -> str:
     """Read an anonymisation key written by :func:`write_key`.
 
+    Parameters
+    ----------
+    path : str or Path
+        The key file.
+
+    Returns
+    -------
+    str
+        The key.
+
+    Raises
+    ------
+    CipsError
+        The file cannot be read or holds a key shorter than 16 bytes.
+
     Examples
     --------
     >>> import tempfile, os
@@ -228,8 +252,26 @@ def read_key(path: str | Path) -> str:
 def write_key(path: str | Path, key: str | None = None) -> str:
     """Write a (new, random unless given) anonymisation key to ``path`` (mode 600); refuse to overwrite.
 
-    Returns the key.  Keep the file private: it reverses the anonymisation of
-    every report made with it.
+    Parameters
+    ----------
+    path : str or Path
+        The key file to create (it must not exist).
+    key : str, optional
+        The key; a new random one (:func:`new_key`) when omitted.
+
+    Returns
+    -------
+    str
+        The key written.  Keep the file private: it reverses the anonymisation
+        of every report made with it.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> from cips_stats.disclosure import write_key
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     len(write_key(os.path.join(tmp, "key.txt")))
+    64
     """
     p = Path(path)
     key = new_key() if key is None else key
@@ -339,6 +381,20 @@ def _order_by_code(table: pd.DataFrame, column: str) -> pd.DataFrame:
 
 def deanonymise(table: pd.DataFrame, mapping: Mapping[Any, str], column: str = "country") -> pd.DataFrame:
     """Restore the original labels of an anonymised column from the mapping of :func:`anonymise`.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The anonymised table.
+    mapping : mapping
+        ``{original: code}`` as returned by :func:`anonymise`.
+    column : str
+        The anonymised column.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with the original labels.
 
     Examples
     --------
@@ -544,6 +600,20 @@ def protect(counts: np.ndarray, margins: np.ndarray, *, min_n: int = 10, protect
 # ============================================================================================ categories
 def category_counts(frame: pd.DataFrame, by: Sequence[str], variables: Sequence[str]) -> pd.DataFrame:
     """Unweighted counts of every category of ``variables`` within the cells ``by`` (long format).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Respondent table.
+    by : sequence of str
+        Cell keys.
+    variables : sequence of str
+        Categorical columns.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``by..., variable, category, count`` (missing values left out).
 
     Examples
     --------

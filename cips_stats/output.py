@@ -51,6 +51,17 @@ class OutputError(CipsError):
 def neutralise(value: Any) -> Any:
     """Prefix a text value that a spreadsheet would run as a formula with an apostrophe.
 
+    Parameters
+    ----------
+    value : object
+        A cell value; only text is changed.
+
+    Returns
+    -------
+    object
+        The value, with a leading ``'`` when it is text beginning with one of
+        :data:`DANGEROUS`.
+
     Examples
     --------
     >>> from cips_stats.output import neutralise
@@ -63,7 +74,25 @@ def neutralise(value: Any) -> Any:
 
 
 def neutralise_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy of ``frame`` with every text cell and column name passed through :func:`neutralise`."""
+    """A copy of ``frame`` with every text cell and column name passed through :func:`neutralise`.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The table.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The neutralised copy (numbers unchanged).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from cips_stats.output import neutralise_frame
+    >>> neutralise_frame(pd.DataFrame({"a": ["=1", "x"], "b": [-1, 2]}))["a"].tolist()
+    ["'=1", 'x']
+    """
     out = frame.copy()
     out.columns = [neutralise(str(c)) for c in out.columns]
     for c in out.columns:
@@ -311,6 +340,18 @@ def _xlsx_bytes(tables: Mapping[str, pd.DataFrame] | Iterable[tuple[str, pd.Data
 def write_csv(path: str | Path, frame: pd.DataFrame) -> Path:
     """Write a table as CSV (UTF-8 with BOM, formulas neutralised) without following a link at ``path``.
 
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+    frame : pandas.DataFrame
+        The table (written without its index).
+
+    Returns
+    -------
+    Path
+        The file written.
+
     Examples
     --------
     >>> import tempfile, pathlib, pandas as pd
@@ -326,21 +367,85 @@ def write_csv(path: str | Path, frame: pd.DataFrame) -> Path:
 
 
 def write_xlsx(path: str | Path, tables: Mapping[str, pd.DataFrame] | Iterable[tuple[str, pd.DataFrame]]) -> Path:
-    """Write tables to one workbook, one sheet per table (names made valid and unique), text typed as text."""
+    """Write tables to one workbook, one sheet per table (names made valid and unique), text typed as text.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``.xlsx`` file.
+    tables : mapping or sequence of (name, DataFrame)
+        The tables, one sheet each (names cut to 31 characters).
+
+    Returns
+    -------
+    Path
+        The file written.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, pandas as pd
+    >>> from cips_stats.output import write_xlsx
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     p = write_xlsx(pathlib.Path(tmp, "t.xlsx"), {"t": pd.DataFrame({"x": ["=1+1"]})})
+    ...     pd.read_excel(p, engine="openpyxl")["x"].tolist()
+    ['=1+1']
+    """
     p = Path(path)
     _raw_write(p, _xlsx_bytes(tables))
     return p
 
 
 def write_text(path: str | Path, text: str) -> Path:
-    """Write UTF-8 text without following a link at ``path``."""
+    """Write UTF-8 text without following a link at ``path``.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+    text : str
+        The text.
+
+    Returns
+    -------
+    Path
+        The file written.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from cips_stats.output import write_text
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     write_text(pathlib.Path(tmp, "a.txt"), "é").read_text(encoding="utf-8")
+    'é'
+    """
     p = Path(path)
     _raw_write(p, text.encode("utf-8"))
     return p
 
 
 def write_json(path: str | Path, obj: Any) -> Path:
-    """Write a JSON document (NaN as null) without following a link at ``path``."""
+    """Write a JSON document (NaN as null) without following a link at ``path``.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+    obj : object
+        Anything :func:`cips_stats.results.to_jsonable` accepts.
+
+    Returns
+    -------
+    Path
+        The file written.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, json
+    >>> from cips_stats.output import write_json
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     json.loads(write_json(pathlib.Path(tmp, "a.json"), {"x": float("nan")}).read_text())
+    {'x': None}
+    """
     p = Path(path)
     _raw_write(p, _json_bytes(obj))
     return p
