@@ -802,9 +802,10 @@ class Gate:
         return False
 
     def _match(self, table: pd.DataFrame) -> np.ndarray:
-        """Rows of ``table`` that touch a suppressed cell (keys it lacks match any value)."""
-        if self.cells is None or not len(table):
-            return np.zeros(len(table), dtype=bool)
+        """Rows of ``table`` that touch a suppressed cell (keys it lacks match any value; a table without a
+        ``country`` column holds aggregates over countries, protected through the totals instead)."""
+        if self.cells is None or not len(table) or "country" not in table.columns:
+            return np.zeros(len(table), dtype=bool)          # aggregates over countries are not cells
         sc = self.cells[self.cells["suppressed"]]
         if not len(sc):
             return np.zeros(len(table), dtype=bool)
@@ -832,7 +833,8 @@ class Gate:
         table : pandas.DataFrame
             Tidy table; rows are matched to cells by the columns ``country``,
             ``iteration`` (or ``iteration_from``/``iteration_to``) and ``group``
-            it has (a row without one of them touches every cell it could be).
+            it has (a row without ``iteration`` or ``group`` touches every cell
+            it could be; a table without ``country`` holds aggregates).
         n_column : str
             Unweighted count of the row (blanked, with ``counts``, when suppressed).
         columns : sequence of str, optional
