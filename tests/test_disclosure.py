@@ -268,3 +268,17 @@ def test_markup_in_every_user_string_is_escaped(tmp_path):
     assert not [t for t, a in p.tags if t in ("img", "svg") and any(k.startswith("on") for k in a)]
     assert not [t for t, a in p.tags if t == "script" and "alert" in str(a)]
     assert "alert" not in "".join(re.findall(r"<script[^>]*>(.*?)</script>", html, flags=re.S))
+
+
+def test_withdrawn_totals_and_aggregate_tables():
+    cells = pd.DataFrame({"country": ["A", "B", "C", "D"], "iteration": 1, "group": ["g", "g", "h", "h"],
+                          "n": [1, 2, 300, 400]})
+    gate = Gate.from_cells(cells)
+    # the g cells (1 + 2) can hide only behind each other: their group total is withdrawn, not published
+    assert "group=g" in gate.withdrawn and not gate.total_published("group=g")
+    assert gate.total_published("group=h")
+    lo, hi = gate.audit()[["low", "high"]].to_numpy().T
+    assert (hi[:2] - lo[:2] >= 5).all()
+    # a table of aggregates over countries (e.g. CFA fit per group) is not blanked by a hidden cell
+    fit = pd.DataFrame({"group": ["g", "h"], "n": [300, 700], "cfi": [0.95, 0.97]})
+    assert gate.table(fit, columns=["cfi"])["cfi"].notna().all()
