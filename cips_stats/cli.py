@@ -59,6 +59,8 @@ __all__ = ["main", "DemoContext", "DEMO_STEPS", "run_demo", "input_options"]
 EXIT_PROBLEMS = 1
 #: Exit status: the input could not be read at all (bad file, bad instrument).
 EXIT_UNREADABLE = 2
+#: Exit status: the output could not be written (folder not ours, not writable, a file in the way).
+EXIT_OUTPUT = 3
 
 
 def _console():
@@ -227,7 +229,11 @@ def _simulate_kwargs(seed: int, countries: int | None, points: int | None = None
 def _step_simulate(ctx: DemoContext) -> list[Path]:
     import cips_stats as cs
 
-    ctx.sim = cs.simulate(**_simulate_kwargs(ctx.seed, ctx.countries))
+    kw = _simulate_kwargs(ctx.seed, ctx.countries)
+    # the demo exercises disclosure control: tiny cells and a tiny category are planted when the layout
+    # has room for them (two countries surveyed twice); the indicator truths do not change
+    kw["small_cells"] = kw.get("n_repeat", 17) >= 2
+    ctx.sim = cs.simulate(**kw)
     path = ctx.out / "raw_survey.csv"
     cs.data.write_raw(ctx.sim.raw, path, instrument=ctx.sim.instrument)
     inst_path = ctx.out / "instrument.yaml"
@@ -303,18 +309,36 @@ def _step_report(ctx: DemoContext) -> list[Path]:
     return [folder / f for f in rep.files]
 
 
+def _step_analyze(ctx: DemoContext) -> list[Path]:
+    """``cips-stats analyze`` on the files the demo wrote (support table from the truth), into ``analysis/``."""
+    from . import pipeline
+
+    sim = ctx.require_sim()
+    support = ctx.out / "support.csv"
+    sim.truth["supported"][["country", "factor", "supported"]].to_csv(support, index=False)
+    out = ctx.out / "analysis"
+    a = pipeline.analyze(ctx.state["raw_path"], instrument=ctx.out / "instrument.yaml", support=support,
+                         out=out, seed=ctx.seed, n_boot=ctx.n_boot, truth=sim.truth, overwrite=True,
+                         truth_simulate=_simulate_kwargs(ctx.seed, ctx.countries),
+                         progress=ctx.state.get("progress"), change_options=ctx.state.get("change_options"),
+                         command=f"cips-stats analyze {ctx.state['raw_path']} --instrument "
+                                 f"{ctx.out / 'instrument.yaml'} --support {support} --out {out} --seed {ctx.seed}"
+                                 f" --n-boot {ctx.n_boot}")
+    ctx.state["analysis"] = a
+    if not a.ok:
+        failed = [f"{s['name']}: {s['error']}" for s in a.steps if not s["ok"]]
+        failed += [f"{k}: {v}" for k, v in (a.report.failures if a.report is not None else {}).items()]
+        raise RuntimeError("The analysis was written, but parts failed: " + "; ".join(failed))
+    files = [support, out / "results.json", out / "summary.json"]
+    return files + [out / "report" / f for f in a.report.files]
+
+
 #: The demo's steps, in order: (name, function(ctx) -> list of written paths).
 DEMO_STEPS: list[tuple[str, Callable[[DemoContext], list[Path]]]] = [
     ("simulate", _step_simulate),
     ("validate", _step_validate),
     ("truth", _step_truth),
-    ("reliability", _analysis_step("reliability")),
-    ("indicators", _analysis_step("indicators")),
-    ("gap", _analysis_step("gap")),
-    ("cfa", _analysis_step("cfa")),
-    ("invariance", _analysis_step("invariance")),
-    ("drift", _analysis_step("drift")),
-    ("report", _step_report),
+    ("analyze", _step_analyze),
 ]
 
 
@@ -361,6 +385,9 @@ def run_demo(out: str | Path, *, seed: int = 1, countries: int | None = None, n_
     try:
         for name, func in steps:
             task = None if progress is None else progress.add_task(f"demo: {name}", total=None)
+            if progress is not None:
+                ctx.state["progress"] = (lambda step, state, task=task, name=name:
+                                         progress.update(task, description=f"demo: {name}: {step}"))
             t0 = time.perf_counter()
             try:
                 files = [Path(p) for p in (func(ctx) or [])]
@@ -406,6 +433,8 @@ def run_demo(out: str | Path, *, seed: int = 1, countries: int | None = None, n_
             "iterations": sorted(int(i) for i in raw["iteration"].unique()),
             "exclusions": int(len(sim.data.exclusions)),
         }
+    if ctx.state.get("analysis") is not None:
+        summary["analysis"] = ctx.state["analysis"].summary   # the analysis steps and their times
     from .results import to_jsonable
 
     (out / "summary.json").write_text(json.dumps(to_jsonable(summary), indent=2), encoding="utf-8")
@@ -417,7 +446,19 @@ def run_demo(out: str | Path, *, seed: int = 1, countries: int | None = None, n_
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="cips-stats")
 def main() -> None:
-    """cips-stats: statistics for the Customs Integrity Perception Survey."""
+    """cips-stats: statistics for the Customs Integrity Perception Survey.
+
+    \b
+    Exit status (every command):
+      0  done; everything succeeded (reproduce: every number matched)
+      1  done, but problems were found: a data problem (validate), an analysis
+         step or report section that failed (analyze, demo, report), a number
+         that did not reproduce (reproduce)
+      2  usage or input error: bad option, unreadable file or instrument,
+         missing column, bad support/targets/margins table
+      3  the output could not be written (folder not ours without
+         --overwrite, no permission, a file in the way)
+    """
 
 
 @main.command()
@@ -500,24 +541,34 @@ def validate(file: str, instrument: str | None, inputs: dict[str, Any]) -> None:
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Output directory.")
 @click.option("--instrument", "instrument", default=None, type=click.Path(dir_okay=False),
               help="Instrument YAML (default: the packaged CIPS instrument).")
-@click.option("--anonymise", is_flag=True, default=False, help="Replace country names by anonymous labels.")
-@click.option("--seed", default=1, show_default=True, type=int, help="Seed of the bootstrap and of the labels.")
+@click.option("--anonymise", is_flag=True, default=False,
+              help="Replace country names by codes drawn from a secret key (never from --seed).")
+@click.option("--anonymise-key", "anonymise_key", default=None, type=click.Path(dir_okay=False),
+              help="Key file of the codes (implies --anonymise): read when it exists, else created at random "
+                   "there; keep it private and outside --out. The same key gives the same codes next time.")
+@click.option("--overwrite", is_flag=True, default=False,
+              help="Write into a non-empty folder that cips-stats did not create.")
+@click.option("--seed", default=1, show_default=True, type=int, help="Seed of the bootstrap.")
 @click.option("--n-boot", "n_boot", default=1000, show_default=True, type=click.IntRange(min=2),
               help="Bootstrap replicates of the indicators.")
-@click.option("--min-cell", "min_cell", default=10, show_default=True, type=click.IntRange(min=1),
-              help="Disclosure minimum: cells with fewer respondents are suppressed.")
+@click.option("--min-cell", "min_cell", default=10, show_default=True, type=click.IntRange(min=5),
+              help="Disclosure minimum (at least 5): cells and categories with fewer respondents are suppressed, "
+                   "with complementary cells so that totals do not give them back.")
 @click.option("--sections", default=None,
               help="Comma-separated sections (default all: data,reliability,cfa,invariance,indicators,gap,drift).")
 @click.option("--invariance", "invariance", default="factor", show_default=True,
               type=click.Choice(["factor", "model"]), help="Invariance per key factor (fast) or of the full model.")
 @input_options
-def report(file: str, out: str, instrument: str | None, anonymise: bool, seed: int, n_boot: int, min_cell: int,
+def report(file: str, out: str, instrument: str | None, anonymise: bool, anonymise_key: str | None,
+           overwrite: bool, seed: int, n_boot: int, min_cell: int,
            sections: str | None, invariance: str, inputs: dict[str, Any]) -> None:
     """Load a survey FILE and build its HTML report (index.html, CSV tables, report.json) in DIR.
 
     Exit status 0 when every section built, 1 when a section failed (the
     rest of the report is still written), 2 when the file cannot be read or
-    has data problems (run ``cips-stats validate FILE`` for the details).
+    has data problems (run ``cips-stats validate FILE`` for the details),
+    3 when the output cannot be written (a non-empty folder cips-stats did
+    not create without --overwrite, no permission, a file in the way).
     """
     import cips_stats as cs
 
@@ -529,20 +580,320 @@ def report(file: str, out: str, instrument: str | None, anonymise: bool, seed: i
         click.echo(str(exc), err=True)
         raise SystemExit(EXIT_UNREADABLE)
     secs = cs.report.SECTIONS if not sections else tuple(s.strip() for s in sections.split(",") if s.strip())
+    from .output import OutputError
+
+    key = _anonymise_key(anonymise_key, out) if anonymise_key else None
     try:
         with con.status("Building the report..."):
-            rep = cs.report.build(data, out, seed=seed, n_boot=n_boot, anonymise=anonymise, min_cell=min_cell,
-                                  sections=secs, invariance=invariance)
+            rep = cs.report.build(data, out, seed=seed, n_boot=n_boot, anonymise=anonymise or key is not None,
+                                  key=key, overwrite=overwrite, min_cell=min_cell, sections=secs,
+                                  invariance=invariance)
+    except OutputError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        raise SystemExit(EXIT_OUTPUT)
+    except OSError as exc:
+        click.echo(f"Error: cannot write the report to {out!r}: {exc.strerror or exc}.", err=True)
+        raise SystemExit(EXIT_OUTPUT)
     except ValueError as exc:
         if isinstance(exc, cs.CipsError):
             raise
         raise click.BadParameter(str(exc))
     for name, st in rep.sections.items():
         mark = "[green]ok[/green]" if st["ok"] else "[red]FAILED[/red]"
-        con.print(f"{mark}  {name:<12} {st['seconds']:6.2f} s" + ("" if st["ok"] else f"  {st['error']}"))
-    con.print(f"Wrote {rep.index}")
+        con.print(f"{mark}  {name:<12} {st['seconds']:6.2f} s")
+        if not st["ok"]:
+            con.print(f"    {st['error']}", markup=False)        # already through the publication gate
+    con.print(f"Wrote {rep.index}", markup=False)
     if not rep.ok:
         raise SystemExit(EXIT_PROBLEMS)
+
+
+def _anonymise_key(path: str, out: str) -> str:
+    """Read the key file, or create it at random; refuse one inside the output folder (it would be published)."""
+    import cips_stats as cs
+
+    p = Path(path)
+    try:
+        inside = p.resolve().is_relative_to(Path(out).resolve())
+    except OSError:
+        inside = False
+    if inside:
+        click.echo(f"Error: the key file {path!r} is inside the output folder {out!r}; keep the key outside "
+                   "what you publish.", err=True)
+        raise SystemExit(EXIT_OUTPUT)
+    try:
+        if p.exists():
+            return cs.disclosure.read_key(p)
+        key = cs.disclosure.write_key(p)
+    except cs.CipsError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        raise SystemExit(EXIT_OUTPUT)
+    click.echo(f"Created the anonymisation key {path} (keep it private; reuse it for the same codes).", err=True)
+    return key
+
+
+# ------------------------------------------------------------------------------ analyze, claim, power, reproduce
+def _progress_callback(enabled: bool):
+    """A rich progress line for the analysis steps (None when disabled: not a terminal, or --json)."""
+    if not enabled:
+        return None, None
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    prog = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=_console(),
+                    transient=True)
+    task = prog.add_task("analysis", total=None)
+    return prog, (lambda step, state: prog.update(task, description=f"{step} ({state})"))
+
+
+def _echo_json(obj: Any) -> None:
+    from .results import to_jsonable
+
+    click.echo(json.dumps(to_jsonable(obj), indent=1, default=str))
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--instrument", "instrument", default=None, type=click.Path(dir_okay=False),
+              help="Instrument YAML (default: the packaged CIPS instrument).")
+@click.option("--support", default=None, type=click.Path(dir_okay=False),
+              help="Support table CSV (country, factor, supported): change model and claim audit.")
+@click.option("--margins", default=None, type=click.Path(dir_okay=False),
+              help="Population margins CSV (variable, category, total or share): weights raked first.")
+@click.option("--targets", default=None, type=click.Path(dir_okay=False),
+              help="KPI targets CSV (factor, group, target): probability of meeting each target.")
+@click.option("--out", "out", default="analysis", show_default=True, type=click.Path(file_okay=False),
+              help="Output folder (report/, results.json, summary.json).")
+@click.option("--anonymise", is_flag=True, default=False, help="Replace country names by codes.")
+@click.option("--anonymise-key", "anonymise_key", default=None, type=click.Path(dir_okay=False),
+              help="Key file of the codes (implies --anonymise; created when missing; keep it outside --out). "
+                   "Needed by `reproduce` to re-create the same codes.")
+@click.option("--overwrite", is_flag=True, default=False,
+              help="Write into a non-empty folder that cips-stats did not create.")
+@click.option("--min-cell", "min_cell", default=10, show_default=True, type=click.IntRange(min=5),
+              help="Disclosure minimum (at least 5).")
+@click.option("--seed", default=None, type=int, help="Seed of every random step (default: drawn and recorded).")
+@click.option("--title", default=None, help="Report title (default: from the instrument's name).")
+@click.option("--estimator", default="auto", show_default=True,
+              type=click.Choice(["auto", "ML", "MLR", "WLSMV"], case_sensitive=False),
+              help="CFA and invariance estimator; auto: WLSMV (ordinal) for items on a point scale.")
+@click.option("--n-boot", "n_boot", default=1000, show_default=True, type=click.IntRange(min=2),
+              help="Bootstrap replicates of the indicators.")
+@click.option("--draws", default=None, type=click.IntRange(min=50),
+              help="Posterior draws (and tuning steps) per chain of the change model (default 1000).")
+@click.option("--chains", default=None, type=click.IntRange(min=1), help="Chains of the change model (default 4).")
+@click.option("--json", "as_json", is_flag=True, default=False, help="Print the machine-readable summary.")
+@input_options
+def analyze(file: str, instrument: str | None, support: str | None, margins: str | None, targets: str | None,
+            out: str, anonymise: bool, anonymise_key: str | None, overwrite: bool, min_cell: int,
+            seed: int | None, title: str | None, estimator: str, n_boot: int, draws: int | None,
+            chains: int | None, as_json: bool, inputs: dict[str, Any]) -> None:
+    """Analyse a survey FILE end to end and write its report.
+
+    Load and validate, (rake to --margins), reliability, CFA, invariance,
+    indicators, perception gap, composition drift, change (with --support:
+    the hierarchical model), claim audit (with --support), KPI view (with
+    --targets), instrument review, report.  Each step is timed; a step that
+    fails is shown in its section with the reason and the exit status is 1.
+    Writes DIR/report/ (index.html, tables/*.csv, tables.xlsx, report.json),
+    DIR/results.json (what `cips-stats reproduce DIR` needs) and
+    DIR/summary.json.
+    """
+    import cips_stats as cs
+    from . import pipeline
+    from .output import OutputError
+
+    key_file = None
+    if anonymise_key:
+        _anonymise_key(anonymise_key, out)
+        key_file = anonymise_key
+    import shlex
+    import sys
+
+    cmd = "cips-stats " + shlex.join(sys.argv[1:]) if Path(sys.argv[0]).name == "cips-stats" else None
+    prog, callback = _progress_callback(not as_json and _isatty())
+    try:
+        if prog is not None:
+            prog.start()
+        try:
+            a = pipeline.analyze(file, instrument=instrument, support=support, margins=margins, targets=targets,
+                                 out=out, anonymise=anonymise or key_file is not None, key_file=key_file,
+                                 min_cell=min_cell, seed=seed, title=title, estimator=estimator.upper()
+                                 if estimator.lower() != "auto" else "auto", n_boot=n_boot,
+                                 load_options=inputs, overwrite=overwrite, progress=callback, command=cmd,
+                                 change_options={**({} if draws is None else {"draws": draws, "tune": draws}),
+                                                 **({} if chains is None else {"chains": chains})})
+        finally:
+            if prog is not None:
+                prog.stop()
+    except OutputError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        raise SystemExit(EXIT_OUTPUT)
+    except cs.CipsError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        raise SystemExit(EXIT_UNREADABLE)
+    if as_json:
+        _echo_json(a.summary)
+    else:
+        con = _console()
+        for st in a.summary["steps"]:
+            mark = "[green]ok[/green]" if st["ok"] else "[red]FAILED[/red]"
+            con.print(f"{mark}  {st['name']:<12} {st['seconds']:6.2f} s")
+            if not st["ok"]:
+                con.print(f"    {st['error']}", markup=False)
+        for name, msg in a.summary["failures"].items():
+            con.print(f"[red]section failed[/red]  {name}: ", end="")
+            con.print(msg, markup=False)
+        con.print(f"Wrote {a.summary['report']} ({a.summary['seconds']:.1f} s)", markup=False)
+    if not a.ok:
+        raise SystemExit(EXIT_PROBLEMS)
+
+
+def _isatty() -> bool:
+    import sys
+
+    return sys.stderr.isatty() and sys.stdout.isatty()
+
+
+@main.command()
+@click.option("--supported-improved", "si", required=True, type=click.IntRange(min=0),
+              help="Supported cells (country x key factor) that improved.")
+@click.option("--supported-total", "st", required=True, type=click.IntRange(min=0), help="All supported cells.")
+@click.option("--unsupported-improved", "ui", required=True, type=click.IntRange(min=0),
+              help="Unsupported cells that improved.")
+@click.option("--unsupported-total", "ut", required=True, type=click.IntRange(min=0), help="All unsupported cells.")
+@click.option("--countries", default=None, type=click.IntRange(min=1),
+              help="Countries the cells come from (enables the intra-country correlation adjustment).")
+@click.option("--icc", default=None, type=float, help="Assumed intra-country correlation in [0, 1).")
+@click.option("--significance", default=0.05, show_default=True, type=float, help="Test level.")
+@click.option("--label", default="", help="Name of the comparison in the verdict (e.g. officials).")
+@click.option("--json", "as_json", is_flag=True, default=False, help="Print every number as JSON.")
+def claim(si: int, st: int, ui: int, ut: int, countries: int | None, icc: float | None, significance: float,
+          label: str, as_json: bool) -> None:
+    """Audit a published claim from its counts alone (cs.claims.from_aggregates) and print the verdict.
+
+    Example: cips-stats claim --supported-improved 68 --supported-total 80
+    --unsupported-improved 66 --unsupported-total 90 --countries 17
+    """
+    import cips_stats as cs
+
+    try:
+        r = cs.claims.from_aggregates(supported_improved=si, supported_total=st, unsupported_improved=ui,
+                                      unsupported_total=ut, n_countries=countries, icc=icc,
+                                      significance=significance, label=label)
+    except cs.CipsError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        for p in getattr(exc, "problems", ())[:10]:
+            click.echo(f"  {getattr(p, 'column', '')}: {getattr(p, 'message', p)}", err=True)
+        raise SystemExit(EXIT_UNREADABLE)
+    if as_json:
+        _echo_json(r.to_dict())
+        return
+    con = _console()
+    con.print(r.verdict, markup=False)
+    if len(r.sensitivity):
+        con.print("\nSensitivity to the intra-country correlation:", markup=False)
+        con.print(r.sensitivity[["icc", "z", "p_value", "ci_low", "ci_high", "significant"]].to_string(
+            index=False, float_format=lambda v: f"{v:.3f}"), markup=False)
+
+
+@main.group()
+def power() -> None:
+    """Plan a survey: sample size for a margin of error, minimum detectable change."""
+
+
+@power.command("sample-size")
+@click.option("--margin", required=True, type=float, help="Half-width of the interval of a proportion (0.05 = ±5).")
+@click.option("--ci", default=0.95, show_default=True, type=float, help="Confidence level.")
+@click.option("--population", default=None, type=click.IntRange(min=1), help="Finite population size N.")
+@click.option("--deff", default=1.0, show_default=True, type=float, help="Design effect.")
+@click.option("--p", "p", default=0.5, show_default=True, type=float, help="Anticipated proportion.")
+@click.option("--json", "as_json", is_flag=True, default=False, help="Print every number as JSON.")
+def power_sample_size(margin: float, ci: float, population: int | None, deff: float, p: float,
+                      as_json: bool) -> None:
+    """Respondents needed for a proportion's interval of half-width --margin (cs.power.sample_size)."""
+    import cips_stats as cs
+
+    try:
+        r = cs.power.sample_size(margin=margin, ci=ci, population=population, deff=deff, p=p)
+    except cs.CipsError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        raise SystemExit(EXIT_UNREADABLE)
+    if as_json:
+        _echo_json(r.to_dict())
+        return
+    click.echo(f"n = {int(r)} respondents (±{margin:g} at {ci:.0%}, deff {deff:g}"
+               + (f", population {population}" if population else "") + f"; n0 = {r.n0:.2f}; {r.formula})")
+
+
+@power.command("mde")
+@click.option("--n", "n", required=True, type=click.IntRange(min=2), help="Respondents per cell in each iteration.")
+@click.option("--n2", "n2", default=None, type=click.IntRange(min=2), help="Respondents in the second iteration.")
+@click.option("--sd", required=True, type=float, help="Respondent-level SD of the score (about 2 on 0-10).")
+@click.option("--deff", default=1.0, show_default=True, type=float, help="Design effect.")
+@click.option("--significance", default=0.05, show_default=True, type=float, help="Two-sided test level.")
+@click.option("--power", "power_", default=0.8, show_default=True, type=float, help="Power.")
+@click.option("--population", default=None, type=click.IntRange(min=1), help="Finite population per cell.")
+@click.option("--json", "as_json", is_flag=True, default=False, help="Print every number as JSON.")
+def power_mde(n: int, n2: int | None, sd: float, deff: float, significance: float, power_: float,
+              population: int | None, as_json: bool) -> None:
+    """Minimum detectable change of an indicator between two iterations (cs.power.mde)."""
+    import cips_stats as cs
+
+    try:
+        r = cs.power.mde(n if n2 is None else (n, n2), sd=sd, deff=deff, significance=significance, power=power_,
+                         population=population)
+    except cs.CipsError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        raise SystemExit(EXIT_UNREADABLE)
+    if as_json:
+        _echo_json(r.to_dict())
+        return
+    click.echo(f"Minimum detectable change: {r.mde:.3f} (n = {n}" + ("" if n2 is None else f" and {n2}")
+               + f", sd {sd:g}, deff {deff:g}, {significance:g} two-sided, power {power_:g})")
+
+
+@main.command()
+@click.argument("folder", type=click.Path(file_okay=False))
+@click.option("--rtol", default=None, type=float, help="Relative tolerance of numbers (default 1e-7).")
+@click.option("--json", "as_json", is_flag=True, default=False, help="Print the comparison as JSON.")
+def reproduce(folder: str, rtol: float | None, as_json: bool) -> None:
+    """Re-run the analysis in FOLDER from its results.json and compare every published number.
+
+    Exit status 0 when every number matches, 1 when some differ (each is
+    listed), 2 when the folder or an input file is missing or changed.
+    """
+    import cips_stats as cs
+    from . import pipeline
+
+    prog, callback = _progress_callback(not as_json and _isatty())
+    try:
+        if prog is not None:
+            prog.start()
+        try:
+            r = pipeline.reproduce(folder, progress=callback,
+                                   **({} if rtol is None else {"rtol": rtol}))
+        finally:
+            if prog is not None:
+                prog.stop()
+    except cs.CipsError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        for p in getattr(exc, "problems", ())[:10]:
+            click.echo(f"  {getattr(p, 'message', p)} {getattr(p, 'file', '') or ''}", err=True)
+        raise SystemExit(EXIT_UNREADABLE)
+    if as_json:
+        _echo_json({"ok": r.ok, "compared": r.compared, "matched": r.matched, "tables": r.tables, "rtol": r.rtol,
+                    "mismatches": r.mismatches.to_dict("records")})
+    else:
+        con = _console()
+        if r.ok:
+            con.print(f"All {r.compared} numbers and labels in {r.tables} tables match (rtol {r.rtol:g}).",
+                      markup=False)
+        else:
+            con.print(f"{r.compared - r.matched} of {r.compared} values differ (rtol {r.rtol:g}):", markup=False)
+            con.print(r.mismatches.head(30).to_string(index=False), markup=False)
+    if not r.ok:
+        raise SystemExit(EXIT_PROBLEMS)
+
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -11,7 +11,7 @@ Examples
 --------
 >>> from cips_stats import report
 >>> report.SECTIONS
-('data', 'reliability', 'cfa', 'invariance', 'indicators', 'gap', 'drift')
+('data', 'reliability', 'cfa', 'invariance', 'indicators', 'gap', 'drift', 'change', 'claims', 'kpi', 'review', 'appendix')
 """
 
 from .builder import SECTIONS, Report, build, compute, export

@@ -42,6 +42,7 @@ class Options:
     invariance_levels: tuple = ("configural", "metric", "scalar")
     invariance_factors: tuple | None = None
     reliability_omega: bool = True
+    estimator: str = "ML"                            # CFA and invariance estimator (ML, MLR, WLSMV)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
@@ -56,69 +57,38 @@ class Context:
     truth: Mapping[str, pd.DataFrame] | None = None
     mapping: dict = field(default_factory=dict)      # country -> anonymous label
     raw: dict = field(default_factory=dict)          # section -> raw result (shared, e.g. indicators for gap)
+    inputs: dict = field(default_factory=dict)       # user tables of later sections (support, targets)
+
+    gate: Any = None                                 # disclosure.Gate: every output passes through it
+
+    def __post_init__(self) -> None:
+        if self.gate is not None and not self.mapping:
+            self.mapping = dict(self.gate.mapping)       # country -> code, for "countries anonymised" notes
 
     # ------------------------------------------------------------------ disclosure and anonymisation
+    def _gate(self) -> Any:
+        if self.gate is None:
+            from .. import disclosure
+
+            self.gate = disclosure.Gate.for_survey(self.data, min_n=self.options.min_cell,
+                                                   anonymise=self.options.anonymise)
+            self.mapping = dict(self.gate.mapping)
+        return self.gate
+
     def publish(self, table: pd.DataFrame, *, n_column: str = "n", columns: Sequence[str] | None = None,
                 precision: bool = False) -> pd.DataFrame:
-        """Small-cell suppression (counts of suppressed cells blanked too), then anonymisation."""
-        from .. import disclosure
-
-        cols = None if columns is None else [c for c in columns if c in table.columns]
-        out = disclosure.suppress(table, min_n=self.options.min_cell, n_column=n_column, columns=cols,
-                                  precision=precision, blank_n=True)
-        # flags of a cell below the disclosure minimum describe its statistics (e.g. "alpha_poor",
-        # "high_cv"): keep only the reason it is hidden
-        reason = out["suppression_reason"].astype(str)
-        disc = reason.str.contains("disclosure:", regex=False).to_numpy()
-        if disc.any():
-            out.loc[disc, "suppression_reason"] = [";".join(p for p in r.split(";") if p.startswith("disclosure:"))
-                                                   for r in reason[disc]]
-            for c in ("flags", "caution"):
-                if c in out.columns:
-                    out[c] = out[c].astype(object)
-                    out.loc[disc, c] = ""
-        return self.anon_frame(out)
+        """The table through the publication gate (``disclosure.Gate.table``)."""
+        return self._gate().table(table, n_column=n_column, columns=columns, precision=precision)
 
     def anon_frame(self, table: pd.DataFrame) -> pd.DataFrame:
-        if not self.mapping:
-            return table
-        out = table.copy()
-        for c in out.columns:
-            if out[c].dtype == object or pd.api.types.is_string_dtype(out[c].dtype):
-                out[c] = out[c].map(lambda v: self.anon_text(v) if isinstance(v, str) else v).astype(object)
-        return out
+        return self._gate().frame(table)
 
     def anon_text(self, text: str) -> str:
-        if not self.mapping or not isinstance(text, str):
-            return text
-        if text in self.mapping:
-            return self.mapping[text]
-        pat = _pattern(tuple(self.mapping))
-        return pat.sub(lambda m: self.mapping[m.group(0)], text)
+        return self._gate().text(text)
 
     def anon_obj(self, obj: Any) -> Any:
-        """Replace country names in a JSON-ready object (strings, lists, dicts; keys included)."""
-        if not self.mapping:
-            return obj
-        if isinstance(obj, str):
-            return self.anon_text(obj)
-        if isinstance(obj, list):
-            return [self.anon_obj(v) for v in obj]
-        if isinstance(obj, dict):
-            return {self.anon_text(k) if isinstance(k, str) else k: self.anon_obj(v) for k, v in obj.items()}
-        return obj
-
-
-_PATTERNS: dict[tuple, Any] = {}
-
-
-def _pattern(names: tuple) -> Any:
-    pat = _PATTERNS.get(names)
-    if pat is None:
-        alts = sorted((re.escape(str(n)) for n in names), key=len, reverse=True)
-        pat = re.compile(r"(?<![A-Za-z0-9_])(?:" + "|".join(alts) + r")(?![A-Za-z0-9_])")
-        _PATTERNS[names] = pat
-    return pat
+        """A JSON-ready object through the gate (names coded, flags about suppressed cells redacted)."""
+        return self._gate().obj(obj)
 
 
 @dataclass
@@ -149,7 +119,11 @@ class Section:
         from .. import plotting
 
         if self.draw:
-            self.figures.append((caption, plotting.to_png(make())))
+            fig = make()
+            pages = fig if isinstance(fig, (list, tuple)) else [fig]
+            for k, page in enumerate(pages):
+                self.figures.append((caption if len(pages) == 1 else f"{caption} (page {k + 1} of {len(pages)})",
+                                     plotting.to_png(page)))
 
 
 def _table_json(frame: pd.DataFrame) -> dict:
@@ -195,6 +169,8 @@ def present_data(ctx: Context, sec: Section) -> None:
         "value": [n_in if n_in is not None else used + n_rows_excl, used, n_rows_excl,
                   int((exc["scope"] != "row").sum()) if len(exc) else 0, frame["country"].nunique(),
                   len(data.iterations), len(data.groups)]})
+    if not ctx._gate().total_published("total"):
+        acc.loc[acc["quantity"].isin(["records read", "respondents used"]), "value"] = np.nan
     sec.table("accounting", "Rows in, used and excluded.", acc)
     if len(exc):
         # declared missing codes are split by their meaning (don't know, refused, ...); other rules
@@ -285,7 +261,7 @@ def compute_cfa(ctx: Context) -> dict:
     out: dict[str, Any] = {}
     for g in ctx.data.groups:
         try:
-            out[g] = factor.cfa(ctx.data, respondent_group=g)
+            out[g] = factor.cfa(ctx.data, respondent_group=g, estimator=ctx.options.estimator)
         except Exception as exc:  # a group that cannot be fitted is reported, the others are shown
             out[g] = exc
     return out
@@ -320,7 +296,8 @@ def present_cfa(ctx: Context, sec: Section, fits: Mapping[str, Any]) -> None:
             lo.insert(0, "group", g)
             lo["n"] = n
             loads.append(lo)
-            results[g] = _result_dict(r, drop=("vcov", "implied", "sample"))
+            results[g] = _result_dict(r, drop=("vcov", "implied", "sample")
+                                      + (() if ctx._gate().total_published(f"group={g}") else ("n_obs",)))
             for fl in r.flags:
                 sec.flags.append(Flag(fl.code, f"[{g}] {fl.message}", fl.severity, {**fl.where, "group": g}))
     fit = pd.DataFrame(rows)
@@ -331,6 +308,9 @@ def present_cfa(ctx: Context, sec: Section, fits: Mapping[str, Any]) -> None:
     if len(fit):
         fit = ctx.publish(fit, columns=[c for c in fit.columns if c not in ("group", "n", "converged", "estimator",
                                                                               "missing")])
+        # a group's n is its total: blank where the gate withdrew that total (it would reveal a hidden cell)
+        withheld = fit["group"].map(lambda g: not ctx._gate().total_published(f"group={g}")).to_numpy(dtype=bool)
+        fit.loc[withheld, "n"] = np.nan
         # the lavaan-style display: one row per measure, one column per group, cut-offs marked
         disp = {"measure": ["n", "converged", "chi-square", "df", "p-value", "CFI", "TLI", "RMSEA",
                             "RMSEA 90% CI", "SRMR", "AIC", "BIC"],
@@ -346,18 +326,14 @@ def present_cfa(ctx: Context, sec: Section, fits: Mapping[str, Any]) -> None:
                 f"{num('rmsea')} {marks['rmsea']}",
                 f"({num('rmsea_ci_low')}, {num('rmsea_ci_high')})" if num("rmsea_ci_low") else "",
                 f"{num('srmr')} {marks['srmr']}", num("aic", 1), num("bic", 1)]
-        sec.table("fit", "Fit of the instrument's model per respondent group (ML, FIML for missing answers); "
+        sec.table("fit", f"Fit of the instrument's model per respondent group ({ctx.options.estimator}); "
                   "✓ meets / ✗ misses the Hu & Bentler (1999) cut-off.", fit, display=pd.DataFrame(disp))
     if loads:
         lo = pd.concat(loads, ignore_index=True)
         lo = ctx.publish(lo, columns=["est", "se", "std_all"])
         lo["std_all_below_0.40"] = lo["std_all"] < 0.40
         sec.table("loadings", "Loadings (unstandardised with SE; standardised std_all).", lo, collapsed=True)
-    sec.paragraphs.append(
-        "Confirmatory factor analysis of the instrument's model (items on their key factors, factors correlated), "
-        "fitted separately for each respondent group by maximum likelihood, with full-information ML for missing "
-        "answers. Hu & Bentler's cut-offs are rules of thumb for continuous data; with 5-point items they are a "
-        "guide, not a test.")
+    sec.paragraphs.append(cfa_note(ctx))
     sec.result = {"kind": "CFAByGroup", "groups": results, "fit": _table_json(fit)}
     if errors:
         raise SectionIncomplete("; ".join(errors))
@@ -410,13 +386,31 @@ def _comparisons(ctx: Context) -> list[tuple[str, str, Any, dict]]:
     return jobs
 
 
+def _n_withheld(ctx: Context) -> bool:
+    """True when the gate withdrew a total the invariance sample sizes would publish."""
+    return any(w.startswith(("repeated[", "group=")) for w in ctx._gate().withdrawn)
+
+
 def compute_invariance(ctx: Context) -> list[tuple[str, str, Any]]:
     from .. import factor
 
     out = []
     for label, what, d, kw in _comparisons(ctx):
         try:
-            res = factor.invariance(d, levels=ctx.options.invariance_levels, **kw)
+            if ctx.options.estimator in ("WLSMV", "DWLS"):
+                kw = {**kw, "estimator": ctx.options.estimator, "ordered": True}
+            elif ctx.options.estimator != "ML":
+                kw = {**kw, "estimator": ctx.options.estimator}
+            try:
+                res = factor.invariance(d, levels=ctx.options.invariance_levels, **kw)
+            except Exception as exc:
+                if not kw.get("ordered"):
+                    raise
+                # ordinal invariance needs every answer category in every group; small groups often lack
+                # one: the comparison falls back to ML and says so in its name
+                res = factor.invariance(d, levels=ctx.options.invariance_levels,
+                                        **{k: v for k, v in kw.items() if k not in ("estimator", "ordered")})
+                what = f"{what} (ML: the ordinal fit failed: {str(exc).split('.')[0]})"
         except Exception as exc:
             res = exc
         out.append((label, what, res))
@@ -451,8 +445,10 @@ def present_invariance(ctx: Context, sec: Section, results: Sequence[tuple[str, 
         for fl in r.flags:
             sec.flags.append(Flag(fl.code, f"[{what}; {label}] {fl.message}", fl.severity,
                                   {**fl.where, "factor": what, "comparison": label}))
-        dicts.append({"comparison": label, "factor": what,
-                      "result": _result_dict(r) if n_min >= ctx.options.min_cell else None})
+        rd = _result_dict(r) if n_min >= ctx.options.min_cell else None
+        if rd is not None and _n_withheld(ctx):
+            rd.pop("n_per_group", None)
+        dicts.append({"comparison": label, "factor": what, "result": rd})
     summary = pd.DataFrame(summ)
     if len(summary):
         lv = summary["level_supported"].astype(str)
@@ -461,12 +457,16 @@ def present_invariance(ctx: Context, sec: Section, results: Sequence[tuple[str, 
                         f"{int(lv.str.startswith('partial').sum())}; below scalar in "
                         f"{int((~lv.isin(['scalar', 'strict']) & ~lv.str.startswith('partial_s')).sum())}.")
         summary = ctx.publish(summary, columns=[])
+        if _n_withheld(ctx):
+            summary["n"] = np.nan
         summary.loc[summary["suppressed"], ["level_supported", "level_full", "freed"]] = ""
         sec.table("verdicts", "Supported level per comparison (n: smallest group compared).", summary)
     if ladder:
         lad = pd.concat(ladder, ignore_index=True)
         stats = [c for c in lad.columns if c not in ("comparison", "factor", "level", "compared_to", "verdict", "n")]
         lad = ctx.publish(lad, columns=stats)
+        if _n_withheld(ctx):
+            lad["n"] = np.nan
         lad.loc[lad["suppressed"], "verdict"] = ""
         sec.table("ladder", "The invariance ladder of every comparison (Chen 2007 criteria).", lad, collapsed=True)
     scope = ("one-factor model of each key factor" if ctx.options.invariance == "factor"
@@ -512,11 +512,17 @@ def present_indicators(ctx: Context, sec: Section, ind: Any) -> None:
                 f"{overall['mc_se']:.1%}).")
             sec.headline += f" Interval coverage against the truth: {overall['coverage']:.1%}."
             sec.table("coverage", "Coverage of the indicator intervals against the known truth.", by)
-    for f in ind.factors:
-        if np.isfinite(pub.loc[pub["factor"] == f, "estimate"].to_numpy(dtype=float)).any():
-            sec.figure(f"{f}: estimate and {ind.ci:.0%} interval per country and iteration"
+    glabels = group_labels(ctx)
+    flabels = {f.id: (f.label or f.id) for f in getattr(ctx.data.instrument, "factors", ())}
+    for g in ctx.data.groups:
+        sub = pub[pub["group"] == g]
+        if np.isfinite(sub["estimate"].to_numpy(dtype=float)).any():
+            sec.figure(f"{glabels[g]}: estimate and {ind.ci:.0%} interval per country, key factor and iteration"
                        + (" (crosses: truth)" if truth is not None else "") + ".",
-                       lambda f=f: _plot("forest", pub, factor=f, truth=truth))
+                       lambda sub=sub: _plot("dot_panels", sub, panel_labels=flabels, colour_title="Iteration",
+                                             xlabel="Indicator (0-10)",
+                                             truth=None if truth is None else truth[truth["group"] == sub[
+                                                 "group"].iloc[0]]))
     sec.result = _result_dict(ind, replace={"table": pub},
                               drop=("estimates", "n", "influence", "suppressed", "cells"))
 
@@ -557,8 +563,11 @@ def present_gap(ctx: Context, sec: Section, gap: Any) -> None:
         return
     groups = ctx.data.groups
     pub = ctx.publish(gap.table, n_column="n_min", precision=True)
+    labels = group_labels(ctx)
+    sec.title = gap_title(ctx)
     sec.paragraphs.append(
-        f"The perception gap: indicator of {groups[0]} minus indicator of {groups[1]} in the same country and "
+        f"The perception gap: indicator of {labels[groups[0]]} minus indicator of {labels[groups[1]]} in the same "
+        "country and "
         "iteration, with its interval from the same bootstrap replicates. A gap is shown only when both cells "
         "are published.")
     sec.table("cells", "Gap by country, iteration and factor.", pub, collapsed=True)
@@ -568,7 +577,7 @@ def present_gap(ctx: Context, sec: Section, gap: Any) -> None:
                     f"({int((excl['estimate'] > 0).sum())} with {groups[0]} higher).")
     if np.isfinite(pub["estimate"].to_numpy(dtype=float)).any():
         sec.figure("Gap per factor (dot: estimate; line: interval; 0 = no gap).",
-                   lambda: _plot("gap", pub, xlabel=f"{groups[0]} minus {groups[1]}"))
+                   lambda: _plot("gap", pub, xlabel=f"{labels[groups[0]]} minus {labels[groups[1]]}"))
     sec.result = _result_dict(gap, replace={"table": pub})
 
 
@@ -584,23 +593,47 @@ def compute_drift(ctx: Context) -> Any:
 
 
 def publish_drift(ctx: Context, table: pd.DataFrame) -> pd.DataFrame:
+    """Shares through ``Gate.shares``: cells and categories below the minimum size, with complements."""
+    from .. import disclosure
+
+    keys = [k for k in ("country", "group") if k in table.columns]
+    variables = sorted(table["variable"].astype(str).unique()) if len(table) else []
+    cnt = disclosure.category_counts(ctx.data.frame, keys + ["iteration"], variables)
+    cnt["category"] = cnt["category"].astype(str)
     t = table.copy()
-    t["n"] = np.minimum(t["n_from"].to_numpy(dtype=float), t["n_to"].to_numpy(dtype=float))
-    pub = ctx.publish(t, columns=_DRIFT_STATS)
-    sup = pub["suppressed"].to_numpy(dtype=bool)
-    for c in ("n_from", "n_to"):
-        pub[c] = pub[c].astype("Float64")
-        pub.loc[sup, c] = pd.NA
+    t["_cat"] = t["category"].astype(str)
+    for side in ("from", "to"):
+        c = cnt.rename(columns={"iteration": f"iteration_{side}", "count": f"count_{side}", "category": "_cat"})
+        t = t.merge(c, on=keys + [f"iteration_{side}", "variable", "_cat"], how="left")
+        t[f"count_{side}"] = t[f"count_{side}"].fillna(0)
+    t = t.drop(columns="_cat")
+    within = keys + ["iteration_from", "iteration_to", "variable"]
+    pub = ctx._gate().shares(t, within=within, share_columns={"share_from": "count_from", "share_to": "count_to"},
+                             n_columns=("n_from", "n_to"),
+                             columns=[c for c in (*_DRIFT_STATS, *_DRIFT_BOOL) if c not in ("share_from", "share_to")])
     for c in _DRIFT_BOOL:
         if c in pub.columns:
             pub[c] = pub[c].astype("boolean")
-            pub.loc[sup, c] = pd.NA
     return pub
+
+
+def drift_flags(pub: pd.DataFrame) -> list:
+    """The drift flags, rebuilt from the published shares only (a hidden share is never quoted)."""
+    keys = [k for k in ("country", "group", "iteration_from", "iteration_to", "variable") if k in pub.columns]
+    shown = pub[pub["flagged"].fillna(False).astype(bool)]
+    out = []
+    for key, g in shown.groupby(keys, sort=False):
+        worst = g.loc[g["diff"].abs().idxmax()]
+        where = {k: (v.item() if hasattr(v, "item") else v) for k, v in zip(keys, key)}
+        out.append(Flag("composition_drift", f"Share of '{worst['category']}' in {where.get('variable')} moved "
+                        f"from {worst['share_from']:.0%} to {worst['share_to']:.0%}; consider reweighting to a "
+                        "common structure.", "warning", where))
+    return out
 
 
 def present_drift(ctx: Context, sec: Section, drift: Any) -> None:
     if drift is None:
-        sec.note = "Composition drift needs two iterations and demographic columns; the data lack them."
+        sec.note = drift_note(ctx)
         return
     pub = publish_drift(ctx, drift.table)
     flagged = pub[pub["flagged"].fillna(False).astype(bool)]
@@ -612,18 +645,70 @@ def present_drift(ctx: Context, sec: Section, drift: Any) -> None:
     sec.headline = f"{len(flagged)} large and significant shifts among {int((~pub['suppressed']).sum())} published comparisons."
     sec.table("flagged", f"Flagged shifts ({len(flagged)}).", flagged.reset_index(drop=True))
     sec.table("all", "All shares compared.", pub, collapsed=True)
-    # flags of suppressed cells would reveal their shares: keep only their location
-    keys = [k for k in ("country", "group", "iteration_from", "iteration_to", "variable") if k in drift.table]
-    suppressed_cells = set(map(tuple, drift.table.loc[pub["suppressed"].to_numpy(dtype=bool), keys]
-                               .astype(str).to_numpy().tolist()))
-    for fl in drift.flags:
-        cell = tuple(str(fl.where.get(k)) for k in keys)
-        if cell in suppressed_cells:
-            sec.flags.append(Flag(fl.code, "Composition drift flagged in a cell below the minimum size "
-                                  "(details suppressed).", fl.severity, dict(fl.where)))
-        else:
-            sec.flags.append(fl)
-    sec.result = _result_dict(drift, replace={"table": pub})
+    # the drift's own flags quote shares the gate may hide: they are rebuilt from the published table
+    flags = drift_flags(pub)
+    sec.flags.extend(flags)
+    sec.result = _result_dict(drift, replace={"table": pub, "flags": [f.to_dict() for f in flags]})
+
+
+# =============================================================================================== wording
+def group_labels(ctx: Context) -> dict:
+    """Display label of every respondent group of the data: the instrument's label, else the id."""
+    declared = {g.id: (g.label or g.id) for g in getattr(ctx.data.instrument, "groups", ())}
+    return {g: declared.get(g, str(g)) for g in ctx.data.groups}
+
+
+def gap_title(ctx: Context) -> str:
+    """"<first group> – <second group> perception gap" from the instrument's first two groups."""
+    groups = list(ctx.data.groups)
+    if len(groups) < 2:
+        return "Perception gap between respondent groups"
+    labels = group_labels(ctx)
+    return f"{labels[groups[0]]} – {labels[groups[1]]} perception gap"
+
+
+def scale_words(ctx: Context) -> str:
+    """The instrument's answer scale in words, e.g. ``"6-point"``."""
+    points = getattr(getattr(ctx.data.instrument, "scale", None), "points", None)
+    return f"{int(points)}-point" if points else "ordinal"
+
+
+_ESTIMATOR_WORDS = {
+    "ML": "maximum likelihood, with full-information ML for missing answers",
+    "MLR": "maximum likelihood with robust (Huber-White) standard errors and the Yuan-Bentler scaled test, "
+           "full-information ML for missing answers",
+    "WLSMV": "diagonally weighted least squares on polychoric correlations with mean- and variance-adjusted "
+             "test (WLSMV), the items treated as ordinal, pairwise-present answers",
+    "DWLS": "diagonally weighted least squares on polychoric correlations, the items treated as ordinal",
+}
+
+
+def cfa_note(ctx: Context) -> str:
+    """The CFA section's paragraph: estimator chosen and the instrument's scale."""
+    est = ctx.options.estimator
+    words = _ESTIMATOR_WORDS.get(est, est)
+    ordinal = est in ("WLSMV", "DWLS")
+    return ("Confirmatory factor analysis of the instrument's model (items on their key factors, factors "
+            f"correlated), fitted separately for each respondent group by {words}. "
+            + (f"The {scale_words(ctx)} items are ordered categories, so the ordinal estimator was used; "
+               "Hu & Bentler's cut-offs were derived for continuous data and are read here as a guide, not a test."
+               if ordinal else
+               f"Hu & Bentler's cut-offs are rules of thumb for continuous data; with {scale_words(ctx)} items "
+               "they are a guide, not a test."))
+
+
+def drift_note(ctx: Context) -> str:
+    """Why composition drift cannot be shown: one iteration, or no demographic column declared or present."""
+    inst = ctx.data.instrument
+    declared = [d.name for d in getattr(inst, "demographics", ())]
+    present = [d for d in declared if d in ctx.data.frame.columns]
+    if len(ctx.data.iterations) < 2:
+        return ("Composition drift compares iterations; the data hold a single iteration "
+                f"({', '.join(map(str, ctx.data.iterations))}).")
+    if not declared:
+        return "Composition drift needs demographic variables; the instrument declares none."
+    return (f"Composition drift needs the declared demographic columns ({', '.join(declared)}); "
+            "none of them is in the data.")
 
 
 # =============================================================================================== registry
@@ -633,7 +718,7 @@ SECTION_TITLES = {
     "cfa": "Confirmatory factor analysis",
     "invariance": "Measurement invariance",
     "indicators": "Indicators",
-    "gap": "Officials–private perception gap",
+    "gap": "Perception gap between respondent groups",
     "drift": "Composition drift",
 }
 
@@ -675,5 +760,6 @@ METHODS = [
      "Kish effective sample sizes, composition drift tests between iterations, raking to common margins."),
     ("Disclosure control", "disclosure.md",
      "Cells below the minimum size are blanked (statistics and count) in every table, figure and file; "
-     "country names can be replaced by seeded anonymous labels."),
+     "complementary cells are hidden too so that no published total gives a small cell back; shares of "
+     "categories with fewer respondents are blanked; country names can be replaced by codes from a secret key."),
 ]

@@ -16,14 +16,19 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..errors import Flag
+from .. import output as _out
+from ..errors import CipsError, Flag
 from ..results import Provenance, Result, to_jsonable
+from . import _inference as _I   # noqa: F401  (registers the change, claims, KPI, review and appendix sections)
 from . import _sections as S
 
 __all__ = ["build", "compute", "export", "Report", "SECTIONS"]
 
 #: Sections in report order.
-SECTIONS = ("data", "reliability", "cfa", "invariance", "indicators", "gap", "drift")
+SECTIONS = ("data", "reliability", "cfa", "invariance", "indicators", "gap", "drift", "change", "claims", "kpi",
+            "review", "appendix")
+#: Estimators of the CFA and invariance sections.
+ESTIMATORS = ("ML", "MLR", "WLSMV")
 
 
 @dataclass(frozen=True)
@@ -61,18 +66,26 @@ class Report(Result):
         return pd.DataFrame([{"section": k, **v} for k, v in self.sections.items()])
 
 
-def _options(seed, n_boot, anonymise, min_cell, cfa, invariance, invariance_levels, invariance_factors) -> S.Options:
+def _options(seed, n_boot, anonymise, min_cell, cfa, invariance, invariance_levels, invariance_factors,
+             estimator="ML") -> S.Options:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ValueError(f"seed= must be an integer; got {seed!r}.")
     if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
         raise ValueError(f"n_boot= must be an integer of at least 2; got {n_boot!r}.")
-    if isinstance(min_cell, bool) or not isinstance(min_cell, (int, np.integer)) or min_cell < 1:
-        raise ValueError(f"min_cell= must be a positive integer; got {min_cell!r}.")
+    from ..thresholds import DISCLOSURE_FLOOR
+
+    if (isinstance(min_cell, bool) or not isinstance(min_cell, (int, np.integer))
+            or min_cell < int(DISCLOSURE_FLOOR)):
+        raise CipsError(f"min_cell= must be an integer of at least {int(DISCLOSURE_FLOOR)} (the disclosure floor); "
+                        f"got {min_cell!r}.")
     if invariance not in ("factor", "model"):
         raise ValueError(f"invariance= must be 'factor' or 'model'; got {invariance!r}.")
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"estimator= must be one of {', '.join(ESTIMATORS)}; got {estimator!r}.")
     return S.Options(seed=int(seed), n_boot=int(n_boot), min_cell=int(min_cell), anonymise=bool(anonymise),
                      cfa=bool(cfa), invariance=invariance, invariance_levels=tuple(invariance_levels),
-                     invariance_factors=None if invariance_factors is None else tuple(invariance_factors))
+                     invariance_factors=None if invariance_factors is None else tuple(invariance_factors),
+                     estimator=estimator)
 
 
 def _check_sections(sections: Sequence[str]) -> tuple[str, ...]:
@@ -86,7 +99,8 @@ def _check_sections(sections: Sequence[str]) -> tuple[str, ...]:
 
 def compute(section: str, data: Any, *, seed: int = 1, n_boot: int = 1000, cfa: bool = True,
             invariance: str = "factor", invariance_levels: Sequence[str] = ("configural", "metric", "scalar"),
-            invariance_factors: Sequence[str] | None = None, indicators: Any = None) -> Any:
+            invariance_factors: Sequence[str] | None = None, indicators: Any = None, estimator: str = "ML",
+            inputs: Mapping[str, Any] | None = None, results: Mapping[str, Any] | None = None) -> Any:
     """Compute the raw result of one report section, exactly as :func:`build` would.
 
     Parameters
@@ -95,10 +109,16 @@ def compute(section: str, data: Any, *, seed: int = 1, n_boot: int = 1000, cfa: 
         The section.
     data : SurveyData
         The survey.
-    seed, n_boot, cfa, invariance, invariance_levels, invariance_factors
+    seed, n_boot, cfa, invariance, invariance_levels, invariance_factors, estimator
         As for :func:`build`.
     indicators : Indicators, optional
         Already computed indicators (the gap reuses their replicates).
+    inputs : mapping, optional
+        User tables of the later sections, as for :func:`build`
+        (``support``, ``targets``, ``change_options``).
+    results : mapping, optional
+        Raw results of sections already computed (change for claims, CFA and
+        invariance for the instrument review).
 
     Returns
     -------
@@ -118,15 +138,16 @@ def compute(section: str, data: Any, *, seed: int = 1, n_boot: int = 1000, cfa: 
     """
     if section not in S.COMPUTE:
         raise ValueError(f"section= must be one of {', '.join(S.COMPUTE)}; got {section!r}.")
-    opts = _options(seed, n_boot, False, 10, cfa, invariance, invariance_levels, invariance_factors)
-    ctx = S.Context(data=data, options=opts)
+    opts = _options(seed, n_boot, False, 10, cfa, invariance, invariance_levels, invariance_factors, estimator)
+    ctx = S.Context(data=data, options=opts, inputs=dict(inputs or {}))
+    ctx.raw.update({k: v for k, v in (results or {}).items() if v is not None})
     if indicators is not None:
         ctx.raw["indicators"] = indicators
     return S.COMPUTE[section](ctx)
 
 
 def export(section: str, result: Any, folder: str | Path, *, data: Any, min_cell: int = 10,
-           anonymise: bool = False, seed: int = 1) -> list[Path]:
+           anonymise: bool = False, seed: int = 1, key: str | bytes | None = None) -> list[Path]:
     """Write the published (suppressed, optionally anonymised) CSV tables of one section's raw result.
 
     The tables are those :func:`build` writes for the section.
@@ -161,7 +182,7 @@ def export(section: str, result: Any, folder: str | Path, *, data: Any, min_cell
     True
     """
     opts = _options(seed, 2, anonymise, min_cell, True, "factor", ("configural",), None)
-    ctx = S.Context(data=data, options=opts, mapping=_mapping(data, opts))
+    ctx = S.Context(data=data, options=opts, gate=_gate(data, opts, key))
     sec = S.Section(section, S.SECTION_TITLES.get(section, section), draw=False)
     _present(ctx, sec, result)
     folder = Path(folder)
@@ -169,14 +190,16 @@ def export(section: str, result: Any, folder: str | Path, *, data: Any, min_cell
     return _write_tables(sec, folder)
 
 
-def _mapping(data: Any, opts: S.Options) -> dict:
-    if not opts.anonymise:
-        return {}
+def _gate(data: Any, opts: S.Options, key: Any = None) -> Any:
+    """The publication gate of a build: the only place outputs are suppressed and anonymised."""
     from .. import disclosure
 
-    countries = pd.DataFrame({"country": sorted(map(str, data.frame["country"].unique()))})
-    _, mapping = disclosure.anonymise(countries, seed=opts.seed)
-    return {str(k): v for k, v in mapping.items()}
+    return disclosure.Gate.for_survey(data, min_n=opts.min_cell, key=key, anonymise=opts.anonymise)
+
+
+def _mapping(data: Any, opts: S.Options) -> dict:
+    """Country -> code of the build's gate (kept for callers; the gate holds it)."""
+    return {}
 
 
 def _present(ctx: S.Context, sec: S.Section, raw: Any) -> None:
@@ -186,21 +209,37 @@ def _present(ctx: S.Context, sec: S.Section, raw: Any) -> None:
         S.PRESENT[sec.name](ctx, sec, raw)
 
 
+def _safe_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text cells that a spreadsheet would run as a formula get a leading apostrophe (OWASP CSV injection)."""
+    return _out.neutralise_frame(frame)
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """CSV in UTF-8 with a byte-order mark, formula-safe text, never through a link (``output.write_csv``)."""
+    _out.write_csv(path, frame)
+
+
+def _write_xlsx(tables: Sequence[tuple[str, pd.DataFrame]], path: Path) -> None:
+    """One sheet per table, text typed as text (never a formula), never through a link (``output.write_xlsx``)."""
+    _out.write_xlsx(path, list(tables))
+
+
 def _write_tables(sec: S.Section, folder: Path) -> list[Path]:
     paths = []
     for key, _caption, frame, _collapsed, _display in sec.tables:
         p = folder / f"{sec.name}_{key}.csv"
-        frame.to_csv(p, index=False)
+        _write_csv(frame, p)
         paths.append(p)
     return paths
 
 
 def build(data: Any, out: str | Path = "report/", *, seed: int = 1, n_boot: int = 1000, anonymise: bool = False,
-          min_cell: int = 10, sections: Sequence[str] = SECTIONS, truth: Mapping[str, pd.DataFrame] | None = None,
+          key: str | bytes | None = None, overwrite: bool = False, min_cell: int = 10, sections: Sequence[str] = SECTIONS, truth: Mapping[str, pd.DataFrame] | None = None,
           cfa: bool = True, invariance: str = "factor",
           invariance_levels: Sequence[str] = ("configural", "metric", "scalar"),
           invariance_factors: Sequence[str] | None = None, results: Mapping[str, Any] | None = None,
-          title: str = "CIPS statistical report") -> Report:
+          title: str | None = None, estimator: str = "ML", support: pd.DataFrame | None = None,
+          targets: pd.DataFrame | None = None, inputs: Mapping[str, Any] | None = None) -> Report:
     """Build the HTML report of a survey, with the CSV tables and ``report.json`` behind it.
 
     Parameters
@@ -216,11 +255,22 @@ def build(data: Any, out: str | Path = "report/", *, seed: int = 1, n_boot: int 
     n_boot : int
         Bootstrap replicates of the indicators (default 1000).
     anonymise : bool
-        Replace country names by seeded anonymous labels everywhere (tables,
-        figures, flags, JSON).  The mapping is not written.
+        Replace country names by codes everywhere (tables, figures, flags,
+        JSON), rows ordered by code.  The codes come from ``key``, never from
+        ``seed``; neither the key nor the mapping is written.
+    key : str or bytes, optional
+        Anonymisation key (:func:`cips_stats.disclosure.new_key`); the same
+        key gives the same codes across iterations of a survey programme.
+        ``None`` with ``anonymise=True`` uses a random key that is not kept.
+    overwrite : bool
+        Write into a non-empty folder that cips-stats did not create (see
+        :class:`cips_stats.output.OutputFolder`); a folder cips-stats wrote
+        before is always cleared of its previous outputs first.
     min_cell : int
-        Disclosure minimum: statistics and counts of cells with fewer
-        respondents are blanked in every output (default 10).
+        Disclosure minimum (default 10, never below 5): cells with fewer
+        respondents, and shares of categories with fewer respondents, are
+        blanked in every output, with complementary suppression so that no
+        published total gives them back.
     sections : sequence of str
         Sections to include, from :data:`SECTIONS`.
     truth : mapping, optional
@@ -239,9 +289,25 @@ def build(data: Any, out: str | Path = "report/", *, seed: int = 1, n_boot: int 
         Restrict the per-factor invariance to these key factors.
     results : mapping, optional
         Already computed raw results by section (from :func:`compute`), used
-        instead of computing them again.
-    title : str
-        Title of the report.
+        instead of computing them again; an exception in place of a result
+        is shown in its section as the reason it failed.
+    title : str, optional
+        Title of the report (default: the instrument's description line or
+        name, e.g. "cips-default statistical report").
+    estimator : {"ML", "MLR", "WLSMV"}
+        Estimator of the CFA and invariance sections (default ML; WLSMV
+        treats the items as ordinal).
+    support : pandas.DataFrame, optional
+        Support table of the claim (``country, factor, supported``): the
+        change section then fits the hierarchical model and the claims
+        section audits the claim.
+    targets : pandas.DataFrame, optional
+        KPI targets (``factor, group, target``): the KPI section.
+    inputs : mapping, optional
+        More inputs of the later sections: ``change_options`` (keyword
+        arguments of ``cs.change.fit``), ``claims_options`` (of
+        ``cs.claims.audit``), ``sources`` (input files named in the
+        appendix), ``steps`` (analysis step times for the appendix).
 
     Returns
     -------
@@ -251,10 +317,11 @@ def build(data: Any, out: str | Path = "report/", *, seed: int = 1, n_boot: int 
 
     Notes
     -----
-    Every table that leaves the package passes through
-    :func:`cips_stats.disclosure.suppress` (``min_n=min_cell``, counts of
-    suppressed cells blanked too) and, with ``anonymise=True``, through the
-    country mapping of :func:`cips_stats.disclosure.anonymise`.  Figures are
+    Every table, message, flag and JSON value that leaves the package passes
+    through the publication gate :class:`cips_stats.disclosure.Gate`
+    (primary and complementary suppression, redaction, anonymisation); files
+    are written by :mod:`cips_stats.output` (formula-safe CSV/XLSX, a
+    manifest, no symbolic link followed).  Figures are
     drawn from the published tables, so a suppressed cell is never drawn.
     Serialised results in ``report.json`` carry the published tables; raw
     per-cell arrays (estimates, counts, replicates) are left out and listed
@@ -271,19 +338,30 @@ def build(data: Any, out: str | Path = "report/", *, seed: int = 1, n_boot: int 
     """
     t_start = time.perf_counter()
     sections = _check_sections(sections)
-    opts = _options(seed, n_boot, anonymise, min_cell, cfa, invariance, invariance_levels, invariance_factors)
+    opts = _options(seed, n_boot, anonymise, min_cell, cfa, invariance, invariance_levels, invariance_factors,
+                    estimator)
     if not (hasattr(data, "frame") and hasattr(data, "instrument")):
         raise TypeError(f"data= must be a SurveyData (cs.load or cs.simulate(...).data); got {type(data).__name__}.")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "tables").mkdir(exist_ok=True)
-    ctx = S.Context(data=data, options=opts, truth=truth, mapping=_mapping(data, opts))
+    if title is None:
+        title = f"{getattr(data.instrument, 'name', '') or 'Survey'} statistical report"
+    folder = _out.OutputFolder(out, overwrite=overwrite)   # refuses foreign folders, clears our old outputs
+    out = folder.root
+    try:
+        (out / "tables").mkdir(exist_ok=True)
+    except OSError as exc:
+        raise _out.OutputError(f"Cannot create {str(out / 'tables')!r}: {exc.strerror or exc}.") from None
+    extra = dict(inputs or {})
+    if support is not None:
+        extra["support"] = support
+    if targets is not None:
+        extra["targets"] = targets
+    ctx = S.Context(data=data, options=opts, truth=truth, gate=_gate(data, opts, key), inputs=extra)
     given = dict(results or {})
     done: list[S.Section] = []
     for name in sections:
         if name == "cfa" and not opts.cfa:
             continue
-        sec = S.Section(name, S.SECTION_TITLES[name])
+        sec = S.Section(name, S.gap_title(ctx) if name == "gap" else S.SECTION_TITLES[name])
         t0 = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -291,6 +369,9 @@ def build(data: Any, out: str | Path = "report/", *, seed: int = 1, n_boot: int 
                 raw = None
                 if name != "data":
                     raw = given.get(name)
+                    if isinstance(raw, BaseException):   # computed before and failed: shown with its reason
+                        ctx.raw[name] = raw
+                        raise raw
                     if raw is None:
                         raw = S.COMPUTE[name](ctx)
                     ctx.raw[name] = raw
@@ -305,7 +386,9 @@ def build(data: Any, out: str | Path = "report/", *, seed: int = 1, n_boot: int 
             sec.flags.append(Flag(f"python_warning:{w.category.__name__}", str(w.message), "warning", {}))
         sec.seconds = time.perf_counter() - t0
         done.append(sec)
-    return _write(ctx, done, out, title, t_start)
+    rep = _write(ctx, done, out, title, t_start)
+    folder.record(rep.files)                         # the manifest: what the next build into `out` clears
+    return rep
 
 
 # ============================================================================================= output
@@ -316,7 +399,10 @@ def _warnings_table(ctx: S.Context, secs: Sequence[S.Section]) -> pd.DataFrame:
         res_flags = []
         if isinstance(raw, Result) and sec.name != "drift":   # drift flags were vetted in the section
             res_flags = list(raw.flags)
-        for fl in [*res_flags, *sec.flags]:
+        gate = ctx._gate()
+        for fl in gate.flags([*res_flags, *[f if not f.code.startswith("python_warning")
+                                            else Flag(f.code, gate.message(f.message), f.severity, f.where)
+                                            for f in sec.flags]]):
             where = fl.where or {}
             cells = where.get("cells") if isinstance(where, dict) else None
             loc = (f"{len(cells)} cells" if isinstance(cells, list)
@@ -326,7 +412,7 @@ def _warnings_table(ctx: S.Context, secs: Sequence[S.Section]) -> pd.DataFrame:
                          "message": ctx.anon_text(fl.message), "where": ctx.anon_text(loc)})
         if not sec.ok:
             rows.append({"section": sec.name, "severity": "error", "code": "section_failed",
-                         "message": ctx.anon_text(sec.error or ""), "where": ""})
+                         "message": ctx._gate().message(sec.error or ""), "where": ""})
     order = {"error": 0, "warning": 1, "caution": 2, "info": 3}
     t = pd.DataFrame(rows, columns=["section", "severity", "code", "message", "where"])
     if len(t):
@@ -370,10 +456,9 @@ def _html_table(frame: pd.DataFrame, key: str) -> str:
 
 
 def _write(ctx: S.Context, secs: list[S.Section], out: Path, title: str, t_start: float) -> Report:
-    import jinja2
-
     from .. import __version__
 
+    gate = ctx._gate()
     files: list[str] = []
     sec_json: dict[str, Any] = {}
     views = []
@@ -381,22 +466,28 @@ def _write(ctx: S.Context, secs: list[S.Section], out: Path, title: str, t_start
         paths = _write_tables(sec, out / "tables")
         files += [str(p.relative_to(out)) for p in paths]
         views.append({
-            "name": sec.name, "title": sec.title, "ok": sec.ok, "error": ctx.anon_text(sec.error or ""),
-            "note": sec.note, "paragraphs": sec.paragraphs, "headline": ctx.anon_text(sec.headline), "seconds": sec.seconds,
+            "name": sec.name, "title": sec.title, "ok": sec.ok, "error": gate.message(sec.error or ""),
+            "note": gate.text(sec.note), "paragraphs": [gate.text(p) for p in sec.paragraphs],
+            "headline": gate.text(sec.headline), "seconds": sec.seconds,
             "tables": [{"caption": cap, "collapsed": col, "rows": len(fr), "file": f"tables/{sec.name}_{key}.csv",
                         "html": _html_table(disp if disp is not None else fr, f"{sec.name}_{key}")}
                        for key, cap, fr, col, disp in sec.tables],
-            "figures": [{"caption": cap, "b64": base64.b64encode(png).decode("ascii")} for cap, png in sec.figures],
+            "figures": [{"caption": gate.text(cap), "b64": base64.b64encode(png).decode("ascii")}
+                        for cap, png in sec.figures],
         })
-        sec_json[sec.name] = {"ok": sec.ok, "error": sec.error, "note": sec.note, "headline": sec.headline,
+        sec_json[sec.name] = {"ok": sec.ok, "error": gate.message(sec.error), "note": sec.note,
+                              "headline": sec.headline,
                               "seconds": sec.seconds,
                               "tables": [f"tables/{sec.name}_{k}.csv" for k, *_ in sec.tables],
-                              "flags": [f.to_dict() for f in sec.flags], "result": sec.result}
+                              "flags": [f.to_dict() for f in gate.flags(sec.flags)], "result": sec.result}
     warn = _warnings_table(ctx, secs)
     warn_path = out / "tables" / "warnings.csv"
-    warn.to_csv(warn_path, index=False)
+    _write_csv(warn, warn_path)
     files.append(str(warn_path.relative_to(out)))
-    failures = {s.name: ctx.anon_text(s.error) for s in secs if not s.ok}
+    _write_xlsx([(f"{sec.name}_{key}", fr) for sec in secs for key, _c, fr, _col, _d in sec.tables]
+                + [("warnings", warn)], out / "tables.xlsx")
+    files.append("tables.xlsx")
+    failures = {s.name: gate.message(s.error) for s in secs if not s.ok}
     prov = Provenance.build("report", data=ctx.data, seed=ctx.options.seed, options=ctx.options.to_dict())
     data = ctx.data
     header = {"respondents": len(data.frame), "countries": int(data.frame["country"].nunique()),
@@ -406,12 +497,14 @@ def _write(ctx: S.Context, secs: list[S.Section], out: Path, title: str, t_start
               "bootstrap replicates": ctx.options.n_boot, "minimum cell size": ctx.options.min_cell,
               "countries anonymised": "yes" if ctx.mapping else "no",
               "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
-    env = jinja2.Environment(loader=jinja2.PackageLoader("cips_stats", "report/templates"),
-                             autoescape=jinja2.select_autoescape(["html", "j2"]))
+    from ._filters import environment
+
+    env = environment()
     text = env.get_template("report.html.j2").render(
         title=title, header=header, sections=views, failures=failures, methods=S.METHODS,
-        warnings_html=_html_table(warn, "warnings"), n_warnings=len(warn), css=_css())
-    (out / "index.html").write_text(text, encoding="utf-8")
+        warnings=warn.to_dict("records"), warnings_html=_html_table(warn, "warnings"), n_warnings=len(warn),
+        css=_css())
+    _out.write_text(out / "index.html", text)
     files.insert(0, "index.html")
     files.append("report.json")
     status = {s.name: {"ok": s.ok, "error": failures.get(s.name), "seconds": s.seconds} for s in secs}
@@ -420,8 +513,8 @@ def _write(ctx: S.Context, secs: list[S.Section], out: Path, title: str, t_start
            "instrument_hash": prov.instrument_hash, "data_fingerprint": data.fingerprint,
            "failures": failures, "sections": sec_json, "warnings": to_jsonable(warn),
            "files": files, "seconds": time.perf_counter() - t_start}
-    doc = ctx.anon_obj(to_jsonable(doc))
-    (out / "report.json").write_text(json.dumps(doc, indent=1), encoding="utf-8")
+    doc = gate.obj(to_jsonable(doc))                 # names coded, flags about suppressed cells redacted
+    _out.write_json(out / "report.json", doc)
     return Report(out=str(out), index=str(out / "index.html"), sections=status, failures=failures,
                   files=tuple(files), provenance=prov,
                   flags=tuple(Flag("section_failed", f"Section {k} failed: {v}", "error", {"section": k})
