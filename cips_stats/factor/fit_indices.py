@@ -30,6 +30,20 @@ def cfi(chi2: float, df: float, chi2_null: float, df_null: float,
     are the scaling factors of the robust version (Brosseau-Liard & Savalei, 2014),
     1 for the standard CFI. Equals 1 when both terms vanish (lavaan's ``lav_fit_cfi``).
 
+    Parameters
+    ----------
+    chi2, df : float
+        Test statistic of the model and its degrees of freedom.
+    chi2_null, df_null : float
+        The same for the baseline (independence) model.
+    c_hat, c_hat_null : float
+        Scaling factors of the robust version (1: the standard index).
+
+    Returns
+    -------
+    float
+        The index (NaN when an input is missing).
+
     Examples
     --------
     >>> cfi(10.0, 10, 100.0, 15)
@@ -51,6 +65,20 @@ def tli(chi2: float, df: float, chi2_null: float, df_null: float,
 
     ``1 - ((chi2 - c df) df0) / ((chi2_0 - c0 df0) df)``, 1 when ``df == 0``.
 
+    Parameters
+    ----------
+    chi2, df : float
+        Test statistic of the model and its degrees of freedom.
+    chi2_null, df_null : float
+        The same for the baseline (independence) model.
+    c_hat, c_hat_null : float
+        Scaling factors of the robust version (1: the standard index).
+
+    Returns
+    -------
+    float
+        The index (NaN when an input is missing).
+
     Examples
     --------
     >>> round(tli(85.30552177, 24, 918.85158929, 36), 6)  # lavaan: 0.895839
@@ -71,6 +99,22 @@ def rmsea(chi2: float, df: float, n: float, n_groups: int = 1, c_hat: float = 1.
 
     ``sqrt(max(chi2 / (N df) - c / N, 0)) * sqrt(G)``.
 
+    Parameters
+    ----------
+    chi2, df : float
+        Test statistic and degrees of freedom.
+    n : float
+        Sample size (lavaan: N for ML, N - G for (D)WLS).
+    n_groups : int
+        Number of groups (Steiger's sqrt(G) factor).
+    c_hat : float
+        Scaling factor of the robust version (1: standard).
+
+    Returns
+    -------
+    float
+        The RMSEA (0 when ``df <= 0``).
+
     Examples
     --------
     >>> rmsea(20.0, 24, 301)
@@ -89,12 +133,30 @@ def _ncp_root(chi2: float, df: float, target: float, upper: float) -> float:
 
 
 def rmsea_ci(chi2: float, df: float, n: float, n_groups: int = 1, c_hat: float = 1.0,
-             level: float = 0.90) -> tuple[float, float]:
+             ci: float = 0.90) -> tuple[float, float]:
     """Confidence interval of the RMSEA by inverting the noncentral chi-square.
 
-    The noncentrality ``lambda`` solving ``P(chi2; df, lambda) = (1 +- level)/2`` gives
+    The noncentrality ``lambda`` solving ``P(chi2; df, lambda) = (1 +- ci)/2`` gives
     ``sqrt(c lambda / (N df)) * sqrt(G)`` (Browne & Cudeck, 1993; lavaan's
     ``lav_fit_rmsea_ci``).
+
+    Parameters
+    ----------
+    chi2, df : float
+        Test statistic and degrees of freedom.
+    n : float
+        Sample size (lavaan: N for ML, N - G for (D)WLS).
+    n_groups : int
+        Number of groups (Steiger's sqrt(G) factor).
+    c_hat : float
+        Scaling factor of the robust version (1: standard).
+    ci : float
+        Confidence level (lavaan's default 0.90).
+
+    Returns
+    -------
+    tuple of float
+        ``(ci_low, ci_high)``.
 
     Examples
     --------
@@ -104,7 +166,7 @@ def rmsea_ci(chi2: float, df: float, n: float, n_groups: int = 1, c_hat: float =
     """
     if not (np.isfinite(chi2) and np.isfinite(df)) or df < 1:
         return (0.0, 0.0) if np.isfinite(chi2) else (float("nan"), float("nan"))
-    hi_p, lo_p = 1 - (1 - level) / 2, (1 - level) / 2
+    hi_p, lo_p = 1 - (1 - ci) / 2, (1 - ci) / 2
     if stats.chi2.cdf(chi2, df) - hi_p < 0:
         lower = 0.0
     else:
@@ -124,6 +186,24 @@ def rmsea_pvalue(chi2: float, df: float, n: float, n_groups: int = 1, c_hat: flo
     """p-value of the test of close fit, H0: RMSEA <= ``h0``.
 
     ``1 - F(chi2; df, ncp = N df h0^2 / (c G))``.
+
+    Parameters
+    ----------
+    chi2, df : float
+        Test statistic and degrees of freedom.
+    n : float
+        Sample size (lavaan: N for ML, N - G for (D)WLS).
+    n_groups : int
+        Number of groups (Steiger's sqrt(G) factor).
+    c_hat : float
+        Scaling factor of the robust version (1: standard).
+    h0 : float
+        The RMSEA of close fit (lavaan's 0.05).
+
+    Returns
+    -------
+    float
+        The p-value.
 
     Examples
     --------
@@ -147,6 +227,18 @@ def srmr_bentler(sample_cov: np.ndarray, implied_cov: np.ndarray,
     ``srmr_bentler`` and ``srmr_bentler_nomean``; lavaan's default ``srmr`` is the
     first (means included when the model has a mean structure).
 
+    Parameters
+    ----------
+    sample_cov, implied_cov : numpy.ndarray
+        Sample and model-implied covariance matrices (p x p).
+    sample_mean, implied_mean : numpy.ndarray, optional
+        Sample and implied means (p), when the model has a mean structure.
+
+    Returns
+    -------
+    tuple of float
+        ``(srmr, srmr_bentler_nomean)``.
+
     Examples
     --------
     >>> s = np.array([[1.0, 0.5], [0.5, 1.0]])
@@ -167,6 +259,20 @@ def srmr_bentler(sample_cov: np.ndarray, implied_cov: np.ndarray,
 
 def information_criteria(loglik: float, npar: int, n: float) -> dict[str, float]:
     """AIC, BIC and sample-size-adjusted BIC (``N* = (N + 2) / 24``).
+
+    Parameters
+    ----------
+    loglik : float
+        Log-likelihood of the model.
+    npar : int
+        Number of free parameters.
+    n : float
+        Sample size.
+
+    Returns
+    -------
+    dict
+        ``aic``, ``bic``, ``bic2``.
 
     Examples
     --------

@@ -68,13 +68,13 @@ TABLE_COLUMNS = ["chi2", "df", "chi2_scaled", "cfi", "tli", "rmsea", "srmr", "co
 
 
 # --------------------------------------------------------------------------- criteria
-def chen2007_thresholds(level: str, n_total: int) -> dict[str, float]:
+def chen2007_thresholds(step: str, n_total: int) -> dict[str, float]:
     """Chen's (2007) cut-offs for one step of the ladder.
 
     Parameters
     ----------
-    level : {"metric", "scalar", "strict"}
-        The more constrained model of the comparison.
+    step : {"metric", "scalar", "strict"}
+        The more constrained model of the comparison (the step of the ladder).
     n_total : int
         Total sample size over groups.
 
@@ -99,9 +99,9 @@ def chen2007_thresholds(level: str, n_total: int) -> dict[str, float]:
     >>> chen2007_thresholds("scalar", 200)
     {'cfi': 0.005, 'rmsea': 0.01, 'srmr': 0.005}
     """
-    if level not in ("metric", "scalar", "strict"):
-        raise DataError(f"level= must be 'metric', 'scalar' or 'strict', got {level!r}.")
-    return thresholds.chen2007(level, n_total)
+    if step not in ("metric", "scalar", "strict"):
+        raise DataError(f"step= must be 'metric', 'scalar' or 'strict', got {step!r}.")
+    return thresholds.chen2007(step, n_total)
 
 
 def _verdict(level: str, d_cfi: float, d_rmsea: float, d_srmr: float, p_value: float, criteria: str,
@@ -1034,9 +1034,13 @@ def invariance(data_or_frame: Any, *, group: str, model: str | None = None, esti
                 and full == levels[levels.index(level) - 1]:
             full = level
     if _LEVEL_RANK[supported.replace("partial_", "")] < _LEVEL_RANK["scalar"]:
-        flags.append(emit(Flag("latent_means_not_comparable", f"Invariance supported up to '{supported}' only: "
-                               f"latent means are not comparable across {group}.", severity="warning",
-                               where={"group": group, "level_supported": supported}), NonInvarianceWarning))
+        flag = Flag("latent_means_not_comparable", f"Invariance supported up to '{supported}' only: latent means "
+                    f"are not comparable across {group}" + ("." if "scalar" in levels else
+                                                            " (scalar invariance was not tested)."),
+                    severity="warning" if "scalar" in levels else "info",
+                    where={"group": group, "level_supported": supported})
+        # a finding of non-invariance warns; a level that was not asked for is only noted
+        flags.append(emit(flag, NonInvarianceWarning) if "scalar" in levels else flag)
     return InvarianceResult(
         table=table, freed=tuple(freed), level_supported=supported, level_full=full, score_tests=score_tests,
         group=group, group_labels=tuple(s.labels),

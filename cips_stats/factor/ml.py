@@ -83,7 +83,21 @@ def _cache_put(key: tuple, value: tuple) -> None:
 
 
 def clear_h1_cache() -> None:
-    """Forget the cached saturated-model results (EM estimates, h1 information)."""
+    """Forget the cached saturated-model results (EM estimates, h1 information, polychoric samples).
+
+    Parameters
+    ----------
+    None
+
+    Returns
+    -------
+    None
+
+    Examples
+    --------
+    >>> from cips_stats.factor.ml import clear_h1_cache
+    >>> clear_h1_cache()
+    """
     _H1_CACHE.clear()
 
 
@@ -185,7 +199,32 @@ def fiml_parts(gd: GroupData, sigma: np.ndarray, mu: np.ndarray, *, need_grad: b
 def em_saturated(gd: GroupData, *, tol: float = 1e-10, max_iter: int = 2000) -> tuple[np.ndarray, np.ndarray, int, bool]:
     """EM estimates of the unrestricted mean and covariance under missing values.
 
-    Returns ``(mean, cov, iterations, converged)``. E-step: with ``W = Sigma^-1``,
+    Parameters
+    ----------
+    gd : GroupData
+        One group's rows (NaN = missing), prepared for FIML.
+    tol : float
+        Largest change of a moment at convergence.
+    max_iter : int
+        Most EM iterations.
+
+    Returns
+    -------
+    tuple
+        ``(mean, cov, iterations, converged)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cips_stats.factor.ml import _prepare_fiml, em_saturated
+    >>> y = np.random.default_rng(1).normal(size=(200, 3)); y[::7, 2] = np.nan
+    >>> mean, cov, it, ok = em_saturated(_prepare_fiml(y))
+    >>> ok, cov.shape
+    (True, (3, 3))
+
+    Notes
+    -----
+    E-step: with ``W = Sigma^-1``,
     the conditional mean of the missing part is ``mu_m - W_mm^-1 W_mo (y_o - mu_o)``
     and its conditional covariance ``W_mm^-1``.
     """
@@ -905,6 +944,28 @@ def h1_fiml_information(gd: GroupData, *, chunk_elems: float = 4e6) -> tuple[np.
     matrix products ``sum_i vech(P_i) vech(P_i)'``, ``sum_i vech(P_i) vech(z_i z_i')'``,
     ``sum_i vech(z_i z_i') vech(z_i z_i')'`` and cross products with ``z``, accumulated over
     row chunks (rows without missing values share ``P = Sigma^-1``).
+
+    Parameters
+    ----------
+    gd : GroupData
+        One group's rows with its EM moments (``gd.mean``, ``gd.cov``).
+    chunk_elems : float
+        Work per chunk of rows (memory bound).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(A, J)``, each ``(p + p(p+1)/2)`` square.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cips_stats.factor.ml import _prepare_fiml, em_saturated, h1_fiml_information
+    >>> y = np.random.default_rng(1).normal(size=(200, 3)); y[::7, 2] = np.nan
+    >>> gd = _prepare_fiml(y); gd.mean, gd.cov = em_saturated(gd)[:2]
+    >>> A, J = h1_fiml_information(gd)
+    >>> A.shape
+    (9, 9)
     """
     p = gd.y.shape[1]
     vr, vc = vech_indices(p)

@@ -55,6 +55,16 @@ __all__ = ["CFAModel", "vech_indices", "vech"]
 def vech_indices(p: int) -> tuple[np.ndarray, np.ndarray]:
     """Row and column indices of ``vech`` (lower triangle, column by column).
 
+    Parameters
+    ----------
+    p : int
+        Order of the matrix.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(rows, cols)``, each of length ``p(p+1)/2``.
+
     Examples
     --------
     >>> r, c = vech_indices(3)
@@ -67,6 +77,16 @@ def vech_indices(p: int) -> tuple[np.ndarray, np.ndarray]:
 
 def vech(a: np.ndarray) -> np.ndarray:
     """``vech`` of a symmetric matrix (or of the last two axes of an array).
+
+    Parameters
+    ----------
+    a : numpy.ndarray
+        A symmetric ``(..., p, p)`` array.
+
+    Returns
+    -------
+    numpy.ndarray
+        The ``p(p+1)/2`` lower-triangle entries, column by column.
 
     Examples
     --------

@@ -258,6 +258,16 @@ def defined_parameters(model: str) -> list[tuple[str, str]]:
     The expression is arithmetic (``+ - * / **``, parentheses, numbers, ``exp``, ``log``,
     ``sqrt``, ``abs``) of parameter labels and earlier defined names.
 
+    Parameters
+    ----------
+    model : str
+        lavaan-style syntax.
+
+    Returns
+    -------
+    list of (str, str)
+        ``(name, expression)`` pairs.
+
     Examples
     --------
     >>> defined_parameters("f ~ a*g; h ~ b*f; ab := a*b")
@@ -278,6 +288,18 @@ def defined_parameters(model: str) -> list[tuple[str, str]]:
 
 def param_type(op: str, lhs: str, rhs: str, lv_names: Iterable[str]) -> str:
     """The group.equal type of a parameter (``"loadings"``, ``"intercepts"``, ...).
+
+    Parameters
+    ----------
+    op, lhs, rhs : str
+        The parameter (``"=~"``, ``"~~"``, ``"~1"``, ``"|"``, ``"~*~"``, ``"~"``).
+    lv_names : iterable of str
+        The latent variables of the model.
+
+    Returns
+    -------
+    str
+        One of ``GROUP_EQUAL_TYPES``, ``"scales"`` or ``"other"``.
 
     Examples
     --------

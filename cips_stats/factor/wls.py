@@ -67,6 +67,33 @@ def wls_sample(frames: Sequence[pd.DataFrame], ov_names: Sequence[str], *, missi
     every category (lavaan needs the same thresholds in every group).  The statistics
     depend on the data only, so they are cached by a hash of the data: the fits of an
     invariance ladder (same rows, other constraints) compute them once.
+
+    Parameters
+    ----------
+    frames : sequence of pandas.DataFrame
+        One frame per group.
+    ov_names : sequence of str
+        The ordinal items.
+    missing : {"pairwise", "listwise"}
+        How polychorics treat missing answers.
+    levels : dict, optional
+        Item -> answer codes over all groups.
+    weight : str, optional
+        Column of survey weights.
+
+    Returns
+    -------
+    WLSSample
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from cips_stats.factor.wls import wls_sample
+    >>> rng = np.random.default_rng(1)
+    >>> df = pd.DataFrame(rng.integers(1, 4, size=(300, 3)), columns=list("abc"))
+    >>> s = wls_sample([df], ["a", "b", "c"])
+    >>> s.n, len(s.s[0])          # 2 thresholds x 3 items + 3 correlations
+    ([300], 9)
     """
     from .ml import _cache_get, _cache_put, _data_key
 
@@ -364,6 +391,16 @@ def fit_wlsmv(
     ``group_equal`` including ``"thresholds"`` the latent means and the scale
     factors (``~*~``) are free in groups 2+. Checked against lavaan 0.6-14 on psych's
     bfi items (tests/reference/wlsmv_*.json).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> rng = np.random.default_rng(1)
+    >>> f = rng.standard_normal((800, 1))
+    >>> y = np.digitize(f @ [[0.8, 0.7, 0.6]] + rng.standard_normal((800, 3)) * 0.6, [-0.5, 0.5]) + 1
+    >>> res = fit_wlsmv(pd.DataFrame(y, columns=list("abc")), "f =~ a + b + c")
+    >>> res.fit["df"], res.converged
+    (0, True)
     """
     if parameterization != "delta":
         raise ModelError(f"parameterization={parameterization!r} is not supported; only 'delta' (lavaan's default).")
