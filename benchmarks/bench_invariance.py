@@ -225,7 +225,8 @@ def run(quick: bool = False, lavaan_limit_s: float | None = None, cases: tuple[s
     out: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() and len(cases) < 3 else {}
     out.update({"quick": quick, "estimator": "MLR", "missing": "fiml", "group": "iteration",
                 "measured": "as a user calls it: no thread pinning outside the package (invariance() limits "
-                            "BLAS to one thread inside); caches cleared before each timed call"})
+                            "BLAS to one thread inside); caches cleared before each timed call",
+                "remeasured_in_last_run": list(cases)})
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         limit = lavaan_limit_s or (200.0 if quick else 420.0)
