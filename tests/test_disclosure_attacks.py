@@ -375,3 +375,24 @@ def test_an_anonymised_run_into_a_named_report_leaves_no_name(survey, tmp_path):
             text = p.read_bytes()
             assert b"Kenya" not in text and "Côte".encode() not in text, p
     assert (tmp_path / "r" / "tables" / "old_extra.csv").exists()            # the user's file is kept
+
+
+def test_a_total_that_cannot_be_protected_is_not_published(tmp_path):
+    """Two private cells of 1 and 2 can only hide behind each other: the totals over them are withheld."""
+    sim = cs.simulate(seed=6, n_countries=2, n_repeat=0, n_officials=40, n_private=30)
+    raw = sim.raw
+    priv = raw.index[raw["group"] == "private"]
+    keep_c1 = raw.index[(raw["group"] == "private") & (raw["country"] == "C01")][:1]
+    keep_c2 = raw.index[(raw["group"] == "private") & (raw["country"] == "C02")][:2]
+    raw = raw.drop(priv.difference(keep_c1.union(keep_c2)))
+    data = cs.load(raw, instrument=sim.instrument, strict=False)
+    gate = disclosure.Gate.for_survey(data)
+    assert "group=private" in gate.withdrawn and "total" in gate.withdrawn
+    cs.report.build(data, tmp_path / "r", sections=("data",), n_boot=20)
+    acc = pd.read_csv(tmp_path / "r" / "tables" / "data_accounting.csv").set_index("quantity")["value"]
+    assert pd.isna(acc["respondents used"]) and pd.isna(acc["records read"])
+    html = (tmp_path / "r" / "index.html").read_text(encoding="utf-8")
+    doc = (tmp_path / "r" / "report.json").read_text(encoding="utf-8")
+    total = str(len(data.frame))
+    assert f"{total} respondents" not in html and f"{total} respondents" not in doc
+    assert "(withheld)" in html

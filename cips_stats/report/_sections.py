@@ -171,6 +171,7 @@ def present_data(ctx: Context, sec: Section) -> None:
                   len(data.iterations), len(data.groups)]})
     if not ctx._gate().total_published("total"):
         acc.loc[acc["quantity"].isin(["records read", "respondents used"]), "value"] = np.nan
+        used = "(withheld)"                          # the total would give a hidden cell back
     sec.table("accounting", "Rows in, used and excluded.", acc)
     if len(exc):
         # declared missing codes are split by their meaning (don't know, refused, ...); other rules

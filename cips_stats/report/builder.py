@@ -490,7 +490,8 @@ def _write(ctx: S.Context, secs: list[S.Section], out: Path, title: str, t_start
     failures = {s.name: gate.message(s.error) for s in secs if not s.ok}
     prov = Provenance.build("report", data=ctx.data, seed=ctx.options.seed, options=ctx.options.to_dict())
     data = ctx.data
-    header = {"respondents": len(data.frame), "countries": int(data.frame["country"].nunique()),
+    header = {"respondents": len(data.frame) if gate.total_published("total") else "(withheld)",
+              "countries": int(data.frame["country"].nunique()),
               "iterations": ", ".join(map(str, data.iterations)), "groups": ", ".join(data.groups),
               "instrument": getattr(data.instrument, "name", ""), "data fingerprint": data.fingerprint,
               "instrument hash": prov.instrument_hash, "package version": __version__, "seed": ctx.options.seed,
