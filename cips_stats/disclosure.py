@@ -536,10 +536,11 @@ def protect(counts: np.ndarray, margins: np.ndarray, *, min_n: int = 10, protect
     Notes
     -----
     Greedy, audit-driven: while some primary cell's feasible interval
-    (:func:`audit`) is narrower than ``protection``, the published cell that
-    shares the most published totals with it (ties: the smallest count, the
-    least information lost) is suppressed too, and the audit is run again; a
-    total with no published cell left beside a failing cell is withdrawn.
+    (:func:`audit`) is narrower than ``protection``, a published cell is
+    suppressed too: first a cell in exactly the same published totals, then
+    the one sharing the most totals with it (ties: the smallest count, the
+    least information lost), the first of five that widens the interval.
+    When none does, a total is withdrawn instead (``priority``).
 
     Examples
     --------
@@ -568,17 +569,21 @@ def protect(counts: np.ndarray, margins: np.ndarray, *, min_n: int = 10, protect
             break
         i = int(np.flatnonzero(bad)[0])
         width = hi[i] - lo[i]
-        rows = M[pub_m & M[:, i]]
-        score = rows.sum(axis=0).astype(float)              # totals shared with the failing cell
-        score[sup] = -1.0
-        if score.max() > 0:
-            best = np.flatnonzero(score == score.max())
-            cand = best[np.argmin(work[best])]               # ties: the smallest count (least loss)
+        P = M[pub_m]
+        score = P[P[:, i]].sum(axis=0).astype(float)        # totals shared with the failing cell
+        same = (P == P[:, [i]]).all(axis=0)                  # in exactly the same totals: always helps
+        pool = np.flatnonzero(~sup & (score > 0))
+        order = pool[np.lexsort((work[pool], -score[pool], ~same[pool]))]   # ties: smallest count first
+        helped = False
+        for cand in order[:5]:
             sup[cand] = True
-            lo2, hi2 = audit(work, M[pub_m], sup)
+            lo2, hi2 = audit(work, P, sup)
             if hi2[i] - lo2[i] > width:
-                continue                                      # the complement helped: keep it
+                helped = True
+                break                                         # the complement helped: keep it
             sup[cand] = False
+        if helped:
+            continue
         # no cell helps (e.g. two nested totals differ by this cell alone): withdraw a total, the least
         # prominent first (``priority``: larger withdrawn first; then the smallest), keeping the first
         # withdrawal that widens the interval
