@@ -581,3 +581,11 @@ def test_ci_level_and_weight_vocabulary():
         cs.factor.cfa(hs, HS, weight="nope")
     with pytest.raises(cs.ModelError, match="weight="):
         cs.factor.cfa(hs.assign(w=1.0 + (np.arange(len(hs)) % 3)), HS, weight="w")
+
+
+def test_saturated_fiml_model_has_no_robust_measures_and_no_error():
+    # three indicators, one factor: df = 0; the FIML-corrected robust measures are undefined (NaN), not an error
+    hsm = pd.read_csv(REF / "cfa_hs1939_missing.csv")
+    for est in ("ML", "MLR"):
+        res = cs.factor.cfa(hsm, "visual =~ x1 + x2 + x3", missing="fiml", estimator=est)
+        assert res.fit["df"] == 0 and np.isnan(res.fit["cfi_robust"]) and res.converged

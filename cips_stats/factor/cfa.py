@@ -540,6 +540,8 @@ def _fiml_robust(prob: MLProblem, fit, G: int, flags: list[Flag], version: str) 
                  rmsea_pvalue_robust=nan)
     dim = prob.p + prob.p * (prob.p + 1) // 2
     cost = sum(float(gd.n) * dim * dim for gd in prob.groups)
+    if df <= 0:
+        return empty
     if version == "V6" and cost > _ML_ROBUST_BUDGET:
         # ML's extra measures must not make the default survey CFA several times slower
         flags.append(Flag("robust_fit_skipped", "cfi_robust, tli_robust and rmsea_robust under FIML need the "

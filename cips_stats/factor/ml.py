@@ -857,6 +857,8 @@ class MLProblem:
 
         df = G * dim - model.npar
         df_null = G * dim - G * 2 * p
+        if df <= 0:              # a saturated model: no scaling factor (lavaan: NA)
+            raise ModelError("The model has no degrees of freedom: robust fit measures are not defined.")
         c3 = k_of("D", False) / df
         c3_null = k_of("DB", True) / df_null
         return dict(XX3=xx3, df3=df, c_hat3=c3, XX3_scaled=xx3 / c3, XX3_null=xx3_null, df3_null=df_null,
