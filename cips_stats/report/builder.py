@@ -251,7 +251,7 @@ def build(data: Any, out: str | Path = "report/", *, seed: int = 1, n_boot: int 
         figures as embedded PNG), ``tables/<section>_<table>.csv`` and
         ``report.json``.
     seed : int
-        Seed of the bootstrap (and of the anonymous labels).
+        Seed of the bootstrap (never of the anonymous codes: see ``key``).
     n_boot : int
         Bootstrap replicates of the indicators (default 1000).
     anonymise : bool
