@@ -282,3 +282,25 @@ def test_withdrawn_totals_and_aggregate_tables():
     # a table of aggregates over countries (e.g. CFA fit per group) is not blanked by a hidden cell
     fit = pd.DataFrame({"group": ["g", "h"], "n": [300, 700], "cfi": [0.95, 0.97]})
     assert gate.table(fit, columns=["cfi"])["cfi"].notna().all()
+
+
+def test_simulate_small_cells_plants_tiny_cells_and_leaves_the_rest():
+    kw = dict(seed=3, n_countries=4, n_repeat=3, n_officials=40, n_private=30)
+    plain, small = cs.simulate(**kw), cs.simulate(**kw, small_cells=True)
+    planted = small.truth["small_cells"]
+    assert planted["n"].tolist() == [3, 7, 2] and "small_cells" not in plain.truth
+    n = small.raw.groupby(["country", "iteration", "group"]).size()
+    for r in planted[planted["kind"] == "cell"].itertuples():
+        assert n[(r.country, r.iteration, r.group)] == r.n
+    cat = planted[planted["kind"] == "category"].iloc[0]
+    cell = small.raw[(small.raw["country"] == cat["country"]) & (small.raw["iteration"] == cat["iteration"])
+                     & (small.raw["group"] == cat["group"])]
+    assert (cell[cat["variable"]] == cat["category"]).sum() == 2 and len(cell) > 20
+    pd.testing.assert_frame_equal(plain.truth["indicators"], small.truth["indicators"])
+    keys = planted[["country", "iteration", "group"]].apply(tuple, axis=1).tolist()
+    untouched = ~plain.raw[["country", "iteration", "group"]].apply(tuple, axis=1).isin(keys)
+    a = plain.raw[untouched].drop(columns="respondent_id").reset_index(drop=True)
+    b = small.raw[~small.raw[["country", "iteration", "group"]].apply(tuple, axis=1).isin(keys)]
+    pd.testing.assert_frame_equal(a, b.drop(columns="respondent_id").reset_index(drop=True))
+    with pytest.raises(CipsError):
+        cs.simulate(seed=1, n_countries=2, n_repeat=1, n_officials=20, n_private=20, small_cells=True)
