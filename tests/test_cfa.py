@@ -589,3 +589,16 @@ def test_saturated_fiml_model_has_no_robust_measures_and_no_error():
     for est in ("ML", "MLR"):
         res = cs.factor.cfa(hsm, "visual =~ x1 + x2 + x3", missing="fiml", estimator=est)
         assert res.fit["df"] == 0 and np.isnan(res.fit["cfi_robust"]) and res.converged
+
+
+def test_survey_data_is_weighted_by_its_design_by_default():
+    # issue 12: weight= defaults to the SurveyData's design weight (ordinal estimators); False = unweighted;
+    # ML has no weighted estimator here, so it fits unweighted and says so
+    sim = cs.simulate(seed=2, n_countries=3, n_repeat=1, n_officials=300, n_private=200)
+    assert sim.data.frame["weight"].nunique() > 1
+    w = cs.factor.cfa(sim.data, estimator="WLSMV", respondent_group="private")
+    u = cs.factor.cfa(sim.data, estimator="WLSMV", respondent_group="private", weight=False)
+    assert w.options["weight"] == "weight" and u.options["weight"] is None
+    assert np.max(np.abs(w.loadings["est"].to_numpy() - u.loadings["est"].to_numpy())) > 1e-4
+    ml = cs.factor.cfa(sim.data, respondent_group="private")
+    assert any(f.code == "unweighted" for f in ml.flags)
