@@ -138,7 +138,8 @@ def sbc_one(rep: int, design: dict, draws: int = 500, chains: int = 2, n_ranks: 
         return int((samples.reshape(-1)[keep] < true).sum())
 
     cell0 = 0   # the first cell: pair 0, factor 0
-    return {"rep": rep, "reliable": res.reliable,
+    return {"rep": rep, "reliable": res.reliable, "r_hat_max": res.diagnostics["r_hat_max"],
+            "divergences": res.diagnostics["divergences"],
             "drift": rank(post["drift"].values[..., 0], drift[0]),
             "support": rank(post["support"].values[..., 0], support[0]),
             "sd_cell": rank(post["sd_cell"].values[..., 0], sd_cell[0]),
@@ -184,6 +185,10 @@ if __name__ == "__main__":  # pragma: no cover
     from validation import write_result
 
     quick = "--quick" in sys.argv
-    tab = run(quick=quick, progress=True)
-    write_result("change", tab, quick=quick)
+    args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
+    n_s = int(args["--surveys"]) if "--surveys" in args else None
+    n_b = int(args["--sbc"]) if "--sbc" in args else None
+    tab = run(quick=quick, surveys=n_s, sbc_reps=n_b, progress=True)
+    write_result("change", tab, quick=quick, extra={"surveys": n_s, "sbc_replications": n_b,
+                                                    "note": "reduced replications when surveys/sbc are given"})
     print(tab.to_string())

@@ -335,7 +335,8 @@ def cell_changes(indicators: Any, *, ci: float = 0.95, fdr: str = "bh", signific
     prov = Provenance.build("change.cell_changes", data_fingerprint=getattr(ind.provenance, "data_fingerprint", None),
                             seed=ind.seed, options={"ci": float(ci), "fdr": fdr, "significance": float(significance),
                                                     "along": along, "first": _py(first), "last": _py(last),
-                                                    "n_boot": int(B), "variance_scale": scale})
+                                                    "n_boot": int(B), "variance_scale": scale,
+                                                    "statistic": getattr(ind, "statistic", "mean_0_10")})
     P = len(pairs)
     return CellChanges(table=table, replicates=rd.reshape(P * F, B)[keep],
                        baseline_replicates=r1.reshape(P * F, B)[keep], baseline_cov=cov1, change_cov=covd,

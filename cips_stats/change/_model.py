@@ -67,6 +67,7 @@ class _Data:
     lam: np.ndarray            # (P, F) eigenvalues of Sd
     Q: np.ndarray              # (P, F, F) eigenvectors (columns)
     ybar: np.ndarray           # (G, F) mean observed baseline by group and factor
+    changes: Any               # the CellChanges the model was fitted to
     unit: float
     first: Any
     last: Any
@@ -184,9 +185,9 @@ def _prepare_data(obj: Any, supported: Any, along: str, first: Any, last: Any) -
     # order of the cell dimension: pairs in table order, factors in model order
     order = np.lexsort((cols, rows))
     cells = cells.iloc[order].reset_index(drop=True)
-    return _Data(cells=cells, countries=countries, groups=groups, factors=factors, pc=pc, pg=pg, d=np.where(obs, d, 0.0),
-                 Sd=Sd, y1=y1, S1=S1, obs=obs, sup=sup_pf, lam=lam, Q=Q, ybar=ybar, unit=unit, first=ch.first,
-                 last=ch.last)
+    return _Data(cells=cells, countries=countries, groups=groups, factors=factors, pc=pc, pg=pg,
+                 d=np.where(obs, d, 0.0), Sd=Sd, y1=y1, S1=S1, obs=obs, sup=sup_pf, lam=lam, Q=Q, ybar=ybar,
+                 changes=ch, unit=unit, first=ch.first, last=ch.last)
 
 
 # =========================================================================================== model
@@ -208,6 +209,23 @@ def _mean(pm, pt, pc, pg, sup, G: int, F: int, unit, C: int):
 def _coords(data: _Data) -> dict:
     return {"group": [str(g) for g in data.groups], "factor": [str(f) for f in data.factors],
             "country": [str(c) for c in data.countries]}
+
+
+def _generic_coords(G: int, F: int, C: int) -> dict:
+    """Positional coordinates for the cached model (labels are attached after sampling, so that surveys of
+    the same shape share one compiled model)."""
+    return {"group": list(range(G)), "factor": list(range(F)), "country": list(range(C))}
+
+
+def _relabel(idata: Any, coords: dict) -> Any:
+    for group in ("posterior", "sample_stats"):
+        ds = getattr(idata, group, None)
+        if ds is None:
+            continue
+        present = {k: v for k, v in coords.items() if k in ds.dims}
+        if present:
+            setattr(idata, group, ds.assign_coords(present))
+    return idata
 
 
 def _build_marginal(P: int, G: int, F: int, C: int, baseline: bool, coords: dict):
@@ -354,6 +372,8 @@ class ChangeResult(Result):
         sampling seconds, whether the compiled model came from the cache.
     reliable : bool
         Whether every gate passed.
+    cell_changes : CellChanges
+        The per-cell frequentist changes the model was fitted to (all factors).
     """
 
     cells: pd.DataFrame
@@ -368,6 +388,7 @@ class ChangeResult(Result):
     baseline: bool = False
     mid: float = MID_DEFAULT
     ci: float = 0.95
+    cell_changes: Any = None
 
     def change_draws(self) -> np.ndarray:
         """Posterior draws of every cell's true change, shape ``(samples, cells)`` (chains stacked)."""
@@ -505,11 +526,15 @@ def fit(indicators: Any, *, supported: pd.DataFrame, seed: int | None = None, ba
     Examples
     --------
     >>> import cips_stats as cs
-    >>> sim = cs.simulate(seed=2, n_countries=4, n_repeat=3, n_officials=80, n_private=60)
-    >>> ind = cs.estimate.indicators(sim.data, n_boot=200, seed=1)
-    >>> res = cs.change.fit(ind, supported=sim.truth["supported"], seed=1, strict=False)
-    >>> res.change_draws().shape[1] == len(res.cells) == 3 * 2 * 10
-    True
+    >>> sim = cs.simulate(seed=21, n_countries=8, n_repeat=6, n_officials=150, n_private=110)
+    >>> ind = cs.estimate.indicators(sim.data, n_boot=400, seed=4)
+    >>> sup = sim.truth["supported"]
+    >>> sup = sup[sup["factor"].isin(["leadership", "transparency", "audit", "morale"])]
+    >>> res = cs.change.fit(ind, supported=sup, seed=1)      # 6 repeated countries x 2 groups x 4 factors
+    >>> res.change_draws().shape
+    (4000, 48)
+    >>> res.prob_improved.columns[:8].tolist()
+    ['country', 'group', 'factor', 'mean', 'ci_low', 'ci_high', 'p_improved', 'p_above_mid']
     """
     import xarray as xr
 
@@ -521,12 +546,11 @@ def fit(indicators: Any, *, supported: pd.DataFrame, seed: int | None = None, ba
     mid = MID_DEFAULT * data.unit if mid is None else float(mid)
     P, F = data.d.shape
     G, C = len(data.groups), len(data.countries)
-    coords = _coords(data)
-    key = ("change", bool(baseline), sampler, P, G, F, C, tuple(coords["group"]), tuple(coords["factor"]),
-           tuple(coords["country"]))
-    idata, timing = _sampling.sample(key, _build_marginal(P, G, F, C, bool(baseline), coords),
+    key = ("change", bool(baseline), sampler, P, G, F, C)
+    idata, timing = _sampling.sample(key, _build_marginal(P, G, F, C, bool(baseline), _generic_coords(G, F, C)),
                                      _model_data(data, bool(baseline)), sampler=sampler, draws=draws, tune=tune,
                                      chains=chains, seed=seed)
+    idata = _relabel(idata, _coords(data))
     post = idata.posterior
     rng = np.random.default_rng(np.random.SeedSequence([seed, 2]))
     delta = _draw_changes(data, post, bool(baseline), rng)                         # (n, P, F)
@@ -558,8 +582,8 @@ def fit(indicators: Any, *, supported: pd.DataFrame, seed: int | None = None, ba
                                      "factors": list(data.factors)})
     return ChangeResult(cells=cells, prob_improved=prob, support_effect=eff, share_improved=share,
                         share_improved_draws=share_draws, hyper=hyper, idata=idata, diagnostics=diag,
-                        reliable=reliable, baseline=bool(baseline), mid=mid, ci=float(ci), provenance=prov,
-                        flags=flags)
+                        reliable=reliable, baseline=bool(baseline), mid=mid, ci=float(ci),
+                        cell_changes=data.changes, provenance=prov, flags=flags)
 
 
 def _fit_full(indicators: Any, *, supported: pd.DataFrame, seed: int, sampler: str = "pymc", draws: int = 1000,
@@ -568,11 +592,11 @@ def _fit_full(indicators: Any, *, supported: pd.DataFrame, seed: int, sampler: s
     data = _prepare_data(indicators, supported, "iteration", None, None)
     P, F = data.d.shape
     G, C = len(data.groups), len(data.countries)
-    coords = _coords(data)
-    key = ("change_full", sampler, P, G, F, C, tuple(coords["country"]))
+    key = ("change_full", sampler, P, G, F, C)
     L = np.linalg.cholesky(data.Sd)
     dd = {"pc": data.pc.astype(np.int64), "pg": data.pg.astype(np.int64), "sup": data.sup,
           "unit": np.asarray(data.unit, dtype=float), "d": data.d, "L": L}
-    idata, timing = _sampling.sample(key, _build_full(P, G, F, C, coords), dd, sampler=sampler, draws=draws,
-                                     tune=tune, chains=chains, seed=seed)
+    idata, timing = _sampling.sample(key, _build_full(P, G, F, C, _generic_coords(G, F, C)), dd, sampler=sampler,
+                                     draws=draws, tune=tune, chains=chains, seed=seed)
+    idata = _relabel(idata, _coords(data))
     return idata, _sampling.diagnostics(idata, HYPER, timing), data
