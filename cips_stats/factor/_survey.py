@@ -65,11 +65,14 @@ def group_frame(frame: pd.DataFrame, column: str, value: Any, columns: Sequence[
     group; a CFA needs one group's items).
     """
     col = frame[column]
-    if isinstance(col.dtype, pd.CategoricalDtype) or col.dtype == object:
-        mask = col.astype(str).to_numpy() == str(value) if col.dtype != object else (col == value).to_numpy() | (
-            col.astype(str).to_numpy() == str(value))
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        cats = [str(c) for c in col.cat.categories]
+        code = cats.index(str(value)) if str(value) in cats else -2
+        mask = col.cat.codes.to_numpy() == code
     else:
-        mask = (col.astype(str) == str(value)).to_numpy()
+        mask = col.to_numpy() == value
+        if not mask.any():          # a label given as text for numeric codes ("1" for 1), or the reverse
+            mask = col.astype(str).to_numpy() == str(value)
     cols = list(columns) if columns is not None else list(frame.columns)
     return frame.loc[mask, cols]
 
