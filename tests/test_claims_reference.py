@@ -45,8 +45,9 @@ def _row(a, group, rule, test):
 
 def test_fixture_meta_names_calls_and_versions():
     meta = FIX["meta"]
-    for key in ("r_version", "geepack_version", "lme4_version", "calls", "date"):
+    for key in ("r_version", "packages", "call", "date", "generated_by"):
         assert meta[key]
+    assert {"geepack", "lme4", "sandwich"} <= set(meta["packages"])
     assert len(FIX["cases"]) == 6
 
 

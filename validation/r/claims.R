@@ -23,17 +23,14 @@ suppressPackageStartupMessages({
 out_dir <- file.path("tests", "reference")
 cells <- read.csv(file.path(out_dir, "claims_cells.csv"), stringsAsFactors = FALSE)
 
+pkgs <- c("geepack", "lme4", "sandwich", "lmtest", "jsonlite")
 meta <- list(
-  generator = "validation/r/claims.R",
+  generated_by = "validation/r/claims.R",
   input = "tests/reference/claims_cells.csv",
   r_version = R.version.string,
-  geepack_version = as.character(packageVersion("geepack")),
-  lme4_version = as.character(packageVersion("lme4")),
-  sandwich_version = as.character(packageVersion("sandwich")),
-  lmtest_version = as.character(packageVersion("lmtest")),
-  jsonlite_version = as.character(packageVersion("jsonlite")),
+  packages = setNames(lapply(pkgs, function(p) as.character(packageVersion(p))), pkgs),
   date = format(Sys.time(), "%Y-%m-%d %H:%M:%S %Z", tz = "UTC"),
-  calls = list(
+  call = list(
     cmh = "mantelhaen.test(table(factor(supported, c(1, 0)), factor(improved, c(1, 0)), country), correct = FALSE)",
     fisher = "fisher.test(table(factor(supported, c(1, 0)), factor(improved, c(1, 0))))",
     gee = "geeglm(improved ~ supported, id = country, family = binomial, corstr = 'exchangeable' | 'independence')",
