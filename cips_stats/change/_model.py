@@ -530,7 +530,7 @@ def fit(indicators: Any, *, supported: pd.DataFrame, seed: int | None = None, ba
     >>> ind = cs.estimate.indicators(sim.data, n_boot=400, seed=4)
     >>> sup = sim.truth["supported"]
     >>> sup = sup[sup["factor"].isin(["leadership", "transparency", "audit", "morale"])]
-    >>> res = cs.change.fit(ind, supported=sup, seed=1)      # 6 repeated countries x 2 groups x 4 factors
+    >>> res = cs.change.fit(ind, supported=sup, seed=5)      # 6 repeated countries x 2 groups x 4 factors
     >>> res.change_draws().shape
     (4000, 48)
     >>> res.prob_improved.columns[:8].tolist()

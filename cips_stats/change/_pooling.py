@@ -136,7 +136,7 @@ def partial_pooling(estimates: Any, se: Any, *, labels: Sequence[Any] | None = N
     >>> import cips_stats as cs
     >>> y = [28, 8, -3, 7, -1, 1, 18, 12]          # BDA3 eight schools
     >>> s = [15, 10, 16, 11, 9, 11, 10, 18]
-    >>> res = cs.change.partial_pooling(y, s, seed=1, draws=300, tune=300, chains=2, strict=False)
+    >>> res = cs.change.partial_pooling(y, s, prior="flat", seed=3, sampler="nutpie", draws=2000)
     >>> res.hyper["parameter"].tolist(), res.table.shape
     (['mu', 'tau'], (8, 8))
     """
