@@ -681,12 +681,14 @@ def _echo_json(obj: Any) -> None:
 @click.option("--draws", default=None, type=click.IntRange(min=50),
               help="Posterior draws (and tuning steps) per chain of the change model (default 1000).")
 @click.option("--chains", default=None, type=click.IntRange(min=1), help="Chains of the change model (default 4).")
+@click.option("--sampler", default=None, type=click.Choice(["nutpie", "pymc", "numpyro"]),
+              help="NUTS implementation of the change model (default nutpie).")
 @click.option("--json", "as_json", is_flag=True, default=False, help="Print the machine-readable summary.")
 @input_options
 def analyze(file: str, instrument: str | None, support: str | None, margins: str | None, targets: str | None,
             out: str, anonymise: bool, anonymise_key: str | None, overwrite: bool, min_cell: int,
             seed: int | None, title: str | None, estimator: str, n_boot: int, draws: int | None,
-            chains: int | None, as_json: bool, inputs: dict[str, Any]) -> None:
+            chains: int | None, sampler: str | None, as_json: bool, inputs: dict[str, Any]) -> None:
     """Analyse a survey FILE end to end and write its report.
 
     Load and validate, (rake to --margins), reliability, CFA, invariance,
@@ -721,7 +723,8 @@ def analyze(file: str, instrument: str | None, support: str | None, margins: str
                                  if estimator.lower() != "auto" else "auto", n_boot=n_boot,
                                  load_options=inputs, overwrite=overwrite, progress=callback, command=cmd,
                                  change_options={**({} if draws is None else {"draws": draws, "tune": draws}),
-                                                 **({} if chains is None else {"chains": chains})})
+                                                 **({} if chains is None else {"chains": chains}),
+                                                 **({} if sampler is None else {"sampler": sampler})})
         finally:
             if prog is not None:
                 prog.stop()

@@ -84,6 +84,17 @@ class Analysis(Result):
 def choose_estimator(instrument: Any, estimator: str = "auto") -> str:
     """The CFA estimator: ``WLSMV`` (ordinal) for items on a scale of ordered categories, else ``ML``.
 
+    Parameters
+    ----------
+    instrument : Instrument
+        The instrument (its ``scale.points``).
+    estimator : {"auto", "ML", "MLR", "WLSMV"}
+        ``auto`` chooses; anything else is returned upper-cased.
+
+    Returns
+    -------
+    str
+
     Examples
     --------
     >>> import cips_stats as cs
@@ -221,6 +232,16 @@ def analyze(source: Any, *, instrument: Any = None, support: Any = None, margins
     ------
     DataError
         The survey or an input table cannot be read (nothing is analysed).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, cips_stats as cs
+    >>> from cips_stats.pipeline import analyze
+    >>> sim = cs.simulate(seed=2, n_countries=2, n_repeat=1, n_officials=40, n_private=30)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     a = analyze(sim.data, out=pathlib.Path(tmp, "a"), n_boot=20, seed=1, steps=("indicators",))
+    ...     a.ok, sorted(p.name for p in pathlib.Path(tmp, "a").glob("*.json"))
+    (True, ['results.json', 'summary.json'])
     """
     from . import output as _out
     from .instrument import Instrument
@@ -456,6 +477,18 @@ def reproduce(folder: str | Path, *, out: str | Path | None = None, rtol: float 
     DataError
         No ``results.json``, or an input file missing or changed since (its
         SHA-256 differs).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, cips_stats as cs
+    >>> from cips_stats.pipeline import analyze, reproduce
+    >>> sim = cs.simulate(seed=2, n_countries=2, n_repeat=1, n_officials=40, n_private=30)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     raw = cs.data.write_raw(sim.raw, pathlib.Path(tmp, "raw.csv"), instrument=sim.instrument)
+    ...     a = analyze(raw, out=pathlib.Path(tmp, "a"), n_boot=20, seed=1, steps=("indicators",))
+    ...     r = reproduce(pathlib.Path(tmp, "a"))
+    >>> r.ok, r.compared == r.matched
+    (True, True)
     """
     import shutil
     import tempfile

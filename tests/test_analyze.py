@@ -23,24 +23,25 @@ def runner():
 
 @pytest.fixture(scope="module")
 def survey(tmp_path_factory):
-    """A small synthetic survey written as a user would have it: raw CSV, instrument, support, targets."""
+    """A small survey written as a user would have it: raw CSV, instrument, support table, targets.
+
+    Two key factors of four 6-point items, groups staff and traders, four countries surveyed twice;
+    supported factors improve by 0.6 scale points.
+    """
     tmp = tmp_path_factory.mktemp("survey")
-    sim = cs.simulate(seed=5, n_countries=4, n_repeat=4, n_officials=70, n_private=50)
-    cs.data.write_raw(sim.raw, tmp / "raw.csv", instrument=sim.instrument)
-    sim.instrument.to_yaml(tmp / "instrument.yaml")
-    sim.truth["supported"][["country", "factor", "supported"]].to_csv(tmp / "support.csv", index=False)
-    pd.DataFrame({"factor": ["leadership", "reform"], "group": ["officials", "private"],
-                  "target": [5.0, 9.9]}).to_csv(tmp / "targets.csv", index=False)
-    return tmp, sim
+    data, inst, support = _own_survey(tmp, countries=4, iterations=2, n=70)
+    pd.DataFrame({"factor": ["wellbeing", "service"], "group": ["staff", "traders"],
+                  "target": [0.0, 10.0]}).to_csv(tmp / "targets.csv", index=False)
+    return tmp, data, inst, support
 
 
 @pytest.fixture(scope="module")
 def analysed(survey, runner):
-    tmp, sim = survey
+    tmp, data, inst, support = survey
     out = tmp / "analysis"
-    r = runner.invoke(cli.main, ["analyze", str(tmp / "raw.csv"), "--instrument", str(tmp / "instrument.yaml"),
-                                 "--support", str(tmp / "support.csv"), "--targets", str(tmp / "targets.csv"),
-                                 "--out", str(out), "--seed", "3", "--n-boot", "60", "--estimator", "ML", "--draws", "200", "--chains", "2",
+    r = runner.invoke(cli.main, ["analyze", str(data), "--instrument", str(inst), "--support", str(support),
+                                 "--targets", str(tmp / "targets.csv"), "--out", str(out), "--seed", "3",
+                                 "--n-boot", "40", "--estimator", "ML", "--draws", "150", "--chains", "2", "--sampler", "pymc",
                                  "--json"])
     return r, out
 
@@ -60,8 +61,8 @@ def test_analyze_writes_report_results_and_summary(analysed):
     html = (rep / "index.html").read_text(encoding="utf-8")
     for sec in ("change", "claims", "kpi", "review", "appendix"):
         assert f'id="{sec}"' in html
-    assert "Customs officials – Private-sector respondents perception gap" in html
-    assert "cips-default statistical report" in html
+    assert "Port staff – Registered traders perception gap" in html
+    assert "port-climate statistical report" in html
     for failed, msg in summary["failures"].items():       # a failure is said in its own section
         assert "This section failed." in html.split(f'id="{failed}"')[1].split("<section")[0]
     # exports: CSV with a BOM, one XLSX sheet per table, cell tables carry n and estimate
@@ -79,15 +80,16 @@ def test_analyze_writes_report_results_and_summary(analysed):
     # the results file records what a re-run needs
     doc = json.loads((out / "results.json").read_text())
     assert doc["rerun"]["seed"] == 3 and doc["rerun"]["source"]["sha256"]
-    assert doc["data_fingerprint"] == cs.load(out.parent / "raw.csv", instrument=cs.Instrument.from_yaml(out.parent / "instrument.yaml")).fingerprint
+    back = cs.load(out.parent / "port.csv", instrument=cs.Instrument.from_yaml(out.parent / "inst.yaml"))
+    assert doc["data_fingerprint"] == back.fingerprint
 
 
 def test_kpi_probabilities_follow_the_replicates(analysed):
     _, out = analysed
     kpi = pd.read_csv(out / "report" / "tables" / "kpi_overall.csv", encoding="utf-8-sig")
-    low = kpi[kpi["factor"] == "leadership"]["probability"].iloc[0]
-    high = kpi[kpi["factor"] == "reform"]["probability"].iloc[0]
-    assert low == 1.0 and high == 0.0          # targets 5.0 (far below) and 9.9 (far above the indicators)
+    low = kpi[kpi["factor"] == "wellbeing"]["probability"].iloc[0]
+    high = kpi[kpi["factor"] == "service"]["probability"].iloc[0]
+    assert low == 1.0 and high == 0.0          # targets 0 and 10: the ends of the 0-10 indicator scale
     trend = pd.read_csv(out / "report" / "tables" / "kpi_trend.csv", encoding="utf-8-sig")
     assert set(trend["iteration"]) == {1, 2}
     assert (trend["ci_low"] <= trend["estimate"]).all() and (trend["estimate"] <= trend["ci_high"]).all()
@@ -95,19 +97,23 @@ def test_kpi_probabilities_follow_the_replicates(analysed):
 
 def test_instrument_review_effect_of_dropping(analysed, survey):
     _, out = analysed
-    _, sim = survey
+    tmp, data, inst, _ = survey
     items = pd.read_csv(out / "report" / "tables" / "review_items.csv", encoding="utf-8-sig")
-    assert set(items["group"]) == {"officials", "private"}
+    assert set(items["group"]) == {"staff", "traders"}
     np.testing.assert_allclose(items["delta_alpha_if_dropped"], items["alpha_if_deleted"] - items["alpha"],
                                atol=1e-12)
     # alpha if deleted agrees with a direct call on the same items
-    sub = sim.data.frame[sim.data.frame["group"] == "officials"]
-    its = list(sim.instrument.factor_items("leadership", group="officials"))
+    d = cs.load(data, instrument=cs.Instrument.from_yaml(inst))
+    sub = d.frame[d.frame["group"] == "staff"]
+    its = list(d.instrument.factor_items("wellbeing", group="staff"))
     direct = cs.reliability.cronbach_alpha(sub[its]).items.set_index("item")["alpha_if_dropped"]
-    got = items[(items["group"] == "officials") & (items["factor"] == "leadership")].set_index("item")
+    got = items[(items["group"] == "staff") & (items["factor"] == "wellbeing")].set_index("item")
     np.testing.assert_allclose(got.loc[its, "alpha_if_deleted"], direct.loc[its], rtol=1e-10)
     cand = pd.read_csv(out / "report" / "tables" / "review_candidates.csv", encoding="utf-8-sig")
     assert (cand["reasons"].str.len() > 0).all()
+    # W2 carries 5% "don't know" answers in the generated data, W3 a weak loading
+    assert items.loc[items["item"] == "W2", "dont_know_rate"].between(0.02, 0.09).all()
+    assert "W3" in set(cand["item"])
 
 
 def test_reproduce_matches_then_detects_an_edit(analysed, runner, tmp_path):
@@ -132,13 +138,13 @@ def test_reproduce_matches_then_detects_an_edit(analysed, runner, tmp_path):
 
 
 def test_reproduce_refuses_a_changed_input(analysed, survey, runner, tmp_path):
-    tmp, _ = survey
+    tmp, data, _, _ = survey
     _, out = analysed
     doc = json.loads((out / "results.json").read_text())
     copy = tmp_path / "a"
     shutil.copytree(out, copy)
     src = tmp_path / "raw.csv"
-    shutil.copy(tmp / "raw.csv", src)
+    shutil.copy(data, src)
     doc["rerun"]["source"]["path"] = str(src)
     (copy / "results.json").write_text(json.dumps(doc))
     with open(src, "a", encoding="utf-8") as fh:
@@ -149,8 +155,8 @@ def test_reproduce_refuses_a_changed_input(analysed, survey, runner, tmp_path):
     assert r.exit_code == 2 and "results.json" in r.output
 
 
-def _own_survey(tmp):
-    """A non-CIPS survey: groups staff and traders, 6-point items, one country, one iteration."""
+def _own_survey(tmp, countries=1, iterations=1, n=240):
+    """A non-CIPS survey: groups staff and traders, 6-point items, its own countries; (data, instrument, support)."""
     rng = np.random.default_rng(11)
     items = {"wellbeing": ["W1", "W2", "W3", "W4"], "service": ["S1", "S2", "S3", "S4"]}
     yaml = ["name: port-climate", 'version: "2"', "description: Port staff and traders climate survey.",
@@ -164,23 +170,35 @@ def _own_survey(tmp):
         for i in its:
             yaml.append(f"  - {{id: {i}, factor: {f}, groups: [staff, traders], text: Item {i}.}}")
     (tmp / "inst.yaml").write_text("\n".join(yaml) + "\n", encoding="utf-8")
-    n = 240
-    rows = {"respondent_id": np.arange(1, n + 1), "country": "Portland", "iteration": 1,
-            "group": np.where(np.arange(n) < 130, "staff", "traders"),
-            "weight": 1.0, "tenure": rng.choice(["short", "long"], n)}
-    for f, its in items.items():
-        eta = rng.normal(size=n)
-        for i in its:
-            x = 0.8 * eta + 0.6 * rng.normal(size=n)
-            rows[i] = np.clip(np.round(3.5 + 1.2 * x), 1, 6).astype(int)
-    df = pd.DataFrame(rows)
-    df.loc[rng.choice(n, 12, replace=False), "W2"] = 9
+    names = ["Portland", "Harwich", "Valletta", "Gdynia", "Rijeka", "Aarhus"][:countries]
+    support = pd.DataFrame([{"country": c, "factor": f, "supported": (k + j) % 2 == 0}
+                            for k, c in enumerate(names) for j, f in enumerate(items)])
+    frames, rid = [], 0
+    for c in names:
+        for it in range(1, iterations + 1):
+            for g in ("staff", "traders"):
+                m = n + int(rng.integers(0, 10))
+                rows = {"respondent_id": np.arange(rid + 1, rid + m + 1), "country": c, "iteration": it,
+                        "group": g, "weight": 1.0, "tenure": rng.choice(["short", "long"], m),
+                        "minutes": rng.integers(5, 100_000, m)}
+                rid += m
+                for f, its in items.items():
+                    sup = bool(support[(support.country == c) & (support.factor == f)]["supported"].iloc[0])
+                    eta = rng.normal(size=m) + (0.5 if (sup and it > 1) else 0.0)
+                    for i in its:
+                        lam = 0.25 if i == "W3" else 0.85
+                        x = lam * eta + 0.55 * rng.normal(size=m)
+                        rows[i] = np.clip(np.round(3.5 + 1.2 * x), 1, 6).astype(int)
+                frames.append(pd.DataFrame(rows))
+    df = pd.concat(frames, ignore_index=True)
+    df.loc[rng.choice(len(df), int(0.05 * len(df)), replace=False), "W2"] = 9
     df.to_csv(tmp / "port.csv", index=False)
-    return tmp / "port.csv", tmp / "inst.yaml"
+    support.to_csv(tmp / "support.csv", index=False)
+    return tmp / "port.csv", tmp / "inst.yaml", tmp / "support.csv"
 
 
 def test_analyze_speaks_of_the_users_own_survey(runner, tmp_path):
-    data, inst = _own_survey(tmp_path)
+    data, inst, _ = _own_survey(tmp_path)
     out = tmp_path / "out"
     r = runner.invoke(cli.main, ["analyze", str(data), "--instrument", str(inst), "--out", str(out), "--seed", "1",
                                  "--n-boot", "40", "--estimator", "ML", "--json"])
@@ -195,13 +213,14 @@ def test_analyze_speaks_of_the_users_own_survey(runner, tmp_path):
     assert "cips" not in low.replace("cips_stats", "").replace("cips-stats", "")
     assert "officials" not in low
     assert "the data hold a single iteration" in html          # the drift note says why, not "lack demographics"
+    assert "lack" not in html
     items = pd.read_csv(out / "report" / "tables" / "review_items.csv", encoding="utf-8-sig")
     w2 = items[(items["item"] == "W2")]["dont_know_rate"]
     assert (w2 > 0).all()                                      # the declared "don't know" code is counted
 
 
 def test_analyze_title_option(runner, tmp_path):
-    data, inst = _own_survey(tmp_path)
+    data, inst, _ = _own_survey(tmp_path)
     out = tmp_path / "t"
     r = runner.invoke(cli.main, ["analyze", str(data), "--instrument", str(inst), "--out", str(out), "--seed", "1",
                                  "--n-boot", "20", "--estimator", "ML", "--title", "Harbour survey 2026"])
@@ -222,10 +241,10 @@ def test_analyze_broken_file_is_a_clear_error(runner, tmp_path):
 
 
 def test_analyze_bad_support_table_is_an_input_error(runner, survey, tmp_path):
-    tmp, _ = survey
+    tmp, data, inst, _ = survey
     bad = tmp_path / "support.csv"
-    pd.DataFrame({"country": ["C01"], "factor": ["leadership"], "supported": ["maybe"]}).to_csv(bad, index=False)
-    r = runner.invoke(cli.main, ["analyze", str(tmp / "raw.csv"), "--instrument", str(tmp / "instrument.yaml"),
+    pd.DataFrame({"country": ["A"], "factor": ["wellbeing"], "supported": ["maybe"]}).to_csv(bad, index=False)
+    r = runner.invoke(cli.main, ["analyze", str(data), "--instrument", str(inst),
                                  "--support", str(bad), "--out", str(tmp_path / "o")])
     assert r.exit_code == 2 and "supported" in r.output
 

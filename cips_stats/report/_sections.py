@@ -704,7 +704,7 @@ def drift_note(ctx: Context) -> str:
     declared = [d.name for d in getattr(inst, "demographics", ())]
     present = [d for d in declared if d in ctx.data.frame.columns]
     if len(ctx.data.iterations) < 2:
-        return ("Composition drift compares iterations; the data hold a single iteration "
+        return ("Composition drift needs two iterations; the data hold a single iteration "
                 f"({', '.join(map(str, ctx.data.iterations))}).")
     if not declared:
         return "Composition drift needs demographic variables; the instrument declares none."
