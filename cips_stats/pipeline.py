@@ -240,7 +240,7 @@ def analyze(source: Any, *, instrument: Any = None, support: Any = None, margins
     >>> sim = cs.simulate(seed=2, n_countries=2, n_repeat=1, n_officials=40, n_private=30)
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     a = analyze(sim.data, out=pathlib.Path(tmp, "a"), n_boot=20, seed=1, steps=("indicators",))
-    ...     a.ok, sorted(p.name for p in pathlib.Path(tmp, "a").glob("*.json"))
+    ...     a.ok, sorted(p.name for p in pathlib.Path(tmp, "a").glob("[!.]*.json"))
     (True, ['results.json', 'summary.json'])
     """
     from . import output as _out
