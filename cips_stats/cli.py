@@ -352,10 +352,38 @@ def _machine() -> dict[str, Any]:
             "platform": platform.platform(), "cpu_count": os.cpu_count()}
 
 
-def run_demo(out: str | Path, *, seed: int = 1, countries: int | None = None, n_boot: int = 1000,
+def run_demo(out: str | Path, *, seed: int | None = None, countries: int | None = None, n_boot: int = 1000,
              steps: list[tuple[str, Callable[[DemoContext], list[Path]]]] | None = None,
              console: Any = None, command: str | None = None) -> tuple[bool, dict[str, Any]]:
     """Run the demo steps and write ``summary.json``; return (all steps succeeded, summary).
+
+    Parameters
+    ----------
+    out : str or Path
+        Output folder (created); every file of the demo lands below it.
+    seed : int or None
+        Seed of the synthetic survey and of every bootstrap and sampler;
+        ``None`` (the default) draws one, recorded in ``summary.json``
+        (``cips-stats demo`` passes ``--seed``, default 1).
+    countries : int, optional
+        Countries of the synthetic survey (default: the published 25).
+    n_boot : int
+        Bootstrap replicates of the indicators.
+    steps : list of (name, callable), optional
+        The steps to run (default :data:`DEMO_STEPS`); each takes the
+        :class:`DemoContext` and returns the files it wrote.
+    console : rich.console.Console, False or None
+        Where progress goes; ``False`` runs silently.
+    command : str, optional
+        The command line to record in ``summary.json``.
+
+    Returns
+    -------
+    ok : bool
+        True when every step succeeded.
+    summary : dict
+        What ``summary.json`` holds: the steps with their seconds, files and
+        errors, and the provenance.
 
     Examples
     --------
@@ -369,11 +397,11 @@ def run_demo(out: str | Path, *, seed: int = 1, countries: int | None = None, n_
     """
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from .results import Provenance
+    from .results import Provenance, resolve_seed
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    ctx = DemoContext(out=out, seed=seed, countries=countries, n_boot=n_boot)
+    ctx = DemoContext(out=out, seed=resolve_seed(seed), countries=countries, n_boot=n_boot)
     steps = DEMO_STEPS if steps is None else steps
     quiet = console is False
     con = None if quiet else (console or _console())

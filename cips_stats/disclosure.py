@@ -182,10 +182,6 @@ def _blank(out: pd.DataFrame, mask: np.ndarray, cols: Iterable[str]) -> None:
 def new_key() -> str:
     """A fresh random anonymisation key (64 hexadecimal characters, from :mod:`secrets`).
 
-    Parameters
-    ----------
-    None
-
     Returns
     -------
     str

@@ -34,7 +34,7 @@ from scipy.special import ndtr, ndtri
 
 from .errors import DataError, Problem
 from .instrument import Instrument
-from .results import Provenance, fingerprint_frame
+from .results import Provenance, fingerprint_frame, resolve_seed
 
 __all__ = ["Simulation", "simulate", "DEFAULTS"]
 
@@ -205,7 +205,7 @@ def _dirichlet_rows(rng: np.random.Generator, mean: np.ndarray, concentration: f
 
 
 def simulate(
-    seed: int = 1,
+    seed: int | None = None,
     *,
     n_countries: int = DEFAULTS["n_countries"],
     n_repeat: int = DEFAULTS["n_repeat"],
@@ -232,9 +232,10 @@ def simulate(
 
     Parameters
     ----------
-    seed : int
+    seed : int or None
         Seed of ``numpy.random.default_rng``; the same seed and options give
-        the same survey bit for bit.
+        the same survey bit for bit.  ``None`` (the default) draws a seed from
+        entropy; it is recorded in ``.seed`` and the provenance either way.
     n_countries : int
         Countries surveyed in iteration 1 (the published CIPS: 25).
     n_repeat : int
@@ -318,8 +319,9 @@ def simulate(
     >>> sorted(sim.raw["iteration"].unique().tolist())
     [1, 2]
     """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise _arg_error("seed", seed, "a non-negative integer")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+        raise _arg_error("seed", seed, "a non-negative integer or None")
+    seed = resolve_seed(seed)
     n_countries = _check_int("n_countries", n_countries, 1)
     n_repeat = _check_int("n_repeat", n_repeat, 0)
     if n_repeat > n_countries:

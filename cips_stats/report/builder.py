@@ -18,7 +18,7 @@ import pandas as pd
 
 from .. import output as _out
 from ..errors import CipsError, Flag
-from ..results import Provenance, Result, to_jsonable
+from ..results import Provenance, Result, resolve_seed, to_jsonable
 from . import _inference as _I   # noqa: F401  (registers the change, claims, KPI, review and appendix sections)
 from . import _sections as S
 
@@ -68,8 +68,7 @@ class Report(Result):
 
 def _options(seed, n_boot, anonymise, min_cell, cfa, invariance, invariance_levels, invariance_factors,
              estimator="ML") -> S.Options:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"seed= must be an integer; got {seed!r}.")
+    seed = resolve_seed(seed)
     if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
         raise ValueError(f"n_boot= must be an integer of at least 2; got {n_boot!r}.")
     from ..thresholds import DISCLOSURE_FLOOR
@@ -97,7 +96,7 @@ def _check_sections(sections: Sequence[str]) -> tuple[str, ...]:
     return tuple(s for s in SECTIONS if s in set(sections))
 
 
-def compute(section: str, data: Any, *, seed: int = 1, n_boot: int = 1000, cfa: bool = True,
+def compute(section: str, data: Any, *, seed: int | None = None, n_boot: int = 1000, cfa: bool = True,
             invariance: str = "factor", invariance_levels: Sequence[str] = ("configural", "metric", "scalar"),
             invariance_factors: Sequence[str] | None = None, indicators: Any = None, estimator: str = "ML",
             inputs: Mapping[str, Any] | None = None, results: Mapping[str, Any] | None = None) -> Any:
@@ -147,7 +146,7 @@ def compute(section: str, data: Any, *, seed: int = 1, n_boot: int = 1000, cfa: 
 
 
 def export(section: str, result: Any, folder: str | Path, *, data: Any, min_cell: int = 10,
-           anonymise: bool = False, seed: int = 1, key: str | bytes | None = None) -> list[Path]:
+           anonymise: bool = False, seed: int | None = None, key: str | bytes | None = None) -> list[Path]:
     """Write the published (suppressed, optionally anonymised) CSV tables of one section's raw result.
 
     The tables are those :func:`build` writes for the section.
@@ -233,7 +232,7 @@ def _write_tables(sec: S.Section, folder: Path) -> list[Path]:
     return paths
 
 
-def build(data: Any, out: str | Path = "report/", *, seed: int = 1, n_boot: int = 1000, anonymise: bool = False,
+def build(data: Any, out: str | Path = "report/", *, seed: int | None = None, n_boot: int = 1000, anonymise: bool = False,
           key: str | bytes | None = None, overwrite: bool = False, min_cell: int = 10, sections: Sequence[str] = SECTIONS, truth: Mapping[str, pd.DataFrame] | None = None,
           cfa: bool = True, invariance: str = "factor",
           invariance_levels: Sequence[str] = ("configural", "metric", "scalar"),
@@ -250,8 +249,9 @@ def build(data: Any, out: str | Path = "report/", *, seed: int = 1, n_boot: int 
         Output folder (created): ``index.html`` (self-contained: inline CSS,
         figures as embedded PNG), ``tables/<section>_<table>.csv`` and
         ``report.json``.
-    seed : int
-        Seed of the bootstrap (never of the anonymous codes: see ``key``).
+    seed : int or None
+        Seed of the bootstrap (never of the anonymous codes: see ``key``);
+        ``None`` (the default) draws one, recorded in ``report.json``.
     n_boot : int
         Bootstrap replicates of the indicators (default 1000).
     anonymise : bool
