@@ -44,13 +44,8 @@ __all__ = ["ClaimAudit", "AggregateComparison", "PosteriorRequiredError", "audit
 RULES = ("point", "fdr", "posterior")
 #: Tests of supported vs unsupported cells that :func:`audit` can run.
 TESTS = ("permutation", "cmh", "fisher", "gee", "mixed", "welch", "did", "ancova")
-#: Posterior probability of a positive change above which the posterior rule calls a cell improved
-#: (the conventional 95% posterior probability, e.g. Gelman et al. 2013, *Bayesian Data Analysis*, ch. 4;
-#: the one-sided analogue of a 5% test).
-POSTERIOR_IMPROVED = 0.95
-#: Fewer clusters than this make sandwich (cluster-robust) standard errors optimistic
-#: (Cameron & Miller 2015, J. Human Resources 50(2), section VI: "few clusters" below roughly 20-50).
-FEW_CLUSTERS = 30
+#: Posterior rule and few-cluster warning: the cut-offs live in :mod:`cips_stats.thresholds` (re-exported here).
+from .thresholds import FEW_CLUSTERS, POSTERIOR_IMPROVED  # noqa: E402
 #: Default grid of intra-country correlations for the sensitivity table of :func:`from_aggregates`.
 ICC_GRID = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
 

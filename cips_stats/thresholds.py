@@ -71,6 +71,14 @@ _VEHTARI = ("Vehtari, A., Gelman, A., Simpson, D., Carpenter, B., & Buerkner, P.
 _POTTER = ("Potter, F. J. (1990). A study of procedures to identify and trim extreme sampling weights. "
            "Proceedings of the Survey Research Methods Section, American Statistical Association, 225-230 "
            "(the NAEP rule: weights above 3.5 times the median are extreme).")
+_STEVENS = ("Stevens, J. P. (2002). Applied multivariate statistics for the social sciences (4th ed.). "
+            "Erlbaum (loadings of .40 and above are interpretable).")
+_DONT_KNOW = ("House rule of the report's instrument-review view (cips_stats.report): one respondent in ten unable to "
+              "answer says the question is unclear or out of their reach.")
+_GELMAN = ("Gelman, A., Carlin, J. B., Stern, H. S., Dunson, D. B., Vehtari, A., & Rubin, D. B. (2013). Bayesian "
+           "data analysis (3rd ed.), ch. 4: a 95% posterior probability, the one-sided analogue of a 5% test.")
+_CAMERON_MILLER = ("Cameron, A. C., & Miller, D. L. (2015). A practitioner's guide to cluster-robust inference. "
+                   "Journal of Human Resources, 50(2), section VI: few clusters below roughly 20-50.")
 _FISHER = "Fisher, R. A. (1925). Statistical methods for research workers. Oliver & Boyd (the 5% level)."
 _DRIFT = ("House rule of cips_stats.weighting.composition_drift (methodology/weighting-and-estimation.md, "
           "section 9): a category share moving by more than 15 percentage points between iterations, at "
@@ -237,6 +245,18 @@ SIGNIFICANCE = _t("SIGNIFICANCE", 0.05, ">", "p_value", _FISHER)
 DRIFT_SHARE_CHANGE = _t("DRIFT_SHARE_CHANGE", 0.15, "<=", "|share difference|", _DRIFT)
 #: Composition drift: the level of its z test (1%).
 DRIFT_SIGNIFICANCE = _t("DRIFT_SIGNIFICANCE", 0.01, ">", "p_value", _DRIFT)
+
+# ------------------------------------------------------------------------------------ claims
+#: The posterior rule calls a cell improved when P(change > 0) exceeds this (Gelman et al. 2013).
+POSTERIOR_IMPROVED = _t("POSTERIOR_IMPROVED", 0.95, ">", "P(change > 0)", _GELMAN)
+#: Fewer country clusters than this make cluster-robust standard errors optimistic (Cameron & Miller 2015).
+FEW_CLUSTERS = _t("FEW_CLUSTERS", 30, ">=", "clusters", _CAMERON_MILLER)
+
+# ------------------------------------------------------------------------------------ instrument review
+#: A standardised loading below this makes an item a candidate for review (Stevens 2002).
+LOADING_REVIEW = _t("LOADING_REVIEW", 0.40, ">=", "standardised loading", _STEVENS)
+#: A "don't know" share above this makes an item a candidate for review (house rule).
+DONT_KNOW_REVIEW = _t("DONT_KNOW_REVIEW", 0.10, "<=", "don't-know share", _DONT_KNOW)
 
 #: Every named cut-off with its value, direction and reference.
 REGISTRY: Mapping[str, Threshold] = dict(_REG)

@@ -36,13 +36,8 @@ __all__ = ["SECTIONS", "LOADING_REVIEW", "DONT_KNOW_REVIEW", "kpi_tables", "item
 
 SECTIONS = ("change", "claims", "kpi", "review", "appendix")
 
-#: Standardised loading below which an item is a candidate for review (Stevens, J. P. (2002).
-#: *Applied multivariate statistics for the social sciences*, 4th ed.: loadings of .40 and above
-#: are interpretable; the same .40 line is drawn in the CFA section).
-LOADING_REVIEW = 0.40
-#: Share of "don't know" answers above which an item is a candidate for review (house rule of this
-#: report: one respondent in ten unable to answer says the question is unclear or out of their reach).
-DONT_KNOW_REVIEW = 0.10
+#: Review cut-offs: in :mod:`cips_stats.thresholds` with their references (re-exported here).
+from ..thresholds import DONT_KNOW_REVIEW, LOADING_REVIEW  # noqa: E402
 
 
 def _labels(ctx: S.Context) -> tuple[dict, dict]:
