@@ -38,6 +38,7 @@ from .errors import DataError, Flag, ModelError, Problem
 from .results import Provenance, Result, resolve_seed
 
 __all__ = ["ClaimAudit", "AggregateComparison", "PosteriorRequiredError", "audit", "from_aggregates",
+           "permutation_p_value",
            "RULES", "TESTS", "POSTERIOR_IMPROVED"]
 
 #: Rules that call a cell "improved".
@@ -175,9 +176,11 @@ def within_country_permutation(codes: np.ndarray, labels: np.ndarray, Y: np.ndar
     Returns
     -------
     dict
-        ``observed`` (S,), ``p_value`` (S,, two-sided), ``mc_se`` (S,, 0 when
-        exact), ``exact`` (bool), ``n`` (permutations or arrangements),
-        ``null_mean`` (S,).
+        ``observed`` (S,), ``p_value`` (S,, two-sided, see
+        :func:`permutation_p_value`), ``mc_se`` (S,, 0 when exact), ``exact``
+        (bool), ``n`` (permutations or arrangements), ``null_mean`` (S,),
+        ``arrangements`` (distinct arrangements) and ``draws`` (n, S): the
+        statistic of every permutation (every arrangement when exact).
     """
     N, S = Y.shape
     start = np.r_[0, np.flatnonzero(np.diff(codes)) + 1]
@@ -197,8 +200,6 @@ def within_country_permutation(codes: np.ndarray, labels: np.ndarray, Y: np.ndar
     mixed = (k > 0) & (k < m)
     n_arr = _arrangements(m[mixed], k[mixed])
     use_exact = (n_arr <= n_perm) if exact is None else bool(exact)
-    tol = 1e-9 * np.maximum(1.0, np.abs(observed))
-    dev_obs = np.abs(observed - null_mean) - tol
     if use_exact:
         base = (sums_c[(k == m)]).sum(axis=0)
         total = base[None, :]
@@ -208,23 +209,61 @@ def within_country_permutation(codes: np.ndarray, labels: np.ndarray, Y: np.ndar
             contrib = block[combos].sum(axis=1)                        # (n_combos, S)
             total = (total[:, None, :] + contrib[None, :, :]).reshape(-1, S)
         T = stat(total)
-        p = (np.abs(T - null_mean) >= dev_obs).mean(axis=0)
-        return {"observed": observed, "p_value": p, "mc_se": np.zeros(S), "exact": True, "n": int(total.shape[0]),
-                "null_mean": null_mean, "arrangements": n_arr}
-    # Monte Carlo: one random key per cell and permutation; sorting (country, key) ranks cells within
-    # their country, and the k_c first of each country are the permuted supported cells.
-    pos_in_block = np.arange(N) - np.repeat(start, m)
-    take = pos_in_block < np.repeat(k, m)                              # sorted position j is "supported"
-    keys = rng.random((n_perm, N)) + codes[None, :].astype(np.float64) * 2.0
-    order = np.argsort(keys, axis=1)
-    S_perm = np.zeros((n_perm, N), dtype=np.float64)
-    np.put_along_axis(S_perm, order, np.broadcast_to(take.astype(np.float64), (n_perm, N)), axis=1)
-    T = stat(S_perm @ Y)
-    hits = (np.abs(T - null_mean) >= dev_obs).sum(axis=0)
-    p = (1.0 + hits) / (n_perm + 1.0)
-    mc_se = np.sqrt(p * (1.0 - p) / n_perm)
-    return {"observed": observed, "p_value": p, "mc_se": mc_se, "exact": False, "n": int(n_perm),
-            "null_mean": null_mean, "arrangements": n_arr}
+    else:
+        # Monte Carlo: one random key per cell and permutation; sorting (country, key) ranks cells within
+        # their country, and the k_c first of each country are the permuted supported cells.
+        pos_in_block = np.arange(N) - np.repeat(start, m)
+        take = pos_in_block < np.repeat(k, m)                          # sorted position j is "supported"
+        keys = rng.random((n_perm, N)) + codes[None, :].astype(np.float64) * 2.0
+        order = np.argsort(keys, axis=1)
+        S_perm = np.zeros((n_perm, N), dtype=np.float64)
+        np.put_along_axis(S_perm, order, np.broadcast_to(take.astype(np.float64), (n_perm, N)), axis=1)
+        T = stat(S_perm @ Y)
+    p, mc_se = permutation_p_value(T, observed, null_mean, exact=use_exact)
+    return {"observed": observed, "p_value": p, "mc_se": mc_se, "exact": use_exact, "n": int(T.shape[0]),
+            "null_mean": null_mean, "arrangements": n_arr, "draws": T}
+
+
+def permutation_p_value(draws: np.ndarray, observed: Any, null_mean: Any, *,
+                        exact: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Two-sided p-value (and its Monte Carlo SE) of observed statistics from their permutation draws.
+
+    A draw counts as at least as extreme when ``|T* - E T*| >= |T - E T*|``
+    (up to a relative tolerance of 1e-9, so that ties in a discrete null
+    count).  Exact enumeration: the share of arrangements (each equally
+    likely), SE 0.  Monte Carlo: ``(1 + hits) / (1 + n)`` (never 0; Phipson &
+    Smyth 2010) with SE ``sqrt(p (1 - p) / n)``.
+
+    Parameters
+    ----------
+    draws : ndarray, shape (n,) or (n, S)
+        The statistics of the permutations (or of every arrangement).
+    observed, null_mean : float or ndarray, shape (S,)
+        The observed statistics and the mean of their permutation distribution.
+    exact : bool
+        Whether ``draws`` enumerate every arrangement.
+
+    Returns
+    -------
+    (p_value, mc_se) : ndarrays of shape (S,) (scalars' arrays for 1-D draws)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> p, se = permutation_p_value(np.array([-2.0, -1.0, 0.0, 1.0, 2.0]), 2.0, 0.0, exact=True)
+    >>> float(p), float(se)
+    (0.4, 0.0)
+    """
+    T = np.asarray(draws, dtype=np.float64)
+    obs = np.asarray(observed, dtype=np.float64)
+    centre = np.asarray(null_mean, dtype=np.float64)
+    dev_obs = np.abs(obs - centre) - 1e-9 * np.maximum(1.0, np.abs(obs))
+    hits = (np.abs(T - centre) >= dev_obs).sum(axis=0)
+    n = T.shape[0]
+    if exact:
+        return hits / n, np.zeros_like(dev_obs)
+    p = (1.0 + hits) / (n + 1.0)
+    return p, np.sqrt(p * (1.0 - p) / n)
 
 
 # --------------------------------------------------------------------------------------- results
@@ -263,6 +302,19 @@ class ClaimAudit(Result):
         effect on the change unadjusted (difference in differences) and
         adjusted for the baseline (ANCOVA), and the change model's support
         effect when given.
+    permutation : pandas.DataFrame
+        The within-country permutation test per group and statistic
+        (``rule``: each rule's improved/not, ``change`` and ``baseline``):
+        ``observed``, ``null_mean`` (mean of the permutation distribution, the
+        centre of the two-sided test), ``p_value``, ``mc_se``, ``exact``
+        (every arrangement enumerated), ``n`` (draws) and ``arrangements``
+        (distinct within-country arrangements).
+    permutation_draws : pandas.DataFrame
+        The permutation distribution itself, long: ``group``, ``rule``,
+        ``draw``, ``statistic`` (supported minus unsupported mean of the
+        permuted labels), so that it can be plotted (:meth:`plot`) and the
+        p-value recomputed (:meth:`permutation_p_value`).  Left out of
+        :meth:`to_dict`.
     cells : pandas.DataFrame
         The audited cells: ``country``, ``group``, ``factor``,
         ``supported``, ``baseline``, ``estimate``, ``se``, ``p_adjusted``,
@@ -285,6 +337,8 @@ class ClaimAudit(Result):
     tests: pd.DataFrame = field(default_factory=pd.DataFrame)
     baseline: pd.DataFrame = field(default_factory=pd.DataFrame)
     cells: pd.DataFrame = field(default_factory=pd.DataFrame)
+    permutation: pd.DataFrame = field(default_factory=pd.DataFrame)
+    permutation_draws: pd.DataFrame = field(default_factory=pd.DataFrame)
     verdict: str = ""
     rules: tuple = RULES
     tests_run: tuple = TESTS
@@ -295,16 +349,88 @@ class ClaimAudit(Result):
     seed: int | None = None
 
     def to_frame(self) -> pd.DataFrame:
-        """Every number of the audit in one long table (``section`` says which table it came from)."""
+        """Every number of the audit in one long table (``section`` says which table it came from).
+
+        The permutation draws are not in it (``.permutation_draws``); their summary is (``permutation``).
+        """
         parts = []
-        for name in ("shares", "nulls", "tests", "baseline"):
+        for name in ("shares", "nulls", "tests", "baseline", "permutation"):
             t = getattr(self, name).copy()
             t.insert(0, "section", name)
             parts.append(t)
         return pd.concat(parts, ignore_index=True, sort=False)
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary of every table but the permutation draws (kept in ``.permutation_draws``)."""
+        out = super().to_dict()
+        out.pop("permutation_draws", None)
+        return out
+
+    def permutation_null(self, group: Any, rule: str = "point") -> dict[str, Any]:
+        """The permutation distribution of one group and statistic, with the observed value.
+
+        Parameters
+        ----------
+        group : str
+            Respondent group.
+        rule : str
+            A rule of the audit (improved/not), ``"change"`` or ``"baseline"``.
+
+        Returns
+        -------
+        dict
+            ``statistic`` (ndarray of the draws), ``observed``, ``null_mean``,
+            ``exact``, ``p_value``, ``mc_se``; accepted as ``permutation=`` by
+            :func:`cips_stats.plotting.claim_audit`.
+        """
+        t = self.permutation
+        row = t[(t["group"] == group) & (t["rule"] == rule)] if len(t) else t
+        if row.empty:
+            have = sorted({(str(a), str(b)) for a, b in zip(t.get("group", []), t.get("rule", []))})
+            raise _bad("group, rule", (group, rule), f"one of the audited pairs {have}")
+        r = row.iloc[0]
+        d = self.permutation_draws
+        stat = d.loc[(d["group"] == group) & (d["rule"] == rule), "statistic"].to_numpy(dtype=float)
+        return {"statistic": stat, "observed": float(r["observed"]), "null_mean": float(r["null_mean"]),
+                "exact": bool(r["exact"]), "p_value": float(r["p_value"]), "mc_se": float(r["mc_se"])}
+
+    def permutation_p_value(self, group: Any, rule: str = "point") -> float:
+        """The permutation p-value recomputed from the kept draws (equals the ``tests`` table's)."""
+        nd = self.permutation_null(group, rule)
+        p, _ = permutation_p_value(nd["statistic"], nd["observed"], nd["null_mean"], exact=nd["exact"])
+        return float(p)
+
+    def plot(self, group: Any = None, rule: str | None = None, **kwargs: Any) -> Any:
+        """Figure of the shares against their nulls and of the permutation distribution.
+
+        Parameters
+        ----------
+        group : str, optional
+            One group (default: the first audited group).
+        rule : str, optional
+            The statistic of the permutation panel (default: the first rule).
+        **kwargs
+            Passed to :func:`cips_stats.plotting.claim_audit` (labels, title).
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+        """
+        from . import plotting
+
+        if group is None:
+            group = self.shares["group"].iloc[0] if len(self.shares) else None
+        rule = rule or self.rules[0]
+        perm = self.permutation_null(group, rule) if len(self.permutation) else None
+        label = "Difference in shares improved" if rule in RULES else f"Difference in mean {rule}"
+        kwargs.setdefault("statistic_label", label)
+        return plotting.claim_audit(self.shares, self.nulls, permutation=perm, group=group, **kwargs)
+
     def __str__(self) -> str:
         return self.verdict
+
+
+_PERM_COLS = ["group", "rule", "observed", "null_mean", "p_value", "mc_se", "exact", "n", "arrangements"]
 
 
 # ------------------------------------------------------------------------------------ the inputs
@@ -831,7 +957,7 @@ def audit(indicators_or_change: Any, *, supported: pd.DataFrame, rules: Sequence
                               "are used for inference and must not be shown individually.", severity="info",
                               where={"n": n_sup}))
 
-    share_rows, null_rows, test_rows, base_rows = [], [], [], []
+    share_rows, null_rows, test_rows, base_rows, perm_rows, draw_parts = [], [], [], [], [], []
     groups = list(pd.unique(cells["group"]))
     verdict_parts = []
     for g in groups:
@@ -900,6 +1026,14 @@ def audit(indicators_or_change: Any, *, supported: pd.DataFrame, rules: Sequence
         if "permutation" in tests:
             perm = within_country_permutation(codes, labels, Y, n_perm=n_perm, rng=rng)
             kind = "exact enumeration" if perm["exact"] else "Monte Carlo"
+            n_d = perm["draws"].shape[0]
+            for j, nm in enumerate(names):
+                perm_rows.append({"group": g, "rule": nm, "observed": float(perm["observed"][j]),
+                                  "null_mean": float(perm["null_mean"][j]), "p_value": float(perm["p_value"][j]),
+                                  "mc_se": float(perm["mc_se"][j]), "exact": bool(perm["exact"]), "n": int(n_d),
+                                  "arrangements": float(perm["arrangements"])})
+                draw_parts.append(pd.DataFrame({"group": g, "rule": nm, "draw": np.arange(n_d),
+                                                "statistic": perm["draws"][:, j]}))
             for j, nm in enumerate(names):
                 if nm == "baseline":
                     continue
@@ -1007,6 +1141,9 @@ def audit(indicators_or_change: Any, *, supported: pd.DataFrame, rules: Sequence
              "p_holm", "mc_se", "method", "note"]
     tests_df = pd.DataFrame(test_rows, columns=tcols)
     baseline = pd.DataFrame(base_rows)
+    perm_table = pd.DataFrame(perm_rows, columns=_PERM_COLS)
+    perm_draws = (pd.concat(draw_parts, ignore_index=True) if draw_parts
+                  else pd.DataFrame(columns=["group", "rule", "draw", "statistic"]))
     out_cells = cells.drop(columns=[c for c in ("_pos", "significant") if c in cells.columns])
     prov = Provenance.build("claims.audit", data_fingerprint=getattr(getattr(cc if cc is not None else model,
                                                                              "provenance", None),
@@ -1015,6 +1152,7 @@ def audit(indicators_or_change: Any, *, supported: pd.DataFrame, rules: Sequence
                                                 "n_boot": n_boot, "n_null": n_null, "significance": significance,
                                                 "ci": ci, "input": type(indicators_or_change).__name__})
     return ClaimAudit(shares=shares, nulls=nulls, tests=tests_df, baseline=baseline, cells=out_cells,
+                      permutation=perm_table, permutation_draws=perm_draws,
                       verdict="\n".join(verdict_parts), rules=rules, tests_run=tests, significance=significance,
                       ci=ci, n_perm=n_perm, n_boot=n_boot, seed=seed, provenance=prov, flags=tuple(flags))
 

@@ -70,11 +70,63 @@ def test_audit_verdict_and_frame(audited):
     assert "officials" in v and "private" in v
     assert "within-country permutation p" in v and "after baseline adjustment" in v
     f = audited.to_frame()
-    assert set(f["section"]) == {"shares", "nulls", "tests", "baseline"}
-    assert len(f) == len(audited.shares) + len(audited.nulls) + len(audited.tests) + len(audited.baseline)
+    assert set(f["section"]) == {"shares", "nulls", "tests", "baseline", "permutation"}
+    assert len(f) == len(audited.shares) + len(audited.nulls) + len(audited.tests) + len(audited.baseline) + \
+        len(audited.permutation)
     d = audited.to_dict()
     assert d["kind"] == "ClaimAudit" and d["provenance"]["seed"] == 11
     assert "Note" in str(audited.summary()) or audited.flags == ()
+
+
+def test_audit_keeps_the_permutation_draws(audited):
+    """The permutation distribution of every group and statistic is kept; the p-value recomputes from it."""
+    d, t = audited.permutation_draws, audited.permutation
+    assert list(d.columns) == ["group", "rule", "draw", "statistic"]
+    assert set(t["rule"]) == {"point", "fdr", "change", "baseline"} and set(t["group"]) == {"officials", "private"}
+    assert (d.groupby(["group", "rule"]).size() == audited.n_perm).all()
+    tests = audited.tests[audited.tests["test"] == "permutation"].set_index(["group", "rule"])
+    for r in t.itertuples():
+        stat = d.loc[(d["group"] == r.group) & (d["rule"] == r.rule), "statistic"].to_numpy()
+        # a reader's recomputation, independent of the package: two-sided, centred at the permutation mean
+        hits = (np.abs(stat - r.null_mean) >= abs(r.observed - r.null_mean) - 1e-9).sum()
+        assert r.p_value == pytest.approx((1 + hits) / (1 + len(stat)))
+        assert audited.permutation_p_value(r.group, r.rule) == pytest.approx(r.p_value)
+        # the centre is the exact permutation mean: the Monte Carlo mean is within a few SEs of it
+        assert abs(stat.mean() - r.null_mean) < 5 * stat.std() / np.sqrt(len(stat)) + 1e-12
+        if r.rule != "baseline":
+            assert tests.loc[(r.group, r.rule), "p_value"] == pytest.approx(r.p_value)
+            assert tests.loc[(r.group, r.rule), "estimate"] == pytest.approx(r.observed)
+    # shares of improved cells: the permuted statistic takes only the values of a difference of counts
+    pt = d.loc[d["rule"] == "point", "statistic"]
+    assert pt.between(-1, 1).all()
+    nd = audited.permutation_null("officials", "change")
+    assert set(nd) >= {"statistic", "observed", "null_mean", "exact", "p_value"} and len(nd["statistic"]) == 2000
+    with pytest.raises(cs.DataError, match="posterior"):
+        audited.permutation_null("officials", "posterior")
+    fig = audited.plot(group="private", rule="change")
+    assert len(fig.axes) == 2 and fig.axes[1].get_title() == "Permutation null distribution"
+    # the JSON form leaves the draws out; the long table keeps their summary
+    assert "permutation_draws" not in audited.to_dict() and "permutation" in audited.to_dict()
+
+
+def test_audit_tables_have_one_row_set_per_group_and_no_pooled_group(audited):
+    """No "all" (pooled) group sneaks into the audit's tables: every number belongs to one respondent group."""
+    for name in ("shares", "nulls", "tests", "baseline", "permutation", "permutation_draws", "cells"):
+        assert set(getattr(audited, name)["group"]) == {"officials", "private"}, name
+    b = audited.baseline
+    assert not b.duplicated(["group", "quantity"]).any()
+
+
+def test_exact_permutation_draws_are_every_arrangement():
+    codes = np.repeat(np.arange(2), [4, 5])
+    labels = np.array([1, 0, 0, 1, 1, 0, 0, 0, 1], bool)
+    y = np.array([1, 0, 1, 1, 0, 0, 1, 1, 1], float)[:, None]
+    res = claims.within_country_permutation(codes, labels, y, n_perm=1000, rng=np.random.default_rng(0))
+    assert res["exact"] and res["draws"].shape == (6 * 10, 1)
+    ref = _brute_force(codes, labels, y)
+    np.testing.assert_allclose(np.sort(res["draws"][:, 0]), np.sort(ref[:, 0]))
+    p, se = claims.permutation_p_value(res["draws"], res["observed"], res["null_mean"], exact=True)
+    assert p[0] == pytest.approx(res["p_value"][0]) and se[0] == 0.0
 
 
 def test_audit_nulls(audited):

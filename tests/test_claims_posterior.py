@@ -55,6 +55,10 @@ def test_posterior_rule_shares_and_true_share(fitted):
     for g in se.index:
         assert se.loc[g, "estimate"] == pytest.approx(ref.loc[g, "mean"])
     assert "change model support effect" in a.verdict
+    # the model's pooled "all" row (both groups together, documented in ChangeResult) is not one of the audit's
+    # groups: the audit reports each group's own support effect and nothing pooled
+    assert set(se.index) == set(a.shares["group"]) and "all" not in set(a.baseline["group"])
+    assert "posterior" in set(a.permutation["rule"])
 
 
 def test_model_alone_gives_the_posterior_rule(fitted):
