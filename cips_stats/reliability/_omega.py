@@ -74,7 +74,28 @@ def _bilinear(X: np.ndarray, Y: np.ndarray, L: np.ndarray) -> np.ndarray:
     return T
 
 
-def _hessian(Bs: np.ndarray, Ss: np.ndarray, A: np.ndarray, L: np.ndarray) -> np.ndarray:
+def _pd_pivots(H: np.ndarray, rel: float) -> np.ndarray:
+    """True where every LDL' pivot of a (C, m, m) stack exceeds ``rel`` times its largest |diagonal|.
+
+    Gaussian elimination without pivoting, vectorised over the stack (a loop over the m
+    columns only): a matrix passes only if it is positive definite with a margin, ten
+    times cheaper than an eigen-decomposition of the stack.
+    """
+    C, m, _ = H.shape
+    A = H.copy()
+    floor = rel * np.abs(np.diagonal(H, axis1=1, axis2=2)).max(axis=1)
+    good = np.ones(C, dtype=bool)
+    for j in range(m):
+        piv = A[:, j, j].copy()
+        good &= piv > floor
+        if j + 1 < m:
+            pj = np.where(good, piv, 1.0)
+            Lj = A[:, j + 1:, j] / pj[:, None]
+            A[:, j + 1:, j + 1:] -= Lj[:, :, None] * A[:, j, j + 1:][:, None, :]
+    return good
+
+
+def _hessian(Bs: np.ndarray, M: np.ndarray, A: np.ndarray, L: np.ndarray) -> np.ndarray:
     """Newton's Hessian of F where it is positive definite, else the expected information (Fisher scoring).
 
     The observed Hessian is ``T(B, M) + T(M, B) - T(B, B)`` plus ``2 A`` on the loadings block
@@ -84,14 +105,12 @@ def _hessian(Bs: np.ndarray, Ss: np.ndarray, A: np.ndarray, L: np.ndarray) -> np
     """
     p = L.shape[1]
     fisher = _information(Bs, L)
-    M = Bs @ Ss @ Bs
     obs = _bilinear(Bs, M, L) + _bilinear(M, Bs, L) - fisher
     obs[:, :p, :p] += 2.0 * A
     with np.errstate(invalid="ignore"):
-        fin = np.isfinite(obs).all(axis=(1, 2))
-        ok = fin.copy()
-        if fin.any():
-            ok[fin] = np.linalg.eigvalsh(obs[fin])[:, 0] > 1e-10 * np.abs(np.diagonal(obs[fin], axis1=1, axis2=2)).max(axis=1)
+        ok = np.isfinite(obs).all(axis=(1, 2))
+        if ok.any():
+            ok[ok] = _pd_pivots(obs[ok], 1e-10)
     return np.where(ok[:, None, None], obs, fisher)
 
 
@@ -107,14 +126,55 @@ def _newton_step(H: np.ndarray, g: np.ndarray) -> np.ndarray:
     return out
 
 
+def _one_factor_sigma(th: np.ndarray, S: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``F = log|Sigma| + tr(S Sigma^-1)``, ``Sigma`` and ``Sigma^-1`` of ``Sigma = l l' + diag(psi)``, batched.
+
+    Where every residual variance is clearly positive the inverse and determinant are in
+    closed form (Woodbury: ``Psi^-1 - u u' / s`` with ``u = Psi^-1 l``, ``s = 1 + l' Psi^-1 l``,
+    ``|Sigma| = s prod(psi)``), elementwise over the stack; elsewhere (Heywood cases)
+    LAPACK's determinant and inverse.  ``F`` is infinite where Sigma is not positive definite.
+    """
+    C, p2 = th.shape
+    p = p2 // 2
+    L, P = th[:, :p], th[:, p:]
+    Sig = L[:, :, None] * L[:, None, :]
+    diag = np.arange(p)
+    Sig[:, diag, diag] += P
+    B = np.empty_like(Sig)
+    ld = np.empty(C)
+    good = np.ones(C, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        wood = (P > 1e-2 * np.diagonal(Sig, axis1=1, axis2=2)).all(axis=1)
+    if wood.all():
+        Pi = 1.0 / P
+        u = L * Pi
+        s = 1.0 + np.einsum("cj,cj->c", u, L)
+        ld[:] = np.log(P).sum(axis=1) + np.log(s)
+        np.multiply(u[:, :, None], (u / -s[:, None])[:, None, :], out=B)
+        B[:, diag, diag] += Pi
+    else:
+        if wood.any():
+            Pi = 1.0 / P[wood]
+            u = L[wood] * Pi
+            s = 1.0 + np.einsum("cj,cj->c", u, L[wood])
+            ld[wood] = np.log(P[wood]).sum(axis=1) + np.log(s)
+            Bw = u[:, :, None] * (u / -s[:, None])[:, None, :]
+            Bw[:, diag, diag] += Pi
+            B[wood] = Bw
+        rest = ~wood
+        ld[rest], B[rest], good[rest] = _logdet_and_inv(Sig[rest])
+    F = np.where(good, ld + np.einsum("cjk,ckj->c", S, B), np.inf)
+    return F, Sig, B
+
+
 def _fit_one_factor(S: np.ndarray, *, max_iter: int = 200, tol: float = 1e-10) -> dict[str, np.ndarray]:
     """Fit ``Sigma = lambda lambda' + diag(psi)`` (factor variance 1) by ML to every matrix of a stack.
 
-    Minimises ``F = log|Sigma| + tr(S Sigma^-1)`` by Fisher scoring with step halving,
-    vectorised over the stack (closed-form gradient ``2 A lambda``, ``diag(A)`` with
-    ``A = Sigma^-1 (Sigma - S) Sigma^-1``, and expected information
-    ``tr(Sigma^-1 D_a Sigma^-1 D_b)``).  Residual variances are not bounded (as lavaan):
-    a negative one is a Heywood case, reported by the caller.
+    Minimises ``F = log|Sigma| + tr(S Sigma^-1)`` by Newton steps (Fisher scoring where the
+    observed Hessian is not positive definite) with step halving, vectorised over the stack
+    (closed-form gradient ``2 A lambda``, ``diag(A)`` with ``A = Sigma^-1 (Sigma - S) Sigma^-1``).
+    Residual variances are not bounded (as lavaan): a negative one is a Heywood case,
+    reported by the caller.
     """
     C, p, _ = S.shape
     lam = np.full((C, p), np.nan)
@@ -142,63 +202,11 @@ def _fit_one_factor(S: np.ndarray, *, max_iter: int = 200, tol: float = 1e-10) -
     l0 *= np.where(l0.sum(axis=1) < 0, -1.0, 1.0)[:, None]
     p0 = np.maximum(d - l0**2, 0.05 * d)
     theta = np.concatenate([l0, p0], axis=1)
-    eye = np.eye(p)
-
-    def objective(th: np.ndarray, Ss: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        L, P = th[:, :p], th[:, p:]
-        Sig = L[:, :, None] * L[:, None, :] + P[:, :, None] * eye
-        ld, B, good = _logdet_and_inv(Sig)
-        F = np.where(good, ld + np.einsum("cjk,ckj->c", Ss, B), np.inf)
-        return F, Sig, B
-
-    F, Sig, B = objective(theta, Sa)
-    active = np.arange(idx.size)
-    done = np.zeros(idx.size, dtype=bool)
     nit = np.zeros(idx.size, dtype=int)
-    for it in range(max_iter):
-        if active.size == 0:
-            break
-        th, Ss, Bs, Sg = theta[active], Sa[active], B[active], Sig[active]
-        L = th[:, :p]
-        A = Bs @ (Sg - Ss) @ Bs
-        g = np.concatenate([2.0 * np.einsum("cjk,ck->cj", A, L), np.diagonal(A, axis1=1, axis2=2)], axis=1)
-        H = _hessian(Bs, Ss, A, L)
-        delta = _newton_step(H, g)
-        step = np.ones(active.size)
-        accepted = np.zeros(active.size, dtype=bool)
-        F_old = F[active]
-        new_th = th.copy()
-        new_F = F_old.copy()
-        for _ in range(40):
-            todo = ~accepted
-            if not todo.any():
-                break
-            cand = th[todo] + step[todo, None] * delta[todo]
-            Fc, _, _ = objective(cand, Ss[todo])
-            good = np.isfinite(Fc) & (Fc <= F_old[todo] + 1e-12 * np.abs(F_old[todo]))
-            ti = np.flatnonzero(todo)
-            new_th[ti[good]] = cand[good]
-            new_F[ti[good]] = Fc[good]
-            accepted[ti[good]] = True
-            step[ti[~good]] *= 0.5
-        theta[active] = new_th
-        F_new, Sig_new, B_new = objective(new_th, Ss)
-        F[active], Sig[active], B[active] = F_new, Sig_new, B_new
-        nit[active] += 1
-        small = (np.max(np.abs(step[:, None] * delta), axis=1) < tol * (1.0 + np.max(np.abs(th), axis=1)))
-        # flat likelihood (e.g. a loading near zero): the objective no longer moves and the
-        # gradient vanishes although the parameters still creep; omega is settled then
-        gmax = np.max(np.abs(g), axis=1)
-        flat = (F_old - F_new < 1e-13 * (1.0 + np.abs(F_new))) & (gmax < 1e-8)
-        stuck = ~accepted
-        ok_now = small | flat | (stuck & (gmax < 1e-7))
-        # no finite ML solution: a residual variance runs off to minus infinity (and a loading
-        # to infinity); stop and report non-convergence
-        dscale = np.max(np.diagonal(Ss, axis1=1, axis2=2), axis=1)
-        diverged = np.max(np.abs(new_th), axis=1) > 10.0 * np.maximum(dscale, np.sqrt(dscale))
-        fin = ok_now | stuck | diverged
-        done[active[ok_now]] = True
-        active = active[~fin]
+    done = np.zeros(idx.size, dtype=bool)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        F, Sig, B = _one_factor_sigma(theta, Sa)
+        _newton_iterations(theta, F, Sig, B, Sa, max_iter, tol, iters_out=nit, done_out=done)
     # final information at the solution
     L, P = theta[:, :p], theta[:, p:]
     H = _information(B, L)
@@ -209,6 +217,58 @@ def _fit_one_factor(S: np.ndarray, *, max_iter: int = 200, tol: float = 1e-10) -
     iters[idx] = nit
     H_out[idx] = H
     return {"lam": lam, "psi": psi, "converged": conv, "iterations": iters, "H": H_out, "estimable": ok}
+
+
+def _newton_iterations(theta: np.ndarray, F: np.ndarray, Sig: np.ndarray, B: np.ndarray, Sa: np.ndarray,
+                       max_iter: int, tol: float, *, iters_out: np.ndarray, done_out: np.ndarray) -> None:
+    """Damped Newton iterations of the one-factor fit, in place on ``theta``, ``F``, ``Sig``, ``B``.
+
+    Each iteration works on the matrices not yet settled; a step is halved until the
+    objective does not increase (up to 40 times), and the accepted point's ``Sigma`` and
+    inverse are kept from the line search.
+    """
+    p = Sa.shape[1]
+    active = np.arange(theta.shape[0])
+    for _ in range(max_iter):
+        if active.size == 0:
+            break
+        th, Ss, Bs, Sg = theta[active], Sa[active], B[active], Sig[active]
+        L = th[:, :p]
+        M = Bs @ Ss @ Bs
+        A = Bs - M                                  # = B (Sigma - S) B, since B Sigma B = B
+        g = np.concatenate([2.0 * np.einsum("cjk,ck->cj", A, L), np.diagonal(A, axis1=1, axis2=2)], axis=1)
+        delta = _newton_step(_hessian(Bs, M, A, L), g)
+        step = np.ones(active.size)
+        accepted = np.zeros(active.size, dtype=bool)
+        F_old = F[active]
+        new_th, new_F, new_Sig, new_B = th.copy(), F_old.copy(), Sg.copy(), Bs.copy()
+        todo = np.arange(active.size)
+        for _ in range(40):
+            cand = th[todo] + step[todo, None] * delta[todo]
+            Fc, Sc, Bc = _one_factor_sigma(cand, Ss[todo])
+            good = np.isfinite(Fc) & (Fc <= F_old[todo] + 1e-12 * np.abs(F_old[todo]))
+            ti = todo[good]
+            new_th[ti], new_F[ti], new_Sig[ti], new_B[ti] = cand[good], Fc[good], Sc[good], Bc[good]
+            accepted[ti] = True
+            todo = todo[~good]
+            if todo.size == 0:
+                break
+            step[todo] *= 0.5
+        theta[active], F[active], Sig[active], B[active] = new_th, new_F, new_Sig, new_B
+        iters_out[active] += 1
+        small = (np.max(np.abs(step[:, None] * delta), axis=1) < tol * (1.0 + np.max(np.abs(th), axis=1)))
+        # flat likelihood (e.g. a loading near zero): the objective no longer moves and the
+        # gradient vanishes although the parameters still creep; omega is settled then
+        gmax = np.max(np.abs(g), axis=1)
+        flat = (F_old - new_F < 1e-13 * (1.0 + np.abs(new_F))) & (gmax < 1e-8)
+        stuck = ~accepted
+        ok_now = small | flat | (stuck & (gmax < 1e-7))
+        # no finite ML solution: a residual variance runs off to minus infinity (and a loading
+        # to infinity); stop and report non-convergence
+        dscale = np.max(np.diagonal(Ss, axis1=1, axis2=2), axis=1)
+        diverged = np.max(np.abs(new_th), axis=1) > 10.0 * np.maximum(dscale, np.sqrt(dscale))
+        done_out[active[ok_now]] = True
+        active = active[~(ok_now | stuck | diverged)]
 
 
 def _omega_from_fit(fit: Mapping[str, np.ndarray], S: np.ndarray, n: np.ndarray,
