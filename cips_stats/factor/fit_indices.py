@@ -22,6 +22,11 @@ from scipy import optimize, stats
 __all__ = ["cfi", "tli", "rmsea", "rmsea_ci", "rmsea_pvalue", "srmr_bentler", "information_criteria"]
 
 
+def _any_missing(*values: float | None) -> bool:
+    """True when any input is None or not finite (the index is then NaN)."""
+    return any(v is None or not np.isfinite(v) for v in values)
+
+
 def cfi(chi2: float, df: float, chi2_null: float, df_null: float,
         c_hat: float = 1.0, c_hat_null: float = 1.0) -> float:
     """Comparative fit index (Bentler, 1990).
@@ -49,8 +54,7 @@ def cfi(chi2: float, df: float, chi2_null: float, df_null: float,
     >>> cfi(10.0, 10, 100.0, 15)
     1.0
     """
-    vals = (chi2, df, chi2_null, df_null, c_hat, c_hat_null)
-    if any(v is None or not np.isfinite(v) for v in vals):
+    if _any_missing(chi2, df, chi2_null, df_null, c_hat, c_hat_null):
         return float("nan")
     t1 = max(chi2 - c_hat * df, 0.0)
     t2 = max(chi2 - c_hat * df, chi2_null - c_hat_null * df_null, 0.0)
@@ -67,25 +71,20 @@ def tli(chi2: float, df: float, chi2_null: float, df_null: float,
 
     Parameters
     ----------
-    chi2, df : float
-        Test statistic of the model and its degrees of freedom.
-    chi2_null, df_null : float
-        The same for the baseline (independence) model.
-    c_hat, c_hat_null : float
-        Scaling factors of the robust version (1: the standard index).
+    chi2, df, chi2_null, df_null, c_hat, c_hat_null : float
+        As in :func:`cfi`.
 
     Returns
     -------
     float
-        The index (NaN when an input is missing).
+        The TLI, which may exceed 1 or fall below 0; 1 when ``df`` is 0, NaN when an input is missing.
 
     Examples
     --------
     >>> round(tli(85.30552177, 24, 918.85158929, 36), 6)  # lavaan: 0.895839
     0.895839
     """
-    vals = (chi2, df, chi2_null, df_null, c_hat, c_hat_null)
-    if any(v is None or not np.isfinite(v) for v in vals):
+    if _any_missing(chi2, df, chi2_null, df_null, c_hat, c_hat_null):
         return float("nan")
     t1 = (chi2 - c_hat * df) * df_null
     t2 = (chi2_null - c_hat_null * df_null) * df
@@ -142,14 +141,8 @@ def rmsea_ci(chi2: float, df: float, n: float, n_groups: int = 1, c_hat: float =
 
     Parameters
     ----------
-    chi2, df : float
-        Test statistic and degrees of freedom.
-    n : float
-        Sample size (lavaan: N for ML, N - G for (D)WLS).
-    n_groups : int
-        Number of groups (Steiger's sqrt(G) factor).
-    c_hat : float
-        Scaling factor of the robust version (1: standard).
+    chi2, df, n, n_groups, c_hat : float
+        As in :func:`rmsea`.
     ci : float
         Confidence level (lavaan's default 0.90).
 
@@ -189,14 +182,8 @@ def rmsea_pvalue(chi2: float, df: float, n: float, n_groups: int = 1, c_hat: flo
 
     Parameters
     ----------
-    chi2, df : float
-        Test statistic and degrees of freedom.
-    n : float
-        Sample size (lavaan: N for ML, N - G for (D)WLS).
-    n_groups : int
-        Number of groups (Steiger's sqrt(G) factor).
-    c_hat : float
-        Scaling factor of the robust version (1: standard).
+    chi2, df, n, n_groups, c_hat : float
+        As in :func:`rmsea`.
     h0 : float
         The RMSEA of close fit (lavaan's 0.05).
 
