@@ -1225,21 +1225,28 @@ class AggregateComparison(Result):
 
     Attributes
     ----------
+    supported_improved, supported_total, unsupported_improved, unsupported_total : int
+        The counts compared.
+    n_countries : int or None
+        Countries the cells come from.
     supported_share, unsupported_share, difference : float
         The shares and their difference.
-    supported_ci_low, supported_ci_high, unsupported_ci_low, unsupported_ci_high : float
-        Wilson intervals of the shares, widened by the design effect at ``icc``.
     ci_low, ci_high : float
         Newcombe (hybrid Wilson) interval of the difference at ``icc``.
-    p_value : float
-        Two-sided test of equal shares at the stated ``icc`` (pooled z test
-        on the effective sizes; Fisher exact when ``icc`` is 0 and ``exact``).
+    z, p_value : float
+        Two-sided pooled z test of equal shares on the effective sizes at the stated ``icc``.
     p_fisher : float
         Fisher's exact test ignoring clustering.
+    table : pandas.DataFrame
+        One row per ``set`` (``supported``, ``unsupported``, ``difference``):
+        ``improved``, ``total``, ``share``, ``ci_low``, ``ci_high`` (Wilson
+        intervals of the shares on the effective sizes; Newcombe for the
+        difference), ``deff`` (design effect ``1 + (m - 1) icc`` with ``m``
+        cells per country in the set), ``n_eff`` (``total / deff``), ``interval``
+        (which), and on the difference row ``z``, ``p_value``, ``p_fisher``.
+        ``to_frame()`` returns it.
     icc : float
         The intra-country correlation assumed (0 when not given).
-    deff_supported, deff_unsupported : float
-        Design effects ``1 + (m - 1) icc`` with ``m`` cells per country in each set.
     sensitivity : pandas.DataFrame
         ``icc``, ``deff_supported``, ``deff_unsupported``, ``n_eff_supported``,
         ``n_eff_unsupported``, ``z``, ``p_value``, ``ci_low``, ``ci_high``,
@@ -1258,18 +1265,13 @@ class AggregateComparison(Result):
     supported_share: float = float("nan")
     unsupported_share: float = float("nan")
     difference: float = float("nan")
-    supported_ci_low: float = float("nan")
-    supported_ci_high: float = float("nan")
-    unsupported_ci_low: float = float("nan")
-    unsupported_ci_high: float = float("nan")
     ci_low: float = float("nan")
     ci_high: float = float("nan")
     z: float = float("nan")
     p_value: float = float("nan")
     p_fisher: float = float("nan")
+    table: pd.DataFrame = field(default_factory=pd.DataFrame)
     icc: float = 0.0
-    deff_supported: float = 1.0
-    deff_unsupported: float = 1.0
     significance: float = 0.05
     ci: float = 0.95
     sensitivity: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -1277,8 +1279,8 @@ class AggregateComparison(Result):
     verdict: str = ""
 
     def to_frame(self) -> pd.DataFrame:
-        """One row with every number (the sensitivity table is ``.sensitivity``)."""
-        return super().to_frame()
+        """The per-set table (supported, unsupported, difference) with every number but the sensitivity table."""
+        return self.table.copy()
 
     def __str__(self) -> str:
         return self.verdict
@@ -1340,8 +1342,9 @@ def from_aggregates(*, supported_improved: int, supported_total: int, unsupporte
     Returns
     -------
     AggregateComparison
-        ``.p_value``, ``.ci_low``/``.ci_high`` (difference), the shares with
-        intervals, ``.sensitivity`` over ``icc_grid``, ``.assumptions`` and ``.verdict``.
+        ``.p_value``, ``.ci_low``/``.ci_high`` (difference), ``.table`` (the
+        shares with intervals and design effects), ``.sensitivity`` over
+        ``icc_grid``, ``.assumptions`` and ``.verdict``.
 
     Raises
     ------
@@ -1441,6 +1444,18 @@ def from_aggregates(*, supported_improved: int, supported_total: int, unsupporte
     main = _compare(xs, ns, xu, nu, ds, du, z)
     p_f = float(_st.fisher_exact([[xs, ns - xs], [xu, nu - xu]])[1])
     ps, pu = xs / ns, xu / nu
+    wilson = "Wilson on the effective size" + (" (design effect at icc)" if n_countries is not None else "")
+    table = pd.DataFrame([
+        {"set": "supported", "improved": int(xs), "total": int(ns), "share": ps, "ci_low": main["supported_ci_low"],
+         "ci_high": main["supported_ci_high"], "deff": ds, "n_eff": main["n_eff_supported"], "interval": wilson},
+        {"set": "unsupported", "improved": int(xu), "total": int(nu), "share": pu,
+         "ci_low": main["unsupported_ci_low"], "ci_high": main["unsupported_ci_high"], "deff": du,
+         "n_eff": main["n_eff_unsupported"], "interval": wilson},
+        {"set": "difference", "improved": int(xs + xu), "total": int(ns + nu), "share": ps - pu,
+         "ci_low": main["ci_low"], "ci_high": main["ci_high"], "interval": "Newcombe (hybrid Wilson)",
+         "z": main["z"], "p_value": main["p_value"], "p_fisher": p_f}],
+        columns=["set", "improved", "total", "share", "ci_low", "ci_high", "deff", "n_eff", "interval", "z",
+                 "p_value", "p_fisher"])
     assumptions = [
         f"Counts as given: {int(xs)}/{int(ns)} supported and {int(xu)}/{int(nu)} unsupported cells improved.",
         "'Improved' is whatever rule produced the published counts (presumably a point change > 0); with no true "
@@ -1480,8 +1495,6 @@ def from_aggregates(*, supported_improved: int, supported_total: int, unsupporte
     return AggregateComparison(
         supported_improved=int(xs), supported_total=int(ns), unsupported_improved=int(xu), unsupported_total=int(nu),
         n_countries=n_countries, supported_share=ps, unsupported_share=pu, difference=ps - pu,
-        supported_ci_low=main["supported_ci_low"], supported_ci_high=main["supported_ci_high"],
-        unsupported_ci_low=main["unsupported_ci_low"], unsupported_ci_high=main["unsupported_ci_high"],
         ci_low=main["ci_low"], ci_high=main["ci_high"], z=main["z"], p_value=main["p_value"], p_fisher=p_f,
-        icc=icc_v, deff_supported=ds, deff_unsupported=du, significance=significance, ci=ci, sensitivity=sens,
+        table=table, icc=icc_v, significance=significance, ci=ci, sensitivity=sens,
         assumptions=tuple(assumptions), verdict=verdict, provenance=prov)

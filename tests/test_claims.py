@@ -300,9 +300,17 @@ def test_from_aggregates_reproduces_the_published_comparison():
     assert s.loc[s["icc"] == 0, "p_value"].iloc[0] == pytest.approx(off.p_value)
     pri = claims.from_aggregates(supported_improved=58, supported_total=80, unsupported_improved=55,
                                  unsupported_total=90, n_countries=17, icc=0.1, label="private")
-    assert pri.icc == 0.1 and pri.deff_supported == pytest.approx(1 + (80 / 17 - 1) * 0.1)
+    t = pri.table.set_index("set")
+    assert pri.icc == 0.1 and t.loc["supported", "deff"] == pytest.approx(1 + (80 / 17 - 1) * 0.1)
+    assert t.loc["unsupported", "deff"] == pytest.approx(1 + (90 / 17 - 1) * 0.1)
+    assert t.loc["supported", "n_eff"] == pytest.approx(80 / t.loc["supported", "deff"])
     assert pri.p_value > off.p_value
-    assert pri.to_frame().shape[0] == 1 and pri.to_dict()["kind"] == "AggregateComparison"
+    # the table holds the headline numbers; the design effect widens the share intervals
+    assert t.loc["difference", "p_value"] == pri.p_value and t.loc["difference", "share"] == pri.difference
+    o = off.table.set_index("set")
+    assert (t.loc["supported", "ci_high"] - t.loc["supported", "ci_low"]) > \
+        (o.loc["supported", "ci_high"] - o.loc["supported", "ci_low"])
+    assert pri.to_frame().shape[0] == 3 and pri.to_dict()["kind"] == "AggregateComparison"
 
 
 def test_from_aggregates_split_reproducing_all_published_percentages():
