@@ -337,20 +337,27 @@ def _xlsx_bytes(tables: Mapping[str, pd.DataFrame] | Iterable[tuple[str, pd.Data
     return buf.getvalue()
 
 
+def _write_at(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` at ``path`` (a link there is replaced, never followed) and return the path."""
+    p = Path(path)
+    _raw_write(p, data)
+    return p
+
+
 def write_csv(path: str | Path, frame: pd.DataFrame) -> Path:
     """Write a table as CSV (UTF-8 with BOM, formulas neutralised) without following a link at ``path``.
 
     Parameters
     ----------
     path : str or Path
-        The file.
+        The CSV file to create or replace.
     frame : pandas.DataFrame
         The table (written without its index).
 
     Returns
     -------
     Path
-        The file written.
+        ``path``, now holding the table.
 
     Examples
     --------
@@ -361,9 +368,7 @@ def write_csv(path: str | Path, frame: pd.DataFrame) -> Path:
     ...     pd.read_csv(p)["x"].tolist()
     ["'@SUM(A1)"]
     """
-    p = Path(path)
-    _raw_write(p, _csv_bytes(frame))
-    return p
+    return _write_at(path, _csv_bytes(frame))
 
 
 def write_xlsx(path: str | Path, tables: Mapping[str, pd.DataFrame] | Iterable[tuple[str, pd.DataFrame]]) -> Path:
@@ -372,14 +377,14 @@ def write_xlsx(path: str | Path, tables: Mapping[str, pd.DataFrame] | Iterable[t
     Parameters
     ----------
     path : str or Path
-        The ``.xlsx`` file.
+        The ``.xlsx`` workbook to create or replace.
     tables : mapping or sequence of (name, DataFrame)
         The tables, one sheet each (names cut to 31 characters).
 
     Returns
     -------
     Path
-        The file written.
+        ``path``, now holding the workbook.
 
     Examples
     --------
@@ -390,9 +395,7 @@ def write_xlsx(path: str | Path, tables: Mapping[str, pd.DataFrame] | Iterable[t
     ...     pd.read_excel(p, engine="openpyxl")["x"].tolist()
     ['=1+1']
     """
-    p = Path(path)
-    _raw_write(p, _xlsx_bytes(tables))
-    return p
+    return _write_at(path, _xlsx_bytes(tables))
 
 
 def write_text(path: str | Path, text: str) -> Path:
@@ -401,14 +404,14 @@ def write_text(path: str | Path, text: str) -> Path:
     Parameters
     ----------
     path : str or Path
-        The file.
+        The text file to create or replace.
     text : str
-        The text.
+        What to write (encoded as UTF-8, no byte-order mark).
 
     Returns
     -------
     Path
-        The file written.
+        ``path``, now holding the text.
 
     Examples
     --------
@@ -418,9 +421,7 @@ def write_text(path: str | Path, text: str) -> Path:
     ...     write_text(pathlib.Path(tmp, "a.txt"), "é").read_text(encoding="utf-8")
     'é'
     """
-    p = Path(path)
-    _raw_write(p, text.encode("utf-8"))
-    return p
+    return _write_at(path, text.encode("utf-8"))
 
 
 def write_json(path: str | Path, obj: Any) -> Path:
@@ -429,26 +430,25 @@ def write_json(path: str | Path, obj: Any) -> Path:
     Parameters
     ----------
     path : str or Path
-        The file.
+        The JSON file to create or replace.
     obj : object
-        Anything :func:`cips_stats.results.to_jsonable` accepts.
+        Anything :func:`cips_stats.results.to_jsonable` accepts; NaN and infinities become null.
 
     Returns
     -------
     Path
-        The file written.
+        ``path``, now holding the document.
 
     Examples
     --------
-    >>> import tempfile, pathlib, json
+    >>> import tempfile, json
+    >>> from pathlib import Path
     >>> from cips_stats.output import write_json
     >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     json.loads(write_json(pathlib.Path(tmp, "a.json"), {"x": float("nan")}).read_text())
+    ...     json.loads(write_json(Path(tmp) / "a.json", {"x": float("nan")}).read_text())
     {'x': None}
     """
-    p = Path(path)
-    _raw_write(p, _json_bytes(obj))
-    return p
+    return _write_at(path, _json_bytes(obj))
 
 
 def _finite(obj: Any) -> Any:
