@@ -173,7 +173,9 @@ def test_support_table_duplicates_unknown_and_labels(survey):
     dup = pd.concat([sup, sup.iloc[[4]]], ignore_index=True)
     with pytest.raises(cs.DataError, match="1 duplicated") as e:
         claims.audit(ind, supported=dup, rules=("point",), n_perm=10)
-    assert any(p.rule == "support_duplicate" for p in e.value.problems)
+    dup_cell = (sup.iloc[4]["country"], sup.iloc[4]["factor"])
+    assert [p.value for p in e.value.problems if p.rule == "support_duplicate"] == [dup_cell, dup_cell]
+    assert str(dup_cell[0]) in str(e.value) and str(dup_cell[1]) in str(e.value)
     unk = pd.concat([sup, pd.DataFrame({"country": ["C99"], "factor": ["audit"], "supported": [True]})])
     with pytest.raises(cs.DataError) as e:
         claims.audit(ind, supported=unk, rules=("point",), n_perm=10)
@@ -331,6 +333,12 @@ def test_from_aggregates_split_reproducing_all_published_percentages():
     (dict(supported_improved=-1), -1),
     (dict(unsupported_total=0, unsupported_improved=0), 0),
     (dict(icc=1.5), 1.5),
+    (dict(unsupported_improved=91), 91),
+    (dict(unsupported_total=-3), -3),
+    (dict(supported_improved=6.5), 6.5),
+    (dict(supported_total=True), True),
+    (dict(n_countries=0), 0),
+    (dict(supported_total=10, supported_improved=5), 10),            # fewer cells than countries
 ])
 def test_from_aggregates_bad_counts(kw, value):
     args = dict(supported_improved=68, supported_total=80, unsupported_improved=66, unsupported_total=90,
@@ -338,7 +346,8 @@ def test_from_aggregates_bad_counts(kw, value):
     args.update(kw)
     with pytest.raises(cs.DataError) as e:
         claims.from_aggregates(**args)
-    assert any(p.value == value for p in e.value.problems)
+    assert any(p.value == value and type(p.value) is type(value) for p in e.value.problems)
+    assert repr(value) in str(e.value) or str(value) in str(e.value)
 
 
 def test_from_aggregates_icc_needs_countries():

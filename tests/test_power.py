@@ -65,6 +65,9 @@ def test_mde_population_smaller_than_sample():
     with pytest.raises(cs.DataError, match="smaller than the sample") as e:
         power.mde(300, sd=2.0, population=200)
     assert e.value.problems[0].value == 200
+    with pytest.raises(cs.DataError, match="smaller than the sample") as e:
+        power.mde((150, 320), sd=2.0, population=300)              # only the second iteration exceeds it
+    assert e.value.problems[0].value == 300 and e.value.problems[0].column == "population"
     with pytest.raises(cs.DataError, match="sd"):
         power.mde(300)
     with pytest.raises(cs.DataError, match="n_per_iteration"):
@@ -86,6 +89,13 @@ def test_mde_from_indicators():
     assert r.to_frame() is t
     own = power.mde(None, indicators=ind)
     assert (own.table["n_1"] > 0).all()
+    # a population smaller than the cells' own sample sizes is refused, naming it
+    with pytest.raises(cs.DataError, match="smaller than the cells' sample sizes") as e:
+        power.mde(None, indicators=ind, population=10)
+    assert e.value.problems[0].value == 10 and "10" in str(e.value)
+    with pytest.raises(cs.DataError, match="indicators") as e:
+        power.mde(250, indicators=ind.table)
+    assert e.value.problems[0].value == "DataFrame"
 
 
 # ------------------------------------------------------------------------------- simulate_claim
@@ -123,6 +133,11 @@ def test_simulate_claim_grid_and_bad_input():
         power.simulate_claim(backend="sequential", selection="worst", **_TINY)
     with pytest.raises(cs.DataError, match="n_sim"):
         power.simulate_claim(backend="sequential", **{**_TINY, "n_sim": 0})
+    for kw, value in ((dict(n_countries=1), 1), (dict(n_officials=[40, 1.5]), 1.5), (dict(support_effect=9.0), 9.0),
+                      (dict(selection=["random", "worst"]), "worst"), (dict(n_jobs=0), 0)):
+        with pytest.raises(cs.DataError) as e:
+            power.simulate_claim(backend="sequential", **{**_TINY, **kw})
+        assert e.value.problems[0].value == value and repr(value) in str(e.value)
 
 
 @pytest.mark.slow
