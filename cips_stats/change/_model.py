@@ -25,6 +25,7 @@ exact conditional normal, ``Q' eps | ... ~ N(k Q'(d - m), k lambda)``,
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,8 @@ from ..errors import DataError, Problem
 from ..results import Provenance, Result, resolve_seed, to_jsonable
 from . import _sampling
 from ._cells import CellChanges, _py, cell_changes
+from . import _logp
+from ._logp import MarginalDensity, nutpie_model
 
 __all__ = ["ChangeResult", "fit"]
 
@@ -454,12 +457,10 @@ def _summaries(data: _Data, draws: np.ndarray, ci: float, mid: float):
             pd.concat(share_draws, ignore_index=True))
 
 
-def _hyper_table(idata: Any, names: list[str], ci: float) -> pd.DataFrame:
-    import arviz as az
-
+def _hyper_table(idata: Any, names: list[str], ci: float, values: dict | None = None) -> pd.DataFrame:
     post = idata.posterior
     rows = []
-    rh, eb, et = (az.rhat(post[names]), az.ess(post[names], method="bulk"), az.ess(post[names], method="tail"))
+    values = _sampling.per_variable(idata, names) if values is None else values
     for name in names:
         v = post[name].values
         flat = v.reshape(v.shape[0] * v.shape[1], -1)
@@ -468,9 +469,8 @@ def _hyper_table(idata: Any, names: list[str], ci: float) -> pd.DataFrame:
         lo, hi = _interval(flat, ci)
         for j, lab in enumerate(labels):
             rows.append({"parameter": name, "index": lab, "mean": flat[:, j].mean(), "sd": flat[:, j].std(ddof=1),
-                         "ci_low": lo[j], "ci_high": hi[j], "r_hat": float(np.ravel(rh[name].values)[j]),
-                         "ess_bulk": float(np.ravel(eb[name].values)[j]),
-                         "ess_tail": float(np.ravel(et[name].values)[j])})
+                         "ci_low": lo[j], "ci_high": hi[j], "r_hat": float(values[name][0][j]),
+                         "ess_bulk": float(values[name][1][j]), "ess_tail": float(values[name][2][j])})
     return pd.DataFrame(rows)
 
 
@@ -549,10 +549,21 @@ def fit(indicators: Any, *, supported: pd.DataFrame, seed: int | None = None, ba
     mid = MID_DEFAULT * data.unit if mid is None else float(mid)
     P, F = data.d.shape
     G, C = len(data.groups), len(data.countries)
-    key = ("change", bool(baseline), sampler, P, G, F, C)
-    idata, timing = _sampling.sample(key, _build_marginal(P, G, F, C, bool(baseline), _generic_coords(G, F, C)),
-                                     _model_data(data, bool(baseline)), sampler=sampler, draws=draws, tune=tune,
-                                     chains=chains, seed=seed)
+    if sampler == "nutpie" and not baseline:
+        # the default: the density written out in NumPy/numba (nothing to compile per process)
+        t0 = time.perf_counter()
+        loaded = _logp.kernel_loaded()
+        md = _model_data(data, False)
+        density = MarginalDensity(md["pc"], md["pg"], md["sup"], md["zd"], md["lam"], md["Q"], G, C, data.unit)
+        density.logp(density.initial_point(seed))                 # loads (or, once per machine, compiles) the kernel
+        idata, timing = _sampling.sample_density(nutpie_model(density, _coords(data)), draws=draws, tune=tune,
+                                                 chains=chains, seed=seed, setup_s=time.perf_counter() - t0,
+                                                 cached=loaded)
+    else:
+        key = ("change", bool(baseline), sampler, P, G, F, C)
+        idata, timing = _sampling.sample(key, _build_marginal(P, G, F, C, bool(baseline), _generic_coords(G, F, C)),
+                                         _model_data(data, bool(baseline)), sampler=sampler, draws=draws, tune=tune,
+                                         chains=chains, seed=seed)
     idata = _relabel(idata, _coords(data))
     post = idata.posterior
     rng = np.random.default_rng(np.random.SeedSequence([seed, 2]))
@@ -573,10 +584,11 @@ def fit(indicators: Any, *, supported: pd.DataFrame, seed: int | None = None, ba
         del idata.observed_data
     idata.add_groups(observed_data=obs)
     names = HYPER + (["rho"] if baseline else [])
-    diag = _sampling.diagnostics(idata, names + ["change"], timing)
+    per_var = _sampling.per_variable(idata, names + ["change"])
+    diag = _sampling.diagnostics(idata, names + ["change"], timing, values=per_var)
     reliable, flags = _sampling.gate(diag, strict=strict, what="change.fit")
     prob, eff, share, share_draws = _summaries(data, change, float(ci), mid)
-    hyper = _hyper_table(idata, names, float(ci))
+    hyper = _hyper_table(idata, names, float(ci), values=per_var)
     prov = Provenance.build("change.fit", data_fingerprint=getattr(getattr(indicators, "provenance", None),
                                                                    "data_fingerprint", None), seed=seed,
                             options={"baseline": bool(baseline), "sampler": sampler, "draws": int(draws),

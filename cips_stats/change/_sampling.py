@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import ConvergenceWarning, DataError, Flag, ModelError, Problem
 from ..thresholds import ESS_MIN, RHAT_MAX
 
-__all__ = ["SAMPLERS", "sample", "diagnostics", "gate", "check_sampling_args"]
+__all__ = ["SAMPLERS", "sample", "sample_density", "per_variable", "diagnostics", "gate", "check_sampling_args"]
 
 SAMPLERS = ("pymc", "nutpie", "numpyro")
 _CACHE_SIZE = 16
@@ -118,19 +118,56 @@ def sample(key: tuple, build: Callable[[], Any], data: Mapping[str, np.ndarray],
     return idata, {"compile_s": t1 - t0, "sampling_s": t2 - t1, "cached": bool(cached)}
 
 
-def diagnostics(idata: Any, var_names: list[str], timing: Mapping[str, float]) -> dict[str, Any]:
-    """Largest R-hat, smallest bulk and tail ESS (over ``var_names``), divergences, timings."""
-    import arviz as az
+def sample_density(model: Any, *, draws: int, tune: int, chains: int, seed: int,
+                   setup_s: float = 0.0, cached: bool = False) -> tuple[Any, dict[str, float]]:
+    """Sample a hand-written density (a nutpie Python-function model) with nutpie's NUTS.
 
-    post = idata.posterior[var_names]
-    rhat = az.rhat(post)
-    ess_b = az.ess(post, method="bulk")
-    ess_t = az.ess(post, method="tail")
+    Nothing is compiled here: ``setup_s`` (the time it took to build the
+    density, loading its numba kernel) is reported as ``compile_s``, and
+    ``cached`` says whether the kernel was already loaded in this process.
+    """
+    import nutpie
 
-    def _extreme(ds: Any, largest: bool) -> tuple[float, str]:
+    cores = max(1, min(int(chains), os.cpu_count() or 1))
+    t1 = time.perf_counter()
+    idata = nutpie.sample(model, draws=int(draws), tune=int(tune), chains=int(chains), seed=int(seed), cores=cores,
+                          progress_bar=False, target_accept=TARGET_ACCEPT)
+    t2 = time.perf_counter()
+    return idata, {"compile_s": float(setup_s), "sampling_s": t2 - t1, "cached": bool(cached)}
+
+
+def per_variable(idata: Any, var_names: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """R-hat, bulk ESS and tail ESS of every element of every variable (flattened in C order).
+
+    Vectorised over all variables at once (:mod:`._diagnostics`, equal to ArviZ's
+    ``az.rhat`` and ``az.ess(method="bulk"|"tail")``).
+    """
+    from ._diagnostics import summary
+
+    post = idata.posterior
+    blocks, sizes = [], []
+    for name in var_names:
+        v = np.asarray(post[name].transpose("chain", "draw", ...).values, dtype=float)
+        v = v.reshape(v.shape[0], v.shape[1], -1)
+        blocks.append(v)
+        sizes.append(v.shape[2])
+    rh, eb, et = summary(np.concatenate(blocks, axis=2))
+    edges = np.cumsum([0, *sizes])
+    return {name: (rh[a:b], eb[a:b], et[a:b]) for name, a, b in zip(var_names, edges[:-1], edges[1:])}
+
+
+def diagnostics(idata: Any, var_names: list[str], timing: Mapping[str, float],
+                values: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None) -> dict[str, Any]:
+    """Largest R-hat, smallest bulk and tail ESS (over ``var_names``), divergences, timings.
+
+    ``values`` (from :func:`per_variable`) saves recomputing them.
+    """
+    vals = per_variable(idata, var_names) if values is None else values
+
+    def _extreme(k: int, largest: bool) -> tuple[float, str]:
         best, where = math.nan, ""
-        for name, da in ds.data_vars.items():
-            v = np.asarray(da.values, dtype=float).ravel()
+        for name in var_names:
+            v = vals[name][k]
             v = v[np.isfinite(v)]
             if v.size == 0:
                 continue
@@ -139,9 +176,9 @@ def diagnostics(idata: Any, var_names: list[str], timing: Mapping[str, float]) -
                 best, where = x, str(name)
         return best, where
 
-    r, r_where = _extreme(rhat, True)
-    eb, eb_where = _extreme(ess_b, False)
-    et, et_where = _extreme(ess_t, False)
+    r, r_where = _extreme(0, True)
+    eb, eb_where = _extreme(1, False)
+    et, et_where = _extreme(2, False)
     div = 0
     st = getattr(idata, "sample_stats", None)
     if st is not None and "diverging" in st:

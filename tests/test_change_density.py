@@ -1,0 +1,141 @@
+"""The hand-written density of the change model and the vectorised convergence diagnostics.
+
+The density is checked against SciPy (the multivariate normal of every pair's changes and the priors'
+densities), its gradient against finite differences, the compiled kernel against the NumPy version;
+the diagnostics against ArviZ, element by element.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.optimize as so
+import scipy.stats as st
+
+import cips_stats as cs
+from cips_stats.change import _diagnostics as dg
+from cips_stats.change import _logp
+from cips_stats.change import _model
+
+
+@pytest.fixture(scope="module")
+def density():
+    sim = cs.simulate(seed=21, n_countries=7, n_repeat=5, n_officials=120, n_private=90)
+    ind = cs.estimate.indicators(sim.data, n_boot=150, seed=4)
+    sup = sim.truth["supported"]
+    sup = sup[sup["factor"].isin(["leadership", "transparency", "audit", "morale", "hr"])]
+    data = _model._prepare_data(ind, sup, "iteration", None, None)
+    md = _model._model_data(data, False)
+    dens = _logp.MarginalDensity(md["pc"], md["pg"], md["sup"], md["zd"], md["lam"], md["Q"],
+                                 len(data.groups), len(data.countries), data.unit)
+    return data, dens
+
+
+def _reference(data, dens, x):
+    """Log likelihood (SciPy multivariate normals of the pairs) + log priors (SciPy) + log-transform Jacobians."""
+    nat = dens.unpack(x)
+    pg, pc = data.pg, data.pc
+    m = (nat["drift"][pg][:, None] + nat["factor_effect"][None, :] + nat["country_effect"][pc][:, None]
+         + nat["support"][pg][:, None] * data.sup)
+    F = m.shape[1]
+    ll = sum(st.multivariate_normal(m[p], nat["sd_cell"][pg[p]] ** 2 * np.eye(F) + data.Sd[p]).logpdf(data.d[p])
+             for p in range(m.shape[0]))
+    u, s = data.unit, dens.sl
+    prior = (st.norm.logpdf(nat["drift"], 0, u).sum() + st.norm.logpdf(nat["support"], 0, u).sum()
+             + st.halfnorm.logpdf(nat["sd_factor"], scale=0.5 * u) + st.halfnorm.logpdf(nat["sd_country"], scale=0.5 * u)
+             + st.halfnorm.logpdf(nat["sd_cell"], scale=0.5 * u).sum()
+             + st.norm.logpdf(x[s["u_factor"]]).sum() + st.norm.logpdf(x[s["u_country"]]).sum()
+             + np.log(nat["sd_factor"]) + np.log(nat["sd_country"]) + np.log(nat["sd_cell"]).sum())
+    return ll + prior
+
+
+def test_density_equals_the_multivariate_normal_up_to_a_constant(density):
+    data, dens = density
+    rng = np.random.default_rng(0)
+    xs = [rng.normal(scale=0.6, size=dens.layout.ndim) for _ in range(4)]
+    diffs = [dens.logp(x)[0] - _reference(data, dens, x) for x in xs]
+    # one constant (the priors' normalising terms): differences between points agree to rounding
+    assert np.ptp(diffs) < 1e-8
+    # and it is not trivially constant: the density itself varies by far more
+    assert np.ptp([dens.logp(x)[0] for x in xs]) > 1.0
+
+
+def test_gradient_matches_finite_differences(density):
+    _, dens = density
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        x = rng.normal(scale=0.6, size=dens.layout.ndim)
+        g = dens.logp(x)[1]
+        fd = so.approx_fprime(x, lambda z: dens.logp(z)[0], 1e-7)
+        np.testing.assert_allclose(g, fd, rtol=1e-4, atol=1e-4 * max(1.0, np.abs(g).max()))
+
+
+def test_compiled_kernel_equals_numpy_version(density):
+    _, dens = density
+    args = (dens.layout.G, dens.layout.F, dens.layout.C, dens.BF, dens.BC, dens.pc, dens.pg, dens.q1, dens.qs,
+            dens.QT2, dens.zd, dens.lam, 1.0 / _logp.EFFECT_PRIOR ** 2, 1.0 / _logp.SD_PRIOR ** 2)
+    x = np.random.default_rng(2).normal(size=dens.layout.ndim)
+    lp_n, g_n = _logp._logp_grad_numpy(x, *args)
+    lp_c, g_c = dens.logp(x)
+    assert lp_c == pytest.approx(lp_n, rel=1e-12)
+    np.testing.assert_allclose(g_c, g_n, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 10, 17])
+def test_zero_sum_basis_is_orthonormal_and_sums_to_zero(k):
+    b = _logp.zero_sum_basis(k)
+    assert b.shape == (k, k - 1)
+    np.testing.assert_allclose(b.sum(axis=0), 0.0, atol=1e-12)
+    np.testing.assert_allclose(b.T @ b, np.eye(k - 1), atol=1e-12)
+
+
+def test_unpacked_effects_sum_to_zero(density):
+    _, dens = density
+    nat = dens.unpack(np.random.default_rng(3).normal(size=dens.layout.ndim))
+    assert abs(nat["factor_effect"].sum()) < 1e-12 and abs(nat["country_effect"].sum()) < 1e-12
+    assert nat["sd_cell"].min() > 0
+
+
+def _chains(seed=1, C=4, N=400, V=40):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(C, N, V))
+    for v in range(0, V, 3):                          # autocorrelated columns, phi from .3 to .9
+        e = rng.normal(size=(C, N))
+        y = np.zeros((C, N))
+        phi = 0.3 + 0.6 * v / V
+        for t in range(1, N):
+            y[:, t] = phi * y[:, t - 1] + e[:, t]
+        x[:, :, v] = y
+    x[:, :, 5] += np.arange(C)[:, None] * 0.4         # chains that disagree
+    x[:, :, 7] = 2.0                                  # constant
+    x[1, 3, 9] = np.nan                               # a NaN draw
+    x[:, :, 11] = np.round(x[:, :, 11])               # ties
+    return x
+
+
+def test_diagnostics_equal_arviz_element_by_element():
+    import arviz as az
+
+    x = _chains()
+    ds = az.convert_to_dataset({"a": x})
+    with np.errstate(all="ignore"):
+        ref = (az.rhat(ds)["a"].values, az.ess(ds, method="bulk")["a"].values, az.ess(ds, method="tail")["a"].values)
+    ours = dg.summary(x)
+    for a, b in zip(ours, ref):
+        assert (np.isnan(a) == np.isnan(b)).all()
+        ok = ~np.isnan(b)
+        np.testing.assert_allclose(a[ok], b[ok], rtol=1e-10)
+    np.testing.assert_array_equal(ours[0], dg.rhat_rank(x))
+    np.testing.assert_array_equal(ours[1], dg.ess_bulk(x))
+    assert ours[0][5] > 1.05                          # the disagreeing chains are caught
+    assert ours[1][7] == x.shape[0] * x.shape[1]      # a constant counts every draw, as ArviZ
+
+
+def test_diagnostics_edges():
+    x = _chains(V=12)
+    one_chain = x[:1]
+    assert np.isnan(dg.rhat_rank(one_chain)).all()    # R-hat needs two chains
+    assert np.isfinite(dg.ess_bulk(one_chain)[[0, 1, 2, 4]]).all()
+    assert np.isnan(dg.summary(x[:, :3])[1]).all()    # fewer than 4 draws: nothing to judge
+    odd = x[:, :101]                                  # an odd number of draws splits into halves of 50
+    assert np.isfinite(dg.rhat_rank(odd)[0])
