@@ -138,6 +138,8 @@ RULES: dict[str, tuple[str, str, str]] = {
     "column_constant": ("column", "info", "A respondent-table column given as one value for every row."),
     "respondent_id_generated": ("column", "info", "respondent_id numbers the rows."),
     "weight_extreme": ("value", "info", "A weight above WEIGHT_RATIO_MAX times its cell's median (Potter 1990)."),
+    "weight_dominant": ("value", "info", "An extreme weight that carries at least half of the total weight of a "
+                                         "cell of DISCLOSURE_MIN or more (warned: SmallCellWarning)."),
     "weight_lookalike": ("column", "info", "An unknown column that looks like a weight (not used)."),
 }
 
@@ -844,20 +846,41 @@ class _Loader:
         self._extreme_weights(valid & np.isfinite(w) & (w > 0) & ~huge)
 
     def _extreme_weights(self, ok: np.ndarray) -> None:
-        """Weights above WEIGHT_RATIO_MAX times the median weight of their cell (Potter 1990): recorded."""
+        """Weights above WEIGHT_RATIO_MAX times the median weight of their cell (Potter 1990): recorded.
+
+        Those that also carry at least half of the total weight of a cell of at least
+        ``thresholds.DISCLOSURE_MIN`` respondents (one that may be published) are recorded again as
+        ``weight_dominant`` (the cell's estimate is then mostly one respondent's answer: its Kish
+        effective size is below 4) and :func:`load` warns about them with their rows. Smaller cells
+        are never published and carry their own small-cell flags.
+        """
+        from .thresholds import DISCLOSURE_MIN
+
         limit = _weight_ratio_max()
         if not ok.any():
             return
         cell = pd.DataFrame({"c": self.keys["country"], "i": self.iteration, "g": self.keys["group"]})[ok]
         w = pd.Series(self.weight[ok], index=cell.index)
-        med = w.groupby([cell["c"], cell["i"], cell["g"]], dropna=False).transform("median").to_numpy()
+        by = w.groupby([cell["c"], cell["i"], cell["g"]], dropna=False)
+        med = by.transform("median").to_numpy()
+        size = by.transform("size").to_numpy()
+        with np.errstate(over="ignore"):          # weights are at most MAX_WEIGHT: cell totals stay finite
+            share = w.to_numpy() / by.transform("sum").to_numpy()
         ratio = w.to_numpy() / med
-        rows = np.flatnonzero(ok)[ratio > limit]
+        hit = ratio > limit
+        rows = np.flatnonzero(ok)[hit]
         if rows.size:
-            r = ratio[ratio > limit]
+            r = ratio[hit]
             self.fnd.add("weight_extreme", rows, "weight", self.weight[rows],
                          [f"The weight is {x:.3g} times the median weight of its cell (country, iteration, group), "
                           f"above {limit:g} (Potter 1990): kept; consider trimming (cs.weighting)." for x in r])
+        dom = hit & (share >= 0.5) & (size >= DISCLOSURE_MIN)
+        if dom.any():
+            rows = np.flatnonzero(ok)[dom]
+            self.fnd.add("weight_dominant", rows, "weight", self.weight[rows],
+                         [f"The weight is {x:.3g} times the median weight of its cell of {k} and carries {f:.0%} "
+                          f"of the cell's total weight: the cell's estimate is mostly this respondent's answer."
+                          for x, k, f in zip(ratio[dom], size[dom], share[dom])])
 
     def design_columns(self) -> None:
         """stratum and cluster (blank is a problem) and every demographic."""
@@ -1474,7 +1497,27 @@ def load(source: Any, instrument: Instrument | str | os.PathLike | None = None, 
         raise DataError(f"The survey data {out.source} has {k} problem{'s' if k != 1 else ''}"
                         f"{'' if out.data is None or not strict else ' (use strict=False to set them aside)'}.",
                         probs)
+    _warn_dominant_weights(out.data)
     return out.data
+
+
+def _warn_dominant_weights(data: SurveyData) -> None:
+    """Warn (SmallCellWarning) about weights that carry half of their cell, naming the rows (1-based)."""
+    notes = data.notes
+    dom = notes[notes["rule"] == "weight_dominant"]
+    if dom.empty:
+        return
+    from .errors import Flag, SmallCellWarning, emit
+
+    rows = [int(r) for r in dom["row"]]
+    shown = ", ".join(map(str, rows[:10])) + (f" and {len(rows) - 10} more" if len(rows) > 10 else "")
+    emit(Flag("weight_dominant",
+              f"{len(rows)} weight{'s' if len(rows) != 1 else ''} above {_weight_ratio_max():g} times the median "
+              f"of {'their' if len(rows) != 1 else 'its'} cell (Potter 1990) carr{'y' if len(rows) != 1 else 'ies'} "
+              f"at least half of the cell's total weight (row{'s' if len(rows) != 1 else ''} {shown}): such a "
+              f"cell's estimate is mostly one respondent's answer. Check the weight column or trim "
+              f"(cs.weighting); SurveyData.notes lists them.", "warning", {"rows": rows}),
+         SmallCellWarning, stacklevel=4)
 
 
 @dataclass(frozen=True)

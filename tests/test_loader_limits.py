@@ -212,17 +212,74 @@ def test_a_billion_scale_points_is_refused_quickly():
 # ================================================================ extreme weights
 def test_extreme_weights_are_recorded_with_their_rows():
     raw = small_raw(12)
-    raw.loc[4, "weight"] = 40.0
+    raw.loc[[2, 9], "weight"] = 4.0                  # Potter candidates: recorded, no warning
     data = cs.load(raw)
     note = data.notes[data.notes["rule"] == "weight_extreme"]
-    assert note["row"].tolist() == [5]
-    assert note["reason"].iloc[0] == ("The weight is 40 times the median weight of its cell (country, iteration, "
+    assert note["row"].tolist() == [3, 10]
+    assert note["reason"].iloc[0] == ("The weight is 4 times the median weight of its cell (country, iteration, "
                                       "group), above 3.5 (Potter 1990): kept; consider trimming (cs.weighting).")
+    assert "weight_dominant" not in set(data.notes["rule"])
+    assert "Note (weight_extreme" not in csd.validate(small_raw(12)).to_text()
+
+
+def test_a_weight_that_dominates_its_cell_is_a_warning_with_its_row():
+    raw = small_raw(12)
+    raw.loc[4, "weight"] = 40.0                      # 40 of 51: the cell is mostly respondent 5
+    with pytest.warns(cs.errors.SmallCellWarning) as w:
+        data = cs.load(raw)
+    assert [str(x.message) for x in w] == [
+        "1 weight above 3.5 times the median of its cell (Potter 1990) carries at least half of the cell's total "
+        "weight (row 5): such a cell's estimate is mostly one respondent's answer. Check the weight column or trim "
+        "(cs.weighting); SurveyData.notes lists them. [weight_dominant]"]
+    dom = data.notes[data.notes["rule"] == "weight_dominant"]
+    assert dom["row"].tolist() == [5] and dom["value"].tolist() == [40.0]
+    assert dom["reason"].iloc[0] == ("The weight is 40 times the median weight of its cell of 12 and carries 78% of "
+                                     "the cell's total weight: the cell's estimate is mostly this respondent's answer.")
+    # a weight at exactly half is dominant; just under half is not
+    raw.loc[4, "weight"] = 11.0                       # 11 of 22
+    with pytest.warns(cs.errors.SmallCellWarning, match=r"\(row 5\)"):
+        cs.load(raw)
+    raw.loc[4, "weight"] = 10.99
+    assert "weight_dominant" not in set(cs.load(raw).notes["rule"])
+    # a cell below the disclosure minimum is never published: recorded as extreme, not warned
+    tiny = small_raw(9)
+    tiny.loc[0, "weight"] = 40.0
+    d = cs.load(tiny)
+    assert set(d.notes["rule"]) == {"weight_extreme"}
+    # many rows: the first ten are named, then a count
+    many = pd.concat([small_raw(12).assign(country=f"C{k:02d}", respondent_id=lambda t, k=k: t["respondent_id"] + f"-{k}")
+                      for k in range(12)], ignore_index=True)
+    many.loc[many.index % 12 == 0, "weight"] = 1e9
+    with pytest.warns(cs.errors.SmallCellWarning) as w:
+        cs.load(many)
+    assert "12 weights above 3.5 times the median of their cell (Potter 1990) carry" in str(w[0].message)
+    assert "(rows 1, 13, 25, 37, 49, 61, 73, 85, 97, 109 and 2 more)" in str(w[0].message)
+
+
+def test_huge_weights_never_overflow_silently():
+    import warnings
+
+    raw = small_raw(12)
     raw.loc[4, "weight"] = 1e300
     with pytest.raises(cs.DataError) as e:
         cs.load(raw)
-    assert [(q.rule, q.row) for q in e.value.problems] == [("weight_too_large", 5)]
-    assert "Note (weight_extreme" not in csd.validate(small_raw(12)).to_text()
+    assert [(q.rule, q.row, q.column, q.value, q.message) for q in e.value.problems] == [
+        ("weight_too_large", 5, "weight", 1e300,
+         "The weight is above 1e+15: not a plausible survey weight (sums of its square overflow).")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")              # no overflow RuntimeWarning, no other warning
+        d = cs.load(raw, strict=False)
+    assert len(d.frame) == 11 and d.frame["weight"].max() == 1.0
+    # the largest legal weight: dominant (warned) and every estimate stays finite without overflow
+    raw.loc[4, "weight"] = csd.MAX_WEIGHT
+    with pytest.warns(cs.errors.SmallCellWarning, match="weight_dominant"):
+        d = cs.load(raw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        sq = float(np.sum(d.frame["weight"].to_numpy() ** 2))
+        r = cs.estimate.survey_mean(d, "LC1")
+    assert np.isfinite(sq) and np.isfinite(r.to_frame()["estimate"]).all()
+    assert r.to_frame()["estimate"].iloc[0] == pytest.approx(d.frame["LC1"].iloc[4], abs=1e-9)
 
 
 def test_unusual_dtypes_are_read_or_reported_never_coerced_silently():
