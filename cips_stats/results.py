@@ -31,7 +31,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 import pandas as pd
@@ -307,6 +307,37 @@ class Summary:
         return "\n".join(parts)
 
 
+def split_pairs(values: Mapping[str, Any]) -> dict[str, Any]:
+    """One flat row from named values: a ``(low, high)`` pair ``x`` becomes ``x_low``, ``x_high``.
+
+    Longer tuples become ``x_0``, ``x_1``...; other values are kept as they are.
+
+    Parameters
+    ----------
+    values : mapping
+        Names and values (e.g. a CFA's fit measures).
+
+    Returns
+    -------
+    dict
+        The flat row.
+
+    Examples
+    --------
+    >>> split_pairs({"rmsea": 0.05, "rmsea_ci": (0.03, 0.07)})
+    {'rmsea': 0.05, 'rmsea_ci_low': 0.03, 'rmsea_ci_high': 0.07}
+    """
+    row: dict[str, Any] = {}
+    for k, v in values.items():
+        if isinstance(v, tuple) and len(v) == 2:
+            row[f"{k}_low"], row[f"{k}_high"] = v
+        elif isinstance(v, tuple):
+            row.update({f"{k}_{i}": x for i, x in enumerate(v)})
+        else:
+            row[k] = v
+    return row
+
+
 @dataclass(frozen=True)
 class Result:
     """Base class of all results.
@@ -319,6 +350,10 @@ class Result:
 
     provenance: Provenance | None = field(default=None, kw_only=True)
     flags: tuple[Flag, ...] = field(default=(), kw_only=True)
+
+    #: Fields that ``to_dict()`` gives by their shape only (``name_shape``): bulky replicate
+    #: arrays, reproducible from the seed in the provenance.
+    shape_only: ClassVar[tuple[str, ...]] = ()
 
     # -- accessors ---------------------------------------------------------
     def _scalar_fields(self) -> dict[str, Any]:
@@ -345,23 +380,23 @@ class Result:
         table = getattr(self, "table", None)
         if isinstance(table, pd.DataFrame) and "table" in {f.name for f in dataclasses.fields(self)}:
             return table.copy()
-        row = {}
-        for k, v in self._scalar_fields().items():
-            if isinstance(v, tuple):
-                if len(v) == 2:
-                    row[f"{k}_low"], row[f"{k}_high"] = v
-                else:
-                    for i, x in enumerate(v):
-                        row[f"{k}_{i}"] = x
-            else:
-                row[k] = v
-        return pd.DataFrame([row])
+        return pd.DataFrame([split_pairs(self._scalar_fields())])
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the whole result as a JSON-serialisable dictionary, tagged with its kind."""
+        """Return the whole result as a JSON-serialisable dictionary, tagged with its kind.
+
+        Fields whose name starts with ``_`` (internal state) are left out; those named in
+        ``shape_only`` appear as ``name_shape`` (their shape).
+        """
         out: dict[str, Any] = {"kind": type(self).__name__}
         for f in dataclasses.fields(self):
-            out[f.name] = to_jsonable(getattr(self, f.name))
+            if f.name.startswith("_"):
+                continue
+            v = getattr(self, f.name)
+            if f.name in self.shape_only:
+                out[f.name + "_shape"] = None if v is None else list(np.shape(v))
+            else:
+                out[f.name] = to_jsonable(v)
         return out
 
     def to_json(self, path: str | None = None, **kwargs: Any) -> str:

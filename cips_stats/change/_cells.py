@@ -17,22 +17,6 @@ __all__ = ["CellChanges", "cell_changes"]
 _FDR = {"bh": "fdr_bh", "by": "fdr_by", "none": None}
 
 
-def _to_dict_without(result: Result, skip: tuple[str, ...]) -> dict[str, Any]:
-    """``to_dict`` without bulky replicate arrays (their shapes are kept)."""
-    import dataclasses
-
-    from ..results import to_jsonable
-
-    out: dict[str, Any] = {"kind": type(result).__name__}
-    for f in dataclasses.fields(result):
-        v = getattr(result, f.name)
-        if f.name in skip:
-            out[f.name + "_shape"] = None if v is None else list(np.shape(v))
-            continue
-        out[f.name] = to_jsonable(v)
-    return out
-
-
 @dataclass(frozen=True)
 class CellChanges(Result):
     """Change of every cell between two iterations, with bootstrap SEs, tests and FDR control.
@@ -77,9 +61,8 @@ class CellChanges(Result):
         """The change table."""
         return self.table
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dictionary; replicate and covariance arrays are left out (their shapes are kept)."""
-        return _to_dict_without(self, ("replicates", "baseline_replicates", "baseline_cov", "change_cov"))
+    #: Replicate arrays appear in ``to_dict()`` by their shape only (reproducible from the seed).
+    shape_only = ("replicates", "baseline_replicates", "baseline_cov", "change_cov")
 
 
 def _flag_strings(masks: dict[str, np.ndarray], n: int) -> np.ndarray:

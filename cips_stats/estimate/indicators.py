@@ -49,21 +49,6 @@ _CHUNK_ELEMS = 2**21
 
 # ----------------------------------------------------------------------------------------- results
 
-def _to_dict_without(result: Result, skip: tuple[str, ...]) -> dict[str, Any]:
-    """``Result.to_dict`` without the bulky replicate arrays (reproducible from the seed); shapes are kept."""
-    import dataclasses
-
-    from ..results import to_jsonable
-
-    out: dict[str, Any] = {"kind": type(result).__name__}
-    for f in dataclasses.fields(result):
-        v = getattr(result, f.name)
-        if f.name in skip:
-            out[f.name + "_shape"] = None if v is None else list(np.shape(v))
-            continue
-        out[f.name] = to_jsonable(v)
-    return out
-
 @dataclass(frozen=True)
 class Contrast(Result):
     """Linear combinations of cell indicators (differences, gaps, averages) with bootstrap CIs.
@@ -88,9 +73,8 @@ class Contrast(Result):
         """The contrast table."""
         return self.table
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dictionary; the replicate array is left out (its shape is kept)."""
-        return _to_dict_without(self, ("replicates",))
+    #: Replicate arrays appear in ``to_dict()`` by their shape only (reproducible from the seed).
+    shape_only = ("replicates",)
 
 
 @dataclass(frozen=True)
@@ -146,9 +130,8 @@ class Indicators(Result):
         """The tidy indicator table."""
         return self.table
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dictionary; the replicate array is left out (the seed reproduces it; its shape is kept)."""
-        return _to_dict_without(self, ("replicates",))
+    #: Replicate arrays appear in ``to_dict()`` by their shape only (reproducible from the seed).
+    shape_only = ("replicates",)
 
     def _need_replicates(self) -> np.ndarray:
         if self.replicates is None:

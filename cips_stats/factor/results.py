@@ -11,10 +11,9 @@ Examples
 --------
 >>> import numpy as np, pandas as pd
 >>> import cips_stats as cs
->>> rng = np.random.default_rng(1)
->>> f = rng.normal(size=(300, 1))
->>> df = pd.DataFrame(f @ [[0.8, 0.7, 0.6, 0.5]] + rng.normal(scale=0.6, size=(300, 4)),
-...                   columns=["a", "b", "c", "d"])
+>>> gen = np.random.default_rng(1)
+>>> common = gen.standard_normal((300, 1)) * [0.8, 0.7, 0.6, 0.5]
+>>> df = pd.DataFrame(common + 0.6 * gen.standard_normal((300, 4)), columns=list("abcd"))
 >>> res = cs.factor.cfa(df, model="f =~ a + b + c + d")
 >>> res.fit["df"], res.converged
 (2, True)
@@ -30,7 +29,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from ..results import Result, Summary, to_jsonable
+from ..results import Result, Summary, split_pairs
 
 __all__ = ["CFAResult", "CFAResults", "FIT_KEYS"]
 
@@ -123,24 +122,7 @@ class CFAResult(Result):
 
     def fit_frame(self) -> pd.DataFrame:
         """The fit measures as a one-row DataFrame (``rmsea_ci`` split into ``_low``/``_high``)."""
-        row = {}
-        for k, v in self.fit.items():
-            if isinstance(v, tuple):
-                row[f"{k}_low"], row[f"{k}_high"] = v
-            else:
-                row[k] = v
-        return pd.DataFrame([row])
-
-    def to_dict(self) -> dict[str, Any]:
-        """The result as a JSON-friendly dictionary (without the internal state)."""
-        out: dict[str, Any] = {"kind": type(self).__name__}
-        import dataclasses
-
-        for f in dataclasses.fields(self):
-            if f.name.startswith("_"):
-                continue
-            out[f.name] = to_jsonable(getattr(self, f.name))
-        return out
+        return pd.DataFrame([split_pairs(self.fit)])
 
     def modindices(self, *, minimum: float = 0.0, sort: bool = True, information: str | None = None) -> pd.DataFrame:
         """Modification indices (score tests) for fixed parameters, with expected parameter change.
