@@ -147,6 +147,14 @@ def _correlation(x: np.ndarray, names: list[str], cor: str) -> tuple[np.ndarray,
     return r, flags
 
 
+def _items_and_correlation(frame: Any, cor: str, *, min_items: int = 2
+                           ) -> tuple[np.ndarray, list[str], np.ndarray, list[Flag]]:
+    """The item matrix, its names, the correlation matrix to analyse and its flags."""
+    x, names = _item_matrix(frame, min_items=min_items)
+    r, flags = _correlation(x, names, cor)
+    return x, names, r, flags
+
+
 def _polychoric(x: np.ndarray, names: list[str]) -> np.ndarray:
     from .polychoric import polychoric
 
@@ -221,8 +229,7 @@ def kmo(frame: pd.DataFrame, *, cor: str = "pearson") -> KMOResult:
     >>> 0.5 < res.overall < 1, list(res.per_item.index)
     (True, ['a', 'b', 'c'])
     """
-    x, names = _item_matrix(frame)
-    r, flags = _correlation(x, names, cor)
+    x, names, r, flags = _items_and_correlation(frame, cor)
     rinv = np.linalg.inv(r)
     d = np.sqrt(np.diag(rinv))
     a = -rinv / np.outer(d, d)
@@ -258,10 +265,8 @@ def bartlett_sphericity(frame: pd.DataFrame, *, cor: str = "pearson") -> Bartlet
 
     Parameters
     ----------
-    frame : pandas.DataFrame
-        One numeric column per item; NaN = missing (pairwise-complete correlations).
-    cor : {"pearson", "polychoric"}
-        Correlations to analyse.
+    frame, cor
+        As in :func:`kmo`.
 
     Returns
     -------
@@ -279,14 +284,14 @@ def bartlett_sphericity(frame: pd.DataFrame, *, cor: str = "pearson") -> Bartlet
     --------
     >>> import numpy as np, pandas as pd
     >>> from cips_stats.factor.efa import bartlett_sphericity
-    >>> rng = np.random.default_rng(2)
-    >>> x = rng.normal(size=(150, 1)) + rng.normal(size=(150, 4))
-    >>> stat, p = bartlett_sphericity(pd.DataFrame(x, columns=list("abcd")))
+    >>> gen = np.random.default_rng(2)
+    >>> shared = gen.standard_normal(150)
+    >>> items = pd.DataFrame({c: shared + gen.standard_normal(150) for c in "abcd"})
+    >>> stat, p = bartlett_sphericity(items)
     >>> p < 0.001
     True
     """
-    x, names = _item_matrix(frame)
-    r, flags = _correlation(x, names, cor)
+    x, names, r, flags = _items_and_correlation(frame, cor)
     n, p = x.shape
     sign, logdet = np.linalg.slogdet(r)
     stat = -((n - 1) - (2 * p + 5) / 6.0) * logdet
@@ -388,8 +393,7 @@ def parallel_analysis(frame: pd.DataFrame, *, n_iter: int = 100, seed: int | Non
         raise DataError(f"n_iter= must be a positive integer, got {n_iter!r}.")
     if not (0 < quantile < 1):
         raise DataError(f"quantile= must lie in (0, 1), got {quantile!r}.")
-    x, names = _item_matrix(frame, min_items=3)
-    r, flags = _correlation(x, names, cor)
+    x, names, r, flags = _items_and_correlation(frame, cor, min_items=3)
     n, p = x.shape
     obs_pc = np.linalg.eigvalsh(r)[::-1]
     red = r.copy()
