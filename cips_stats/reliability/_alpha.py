@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -21,7 +21,7 @@ from ..errors import (Flag, LowReliabilityWarning, NumericalWarning, SmallCellWa
                       check_level, emit)
 from ..results import Provenance, Result, resolve_seed
 from ._checks import _prepare_scale
-from ._moments import _boot_covariances, _covariances, _item_total, _scale_moments
+from ._moments import _bootstrap_statistic, _covariances, _item_total, _percentile_interval, _scale_moments
 
 CI_METHODS = ("feldt", "duhachek", "bootstrap")
 MISSING = ("pairwise", "listwise")
@@ -142,8 +142,26 @@ def _alpha_kernel(cov: np.ndarray, n: np.ndarray, level: float, ci_method: str) 
 
 
 # ============================================================================ result
+class _OneScale:
+    """What the one-scale results of alpha and omega share: ``estimate`` and the old ``ci`` pair."""
+
+    main: ClassVar[str] = ""
+
+    @property
+    def estimate(self) -> float:
+        """The reliability coefficient itself (``alpha`` or ``omega``)."""
+        return getattr(self, self.main)
+
+    @property
+    def ci(self) -> tuple[float, float]:
+        """Deprecated: ``(ci_low, ci_high)``; use the two attributes."""
+        warnings.warn(f"{type(self).__name__}.ci is deprecated; use .ci_low and .ci_high (ci= is the level).",
+                      DeprecationWarning, stacklevel=2)
+        return (self.ci_low, self.ci_high)        # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True)
-class AlphaResult(Result):
+class AlphaResult(_OneScale, Result):
     """Cronbach's alpha of one scale.
 
     Attributes
@@ -203,17 +221,7 @@ class AlphaResult(Result):
     ordinal_alpha: float | None = None
     reversed: tuple[str, ...] = ()
 
-    @property
-    def estimate(self) -> float:
-        """Alias of ``alpha``."""
-        return self.alpha
-
-    @property
-    def ci(self) -> tuple[float, float]:
-        """Deprecated: ``(ci_low, ci_high)``; use the two attributes."""
-        warnings.warn("AlphaResult.ci is deprecated; use .ci_low and .ci_high (ci= is the level).",
-                      DeprecationWarning, stacklevel=2)
-        return (self.ci_low, self.ci_high)
+    main: ClassVar[str] = "alpha"
 
 
 # ============================================================================ one scale
@@ -268,22 +276,14 @@ def _bootstrap_alpha(X: np.ndarray, w: np.ndarray | None, n: int, level: float, 
                      seed: int) -> tuple[tuple[float, float], list[Flag]]:
     """Percentile bootstrap interval of alpha over respondents (resampling counts, chunked)."""
     B = check_count(n_boot, "n_boot", 100)
-    g = np.random.default_rng(seed)
-    reps = []
-    chunk = max(1, int(2**22 // max(X.shape[0], 1)))
-    for b0 in range(0, B, chunk):
-        cnt = g.multinomial(X.shape[0], np.full(X.shape[0], 1.0 / X.shape[0]), size=min(chunk, B - b0))
-        cb = _boot_covariances(X, w, cnt.astype(float))
-        reps.append(_alpha_kernel(cb, np.full(cb.shape[0], float(n)), level, "none")["alpha"])
-    reps = np.concatenate(reps)
+    reps = _bootstrap_statistic(
+        X, w, B, seed, lambda cb: _alpha_kernel(cb, np.full(cb.shape[0], float(n)), level, "none")["alpha"])
     bad = ~np.isfinite(reps)
     flags = []
     if bad.any():
         flags.append(Flag("bootstrap_undefined", f"{int(bad.sum())} of {B} bootstrap resamples gave no "
                           "alpha (an item without variance in the resample); they were left out.", "caution"))
-    a = 1.0 - level
-    lo, hi = np.quantile(reps[~bad], [a / 2.0, 1.0 - a / 2.0])
-    return (float(lo), float(hi)), flags
+    return _percentile_interval(reps[~bad], level), flags
 
 
 def _alpha_flags(alpha: float, n: int, p: int, non_psd: bool, identical: list[tuple[str, str]]) -> list[Flag]:

@@ -8,7 +8,7 @@ and :func:`item_total` turn the sums into covariance matrices and item statistic
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -209,6 +209,29 @@ def _boot_covariances(X: np.ndarray, w: np.ndarray | None, counts: np.ndarray) -
            "sxx": (cw @ XX).reshape(-1, p, p)}
     return _covariances(mom)
 
+
+def _bootstrap_statistic(X: np.ndarray, w: np.ndarray | None, n_boot: int, seed: int,
+                         statistic: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """``statistic`` of the covariance matrices of ``n_boot`` resamples of the rows of ``X``.
+
+    Resamples are drawn as multinomial counts (same generator stream for alpha and omega)
+    in chunks of at most 2**22 count elements; ``statistic`` maps a (b, p, p) stack to b values.
+    """
+    n = X.shape[0]
+    g = np.random.default_rng(seed)
+    reps = []
+    chunk = max(1, int(2**22 // max(n, 1)))
+    for b0 in range(0, n_boot, chunk):
+        cnt = g.multinomial(n, np.full(n, 1.0 / n), size=min(chunk, n_boot - b0))
+        reps.append(statistic(_boot_covariances(X, w, cnt.astype(float))))
+    return np.concatenate(reps)
+
+
+def _percentile_interval(reps: np.ndarray, level: float) -> tuple[float, float]:
+    """Percentile interval at ``level`` of the replicates (all finite)."""
+    a = 1.0 - level
+    lo, hi = np.quantile(reps, [a / 2.0, 1.0 - a / 2.0])
+    return float(lo), float(hi)
 
 
 def _scale_moments(X: np.ndarray, w: np.ndarray | None) -> dict[str, np.ndarray]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 import pandas as pd
@@ -22,9 +22,9 @@ from .. import thresholds as _th
 from ..errors import (CipsError, CipsWarning, ConvergenceWarning, DataError, Flag, ModelError, PoorFitWarning,
                       Problem, check_choice, check_count, check_level, emit)
 from ..results import Provenance, Result, resolve_seed
-from ._alpha import MISSING, WARNING_OF, _weight_label
+from ._alpha import MISSING, WARNING_OF, _OneScale, _weight_label
 from ._checks import _prepare_scale
-from ._moments import _boot_covariances, _covariances, _item_total, _scale_moments
+from ._moments import _bootstrap_statistic, _covariances, _item_total, _percentile_interval, _scale_moments
 
 CI_METHODS = ("bootstrap", "wald", "none")
 DENOMINATORS = ("model", "observed")
@@ -302,7 +302,7 @@ def _omega_from_fit(fit: Mapping[str, np.ndarray], S: np.ndarray, n: np.ndarray,
 
 # ============================================================================ results
 @dataclass(frozen=True)
-class OmegaResult(Result):
+class OmegaResult(_OneScale, Result):
     """McDonald's omega total of one scale from a one-factor model fitted by ML.
 
     Attributes
@@ -332,11 +332,11 @@ class OmegaResult(Result):
     denominator: str
     omega_model: float
     omega_observed: float
+    se: float
     ci_low: float
     ci_high: float
     ci_level: float
     ci_method: str
-    se: float
     n: int
     n_items: int
     converged: bool
@@ -346,17 +346,7 @@ class OmegaResult(Result):
     ordinal: bool
     loadings: pd.DataFrame
 
-    @property
-    def estimate(self) -> float:
-        """Alias of ``omega``."""
-        return self.omega
-
-    @property
-    def ci(self) -> tuple[float, float]:
-        """Deprecated: ``(ci_low, ci_high)``; use the two attributes."""
-        warnings.warn("OmegaResult.ci is deprecated; use .ci_low and .ci_high (ci= is the level).",
-                      DeprecationWarning, stacklevel=2)
-        return (self.ci_low, self.ci_high)
+    main: ClassVar[str] = "omega"
 
 
 @dataclass(frozen=True)
@@ -418,16 +408,12 @@ def _bootstrap_omega(X: np.ndarray, w: np.ndarray | None, n_eff: float, key: str
                      n_boot: Any, seed: int) -> tuple[float, float, float, list[Flag]]:
     """Percentile bootstrap of omega: refit the one-factor model to every resample, batched."""
     B = check_count(n_boot, "n_boot", 100)
-    g = np.random.default_rng(seed)
-    reps = []
-    chunk = max(1, int(2**22 // max(X.shape[0], 1)))
-    for b0 in range(0, B, chunk):
-        cnt = g.multinomial(X.shape[0], np.full(X.shape[0], 1.0 / X.shape[0]), size=min(chunk, B - b0))
-        Sb = _boot_covariances(X, w, cnt.astype(float))
+
+    def refit(Sb: np.ndarray) -> np.ndarray:
         fb = _fit_one_factor(Sb)
-        ob = _omega_from_fit(fb, Sb, np.full(Sb.shape[0], n_eff))
-        reps.append(np.where(fb["converged"], ob[key], np.nan))
-    reps = np.concatenate(reps)
+        return np.where(fb["converged"], _omega_from_fit(fb, Sb, np.full(Sb.shape[0], n_eff))[key], np.nan)
+
+    reps = _bootstrap_statistic(X, w, B, seed, refit)
     bad = ~np.isfinite(reps)
     flags: list[Flag] = []
     if bad.sum() > B / 2:
@@ -437,9 +423,8 @@ def _bootstrap_omega(X: np.ndarray, w: np.ndarray | None, n_eff: float, key: str
     if bad.any():
         flags.append(Flag("bootstrap_failed", f"{int(bad.sum())} of {B} bootstrap refits failed or did not "
                           "converge; they were left out.", "caution"))
-    a = 1.0 - level
-    lo, hi = np.quantile(reps[~bad], [a / 2.0, 1.0 - a / 2.0])
-    return float(lo), float(hi), float(np.std(reps[~bad], ddof=1)), flags
+    lo, hi = _percentile_interval(reps[~bad], level)
+    return lo, hi, float(np.std(reps[~bad], ddof=1)), flags
 
 
 def _check_three_items(names: list[str]) -> int:
