@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -138,6 +138,30 @@ def _cells(frame: pd.DataFrame, by: tuple) -> tuple[np.ndarray, pd.DataFrame]:
     keys = uniq.to_frame(index=False)
     keys.columns = list(by)
     return codes.astype(np.intp), keys
+
+
+class _Cells(NamedTuple):
+    """What every per-cell weighting step starts from."""
+
+    frame: pd.DataFrame
+    original: Any
+    weight: str
+    design: Design
+    by: tuple
+    w0: np.ndarray
+    cell: np.ndarray
+    keys: pd.DataFrame
+    C: int
+
+
+def _prepare(data: Any, weight: Any, by: Any) -> _Cells:
+    """The frame, weight column and design, the current weights, and the cell of every row."""
+    frame, original = _unwrap(data)
+    weight, design = _weight_design(data, original, weight)
+    by = _tuple(by)
+    w0 = _weights(frame, weight)
+    cell, keys = _cells(frame, by)
+    return _Cells(frame, original, weight, design, by, w0, cell, keys, len(keys))
 
 
 def _cell_where(keys: pd.DataFrame, c: int) -> dict:
@@ -509,12 +533,7 @@ def rake(data: Any, *, margins: Any, weight: Any = None, by: Any = None, max_ite
     >>> cs.weighting.rake(df, margins=m, by="g").weights.round(3).tolist()
     [1.2, 1.8, 0.6, 1.4]
     """
-    frame, original = _unwrap(data)
-    weight, design = _weight_design(data, original, weight)
-    by = _tuple(by)
-    w0 = _weights(frame, weight)
-    cell, keys = _cells(frame, by)
-    C = len(keys)
+    frame, original, weight, design, by, w0, cell, keys, C = _prepare(data, weight, by)
     ms = _resolve_margins(frame, margins, by, w0, cell, keys, value)
     w, iters, abs_err, rel_err, worst = _ipf(w0, ms, cell, C, max_iter, tol)
     converged = rel_err <= tol
@@ -1003,14 +1022,9 @@ def trim(data: Any, *, weight: Any = None, lower: float | None = None, upper: fl
     >>> cs.weighting.trim(df, upper=4.0).weights.round(4).tolist()   # R: trimWeights(d, upper = 4)
     [2.6667, 2.6667, 2.6667, 4.0]
     """
-    frame, original = _unwrap(data)
     if redistribute not in ("proportional", "equal"):
         raise CipsError(f"redistribute= must be 'proportional' or 'equal'; got {redistribute!r}.")
-    weight, design = _weight_design(data, original, weight)
-    by = _tuple(by)
-    w0 = _weights(frame, weight)
-    cell, keys = _cells(frame, by)
-    C = len(keys)
+    frame, original, weight, design, by, w0, cell, keys, C = _prepare(data, weight, by)
     n = np.bincount(cell, minlength=C)
     tot = np.bincount(cell, weights=w0, minlength=C)
     mean = tot / n
@@ -1158,12 +1172,7 @@ def effective_n(data: Any, *, weight: Any = None, by: Any = ("country", "iterati
     >>> cs.weighting.effective_n(df, by="c").table[["c", "n", "n_eff"]].to_dict("list")
     {'c': ['a', 'b'], 'n': [2, 1], 'n_eff': [1.6, 1.0]}
     """
-    frame, original = _unwrap(data)
-    weight, _ = _weight_design(data, original, weight)
-    by = _tuple(by)
-    w = _weights(frame, weight)
-    cell, keys = _cells(frame, by)
-    C = len(keys)
+    frame, _, weight, _, by, w, cell, keys, C = _prepare(data, weight, by)
     n = np.bincount(cell, minlength=C)
     s1 = np.bincount(cell, weights=w, minlength=C)
     s2 = np.bincount(cell, weights=w * w, minlength=C)
