@@ -282,10 +282,9 @@ def model_matrix(frame: pd.DataFrame, variables: Sequence[str], numeric: Sequenc
     ----------
     frame : pandas.DataFrame
         The rows.
-    variables : sequence of str
-        Categorical columns (one dummy per level after the first sorted one).
-    numeric : sequence of str
-        Numeric columns, appended as they are.
+    variables, numeric : sequence of str
+        Categorical columns (one dummy per level after the first sorted one) and
+        numeric columns (appended as they are).
 
     Returns
     -------
