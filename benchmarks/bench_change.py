@@ -4,9 +4,12 @@ on the unmarginalised model, measured in the same run.
 Data: ``cs.simulate(seed=1)`` (25 countries, 17 repeated, 10 key factors x 2 groups: 340 cell changes),
 ``cs.estimate.indicators(n_boot=500)``.  Measured as a user calls it (no thread pinning):
 
-* ``fit_first``: the first ``cs.change.fit`` of a model shape in a fresh process (nutpie compiles the
-  model; later fits of the same shape reuse it) — 4 chains x 1000 draws + 1000 tuning;
-* ``fit_warm``: a second fit with another seed (cached compiled model);
+* ``fit_fresh_install``: the first ``cs.change.fit`` on a fresh install, in a new process with an empty
+  numba cache (the log-density kernel is compiled once, then cached on disk) — 4 chains x 1000 + 1000;
+* ``fit_first``: the first fit in this process (the kernel loads from numba's disk cache);
+* ``fit_warm``: a second fit with another seed;
+* ``graph_nutpie``: the previous default, the same marginal model as a PyMC graph compiled by nutpie
+  (numba) — compilation, which no cache carries across processes, and sampling;
 * ``full_pymc``: the same model with the 340 cell deviations sampled (PyMC's default NUTS, 4 chains x
   1000 + 1000) — the baseline of "min bulk ESS per second of sampling";
 * the scale curve 25 -> 100 -> 180 countries (``n_repeat`` 17, 68, 120): first and warm fit.
@@ -47,12 +50,53 @@ def _survey(n_countries: int, n_repeat: int, n_boot: int):
     return ind, sim.truth["supported"]
 
 
+def _fresh_install_fit(n_countries: int, n_repeat: int, n_boot: int) -> dict:
+    """One fit in a new Python process whose numba cache is empty (as right after ``pip install``)."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    code = ("import json, time, warnings, cips_stats as cs\n"
+            f"sim = cs.simulate(seed=1, n_countries={n_countries}, n_repeat={n_repeat})\n"
+            "warnings.simplefilter('ignore')\n"
+            f"ind = cs.estimate.indicators(sim.data, n_boot={n_boot}, seed=1)\n"
+            "t0 = time.perf_counter()\n"
+            "res = cs.change.fit(ind, supported=sim.truth['supported'], seed=1, strict=False)\n"
+            "d = dict(res.diagnostics); d['wall_s'] = time.perf_counter() - t0\n"
+            "print('RESULT' + json.dumps(d, default=str))\n")
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    line = [x for x in out.stdout.splitlines() if x.startswith("RESULT")][-1]
+    return json.loads(line[len("RESULT"):])
+
+
+def _graph_nutpie(ind, sup, seed: int) -> dict:
+    """The marginal model as a PyMC graph compiled by nutpie (the default before the hand-written density)."""
+    from cips_stats.change import _sampling
+
+    data = _model._prepare_data(ind, sup, "iteration", None, None)
+    P, F = data.d.shape
+    G, C = len(data.groups), len(data.countries)
+    t0 = time.perf_counter()
+    idata, timing = _sampling.sample(("bench_graph", P, G, F, C),
+                                     _model._build_marginal(P, G, F, C, False, _model._generic_coords(G, F, C)),
+                                     _model._model_data(data, False), sampler="nutpie", draws=1000, tune=1000,
+                                     chains=4, seed=seed)
+    d = _sampling.diagnostics(idata, list(_model.HYPER), timing)
+    d["wall_s"] = time.perf_counter() - t0
+    return d
+
+
 def run(quick: bool = False) -> dict:
     """First and warm fits, the unmarginalised PyMC baseline, and the scale curve."""
     n_boot = 200 if quick else 500
     out: dict[str, Any] = {"load_average_before": os.getloadavg(), "n_boot": n_boot,
                            "measured": "as a user calls it; first = fresh shape (compiles), warm = cached"}
-    ind, sup = _survey(6, 4, n_boot) if quick else _survey(25, 17, n_boot)
+    shape = (6, 4) if quick else (25, 17)
+    ind, sup = _survey(*shape, n_boot)
+    out["fit_fresh_install"] = _fresh_install_fit(*shape, n_boot)
     _, out["fit_first"] = _fit(ind, sup, 1)
     _, out["fit_warm"] = _fit(ind, sup, 2)
     t0 = time.perf_counter()
@@ -66,6 +110,10 @@ def run(quick: bool = False) -> dict:
     out["ess_per_s_ratio"] = (w["ess_bulk_min"] / w["sampling_s"]) / (b["ess_bulk_min"] / b["sampling_s"])
     out["wall_ratio_first"] = b["wall_s"] / out["fit_first"]["wall_s"]
     out["wall_ratio_warm"] = b["wall_s"] / w["wall_s"]
+    out["graph_nutpie"] = _graph_nutpie(ind, sup, 4)
+    out["wall_ratio_vs_graph_nutpie_first"] = out["graph_nutpie"]["wall_s"] / out["fit_first"]["wall_s"]
+    out["wall_ratio_vs_graph_nutpie_fresh_install"] = (out["graph_nutpie"]["wall_s"]
+                                                       / out["fit_fresh_install"]["wall_s"])
     curve = []
     for nc, nr in ([(10, 7)] if quick else [(25, 17), (100, 68), (180, 120)]):
         ind_s, sup_s = _survey(nc, nr, n_boot)
