@@ -27,6 +27,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from dataclasses import dataclass, field
@@ -461,6 +462,9 @@ def one_replication(seed: int, design: dict[str, Any], settings: dict[str, Any])
     from .simulate import simulate as _simulate
 
     opts = dict(settings.get("simulate") or {})
+    if opts.get("instrument") is None:
+        # the default instrument is parsed from YAML once per worker process, not once per replication
+        opts["instrument"] = _default_instrument(opts.pop("points", None))
     sim = _simulate(seed=int(seed), n_countries=int(design["n_countries"]), n_repeat=int(design["n_countries"]),
                     n_officials=int(design["n_officials"]), n_private=int(design["n_private"]),
                     support_effect=float(design["support_effect"]), selection=str(design["selection"]), **opts)
@@ -480,6 +484,13 @@ def one_replication(seed: int, design: dict[str, Any], settings: dict[str, Any])
     for rec in tests[["group", "rule", "test", "estimate", "p_value"]].to_dict("records"):
         out.append({**design, "seed": int(seed), **rec})
     return out
+
+
+@functools.lru_cache(maxsize=4)
+def _default_instrument(points: int | None) -> Any:
+    from .instrument import Instrument
+
+    return Instrument.default(points=5 if points is None else points)
 
 
 def _wilson(k: np.ndarray, n: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:

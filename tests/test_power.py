@@ -122,6 +122,21 @@ def test_simulate_claim_backends_agree_with_dask_localcluster():
     assert seq.provenance.seed == 7
 
 
+def test_one_replication_is_the_user_pipeline():
+    """A replication (with the worker's cached default instrument) equals simulate -> indicators -> audit."""
+    design = dict(n_countries=4, n_officials=40, n_private=40, support_effect=0.5, selection="random")
+    settings = dict(n_boot=40, n_perm=200, rules=["point"], tests=["permutation", "did"], significance=0.05,
+                    simulate={})
+    recs = pd.DataFrame(power.one_replication(5, design, settings))
+    sim = cs.simulate(seed=5, n_countries=4, n_repeat=4, n_officials=40, n_private=40, support_effect=0.5)
+    ind = cs.estimate.indicators(sim.data, n_boot=40, seed=5)
+    a = cs.claims.audit(cs.change.cell_changes(ind), supported=sim.truth["supported"], rules=("point",),
+                        tests=("permutation", "did"), n_perm=200, n_boot=200, n_null=200, seed=5)
+    np.testing.assert_allclose(recs["p_value"].to_numpy(), a.tests["p_value"].to_numpy())
+    four = pd.DataFrame(power.one_replication(5, design, {**settings, "simulate": {"points": 4}}))
+    assert not np.allclose(four["estimate"].to_numpy(), recs["estimate"].to_numpy())
+
+
 def test_simulate_claim_grid_and_bad_input():
     res = power.simulate_claim(backend="sequential", **{**_TINY, "n_sim": 1, "tests": ("permutation",)},
                                support_effect=[0.0, 1.0])
