@@ -327,16 +327,21 @@ def test_simulation_study_quick_mode(tmp_path):
     assert float(biased["first_freed_is_planted"].iloc[0]) >= 0.9
 
 
-def test_partial_search_under_fiml_uses_score_tests():
-    rng = np.random.default_rng(11)
+def _two_groups_shifted_x4(seed: int, n: int) -> pd.DataFrame:
+    """Two groups of n (one factor, five items, 10% missing at random); x4's intercept is 0.6 higher in b."""
+    rng = np.random.default_rng(seed)
     lam = np.array([1.0, 0.9, 0.8, 0.7, 0.8])
     frames = []
     for g, shift in (("a", 0.0), ("b", 0.6)):
-        y = rng.normal(size=(300, 1)) * lam + rng.normal(scale=0.6, size=(300, 5))
+        y = rng.normal(size=(n, 1)) * lam + rng.normal(scale=0.6, size=(n, 5))
         y[:, 3] += shift
         y[rng.random(y.shape) < 0.1] = np.nan
         frames.append(pd.DataFrame(y, columns=[f"x{i}" for i in range(1, 6)]).assign(g=g))
-    res = inv.invariance(pd.concat(frames, ignore_index=True), group="g",
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_partial_search_under_fiml_uses_score_tests():
+    res = inv.invariance(_two_groups_shifted_x4(11, 300), group="g",
                          model="f =~ x1 + x2 + x3 + x4 + x5", missing="fiml")
     assert res.freed == ("x4~1",)
     assert set(res.score_tests["method"]) == {"score"}
@@ -384,15 +389,7 @@ def test_fiml_ladder_computes_the_saturated_model_once_per_group(monkeypatch):
     # on the rows only, so the levels (and the partial refits) of one ladder share them
     from cips_stats.factor import ml
 
-    rng = np.random.default_rng(12)
-    lam = np.array([1.0, 0.9, 0.8, 0.7, 0.8])
-    frames = []
-    for g, shift in (("a", 0.0), ("b", 0.6)):
-        y = rng.normal(size=(250, 1)) * lam + rng.normal(scale=0.6, size=(250, 5))
-        y[:, 3] += shift
-        y[rng.random(y.shape) < 0.1] = np.nan
-        frames.append(pd.DataFrame(y, columns=[f"x{i}" for i in range(1, 6)]).assign(g=g))
-    df = pd.concat(frames, ignore_index=True)
+    df = _two_groups_shifted_x4(12, 250)
     model = "f =~ x1 + x2 + x3 + x4 + x5"
     calls = {"em": 0, "h1": 0}
     em, h1 = ml.em_saturated, ml.h1_fiml_information

@@ -374,6 +374,26 @@ def _model_items(model: str) -> list[str]:
 
 
 # --------------------------------------------------------------------------- score tests
+def _expansion(keys: Any, free_e: np.ndarray, free_c: np.ndarray, npar: int
+               ) -> tuple[np.ndarray, dict[str, list[int]]]:
+    """``K`` (expanded free index -> constrained free index) and the expanded rows of each equated parameter.
+
+    ``keys`` are the (lhs, op, rhs, group) rows of the parameter table, ``free_e`` and
+    ``free_c`` their free indices (1-based, 0 = fixed) in the model without and with the
+    equality constraints; ``rows_of`` lists, per parameter name (thresholds as
+    ``item|t``), its rows beyond the first group.
+    """
+    K = np.zeros((npar, int(free_c.max())))
+    rows_of: dict[str, list[int]] = {}
+    for (lhs, op, rhs, g), f_e, f_c in zip(keys, free_e, free_c):
+        if f_e > 0 and f_c > 0:
+            K[f_e - 1, f_c - 1] = 1.0
+            name = f"{lhs}|t" if op == "|" else _param_name(lhs, op, rhs)
+            if g > 1:
+                rows_of.setdefault(name, []).append(f_e - 1)
+    return K, rows_of
+
+
 class _ScoreTester:
     """Score (Lagrange multiplier) tests for releasing group-equality constraints (ML).
 
@@ -423,18 +443,7 @@ class _ScoreTester:
         self.n_total = prob.n_total
         self.grad = prob.objective_gradient(theta_e)[1]
         self.info = prob.expected_information(theta_e)
-        # K: expanded free index -> constrained free index
-        nc = int(fc.max())
-        self.K = np.zeros((m_e.npar, nc))
-        self.rows_of: dict[str, list[int]] = {}
-        for (lhs, op, rhs, g), f_e, f_c in zip(ke, fe, fc):
-            if f_e > 0 and f_c > 0:
-                self.K[f_e - 1, f_c - 1] = 1.0
-                name = _param_name(lhs, op, rhs)
-                if op == "|":
-                    name = f"{lhs}|t"
-                if g > 1:
-                    self.rows_of.setdefault(name, []).append(f_e - 1)
+        self.K, self.rows_of = _expansion(ke, fe, fc, m_e.npar)
 
     def test(self, name: str) -> tuple[float, int]:
         cols = sorted(set(self.rows_of.get(name, [])))
@@ -499,15 +508,7 @@ class _WLSScoreTester(_ScoreTester):
         self.n_total = float(sum(st.sample.n))
         self.grad = sum(f * wmul(w, D).T @ (s - sg) for f, w, D, s, sg in zip(fg, W, dlt, st.sample.s, sig))
         self.info = sum(f * D.T @ wmul(w, D) for f, w, D in zip(fg, W, dlt))
-        nc = int(fc.max())
-        self.K = np.zeros((m_e.npar, nc))
-        self.rows_of: dict[str, list[int]] = {}
-        for (lhs, op, rhs, g), f_e, f_c in zip(ke, fe, fc):
-            if f_e > 0 and f_c > 0:
-                self.K[f_e - 1, f_c - 1] = 1.0
-                name = f"{lhs}|t" if op == "|" else _param_name(lhs, op, rhs)
-                if g > 1:
-                    self.rows_of.setdefault(name, []).append(f_e - 1)
+        self.K, self.rows_of = _expansion(ke, fe, fc, m_e.npar)
 
 
 # --------------------------------------------------------------------------- main
