@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from validation import machine_info, write_result
 
-__all__ = ["machine_info", "write_result", "peak_mib", "best_seconds", "RESULTS"]
+__all__ = ["machine_info", "write_result", "peak_mib", "best_seconds", "save_with_load", "RESULTS"]
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -47,3 +47,16 @@ def best_seconds(func: Callable[[], Any], repeats: int = 1) -> float:
         func()
         best = min(best, time.perf_counter() - t0)
     return best
+
+
+def save_with_load(path: Path, out: dict) -> dict:
+    """Add the CPU count and 1-minute load average to ``out``, write it as JSON at ``path``, return it."""
+    import json
+    import os
+
+    import cips_stats as cs
+
+    out["machine"] = {"cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(cs.results.to_jsonable(out), indent=2))
+    return out

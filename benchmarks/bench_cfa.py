@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import gc
 import json
-import os
 import shutil
 import subprocess
 import tempfile
@@ -42,6 +41,7 @@ import pandas as pd
 
 import cips_stats as cs
 from benchmarks import peak_mib as _peak_mib
+from benchmarks import save_with_load
 
 RESULTS = Path(__file__).parent / "results" / "cfa.json"
 
@@ -197,10 +197,7 @@ def run(quick: bool = False, rounds: int = 3) -> dict:
     if not quick and not out["lavaan_fiml"].get("time"):
         ratios["lavaan_fiml/ours_fiml"] = f"> {120 / out['ours_fiml']['time']:.1f} (lavaan killed at 120 s)"
     out["ratios"] = ratios
-    out["machine"] = {"cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0]}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(cs.results.to_jsonable(out), indent=2))
-    return out
+    return save_with_load(RESULTS, out)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import gc
 import json
-import os
 import shutil
 import subprocess
 import tempfile
@@ -38,6 +37,7 @@ import pandas as pd
 
 import cips_stats as cs
 from benchmarks import peak_mib as _peak_mib
+from benchmarks import save_with_load
 
 RESULTS = Path(__file__).parent / "results" / "invariance.json"
 LEVELS = ("configural", "metric", "scalar", "strict")
@@ -238,10 +238,7 @@ def run(quick: bool = False, lavaan_limit_s: float | None = None, cases: tuple[s
                                     tmp=tmp, memory=False)
         if "ordinal_partial_bfi" in cases:
             out["ordinal_partial_bfi"] = ordinal_partial_case(tmp)
-    out["machine"] = {"cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0]}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(cs.results.to_jsonable(out), indent=2))
-    return out
+    return save_with_load(RESULTS, out)
 
 
 if __name__ == "__main__":  # pragma: no cover
