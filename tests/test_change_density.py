@@ -139,3 +139,22 @@ def test_diagnostics_edges():
     assert np.isnan(dg.summary(x[:, :3])[1]).all()    # fewer than 4 draws: nothing to judge
     odd = x[:, :101]                                  # an odd number of draws splits into halves of 50
     assert np.isfinite(dg.rhat_rank(odd)[0])
+
+
+@pytest.mark.parametrize("prior", ["flat", "default"])
+def test_pooling_density_matches_scipy_and_finite_differences(prior):
+    y = np.array([28.0, 8, -3, 7, -1, 1, 18, 12])
+    s = np.array([15.0, 10, 16, 11, 9, 11, 10, 18])
+    dens = _logp.PoolingDensity(y, s, prior, loc=8.0, scale=14.0)
+    rng = np.random.default_rng(4)
+    diffs = []
+    for _ in range(4):
+        x = np.array([rng.normal(8, 5), rng.normal(2, 0.7)])
+        mu, tau = x[0], np.exp(x[1])
+        ref = st.norm.logpdf(y, mu, np.sqrt(tau ** 2 + s ** 2)).sum() + x[1]      # + log-Jacobian
+        if prior == "default":
+            ref += st.norm.logpdf(mu, 8.0, 70.0) + st.halfnorm.logpdf(tau, scale=28.0)
+        lp, g = dens.logp(x)
+        diffs.append(lp - ref)
+        np.testing.assert_allclose(g, so.approx_fprime(x, lambda z: dens.logp(z)[0], 1e-7), rtol=1e-5, atol=1e-6)
+    assert np.ptp(diffs) < 1e-9

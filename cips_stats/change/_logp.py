@@ -293,12 +293,56 @@ def expanded_variables(G: int, F: int, C: int) -> list[tuple[str, tuple[int, ...
             ("sd_cell", (G,), ("group",))]
 
 
-def nutpie_model(density: MarginalDensity, coords: dict) -> Any:
-    """The density as a nutpie model (its Python-function interface; nothing to compile)."""
+class PoolingDensity:
+    """Log density and gradient of the normal hierarchical model with known SEs, ``theta`` integrated out.
+
+    ``y_j ~ N(mu, tau^2 + se_j^2)``, sampled in ``(mu, log tau)``; ``prior="flat"`` is
+    ``p(mu, tau) ∝ 1`` (BDA3 §5.4), ``"default"`` is ``mu ~ N(loc, (5 scale)^2)``,
+    ``tau ~ HalfNormal(2 scale)``.
+    """
+
+    def __init__(self, y: np.ndarray, se: np.ndarray, prior: str, loc: float = 0.0, scale: float = 1.0):
+        self.y = np.asarray(y, dtype=float)
+        self.s2 = np.asarray(se, dtype=float) ** 2
+        self.prior, self.loc, self.scale = prior, float(loc), float(scale)
+        self.ndim = 2
+        self.spec = [("mu", (), ()), ("tau", (), ())]
+
+    def logp(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        mu, lt = float(x[0]), float(x[1])
+        tau2 = math.exp(2.0 * lt)
+        v = tau2 + self.s2
+        r = self.y - mu
+        w = r / v
+        lp = -0.5 * float(np.sum(np.log(v) + r * w)) - self.y.size * _HALF_LOG_2PI + lt   # + log-Jacobian
+        g_mu = float(w.sum())
+        g_lt = float(np.sum(-0.5 / v + 0.5 * w * w)) * 2.0 * tau2 + 1.0
+        if self.prior != "flat":
+            sm, st = 5.0 * self.scale, 2.0 * self.scale
+            lp += -0.5 * ((mu - self.loc) / sm) ** 2 - 0.5 * tau2 / st ** 2
+            g_mu -= (mu - self.loc) / sm ** 2
+            g_lt -= tau2 / st ** 2
+        return lp, np.array([g_mu, g_lt])
+
+    def unpack(self, x: np.ndarray) -> dict[str, Any]:
+        return {"mu": float(x[0]), "tau": math.exp(float(x[1]))}
+
+    def initial_point(self, seed: Any) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        spread = math.sqrt(float(np.var(self.y)) + float(np.mean(self.s2)))
+        return np.array([float(np.mean(self.y)) + rng.uniform(-0.5, 0.5) * spread,
+                         math.log(0.5 * spread) + rng.uniform(-0.5, 0.5)])
+
+
+def nutpie_model(density: Any, coords: dict) -> Any:
+    """A density (``.logp``, ``.unpack``, ``.initial_point``) as a nutpie model (nothing to compile)."""
     from nutpie.compiled_pyfunc import from_pyfunc
 
-    G, F, C = density.layout.G, density.layout.F, density.layout.C
-    spec = expanded_variables(G, F, C)
+    if isinstance(density, MarginalDensity):
+        G, F, C = density.layout.G, density.layout.F, density.layout.C
+        spec, ndim = expanded_variables(G, F, C), density.layout.ndim
+    else:
+        spec, ndim = density.spec, density.ndim
 
     def make_logp():
         return lambda x, **_: density.logp(x)
@@ -310,7 +354,7 @@ def nutpie_model(density: MarginalDensity, coords: dict) -> Any:
         return expand
 
     return from_pyfunc(
-        ndim=density.layout.ndim, make_logp_fn=make_logp, make_expand_fn=make_expand,
+        ndim=ndim, make_logp_fn=make_logp, make_expand_fn=make_expand,
         expanded_dtypes=[np.dtype("float64")] * len(spec), expanded_shapes=[shape for _, shape, _ in spec],
         expanded_names=[name for name, _, _ in spec], coords=coords,
         dims={name: dims for name, _, dims in spec if dims}, make_initial_point_fn=density.initial_point)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -86,7 +87,7 @@ def _build(prior: str):
 
 
 def partial_pooling(estimates: Any, se: Any, *, labels: Sequence[Any] | None = None, prior: str = "default",
-                    ci: float = 0.95, seed: int | None = None, sampler: str = "pymc", draws: int = 1000,
+                    ci: float = 0.95, seed: int | None = None, sampler: str = "nutpie", draws: int = 1000,
                     tune: int = 1000, chains: int = 4, strict: bool = True) -> PartialPooling:
     """Partial pooling of estimates with known standard errors (the normal hierarchical model).
 
@@ -107,8 +108,11 @@ def partial_pooling(estimates: Any, se: Any, *, labels: Sequence[Any] | None = N
         Level of the equal-tailed posterior intervals.
     seed : int, optional
         Seed (``None`` draws one and records it in the provenance).
-    sampler : {"pymc", "nutpie", "numpyro"}
-        NUTS implementation.
+    sampler : {"nutpie", "pymc", "numpyro"}
+        NUTS implementation: ``"nutpie"`` (default) samples the marginal
+        density of ``(mu, log tau)`` written out in NumPy (nothing to
+        compile); ``"pymc"`` and ``"numpyro"`` sample the same model as a PyMC
+        graph.
     draws, tune, chains : int
         Posterior draws per chain, tuning steps, chains.
     strict : bool
@@ -179,9 +183,18 @@ def partial_pooling(estimates: Any, se: Any, *, labels: Sequence[Any] | None = N
     if prior == "default":
         data["mu_loc"] = np.asarray(float(y.mean()))
         data["scale"] = np.asarray(float(np.sqrt(y.var() + np.mean(s ** 2))))
-    key = ("partial_pooling", prior, sampler, J)
-    idata, timing = _sampling.sample(key, _build(prior), data, sampler=sampler, draws=draws, tune=tune,
-                                     chains=chains, seed=seed)
+    if sampler == "nutpie":
+        # the default: the two-parameter marginal density written out (nothing to compile)
+        from ._logp import PoolingDensity, nutpie_model
+
+        t0 = time.perf_counter()
+        dens = PoolingDensity(y, s, prior, loc=float(data.get("mu_loc", 0.0)), scale=float(data.get("scale", 1.0)))
+        idata, timing = _sampling.sample_density(nutpie_model(dens, {}), draws=draws, tune=tune, chains=chains,
+                                                 seed=seed, setup_s=time.perf_counter() - t0)
+    else:
+        key = ("partial_pooling", prior, sampler, J)
+        idata, timing = _sampling.sample(key, _build(prior), data, sampler=sampler, draws=draws, tune=tune,
+                                         chains=chains, seed=seed)
     post = idata.posterior
     mu = post["mu"].values                                              # (chains, draws)
     tau = post["tau"].values
