@@ -451,15 +451,22 @@ def run_demo(out: str | Path, *, seed: int | None = None, countries: int | None 
         "seconds": sum(r["seconds"] for r in records),
     }
     if sim is not None:
+        from . import disclosure
+        from .pipeline import published_counts
+
         raw = sim.raw
+        # counts as the publication gate allows (a withdrawn total minus the published cells would give
+        # suppressed cells back); the exclusions go with the total (records read - excluded = total)
+        counts = published_counts(disclosure.Gate.for_survey(sim.data))
         summary["survey"] = {
             "raw_fingerprint": sim.fingerprint,
             "data_fingerprint": sim.data.fingerprint,
             "simulate_options": sim.options,
             "countries": int(raw["country"].nunique()),
-            "respondents": {str(k): int(v) for k, v in raw.groupby("group").size().items()},
+            "respondents": counts["respondents_by_group"],
             "iterations": sorted(int(i) for i in raw["iteration"].unique()),
-            "exclusions": int(len(sim.data.exclusions)),
+            "exclusions": None if counts["respondents"] is None else int(len(sim.data.exclusions)),
+            "withheld": counts["withheld"],
         }
     if ctx.state.get("analysis") is not None:
         summary["analysis"] = ctx.state["analysis"].summary   # the analysis steps and their times

@@ -39,7 +39,8 @@ import pandas as pd
 from .errors import CipsError, DataError, Problem
 from .results import Provenance, Result, resolve_seed, to_jsonable
 
-__all__ = ["analyze", "reproduce", "Analysis", "Reproduction", "ANALYSIS_STEPS", "choose_estimator"]
+__all__ = ["analyze", "reproduce", "Analysis", "Reproduction", "ANALYSIS_STEPS", "choose_estimator",
+           "published_counts"]
 
 #: The analysis steps in order (``load`` and ``report`` always run).
 ANALYSIS_STEPS = ("load", "weighting", "reliability", "cfa", "invariance", "indicators", "gap", "drift", "change",
@@ -151,6 +152,61 @@ def _support(table: pd.DataFrame | None) -> pd.DataFrame | None:
                                      value=str(t.loc[i, "supported"])) for i in t.index[bad][:20]])
         t["supported"] = words.map(m).astype(bool)
     return t
+
+
+def published_counts(gate: Any) -> dict:
+    """The respondent counts a summary may publish, as the disclosure gate allows.
+
+    A total over cells is published only when the gate says so
+    (:meth:`cips_stats.disclosure.Gate.total_published`): a total that no
+    complementary suppression could protect is withheld, because the total
+    minus the published cells would give the suppressed cells back.  The sum
+    of the *published* cells is always safe (a reader can add them up).
+
+    Parameters
+    ----------
+    gate : cips_stats.disclosure.Gate
+        The gate of the survey (:meth:`~cips_stats.disclosure.Gate.for_survey`).
+
+    Returns
+    -------
+    dict
+        ``respondents`` (the total, or ``None`` when withheld),
+        ``respondents_by_group`` (group → total or ``None``),
+        ``respondents_in_published_cells``, ``cells``, ``cells_suppressed`` and
+        ``withheld`` (a sentence per withheld total).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from cips_stats import disclosure
+    >>> cells = pd.DataFrame({"country": ["A", "B", "A", "B"], "iteration": 1,
+    ...                       "group": ["o", "o", "p", "p"], "n": [40, 50, 1, 2]})
+    >>> c = published_counts(disclosure.Gate.from_cells(cells))
+    >>> c["respondents"], c["respondents_by_group"], c["respondents_in_published_cells"]
+    (None, {'o': 90, 'p': None}, 90)
+    """
+    cells = gate.cells
+    if cells is None:
+        return {"respondents": None, "respondents_by_group": {}, "respondents_in_published_cells": None,
+                "cells": 0, "cells_suppressed": 0, "withheld": []}
+    n = pd.to_numeric(cells["n"], errors="coerce").fillna(0).astype(int)
+    sup = cells["suppressed"].to_numpy(dtype=bool)
+    withheld = []
+
+    def total(name: str, mask: Any, what: str) -> int | None:
+        if gate.total_published(name):
+            return int(n[mask].sum())
+        withheld.append(f"{what}: withheld by disclosure control (with the published cells it would reveal "
+                        f"cells below the minimum size of {gate.min_n}).")
+        return None
+
+    grp = cells["group"].astype(str)
+    return {"respondents": total("total", slice(None), "respondents"),
+            "respondents_by_group": {g: total(f"group={g}", (grp == g).to_numpy(), f"respondents ({g})")
+                                     for g in pd.unique(grp)},
+            "respondents_in_published_cells": int(n[~sup].sum()),
+            "cells": int(len(cells)), "cells_suppressed": int(sup.sum()), "withheld": withheld}
 
 
 def _source(value: Any) -> dict | None:
@@ -301,10 +357,14 @@ def analyze(source: Any, *, instrument: Any = None, support: Any = None, margins
     sup = _support(_read_table(support, "support"))
     tgt = _read_table(targets, "targets")
     mar = _read_table(margins, "margins")
-    if key_file is not None and key is None:
-        from . import disclosure
+    from . import disclosure
 
+    if key_file is not None and key is None:
         key = disclosure.read_key(key_file)
+    if anonymise and key is None:
+        key = disclosure.new_key()      # one key for the report and the summary (never written)
+    # the publication gate of everything this function writes besides the report (summary, results)
+    gate = disclosure.Gate.for_survey(data, min_n=min_cell, key=key, anonymise=anonymise)
     est = choose_estimator(data.instrument, estimator)
 
     if mar is not None and "weighting" in wanted:
@@ -360,18 +420,23 @@ def analyze(source: Any, *, instrument: Any = None, support: Any = None, margins
         "provenance": prov.to_dict(), "data_fingerprint": data.fingerprint,
         "report": "report/report.json", "tables": sorted(f for f in (rep.files if rep else ()) if f.endswith(".csv")),
     }
+    counts = published_counts(gate)
     summary = {
         "kind": "AnalysisSummary", "ok": all(r["ok"] for r in records) and (rep is not None and rep.ok),
         "out": str(out), "seed": seed, "estimator": est,
-        "respondents": int(len(data.frame)), "countries": int(data.frame["country"].nunique()),
+        "respondents": counts["respondents"], "countries": int(data.frame["country"].nunique()),
         "groups": list(map(str, data.groups)), "iterations": [str(i) for i in data.iterations],
-        "steps": [{**r, "seconds": round(r["seconds"], 4)} for r in records],
+        "counts": counts,
+        # step errors through the gate: names coded, messages about suppressed cells redacted
+        "steps": [{**r, "seconds": round(r["seconds"], 4), "error": gate.message(r["error"])} for r in records],
         "sections": {} if rep is None else {k: {"ok": v["ok"], "error": v["error"], "seconds": round(v["seconds"], 4)}
                                             for k, v in rep.sections.items()},
         "failures": {} if rep is None else dict(rep.failures),
         "report": None if rep is None else str(Path(rep.index)),
         "seconds": time.perf_counter() - t_all,
     }
+    # results.json holds no count and no message (paths, options and hashes: what reproduce needs); the
+    # summary's counts and step errors came through the gate above
     _out.write_json(folder.path("results.json"), to_jsonable(results_doc))
     _out.write_json(folder.path("summary.json"), to_jsonable(summary))
     folder.record([f"report/{f}" for f in (rep.files if rep else ())] + ([f"report/{_out.MANIFEST}"] if rep else []))
