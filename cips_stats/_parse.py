@@ -123,6 +123,33 @@ def _plain(values: list, pattern: str) -> np.ndarray:
     return out
 
 
+def _each(values: list, todo: np.ndarray, one: Callable[[str, dict], Any], out: np.ndarray) -> Parsed:
+    """Parse the values marked ``todo`` one by one into ``out`` (the others are already in it).
+
+    ``None`` is blank; text is cleaned (:func:`clean_text`) and given to ``one(text, found)``, which
+    returns ``(value, bad)``, or None for a blank, and adds its conversions to ``found``; each
+    conversion becomes a note of its rule on that value.
+    """
+    k = len(values)
+    blank = np.zeros(k, dtype=bool)
+    bad = np.zeros(k, dtype=bool)
+    notes: dict[str, np.ndarray] = {}
+    for j in np.flatnonzero(todo).tolist():
+        v = values[j]
+        if v is None:
+            blank[j] = True
+            continue
+        found: dict[str, str] = {}
+        res = one(clean_text(v, found), found)
+        if res is None:
+            blank[j] = True
+        else:
+            out[j], bad[j] = res
+        for rule, why in found.items():
+            notes.setdefault(rule, np.full(k, None, dtype=object))[j] = why
+    return Parsed(out, blank, bad, notes)
+
+
 def parse_number_values(values: list, decimal: str = ".", labels: Mapping[str, tuple[int, str]] | None = None
                         ) -> Parsed:
     """Parse text values (str or None = blank) as numbers; see :func:`parse_numbers`.
@@ -132,38 +159,27 @@ def parse_number_values(values: list, decimal: str = ".", labels: Mapping[str, t
     """
     k = len(values)
     num = np.full(k, np.nan)
-    blank = np.zeros(k, dtype=bool)
-    bad = np.zeros(k, dtype=bool)
-    notes: dict[str, np.ndarray] = {}
     mark = re.escape(decimal)
     plain = _plain(values, rf"-?(?:0|[1-9][0-9]*)(?:{mark}[0-9]+)?") if k > 64 else np.zeros(k, dtype=bool)
     if plain.any():
         text = pd.Series(values, dtype=object)[plain].astype(str)
         num[plain] = (text if decimal == "." else text.str.replace(decimal, ".", regex=False)).astype(float)
-    for j in np.flatnonzero(~plain).tolist():
-        v = values[j]
-        if v is None:
-            blank[j] = True
-            continue
-        found: dict[str, str] = {}
-        t = clean_text(v, found)
+
+    def one(t: str, found: dict[str, str]) -> tuple[float, bool] | None:
         if t == "":
-            blank[j] = True
-        else:
-            x = _number(t, decimal, found)
-            if x is None and labels:
-                hit = labels.get(label_key(t))
-                if hit is not None:
-                    x = float(hit[0])
-                    found["code_label"] = f"The label {t!r} read as code {hit[0]} ({hit[1]!r})."
-            if x is None:
-                bad[j] = True
-                found.pop("number_format", None)
-            else:
-                num[j] = x
-        for rule, why in found.items():
-            notes.setdefault(rule, np.full(k, None, dtype=object))[j] = why
-    return Parsed(num, blank, bad, notes)
+            return None
+        x = _number(t, decimal, found)
+        if x is None and labels:
+            hit = labels.get(label_key(t))
+            if hit is not None:
+                x = float(hit[0])
+                found["code_label"] = f"The label {t!r} read as code {hit[0]} ({hit[1]!r})."
+        if x is None:
+            found.pop("number_format", None)
+            return np.nan, True
+        return x, False
+
+    return _each(values, ~plain, one, num)
 
 
 def _number(t: str, decimal: str, found: dict[str, str]) -> float | None:
@@ -190,20 +206,12 @@ def parse_label_values(values: list) -> Parsed:
     """
     k = len(values)
     out = np.full(k, None, dtype=object)
-    blank = np.zeros(k, dtype=bool)
-    bad = np.zeros(k, dtype=bool)
-    notes: dict[str, np.ndarray] = {}
     plain = _plain(values, r"[!-~](?:[ -~]*[!-~])?") if k > 64 else np.zeros(k, dtype=bool)
     if plain.any():
         plain &= ~_plain(values, _WHOLE_FLOAT_RE.pattern)
         out[plain] = np.asarray(values, dtype=object)[plain]
-    for j in np.flatnonzero(~plain).tolist():
-        v = values[j]
-        if v is None:
-            blank[j] = True
-            continue
-        found: dict[str, str] = {}
-        t = clean_text(v, found)
+
+    def one(t: str, found: dict[str, str]) -> tuple[str | None, bool] | None:
         nfc = unicodedata.normalize("NFC", t)
         if nfc != t:
             found["text_unicode"] = "Text normalised to Unicode NFC (composed characters)."
@@ -212,14 +220,9 @@ def parse_label_values(values: list) -> Parsed:
         if m:
             found["number_format"] = f"The text {t!r} read as {m.group(1)!r} (a whole number with a zero fraction)."
             t = m.group(1)
-        if t == "":
-            blank[j] = True
-        else:
-            out[j] = t
-            bad[j] = _CONTROL_RE.search(t) is not None
-        for rule, why in found.items():
-            notes.setdefault(rule, np.full(k, None, dtype=object))[j] = why
-    return Parsed(out, blank, bad, notes)
+        return None if t == "" else (t, _CONTROL_RE.search(t) is not None)
+
+    return _each(values, ~plain, one, out)
 
 
 def distinct(s: pd.Series) -> tuple[np.ndarray, Any] | None:
@@ -245,6 +248,13 @@ def by_distinct(s: pd.Series, parse: Callable[[list], Parsed], known: tuple | No
     return parse(values).take(np.where(codes < 0, len(uniq), codes.astype(np.int64)))
 
 
+def _text_codes(s: pd.Series, known: tuple | None) -> tuple[np.ndarray, Any] | None:
+    """``known``, or the :func:`distinct` values of a text-like column (None for other columns)."""
+    if known is None and (isinstance(s.dtype, (pd.StringDtype, pd.CategoricalDtype)) or s.dtype == object):
+        return distinct(s)
+    return known
+
+
 def is_blank_scalar(v: Any) -> bool:
     if v is None or v is pd.NA or v is pd.NaT:
         return True
@@ -268,13 +278,11 @@ def parse_numbers(s: pd.Series, known: tuple | None = None, decimal: str = ".",
     >>> p.value.tolist()[:5], p.bad.tolist()[5], sorted(p.notes)
     ([4.0, 4.0, 4.0, 4.0, 4.0], True, ['number_format', 'text_whitespace'])
     """
-    n = len(s)
-    dt = s.dtype
-    false = np.zeros(n, dtype=bool)
-    if known is None and (isinstance(dt, (pd.StringDtype, pd.CategoricalDtype)) or dt == object):
-        known = distinct(s)
+    known = _text_codes(s, known)
     if known is not None:
         return by_distinct(s, lambda vals: parse_number_values(vals, decimal, labels), known)
+    n, dt = len(s), s.dtype
+    false = np.zeros(n, dtype=bool)
     if pd.api.types.is_bool_dtype(dt) or pd.api.types.is_complex_dtype(dt):  # not codes (never the real part)
         blank = s.isna().to_numpy()
         return Parsed(np.full(n, np.nan), blank, ~blank)
@@ -325,13 +333,11 @@ def parse_labels(s: pd.Series, known: tuple | None = None) -> Parsed:
     >>> p.value.tolist(), sorted(p.notes)
     (['NL', 'NL', 'NL', '3', None], ['text_invisible', 'text_whitespace'])
     """
-    n = len(s)
-    dt = s.dtype
-    false = np.zeros(n, dtype=bool)
-    if known is None and (isinstance(dt, (pd.StringDtype, pd.CategoricalDtype)) or dt == object):
-        known = distinct(s)
+    known = _text_codes(s, known)
     if known is not None:
         return by_distinct(s, parse_label_values, known)
+    n, dt = len(s), s.dtype
+    false = np.zeros(n, dtype=bool)
     if pd.api.types.is_bool_dtype(dt):
         vals = s.astype(object).to_numpy()
         out = np.array([None if pd.isna(v) else str(v) for v in vals], dtype=object)

@@ -630,6 +630,7 @@ def _is_blank(v) -> bool:
 
 _INVISIBLE = "\u00ad\u200b\u200c\u200d\u200e\u200f\u2060\ufeff"
 _ASCII_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+_PLAIN_NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?")     # read as a number without a record
 
 
 def _code(v, inst: cs.Instrument | None = None):
@@ -689,6 +690,21 @@ def assert_accounted(raw: pd.DataFrame, data: cs.SurveyData, inst: cs.Instrument
                 assert c is not None and c in inst.scale.codes, (r, it.id, v)
                 assert out == (inst.scale.points + 1 - c if it.reverse else c)
                 assert (r, it.id) not in val_ex
+    # every used value whose text is not a plain number (or plain text) was converted with a record
+    co = data.coercions
+    coerced = set(zip(co["row"].astype(int), co["column"]))
+    frame_cols = {"respondent_id", "country", "group", "iteration", "weight",
+                  *[d.name for d in inst.demographics], *inst.item_ids}
+    for k, r in enumerate(used):
+        for c in frame_cols & set(cols):
+            v = raw.iloc[r - 1, cols.index(c)]
+            if not isinstance(v, str) or _is_blank(v) or (r, c) in val_ex:
+                continue
+            out = data.frame[c].iloc[k]
+            if _PLAIN_NUMBER.fullmatch(v) or (c not in inst.item_ids and c not in ("iteration", "weight")
+                                                 and out == v):
+                continue                    # a plain number, or text kept exactly as written
+            assert (r, c) in coerced, (r, c, v, out)
     for c in cols:
         known = c in inst.item_ids or c in csd._REQUIRED or c in ("weight", "stratum", "cluster") or \
             c in [d.name for d in inst.demographics]
@@ -733,7 +749,13 @@ BAD_VALUES = [7, 0, -1, 4.5, "abc", " 3 ", "", None, float("inf"), float("nan"),
               "\u0664", "\uff14", "\u0967", "+3", "-2", "3e0", ".3e1", "1E0", "3\u200b", "\u200b", "\ufeff2",
               "2\u00ad", "agree", "Dont_Know", "C\x92te", "Cura\u0327ao",
               # nested values and formula strings
-              [1, 2], {"a": 1}, (3,), "=1+1", "@x", "-x", "+", "'=1", "\t3", "=HYPERLINK(\"x\")"]
+              [1, 2], {"a": 1}, (3,), "=1+1", "@x", "-x", "+", "'=1", "\t3", "=HYPERLINK(\"x\")",
+              # more of each class: Unicode minus, superscript, no-break and thin spaces, underscores,
+              # hex, words Python's float() reads, overflow, bytes, arrays, sets, dates, formulas
+              "\u22123", "\u00b3", "3\u00a0", "\u20092", "1_0", "0x3", "nan", "Infinity", "3.", "1e400",
+              "\u0663\u0664", "\U0001d7d1", "\u2066" + "2", "2\u2063", "\u034f", b"3", np.array([1, 2]),
+              {1, 2}, frozenset(), pd.Timestamp("2020-01-01"), "=3", "=SUM(A1:A2)", "@SUM(1)", "\r2", "+-2",
+              "--2", "0003.50", "-0", "1E+0", "NaN", "N/A", "\u00bd"]
 
 
 @st.composite
