@@ -16,11 +16,16 @@ import pandas as pd
 import pytest
 
 import cips_stats as cs
-from cips_stats.errors import CipsError, DataError
+from cips_stats.errors import CipsError, CipsWarning, DataError, SmallCellWarning
 from cips_stats.replicates import rao_wu_scale, rao_wu_weights
 from cips_stats.scores import respondent_scores
 
 KEYS = ["country", "iteration", "group"]
+
+# The small simulated surveys here have cells below the precision minimum: indicators warns
+# (SmallCellWarning) on every call.  The warning itself is tested in test_precision_rules and
+# test_small_cells_warn_once_per_kind; elsewhere it is expected noise.
+pytestmark = pytest.mark.filterwarnings("ignore::cips_stats.errors.SmallCellWarning")
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +106,7 @@ def test_replicates_equal_definition_general_path(clustered):
     np.testing.assert_allclose(res.replicates, ref, rtol=2e-6, atol=2e-6)
 
 
+@pytest.mark.filterwarnings("ignore::cips_stats.errors.NumericalWarning")     # tiny domain cells
 def test_domains_resample_within_the_design_strata(sim):
     res = cs.estimate.indicators(sim.data, by=("country", "iteration", "group", "gender"), n_boot=100, seed=4,
                                  min_n=0)
@@ -167,7 +173,12 @@ def test_bootstrap_se_agrees_with_linearization(sim):
 
 
 def test_precision_rules(sim):
-    res = cs.estimate.indicators(sim.data, n_boot=100, seed=1, min_n=60, cv_suppress=0.025, cv_caution=0.02)
+    with pytest.warns(SmallCellWarning) as caught:
+        res = cs.estimate.indicators(sim.data, n_boot=100, seed=1, min_n=60, cv_suppress=0.025, cv_caution=0.02)
+    # one warning per kind of condition, each naming its number of cells, as the flags
+    messages = sorted(str(w.message).rsplit(" [", 1)[0] for w in caught if issubclass(w.category, SmallCellWarning))
+    assert messages == sorted(f.message for f in res.flags if f.code in ("small_cell", "high_cv", "caution_cv"))
+    assert len(messages) == 3
     t = res.table
     small = t["n"] < 60
     high = t["cv"] > 0.025
@@ -340,3 +351,24 @@ def test_singleton_strata_fail_or_are_taken_with_certainty(sim):
     assert np.all(rw[:, first] == f.loc[first, "weight"].to_numpy())
     ref = _definitional_replicates(d, rw, KEYS)
     np.testing.assert_allclose(res.replicates, ref, rtol=2e-6, atol=2e-6)
+
+
+def test_small_cells_warn_once_per_kind_and_a_clean_survey_does_not_warn():
+    import warnings
+
+    small = cs.simulate(seed=1, n_countries=3, n_repeat=2, small_cells=True).data
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = cs.estimate.indicators(small, n_boot=100, seed=2)
+    cells = [w for w in caught if issubclass(w.category, SmallCellWarning)]
+    flag = next(f for f in res.flags if f.code == "small_cell")
+    assert len([w for w in cells if "fewer than 30" in str(w.message)]) == 1     # once per call, with the count
+    assert str(flag.where["n"]) in flag.message and flag.where["n"] == int(
+        (res.table["n"].between(1, 29) & res.table["flags"].str.contains("small_n")).sum())
+    assert all(w.filename == __file__ for w in caught)          # points at the caller, not the package
+    clean = cs.simulate(seed=1, n_countries=3, n_repeat=2).data
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = cs.estimate.indicators(clean, n_boot=100, seed=2)
+    assert not [w for w in caught if issubclass(w.category, CipsWarning)]
+    assert not {"small_cell", "high_cv", "no_data"} & {f.code for f in out.flags}

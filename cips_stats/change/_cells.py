@@ -224,7 +224,7 @@ def cell_changes(indicators: Any, *, ci: float = 0.95, fdr: str = "bh", signific
     Examples
     --------
     >>> import cips_stats as cs
-    >>> sim = cs.simulate(seed=1, n_countries=3, n_repeat=2, n_officials=60, n_private=40)
+    >>> sim = cs.simulate(seed=1, n_countries=3, n_repeat=2, n_officials=70, n_private=50)
     >>> ind = cs.estimate.indicators(sim.data, n_boot=200, seed=1)
     >>> ch = cs.change.cell_changes(ind)
     >>> ch.table.columns[:5].tolist()

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .. import thresholds as _th
-from ..errors import CipsError, DataError, Flag, Problem
+from ..errors import CipsError, DataError, Flag, NumericalWarning, Problem, SmallCellWarning, emit
 from ..results import Provenance, Result, resolve_seed
 from ..scores import STATISTICS, respondent_scores
 from .design import Design, design_of
@@ -660,26 +660,34 @@ def _precision(fs: _FullSample, iv: dict, est_flat: np.ndarray, min_n: int, cv_s
 
 def _result_flags(m: dict, iv: dict, kept: np.ndarray, cells: _Cells, by: tuple, fids: tuple, min_n: int,
                   cv_suppress: float, cv_caution: float) -> list[Flag]:
+    """One flag per kind of cell condition (with the cells and their count), each also emitted once as a warning.
+
+    Cells below the precision minimum, suppressed for their CV, without data or only "use
+    with caution" warn with :class:`~cips_stats.errors.SmallCellWarning`; replicate troubles
+    with :class:`~cips_stats.errors.NumericalWarning`.
+    """
     F = len(fids)
     flags = []
-    for code, mask, sev, msg in (
+    for code, mask, sev, msg, category in (
         ("small_cell", m["small"] & kept & ~m["no_data"], "warning", f"cells with fewer than {min_n} scored "
-         "respondents are suppressed"),
-        ("high_cv", m["high"] & kept, "warning", f"cells with CV above {cv_suppress:.1%} are suppressed"),
+         "respondents are suppressed", SmallCellWarning),
+        ("high_cv", m["high"] & kept, "warning", f"cells with CV above {cv_suppress:.1%} are suppressed",
+         SmallCellWarning),
         ("caution_cv", m["caution"] & kept, "caution", f"cells with CV between {cv_caution:.1%} and "
-         f"{cv_suppress:.1%}: use with caution"),
-        ("no_data", m["no_data"] & kept, "warning", "cells without any scored respondent"),
+         f"{cv_suppress:.1%}: use with caution", SmallCellWarning),
+        ("no_data", m["no_data"] & kept, "warning", "cells without any scored respondent", SmallCellWarning),
         ("nan_replicates", (iv["n_nan"] > 0) & kept & ~m["no_data"], "caution", "some replicates drew no scored "
-         "respondent of a cell and were left out of its SE and CI"),
+         "respondent of a cell and were left out of its SE and CI", NumericalWarning),
         ("bca_undefined", iv["bca_undefined"] & kept, "warning", "BCa interval undefined (all replicates on "
-         "one side of the estimate)"),
+         "one side of the estimate)", NumericalWarning),
     ):
         if mask.any():
             idx = np.flatnonzero(mask)
             where = {"cells": [dict(zip(list(by) + ["factor"], [*(_py(v) for v in cells.keys.iloc[i // F]),
                                                                  fids[i % F]])) for i in idx[:200]],
                      "n": int(idx.size)}
-            flags.append(Flag(code, f"{idx.size} {msg}.", sev, where))
+            flags.append(emit(Flag(code, f"{idx.size} {msg} (see the flags column).", sev, where), category,
+                              stacklevel=4))
     return flags
 
 
@@ -777,7 +785,12 @@ def indicators(data: Any, *, by: Sequence[str] = _KEYS, statistic: str = "mean_0
     --------
     >>> import cips_stats as cs
     >>> sim = cs.simulate(seed=1, n_countries=2, n_repeat=1, n_officials=60, n_private=40)
-    >>> res = cs.estimate.indicators(sim.data, n_boot=200, seed=1, min_n=45)
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:     # cells under 45 respondents warn
+    ...     warnings.simplefilter("always")
+    ...     res = cs.estimate.indicators(sim.data, n_boot=200, seed=1, min_n=45)
+    >>> sorted({w.category.__name__ for w in caught})
+    ['SmallCellWarning']
     >>> t = res.table
     >>> bool((t["ci_low"] < t["estimate"]).all() and (t["estimate"] < t["ci_high"]).all())
     True
