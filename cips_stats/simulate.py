@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import itertools
 import types
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 import numpy as np
@@ -414,14 +414,122 @@ def _plant_small_cells(raw: pd.DataFrame, truth: dict, inst: Instrument) -> tupl
 
 
 # --------------------------------------------------------------------------------------- generator
+# The generator draws from one ``numpy.random.Generator`` in a fixed order; every function below that
+# takes ``rng`` says what it draws. The order of the calls in :func:`_generate` and
+# :func:`_simulate_group` (and the shapes of the draws) is part of the bit-for-bit reproducibility
+# promised by :func:`simulate`: reordering them changes every survey (tests/test_simulate.py pins it).
+@dataclass(frozen=True, eq=False)
+class _Design:
+    """The countries and country-iterations ("ct": every country at t=1, the repeated ones at t=2)."""
+
+    countries: np.ndarray                       # (C,) codes C01, C02, ...
+    repeated: np.ndarray                        # (C,) bool: surveyed again at iteration 2
+    ct_country: np.ndarray                      # (CT,) country index of each country-iteration
+    ct_iter: np.ndarray                         # (CT,) its iteration, 1 or 2
+    jump: np.ndarray | None = None              # (C,) bool: officials' leadership share jumps at t=2
+    size_country: np.ndarray | None = None      # (C,) standard-normal country factor of the sample sizes
+    pop_size_country: np.ndarray | None = None  # (C,) lognormal country factor of the population sizes
+
+    @property
+    def is_t2(self) -> np.ndarray:
+        return self.ct_iter == 2
+
+
+@dataclass(frozen=True, eq=False)
+class _Measurement:
+    """The measurement model (shared by groups and iterations: invariance holds)."""
+
+    item_f: np.ndarray  # (J,) factor index of each item
+    lam: np.ndarray     # (J,) loadings
+    psi: np.ndarray     # (J,) residual variances 1 - lambda^2
+    tau: np.ndarray     # (J, P-1) ordered thresholds
+    Phi: np.ndarray     # (F, F) correlation matrix of the latent key factors
+    L: np.ndarray       # (F, F) its Cholesky factor
+
+
+@dataclass(frozen=True, eq=False)
+class _Latent:
+    """Latent means ``mu[ct, g, f]`` and the components they are the sum of (latent SD units)."""
+
+    persistent: np.ndarray    # (C, F) country level + persistent country-factor deviation
+    transient: np.ndarray     # (CT, F) country-factor-iteration shock
+    group_offset: np.ndarray  # (G, F)
+    group_cell: np.ndarray    # (CT, G, F)
+    supported: np.ndarray     # (C, F) bool: supported (country, factor) pairs
+    drift_part: np.ndarray    # (CT, F) common change at t=2
+    support_part: np.ndarray  # (CT, F) extra change of supported pairs at t=2
+    mu: np.ndarray            # (CT, G, F)
+
+
+@dataclass(frozen=True, eq=False)
+class _GroupFrame:
+    """A respondent group, its demographics and every profile (combination of their categories)."""
+
+    gi: int
+    gid: str
+    demos: list
+    cats: list            # categories of each demographic (["all"] when it lists none)
+    profiles: np.ndarray  # (NP, D) category index of each demographic in each profile
+
+    @property
+    def leader_d(self) -> int | None:
+        return next((k for k, d in enumerate(self.demos) if d.name == "leadership" and "yes" in self.cats[k]), None)
+
+    @property
+    def gender_d(self) -> int | None:
+        return next((k for k, d in enumerate(self.demos) if d.name == "gender" and "female" in self.cats[k]), None)
+
+
+@dataclass(frozen=True, eq=False)
+class _Classes:
+    """Weighting classes: the combinations of the demographics that drive response."""
+
+    wvars: list              # indices of the propensity demographics
+    of_profile: np.ndarray   # (NP,) class of each profile
+    labels: list             # (NC,) "cat|cat" labels ("all" without propensity variables)
+
+
+@dataclass(frozen=True, eq=False)
+class _Sample:
+    """The drawn respondents of one group and their post-stratified weights."""
+
+    n_ct: np.ndarray     # (CT,) sample sizes
+    pop_n: np.ndarray    # (CT,) population sizes
+    ct_i: np.ndarray     # (N,) country-iteration of each respondent
+    prof_i: np.ndarray   # (N,) demographic profile of each respondent
+    w_i: np.ndarray      # (N,) survey weights (sum to n within ct)
+    pop_cls: np.ndarray  # (CT, NC) population share of each weighting class
+    cnt: np.ndarray      # (CT, NC) respondents per weighting class
+    wtab: np.ndarray     # (CT, NC) weight of each class
+
+
 def _generate(seed: int, inst: Instrument, o: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """Draw the raw respondent table and every truth table (the steps in their random-draw order)."""
     rng = np.random.default_rng(seed)
-    P = inst.scale.points
     factors = [f.id for f in inst.key_factors]
-    F = len(factors)
-    fpos = {f: i for i, f in enumerate(factors)}
     groups = list(inst.group_ids)
-    C, R = o["n_countries"], o["n_repeat"]
+    design = _design(rng, o["n_countries"], o["n_repeat"])
+    meas = _measurement_model(rng, inst, factors)
+    latent = _latent_means(rng, o, design, len(factors), len(groups))
+    design = _country_sizes(rng, o, design)
+
+    tables: dict[str, list] = {k: [] for k in ("composition", "margins", "weighting_classes", "propensities",
+                                                 "demo_effects", "sample_sizes", "latent_means",
+                                                 "indicators", "favourable")}
+    raw_parts = []
+    next_id = 1
+    for gi, gid in enumerate(groups):
+        part = _simulate_group(rng, inst, o, _group_frame(inst, gi, gid), design, meas, latent, factors, tables,
+                               next_id)
+        next_id += len(part[0])
+        raw_parts.append(part)
+    raw = _assemble_raw(raw_parts, inst)
+    truth = _truth_tables(tables, inst, factors, design, meas, latent, o, seed)
+    return raw, truth
+
+
+def _design(rng: np.random.Generator, C: int, R: int) -> _Design:
+    """Country codes and country-iterations; draws which ``R`` of the ``C`` countries are repeated."""
     width = max(2, len(str(C)))
     countries = np.array([f"C{i + 1:0{width}d}" for i in range(C)], dtype=object)
     repeated = np.zeros(C, dtype=bool)
@@ -429,22 +537,29 @@ def _generate(seed: int, inst: Instrument, o: dict[str, Any]) -> tuple[pd.DataFr
     # country-iterations: all countries at t=1, the repeated ones at t=2
     ct_country = np.concatenate([np.arange(C), np.flatnonzero(repeated)])
     ct_iter = np.concatenate([np.ones(C, dtype=int), np.full(R, 2, dtype=int)])
-    CT = len(ct_country)
+    return _Design(countries=countries, repeated=repeated, ct_country=ct_country, ct_iter=ct_iter)
 
-    # ---- measurement model (shared by groups and iterations: invariance holds)
+
+def _measurement_model(rng: np.random.Generator, inst: Instrument, factors: list[str]) -> _Measurement:
+    """Draw loadings, thresholds and the factor correlations (one-factor structure of the factors)."""
+    fpos = {f: i for i, f in enumerate(factors)}
     items = list(inst.items)
     J = len(items)
     item_f = np.array([fpos[it.factor] for it in items])
     lam = rng.uniform(0.50, 0.85, size=J)
     psi = 1.0 - lam ** 2
-    tau = _thresholds(rng, J, P)
-    fl = rng.uniform(0.58, 0.83, size=F)
+    tau = _thresholds(rng, J, inst.scale.points)
+    fl = rng.uniform(0.58, 0.83, size=len(factors))
     Phi = np.outer(fl, fl)
     np.fill_diagonal(Phi, 1.0)
     L = np.linalg.cholesky(Phi)
+    return _Measurement(item_f=item_f, lam=lam, psi=psi, tau=tau, Phi=Phi, L=L)
 
-    # ---- latent means mu[ct, g, f]
-    G = len(groups)
+
+def _latent_means(rng: np.random.Generator, o: dict[str, Any], design: _Design, F: int, G: int) -> _Latent:
+    """Draw the components of the latent means ``mu[ct, g, f]`` and the supported pairs."""
+    C, CT = len(design.countries), len(design.ct_country)
+    ct_country = design.ct_country
     country_level = rng.normal(0.0, o["country_sd"], size=C)
     persistent = country_level[:, None] + rng.normal(0.0, o["country_factor_sd"], size=(C, F))
     transient = rng.normal(0.0, o["transient_sd"], size=(CT, F))
@@ -452,6 +567,20 @@ def _generate(seed: int, inst: Instrument, o: dict[str, Any]) -> tuple[pd.DataFr
     group_offset = goff_mean[:, None] + rng.normal(0.0, 0.08, size=(G, F))
     group_cell = rng.normal(0.0, o["group_cell_sd"], size=(CT, G, F))
     t1_mean = persistent + transient[:C]  # country-level iteration-1 latent mean (groups pooled)
+    supported = _supported_pairs(rng, o, t1_mean)
+    is_t2 = design.is_t2
+    drift_part = np.where(is_t2[:, None], o["drift"], 0.0) * np.ones((1, F))
+    support_part = np.where(is_t2[:, None], o["support_effect"] * supported[ct_country], 0.0)
+    mu = (persistent[ct_country][:, None, :] + transient[:, None, :] + group_offset[None, :, :]
+          + group_cell + drift_part[:, None, :] + support_part[:, None, :])
+    return _Latent(persistent=persistent, transient=transient, group_offset=group_offset, group_cell=group_cell,
+                   supported=supported, drift_part=drift_part, support_part=support_part, mu=mu)
+
+
+def _supported_pairs(rng: np.random.Generator, o: dict[str, Any], t1_mean: np.ndarray) -> np.ndarray:
+    """(C, F) supported pairs: ``support_share`` of each country's factors, at random (one (C, F) uniform
+    draw) or the lowest iteration-1 latent means (``selection="baseline"``, no draw)."""
+    C, F = t1_mean.shape
     k_sup = int(round(o["support_share"] * F))
     supported = np.zeros((C, F), dtype=bool)
     if k_sup > 0:
@@ -461,241 +590,354 @@ def _generate(seed: int, inst: Instrument, o: dict[str, Any]) -> tuple[pd.DataFr
             order = np.argsort(t1_mean, axis=1, kind="stable")
         rows = np.repeat(np.arange(C), k_sup)
         supported[rows, order[:, :k_sup].ravel()] = True
-    is_t2 = (ct_iter == 2)
-    drift_part = np.where(is_t2[:, None], o["drift"], 0.0) * np.ones((1, F))
-    support_part = np.where(is_t2[:, None], o["support_effect"] * supported[ct_country], 0.0)
-    mu = (persistent[ct_country][:, None, :] + transient[:, None, :] + group_offset[None, :, :]
-          + group_cell + drift_part[:, None, :] + support_part[:, None, :])
+    return supported
 
-    # ---- population composition per (ct, group), response propensities, sample sizes
+
+def _country_sizes(rng: np.random.Generator, o: dict[str, Any], design: _Design) -> _Design:
+    """Draw the countries whose leadership share jumps and the country factors of the sample and
+    population sizes; returns the design with them."""
+    C, R = len(design.countries), o["n_repeat"]
     jump = np.zeros(C, dtype=bool)
-    rep_idx = np.flatnonzero(repeated)
+    rep_idx = np.flatnonzero(design.repeated)
     n_jump = int(round(o["jump_share"] * R))
     if n_jump:
         jump[rng.choice(rep_idx, size=n_jump, replace=False)] = True
     size_country = rng.normal(0.0, 1.0, size=C)
     pop_size_country = rng.lognormal(0.0, 0.8, size=C)
-    group_means = {gid: (o["n_officials"] if gi == 0 else o["n_private"]) for gi, gid in enumerate(groups)}
+    return replace(design, jump=jump, size_country=size_country, pop_size_country=pop_size_country)
 
-    tables: dict[str, list] = {k: [] for k in ("composition", "margins", "weighting_classes", "propensities",
-                                                 "demo_effects", "sample_sizes", "latent_means",
-                                                 "indicators", "favourable")}
-    raw_parts = []
-    next_id = 1
-    fav_codes = np.array(inst.scale.favourable)
-    for gi, gid in enumerate(groups):
-        demos = list(inst.demographics_for(gid))
-        cats = [list(d.categories) or ["all"] for d in demos]
-        D = len(demos)
-        profiles = (np.zeros((1, 0), dtype=int) if D == 0 else
-                    np.array(list(itertools.product(*[range(len(c)) for c in cats])), dtype=int).reshape(-1, D))
-        NP = len(profiles)
-        # margins per demographic: (C, K) at t=1, then iteration 2 around it, in ct order
-        leader_d = next((k for k, d in enumerate(demos) if d.name == "leadership" and "yes" in cats[k]), None)
-        gender_d = next((k for k, d in enumerate(demos) if d.name == "gender" and "female" in cats[k]), None)
-        margs = []
-        for k, d in enumerate(demos):
-            mean_map = _MARGIN_MEANS.get((gid, d.name))
-            mean = np.array([mean_map.get(c, 1.0) for c in cats[k]]) if mean_map else np.ones(len(cats[k]))
-            mean = mean / mean.sum()
-            m1 = _dirichlet_rows(rng, mean, _MARGIN_CONCENTRATION, C)
-            m2 = (np.vstack([_dirichlet_rows(rng, m1[c], _ITERATION_CONCENTRATION, 1)[0] for c in rep_idx])
-                  if R else np.zeros((0, len(mean))))
-            marg = np.vstack([m1, m2])
-            if k == leader_d:
-                yes = cats[k].index("yes")
-                share = np.where(is_t2 & jump[ct_country], np.minimum(marg[:, yes] * _JUMP_FACTOR, 0.6),
-                                 marg[:, yes])
-                rest = marg.copy()
-                rest[:, yes] = 0.0
-                rest = rest / rest.sum(axis=1, keepdims=True) * (1.0 - share)[:, None]
-                rest[:, yes] = share
-                marg = rest
-            margs.append(marg)
-        joint = np.ones((CT, NP))
-        for k in range(D):
-            if k == leader_d and gender_d is not None:
-                continue
-            joint *= margs[k][:, profiles[:, k]]
-        if leader_d is not None and gender_d is not None:
-            # leaders are rarer among women: P(yes | female) = r * P(yes | male), overall share kept:
-            # s = f r s_m + (1 - f) s_m  =>  s_m = s / (1 - f + f r)
-            yes = cats[leader_d].index("yes")
-            share = margs[leader_d][:, yes]
-            female_share = margs[gender_d][:, cats[gender_d].index("female")]
-            s_m = share / (1.0 - female_share + female_share * _FEMALE_LEADER_RATIO)
-            is_f = profiles[:, gender_d] == cats[gender_d].index("female")
-            p_yes = np.where(is_f[None, :], _FEMALE_LEADER_RATIO * s_m[:, None], s_m[:, None])
-            other = margs[leader_d] / np.maximum(1.0 - share, 1e-12)[:, None]  # non-"yes" split
-            is_yes = profiles[:, leader_d] == yes
-            joint *= np.where(is_yes[None, :], p_yes, (1.0 - p_yes) * other[:, profiles[:, leader_d]])
-        joint /= joint.sum(axis=1, keepdims=True)
 
-        # demographic effects delta[p, f] and propensities per profile
-        delta = np.zeros((NP, F))
-        prop = np.full(NP, _BASE_PROPENSITY.get(gid, 1.0))
-        wvars = []
-        for k, d in enumerate(demos):
-            eff_map = _DEMO_EFFECTS.get((gid, d.name))
-            if eff_map is not None:
-                base = np.array([eff_map.get(c, 0.0) for c in cats[k]])
-            else:
-                base = np.concatenate([[0.0], rng.normal(0.0, 0.1, size=len(cats[k]) - 1)])
-            eff = base[:, None] + np.where(base[:, None] != 0, rng.normal(0.0, 0.04, size=(len(cats[k]), F)), 0.0)
-            delta += eff[profiles[:, k]]
-            for ci, c in enumerate(cats[k]):
-                for fi, f in enumerate(factors):
-                    tables["demo_effects"].append((gid, d.name, c, f, float(eff[ci, fi])))
-            pmap = _PROPENSITY.get((gid, d.name))
-            if pmap is not None:
-                wvars.append(k)
-                rel = np.array([pmap.get(c, 1.0) for c in cats[k]])
-                prop *= rel[profiles[:, k]]
-                for ci, c in enumerate(cats[k]):
-                    tables["propensities"].append((gid, d.name, c, float(rel[ci])))
-        prop = np.minimum(prop, 1.0)
-        # weighting classes: combinations of the propensity variables
-        if wvars:
-            wcls_key = profiles[:, wvars]
-            ucls, cls_of_profile = np.unique(wcls_key, axis=0, return_inverse=True)
-            cls_of_profile = cls_of_profile.ravel()
+def _group_frame(inst: Instrument, gi: int, gid: str) -> _GroupFrame:
+    """The demographics of group ``gid`` and all their category combinations (no draw)."""
+    demos = list(inst.demographics_for(gid))
+    cats = [list(d.categories) or ["all"] for d in demos]
+    D = len(demos)
+    profiles = (np.zeros((1, 0), dtype=int) if D == 0 else
+                np.array(list(itertools.product(*[range(len(c)) for c in cats])), dtype=int).reshape(-1, D))
+    return _GroupFrame(gi=gi, gid=gid, demos=demos, cats=cats, profiles=profiles)
+
+
+def _simulate_group(rng: np.random.Generator, inst: Instrument, o: dict[str, Any], grp: _GroupFrame,
+                    design: _Design, meas: _Measurement, latent: _Latent, factors: list[str],
+                    tables: dict[str, list], next_id: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """Draw one respondent group: population, respondents, weights, answers; record its truth.
+
+    Returns the group's part of the raw table (respondent columns, item block); appends its rows
+    to ``tables``.
+    """
+    joint = _joint_composition(grp, _margins(rng, grp, design), len(design.ct_country))
+    delta, prop, wvars = _demographic_effects(rng, grp, factors, tables)
+    classes = _weighting_classes(grp, wvars)
+    sample = _draw_sample(rng, o, grp, design, joint, prop, classes)
+    # latent factors and item answers
+    g_items = [j for j, it in enumerate(inst.items) if grp.gid in it.groups]
+    m_i = latent.mu[sample.ct_i, grp.gi, :] + delta[sample.prof_i]
+    rawcode = _item_answers(rng, inst, meas, m_i, g_items)
+    rawcode = _item_missingness(rng, rawcode, inst, o)
+    part = _raw_part(inst, grp, design, sample, rawcode, g_items, next_id)
+    _true_indicators(tables, inst, grp, design, meas, latent.mu[:, grp.gi, :], delta, joint, g_items)
+    _cell_truth(tables, inst, grp, design, latent, factors, joint, delta, sample, classes)
+    return part
+
+
+def _margins(rng: np.random.Generator, grp: _GroupFrame, design: _Design) -> list[np.ndarray]:
+    """Population margins of each demographic of the group, (CT, K) in ct order.
+
+    Draws, per demographic, a Dirichlet around the mean shares for every country at t=1, then one
+    around each repeated country's t=1 margin for t=2. The leadership share of "jump" countries is
+    multiplied by 2.2 (at most 0.6) at t=2.
+    """
+    C = len(design.countries)
+    rep_idx = np.flatnonzero(design.repeated)
+    is_t2, jump, ct_country = design.is_t2, design.jump, design.ct_country
+    gid, cats = grp.gid, grp.cats
+    leader_d = grp.leader_d
+    margs = []
+    for k, d in enumerate(grp.demos):
+        mean_map = _MARGIN_MEANS.get((gid, d.name))
+        mean = np.array([mean_map.get(c, 1.0) for c in cats[k]]) if mean_map else np.ones(len(cats[k]))
+        mean = mean / mean.sum()
+        m1 = _dirichlet_rows(rng, mean, _MARGIN_CONCENTRATION, C)
+        m2 = (np.vstack([_dirichlet_rows(rng, m1[c], _ITERATION_CONCENTRATION, 1)[0] for c in rep_idx])
+              if len(rep_idx) else np.zeros((0, len(mean))))
+        marg = np.vstack([m1, m2])
+        if k == leader_d:
+            yes = cats[k].index("yes")
+            share = np.where(is_t2 & jump[ct_country], np.minimum(marg[:, yes] * _JUMP_FACTOR, 0.6),
+                             marg[:, yes])
+            rest = marg.copy()
+            rest[:, yes] = 0.0
+            rest = rest / rest.sum(axis=1, keepdims=True) * (1.0 - share)[:, None]
+            rest[:, yes] = share
+            marg = rest
+        margs.append(marg)
+    return margs
+
+
+def _joint_composition(grp: _GroupFrame, margs: list[np.ndarray], CT: int) -> np.ndarray:
+    """(CT, NP) population share of each profile: the product of the margins, with leadership
+    depending on gender when the group has both (no draw)."""
+    profiles, cats = grp.profiles, grp.cats
+    leader_d, gender_d = grp.leader_d, grp.gender_d
+    joint = np.ones((CT, len(profiles)))
+    for k in range(len(grp.demos)):
+        if k == leader_d and gender_d is not None:
+            continue
+        joint *= margs[k][:, profiles[:, k]]
+    if leader_d is not None and gender_d is not None:
+        # leaders are rarer among women: P(yes | female) = r * P(yes | male), overall share kept:
+        # s = f r s_m + (1 - f) s_m  =>  s_m = s / (1 - f + f r)
+        yes = cats[leader_d].index("yes")
+        share = margs[leader_d][:, yes]
+        female_share = margs[gender_d][:, cats[gender_d].index("female")]
+        s_m = share / (1.0 - female_share + female_share * _FEMALE_LEADER_RATIO)
+        is_f = profiles[:, gender_d] == cats[gender_d].index("female")
+        p_yes = np.where(is_f[None, :], _FEMALE_LEADER_RATIO * s_m[:, None], s_m[:, None])
+        other = margs[leader_d] / np.maximum(1.0 - share, 1e-12)[:, None]  # non-"yes" split
+        is_yes = profiles[:, leader_d] == yes
+        joint *= np.where(is_yes[None, :], p_yes, (1.0 - p_yes) * other[:, profiles[:, leader_d]])
+    joint /= joint.sum(axis=1, keepdims=True)
+    return joint
+
+
+def _demographic_effects(rng: np.random.Generator, grp: _GroupFrame, factors: list[str],
+                         tables: dict[str, list]) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Demographic effects ``delta[p, f]`` and response propensities of each profile.
+
+    Draws, per demographic, random base effects when it has no entry in ``_DEMO_EFFECTS``
+    (reference category 0), then a (K, F) normal of factor-specific deviations (kept only where the
+    base is non-zero). Returns ``delta`` (NP, F), the propensities (NP,) and the indices of the
+    demographics that drive response; appends ``demo_effects`` and ``propensities`` rows.
+    """
+    gid, cats, profiles = grp.gid, grp.cats, grp.profiles
+    NP, F = len(profiles), len(factors)
+    delta = np.zeros((NP, F))
+    prop = np.full(NP, _BASE_PROPENSITY.get(gid, 1.0))
+    wvars = []
+    for k, d in enumerate(grp.demos):
+        eff_map = _DEMO_EFFECTS.get((gid, d.name))
+        if eff_map is not None:
+            base = np.array([eff_map.get(c, 0.0) for c in cats[k]])
         else:
-            ucls = np.zeros((1, 0), dtype=int)
-            cls_of_profile = np.zeros(NP, dtype=int)
-        NC = len(ucls)
-        cls_labels = ["|".join(cats[wvars[q]][ucls[c, q]] for q in range(len(wvars))) or "all" for c in range(NC)]
-
-        # sample sizes per ct: lognormal around the group mean, mean kept at the target
-        mult = np.exp(o["size_sd"] * (0.8 * size_country[ct_country] + 0.6 * rng.normal(size=CT)))
-        mult /= mult.mean()
-        n_ct = np.maximum(np.rint(group_means[gid] * mult).astype(int), max(2, int(0.15 * group_means[gid])))
-        pop_n = np.rint(pop_size_country[ct_country] * (3000 if gi == 0 else 20000)
-                        * (1.0 + 0.03 * (ct_iter - 1))).astype(int)
-        pop_n = np.maximum(pop_n, n_ct * 2)
-        # respondents: profile drawn from pop * propensity (differential non-response)
-        q = joint * prop[None, :]
-        q /= q.sum(axis=1, keepdims=True)
-        ct_i = np.repeat(np.arange(CT), n_ct)
-        N = len(ct_i)
-        u = rng.random(N)
-        cq = np.cumsum(q, axis=1)
-        prof_i = np.minimum((u[:, None] > cq[ct_i]).sum(axis=1), NP - 1)
-        # weights = population share / sample share of the weighting class within ct
-        cls_i = cls_of_profile[prof_i]
-        pop_cls = np.zeros((CT, NC))
-        np.add.at(pop_cls, (slice(None), cls_of_profile), joint)
-        cnt = np.bincount(ct_i * NC + cls_i, minlength=CT * NC).reshape(CT, NC)
-        samp_share = cnt / n_ct[:, None]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            wtab = np.where(cnt > 0, pop_cls / samp_share, 0.0)
-        w_i = wtab[ct_i, cls_i]
-        # empty classes lose their share: rescale so weights sum to n within ct
-        wsum = np.bincount(ct_i, weights=w_i, minlength=CT)
-        w_i = w_i * (n_ct / wsum)[ct_i]
-        wtab = wtab * (n_ct / wsum)[:, None]
-
-        # latent factors and item answers
-        g_items = [j for j, it in enumerate(items) if gid in it.groups]
-        Jg = len(g_items)
-        m_i = mu[ct_i, gi, :] + delta[prof_i]
-        eta = m_i + rng.standard_normal((N, F)) @ L.T
-        lam_g, psi_g, tau_g, f_g = lam[g_items], psi[g_items], tau[g_items], item_f[g_items]
-        ystar = eta[:, f_g] * lam_g[None, :] + rng.standard_normal((N, Jg)) * np.sqrt(psi_g)[None, :]
-        code = np.ones((N, Jg), dtype=np.int8)
-        for k in range(P - 1):
-            code += (ystar > tau_g[None, :, k]).astype(np.int8)
-        rev = np.array([items[j].reverse for j in g_items])
-        rawcode = np.where(rev[None, :], P + 1 - code, code).astype(float)
-        # missingness: exchangeable across a respondent's items, independent of the answers
-        total_rate = o["item_nonresponse"] + o["dont_know"] + o["refused"]
-        r_i = np.minimum(rng.gamma(2.0, 0.5, size=N), min(8.0, 0.8 / max(total_rate, 1e-12)))
-        uu = rng.random((N, Jg))
-        pb = o["item_nonresponse"] * r_i[:, None]
-        pd_ = pb + o["dont_know"] * r_i[:, None]
-        pr_ = pd_ + o["refused"] * r_i[:, None]
-        inv_codes = sorted(inst.scale.missing)
-        dk_code = next((c for c in inv_codes if inst.scale.missing[c] == "dont_know"), inv_codes[0] if inv_codes else None)
-        rf_code = next((c for c in inv_codes if inst.scale.missing[c] == "refused"), dk_code)
-        keep_code = rawcode.copy()
-        rawcode[uu < pb] = np.nan
-        # a respondent must answer something (a questionnaire with every item blank is not a response):
-        # keep the code of the item with the largest uniform (no extra random draw; only at extreme rates)
-        empty = np.flatnonzero(np.isnan(rawcode).all(axis=1))
-        if len(empty):
-            jmax = uu[empty].argmax(axis=1)
-            rawcode[empty, jmax] = keep_code[empty, jmax]
-            uu[empty, jmax] = 1.0
-        if dk_code is not None:
-            rawcode[(uu >= pb) & (uu < pd_)] = dk_code
-            rawcode[(uu >= pd_) & (uu < pr_)] = rf_code
-
-        # raw table part
-        part = {
-            "respondent_id": np.arange(next_id, next_id + N, dtype=np.int64),
-            "country": countries[ct_country[ct_i]],
-            "iteration": ct_iter[ct_i].astype(np.int64),
-            "group": np.full(N, gid, dtype=object),
-            "weight": w_i,
-        }
-        next_id += N
-        for d in inst.demographics:
-            if d in demos:
-                k = demos.index(d)
-                part[d.name] = np.array(cats[k], dtype=object)[profiles[prof_i, k]]
-            else:
-                part[d.name] = np.full(N, np.nan, dtype=object)
-        item_block = np.full((N, J), np.nan)
-        item_block[:, g_items] = rawcode
-        raw_parts.append((pd.DataFrame(part), item_block))
-
-        # ---- truth: analytic indicator per (ct, profile, item) then mixed over the population
-        m_p = mu[:, gi, None, :] + delta[None, :, :]                 # (CT, NP, F)
-        lin = lam_g[None, None, :] * m_p[:, :, f_g]                  # (CT, NP, Jg)
-        sd = np.sqrt(lam_g ** 2 * 1.0 + psi_g)
-        pge = ndtr((lin[..., None] - tau_g[None, None, :, :]) / sd[None, None, :, None])  # P(code >= k+1)
-        e_code = 1.0 + pge.sum(axis=-1)
-        ge = np.concatenate([np.ones(pge.shape[:-1] + (1,)), pge, np.zeros(pge.shape[:-1] + (1,))], axis=-1)
-        p_code = ge[..., :-1] - ge[..., 1:]                          # P(code = 1..P)
-        p_fav = p_code[..., fav_codes - 1].sum(axis=-1)
-        gitem_pos = {items[j].id: q_ for q_, j in enumerate(g_items)}
-        for fobj in inst.factors:
-            cols = [gitem_pos[i] for i in inst.factor_items(fobj.id, group=gid) if i in gitem_pos]
-            if not cols:
-                continue
-            val = (e_code[:, :, cols].mean(axis=-1) - 1.0) / (P - 1) * 10.0   # (CT, NP)
-            fav = p_fav[:, :, cols].mean(axis=-1)
-            val = (joint * val).sum(axis=1)
-            fav = (joint * fav).sum(axis=1)
-            for c in range(CT):
-                key = (countries[ct_country[c]], int(ct_iter[c]), gid, fobj.id)
-                tables["indicators"].append(key + (float(val[c]),))
-                tables["favourable"].append(key + (float(fav[c]),))
-        pop_mu = (joint @ delta) + mu[:, gi, :]                     # population mean latent (CT, F)
-        for c in range(CT):
-            cc, tt = countries[ct_country[c]], int(ct_iter[c])
-            tables["sample_sizes"].append((cc, tt, gid, int(n_ct[c]), int(pop_n[c])))
+            base = np.concatenate([[0.0], rng.normal(0.0, 0.1, size=len(cats[k]) - 1)])
+        eff = base[:, None] + np.where(base[:, None] != 0, rng.normal(0.0, 0.04, size=(len(cats[k]), F)), 0.0)
+        delta += eff[profiles[:, k]]
+        for ci, c in enumerate(cats[k]):
             for fi, f in enumerate(factors):
-                tables["latent_means"].append((
-                    cc, tt, gid, f, float(mu[c, gi, fi]), float(pop_mu[c, fi]),
-                    float(persistent[ct_country[c], fi]), float(transient[c, fi]), float(group_offset[gi, fi]),
-                    float(group_cell[c, gi, fi]), float(drift_part[c, fi]), float(support_part[c, fi])))
-            for p_ in range(NP):
-                prof = {demos[k].name: cats[k][profiles[p_, k]] for k in range(D)}
-                tables["composition"].append((cc, tt, gid) + tuple(prof.get(d.name, None) for d in inst.demographics)
-                                             + (float(joint[c, p_]),))
-            for k, d in enumerate(demos):
-                for ci, cat in enumerate(cats[k]):
-                    sh = float(joint[c, profiles[:, k] == ci].sum())
-                    tables["margins"].append((cc, tt, gid, d.name, cat, sh, sh * pop_n[c]))
-            for cl in range(NC):
-                tables["weighting_classes"].append(
-                    (cc, tt, gid, "×".join(demos[k].name for k in wvars) or "all", cls_labels[cl],
-                     float(pop_cls[c, cl]), int(cnt[c, cl]), float(wtab[c, cl])))
+                tables["demo_effects"].append((gid, d.name, c, f, float(eff[ci, fi])))
+        pmap = _PROPENSITY.get((gid, d.name))
+        if pmap is not None:
+            wvars.append(k)
+            rel = np.array([pmap.get(c, 1.0) for c in cats[k]])
+            prop *= rel[profiles[:, k]]
+            for ci, c in enumerate(cats[k]):
+                tables["propensities"].append((gid, d.name, c, float(rel[ci])))
+    prop = np.minimum(prop, 1.0)
+    return delta, prop, wvars
 
-    # ---- raw respondent table, sorted by country, iteration, group
+
+def _weighting_classes(grp: _GroupFrame, wvars: list[int]) -> _Classes:
+    """Weighting classes: the combinations of the propensity variables (no draw)."""
+    profiles, cats = grp.profiles, grp.cats
+    if wvars:
+        wcls_key = profiles[:, wvars]
+        ucls, cls_of_profile = np.unique(wcls_key, axis=0, return_inverse=True)
+        cls_of_profile = cls_of_profile.ravel()
+    else:
+        ucls = np.zeros((1, 0), dtype=int)
+        cls_of_profile = np.zeros(len(profiles), dtype=int)
+    NC = len(ucls)
+    cls_labels = ["|".join(cats[wvars[q]][ucls[c, q]] for q in range(len(wvars))) or "all" for c in range(NC)]
+    return _Classes(wvars=wvars, of_profile=cls_of_profile, labels=cls_labels)
+
+
+def _draw_sample(rng: np.random.Generator, o: dict[str, Any], grp: _GroupFrame, design: _Design,
+                 joint: np.ndarray, prop: np.ndarray, classes: _Classes) -> _Sample:
+    """Draw the sample sizes (a CT normal) and each respondent's profile (an N uniform); weight them."""
+    CT, NP = joint.shape
+    ct_country, ct_iter = design.ct_country, design.ct_iter
+    mean_n = o["n_officials"] if grp.gi == 0 else o["n_private"]
+    # sample sizes per ct: lognormal around the group mean, mean kept at the target
+    mult = np.exp(o["size_sd"] * (0.8 * design.size_country[ct_country] + 0.6 * rng.normal(size=CT)))
+    mult /= mult.mean()
+    n_ct = np.maximum(np.rint(mean_n * mult).astype(int), max(2, int(0.15 * mean_n)))
+    pop_n = np.rint(design.pop_size_country[ct_country] * (3000 if grp.gi == 0 else 20000)
+                    * (1.0 + 0.03 * (ct_iter - 1))).astype(int)
+    pop_n = np.maximum(pop_n, n_ct * 2)
+    # respondents: profile drawn from pop * propensity (differential non-response)
+    q = joint * prop[None, :]
+    q /= q.sum(axis=1, keepdims=True)
+    ct_i = np.repeat(np.arange(CT), n_ct)
+    N = len(ct_i)
+    u = rng.random(N)
+    cq = np.cumsum(q, axis=1)
+    prof_i = np.minimum((u[:, None] > cq[ct_i]).sum(axis=1), NP - 1)
+    # weights = population share / sample share of the weighting class within ct
+    NC = len(classes.labels)
+    cls_i = classes.of_profile[prof_i]
+    pop_cls = np.zeros((CT, NC))
+    np.add.at(pop_cls, (slice(None), classes.of_profile), joint)
+    cnt = np.bincount(ct_i * NC + cls_i, minlength=CT * NC).reshape(CT, NC)
+    samp_share = cnt / n_ct[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        wtab = np.where(cnt > 0, pop_cls / samp_share, 0.0)
+    w_i = wtab[ct_i, cls_i]
+    # empty classes lose their share: rescale so weights sum to n within ct
+    wsum = np.bincount(ct_i, weights=w_i, minlength=CT)
+    w_i = w_i * (n_ct / wsum)[ct_i]
+    wtab = wtab * (n_ct / wsum)[:, None]
+    return _Sample(n_ct=n_ct, pop_n=pop_n, ct_i=ct_i, prof_i=prof_i, w_i=w_i, pop_cls=pop_cls, cnt=cnt,
+                   wtab=wtab)
+
+
+def _item_answers(rng: np.random.Generator, inst: Instrument, meas: _Measurement, m_i: np.ndarray,
+                  g_items: list[int]) -> np.ndarray:
+    """Raw answer codes (N, Jg) as floats, reverse-keyed items not reversed.
+
+    Draws the latent factors ``eta = m_i + zeta`` (an (N, F) standard normal) and the item
+    residuals (an (N, Jg) standard normal); the code is ``1 + #{k: y* > tau_k}``.
+    """
+    P = inst.scale.points
+    items = inst.items
+    N = len(m_i)
+    eta = m_i + rng.standard_normal((N, m_i.shape[1])) @ meas.L.T
+    lam_g, psi_g, tau_g, f_g = meas.lam[g_items], meas.psi[g_items], meas.tau[g_items], meas.item_f[g_items]
+    ystar = eta[:, f_g] * lam_g[None, :] + rng.standard_normal((N, len(g_items))) * np.sqrt(psi_g)[None, :]
+    code = np.ones((N, len(g_items)), dtype=np.int8)
+    for k in range(P - 1):
+        code += (ystar > tau_g[None, :, k]).astype(np.int8)
+    rev = np.array([items[j].reverse for j in g_items])
+    return np.where(rev[None, :], P + 1 - code, code).astype(float)
+
+
+def _item_missingness(rng: np.random.Generator, rawcode: np.ndarray, inst: Instrument,
+                      o: dict[str, Any]) -> np.ndarray:
+    """Blank, don't-know and refused answers; modifies and returns ``rawcode``.
+
+    Missingness is exchangeable across a respondent's items and independent of the answers: a
+    respondent's rate multiplier (an N gamma draw) scales the three rates, and one (N, Jg) uniform
+    decides each answer.
+    """
+    N = len(rawcode)
+    total_rate = o["item_nonresponse"] + o["dont_know"] + o["refused"]
+    r_i = np.minimum(rng.gamma(2.0, 0.5, size=N), min(8.0, 0.8 / max(total_rate, 1e-12)))
+    uu = rng.random(rawcode.shape)
+    pb = o["item_nonresponse"] * r_i[:, None]
+    pd_ = pb + o["dont_know"] * r_i[:, None]
+    pr_ = pd_ + o["refused"] * r_i[:, None]
+    inv_codes = sorted(inst.scale.missing)
+    dk_code = next((c for c in inv_codes if inst.scale.missing[c] == "dont_know"), inv_codes[0] if inv_codes else None)
+    rf_code = next((c for c in inv_codes if inst.scale.missing[c] == "refused"), dk_code)
+    keep_code = rawcode.copy()
+    rawcode[uu < pb] = np.nan
+    # a respondent must answer something (a questionnaire with every item blank is not a response):
+    # keep the code of the item with the largest uniform (no extra random draw; only at extreme rates)
+    empty = np.flatnonzero(np.isnan(rawcode).all(axis=1))
+    if len(empty):
+        jmax = uu[empty].argmax(axis=1)
+        rawcode[empty, jmax] = keep_code[empty, jmax]
+        uu[empty, jmax] = 1.0
+    if dk_code is not None:
+        rawcode[(uu >= pb) & (uu < pd_)] = dk_code
+        rawcode[(uu >= pd_) & (uu < pr_)] = rf_code
+    return rawcode
+
+
+def _raw_part(inst: Instrument, grp: _GroupFrame, design: _Design, sample: _Sample, rawcode: np.ndarray,
+              g_items: list[int], next_id: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """The group's respondent columns and its (N, J) item block (NaN for items not asked)."""
+    ct_i, prof_i = sample.ct_i, sample.prof_i
+    N = len(ct_i)
+    part = {
+        "respondent_id": np.arange(next_id, next_id + N, dtype=np.int64),
+        "country": design.countries[design.ct_country[ct_i]],
+        "iteration": design.ct_iter[ct_i].astype(np.int64),
+        "group": np.full(N, grp.gid, dtype=object),
+        "weight": sample.w_i,
+    }
+    for d in inst.demographics:
+        if d in grp.demos:
+            k = grp.demos.index(d)
+            part[d.name] = np.array(grp.cats[k], dtype=object)[grp.profiles[prof_i, k]]
+        else:
+            part[d.name] = np.full(N, np.nan, dtype=object)
+    item_block = np.full((N, len(inst.items)), np.nan)
+    item_block[:, g_items] = rawcode
+    return pd.DataFrame(part), item_block
+
+
+def _true_indicators(tables: dict[str, list], inst: Instrument, grp: _GroupFrame, design: _Design,
+                     meas: _Measurement, mu_g: np.ndarray, delta: np.ndarray, joint: np.ndarray,
+                     g_items: list[int]) -> None:
+    """Append the true indicator and favourable share of every (ct, factor) of the group (no draw).
+
+    Analytic per (ct, profile, item), then mixed over the population composition ``joint``.
+    """
+    P = inst.scale.points
+    items = inst.items
+    fav_codes = np.array(inst.scale.favourable)
+    lam_g, psi_g, tau_g, f_g = meas.lam[g_items], meas.psi[g_items], meas.tau[g_items], meas.item_f[g_items]
+    m_p = mu_g[:, None, :] + delta[None, :, :]                   # (CT, NP, F)
+    lin = lam_g[None, None, :] * m_p[:, :, f_g]                  # (CT, NP, Jg)
+    sd = np.sqrt(lam_g ** 2 * 1.0 + psi_g)
+    pge = ndtr((lin[..., None] - tau_g[None, None, :, :]) / sd[None, None, :, None])  # P(code >= k+1)
+    e_code = 1.0 + pge.sum(axis=-1)
+    ge = np.concatenate([np.ones(pge.shape[:-1] + (1,)), pge, np.zeros(pge.shape[:-1] + (1,))], axis=-1)
+    p_code = ge[..., :-1] - ge[..., 1:]                          # P(code = 1..P)
+    p_fav = p_code[..., fav_codes - 1].sum(axis=-1)
+    gitem_pos = {items[j].id: q_ for q_, j in enumerate(g_items)}
+    for fobj in inst.factors:
+        cols = [gitem_pos[i] for i in inst.factor_items(fobj.id, group=grp.gid) if i in gitem_pos]
+        if not cols:
+            continue
+        val = (e_code[:, :, cols].mean(axis=-1) - 1.0) / (P - 1) * 10.0   # (CT, NP)
+        fav = p_fav[:, :, cols].mean(axis=-1)
+        val = (joint * val).sum(axis=1)
+        fav = (joint * fav).sum(axis=1)
+        for c in range(len(design.ct_country)):
+            key = (design.countries[design.ct_country[c]], int(design.ct_iter[c]), grp.gid, fobj.id)
+            tables["indicators"].append(key + (float(val[c]),))
+            tables["favourable"].append(key + (float(fav[c]),))
+
+
+def _cell_truth(tables: dict[str, list], inst: Instrument, grp: _GroupFrame, design: _Design, latent: _Latent,
+                factors: list[str], joint: np.ndarray, delta: np.ndarray, sample: _Sample,
+                classes: _Classes) -> None:
+    """Append the group's per-ct truth rows: sample sizes, latent means, composition, margins and
+    weighting classes (no draw)."""
+    gi, gid, demos, cats, profiles = grp.gi, grp.gid, grp.demos, grp.cats, grp.profiles
+    ct_country, mu = design.ct_country, latent.mu
+    pop_mu = (joint @ delta) + mu[:, gi, :]                     # population mean latent (CT, F)
+    class_vars = "×".join(demos[k].name for k in classes.wvars) or "all"
+    for c in range(len(ct_country)):
+        cc, tt = design.countries[ct_country[c]], int(design.ct_iter[c])
+        tables["sample_sizes"].append((cc, tt, gid, int(sample.n_ct[c]), int(sample.pop_n[c])))
+        for fi, f in enumerate(factors):
+            tables["latent_means"].append((
+                cc, tt, gid, f, float(mu[c, gi, fi]), float(pop_mu[c, fi]),
+                float(latent.persistent[ct_country[c], fi]), float(latent.transient[c, fi]),
+                float(latent.group_offset[gi, fi]), float(latent.group_cell[c, gi, fi]),
+                float(latent.drift_part[c, fi]), float(latent.support_part[c, fi])))
+        for p_ in range(len(profiles)):
+            prof = {demos[k].name: cats[k][profiles[p_, k]] for k in range(len(demos))}
+            tables["composition"].append((cc, tt, gid) + tuple(prof.get(d.name, None) for d in inst.demographics)
+                                         + (float(joint[c, p_]),))
+        for k, d in enumerate(demos):
+            for ci, cat in enumerate(cats[k]):
+                sh = float(joint[c, profiles[:, k] == ci].sum())
+                tables["margins"].append((cc, tt, gid, d.name, cat, sh, sh * sample.pop_n[c]))
+        for cl in range(len(classes.labels)):
+            tables["weighting_classes"].append(
+                (cc, tt, gid, class_vars, classes.labels[cl],
+                 float(sample.pop_cls[c, cl]), int(sample.cnt[c, cl]), float(sample.wtab[c, cl])))
+
+
+def _assemble_raw(raw_parts: list[tuple[pd.DataFrame, np.ndarray]], inst: Instrument) -> pd.DataFrame:
+    """The raw respondent table, sorted by country, iteration, group; respondents numbered 1..n."""
+    groups = list(inst.group_ids)
     meta = pd.concat([p[0] for p in raw_parts], ignore_index=True)
     block = np.vstack([p[1] for p in raw_parts])
-    raw = pd.concat([meta, pd.DataFrame(block, columns=[it.id for it in items])], axis=1)
+    raw = pd.concat([meta, pd.DataFrame(block, columns=[it.id for it in inst.items])], axis=1)
     grp_rank = raw["group"].map({g: i for i, g in enumerate(groups)})
     order = np.lexsort((raw["respondent_id"].to_numpy(), grp_rank.to_numpy(), raw["iteration"].to_numpy(),
                         raw["country"].to_numpy().astype(str)))
@@ -703,13 +945,14 @@ def _generate(seed: int, inst: Instrument, o: dict[str, Any]) -> tuple[pd.DataFr
     raw["respondent_id"] = np.arange(1, len(raw) + 1, dtype=np.int64)
     for d in inst.demographics:
         raw[d.name] = raw[d.name].astype(object).where(raw[d.name].notna(), None)
-
-    truth = _truth_tables(tables, inst, factors, countries, repeated, jump, supported, lam, psi, tau, Phi,
-                          o, seed)
-    return raw, truth
+    return raw
 
 
-def _truth_tables(tables, inst, factors, countries, repeated, jump, supported, lam, psi, tau, Phi, o, seed):
+def _truth_tables(tables: dict[str, list], inst: Instrument, factors: list[str], design: _Design,
+                  meas: _Measurement, latent: _Latent, o: dict[str, Any], seed: int) -> dict[str, pd.DataFrame]:
+    """The tidy truth tables of :func:`simulate` from the collected rows and the model (no draw)."""
+    countries, repeated, jump, supported = design.countries, design.repeated, design.jump, latent.supported
+    lam, psi, tau, Phi = meas.lam, meas.psi, meas.tau, meas.Phi
     key = ["country", "iteration", "group", "factor"]
     demo_names = [d.name for d in inst.demographics]
     ind = pd.DataFrame(tables["indicators"], columns=key + ["value"])
@@ -764,6 +1007,7 @@ def _truth_tables(tables, inst, factors, countries, repeated, jump, supported, l
         "composition": comp, "margins": marg, "weighting_classes": wcls, "propensities": props,
         "sample_sizes": sizes, "countries": ctry, "parameters": params,
     }
+
 
 
 class _CallableModule(types.ModuleType):
