@@ -42,7 +42,7 @@ _PLAIN_RE = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
 _WHOLE_FLOAT_RE = re.compile(r"(-?(?:0|[1-9][0-9]*))\.0+")
 #: Invisible (format) characters: removed, with a note.
 _INVISIBLE_RE = re.compile("[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e"
-                           "\u2060-\u2064\u206a-\u206f\ufeff]")
+                           "\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000e0001\U000e0020-\U000e007f]")
 #: Control characters (C0 except tab/line ends, DEL, C1): a problem, never removed.
 _CONTROL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 

@@ -628,7 +628,7 @@ def _is_blank(v) -> bool:
     return isinstance(v, str) and "".join(ch for ch in v if ch not in _INVISIBLE).strip() == ""
 
 
-_INVISIBLE = "\u00ad\u200b\u200c\u200d\u200e\u200f\u2060\ufeff"
+_INVISIBLE = "\u00ad\u034f\u200b\u200c\u200d\u200e\u200f\u2060\u2063\u2066\u2069\ufeff\U000e0041"
 _ASCII_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 _PLAIN_NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?")     # read as a number without a record
 
@@ -753,7 +753,7 @@ BAD_VALUES = [7, 0, -1, 4.5, "abc", " 3 ", "", None, float("inf"), float("nan"),
               # more of each class: Unicode minus, superscript, no-break and thin spaces, underscores,
               # hex, words Python's float() reads, overflow, bytes, arrays, sets, dates, formulas
               "\u22123", "\u00b3", "3\u00a0", "\u20092", "1_0", "0x3", "nan", "Infinity", "3.", "1e400",
-              "\u0663\u0664", "\U0001d7d1", "\u2066" + "2", "2\u2063", "\u034f", b"3", np.array([1, 2]),
+              "\u0663\u0664", "\U0001d7d1", "\u2066" + "2", "2\u2063", "\u034f", "3\U000e0041", b"3", np.array([1, 2]),
               {1, 2}, frozenset(), pd.Timestamp("2020-01-01"), "=3", "=SUM(A1:A2)", "@SUM(1)", "\r2", "+-2",
               "--2", "0003.50", "-0", "1E+0", "NaN", "N/A", "\u00bd"]
 
