@@ -396,3 +396,95 @@ def test_a_total_that_cannot_be_protected_is_not_published(tmp_path):
     total = str(len(data.frame))
     assert f"{total} respondents" not in html and f"{total} respondents" not in doc
     assert "(withheld)" in html
+
+
+# ------------------------------------------------------------------------------------------ XLSX and HTML
+def _xlsx_parts(out: Path) -> dict[str, str]:
+    import zipfile
+
+    with zipfile.ZipFile(out / "tables.xlsx") as z:
+        return {n: z.read(n).decode("utf-8") for n in z.namelist() if n.endswith(".xml")}
+
+
+def _canonical(col: pd.Series) -> pd.Series:
+    """A column as a reader compares it: booleans as 0/1, numbers as floats, text without a leading "'"."""
+    v = col.map(lambda x: float(x) if isinstance(x, (bool, np.bool_)) else
+                {"True": 1.0, "False": 0.0}.get(x, x) if isinstance(x, str) else x)
+    num = pd.to_numeric(v, errors="coerce")
+    if (num.isna() == v.isna()).all():
+        return num.astype(float)
+    return v.map(lambda x: x.removeprefix("'") if isinstance(x, str) else x if pd.isna(x) else str(x))
+
+
+def test_the_xlsx_publishes_exactly_what_the_csv_files_publish(cli_report):
+    """Every attack played on the CSV files holds for the workbook: same sheets, same published cells."""
+    out, key, _ = cli_report
+    parts = _xlsx_parts(out)
+    for part, xml in parts.items():
+        for name in [*NAMES.values(), "Ivoire"]:
+            assert name not in xml, f"{name} in tables.xlsx:{part}"
+        assert key not in xml, f"the key is in tables.xlsx:{part}"
+        assert "<f>" not in xml and "<f " not in xml, f"a formula in tables.xlsx:{part}"
+    sheets = pd.read_excel(out / "tables.xlsx", sheet_name=None, engine="openpyxl")
+    csvs = _tables(out)
+    assert sorted(sheets) == sorted(csvs)
+    for name, sheet in sheets.items():
+        csv = csvs[name]
+        assert list(sheet.columns) == list(csv.columns) and len(sheet) == len(csv), name
+        for c in csv.columns:
+            a, b = _canonical(sheet[c]), _canonical(csv[c])
+            assert (a.isna() == b.isna()).all(), f"{name}.{c}"
+            if pd.api.types.is_numeric_dtype(a) and pd.api.types.is_numeric_dtype(b):
+                np.testing.assert_allclose(a.to_numpy(float), b.to_numpy(float), rtol=1e-12, equal_nan=True,
+                                           err_msg=f"{name}.{c}")
+            else:                                # CSV text is neutralised with a leading "'", XLSX text is typed
+                assert a.dropna().tolist() == b.dropna().tolist(), f"{name}.{c}"
+        if "country" in sheet.columns:
+            num = sheet["country"].astype(str).str.extract(r"^Country (\d+)$", expand=False)
+            assert num.notna().all() and (np.diff(num.astype(int).to_numpy()) >= 0).all(), name
+
+
+def test_the_html_tables_are_ordered_by_code_and_hide_the_small_cells(cli_report, survey):
+    from html.parser import HTMLParser
+
+    class Tables(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.tables, self.cell = [], None
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "table":
+                self.tables.append([])
+            elif tag == "tr" and self.tables:
+                self.tables[-1].append([])
+            elif tag in ("td", "th") and self.tables and self.tables[-1]:
+                self.cell = ""
+
+        def handle_data(self, data):
+            if self.cell is not None:
+                self.cell += data
+
+        def handle_endtag(self, tag):
+            if tag in ("td", "th") and self.cell is not None:
+                self.tables[-1][-1].append(self.cell.strip())
+                self.cell = None
+
+    out, _, _ = cli_report
+    raw = survey[0]
+    p = Tables()
+    p.feed((out / "index.html").read_text(encoding="utf-8"))
+    with_country = [t for t in p.tables if t and "country" in [h.lower() for h in t[0]]]
+    assert with_country
+    for t in with_country:
+        col = [h.lower() for h in t[0]].index("country")
+        codes = [r[col] for r in t[1:] if len(r) > col and r[col]]
+        assert all(re.fullmatch(r"Country \d", c) for c in codes), codes
+        nums = [int(c.split()[-1]) for c in codes]
+        assert nums == sorted(nums)
+    # the HTML respondents table shows no count below the minimum
+    small = {str(v) for v in _true_counts(raw).query("n < @MIN_N")["n"]}
+    for t in with_country:
+        head = [h.lower() for h in t[0]]
+        if head[-1] == "n" or "n" in head:
+            j = head.index("n")
+            assert not {r[j] for r in t[1:] if len(r) > j} & small, t[0]
