@@ -30,6 +30,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
@@ -37,7 +38,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtri
 
-from .errors import CipsError, DataError, Problem
+from .errors import CipsError, CipsWarning, DataError, Problem
 from .results import Provenance, Result, resolve_seed
 
 __all__ = ["SampleSize", "MinimumDetectableEffect", "ClaimPower", "sample_size", "mde", "simulate_claim"]
@@ -440,7 +441,9 @@ def _as_list(name: str, value: Any) -> list:
 def one_replication(seed: int, design: dict[str, Any], settings: dict[str, Any]) -> list[dict[str, Any]]:
     """One replication of :func:`simulate_claim`: simulate, estimate, difference, audit; tidy p-values.
 
-    Module-level so that joblib (loky processes or Dask workers) can pickle it.
+    Module-level so that joblib (loky processes or Dask workers) can pickle it.  The package's
+    warnings (:class:`~cips_stats.errors.CipsWarning`, e.g. small cells of a small simulated design)
+    are not repeated for every replication.
 
     Parameters
     ----------
@@ -465,6 +468,15 @@ def one_replication(seed: int, design: dict[str, Any], settings: dict[str, Any])
     if opts.get("instrument") is None:
         # the default instrument is parsed from YAML once per worker process, not once per replication
         opts["instrument"] = _default_instrument(opts.pop("points", None))
+    with warnings.catch_warnings():
+        # a study's surveys are drawn, not collected: the conditions of each (small cells...) stay on its
+        # results' flags instead of repeating one warning per replication
+        warnings.simplefilter("ignore", CipsWarning)
+        return _replicate(seed, design, settings, opts, _simulate, _indicators, _change, _claims)
+
+
+def _replicate(seed: int, design: dict[str, Any], settings: dict[str, Any], opts: dict[str, Any], _simulate: Any,
+               _indicators: Any, _change: Any, _claims: Any) -> list[dict[str, Any]]:
     sim = _simulate(seed=int(seed), n_countries=int(design["n_countries"]), n_repeat=int(design["n_countries"]),
                     n_officials=int(design["n_officials"]), n_private=int(design["n_private"]),
                     support_effect=float(design["support_effect"]), selection=str(design["selection"]), **opts)
@@ -628,7 +640,11 @@ def simulate_claim(*, n_countries: Any = 17, n_officials: Any = 262, n_private: 
     for i, pt in enumerate(points):
         for r in range(n_sim):
             jobs.append((int(seeds[i * n_sim + r]), pt, settings))
-    records = _run_parallel(one_replication, jobs, backend, n_jobs)
+    with warnings.catch_warnings():
+        # also here, in the calling thread: the threading backend's workers share its warning filters, and
+        # catch_warnings in concurrent threads would restore each other's filters
+        warnings.simplefilter("ignore", CipsWarning)
+        records = _run_parallel(one_replication, jobs, backend, n_jobs)
     reps = pd.DataFrame([rec for recs in records for rec in recs])
     rep_id = np.concatenate([[j] * len(recs) for j, recs in enumerate(records)]) if records else []
     reps.insert(0, "replication", np.asarray(rep_id, dtype=int) % n_sim)

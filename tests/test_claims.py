@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -15,7 +16,9 @@ from cips_stats import claims
 @pytest.fixture(scope="module")
 def survey():
     sim = cs.simulate(seed=3, n_countries=6, n_repeat=6, n_officials=50, n_private=40, support_effect=0.6)
-    ind = cs.estimate.indicators(sim.data, n_boot=100, seed=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", cs.CipsWarning)     # a deliberately small survey (small cells)
+        ind = cs.estimate.indicators(sim.data, n_boot=100, seed=3)
     return sim, ind, cs.change.cell_changes(ind)
 
 
