@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .. import thresholds as _th
+from .._blas import one_thread
 from ..errors import CipsError, DataError, Flag, NumericalWarning, Problem, SmallCellWarning, emit
 from ..results import Provenance, Result, resolve_seed
 from ..scores import STATISTICS, respondent_scores
@@ -605,6 +606,9 @@ def _bootstrap(plan: RaoWuPlan, cells: _Cells, fs: _FullSample, n: int, n_boot: 
             np.nan_to_num(fs.est), dtype)
     if _BLAS_THREADS is None:
         return _engine(*args), slots is not None
+    if _BLAS_THREADS == 1:
+        with one_thread():
+            return _engine(*args), slots is not None
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=_BLAS_THREADS, user_api="blas"):

@@ -16,6 +16,7 @@ import pandas as pd
 from scipy import stats as _st
 
 from .. import thresholds as _th
+from .._blas import one_thread
 from ..errors import (CipsError, ConvergenceWarning, DataError, Flag, LowReliabilityWarning, NumericalWarning,
                       Problem, SmallCellWarning, check_choice, check_count, check_level, emit)
 from ..results import Provenance, Result, Summary
@@ -634,16 +635,17 @@ def by_cell(data: Any, *, by: Sequence[str] = ("country", "iteration", "group"),
     fac_order = {f: i for i, f in enumerate(spec)}
     opts = {"level": lev, "ci_method": ci_method, "missing": missing, "omega": omega, "denominator": denominator,
             "ordinal": ordinal, "min_n": min_n, "on": on, "chunk_elements": chunk_elements}
-    for g in dict.fromkeys(g for per in spec.values() for g in per):
-        if g is None:
-            cell_sel, rows_sorted = np.arange(cells["n_cells"]), cells["row_order"]
-        else:
-            g_uniq = list(cells["key_uniques"][by.index("group")])
-            in_g = cells["cell_key_code"]["group"] == (g_uniq.index(g) if g in g_uniq else -1)
-            cell_sel = np.flatnonzero(in_g)
-            rows_sorted = cells["row_order"][in_g[cells["sorted_codes"]]]
-        if cell_sel.size:
-            _group_blocks(g, cell_sel, rows_sorted, cells, spec, fac_order, column, w_all, frame, opts,
-                          blocks, item_blocks)
+    with one_thread():             # many small products: one BLAS thread (see cips_stats._blas)
+        for g in dict.fromkeys(g for per in spec.values() for g in per):
+            if g is None:
+                cell_sel, rows_sorted = np.arange(cells["n_cells"]), cells["row_order"]
+            else:
+                g_uniq = list(cells["key_uniques"][by.index("group")])
+                in_g = cells["cell_key_code"]["group"] == (g_uniq.index(g) if g in g_uniq else -1)
+                cell_sel = np.flatnonzero(in_g)
+                rows_sorted = cells["row_order"][in_g[cells["sorted_codes"]]]
+            if cell_sel.size:
+                _group_blocks(g, cell_sel, rows_sorted, cells, spec, fac_order, column, w_all, frame, opts,
+                              blocks, item_blocks)
     return _result(blocks, item_blocks, cells, spec, frame, data if instrument is not None else None, by, wcol,
                    opts)
