@@ -46,3 +46,27 @@ def test_without_backend_the_study_default_is_kept(study_package):
     package, results = study_package
     assert run_main(["--only", "takes"], package=package, results=results) == 0
     assert json.loads((results / "takes.json").read_text())["result"]["backend"] == "loky"
+
+
+def test_type1_study_pools_runs_and_sets_the_selections_side_by_side():
+    import numpy as np
+    import pandas as pd
+
+    from validation import study_claims_type1 as study
+
+    base = dict(n_countries=17, n_officials=262, n_private=202, support_effect=0.0, group="officials", rule="point",
+                test="ancova", se=np.nan, ci_low=np.nan, ci_high=np.nan, target="4-6%")
+    a = pd.DataFrame([{**base, "selection": "random", "rejection_rate": 0.05, "n_sim": 300, "mean_estimate": 0.01},
+                      {**base, "selection": "baseline", "rejection_rate": 0.10, "n_sim": 300, "mean_estimate": 0.2}])
+    b = pd.DataFrame([{**base, "selection": "random", "rejection_rate": 0.02, "n_sim": 100, "mean_estimate": 0.05},
+                      {**base, "selection": "baseline", "rejection_rate": 0.06, "n_sim": 100, "mean_estimate": 0.1}])
+    p = study.pool(a, b).set_index("selection")
+    assert p.loc["random", "n_sim"] == 400 and p.loc["random", "rejection_rate"] == pytest.approx(17 / 400)
+    assert p.loc["baseline", "rejection_rate"] == pytest.approx(36 / 400)
+    assert p.loc["random", "mean_estimate"] == pytest.approx((300 * 0.01 + 100 * 0.05) / 400)
+    assert p.loc["random", "ci_low"] < 17 / 400 < p.loc["random", "ci_high"]
+    w = study.wide(p.reset_index())
+    assert len(w) == 1
+    r = w.iloc[0]
+    assert r["rate_pct_random"] == pytest.approx(100 * 17 / 400) and r["rate_pct_baseline"] == pytest.approx(9.0)
+    assert r["in_target_random"] and r["consistent_with_5_random"] and r["n_sim_baseline"] == 400
