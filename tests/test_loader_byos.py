@@ -490,3 +490,33 @@ def test_cli_analyze_reads_the_european_export_to_the_clean_fingerprint(tmp_path
     flat = cs.estimate.indicators(data, weight=cs.estimate.Design(weight=None), n_boot=20, seed=1).to_frame()
     merged = ind.merge(flat, on=["country", "iteration", "group", "factor"], suffixes=("", "_flat"))
     assert len(merged) == len(ind) and (merged["estimate"] - merged["estimate_flat"]).abs().max() > 1e-3
+
+
+def test_cli_report_flags_and_constants_give_the_clean_fingerprint(tmp_path, survey):
+    """`report` takes the same flags as `validate`; --country and --iteration give one value to every row."""
+    import json
+
+    raw, inst, fp = survey
+    yml = tmp_path / "i.yaml"
+    inst.to_yaml(yml)
+    eu = tmp_path / "export.csv"
+    european_export(raw, eu)
+    runner = CliRunner()
+    out = tmp_path / "r"
+    r = runner.invoke(main, ["report", str(eu), "--out", str(out), "--instrument", str(yml), "--sections", "data",
+                             "--id", "id", "--weight", "pondération", "--sep", ";", "--decimal", ",",
+                             "--encoding", "latin-1", "--n-boot", "20"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "report.json").read_text(encoding="utf-8"))["data_fingerprint"] == fp
+    # one country and one wave without columns for them
+    one = raw[(raw["country"] == raw["country"].iloc[0]) & (raw["iteration"] == 1)]
+    p = tmp_path / "one.csv"
+    one.drop(columns=["country", "iteration"]).to_csv(p, index=False)
+    want = cs.load(one.assign(country="NL"), instrument=inst).fingerprint
+    r = runner.invoke(main, ["validate", str(p), "--instrument", str(yml), "--country", "NL", "--iteration", "1"])
+    assert r.exit_code == 0, r.output
+    assert "Note: country is 'NL' for every row (columns= (or a command-line flag))." in r.output
+    assert "Note: iteration is '1' for every row (columns= (or a command-line flag))." in r.output
+    assert f"Data fingerprint (strict=False): {want}" in r.output
+    r = runner.invoke(main, ["validate", str(p), "--instrument", str(yml), "--country", "NL"])
+    assert r.exit_code == 2 and "The required column 'iteration' is missing." in r.output
