@@ -24,12 +24,13 @@ True
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import linalg, stats
 
 from ..errors import DataError, Flag, ModelError, Problem
 from ..results import Provenance
@@ -57,6 +58,9 @@ class WLSSample:
     def __init__(self, poly: list[PolychoricResult], s: list[np.ndarray], gamma: list[np.ndarray],
                  n: list[int], th_labels: list[list[str]]):
         self.poly, self.s, self.gamma, self.n, self.th_labels = poly, s, gamma, n, th_labels
+        # statistics that depend on the sample alone (the baseline's scaled-shifted test), computed once
+        # for all the fits of one data set (an invariance ladder refits the same cached sample)
+        self.memo: dict[Any, Any] = {}
 
 
 def wls_sample(frames: Sequence[pd.DataFrame], ov_names: Sequence[str], *, missing: str = "pairwise",
@@ -150,6 +154,15 @@ class WLSState:
 
 
 # --------------------------------------------------------------------------- the estimator
+@functools.lru_cache(maxsize=64)
+def _model_observed(model: str, observed: tuple[str, ...]) -> tuple[str, ...]:
+    """The observed variables of a syntax, in the model's order (``CFAModel(build_partable(...)).ov_names``)."""
+    from .model import CFAModel
+    from .syntax import build_partable
+
+    return tuple(CFAModel(build_partable(model, observed=list(observed))).ov_names)
+
+
 def _prepare_model(frame: pd.DataFrame, model: Any, *, ordered, group_labels, group_equal, group_partial,
                    std_lv: bool, levels: dict):
     from .model import CFAModel
@@ -163,9 +176,8 @@ def _prepare_model(frame: pd.DataFrame, model: Any, *, ordered, group_labels, gr
         pt = model
     elif isinstance(model, str):
         syntax = model
-        # first pass: which observed variables does the model use?
-        pt0 = build_partable(model, observed=list(map(str, frame.columns)))
-        ov = CFAModel(pt0).ov_names
+        # first pass: which observed variables does the model use? (memoised: a ladder refits one syntax)
+        ov = list(_model_observed(model, tuple(map(str, frame.columns))))
         if ordered is None or ordered is True:
             ord_items = ov
         else:
@@ -190,68 +202,76 @@ def _prepare_model(frame: pd.DataFrame, model: Any, *, ordered, group_labels, gr
     return m, syntax
 
 
+def _implied_stats(model, theta: np.ndarray, th_perm: list[np.ndarray], od: tuple[np.ndarray, np.ndarray]):
+    """Per group the implied statistics (thresholds in sample order, off-diagonal correlations)."""
+    imp = model.implied(theta)
+    r, c = od
+    sig = [np.concatenate([imp[g]["tau"][th_perm[g]], imp[g]["sigma"][r, c]]) for g in range(model.n_groups)]
+    return sig, imp
+
+
 def _delta_and_implied(model, theta: np.ndarray, th_perm: list[np.ndarray], od: tuple[np.ndarray, np.ndarray]):
     """Per group the implied statistics (thresholds in sample order, off-diag correlations) and Jacobian."""
     from .model import vech_indices
 
-    imp = model.implied(theta)
+    sig, imp = _implied_stats(model, theta, th_perm, od)
     jac = model.jacobian(theta)
-    r, c = od
     vr, vc = vech_indices(model.p)
     offd = np.flatnonzero(vr != vc)
-    sig, dlt = [], []
-    for g in range(model.n_groups):
-        tau = imp[g]["tau"][th_perm[g]]
-        cor = imp[g]["sigma"][r, c]
-        sig.append(np.concatenate([tau, cor]))
-        dlt.append(np.vstack([jac[g]["tau"][th_perm[g]], jac[g]["sigma"][offd]]))
+    dlt = [np.vstack([jac[g]["tau"][th_perm[g]], jac[g]["sigma"][offd]]) for g in range(model.n_groups)]
     return sig, dlt, imp
 
 
 def _std_columns(model, theta: np.ndarray, pt: pd.DataFrame, est: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Estimates of the implied (fixed) ordinal residual variances, std.lv and std.all."""
+    """Estimates of the implied (fixed) ordinal residual variances, std.lv and std.all (vectorised over rows)."""
     mats = model.matrices(theta)
-    est = est.copy()
-    std_lv = np.full(len(pt), np.nan)
-    std_all = np.full(len(pt), np.nan)
-    oi = {n: i for i, n in enumerate(model.ov_names)}
-    li = {n: i for i, n in enumerate(model.lv_names)}
-    for g, M in enumerate(mats):
+    est = np.asarray(est, dtype=float).copy()
+    n = len(pt)
+    nan = np.full(n, np.nan)
+    op = pt["op"].to_numpy(dtype=object)
+    grp = pt["group"].to_numpy().astype(int) - 1
+    oi = {v: i for i, v in enumerate(model.ov_names)}
+    li = {v: i for i, v in enumerate(model.lv_names)}
+    lhs_o = np.array([oi.get(v, -1) for v in pt["lhs"]], dtype=int)
+    rhs_o = np.array([oi.get(v, -1) for v in pt["rhs"]], dtype=int)
+    lhs_l = np.array([li.get(v, -1) for v in pt["lhs"]], dtype=int)
+    rhs_l = np.array([li.get(v, -1) for v in pt["rhs"]], dtype=int)
+    # per row: the SDs of the latent variables and latent responses it involves (group by group)
+    sd_ov_g, sd_lv_g, thd_g = [], [], []
+    for M in mats:
         L, P, dl = M["lambda_"], M["psi_total"], M["delta"]
         common = np.einsum("ij,jk,ik->i", L, P, L)
-        theta_diag = 1.0 / dl ** 2 - common          # delta parameterisation: var(y*) = 1/delta^2
-        var_ov = common + theta_diag
-        sd_ov = np.sqrt(var_ov)
-        sd_lv = np.sqrt(np.maximum(np.diag(P), 0.0))
-        rows = np.flatnonzero(pt["group"].to_numpy() == g + 1)
-        for i in rows:
-            lhs, op, rhs = pt.at[i, "lhs"], pt.at[i, "op"], pt.at[i, "rhs"]
-            v = est[i]
-            if op == "=~":
-                std_lv[i] = v * sd_lv[li[lhs]]
-                std_all[i] = std_lv[i] / sd_ov[oi[rhs]]
-            elif op == "~~" and lhs in li:
-                a, b = li[lhs], li[rhs]
-                std_lv[i] = std_all[i] = v / (sd_lv[a] * sd_lv[b])
-            elif op == "~~":
-                a, b = oi[lhs], oi[rhs]
-                if a == b:
-                    est[i] = v = theta_diag[a]
-                std_lv[i] = v
-                std_all[i] = v / (sd_ov[a] * sd_ov[b])
-            elif op == "|":
-                std_lv[i] = v
-                std_all[i] = v / sd_ov[oi[lhs]]
-            elif op == "~1" and lhs in li:
-                std_lv[i] = std_all[i] = v / sd_lv[li[lhs]] if sd_lv[li[lhs]] > 0 else v
-            elif op == "~1":
-                std_lv[i] = v
-                std_all[i] = v / sd_ov[oi[lhs]]
-            elif op == "~*~":
-                std_lv[i] = v
-                std_all[i] = 1.0
-            elif op == "~":
-                std_lv[i] = std_all[i] = v * sd_lv[li[rhs]] / sd_lv[li[lhs]]
+        thd = 1.0 / dl ** 2 - common                 # delta parameterisation: var(y*) = 1/delta^2
+        sd_ov_g.append(np.sqrt(common + thd))
+        sd_lv_g.append(np.sqrt(np.maximum(np.diag(P), 0.0)))
+        thd_g.append(thd)
+    sd_ov = np.array(sd_ov_g)                          # (G, p)
+    sd_lv = np.array(sd_lv_g)                          # (G, m)
+    thd = np.array(thd_g)
+
+    def pick(table, idx):
+        return np.where(idx >= 0, table[grp, np.maximum(idx, 0)], np.nan)
+
+    so_l, so_r = pick(sd_ov, lhs_o), pick(sd_ov, rhs_o)
+    sl_l, sl_r = pick(sd_lv, lhs_l), pick(sd_lv, rhs_l)
+    ov_var = (op == "~~") & (lhs_o >= 0) & (lhs_o == rhs_o)
+    est = np.where(ov_var, pick(thd, lhs_o), est)     # the fixed residual variances, implied
+    with np.errstate(divide="ignore", invalid="ignore"):
+        load = op == "=~"
+        lvcov = (op == "~~") & (lhs_l >= 0)
+        ovcov = (op == "~~") & (lhs_l < 0)
+        thr = op == "|"
+        lvint = (op == "~1") & (lhs_l >= 0)
+        ovint = (op == "~1") & (lhs_l < 0)
+        scale = op == "~*~"
+        reg = op == "~"
+        std_lv = np.select([load, lvcov, ovcov | thr | ovint | scale,
+                            lvint, reg],
+                           [est * sl_l, est / (sl_l * sl_r), est,
+                            np.where(sl_l > 0, est / sl_l, est), est * sl_r / sl_l], nan)
+        std_all = np.select([load, lvcov, ovcov, thr | ovint, scale, lvint, reg],
+                            [est * sl_l / so_r, est / (sl_l * sl_r), est / (so_l * so_r), est / so_l,
+                             np.ones(n), np.where(sl_l > 0, est / sl_l, est), est * sl_r / sl_l], nan)
     return est, std_lv, std_all
 
 
@@ -276,34 +296,38 @@ def _reflect(model, theta: np.ndarray) -> np.ndarray:
 
 
 def _scaled_shifted(delta: list[np.ndarray], w: list[np.ndarray], gamma: list[np.ndarray],
-                    ng: list[int], df: int) -> tuple[float, float, float, float]:
-    """Traces of U Gamma and (U Gamma)^2 over all groups; a, shift (Asparouhov & Muthen 2010)."""
+                    ng: list[int], df: int, memo: dict | None = None) -> tuple[float, float, float, float]:
+    """Traces of U Gamma and (U Gamma)^2 over all groups; a, shift (Asparouhov & Muthen 2010).
+
+    Stacked over groups, ``W~ = diag(f_g W_g)``, ``Gamma~ = blockdiag(Gamma_g / f_g)``,
+    ``A = Delta' W~ Delta`` and ``U Gamma~ = P - W~ Delta A^-1 Delta' W~ Gamma~`` with
+    ``P = blockdiag(W_g Gamma_g)``. The traces are taken in parameter space (q x q), never
+    forming the k x k blocks of ``U Gamma~``: with ``C_g = Gamma_g W_g Delta_g``,
+    ``B = sum_g f_g (W_g Delta_g)' C_g`` and ``E = sum_g f_g C_g' W_g C_g``,
+    ``tr(U Gamma~) = tr(P) - tr(A^-1 B)`` and
+    ``tr((U Gamma~)^2) = tr(P^2) - 2 tr(A^-1 E) + tr((A^-1 B)^2)``. ``tr(P)`` and ``tr(P^2)``
+    depend on the sample alone (``memo``).
+    """
     N = float(sum(ng))
     fg = [n / N for n in ng]
-    # stacked: W~ = diag(fg W_g), Gamma~ = blockdiag(Gamma_g / fg)
-    A = sum(f * (D.T * wd) @ D for f, D, wd in zip(fg, delta, w))
+    WD = [_wmul(wd, D) for D, wd in zip(delta, w)]                                # W_g Delta_g
+    A = sum(f * D.T @ wdl for f, D, wdl in zip(fg, delta, WD))
     Ainv = np.linalg.inv(A)
-    # U Gamma = W~ G~ - W~ D A^-1 D' W~ G~ ; the group blocks: (U G)_{gh}
-    blocks_wd = [f * (D * wd[:, None]) for f, D, wd in zip(fg, delta, w)]     # W~_g D_g
-    WG = [wd[:, None] * G for wd, G in zip(w, gamma)]                          # W_g Gamma_g  (fg cancels)
-    # M_g = D_g' W~_g Gamma~_g = D_g' W_g Gamma_g
-    M = [D.T @ wg for D, wg in zip(delta, WG)]
-    # UG_{gg} = W_g Gamma_g - (W~D)_g A^-1 M_g ; UG_{gh} = -(W~D)_g A^-1 M_h
-    tr1 = 0.0
-    for g in range(len(delta)):
-        tr1 += np.trace(WG[g]) - np.trace(blocks_wd[g] @ Ainv @ M[g])
-    # tr((UG)^2) = sum_{g,h} tr(UG_gh UG_hg)
-    tr2 = 0.0
-    K = [Ainv @ M[h] for h in range(len(delta))]                   # (q, k_h)
-    for g in range(len(delta)):
-        for h in range(len(delta)):
-            Bgh = blocks_wd[g] @ K[h]                                # (k_g, k_h): (W~D)_g A^-1 M_h
-            Bhg = blocks_wd[h] @ K[g]
-            if g == h:
-                UG = WG[g] - Bgh
-                tr2 += float(np.sum(UG * UG.T))
-            else:
-                tr2 += float(np.sum(Bgh * Bhg.T))
+    C = [Gm @ wdl for Gm, wdl in zip(gamma, WD)]                                  # Gamma_g W_g Delta_g
+    B = sum(f * wdl.T @ c for f, wdl, c in zip(fg, WD, C))
+    E = sum(f * c.T @ _wmul(wd, c) for f, c, wd in zip(fg, C, w))
+    key = ("trace_wgamma", tuple(len(Gm) for Gm in gamma), tuple(np.ndim(wd) for wd in w))
+    if memo is not None and key in memo:
+        trP, trP2 = memo[key]
+    else:
+        WG = [_wmul(wd, Gm) for wd, Gm in zip(w, gamma)]                          # W_g Gamma_g
+        trP = float(sum(np.trace(x) for x in WG))
+        trP2 = float(sum(np.sum(x * x.T) for x in WG))
+        if memo is not None:
+            memo[key] = (trP, trP2)
+    AB = Ainv @ B
+    tr1 = trP - float(np.trace(AB))
+    tr2 = trP2 - 2.0 * float(np.sum(Ainv * E.T)) + float(np.sum(AB * AB.T))
     a = math.sqrt(df / tr2) if tr2 > 0 else float("nan")
     shift = df - a * tr1
     return tr1, tr2, a, shift
@@ -455,7 +479,7 @@ def fit_wlsmv(
     vcov, Ainv = _wls_vcov(dlt, w_lav, gam_lav, fg, N - G, robust=est_name == "WLSMV")
     fit, base_d = _wls_fit(sample, resid, m.npar, th_perm, weigh, fg, N, G)
     if est_name == "WLSMV" and fit["df"] > 0:
-        fit.update(_wls_scaled(fit, dlt, base_d, w_lav, gam_lav, ng, N, G))
+        fit.update(_wls_scaled(fit, dlt, base_d, w_lav, gam_lav, ng, N, G, memo=sample.memo))
         fit.update(_catml_robust(m, theta, sample, imp, dlt, w_lav, gam_lav, Ainv, fg, fit, N, G, flags))
     fit["srmr"] = _wls_srmr(resid, th_perm, fg, m.p)
     fit["srmr_bentler_nomean"] = fit["srmr"]
@@ -509,11 +533,15 @@ def _split_groups(frame: pd.DataFrame, group: str | None) -> tuple[list[pd.DataF
 
 def _observed_levels(frame: pd.DataFrame, exclude) -> dict[str, np.ndarray]:
     """Observed answer codes of every column, over all groups."""
+    cols = [c for c in frame.columns if c not in exclude]
+    try:                                              # numeric columns: one conversion for all
+        block = frame[cols].to_numpy(dtype=float, na_value=np.nan)
+    except (TypeError, ValueError):
+        block = np.column_stack([pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+                                 for c in cols]) if cols else np.empty((len(frame), 0))
     levels = {}
-    for c in frame.columns:
-        if c in exclude:
-            continue
-        x = pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    for j, c in enumerate(cols):
+        x = block[:, j]
         levels[str(c)] = np.unique(x[np.isfinite(x)])
     return levels
 
@@ -521,10 +549,12 @@ def _observed_levels(frame: pd.DataFrame, exclude) -> dict[str, np.ndarray]:
 def _threshold_order(m, sample: WLSSample) -> list[np.ndarray]:
     """Per group, the position in the table's threshold order of each sample threshold."""
     pt = m.partable
+    grp, op = pt["group"].to_numpy(), pt["op"].to_numpy(dtype=object)
+    lhs, rhs = pt["lhs"].to_numpy(dtype=object), pt["rhs"].to_numpy(dtype=object)
     th_perm = []
     for g in range(m.n_groups):
-        rows = pt[(pt["group"] == g + 1) & (pt["op"] == "|")]
-        tl = [f"{a}|{b}" for a, b in zip(rows["lhs"], rows["rhs"])]
+        rows = np.flatnonzero((grp == g + 1) & (op == "|"))
+        tl = [f"{lhs[i]}|{rhs[i]}" for i in rows]
         pos = {lab: k for k, lab in enumerate(tl)}
         missing_th = [lab for lab in sample.th_labels[g] if lab not in pos]
         if missing_th or len(tl) != len(sample.th_labels[g]):
@@ -536,11 +566,22 @@ def _threshold_order(m, sample: WLSSample) -> list[np.ndarray]:
 
 
 def _gauss_newton(m, sample: WLSSample, th_perm, od, weigh, fg, *, max_iter: int, tol: float):
-    """Minimise the (D)WLS discrepancy by Gauss-Newton with step halving, from the sample polychorics."""
+    """Minimise the (D)WLS discrepancy from the sample polychorics: Gauss-Newton with a structured
+    quasi-Newton correction and step halving.
+
+    With residuals ``r = s - sigma(theta)`` and Jacobian ``J``, the Hessian of
+    ``F = sum_g f_g r' W r`` (halved) is ``J'WJ + S``, ``S = -sum_i (W r)_i d2 sigma_i``. Plain
+    Gauss-Newton drops ``S`` and converges only linearly when the model misfits (large
+    residuals: about 24 iterations to 1e-10 on bfi). ``S`` is built up from the secant condition
+    ``S s_k = y#_k = -(J_{k+1} - J_k)' W r_{k+1}`` by the update of Dennis, Gay & Welsch (1981,
+    NL2SOL), sized down when it overshoots; the step solves ``(J'WJ + S) p = J'W r`` when that
+    matrix is positive definite and ``p`` descends, else the Gauss-Newton step is taken. The
+    step halving keeps every iteration a descent step, so the minimum is the same.
+    """
     G = m.n_groups
 
     def objective(theta):
-        sig, _, _ = _delta_and_implied(m, theta, th_perm, od)
+        sig, _ = _implied_stats(m, theta, th_perm, od)          # the step search needs no Jacobian
         return sum(f * float(e @ weigh(g, e)) for g, (f, e) in
                    enumerate(zip(fg, [s - sg for s, sg in zip(sample.s, sig)])))
 
@@ -553,20 +594,44 @@ def _gauss_newton(m, sample: WLSSample, th_perm, od, weigh, fg, *, max_iter: int
     theta = m.start_values(covs, thresholds=ths)
     converged = False
     fval = objective(theta)
+    S = np.zeros((m.npar, m.npar))
+    prev = None                                   # (theta, Jacobians, J'W r) of the previous iterate
+    last_change = np.inf
     it = 0
     for it in range(1, max_iter + 1):
         sig, dlt, _ = _delta_and_implied(m, theta, th_perm, od)
+        wr = [weigh(g, sample.s[g] - sig[g]) for g in range(G)]
         H = np.zeros((m.npar, m.npar))
         gvec = np.zeros(m.npar)
         for g in range(G):
-            WD = weigh(g, dlt[g])
-            H += fg[g] * dlt[g].T @ WD
-            gvec += fg[g] * WD.T @ (sample.s[g] - sig[g])
-        try:
-            step = np.linalg.solve(H, gvec)
-        except np.linalg.LinAlgError:
-            raise ModelError("The model is not identified: the WLS information matrix is singular.",
-                             diagnostics={"iteration": it}) from None
+            H += fg[g] * dlt[g].T @ weigh(g, dlt[g])
+            gvec += fg[g] * dlt[g].T @ wr[g]
+        if prev is not None and last_change < 0.1:      # secant information from near the minimum only
+            sk = theta - prev[0]
+            y = prev[2] - gvec                        # change of the (halved) gradient
+            ys = float(y @ sk)
+            if ys > 1e-12 * float(np.linalg.norm(y) * np.linalg.norm(sk)):
+                ysharp = -sum(fg[g] * (dlt[g] - prev[1][g]).T @ wr[g] for g in range(G))
+                sSs = float(sk @ S @ sk)
+                if sSs != 0.0:
+                    S *= min(1.0, abs(float(sk @ ysharp)) / abs(sSs))
+                v = ysharp - S @ sk
+                S += (np.outer(v, y) + np.outer(y, v)) / ys - float(v @ sk) * np.outer(y, y) / ys ** 2
+        prev = (theta, dlt, gvec)
+        step = None
+        if S.any():
+            try:
+                qn = linalg.cho_solve(linalg.cho_factor(H + S), gvec)
+                if np.isfinite(qn).all() and float(qn @ gvec) > 0:
+                    step = qn
+            except linalg.LinAlgError:
+                S[:] = 0.0                            # not positive definite: the Gauss-Newton step, restart S
+        if step is None:
+            try:
+                step = np.linalg.solve(H, gvec)
+            except np.linalg.LinAlgError:
+                raise ModelError("The model is not identified: the WLS information matrix is singular.",
+                                 diagnostics={"iteration": it}) from None
         t = 1.0
         while True:
             cand = theta + t * step
@@ -576,7 +641,7 @@ def _gauss_newton(m, sample: WLSSample, th_perm, od, weigh, fg, *, max_iter: int
             t *= 0.5
             if t < 1e-10:
                 break
-        change = np.max(np.abs(t * step))
+        change = last_change = np.max(np.abs(t * step))
         theta, fval = cand, fc if np.isfinite(fc) else fval
         if change < tol or t < 1e-10:
             converged = change < 1e-6
@@ -648,14 +713,23 @@ def _wls_fit(sample: WLSSample, resid, npar: int, th_perm, weigh, fg, N: float, 
     return fit, base_d
 
 
-def _wls_scaled(fit, dlt, base_d, w, gam, ng, N: float, G: int) -> dict:
-    """Scaled-shifted statistics of the model and the baseline, and the indices built on them."""
+def _wls_scaled(fit, dlt, base_d, w, gam, ng, N: float, G: int, memo: dict | None = None) -> dict:
+    """Scaled-shifted statistics of the model and the baseline, and the indices built on them.
+
+    The baseline's scale and shift depend on the sample only (``memo``: the sample's own store, so
+    the fits of one data set compute them once)."""
     from . import fit_indices as fi
 
     df, df_b = fit["df"], fit["baseline_df"]
-    _, _, a, shift = _scaled_shifted(dlt, w, gam, ng, df)
+    _, _, a, shift = _scaled_shifted(dlt, w, gam, ng, df, memo=memo)
     chi2_s = a * fit["chi2"] + shift
-    _, _, ab, shift_b = _scaled_shifted(base_d, w, gam, ng, df_b)
+    key = ("baseline_scaled", tuple(D.shape for D in base_d), tuple(W.ndim for W in w))
+    if memo is not None and key in memo:
+        ab, shift_b = memo[key]
+    else:
+        _, _, ab, shift_b = _scaled_shifted(base_d, w, gam, ng, df_b, memo=memo)
+        if memo is not None:
+            memo[key] = (ab, shift_b)
     chi2_bs = ab * fit["baseline_chi2"] + shift_b
     return dict(chi2_scaled=chi2_s, pvalue_scaled=float(stats.chi2.sf(chi2_s, df)), scaling_factor=1.0 / a,
                 shift=shift, baseline_chi2_scaled=chi2_bs, baseline_scaling_factor=1.0 / ab, baseline_shift=shift_b,
@@ -768,14 +842,16 @@ def _wls_heywood(params: pd.DataFrame, ov, group_labels) -> list[Flag]:
     """Implied residual variances of latent responses at or below zero."""
     flags = []
     G = len(group_labels)
+    lhs = params["lhs"].to_numpy(dtype=object)
+    var = ((params["op"].to_numpy(dtype=object) == "~~") & (lhs == params["rhs"].to_numpy(dtype=object))
+           & np.isin(lhs, list(ov)) & (params["est"].to_numpy(dtype=float) <= 0))
+    grp = params["group"].to_numpy()
     for g in range(G):
-        rv = params[(params["group"] == g + 1) & (params["op"] == "~~") & (params["lhs"] == params["rhs"])
-                    & params["lhs"].isin(ov)]
-        bad = rv[rv["est"] <= 0]
-        if len(bad):
-            flags.append(Flag("heywood", f"Negative implied residual variance of {list(bad['lhs'])}"
+        bad = [str(v) for v in lhs[var & (grp == g + 1)]]
+        if bad:
+            flags.append(Flag("heywood", f"Negative implied residual variance of {bad}"
                               + (f" in group {group_labels[g]}" if G > 1 else "") + ".", severity="warning",
-                              where={"items": list(bad["lhs"]), "group": str(group_labels[g])}))
+                              where={"items": bad, "group": str(group_labels[g])}))
     return flags
 
 
