@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1] / "cips_stats"
 LAYERS = {
     "cips_stats": 0, "cips_stats.errors": 0, "cips_stats.results": 0, "cips_stats.thresholds": 0,
     "cips_stats._io": 0, "cips_stats._xlsx": 0, "cips_stats._parse": 0, "cips_stats.output": 0,
+    "cips_stats._blas": 0,
     "cips_stats.instrument": 1,
     "cips_stats.data": 2,
     "cips_stats.scores": 3, "cips_stats.simulate": 3, "cips_stats.disclosure": 3, "cips_stats.plotting": 3,
