@@ -16,8 +16,10 @@ cell changes with BH.  Measured in the same run, as a user calls them:
   ``cs.change.fit(indicators, supported=...)``, fitted once beforehand: the fit, compilation included,
   is timed separately and is not part of the audit);
 * ``power_dask``: :func:`cips_stats.power.simulate_claim` with 50 CIPS-scale replications (8 in a quick
-  run) on a local Dask cluster of 1 and of 2 worker processes: the speed-up, and the time of a
-  1,000-replication study extrapolated linearly from the 2-worker run (stated as such).
+  run) on a local Dask cluster of 1 and of 2 worker processes: the wall-clock speed-up, the CPU seconds
+  the workers spent (equal totals mean the work does not grow with the workers, so the speed-up on
+  free cores is bounded only by the cores), and the time of a 1,000-replication study extrapolated
+  linearly (from the 2-worker wall time, and from the CPU time per replication on 2 free cores).
 Times are the best of ``repeats`` calls; the load average of the machine is recorded before and after,
 since the development machine (2 cores) is shared.
 """
@@ -84,16 +86,20 @@ def _load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def _power_dask(workers: int, n_sim: int) -> float:
+def _power_dask(workers: int, n_sim: int) -> tuple[float, float]:
+    """Wall seconds of the study and CPU seconds its workers spent (summed over worker processes)."""
     from distributed import Client, LocalCluster
 
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cl, \
             Client(cl) as client:
         client.run(lambda: __import__("cips_stats.claims"))                 # warm the workers' imports
+        cpu0 = sum(client.run(time.process_time).values())
         t0 = time.perf_counter()
         cs.power.simulate_claim(n_sim=n_sim, n_boot=200, n_perm=2000, rules=("point", "fdr"),
                                 tests=("permutation", "cmh", "gee", "did", "ancova"), seed=1, backend=client)
-        return time.perf_counter() - t0
+        wall = time.perf_counter() - t0
+        cpu = sum(client.run(time.process_time).values()) - cpu0
+        return wall, cpu
 
 
 def run(quick: bool = False) -> dict[str, Any]:
@@ -138,9 +144,17 @@ def run(quick: bool = False) -> dict[str, Any]:
         except Exception as exc:  # recorded, not hidden
             out["audit"]["change_model_error"] = f"{type(exc).__name__}: {exc}"
     n_sim = 8 if quick else 50
-    t1 = _power_dask(1, n_sim)
-    t2 = _power_dask(2, n_sim)
+    t1, cpu1 = _power_dask(1, n_sim)
+    t2, cpu2 = _power_dask(2, n_sim)
+    # On a shared machine the wall-clock speed-up says how busy the cores were; the workers' CPU seconds
+    # say whether the work itself grows with the number of workers (it should not: replications are
+    # independent), i.e. whether the speed-up on free cores can be near-linear.
     out["power_dask"] = {"replications": n_sim, "one_worker_s": t1, "two_workers_s": t2, "speedup": t1 / t2,
+                         "one_worker_cpu_s": cpu1, "two_workers_cpu_s": cpu2,
+                         "cpu_per_replication_one_worker_s": cpu1 / n_sim,
+                         "cpu_per_replication_two_workers_s": cpu2 / n_sim,
+                         "cpu_bound_speedup_two_workers": 2 * cpu1 / cpu2,
+                         "extrapolated_1000_replications_two_free_cores_min": cpu2 / n_sim * 1000 / 2 / 60,
                          "per_replication_one_worker_s": t1 / n_sim,
                          "extrapolated_1000_replications_two_workers_min": t2 / n_sim * 1000 / 60,
                          "extrapolated_1000_replications_one_worker_min": t1 / n_sim * 1000 / 60,
