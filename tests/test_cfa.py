@@ -602,3 +602,38 @@ def test_survey_data_is_weighted_by_its_design_by_default():
     assert np.max(np.abs(w.loadings["est"].to_numpy() - u.loadings["est"].to_numpy())) > 1e-4
     ml = cs.factor.cfa(sim.data, respondent_group="private")
     assert any(f.code == "unweighted" for f in ml.flags)
+
+
+# ---------------------------------------------------------------- issue 10 item 2: every named measure, new data
+BFI_NE = json.loads((REF / "cfa_bfi_ne_fit_measures.json").read_text())
+_NE_KW = {"ml_fiml": dict(missing="fiml"), "mlr_fiml": dict(missing="fiml", estimator="MLR"),
+          "mlr_listwise": dict(estimator="MLR"), "ml_listwise": {}, "ml_fiml_groups": dict(missing="fiml", group="gender")}
+
+
+@pytest.mark.parametrize("case", BFI_NE["cases"], ids=[c["id"] for c in BFI_NE["cases"]])
+def test_named_fit_measures_match_lavaan_on_bfi_with_missing_answers(case):
+    # bfi N + E as continuous items with their own missing answers (validation/r/fit_measures_issue10.R):
+    # cfi_robust, tli_robust, rmsea_robust (CI, p), rmsea_pvalue_scaled, srmr_bentler_nomean and wrmr under
+    # lavaan's names, NaN exactly where lavaan gives NA
+    kw = _NE_KW[case["id"]]
+    bfi = pd.read_csv(REF / "bfi.csv")
+    res = cs.factor.cfa(bfi[BFI_NE["items"] + (["gender"] if "group" in kw else [])], BFI_NE["model"], **kw)
+    fm = case["fit"]
+    assert sum(res.n_obs) == case["nobs"]
+    assert res.fit["chi2"] == pytest.approx(fm["chisq"], rel=1e-6)
+    names = ("cfi", "tli", "rmsea", "srmr", "srmr_bentler_nomean", "wrmr", "cfi.robust", "tli.robust",
+             "rmsea.robust", "rmsea.pvalue.robust", "rmsea.pvalue.scaled", "cfi.scaled", "rmsea.scaled")
+    for name in names:
+        ours = res.fit.get(name.replace(".", "_"), float("nan"))
+        if fm.get(name) is None:
+            assert np.isnan(ours), name                       # lavaan: NA (ML has no scaled test)
+        else:
+            assert ours == pytest.approx(fm[name], abs=1e-5), name
+    if fm.get("chisq.scaled") is not None:
+        assert res.fit["chi2_scaled"] == pytest.approx(fm["chisq.scaled"], rel=1e-5)
+    if fm.get("rmsea.ci.lower.robust") is not None:
+        lo, hi = res.fit["rmsea_ci_robust"]
+        assert (lo, hi) == pytest.approx((fm["rmsea.ci.lower.robust"], fm["rmsea.ci.upper.robust"]), abs=1e-5)
+    # WRMR = sqrt(chi2 / e), e = p(p+1)/2 (+ p means with a mean structure): lavaan's definition
+    e = 55 + (10 if kw.get("missing") == "fiml" or "group" in kw else 0)
+    assert res.fit["wrmr"] == pytest.approx(np.sqrt(res.fit["chi2"] / e), rel=1e-12)

@@ -471,6 +471,13 @@ def _srmr(prob: MLProblem, cm: CFAModel, theta, ms: bool) -> tuple[float, float]
     return tot, nom
 
 
+def _wrmr(chi2: float, p: int, ms: bool) -> float:
+    """lavaan's WRMR for continuous data: ``sqrt(chi2 / e)``, e the number of sample statistics of one
+    group (p(p+1)/2 variances and covariances, plus p means when the model has a mean structure)."""
+    e = p * (p + 1) // 2 + (p if ms else 0)
+    return math.sqrt(chi2 / e) if e > 0 and np.isfinite(chi2) and chi2 >= 0 else float("nan")
+
+
 def _fit_measures(prob, fit, cm, G, ms) -> dict:
     N = prob.n_total
     chi2, df = fit.chi2, fit.df
@@ -483,7 +490,7 @@ def _fit_measures(prob, fit, cm, G, ms) -> dict:
              tli=fi.tli(chi2, df, fit.baseline_chi2, fit.baseline_df),
              rmsea=fi.rmsea(chi2, df, N, G), rmsea_ci=fi.rmsea_ci(chi2, df, N, G),
              rmsea_pvalue=fi.rmsea_pvalue(chi2, df, N, G), srmr=srmr, srmr_bentler_nomean=srmr_nm,
-             loglik=fit.loglik, unrestricted_loglik=fit.loglik_h1, fmin=fit.fmin, ntotal=N)
+             wrmr=_wrmr(chi2, prob.p, ms), loglik=fit.loglik, unrestricted_loglik=fit.loglik_h1, fmin=fit.fmin, ntotal=N)
     d.update(fi.information_criteria(fit.loglik, cm.npar, N))
     return d
 
