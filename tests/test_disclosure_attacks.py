@@ -23,7 +23,7 @@ from cips_stats import disclosure
 from cips_stats.cli import main
 
 MIN_N = 10
-SECTIONS = "data,indicators,gap,drift"
+SECTIONS = "data,reliability,indicators,gap,drift,change"   # every section that publishes per-cell n
 NAMES = {"C01": "Kenya", "C02": "Peru", "C03": "Niger", "C04": "Côte d'Ivoire", "C05": "Nigeria"}
 PUBLIC_LIST = sorted(NAMES.values())
 
@@ -209,7 +209,29 @@ def _published_constraints(out: Path, raw: pd.DataFrame):
         for t in true["iteration"].unique():
             mm = m & (true["iteration"] == t).to_numpy()
             eq.append((mm, float(true.loc[mm, "n"].sum())))
+        # the invariance comparison across iterations: the countries of g surveyed in every iteration
+        per = true[m].groupby("country")["iteration"].nunique()
+        rep = m & true["country"].isin(per[per == true["iteration"].nunique()].index).to_numpy()
+        if rep.any():
+            eq.append((rep, float(true.loc[rep, "n"].sum())))
     lower = np.ones(k)
+    # reliability counts per cell and factor, and the change model's n_1/n_2 per country and group (first and
+    # last iteration of the cell), are lower bounds of their cells
+    tables = out / "tables"
+    if (tables / "reliability_cells.csv").exists():
+        rel = pd.read_csv(tables / "reliability_cells.csv")
+        for (c, it, g), sub in rel.groupby(["country", "iteration", "group"]):
+            v = sub["n"].max()
+            if pd.notna(v):
+                lower[pos[(c, it, g)]] = max(lower[pos[(c, it, g)]], v)
+    if (tables / "change_cells.csv").exists():
+        ch = pd.read_csv(tables / "change_cells.csv")
+        for (c, g), sub in ch.groupby(["country", "group"]):
+            its = sorted(true.loc[(true["code"] == c) & (true["group"] == g), "iteration"])
+            for col, it in (("n_1", its[0]), ("n_2", its[-1])):
+                v = sub[col].max()
+                if pd.notna(v):
+                    lower[pos[(c, it, g)]] = max(lower[pos[(c, it, g)]], v)
     # indicator and gap counts are lower bounds of their cells
     ind = pd.read_csv(out / "tables" / "indicators_cells.csv")
     for (c, it, g), sub in ind.groupby(["country", "iteration", "group"]):
@@ -247,6 +269,7 @@ def test_suppressed_counts_cannot_be_recovered_by_differencing(cli_report, surve
     """Cells, respondents used, group and group x iteration totals (CFA, invariance n), indicator, drift n."""
     out, _, _ = cli_report
     raw, _, small = survey
+    assert {"reliability_cells", "change_cells", "indicators_cells", "drift_all"} <= set(_tables(out))
     true, known, eq, lower, inv = _published_constraints(out, raw)
     sup = np.flatnonzero(np.isnan(known))
     assert sup.size >= 2
@@ -488,3 +511,31 @@ def test_the_html_tables_are_ordered_by_code_and_hide_the_small_cells(cli_report
         if head[-1] == "n" or "n" in head:
             j = head.index("n")
             assert not {r[j] for r in t[1:] if len(r) > j} & small, t[0]
+
+
+# ------------------------------------------------------------------------------------------ the full report
+@pytest.mark.slow
+def test_every_attack_fails_on_a_full_report(survey, tmp_path):
+    """The default sections (with the CFA, invariance and review): names, key, formulas, differencing."""
+    raw, inst, _ = survey
+    f = tmp_path / "survey.csv"
+    cs.data.write_raw(raw, f, instrument=inst)
+    out, key = tmp_path / "out", tmp_path / "key.txt"
+    r = CliRunner().invoke(main, ["report", str(f), "--out", str(out), "--anonymise-key", str(key), "--seed", "3",
+                                  "--n-boot", "30"])
+    assert r.exit_code == 0, r.output
+    k = key.read_text().strip()
+    for fname, text in {**_texts(out), **_xlsx_parts(out)}.items():
+        for name in [*NAMES.values(), "Ivoire"]:
+            assert name not in text, f"{name} in {fname}"
+        assert k not in text and "<f>" not in text, fname
+    true, known, eq, lower, _ = _published_constraints(out, raw)
+    tiny = true["n"].to_numpy() < MIN_N
+    assert tiny.sum() >= 2 and np.isnan(known[tiny]).all()
+    for i in np.flatnonzero(tiny):
+        lo, hi = _interval(i, known, eq, lower)
+        assert hi - lo >= np.ceil(MIN_N / 2), (true.iloc[i].to_dict(), lo, hi)
+    for name, t in _tables(out).items():
+        if "country" in t.columns:
+            num = t["country"].astype(str).str.extract(r"^Country (\d+)$", expand=False)
+            assert num.notna().all() and (np.diff(num.astype(int).to_numpy()) >= 0).all(), name
