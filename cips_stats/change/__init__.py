@@ -24,5 +24,5 @@ from ._model import ChangeResult, fit
 from ._ordinal import OrdinalChangeResult, fit_ordinal
 from ._pooling import PartialPooling, partial_pooling
 
-__all__ = ["CellChanges", "cell_changes", "ChangeResult", "fit", "PartialPooling", "partial_pooling", "OrdinalChangeResult",
-           "fit_ordinal"]
+__all__ = ["CellChanges", "cell_changes", "ChangeResult", "fit", "PartialPooling", "partial_pooling",
+           "OrdinalChangeResult", "fit_ordinal"]
