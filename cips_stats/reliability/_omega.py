@@ -98,14 +98,14 @@ def _pd_pivots(H: np.ndarray, rel: float) -> np.ndarray:
 def _hessian(Bs: np.ndarray, M: np.ndarray, A: np.ndarray, L: np.ndarray) -> np.ndarray:
     """Newton's Hessian of F where it is positive definite, else the expected information (Fisher scoring).
 
-    The observed Hessian is ``T(B, M) + T(M, B) - T(B, B)`` plus ``2 A`` on the loadings block
+    The observed Hessian is ``T(B, M) + T(M, B) - T(B, B) = 2 T(B, M) - T(B, B)`` plus ``2 A`` on the loadings block
     (``B = Sigma^-1``, ``M = B S B``, ``T`` of :func:`_bilinear`); Fisher scoring alone converges
     only linearly when the model misfits (up to 140 iterations on CIPS cells), Newton's step
     quadratically near the optimum.
     """
     p = L.shape[1]
     fisher = _information(Bs, L)
-    obs = _bilinear(Bs, M, L) + _bilinear(M, Bs, L) - fisher
+    obs = 2.0 * _bilinear(Bs, M, L) - fisher          # T(B, M) = T(M, B) for symmetric B and M
     obs[:, :p, :p] += 2.0 * A
     with np.errstate(invalid="ignore"):
         ok = np.isfinite(obs).all(axis=(1, 2))
