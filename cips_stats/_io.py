@@ -243,10 +243,25 @@ def _decode_failure(data: bytes, offset: int, encoding: str) -> str:
     return f"the byte 0x{data[offset]:02X} at line {line}, byte offset {offset}, is not valid {encoding}"
 
 
+def _utf16_without_bom(data: bytes) -> str:
+    """``"utf-16-le"``/``"utf-16-be"`` when the file's start is ASCII text in UTF-16 (every other byte 0), else ``""``."""
+    head = data[:4096]
+    head = head[: len(head) - len(head) % 2]
+    if len(head) < 8:
+        return ""
+    even, odd = head[0::2], head[1::2]
+    if odd.count(0) >= 0.9 * len(odd) and even.count(0) == 0:
+        return "utf-16-le"
+    if even.count(0) >= 0.9 * len(even) and odd.count(0) == 0:
+        return "utf-16-be"
+    return ""
+
+
 def _detect_encoding(data: bytes, encoding: str | None, src: str) -> tuple[str, str | None]:
     """The encoding to read a CSV file with, and a note when it was detected as not UTF-8.
 
-    A byte-order mark decides (UTF-8, UTF-16); an encoding given is checked; otherwise UTF-8,
+    A byte-order mark decides (UTF-8, UTF-16); an encoding given is checked; otherwise UTF-16
+    without a mark (ASCII text with every other byte 0, as Windows "Unicode text" exports), UTF-8,
     then Windows-1252 (a superset of Latin-1's printable characters). Bytes that do not decode
     raise :class:`DataError` naming the byte, its line and what to pass.
     """
@@ -277,6 +292,12 @@ def _detect_encoding(data: bytes, encoding: str | None, src: str) -> tuple[str, 
             raise _fail("file_encoding", src, f"{_decode_failure(data, bad, enc)} although the file starts "
                         f"with a {enc} byte-order mark.", f"0x{data[bad]:02X}")
         return enc, None
+    enc = _utf16_without_bom(data)
+    if enc:
+        bad = _first_bad_byte(data, enc)
+        if bad is None:
+            return enc, (f"The file has no byte-order mark but its text is UTF-16 "
+                         f"({'little' if enc.endswith('le') else 'big'}-endian): read as {enc.upper()}.")
     bad8 = _first_bad_byte(data, "utf-8")
     if bad8 is None:
         return "utf-8", None

@@ -201,6 +201,18 @@ def test_encodings_are_detected(tmp_path, encoding, bom):
     assert len(detected) == (encoding in ("cp1252", "latin-1"))
 
 
+@pytest.mark.parametrize("encoding, endian", [("utf-16-le", "little"), ("utf-16-be", "big")])
+def test_utf16_without_a_byte_order_mark_is_detected(tmp_path, encoding, endian):
+    raw = _small_raw(3)
+    raw["country"] = ["Côte d’Ivoire", "Österreich", "España"]
+    p = tmp_path / "u16.csv"
+    raw.to_csv(p, index=False, encoding=encoding, sep=";")
+    data = cs.load(p)
+    assert data.fingerprint == cs.load(raw).fingerprint
+    assert data.notes.loc[data.notes["rule"] == "encoding_detected", "reason"].tolist() == [
+        f"The file has no byte-order mark but its text is UTF-16 ({endian}-endian): read as {encoding.upper()}."]
+
+
 def test_undecodable_bytes_name_the_byte_and_line(tmp_path):
     raw = _small_raw(3)
     raw["country"] = ["A", "Österreich", "B"]
