@@ -216,6 +216,8 @@ def _first_bad_byte(data: bytes, encoding: str) -> int | None:
 
     enc = codecs.lookup(encoding).name
     step = 2 if enc.startswith("utf-16") else 1
+    # after the first block, a file with a UTF-16 byte-order mark continues in the mark's byte order
+    cont = ("utf-16-be" if data.startswith(codecs.BOM_UTF16_BE) else "utf-16-le") if enc == "utf-16" else enc
     pos = 0
     while pos < len(data):
         stop = min(len(data), pos + _BLOCK)
@@ -226,11 +228,11 @@ def _first_bad_byte(data: bytes, encoding: str) -> int | None:
             stop -= (stop - pos) % 2
             if stop < len(data) and stop - pos >= 2:
                 unit = data[stop - 2:stop]
-                hi = unit[1] if enc in ("utf-16-le", "utf-16") else unit[0]
+                hi = unit[1] if cont == "utf-16-le" else unit[0]
                 if 0xD8 <= hi <= 0xDB:
                     stop -= 2  # not between the halves of a surrogate pair
         try:
-            codecs.decode(data[pos:stop], enc if pos == 0 or enc != "utf-16" else "utf-16-le")
+            codecs.decode(data[pos:stop], enc if pos == 0 else cont)
         except UnicodeDecodeError as exc:
             return pos + exc.start
         pos = stop

@@ -213,6 +213,20 @@ def test_utf16_without_a_byte_order_mark_is_detected(tmp_path, encoding, endian)
         f"The file has no byte-order mark but its text is UTF-16 ({endian}-endian): read as {encoding.upper()}."]
 
 
+def test_big_endian_utf16_is_checked_in_its_own_byte_order_past_the_first_block(tmp_path, monkeypatch):
+    import codecs
+
+    from cips_stats import _io
+
+    monkeypatch.setattr(_io, "_BLOCK", 64)             # many blocks in a small file
+    raw = _small_raw(12)
+    raw["country"] = ["Øresund 𝔘"] * 12                # U+00D8 read little-endian is a lone surrogate
+    p = tmp_path / "be.csv"
+    p.write_bytes(codecs.BOM_UTF16_BE + raw.to_csv(index=False).encode("utf-16-be"))
+    assert _io._first_bad_byte(p.read_bytes(), "utf-16") is None
+    assert cs.load(p).fingerprint == cs.load(raw).fingerprint
+
+
 def test_undecodable_bytes_name_the_byte_and_line(tmp_path):
     raw = _small_raw(3)
     raw["country"] = ["A", "Österreich", "B"]
