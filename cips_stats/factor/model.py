@@ -133,12 +133,13 @@ class CFAModel:
     def __init__(self, partable: pd.DataFrame, ordered=None):
         pt = partable.reset_index(drop=True)
         self.partable = pt
+        L_lhs, L_op, L_rhs = pt["lhs"].tolist(), pt["op"].tolist(), pt["rhs"].tolist()   # plain lists: fast to walk
         lv: list[str] = []
-        for lhs, op in zip(pt["lhs"], pt["op"]):
+        for lhs, op in zip(L_lhs, L_op):
             if op == "=~" and lhs not in lv:
                 lv.append(lhs)
         ov: list[str] = []
-        for lhs, op, rhs in zip(pt["lhs"], pt["op"], pt["rhs"]):
+        for lhs, op, rhs in zip(L_lhs, L_op, L_rhs):
             for n in ((rhs,) if op == "=~" else (lhs, rhs) if op == "~~" else (lhs,)):
                 if n and n not in lv and n not in ov:
                     ov.append(n)
@@ -155,7 +156,6 @@ class CFAModel:
         oi = {n: i for i, n in enumerate(ov)}
         li = {n: i for i, n in enumerate(lv)}
         self.blocks: list[_Block] = []
-        L_lhs, L_op, L_rhs = pt["lhs"].tolist(), pt["op"].tolist(), pt["rhs"].tolist()
         for g in range(1, self.n_groups + 1):
             rows = np.flatnonzero(pt["group"].to_numpy() == g)
             kind, r, c = [], [], []

@@ -567,8 +567,9 @@ def _group_rows(keys, user, lv_names, ord_k, n_groups, std_lv):
                              explicit_free=explicit_free))
     pt = pd.DataFrame(rows)
     pt.insert(0, "id", np.arange(1, len(pt) + 1))
-    pt["plabel"] = [f".p{i}." for i in pt["id"]]
-    pt["ptype"] = [param_type(o, l, r, lv_names) for l, o, r in zip(pt["lhs"], pt["op"], pt["rhs"])]
+    pt["plabel"] = [f".p{i}." for i in pt["id"].tolist()]
+    pt["ptype"] = [param_type(o, l, r, lv_names) for l, o, r in zip(pt["lhs"].tolist(), pt["op"].tolist(),
+                                                                      pt["rhs"].tolist())]
 
     return pt
 
@@ -633,21 +634,23 @@ def _absorb_equalities(pt, equalities):
             a = parent[a]
         return a
 
-    labels_in_table = set(pt["label"]) - {""}
+    labels = pt["label"].tolist()
+    labels_in_table = set(labels) - {""}
     for a, b in equalities:
         for x in (a, b):
             if x not in labels_in_table:
                 raise ModelError(f"The constraint {a} == {b} uses the label {x!r}, which labels no parameter.")
         parent[find(a)] = find(b)
-    key_of = [find(lab) if lab else f"#row{i}" for i, lab in enumerate(pt["label"])]
+    key_of = [find(lab) if lab else f"#row{i}" for i, lab in enumerate(labels)]
     pt["_key"] = key_of
     # a label shared with a fixed row fixes all rows with that label
     fixed_keys = {}
-    for k, fr, us in zip(pt["_key"], pt["free"], pt["ustart"]):
+    c_free, c_ustart = pt["free"].tolist(), pt["ustart"].tolist()
+    for k, fr, us in zip(key_of, c_free, c_ustart):
         if not fr and not k.startswith("#row"):
             fixed_keys.setdefault(k, us)
     index, free_col, ustart_col = {}, [], []
-    for k, fr, us in zip(pt["_key"], pt["free"], pt["ustart"]):
+    for k, fr, us in zip(key_of, c_free, c_ustart):
         if k in fixed_keys:
             free_col.append(0)
             ustart_col.append(fixed_keys[k])
