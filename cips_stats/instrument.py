@@ -671,6 +671,12 @@ class Instrument:
         else:
             source = str(path_or_text)
             try:
+                size = Path(path_or_text).stat().st_size
+                if size > 4 * _MAX_INSTRUMENT_CHARS:
+                    msg = (f"The file holds {size:,} bytes, more than an instrument needs "
+                           f"({4 * _MAX_INSTRUMENT_CHARS:,} at most): is it the right file?")
+                    raise DataError(f"The instrument file {source} is too large.",
+                                    [_problem("yaml_too_large", msg, source, None, size)])
                 data = Path(path_or_text).read_bytes()
             except OSError as exc:
                 raise DataError(f"Cannot read the instrument file {source}: {exc}.",
@@ -807,11 +813,27 @@ def _decode_yaml(data: bytes, source: str) -> str:
                         [_problem("file_encoding", msg, source, None, f"0x{data[exc.start]:02X}")]) from None
 
 
+#: Largest instrument file read (characters; bytes: four times that): the packaged CIPS instrument is
+#: about 9,000; a larger file is not an instrument, and parsing it would take long.
+_MAX_INSTRUMENT_CHARS = 2_000_000
+#: Deepest nesting of an instrument file (an instrument needs 5: top -> items -> item -> groups -> value).
+_MAX_YAML_DEPTH = 16
+
+
 def _safe_yaml(content: str, source: str) -> Any:
-    """``yaml.safe_load`` that refuses aliases and duplicate keys and records each key's line."""
+    """``yaml.safe_load`` that refuses aliases, duplicate keys, huge and deeply nested files and records
+    each key's line."""
     import yaml
 
+    if len(content) > _MAX_INSTRUMENT_CHARS:
+        msg = (f"The file holds {len(content):,} characters, more than an instrument needs "
+               f"({_MAX_INSTRUMENT_CHARS:,} at most): is it the right file?")
+        raise DataError(f"The instrument file {source} is too large.",
+                        [_problem("yaml_too_large", msg, source, None, len(content))])
+
     class Loader(yaml.SafeLoader):
+        depth = 0
+
         def compose_node(self, parent: Any, index: Any) -> Any:
             if self.check_event(yaml.AliasEvent):
                 ev = self.peek_event()
@@ -819,7 +841,17 @@ def _safe_yaml(content: str, source: str) -> Any:
                        f"instrument file; write the values out.")
                 raise DataError(f"The instrument file {source} uses a YAML alias.",
                                 [_problem("yaml_alias", msg, source, None, f"*{ev.anchor}")])
-            return super().compose_node(parent, index)
+            self.depth += 1
+            if self.depth > _MAX_YAML_DEPTH:
+                line = self.peek_event().start_mark.line + 1
+                msg = (f"Line {line}: values nested more than {_MAX_YAML_DEPTH} levels deep; an instrument "
+                       f"needs five.")
+                raise DataError(f"The instrument file {source} is nested too deeply.",
+                                [_problem("yaml_too_deep", msg, source)])
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
 
     def mapping(loader: Any, node: Any) -> _Located:
         out = _Located()

@@ -198,6 +198,31 @@ def test_yaml_alias_bomb_is_refused_quickly():
         ("yaml_alias", "Line 2: YAML aliases (*a) are not allowed in an instrument file; write the values out.")]
 
 
+def test_huge_and_deeply_nested_instrument_files_are_refused_quickly(tmp_path):
+    t0 = time.perf_counter()
+    with pytest.raises(cs.DataError) as e:
+        cs.Instrument.from_yaml("a: " + "[" * 5000 + "]" * 5000 + "\n")       # was a RecursionError
+    assert [(q.rule, q.message) for q in e.value.problems] == [
+        ("yaml_too_deep", "Line 1: values nested more than 16 levels deep; an instrument needs five.")]
+    with pytest.raises(cs.DataError) as e:
+        cs.Instrument.from_yaml("name: " + "x" * 3_000_000 + "\n")
+    assert [(q.rule, q.message) for q in e.value.problems] == [
+        ("yaml_too_large", "The file holds 3,000,007 characters, more than an instrument needs (2,000,000 at most): "
+                           "is it the right file?")]
+    big = tmp_path / "big.yaml"
+    with open(big, "wb") as fh:                      # sparse: never read
+        fh.truncate(9_000_000)
+    with pytest.raises(cs.DataError) as e:
+        cs.Instrument.from_yaml(big)
+    assert e.value.problems[0].rule == "yaml_too_large" and e.value.problems[0].value == 9_000_000
+    assert time.perf_counter() - t0 < 3
+    # the packaged instrument, its YAML and a nesting of 16 are fine
+    assert cs.Instrument.from_yaml(INST.to_yaml()) == INST
+    with pytest.raises(cs.DataError) as e:
+        cs.Instrument.from_yaml("name: " + "[" * 15 + "]" * 15 + "\n")
+    assert e.value.problems[0].rule != "yaml_too_deep"
+
+
 def test_a_billion_scale_points_is_refused_quickly():
     spec = INST.to_dict()
     spec["scale"] = {"points": 1_000_000_000}
