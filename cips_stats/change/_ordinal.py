@@ -46,6 +46,8 @@ CUT_PRIOR, GAP_PRIOR = 3.0, 1.0
 LOADING_PRIOR = 0.5
 #: Prior sd of drift and support effects; prior scale of the half-normal sds (logit units).
 EFFECT_PRIOR, SD_PRIOR = 1.0, 0.5
+#: NUTS target acceptance rate of the nutpie path (0.95: smaller steps near small sd_cell).
+TARGET_ACCEPT = 0.95
 #: Default minimal important difference: 0.25 points on the 0-10 scale, converted to latent units.
 MID_POINTS = 0.25
 
@@ -421,11 +423,13 @@ class _Density:
         self.S_item = sparse.csr_matrix((ones, (d.row_item, rr)), shape=(self.J, R))
         self.S_eta = sparse.csr_matrix((ones, (d.row_cell * self.F + d.row_f, rr)), shape=(self.N * self.F, R))
         self.base_idx = d.cell_g * self.C + d.cell_c                       # (N,) into (G*C)
+        self.S_base = sparse.csr_matrix((np.ones(self.N), (self.base_idx, np.arange(self.N))),
+                                        shape=(self.G * self.C, self.N))
         self.t2 = np.flatnonzero(d.cell_t2 > 0)                           # last-iteration cells
         self.t2_pair = d.cell_p[self.t2]
         self.eta_idx = d.row_cell * self.F + d.row_f
         self.n = d.counts
-        self.n_mid = d.counts[:, 1:-1]                                    # middle categories (gap terms)
+        self.n_mid_gi = np.asarray(self.S_gi @ d.counts[:, 1:-1])          # middle-category counts per (group, item)
 
     # ---------------------------------------------------------------------------------- pieces
     def unpack(self, x: np.ndarray) -> dict[str, np.ndarray]:
@@ -483,25 +487,24 @@ class _Density:
         xr = ar * er
         c = cut[d.row_gi]                                          # (R, K-1)
         z = c - xr[:, None]
-        sig = _expit(z)
-        log_f = -np.logaddexp(0.0, -z)                             # log sigma(z)
-        log_s = -np.logaddexp(0.0, z)                              # log sigma(-z)
+        ez = np.exp(-np.abs(z))
+        sp = np.log1p(ez)                                          # log sigma(z) = -(max(-z, 0) + sp)
+        sig = np.where(z >= 0, 1.0, ez) / (1.0 + ez)               # sigma(z), stable both ways
         n = self.n
-        ll = float(np.sum(n[:, :-1] * log_f) + np.sum(n[:, 1:] * log_s))
+        ll = -float(np.sum(n[:, :-1] * (np.maximum(-z, 0.0) + sp)) + np.sum(n[:, 1:] * (np.maximum(z, 0.0) + sp)))
         gz = n[:, :-1] * (1.0 - sig) - n[:, 1:] * sig             # d/dz_m
-        gcut = gz.copy()
-        if K > 2:
-            delta = c[:, 1:] - c[:, :-1]
-            ll += float(np.sum(self.n_mid * np.log(-np.expm1(-delta))))
-            gg = self.n_mid / np.expm1(delta)
-            gcut[:, 1:] += gg
-            gcut[:, :-1] -= gg
         gx = -gz.sum(axis=1)
         # loadings
         g_a = self.S_item @ (gx * er)
         grad[s["lz"]] = d.basis.T @ (g_a * a)
-        # cut-points
-        g_tau = np.asarray(self.S_gi @ gcut)                       # (GI, K-1)
+        # cut-points; the gap terms log(1 - exp(tau_m-1 - tau_m)) depend on the (group, item) only
+        g_tau = np.asarray(self.S_gi @ gz)                         # (GI, K-1)
+        if K > 2:
+            delta = np.diff(cut, axis=1)
+            ll += float(np.sum(self.n_mid_gi * np.log(-np.expm1(-delta))))
+            gg = self.n_mid_gi / np.expm1(delta)
+            g_tau[:, 1:] += gg
+            g_tau[:, :-1] -= gg
         grad[s["cc"]] = g_tau.sum(axis=1)
         if K > 2:
             g_tc = g_tau - g_tau.mean(axis=1, keepdims=True)
@@ -510,9 +513,7 @@ class _Density:
         # latent means
         g_eta = np.asarray(self.S_eta @ (gx * ar)).reshape(self.N, F)
         if self.C > 1:
-            g_base = np.zeros((G * self.C, F))
-            np.add.at(g_base, self.base_idx, g_eta)
-            g_base = g_base.reshape(G, self.C, F).transpose(0, 2, 1)   # (G, F, C)
+            g_base = np.asarray(self.S_base @ g_eta).reshape(G, self.C, F).transpose(0, 2, 1)   # (G, F, C)
             grad[s["ub"]] = (g_base.reshape(G * F, self.C) @ self.BC).ravel()
         g_change = np.zeros((self.P, F))
         g_change[self.t2_pair] += g_eta[self.t2]
@@ -612,7 +613,7 @@ def _sample_density(dens: _Density, coords: dict, *, draws: int, tune: int, chai
     t1 = time.perf_counter()
     idata = nutpie.sample(model, draws=int(draws), tune=int(tune), chains=int(chains), seed=int(seed),
                           cores=max(1, min(int(chains), __import__("os").cpu_count() or 1)), progress_bar=False,
-                          target_accept=_sampling.TARGET_ACCEPT)
+                          target_accept=TARGET_ACCEPT)
     t2 = time.perf_counter()
     return idata, {"compile_s": t1 - t0, "sampling_s": t2 - t1, "cached": False}
 
