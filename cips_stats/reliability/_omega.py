@@ -109,8 +109,11 @@ def _hessian(Bs: np.ndarray, M: np.ndarray, A: np.ndarray, L: np.ndarray) -> np.
     obs[:, :p, :p] += 2.0 * A
     with np.errstate(invalid="ignore"):
         ok = np.isfinite(obs).all(axis=(1, 2))
-        if ok.any():
+        if ok.sum() > 16:           # a large stack: elimination over the columns, batched
             ok[ok] = _pd_pivots(obs[ok], 1e-10)
+        elif ok.any():              # a few matrices: one eigen-decomposition call costs less
+            sub = obs[ok]
+            ok[ok] = np.linalg.eigvalsh(sub)[:, 0] > 1e-10 * np.abs(np.diagonal(sub, axis1=1, axis2=2)).max(axis=1)
     return np.where(ok[:, None, None], obs, fisher)
 
 
