@@ -281,21 +281,28 @@ def _wrong_sign_flags(params: pd.DataFrame) -> list[Flag]:
     negative loading among positive ones (its Wald interval excludes zero) is the mark
     of an item left un-reversed, or of a mis-keyed item (psych's ``check.keys``).
     """
-    lam = params[(params["op"] == "=~")]
+    is_lam = np.flatnonzero(params["op"].to_numpy(dtype=object) == "=~")
+    grp = params["group"].to_numpy()[is_lam].tolist()
+    lhs = params["lhs"].to_numpy(dtype=object)[is_lam].tolist()
+    rhs = params["rhs"].to_numpy(dtype=object)[is_lam]
+    cols = {c: params[c].to_numpy(dtype=float)[is_lam] for c in ("est", "ci_low", "ci_high", "se")}
+    blocks: dict[tuple, list[int]] = {}
+    for k, key in enumerate(zip(grp, lhs)):            # (group, factor) in order of appearance
+        blocks.setdefault(key, []).append(k)
     flags = []
-    for (g, f), rows in lam.groupby(["group", "lhs"], sort=False):
-        if len(rows) < 3:
+    for (g, f), idx in blocks.items():
+        if len(idx) < 3:
             continue
-        sign = np.sign(rows["est"].to_numpy())
+        sign = np.sign(cols["est"][idx])
         major = 1.0 if (sign > 0).sum() >= (sign < 0).sum() else -1.0
-        lo, hi = rows["ci_low"].to_numpy(), rows["ci_high"].to_numpy()
-        se = rows["se"].to_numpy()
+        lo, hi = cols["ci_low"][idx], cols["ci_high"][idx]
+        se = cols["se"][idx]
         fixed = ~(se > 0)      # the marker: judged by the others (all of them on its other side)
         clear = np.where(major > 0, hi < 0, lo > 0) & ~fixed
         if fixed.any() and major < 0:
             clear |= fixed & (sign > 0)
         if clear.any():
-            items = rows["rhs"].to_numpy()[clear].tolist()
+            items = [str(v) for v in rhs[idx][clear]]
             flags.append(Flag("wrong_sign_loading", f"Factor {f}: the loading of {', '.join(items)} has the "
                               "opposite sign to the factor's other loadings (its interval excludes zero). Is the "
                               "item reverse-keyed and left un-reversed?", "warning",

@@ -531,8 +531,9 @@ def _group_rows(keys, user, lv_names, ord_k, n_groups, std_lv):
             n_ind[lhs] = n_ind.get(lhs, 0) + 1
     single_ind = {first_ind[f] for f in lv_names if n_ind[f] == 1}
 
-    # -- rows per group --------------------------------------------------------------
-    rows = []
+    # -- rows per group (collected by column: a frame from lists is built fast) ------------
+    names = ("lhs", "op", "rhs", "user", "group", "free", "ustart", "label", "is_fixed_user", "explicit_free")
+    cols: dict[str, list] = {k: [] for k in names}
     for g in range(n_groups):
         for (lhs, op, rhs), is_user in keys:
             mod = user.get((lhs, op, rhs), Modifier())
@@ -562,10 +563,10 @@ def _group_rows(keys, user, lv_names, ord_k, n_groups, std_lv):
                     free, ustart = False, 1.0
             if start is not None and free:
                 ustart = float(start)
-            rows.append(dict(lhs=lhs, op=op, rhs=rhs, user=is_user, group=g + 1, free=free,
-                             ustart=ustart, label=label or "", is_fixed_user=fixed is not None,
-                             explicit_free=explicit_free))
-    pt = pd.DataFrame(rows)
+            for k, v in zip(names, (lhs, op, rhs, is_user, g + 1, free, ustart, label or "", fixed is not None,
+                                    explicit_free)):
+                cols[k].append(v)
+    pt = pd.DataFrame(cols)
     pt.insert(0, "id", np.arange(1, len(pt) + 1))
     pt["plabel"] = [f".p{i}." for i in pt["id"].tolist()]
     pt["ptype"] = [param_type(o, l, r, lv_names) for l, o, r in zip(pt["lhs"].tolist(), pt["op"].tolist(),
@@ -580,19 +581,18 @@ def _group_equal_rules(pt, group_equal, group_partial, n_groups, std_lv):
     ge = set(group_equal)
     partial = {_norm_partial(p) for p in group_partial}
     if n_groups > 1:
-        later = pt["group"] > 1
+        open_later = (pt["group"].to_numpy() > 1) & ~pt["is_fixed_user"].to_numpy(dtype=bool)
+        ptype, op = pt["ptype"].to_numpy(dtype=object), pt["op"].to_numpy(dtype=object)
+        m = np.zeros(len(pt), dtype=bool)
         if "intercepts" in ge or "thresholds" in ge:
-            m = later & (pt["ptype"] == "means") & ~pt["is_fixed_user"]
-            pt.loc[m, "free"] = True
-            pt.loc[m, "ustart"] = np.nan
+            m |= open_later & (ptype == "means")
         if std_lv and "loadings" in ge:
-            m = later & (pt["ptype"] == "lv.variances") & ~pt["is_fixed_user"]
-            pt.loc[m, "free"] = True
-            pt.loc[m, "ustart"] = np.nan
+            m |= open_later & (ptype == "lv.variances")
         if "thresholds" in ge:
-            m = later & (pt["op"] == "~*~") & ~pt["is_fixed_user"]
-            pt.loc[m, "free"] = True
-            pt.loc[m, "ustart"] = np.nan
+            m |= open_later & (op == "~*~")
+        if m.any():
+            pt["free"] = np.where(m, True, pt["free"].to_numpy(dtype=bool))
+            pt["ustart"] = np.where(m, np.nan, pt["ustart"].to_numpy(dtype=float))
         # group.equal through labels
         c_lhs, c_op, c_rhs = pt["lhs"].tolist(), pt["op"].tolist(), pt["rhs"].tolist()
         c_g, c_type = pt["group"].tolist(), pt["ptype"].tolist()
