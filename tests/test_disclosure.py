@@ -87,7 +87,8 @@ def test_suppress_bad_input():
 
 def test_suppress_indicator_table_end_to_end():
     sim = cs.simulate(seed=2, n_countries=2, n_repeat=1, n_officials=50, n_private=20)
-    res = cs.estimate.indicators(sim.data, n_boot=50, seed=1, min_n=15)
+    with pytest.warns(cs.errors.SmallCellWarning, match=r"fewer than 15 scored respondents are suppressed"):
+        res = cs.estimate.indicators(sim.data, n_boot=50, seed=1, min_n=15)
     out = suppress(res.table, min_n=25)
     assert (out["suppressed"] == (res.table["suppressed"] | (res.table["n"] < 25))).all()
     assert out.loc[out["suppressed"], ["estimate", "se", "ci_low", "ci_high", "cv"]].isna().all().all()
