@@ -336,6 +336,19 @@ def test_unknown_key_names_line_place_and_closest_key():
     assert rules_of(spec) == [("spec_unknown_key", "pionts")]
 
 
+def test_unknown_key_in_a_file_names_the_file_line_and_closest_key(tmp_path):
+    p = tmp_path / "misspelt.yaml"
+    text = INST.to_yaml().replace("points: 5", "pionts: 5", 1)
+    p.write_text(text, encoding="utf-8")
+    line = text.splitlines().index("  pionts: 5") + 1
+    with pytest.raises(cs.DataError) as e:
+        Instrument.from_yaml(p)
+    assert [(q.rule, q.file, q.column, q.message) for q in e.value.problems] == [
+        ("spec_unknown_key", str(p), "scale.pionts",
+         f"Line {line}: unknown key 'pionts' in scale (did you mean 'points'?); known keys: points, labels, "
+         f"favourable, missing.")]
+
+
 def test_duplicate_key_names_both_lines(tmp_path):
     p = tmp_path / "dup.yaml"
     p.write_text("name: a\nversion: '1'\nname: b\n", encoding="utf-8")
