@@ -15,10 +15,9 @@ Examples
 --------
 >>> import numpy as np, pandas as pd
 >>> from cips_stats.factor.efa import kmo
->>> rng = np.random.default_rng(0)
->>> f = rng.normal(size=(300, 1))
->>> frame = pd.DataFrame(f @ np.full((1, 4), 0.7) + rng.normal(scale=0.7, size=(300, 4)),
-...                      columns=list("abcd"))
+>>> gen = np.random.default_rng(0)
+>>> common = np.repeat(0.7 * gen.standard_normal((300, 1)), 4, axis=1)
+>>> frame = pd.DataFrame(common + 0.7 * gen.standard_normal((300, 4)), columns=list("abcd"))
 >>> round(kmo(frame).overall, 2) > 0.7
 True
 """
@@ -381,11 +380,9 @@ def parallel_analysis(frame: pd.DataFrame, *, n_iter: int = 100, seed: int | Non
     --------
     >>> import numpy as np, pandas as pd
     >>> from cips_stats.factor.efa import parallel_analysis
-    >>> rng = np.random.default_rng(3)
-    >>> f = rng.normal(size=(300, 2))
-    >>> load = np.kron(np.eye(2), np.full((1, 3), 0.8))
-    >>> x = f @ load + rng.normal(scale=0.6, size=(300, 6))
-    >>> res = parallel_analysis(pd.DataFrame(x), n_iter=20, seed=1)
+    >>> gen = np.random.default_rng(3)
+    >>> two_factors = 0.8 * gen.standard_normal((300, 2)).repeat(3, axis=1)    # items 1-3 and 4-6
+    >>> res = parallel_analysis(pd.DataFrame(two_factors + 0.6 * gen.standard_normal((300, 6))), n_iter=20, seed=1)
     >>> res.n_factors, res.n_components
     (2, 2)
     """
@@ -431,51 +428,6 @@ def parallel_analysis(frame: pd.DataFrame, *, n_iter: int = 100, seed: int | Non
 
 
 # --------------------------------------------------------------------------- EFA
-@dataclass(frozen=True)
-class EFAResult(Result):
-    """An exploratory factor solution.
-
-    Attributes
-    ----------
-    loadings : pandas.DataFrame
-        Rotated pattern loadings (items × factors ``F1..Fk``), factors ordered by
-        decreasing sum of squared loadings and signed so each column sums positive.
-    uniquenesses, communalities : pandas.Series
-        Per item; communality = diag(Λ Φ Λ'), uniqueness = 1 − communality.
-    factor_correlations : pandas.DataFrame or None
-        Φ for oblique rotations, None for orthogonal ones.
-    rotation_matrix : ndarray
-        T with rotated = unrotated @ T for orthogonal rotations and
-        rotated = unrotated @ inv(T).T for oblique ones.
-    chi2, df, p_value : float
-        Likelihood-ratio test of k factors (ML only; NaN for minres) with Bartlett's correction.
-    converged : bool
-        Whether the extraction optimiser reported convergence.
-    """
-
-    loadings: pd.DataFrame = field(default_factory=pd.DataFrame)
-    uniquenesses: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
-    communalities: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
-    factor_correlations: pd.DataFrame | None = None
-    rotation_matrix: np.ndarray | None = None
-    n_factors: int = 0
-    method: str = "ml"
-    rotation: str = "oblimin"
-    n: int = 0
-    chi2: float = float("nan")
-    df: float = float("nan")
-    p_value: float = float("nan")
-    objective: float = float("nan")
-    converged: bool = True
-
-    def to_frame(self) -> pd.DataFrame:
-        """Loadings with communality ``h2`` and uniqueness ``u2`` columns."""
-        out = self.loadings.copy()
-        out["h2"] = self.communalities
-        out["u2"] = self.uniquenesses
-        return out
-
-
 def _ml_objective(psi: np.ndarray, r: np.ndarray, k: int) -> tuple[float, np.ndarray]:
     """Concentrated ML discrepancy of R's factanal and its gradient in the uniquenesses."""
     sc = 1.0 / np.sqrt(psi)
@@ -533,6 +485,51 @@ def _rotate(lam: np.ndarray, rotation: str) -> tuple[np.ndarray, np.ndarray, np.
     rot = Rotator(method=method, gamma=0, delta=0.01, max_iter=1000, tol=1e-5)
     out = rot.fit_transform(lam)
     return out, rot.rotation_, rot.phi_
+
+
+@dataclass(frozen=True)
+class EFAResult(Result):
+    """An exploratory factor solution.
+
+    Attributes
+    ----------
+    loadings : pandas.DataFrame
+        Rotated pattern loadings (items × factors ``F1..Fk``), factors ordered by
+        decreasing sum of squared loadings and signed so each column sums positive.
+    uniquenesses, communalities : pandas.Series
+        Per item; communality = diag(Λ Φ Λ'), uniqueness = 1 − communality.
+    factor_correlations : pandas.DataFrame or None
+        Φ for oblique rotations, None for orthogonal ones.
+    rotation_matrix : ndarray
+        T with rotated = unrotated @ T for orthogonal rotations and
+        rotated = unrotated @ inv(T).T for oblique ones.
+    chi2, df, p_value : float
+        Likelihood-ratio test of k factors (ML only; NaN for minres) with Bartlett's correction.
+    converged : bool
+        Whether the extraction optimiser reported convergence.
+    """
+
+    loadings: pd.DataFrame = field(default_factory=pd.DataFrame)
+    uniquenesses: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
+    communalities: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
+    factor_correlations: pd.DataFrame | None = None
+    rotation_matrix: np.ndarray | None = None
+    n_factors: int = 0
+    method: str = "ml"
+    rotation: str = "oblimin"
+    n: int = 0
+    chi2: float = float("nan")
+    df: float = float("nan")
+    p_value: float = float("nan")
+    objective: float = float("nan")
+    converged: bool = True
+
+    def to_frame(self) -> pd.DataFrame:
+        """Loadings with communality ``h2`` and uniqueness ``u2`` columns."""
+        out = self.loadings.copy()
+        out["h2"] = self.communalities
+        out["u2"] = self.uniquenesses
+        return out
 
 
 def efa(frame: pd.DataFrame, n_factors: int, *, rotation: str = "oblimin", method: str = "ml",
