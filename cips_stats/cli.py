@@ -40,6 +40,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import functools
 import json
@@ -47,7 +48,7 @@ import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, NoReturn
 
 import click
 
@@ -321,6 +322,7 @@ def _step_analyze(ctx: DemoContext) -> list[Path]:
                          out=out, seed=ctx.seed, n_boot=ctx.n_boot, truth=sim.truth, overwrite=True,
                          truth_simulate=_simulate_kwargs(ctx.seed, ctx.countries),
                          progress=ctx.state.get("progress"), change_options=ctx.state.get("change_options"),
+                         n_jobs=ctx.state.get("n_jobs"),
                          command=f"cips-stats analyze {ctx.state['raw_path']} --instrument "
                                  f"{ctx.out / 'instrument.yaml'} --support {support} --out {out} --seed {ctx.seed}"
                                  f" --n-boot {ctx.n_boot}")
@@ -354,7 +356,8 @@ def _machine() -> dict[str, Any]:
 
 def run_demo(out: str | Path, *, seed: int | None = None, countries: int | None = None, n_boot: int = 1000,
              steps: list[tuple[str, Callable[[DemoContext], list[Path]]]] | None = None,
-             console: Any = None, command: str | None = None) -> tuple[bool, dict[str, Any]]:
+             console: Any = None, command: str | None = None,
+             n_jobs: int | None = None) -> tuple[bool, dict[str, Any]]:
     """Run the demo steps and write ``summary.json``; return (all steps succeeded, summary).
 
     Parameters
@@ -376,6 +379,8 @@ def run_demo(out: str | Path, *, seed: int | None = None, countries: int | None 
         Where progress goes; ``False`` runs silently.
     command : str, optional
         The command line to record in ``summary.json``.
+    n_jobs : int, optional
+        Worker processes of the analysis (:func:`cips_stats.pipeline.analyze`).
 
     Returns
     -------
@@ -402,6 +407,7 @@ def run_demo(out: str | Path, *, seed: int | None = None, countries: int | None 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ctx = DemoContext(out=out, seed=resolve_seed(seed), countries=countries, n_boot=n_boot)
+    ctx.state["n_jobs"] = n_jobs
     steps = DEMO_STEPS if steps is None else steps
     quiet = console is False
     con = None if quiet else (console or _console())
@@ -504,12 +510,17 @@ def main() -> None:
               help="Countries in iteration 1 (default 25, of which 17 repeated; otherwise ~68% repeated).")
 @click.option("--n-boot", "n_boot", default=1000, show_default=True, type=click.IntRange(min=2),
               help="Bootstrap replicates of the indicators.")
-def demo(out: str, seed: int, countries: int | None, n_boot: int) -> None:
+@click.option("--jobs", "n_jobs", default=None, type=click.IntRange(min=1),
+              help="Worker processes for the invariance ladders and the figures (default: the CPU cores; "
+                   "1: everything in one process). The results are the same.")
+def demo(out: str, seed: int, countries: int | None, n_boot: int, n_jobs: int | None) -> None:
     """Run the pipeline on a synthetic survey with known truth and write its outputs."""
     cmd = f"cips-stats demo --out {out} --seed {seed}" + ("" if countries is None else f" --countries {countries}")
     if n_boot != 1000:
         cmd += f" --n-boot {n_boot}"
-    ok, _ = run_demo(out, seed=seed, countries=countries, n_boot=n_boot, command=cmd)
+    if n_jobs is not None:
+        cmd += f" --jobs {n_jobs}"
+    ok, _ = run_demo(out, seed=seed, countries=countries, n_boot=n_boot, command=cmd, n_jobs=n_jobs)
     if not ok:
         raise SystemExit(EXIT_PROBLEMS)
 
@@ -680,6 +691,43 @@ def _progress_callback(enabled: bool):
     return prog, (lambda step, state: prog.update(task, description=f"{step} ({state})"))
 
 
+@contextlib.contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[str, str], None] | None]:
+    """The progress line of a long command while its body runs (the callback is None when disabled)."""
+    prog, callback = _progress_callback(enabled)
+    if prog is not None:
+        prog.start()
+    try:
+        yield callback
+    finally:
+        if prog is not None:
+            prog.stop()
+
+
+def _input_error(exc: Exception, problem: Callable[[Any], str]) -> NoReturn:
+    """Say what input could not be used (the error and its first ten problems) and exit with status 2."""
+    text = str(exc)
+    click.echo(f"Error: {text}", err=True)
+    for p in getattr(exc, "problems", ())[:10]:
+        if str(getattr(p, "message", "")) not in text:      # not said already in the error's own words
+            click.echo(f"  {problem(p)}", err=True)
+    raise SystemExit(EXIT_UNREADABLE)
+
+
+def _computed(func: Callable[[], Any], as_json: bool) -> Any:
+    """``func()``'s result; a CipsError exits with status 2; with ``as_json`` the result is printed (None returned)."""
+    import cips_stats as cs
+
+    try:
+        r = func()
+    except cs.CipsError as exc:
+        _input_error(exc, lambda p: f"{getattr(p, 'column', '')}: {getattr(p, 'message', p)}")
+    if as_json:
+        _echo_json(r.to_dict())
+        return None
+    return r
+
+
 def _echo_json(obj: Any) -> None:
     from .results import to_jsonable
 
@@ -719,11 +767,18 @@ def _echo_json(obj: Any) -> None:
 @click.option("--sampler", default=None, type=click.Choice(["nutpie", "pymc", "numpyro"]),
               help="NUTS implementation of the change model (default nutpie).")
 @click.option("--json", "as_json", is_flag=True, default=False, help="Print the machine-readable summary.")
+@click.option("--jobs", "n_jobs", default=None, type=click.IntRange(min=1),
+              help="Worker processes for the invariance ladders and the figures (default: the CPU cores; "
+                   "1: everything in one process). The results are the same.")
+@click.option("--steps", default=None,
+              help="Comma-separated analysis steps to run (default all: weighting, reliability, cfa, invariance, "
+                   "indicators, gap, drift, change, claims, kpi, review); load and report always run.")
 @input_options
 def analyze(file: str, instrument: str | None, support: str | None, margins: str | None, targets: str | None,
             out: str, anonymise: bool, anonymise_key: str | None, overwrite: bool, min_cell: int,
             seed: int | None, title: str | None, estimator: str, n_boot: int, draws: int | None,
-            chains: int | None, sampler: str | None, as_json: bool, inputs: dict[str, Any]) -> None:
+            chains: int | None, sampler: str | None, as_json: bool, n_jobs: int | None, steps: str | None,
+            inputs: dict[str, Any]) -> None:
     """Analyse a survey FILE end to end and write its report.
 
     Load and validate, (rake to --margins), reliability, CFA, invariance,
@@ -747,28 +802,23 @@ def analyze(file: str, instrument: str | None, support: str | None, margins: str
     import sys
 
     cmd = "cips-stats " + shlex.join(sys.argv[1:]) if Path(sys.argv[0]).name == "cips-stats" else None
-    prog, callback = _progress_callback(not as_json and _isatty())
     try:
-        if prog is not None:
-            prog.start()
-        try:
+        with _progress(not as_json and _isatty()) as callback:
             a = pipeline.analyze(file, instrument=instrument, support=support, margins=margins, targets=targets,
                                  out=out, anonymise=anonymise or key_file is not None, key_file=key_file,
                                  min_cell=min_cell, seed=seed, title=title, estimator=estimator.upper()
                                  if estimator.lower() != "auto" else "auto", n_boot=n_boot,
                                  load_options=inputs, overwrite=overwrite, progress=callback, command=cmd,
+                                 n_jobs=n_jobs, steps=None if steps is None else
+                                 [x.strip() for x in steps.split(",") if x.strip()],
                                  change_options={**({} if draws is None else {"draws": draws, "tune": draws}),
                                                  **({} if chains is None else {"chains": chains}),
                                                  **({} if sampler is None else {"sampler": sampler})})
-        finally:
-            if prog is not None:
-                prog.stop()
     except OutputError as exc:
         click.echo(f"Error: {exc}", err=True)
         raise SystemExit(EXIT_OUTPUT)
     except cs.CipsError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        raise SystemExit(EXIT_UNREADABLE)
+        _input_error(exc, lambda p: f"{getattr(p, 'message', p)} {getattr(p, 'file', '') or ''}")
     if as_json:
         _echo_json(a.summary)
     else:
@@ -819,10 +869,7 @@ def claim(si: int, st: int, ui: int, ut: int, countries: int | None, icc: float 
                                       unsupported_total=ut, n_countries=countries, icc=icc,
                                       significance=significance, label=label)
     except cs.CipsError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        for p in getattr(exc, "problems", ())[:10]:
-            click.echo(f"  {getattr(p, 'column', '')}: {getattr(p, 'message', p)}", err=True)
-        raise SystemExit(EXIT_UNREADABLE)
+        _input_error(exc, lambda p: f"{getattr(p, 'column', '')}: {getattr(p, 'message', p)}")
     if as_json:
         _echo_json(r.to_dict())
         return
@@ -851,13 +898,9 @@ def power_sample_size(margin: float, ci: float, population: int | None, deff: fl
     """Respondents needed for a proportion's interval of half-width --margin (cs.power.sample_size)."""
     import cips_stats as cs
 
-    try:
-        r = cs.power.sample_size(margin=margin, ci=ci, population=population, deff=deff, p=p)
-    except cs.CipsError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        raise SystemExit(EXIT_UNREADABLE)
-    if as_json:
-        _echo_json(r.to_dict())
+    r = _computed(lambda: cs.power.sample_size(margin=margin, ci=ci, population=population, deff=deff, p=p),
+                  as_json)
+    if r is None:
         return
     click.echo(f"n = {int(r)} respondents (±{margin:g} at {ci:.0%}, deff {deff:g}"
                + (f", population {population}" if population else "") + f"; n0 = {r.n0:.2f}; {r.formula})")
@@ -877,14 +920,9 @@ def power_mde(n: int, n2: int | None, sd: float, deff: float, significance: floa
     """Minimum detectable change of an indicator between two iterations (cs.power.mde)."""
     import cips_stats as cs
 
-    try:
-        r = cs.power.mde(n if n2 is None else (n, n2), sd=sd, deff=deff, significance=significance, power=power_,
-                         population=population)
-    except cs.CipsError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        raise SystemExit(EXIT_UNREADABLE)
-    if as_json:
-        _echo_json(r.to_dict())
+    r = _computed(lambda: cs.power.mde(n if n2 is None else (n, n2), sd=sd, deff=deff, significance=significance,
+                                       power=power_, population=population), as_json)
+    if r is None:
         return
     click.echo(f"Minimum detectable change: {r.mde:.3f} (n = {n}" + ("" if n2 is None else f" and {n2}")
                + f", sd {sd:g}, deff {deff:g}, {significance:g} two-sided, power {power_:g})")
@@ -903,21 +941,11 @@ def reproduce(folder: str, rtol: float | None, as_json: bool) -> None:
     import cips_stats as cs
     from . import pipeline
 
-    prog, callback = _progress_callback(not as_json and _isatty())
     try:
-        if prog is not None:
-            prog.start()
-        try:
-            r = pipeline.reproduce(folder, progress=callback,
-                                   **({} if rtol is None else {"rtol": rtol}))
-        finally:
-            if prog is not None:
-                prog.stop()
+        with _progress(not as_json and _isatty()) as callback:
+            r = pipeline.reproduce(folder, progress=callback, **({} if rtol is None else {"rtol": rtol}))
     except cs.CipsError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        for p in getattr(exc, "problems", ())[:10]:
-            click.echo(f"  {getattr(p, 'message', p)} {getattr(p, 'file', '') or ''}", err=True)
-        raise SystemExit(EXIT_UNREADABLE)
+        _input_error(exc, lambda p: f"{getattr(p, 'message', p)} {getattr(p, 'file', '') or ''}")
     if as_json:
         _echo_json({"ok": r.ok, "compared": r.compared, "matched": r.matched, "tables": r.tables, "rtol": r.rtol,
                     "mismatches": r.mismatches.to_dict("records")})

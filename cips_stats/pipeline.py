@@ -111,6 +111,24 @@ def choose_estimator(instrument: Any, estimator: str = "auto") -> str:
     return "WLSMV" if points else "ML"
 
 
+def _warm() -> None:
+    """Import what the workers run (the model fits, matplotlib) before they are needed."""
+    from . import plotting  # noqa: F401
+    from .factor import invariance  # noqa: F401
+    from matplotlib.backends import backend_agg  # noqa: F401
+
+
+def _warm_workers(n_jobs: int | None) -> None:
+    """Start the worker processes now, while the survey loads and the first steps run in this one."""
+    from . import plotting
+
+    workers = plotting._cpu_count() if n_jobs is None else n_jobs
+    if workers > 1:
+        ex = plotting._executor(workers)
+        for _ in range(workers):
+            ex.submit(_warm)
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -226,7 +244,8 @@ def analyze(source: Any, *, instrument: Any = None, support: Any = None, margins
             load_options: Mapping[str, Any] | None = None,
             change_options: Mapping[str, Any] | None = None, claims_options: Mapping[str, Any] | None = None,
             overwrite: bool = False, steps: Sequence[str] | None = None,
-            progress: Callable[[str, str], None] | None = None, command: str | None = None) -> Analysis:
+            progress: Callable[[str, str], None] | None = None, command: str | None = None,
+            n_jobs: int | None = None) -> Analysis:
     """Run the whole analysis of a survey and write its report, results and summary.
 
     Parameters
@@ -278,6 +297,12 @@ def analyze(source: Any, *, instrument: Any = None, support: Any = None, margins
         ``progress(step, "start" | "done" | "failed")``.
     command : str, optional
         The command line recorded in the results.
+    n_jobs : int, optional
+        Worker processes (joblib's reusable loky pool, started at once so that
+        they are ready when needed) fitting the independent invariance ladders
+        and drawing the report's figures while the analysis goes on; default:
+        the CPU cores available; 1 runs everything in this process.  The
+        results are the same either way.
 
     Returns
     -------
@@ -305,6 +330,10 @@ def analyze(source: Any, *, instrument: Any = None, support: Any = None, margins
 
     t_all = time.perf_counter()
     seed = resolve_seed(seed)
+    from .report.builder import _check_jobs
+
+    n_jobs = _check_jobs(n_jobs)
+    _warm_workers(n_jobs)
     wanted = set(ANALYSIS_STEPS if steps is None else (*steps, "load", "report"))
     unknown = wanted - set(ANALYSIS_STEPS)
     if unknown:
@@ -378,7 +407,7 @@ def analyze(source: Any, *, instrument: Any = None, support: Any = None, margins
 
     from .report import compute
 
-    common = dict(seed=seed, n_boot=n_boot, estimator=est,
+    common = dict(seed=seed, n_boot=n_boot, estimator=est, n_jobs=n_jobs,
                   inputs={"support": sup, "targets": tgt, "change_options": dict(change_options or {}),
                           "claims_options": dict(claims_options or {})})
     for name in _SECTION_STEPS:
@@ -397,7 +426,7 @@ def analyze(source: Any, *, instrument: Any = None, support: Any = None, margins
               "steps": records}
     rep = run("report", lambda: build(data, out / "report", seed=seed, n_boot=n_boot, anonymise=anonymise, key=key,
                                       min_cell=min_cell, sections=sections, truth=truth, results=results,
-                                      title=title, estimator=est, inputs=inputs, overwrite=True))
+                                      title=title, estimator=est, inputs=inputs, overwrite=True, n_jobs=n_jobs))
     if isinstance(rep, BaseException):
         rep = None
     from . import __version__

@@ -54,7 +54,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["dot_panels", "change_heatmap", "claim_audit", "kpi", "instrument_review",
-           "forest", "gap", "reliability", "render", "to_png"]
+           "forest", "gap", "reliability", "render", "submit", "to_png"]
 
 _COLORS = ("#1f5f8b", "#c2571a", "#3a7d44", "#7b4f9d", "#8c8c8c", "#b8860b", "#2a9d8f", "#9d2a4f")
 _GREY = "#8c8c8c"
@@ -511,11 +511,12 @@ def claim_audit(shares: pd.DataFrame, nulls: pd.DataFrame | None = None, *, perm
     statistic_label : str
         Axis label of the permutation panel.
     title : str, optional
-        Figure title.
+        Figure title (above the panels).
 
     Returns
     -------
     matplotlib.figure.Figure
+        The audit: one panel per group (and the permutation null on the right).
 
     Examples
     --------
@@ -671,11 +672,12 @@ def kpi(probabilities: pd.DataFrame, trend: pd.DataFrame | None = None, *, rows:
     ylabel : str
         Axis label of the trend panels.
     title : str, optional
-        Figure title.
+        Figure title (above both parts).
 
     Returns
     -------
     matplotlib.figure.Figure
+        The probabilities of meeting the targets (and the trends on the right).
 
     Examples
     --------
@@ -789,7 +791,7 @@ def instrument_review(items: pd.DataFrame, *, item: str = "item", factor: str = 
     max_rows : int
         Items per page at most (default 40).
     title : str, optional
-        Figure title.
+        Figure title; the item range is appended when there are several pages.
 
     Returns
     -------
@@ -828,7 +830,8 @@ def instrument_review(items: pd.DataFrame, *, item: str = "item", factor: str = 
         fig.subplots_adjust(left=left / width, right=1 - 0.2 / width, bottom=_BOTTOM_IN / height,
                             top=1 - _TOP_IN / height, wspace=0.1)
         ratios = (1.0, 1.0, 1.0) + ((0.28,) if has_ni else ())
-        axes = fig.subplots(1, len(ratios), sharey=True, gridspec_kw={"width_ratios": ratios})
+        # not sharey: shared axes lay out every row's tick in every panel; the rows are set once below
+        axes = fig.subplots(1, len(ratios), gridspec_kw={"width_ratios": ratios})
         aid = _num(s[alpha_if_deleted])
         al = _num(s[factor_alpha]) if factor_alpha is not None and factor_alpha in s.columns else \
             np.full(len(s), np.nan)
@@ -866,9 +869,10 @@ def instrument_review(items: pd.DataFrame, *, item: str = "item", factor: str = 
         for cut in np.flatnonzero(np.diff(fv)) + 0.5:
             for ax in axes:
                 ax.axhline(cut, color="#c9d3dc", lw=0.8)
-        axes[0].set_ylim(n_here - 0.5, -0.5)
-        axes[0].set_yticks(y)
-        axes[0].set_yticklabels(labels_all[a:b], fontsize=fontsize)
+        for ax in axes:
+            ax.set_ylim(n_here - 0.5, -0.5)
+            ax.set_yticks([])
+        axes[0].set_yticks(y, labels_all[a:b], fontsize=fontsize)
         starts = np.r_[0, np.flatnonzero(np.diff(fv)) + 1] if len(fv) else np.array([], dtype=int)
         for st in starts:
             axes[-1].annotate(_label(factor_labels, factors[int(fv[st])]), xy=(1.02, st), xycoords=("axes fraction", "data"),
@@ -914,6 +918,7 @@ def forest(table: pd.DataFrame, *, factor: str, group_column: str = "group",
     Returns
     -------
     matplotlib.figure.Figure
+        One factor's cells as a single list.
 
     Examples
     --------
@@ -958,23 +963,41 @@ def forest(table: pd.DataFrame, *, factor: str, group_column: str = "group",
     return fig
 
 
-def gap(table: pd.DataFrame, *, keys: Sequence[str] = ("country", "iteration"), estimate: str = "estimate",
-        low: str = "ci_low", high: str = "ci_high", xlabel: str = "Difference between the groups") -> Any:
-    """Small multiples of a gap between two groups: one panel per factor (common scale), a dot and interval per cell.
+def gap(table: pd.DataFrame, *, rows: str = "country", colour: str = "iteration", estimate: str = "estimate",
+        low: str = "ci_low", high: str = "ci_high", max_rows: int = 40, max_panels: int = 5,
+        panel_labels: Mapping[Any, str] | None = None, colour_labels: Mapping[Any, str] | None = None,
+        row_labels: Mapping[Any, str] | None = None, xlabel: str = "Difference between the groups",
+        title: str | None = None) -> list:
+    """Small multiples of a gap between two groups, sized to a screen: :func:`dot_panels` with a line at 0.
+
+    One panel per factor (one horizontal scale for all, so gaps compare
+    across factors), one row per country, one colour per iteration; long
+    lists of countries are paginated (at most ``max_rows`` rows a page).
 
     Parameters
     ----------
     table : pandas.DataFrame
-        Gap table (``factor``, keys, ``estimate``, ``ci_low``, ``ci_high``);
-        suppressed rows and blank estimates are not drawn.
-    keys : sequence of str
-        Columns naming a row.
+        Gap table (``factor``, ``rows``, ``colour``, ``estimate``,
+        ``ci_low``, ``ci_high``), e.g. ``cs.estimate.perception_gap(...).table``
+        after disclosure control; suppressed rows and blank estimates are not
+        drawn.  Without a ``colour`` column every dot has one colour.
+    rows, colour : str
+        Columns giving the row (country) and the colour (iteration) of a dot.
+    estimate, low, high : str
+        Columns of the gap and its interval.
+    max_rows, max_panels : int
+        Rows and panels per page at most.
+    panel_labels, colour_labels, row_labels : mapping, optional
+        Display labels (factor labels, iteration years, country names).
     xlabel : str
         Axis label: name the two groups (``"officials minus private sector"``).
+    title : str, optional
+        Figure title; the page range is appended when there are several.
 
     Returns
     -------
-    matplotlib.figure.Figure
+    list of matplotlib.figure.Figure
+        One figure per page.
 
     Examples
     --------
@@ -982,35 +1005,16 @@ def gap(table: pd.DataFrame, *, keys: Sequence[str] = ("country", "iteration"), 
     >>> from cips_stats import plotting
     >>> t = pd.DataFrame({"country": ["A", "B"], "iteration": 1, "factor": ["f1", "f2"],
     ...                   "estimate": [0.5, -0.2], "ci_low": [0.1, -0.6], "ci_high": [0.9, 0.2]})
-    >>> [ax.get_title() for ax in plotting.gap(t, xlabel="g1 minus g2").axes]
-    ['f1', 'f2']
+    >>> pages = plotting.gap(t, xlabel="g1 minus g2")
+    >>> len(pages), [ax.get_title() for ax in pages[0].axes]
+    (1, ['f1', 'f2'])
     """
-    t = _visible(table, [estimate])
-    factors = list(dict.fromkeys(table["factor"]))
-    ncol = 5
-    nrow = max(1, int(np.ceil(len(factors) / ncol)))
-    rows = t.drop_duplicates([k for k in keys if k in t.columns])
-    nlab = max(1, len(rows))
-    fig = _figure(max(2.0, nrow * (0.14 * nlab + 1.0)), width=11.0)
-    lo_all = np.concatenate([t[low].to_numpy(dtype=float), [0.0]])
-    hi_all = np.concatenate([t[high].to_numpy(dtype=float), [0.0]])
-    lim = (np.nanmin(lo_all), np.nanmax(hi_all))
-    pad = 0.05 * (lim[1] - lim[0] or 1.0)
-    for i, f in enumerate(factors):
-        ax = fig.add_subplot(nrow, ncol, i + 1)
-        sub = t[t["factor"] == f].sort_values([k for k in keys if k in t.columns])
-        y = np.arange(len(sub))
-        ax.hlines(y, sub[low].to_numpy(dtype=float), sub[high].to_numpy(dtype=float), color=_COLORS[0], lw=1)
-        ax.plot(sub[estimate].to_numpy(dtype=float), y, "o", color=_COLORS[0], ms=3)
-        ax.axvline(0.0, color="grey", lw=0.8)
-        ax.set_xlim(lim[0] - pad, lim[1] + pad)   # one scale for every panel: gaps compare across factors
-        ax.set_yticks(y)
-        ax.set_yticklabels(_labels(sub, keys) if i % ncol == 0 else [], fontsize=6)
-        ax.invert_yaxis()
-        ax.set_title(str(f), fontsize=8)
-        ax.tick_params(axis="x", labelsize=6)
-    fig.supxlabel(xlabel, fontsize=8)
-    return fig
+    _require(table, ["factor", rows, estimate, low, high], "gap")
+    t = table if colour in table.columns else table.assign(**{colour: ""})
+    return dot_panels(t, panels="factor", rows=rows, colour=colour, estimate=estimate, low=low, high=high,
+                      max_rows=max_rows, max_panels=max_panels, panel_labels=panel_labels,
+                      colour_labels=colour_labels, row_labels=row_labels, colour_title="Iteration",
+                      xlabel=xlabel, title=title, reference=0.0)
 
 
 def reliability(table: pd.DataFrame, *, value: str = "alpha", group_column: str = "group",
@@ -1031,6 +1035,7 @@ def reliability(table: pd.DataFrame, *, value: str = "alpha", group_column: str 
     Returns
     -------
     matplotlib.figure.Figure
+        One row per factor, one dot per cell.
 
     Examples
     --------
@@ -1142,6 +1147,81 @@ def render(jobs: Sequence[tuple], *, n_jobs: int | None = None, dpi: int = 90, m
     workers = n_jobs or _cpu_count()
     return Parallel(n_jobs=workers, backend="loky")(delayed(_render_one)(n, tuple(a), dict(k), dpi)
                                                     for n, a, k in jobs)
+
+
+def submit(name: str, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, *, dpi: int = 90,
+           n_jobs: int | None = None) -> Any:
+    """Start drawing one figure to PNG in a worker process; return its future at once.
+
+    The report submits each figure as soon as its section is ready and
+    collects the PNGs when it writes the HTML, so figures are drawn while
+    the report goes on with the other sections, the tables and the JSON.
+    The workers are joblib's reusable loky processes (the same pool as
+    ``joblib.Parallel(backend="loky")``), started once and reused.
+
+    Parameters
+    ----------
+    name : str
+        One of this module's figure functions (``"dot_panels"``, ``"gap"``...).
+    args, kwargs
+        Its positional arguments (the published tables) and keyword arguments.
+    dpi : int
+        PNG resolution.
+    n_jobs : int, optional
+        Worker processes (default: the CPU cores available); 1 draws now, in
+        this process, and returns a finished future.
+
+    Returns
+    -------
+    concurrent.futures.Future
+        Its ``result()`` is the list of PNG bytes, one per page; a figure
+        that failed raises its exception there.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from cips_stats import plotting
+    >>> p = pd.DataFrame({"factor": ["f1"], "group": "g", "probability": [0.9]})
+    >>> plotting.submit("kpi", (p,), n_jobs=1).result()[0][:4]
+    b'\\x89PNG'
+    """
+    from .errors import CipsError
+
+    if name not in _figures():
+        raise CipsError(f"submit(): name must be one of {', '.join(_figures())}; got {name!r}.")
+    return _submit(_render_one, (name, tuple(args), dict(kwargs or {}), dpi), n_jobs)
+
+
+def _render_caught(name: str, args: tuple, kwargs: dict, dpi: int) -> tuple[list[bytes], list[tuple]]:
+    """:func:`_render_one` and the warnings it raised, as (category, message), to be shown by the caller."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pngs = _render_one(name, args, kwargs, dpi)
+    return pngs, [(w.category, str(w.message)) for w in caught]
+
+
+def _submit(func: Callable[..., Any], args: tuple, n_jobs: int | None) -> Any:
+    """``func(*args)`` in a worker process (``n_jobs`` workers, default the cores), or here, now, with 1."""
+    from concurrent.futures import Future
+
+    workers = _cpu_count() if n_jobs is None else _check_max("n_jobs", n_jobs)
+    if workers > 1:
+        return _executor(workers).submit(func, *args)
+    fut: Future = Future()
+    try:
+        fut.set_result(func(*args))
+    except Exception as exc:
+        fut.set_exception(exc)
+    return fut
+
+
+def _executor(workers: int) -> Any:
+    """joblib's reusable loky pool of ``workers`` processes: the one ``joblib.Parallel(backend="loky")`` uses."""
+    from joblib.executor import get_memmapping_executor
+
+    return get_memmapping_executor(workers)
 
 
 def _cpu_count() -> int:

@@ -66,10 +66,28 @@ def test_forest_draws_truth_crosses(cells):
 def test_gap_has_one_panel_per_factor_and_skips_blank_cells(cells):
     t = cells[cells["group"] == "officials"].drop(columns="group")
     t.loc[t.index[0], ["estimate", "ci_low", "ci_high"]] = np.nan
-    fig = plotting.gap(t)
+    pages = plotting.gap(t)
+    assert len(pages) == 1
+    fig = pages[0]
     assert [ax.get_title() for ax in fig.axes] == ["audit", "hrm"]
-    n_dots = sum(len(ln.get_xdata()) for ax in fig.axes for ln in ax.get_lines() if ln.get_marker() == "o")
+    n_dots = sum(np.isfinite(ln.get_xdata()).sum() for ax in fig.axes for ln in ax.get_lines()
+                 if ln.get_marker() == "o")
     assert n_dots == t["estimate"].notna().sum()
+    zero = [ln for ax in fig.axes for ln in ax.get_lines() if ln.get_linestyle() == "--"]
+    assert len(zero) == 2 and all(np.allclose(ln.get_xdata(), 0.0) for ln in zero)   # the line of no gap
+
+
+def test_gap_paginates_long_lists_of_countries():
+    rng = np.random.default_rng(3)
+    n = 95
+    t = pd.DataFrame({"country": np.repeat([f"C{i:03d}" for i in range(n)], 2), "iteration": np.tile([1, 2], n),
+                      "factor": "f1"})
+    t["estimate"] = rng.normal(0, 1, len(t))
+    t["ci_low"], t["ci_high"] = t["estimate"] - 0.5, t["estimate"] + 0.5
+    pages = plotting.gap(t, max_rows=40)
+    assert len(pages) == 3
+    assert [len(p.axes[0].get_yticklabels()) for p in pages] == [32, 31, 32]
+    assert max(p.get_size_inches()[1] for p in pages) < 12          # a page fits a screen
 
 
 def test_reliability_strip_plot_and_png(cells):
@@ -365,3 +383,15 @@ def test_every_figure_draws_blank_and_empty_tables_without_warnings(recwarn):
         assert plotting.to_png(f)[:4] == b"\x89PNG"
     assert sum(len(_dots(ax)) for f in figs for ax in f.axes) == 0
     assert [str(w.message) for w in recwarn] == []
+
+
+def test_submit_draws_in_workers_the_same_pngs():
+    t = _indicators(3, factors=("f1",))
+    here = plotting.submit("dot_panels", (t,), {"title": "x"}, n_jobs=1).result()
+    there = plotting.submit("dot_panels", (t,), {"title": "x"}, n_jobs=2).result()
+    assert here == there and len(here) == 1 and here[0][:4] == b"\x89PNG"
+    bad = plotting.submit("dot_panels", (t,), {"no_such_option": 1}, n_jobs=2)
+    with pytest.raises(TypeError, match="no_such_option"):
+        bad.result()
+    with pytest.raises(CipsError, match="name must be one of"):
+        plotting.submit("nope")

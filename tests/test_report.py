@@ -170,7 +170,8 @@ def test_data_section_accounts_for_every_row_and_exclusion(built, sim):
 def test_indicator_csv_matches_a_direct_computation_after_suppression(built, sim):
     out, _ = built
     csv = pd.read_csv(out / "tables" / "indicators_cells.csv")
-    ind = cs.estimate.indicators(sim.data, n_boot=N_BOOT, seed=1)
+    with pytest.warns(cs.errors.SmallCellWarning):          # the survey has small cells: they are flagged
+        ind = cs.estimate.indicators(sim.data, n_boot=N_BOOT, seed=1)
     ref = cs.disclosure.suppress(ind.table, min_n=MIN_CELL, blank_n=True)
     assert len(csv) == len(ref)
     np.testing.assert_allclose(csv["estimate"].to_numpy(float), ref["estimate"].to_numpy(float), rtol=1e-12,
@@ -193,7 +194,8 @@ def test_truth_coverage_is_reported(built):
 def test_warnings_section_gathers_the_flags_of_every_result(built, sim):
     out, _ = built
     warn = pd.read_csv(out / "tables" / "warnings.csv")
-    ind = cs.estimate.indicators(sim.data, n_boot=N_BOOT, seed=1)
+    with pytest.warns(cs.errors.SmallCellWarning):          # the survey has small cells: they are flagged
+        ind = cs.estimate.indicators(sim.data, n_boot=N_BOOT, seed=1)
     for fl in ind.flags:
         assert ((warn["section"] == "indicators") & (warn["code"] == fl.code)).any(), fl.code
     assert list(warn.columns) == ["section", "severity", "code", "message", "where"]
@@ -218,7 +220,8 @@ def test_no_cell_below_the_minimum_appears_anywhere(built, sim):
 def test_statistics_of_small_cells_are_nowhere_in_the_files(built, sim):
     """The full-precision values of small cells (indicators, reliability) appear in no output file."""
     out, _ = built
-    ind = cs.estimate.indicators(sim.data, n_boot=N_BOOT, seed=1).table
+    with pytest.warns(cs.errors.SmallCellWarning):          # the survey has small cells: they are flagged
+        ind = cs.estimate.indicators(sim.data, n_boot=N_BOOT, seed=1).table
     with pytest.warns(cs.CipsWarning):              # small cells are flagged (and warned about)
         rel = cs.reliability.by_cell(sim.data).table
     secrets = set()
@@ -235,13 +238,13 @@ def test_statistics_of_small_cells_are_nowhere_in_the_files(built, sim):
 
 def test_figures_are_drawn_from_published_cells_only(sim, tmp_path, monkeypatch):
     drawn = []
-    real = S._plot
+    real = S.Section.plot
 
-    def spy(kind, table, *rest, **kw):
+    def spy(self, caption, kind, table, *rest, **kw):     # what travels to the figure workers
         drawn.append((kind, table.copy()))
-        return real(kind, table, *rest, **kw)
+        return real(self, caption, kind, table, *rest, **kw)
 
-    monkeypatch.setattr(S, "_plot", spy)
+    monkeypatch.setattr(S.Section, "plot", spy)
     targets = pd.DataFrame({"factor": ["leadership"], "group": ["officials"], "target": [6.0]})
     cs.report.build(sim.data, tmp_path, n_boot=N_BOOT, sections=("indicators", "reliability", "change", "kpi",
                                                                  "review"),
@@ -373,7 +376,8 @@ def test_build_rejects_bad_options(sim, tmp_path):
 
 def test_export_writes_the_same_tables_as_build(built, sim, tmp_path):
     out, _ = built
-    ind = cs.estimate.indicators(sim.data, n_boot=N_BOOT, seed=1)
+    with pytest.warns(cs.errors.SmallCellWarning):          # the survey has small cells: they are flagged
+        ind = cs.estimate.indicators(sim.data, n_boot=N_BOOT, seed=1)
     files = cs.report.export("indicators", ind, tmp_path, data=sim.data, min_cell=MIN_CELL)
     assert [f.name for f in files] == ["indicators_cells.csv"]
     pd.testing.assert_frame_equal(pd.read_csv(files[0]), pd.read_csv(out / "tables" / "indicators_cells.csv"))
@@ -391,3 +395,52 @@ def test_sections_without_a_comparison_show_a_note_not_a_failure(tmp_path):
     assert "No comparison" in doc["sections"]["invariance"]["note"]
     html = (tmp_path / "index.html").read_text(encoding="utf-8")
     assert html.count('class="note"') == 3 and "This section failed." not in html
+
+
+# ------------------------------------------------------------------------------------------ worker processes
+@pytest.fixture(scope="module")
+def small_sim():
+    return cs.simulate(seed=2, n_countries=3, n_repeat=2, n_officials=40, n_private=30)
+
+
+def _without_times(obj):
+    if isinstance(obj, dict):
+        return {k: _without_times(v) for k, v in obj.items() if k not in ("seconds", "created")}
+    if isinstance(obj, list):
+        return [_without_times(v) for v in obj]
+    return obj
+
+
+def test_workers_change_nothing_in_the_report(small_sim, tmp_path):
+    """Figures drawn and invariance ladders fitted in worker processes: the same files as in one process."""
+    secs = ("data", "reliability", "invariance", "gap")
+    for nj in (1, 2):
+        cs.report.build(small_sim.data, tmp_path / f"r{nj}", n_boot=20, seed=1, sections=secs, n_jobs=nj)
+    one, two = tmp_path / "r1", tmp_path / "r2"
+    docs = [_without_times(json.loads((p / "report.json").read_text(encoding="utf-8"))) for p in (one, two)]
+    assert docs[0] == docs[1]
+    assert len(docs[0]["sections"]["invariance"]["result"]["comparisons"]) >= 2
+    for p in sorted((one / "tables").glob("*.csv")):
+        assert p.read_bytes() == (two / "tables" / p.name).read_bytes(), p.name
+    pngs = [re.findall(r"base64,([A-Za-z0-9+/=]+)", (p / "index.html").read_text(encoding="utf-8")) for p in (one, two)]
+    assert len(pngs[0]) >= 3 and pngs[0] == pngs[1]
+    with pytest.raises(cs.CipsError, match="n_jobs"):
+        cs.report.build(small_sim.data, tmp_path / "r0", sections=("data",), n_jobs=0)
+
+
+def test_a_figure_that_fails_in_a_worker_fails_its_section_with_the_reason(small_sim, tmp_path, monkeypatch):
+    from cips_stats.report import builder
+
+    real = builder._submitter
+
+    def broken(n_jobs):
+        submit = real(n_jobs)
+        return lambda kind, args, kwargs: submit(kind, args, {**kwargs, "no_such_option": 1})
+
+    monkeypatch.setattr(builder, "_submitter", broken)
+    rep = cs.report.build(small_sim.data, tmp_path, n_boot=20, seed=1, sections=("data", "reliability", "gap"),
+                          n_jobs=2)
+    assert set(rep.failures) == {"reliability", "gap"}
+    assert all("A figure could not be drawn: TypeError" in m and "no_such_option" in m for m in rep.failures.values())
+    assert (tmp_path / "tables" / "reliability_cells.csv").exists()     # the tables are still published
+    assert "<figure>" not in (tmp_path / "index.html").read_text(encoding="utf-8")

@@ -41,7 +41,7 @@ def _chromium(candidates=None) -> str:
 
 
 @pytest.fixture(scope="module")
-def report_dir(tmp_path_factory):
+def hostile_report(tmp_path_factory):
     sim = cs.simulate(seed=5, n_countries=3, n_repeat=2, n_officials=40, n_private=25)
     frame = sim.raw.copy()                 # the raw answer codes, as a user's export would hold them
     frame["country"] = frame["country"].astype(str).map(lambda c: HOSTILE.get(c, c))
@@ -49,6 +49,17 @@ def report_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("browser")
     rep = cs.report.build(data, out, n_boot=30, seed=1, min_cell=10, sections=SECTIONS, title="Report <b>test</b>")
     return out, rep
+
+
+@pytest.fixture(scope="module")
+def report_dir(hostile_report):
+    """The report the layout tests open: ``CIPS_BROWSER_REPORT`` (a folder holding ``index.html``, e.g. the
+    ``analysis/report`` of ``cips-stats demo``: the whole report with every section) or the quick one built here."""
+    given = os.environ.get("CIPS_BROWSER_REPORT")
+    if given:
+        assert (Path(given) / "index.html").is_file(), f"CIPS_BROWSER_REPORT={given!r} holds no index.html"
+        return Path(given), None
+    return hostile_report
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +111,8 @@ def test_report_renders_in_chromium(browser, report_dir):
         ids = page.eval_on_selector_all("main > section", "els => els.map(e => e.id)")
         assert ids[0] == "overview" and ids[-2:] == ["methods", "warnings"]
         assert len(SECTIONS) >= 3 and set(SECTIONS) <= set(ids), ids
+        if rep is None:                                  # a given report: every section of the report
+            assert set(cs.report.SECTIONS) <= set(ids), ids
         assert len(h2) == len(ids) and all(h2), h2
         # every figure is there and decoded by the browser
         n_fig = page.locator("figure img").count()
@@ -136,8 +149,8 @@ def test_report_fits_a_narrow_screen_and_wide_tables_scroll_in_their_box(browser
         page.close()
 
 
-def test_user_strings_are_text_never_markup(browser, report_dir):
-    out, rep = report_dir
+def test_user_strings_are_text_never_markup(browser, hostile_report):
+    out, rep = hostile_report
     page, ev = _open(browser, out / "index.html", 1280)
     try:
         page.wait_for_timeout(200)                 # let any injected handler (there must be none) fire

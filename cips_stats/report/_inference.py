@@ -134,10 +134,9 @@ def present_change(ctx: S.Context, sec: S.Section, res: dict | None) -> None:
         f"A cell is published when both of its iterations are (n is the smaller of the two sample sizes).")
     sec.table("cells", "Change by cell (estimate: last minus first iteration).", pub, collapsed=True)
     if len(shown):
-        sec.figure("Change per country and key factor, one panel per group (colour: change; triangle: significant "
-                   "after FDR control, pointing in its direction; grey: not published).",
-                   lambda: S._plot("change_heatmap", pub, column_labels=flab, panel_labels=glab,
-                                   value_label="Change (0-10 scale)"))
+        sec.plot("Change per country and key factor, one panel per group (colour: change; triangle: significant "
+                 "after FDR control, pointing in its direction; grey: not published).",
+                 "change_heatmap", pub, column_labels=flab, panel_labels=glab, value_label="Change (0-10 scale)")
     sec.result = {"kind": "CellChanges", "first": str(cc.first), "last": str(cc.last), "fdr": cc.fdr, "ci": cc.ci, "significance": cc.significance,
                   "table": S._table_json(pub),
                   "provenance": cc.provenance.to_dict() if cc.provenance is not None else None}
@@ -180,9 +179,9 @@ def present_change(ctx: S.Context, sec: S.Section, res: dict | None) -> None:
                 precision=True)
         sec.table("posterior", "Posterior change by cell (hierarchical model).", keep, collapsed=True)
         if "p_improved" in keep.columns:
-            sec.figure("Posterior mean change per country and key factor (triangle: P(improved) ≥ 95% or ≤ 5%).",
-                       lambda: S._plot("change_heatmap", keep, column_labels=flab, panel_labels=glab,
-                                       value_label="Posterior mean change"))
+            sec.plot("Posterior mean change per country and key factor (triangle: P(improved) ≥ 95% or ≤ 5%).",
+                     "change_heatmap", keep, column_labels=flab, panel_labels=glab,
+                     value_label="Posterior mean change")
     sec.result["model"] = {"kind": type(model).__name__,
                            "diagnostics": diag if isinstance(diag, dict) else None,
                            "reliable": bool(getattr(model, "reliable", True)),
@@ -249,10 +248,10 @@ def present_claims(ctx: S.Context, sec: S.Section, audit: Any) -> None:
                 cells[c] = cells[c].astype(object)
                 cells.loc[sup, c] = None
     sec.table("cells", "The audited cells with each rule's decision.", cells, collapsed=True)
-    sec.figure("Share of improved cells, supported vs unsupported, per rule (grey bars: shares expected by "
-               "chance or the common drift alone).",
-               lambda: S._plot("claim_audit", audit.shares, audit.nulls, group_labels=glab))
-    sec.result = S._result_dict(audit, replace={"cells": cells})
+    sec.plot("Share of improved cells, supported vs unsupported, per rule (grey bars: shares expected by "
+             "chance or the common drift alone).",
+             "claim_audit", audit.shares, audit.nulls, group_labels=glab)
+    sec.result = S._result_dict(audit, replace={"cells": cells}, skip=("permutation_draws",))
     for fl in audit.flags:
         sec.flags.append(fl)
 
@@ -311,7 +310,7 @@ def kpi_tables(ind: Any, targets: pd.DataFrame, *, ci: float = 0.95) -> tuple[pd
     Examples
     --------
     >>> import cips_stats as cs, pandas as pd
-    >>> sim = cs.simulate(seed=2, n_countries=3, n_repeat=2, n_officials=60, n_private=40)
+    >>> sim = cs.simulate(seed=2, n_countries=3, n_repeat=2, n_officials=80, n_private=80)
     >>> ind = cs.estimate.indicators(sim.data, n_boot=50, seed=1)
     >>> tg = pd.DataFrame({"factor": ["leadership"], "group": ["officials"], "target": [0.0]})
     >>> overall, trend, cells = kpi_tables(ind, tg)
@@ -397,9 +396,8 @@ def present_kpi(ctx: S.Context, sec: S.Section, res: Any) -> None:
     sec.table("trend", "The indicator of each target across iterations.", trend)
     sec.table("cells", "Probability of meeting the target per country at the last iteration.", cells, collapsed=True)
     if len(overall):
-        sec.figure("Probability of meeting the target (left) and the trend with the target as a dashed line.",
-                   lambda: S._plot("kpi", overall, trend, row_labels=flab, colour_labels=glab,
-                                   ylabel="Indicator (0-10)"))
+        sec.plot("Probability of meeting the target (left) and the trend with the target as a dashed line.",
+                 "kpi", overall, trend, row_labels=flab, colour_labels=glab, ylabel="Indicator (0-10)")
     sec.result = {"kind": "KPI", "overall": S._table_json(overall), "trend": S._table_json(trend),
                   "cells": S._table_json(cells), "targets": S._table_json(res["targets"])}
 
@@ -522,9 +520,8 @@ def present_review(ctx: S.Context, sec: S.Section, table: pd.DataFrame) -> None:
         sub = pub[(pub["group"] == g) & ~pub["suppressed"]]
         if len(sub):
             glab = S.group_labels(ctx)[g]
-            sec.figure(f"{glab}: alpha if deleted, loading, \"don't know\" rate and non-invariance per item.",
-                       lambda sub=sub: S._plot("instrument_review", sub, factor_labels=flab, item_labels=texts,
-                                               loading_cut=LOADING_REVIEW))
+            sec.plot(f"{glab}: alpha if deleted, loading, \"don't know\" rate and non-invariance per item.",
+                     "instrument_review", sub, factor_labels=flab, item_labels=texts, loading_cut=LOADING_REVIEW)
     sec.result = {"kind": "InstrumentReview", "items": S._table_json(pub), "candidates": S._table_json(short),
                   "cut_offs": {"loading": LOADING_REVIEW, "dont_know_rate": DONT_KNOW_REVIEW}}
 

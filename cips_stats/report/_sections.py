@@ -60,6 +60,7 @@ class Context:
     inputs: dict = field(default_factory=dict)       # user tables of later sections (support, targets)
 
     gate: Any = None                                 # disclosure.Gate: every output passes through it
+    n_jobs: int | None = None                        # worker processes (figures, invariance ladders)
 
     def __post_init__(self) -> None:
         if self.gate is not None and not self.mapping:
@@ -113,17 +114,47 @@ class Section:
         self.tables.append((key, caption, frame, collapsed, display))
 
     draw: bool = True                                # False: figures are not rendered (table exports)
+    #: ``submit(kind, args, kwargs) -> Future`` of PNG pages (the build's worker processes); None: draw here
+    submit: Callable[..., Any] | None = None
+    pending: list = field(default_factory=list)      # (caption, Future, (kind, args, kwargs)) being drawn
+
+    def _add(self, caption: str, pngs: Sequence[bytes]) -> None:
+        for k, png in enumerate(pngs):
+            self.figures.append((caption if len(pngs) == 1 else f"{caption} (page {k + 1} of {len(pngs)})", png))
 
     def figure(self, caption: str, make: Callable[[], Any]) -> None:
-        """Render the figure that ``make()`` draws (lazily: nothing is drawn when ``draw`` is False)."""
+        """Render the figure that ``make()`` draws, here and now (nothing is drawn when ``draw`` is False)."""
         from .. import plotting
 
         if self.draw:
             fig = make()
-            pages = fig if isinstance(fig, (list, tuple)) else [fig]
-            for k, page in enumerate(pages):
-                self.figures.append((caption if len(pages) == 1 else f"{caption} (page {k + 1} of {len(pages)})",
-                                     plotting.to_png(page)))
+            self._add(caption, [plotting.to_png(p) for p in (fig if isinstance(fig, (list, tuple)) else [fig])])
+
+    def plot(self, caption: str, kind: str, *args: Any, **kwargs: Any) -> None:
+        """Draw ``plotting.<kind>(*args, **kwargs)``: submitted now, collected by :meth:`collect`.
+
+        The arguments travel to a worker process: pass the published tables
+        the figure needs (nothing unpublished), not the survey.
+        """
+        from .. import plotting
+
+        if self.draw:
+            submit = self.submit or (lambda k, a, kw: plotting.submit(k, a, kw, n_jobs=1))
+            self.pending.append((caption, submit(kind, args, kwargs), (kind, args, kwargs)))
+
+    def collect(self) -> list:
+        """Wait for the submitted figures and keep their PNGs in order; a figure that failed raises here.
+
+        Returns the warnings raised while drawing, as ``(category, message)``.
+        """
+        pending, self.pending = self.pending, []
+        caught: list = []
+        for caption, fut, _job in pending:
+            res = fut.result()
+            pngs, more = res if isinstance(res, tuple) else (res, [])
+            self._add(caption, pngs)
+            caught += more
+        return caught
 
 
 def _table_json(frame: pd.DataFrame) -> dict:
@@ -132,8 +163,25 @@ def _table_json(frame: pd.DataFrame) -> dict:
     return to_jsonable(frame)
 
 
-def _result_dict(res: Any, *, replace: Mapping[str, Any] | None = None, drop: Sequence[str] = ()) -> dict:
-    """``res.to_dict()`` with disclosure-sensitive fields replaced (published tables) or dropped."""
+def _result_dict(res: Any, *, replace: Mapping[str, Any] | None = None, drop: Sequence[str] = (),
+                 skip: Sequence[str] = ()) -> dict:
+    """``res.to_dict()`` with disclosure-sensitive fields replaced (published tables) or dropped.
+
+    The fields replaced or dropped, and the bulky ones ``skip`` names (those the
+    result's own ``to_dict`` leaves out, e.g. fitted models, permutation draws),
+    are not serialised at all: they are blanked on a shallow copy first, so
+    each result is turned into JSON once, and only what is kept.
+    """
+    import copy
+    import dataclasses
+
+    blank = set(replace or {}) | set(drop) | set(skip)
+    blank -= set(getattr(res, "shape_only", ()))           # their shape is kept: they must stay
+    if blank and dataclasses.is_dataclass(res):
+        res = copy.copy(res)
+        for f in dataclasses.fields(res):
+            if f.name in blank:
+                object.__setattr__(res, f.name, None)
     d = res.to_dict()
     for k, v in (replace or {}).items():
         d[k] = _table_json(v) if isinstance(v, pd.DataFrame) else v
@@ -242,16 +290,14 @@ def present_reliability(ctx: Context, sec: Section, rel: pd.DataFrame) -> None:
     sec.table("flags", "Flags over published cells (count of cells).", _flag_codes(pub))
     sec.table("cells", "Reliability by cell.", pub, collapsed=True)
     if ok.any():
-        sec.figure("Alpha per cell (dashed lines: .60 and .70).", lambda: _plot("reliability", pub, value="alpha"))
+        sec.plot("Alpha per cell (dashed lines: .60 and .70).", "reliability", pub, value="alpha")
     prov = rel.attrs.get("provenance")
     sec.result = {"kind": "ReliabilityByCell", "table": _table_json(pub),
                   "provenance": prov.to_dict() if hasattr(prov, "to_dict") else None}
 
 
-def _plot(kind: str, *args: Any, **kwargs: Any) -> Any:
-    from .. import plotting
-
-    return getattr(plotting, kind)(*args, **kwargs)
+#: Columns a dot-panel figure reads (the rest of a published table does not travel to the workers).
+_DOT_COLUMNS = ["country", "iteration", "group", "factor", "estimate", "ci_low", "ci_high", "suppressed"]
 
 
 # =============================================================================================== CFA
@@ -392,29 +438,80 @@ def _n_withheld(ctx: Context) -> bool:
     return any(w.startswith(("repeated[", "group=")) for w in ctx._gate().withdrawn)
 
 
-def compute_invariance(ctx: Context) -> list[tuple[str, str, Any]]:
+def _fit_ladder(d: Any, what: str, levels: tuple, estimator: str, kw: dict) -> tuple[str, Any]:
+    """One invariance ladder: (its name, the result or the exception)."""
     from .. import factor
 
-    out = []
-    for label, what, d, kw in _comparisons(ctx):
+    try:
+        if estimator in ("WLSMV", "DWLS"):
+            kw = {**kw, "estimator": estimator, "ordered": True}
+        elif estimator != "ML":
+            kw = {**kw, "estimator": estimator}
         try:
-            if ctx.options.estimator in ("WLSMV", "DWLS"):
-                kw = {**kw, "estimator": ctx.options.estimator, "ordered": True}
-            elif ctx.options.estimator != "ML":
-                kw = {**kw, "estimator": ctx.options.estimator}
-            try:
-                res = factor.invariance(d, levels=ctx.options.invariance_levels, **kw)
-            except Exception as exc:
-                if not kw.get("ordered"):
-                    raise
-                # ordinal invariance needs every answer category in every group; small groups often lack
-                # one: the comparison falls back to ML and says so in its name
-                res = factor.invariance(d, levels=ctx.options.invariance_levels,
-                                        **{k: v for k, v in kw.items() if k not in ("estimator", "ordered")})
-                what = f"{what} (ML: the ordinal fit failed: {str(exc).split('.')[0]})"
+            return what, factor.invariance(d, levels=levels, **kw)
         except Exception as exc:
-            res = exc
-        out.append((label, what, res))
+            if not kw.get("ordered"):
+                raise
+            # ordinal invariance needs every answer category in every group; small groups often lack
+            # one: the comparison falls back to ML and says so in its name
+            res = factor.invariance(d, levels=levels,
+                                    **{k: v for k, v in kw.items() if k not in ("estimator", "ordered")})
+            return f"{what} (ML: the ordinal fit failed: {str(exc).split('.')[0]})", res
+    except Exception as exc:
+        return what, exc
+
+
+def _fit_ladders(batch: list, filters: list) -> list:
+    """Fit a batch of ladders in a worker, under the caller's warning filters; the warnings go back with them."""
+    import pickle
+    import warnings
+
+    out = []
+    for i, d, what, levels, estimator, kw in batch:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.filters[:] = filters
+            name, res = _fit_ladder(d, what, levels, estimator, kw)
+        if isinstance(res, BaseException):
+            try:
+                pickle.loads(pickle.dumps(res))
+            except Exception:                        # an exception that cannot travel back: its words do
+                from ..errors import CipsError
+
+                res = CipsError(f"{type(res).__name__}: {res}")
+        out.append((i, name, res, [(w.category, str(w.message)) for w in caught]))
+    return out
+
+
+def compute_invariance(ctx: Context) -> list[tuple[str, str, Any]]:
+    """Every invariance ladder; independent ladders are fitted in worker processes (``ctx.n_jobs``)."""
+    import warnings
+
+    from .. import plotting
+
+    jobs = _comparisons(ctx)
+    levels, est = ctx.options.invariance_levels, ctx.options.estimator
+    workers = min(len(jobs), plotting._cpu_count() if ctx.n_jobs is None else ctx.n_jobs)
+    if workers <= 1:
+        return [(label, *_fit_ladder(d, what, levels, est, kw)) for label, what, d, kw in jobs]
+    from joblib import Parallel, delayed
+
+    # batches (two per worker, balanced by sample size): each batch carries its survey subsets once
+    batches: list[list] = [[] for _ in range(2 * workers)]
+    load = np.zeros(len(batches))
+    for i in sorted(range(len(jobs)), key=lambda i: -len(jobs[i][2].frame)):
+        b = int(np.argmin(load))
+        label, what, d, kw = jobs[i]
+        batches[b].append((i, d, what, levels, est, kw))
+        load[b] += len(d.frame)
+    filters = list(warnings.filters)
+    done = Parallel(n_jobs=workers, backend="loky")(delayed(_fit_ladders)(b, filters) for b in batches if b)
+    fitted = {i: (name, res, caught) for part in done for i, name, res, caught in part}
+    out = []
+    for i, (label, _what, _d, _kw) in enumerate(jobs):
+        name, res, caught = fitted[i]
+        for category, message in caught:             # the workers' warnings, in the order of the ladders
+            warnings.warn(message, category, stacklevel=2)
+        out.append((label, name, res))
     return out
 
 
@@ -446,7 +543,7 @@ def present_invariance(ctx: Context, sec: Section, results: Sequence[tuple[str, 
         for fl in r.flags:
             sec.flags.append(Flag(fl.code, f"[{what}; {label}] {fl.message}", fl.severity,
                                   {**fl.where, "factor": what, "comparison": label}))
-        rd = _result_dict(r) if n_min >= ctx.options.min_cell else None
+        rd = _result_dict(r, skip=("fits",)) if n_min >= ctx.options.min_cell else None
         if rd is not None and _n_withheld(ctx):
             rd.pop("n_per_group", None)
         dicts.append({"comparison": label, "factor": what, "result": rd})
@@ -518,12 +615,10 @@ def present_indicators(ctx: Context, sec: Section, ind: Any) -> None:
     for g in ctx.data.groups:
         sub = pub[pub["group"] == g]
         if np.isfinite(sub["estimate"].to_numpy(dtype=float)).any():
-            sec.figure(f"{glabels[g]}: estimate and {ind.ci:.0%} interval per country, key factor and iteration"
-                       + (" (crosses: truth)" if truth is not None else "") + ".",
-                       lambda sub=sub: _plot("dot_panels", sub, panel_labels=flabels, colour_title="Iteration",
-                                             xlabel="Indicator (0-10)",
-                                             truth=None if truth is None else truth[truth["group"] == sub[
-                                                 "group"].iloc[0]]))
+            sec.plot(f"{glabels[g]}: estimate and {ind.ci:.0%} interval per country, key factor and iteration"
+                     + (" (crosses: truth)" if truth is not None else "") + ".",
+                     "dot_panels", sub[_DOT_COLUMNS], panel_labels=flabels, colour_title="Iteration",
+                     xlabel="Indicator (0-10)", truth=None if truth is None else truth[truth["group"] == g])
     sec.result = _result_dict(ind, replace={"table": pub},
                               drop=("estimates", "n", "influence", "suppressed", "cells"))
 
@@ -577,8 +672,10 @@ def present_gap(ctx: Context, sec: Section, gap: Any) -> None:
     sec.headline = (f"The interval excludes 0 in {len(excl)} of {len(shown)} published gaps "
                     f"({int((excl['estimate'] > 0).sum())} with {groups[0]} higher).")
     if np.isfinite(pub["estimate"].to_numpy(dtype=float)).any():
-        sec.figure("Gap per factor (dot: estimate; line: interval; 0 = no gap).",
-                   lambda: _plot("gap", pub, xlabel=f"{labels[groups[0]]} minus {labels[groups[1]]}"))
+        flabels = {f.id: (f.label or f.id) for f in getattr(ctx.data.instrument, "factors", ())}
+        sec.plot("Gap per country, key factor and iteration (dot: estimate; line: interval; dashed: no gap).",
+                 "gap", pub[[c for c in _DOT_COLUMNS if c in pub.columns]], panel_labels=flabels,
+                 xlabel=f"{labels[groups[0]]} minus {labels[groups[1]]}")
     sec.result = _result_dict(gap, replace={"table": pub})
 
 

@@ -99,7 +99,8 @@ def _check_sections(sections: Sequence[str]) -> tuple[str, ...]:
 def compute(section: str, data: Any, *, seed: int | None = None, n_boot: int = 1000, cfa: bool = True,
             invariance: str = "factor", invariance_levels: Sequence[str] = ("configural", "metric", "scalar"),
             invariance_factors: Sequence[str] | None = None, indicators: Any = None, estimator: str = "ML",
-            inputs: Mapping[str, Any] | None = None, results: Mapping[str, Any] | None = None) -> Any:
+            inputs: Mapping[str, Any] | None = None, results: Mapping[str, Any] | None = None,
+            n_jobs: int | None = None) -> Any:
     """Compute the raw result of one report section, exactly as :func:`build` would.
 
     Parameters
@@ -108,8 +109,9 @@ def compute(section: str, data: Any, *, seed: int | None = None, n_boot: int = 1
         The section.
     data : SurveyData
         The survey.
-    seed, n_boot, cfa, invariance, invariance_levels, invariance_factors, estimator
-        As for :func:`build`.
+    seed, n_boot, cfa, invariance, invariance_levels, invariance_factors, estimator, n_jobs
+        As for :func:`build` (``n_jobs``: worker processes fitting the
+        independent invariance ladders; default the CPU cores, 1 here).
     indicators : Indicators, optional
         Already computed indicators (the gap reuses their replicates).
     inputs : mapping, optional
@@ -138,7 +140,7 @@ def compute(section: str, data: Any, *, seed: int | None = None, n_boot: int = 1
     if section not in S.COMPUTE:
         raise ValueError(f"section= must be one of {', '.join(S.COMPUTE)}; got {section!r}.")
     opts = _options(seed, n_boot, False, 10, cfa, invariance, invariance_levels, invariance_factors, estimator)
-    ctx = S.Context(data=data, options=opts, inputs=dict(inputs or {}))
+    ctx = S.Context(data=data, options=opts, inputs=dict(inputs or {}), n_jobs=_check_jobs(n_jobs))
     ctx.raw.update({k: v for k, v in (results or {}).items() if v is not None})
     if indicators is not None:
         ctx.raw["indicators"] = indicators
@@ -201,6 +203,57 @@ def _mapping(data: Any, opts: S.Options) -> dict:
     return {}
 
 
+def _check_jobs(n_jobs: Any) -> int | None:
+    if n_jobs is None:
+        return None
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs < 1:
+        raise CipsError(f"n_jobs= must be a positive integer or None (the CPU cores); got {n_jobs!r}.")
+    return int(n_jobs)
+
+
+def _submitter(n_jobs: int | None) -> Any:
+    """``submit(kind, args, kwargs) -> Future``: figures drawn in worker processes while the build goes on
+    (the future gives the PNG pages and the warnings raised while drawing)."""
+    from .. import plotting
+
+    def submit(kind: str, args: tuple, kwargs: dict) -> Any:
+        return plotting._submit(plotting._render_caught, (kind, tuple(args), dict(kwargs), 90), n_jobs)
+
+    return submit
+
+
+def _background(n_jobs: int | None, func: Any, *args: Any) -> Any:
+    """``func(*args)`` in a worker process (the figures' pool), or here when ``n_jobs`` is 1; a future."""
+    from .. import plotting
+
+    return plotting._submit(func, args, n_jobs)
+
+
+def _collect(sec: S.Section) -> None:
+    """The section's figures, drawn in the workers; one that failed makes the section fail, with its reason."""
+    from .. import plotting
+
+    pending = list(sec.pending)
+    try:
+        for category, message in sec.collect():      # warnings raised while drawing, as in the section
+            sec.flags.append(Flag(f"python_warning:{category.__name__}", message, "warning", {}))
+    except Exception as exc:
+        broken = type(exc).__name__ in ("BrokenProcessPool", "TerminatedWorkerError", "ShutdownExecutorError")
+        if broken:   # the workers died (e.g. killed for memory): draw here instead
+            sec.figures = [f for f in sec.figures if not any(f[0].startswith(c) for c, _f, _j in pending)]
+            try:
+                for caption, _fut, (kind, args, kwargs) in pending:
+                    pngs, caught = plotting._render_caught(kind, tuple(args), dict(kwargs), 90)
+                    sec._add(caption, pngs)
+                    sec.flags += [Flag(f"python_warning:{c.__name__}", m, "warning", {}) for c, m in caught]
+                return
+            except Exception as again:
+                exc = again
+        sec.ok = False
+        msg = f"A figure could not be drawn: {type(exc).__name__}: {exc}"
+        sec.error = f"{sec.error}; {msg}" if sec.error else msg
+
+
 def _present(ctx: S.Context, sec: S.Section, raw: Any) -> None:
     if sec.name == "data":
         S.present_data(ctx, sec)
@@ -238,7 +291,8 @@ def build(data: Any, out: str | Path = "report/", *, seed: int | None = None, n_
           invariance_levels: Sequence[str] = ("configural", "metric", "scalar"),
           invariance_factors: Sequence[str] | None = None, results: Mapping[str, Any] | None = None,
           title: str | None = None, estimator: str = "ML", support: pd.DataFrame | None = None,
-          targets: pd.DataFrame | None = None, inputs: Mapping[str, Any] | None = None) -> Report:
+          targets: pd.DataFrame | None = None, inputs: Mapping[str, Any] | None = None,
+          n_jobs: int | None = None) -> Report:
     """Build the HTML report of a survey, with the CSV tables and ``report.json`` behind it.
 
     Parameters
@@ -308,6 +362,11 @@ def build(data: Any, out: str | Path = "report/", *, seed: int | None = None, n_
         arguments of ``cs.change.fit``), ``claims_options`` (of
         ``cs.claims.audit``), ``sources`` (input files named in the
         appendix), ``steps`` (analysis step times for the appendix).
+    n_jobs : int, optional
+        Worker processes that draw the figures (joblib's reusable loky
+        pool) and fit independent invariance ladders while the report goes
+        on; default: the CPU cores available; 1 does everything in this
+        process.  The output is the same either way.
 
     Returns
     -------
@@ -355,13 +414,15 @@ def build(data: Any, out: str | Path = "report/", *, seed: int | None = None, n_
         extra["support"] = support
     if targets is not None:
         extra["targets"] = targets
-    ctx = S.Context(data=data, options=opts, truth=truth, gate=_gate(data, opts, key), inputs=extra)
+    ctx = S.Context(data=data, options=opts, truth=truth, gate=_gate(data, opts, key), inputs=extra,
+                    n_jobs=_check_jobs(n_jobs))
+    submit = _submitter(ctx.n_jobs)
     given = dict(results or {})
     done: list[S.Section] = []
     for name in sections:
         if name == "cfa" and not opts.cfa:
             continue
-        sec = S.Section(name, S.gap_title(ctx) if name == "gap" else S.SECTION_TITLES[name])
+        sec = S.Section(name, S.gap_title(ctx) if name == "gap" else S.SECTION_TITLES[name], submit=submit)
         t0 = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -380,7 +441,7 @@ def build(data: Any, out: str | Path = "report/", *, seed: int | None = None, n_
                 sec.ok = False
                 sec.error = str(exc) if isinstance(exc, S.SectionIncomplete) else f"{type(exc).__name__}: {exc}"
                 if not isinstance(exc, S.SectionIncomplete):
-                    sec.tables, sec.figures, sec.paragraphs = [], [], []
+                    sec.tables, sec.figures, sec.paragraphs, sec.pending = [], [], [], []
                     sec.result = {"error": sec.error, "traceback": traceback.format_exc(limit=8)}
         for w in caught:
             sec.flags.append(Flag(f"python_warning:{w.category.__name__}", str(w.message), "warning", {}))
@@ -463,6 +524,8 @@ def _write(ctx: S.Context, secs: list[S.Section], out: Path, title: str, t_start
     sec_json: dict[str, Any] = {}
     views = []
     for sec in secs:
+        _collect(sec)
+    for sec in secs:
         paths = _write_tables(sec, out / "tables")
         files += [str(p.relative_to(out)) for p in paths]
         views.append({
@@ -484,8 +547,10 @@ def _write(ctx: S.Context, secs: list[S.Section], out: Path, title: str, t_start
     warn_path = out / "tables" / "warnings.csv"
     _write_csv(warn, warn_path)
     files.append(str(warn_path.relative_to(out)))
-    _write_xlsx([(f"{sec.name}_{key}", fr) for sec in secs for key, _c, fr, _col, _d in sec.tables]
-                + [("warnings", warn)], out / "tables.xlsx")
+    # the workbook is written in a worker process while this one renders the HTML and the JSON
+    xlsx = _background(ctx.n_jobs, _write_xlsx,
+                       [(f"{sec.name}_{key}", fr) for sec in secs for key, _c, fr, _col, _d in sec.tables]
+                       + [("warnings", warn)], out / "tables.xlsx")
     files.append("tables.xlsx")
     failures = {s.name: gate.message(s.error) for s in secs if not s.ok}
     prov = Provenance.build("report", data=ctx.data, seed=ctx.options.seed, options=ctx.options.to_dict())
@@ -515,7 +580,11 @@ def _write(ctx: S.Context, secs: list[S.Section], out: Path, title: str, t_start
            "failures": failures, "sections": sec_json, "warnings": to_jsonable(warn),
            "files": files, "seconds": time.perf_counter() - t_start}
     doc = gate.obj(to_jsonable(doc))                 # names coded, flags about suppressed cells redacted
-    _out.write_json(out / "report.json", doc)
+    try:   # JSON-ready already (non-finite numbers are None): serialised once, not converted again
+        _out.write_text(out / "report.json", json.dumps(doc, indent=1, ensure_ascii=False, allow_nan=False))
+    except (TypeError, ValueError):
+        _out.write_json(out / "report.json", doc)
+    xlsx.result()                                    # the workbook's errors surface here
     return Report(out=str(out), index=str(out / "index.html"), sections=status, failures=failures,
                   files=tuple(files), provenance=prov,
                   flags=tuple(Flag("section_failed", f"Section {k} failed: {v}", "error", {"section": k})
