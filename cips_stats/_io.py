@@ -432,6 +432,7 @@ def _unescape_column(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
 
 def _read_csv(path: Path, src: str, encoding: str | None, sep: str | None, max_rows: int) -> RawTable:
     """A CSV file as text: encoding and separator checked or detected, records checked, size checked."""
+    _check_rows(_csv_records_streamed(path), max_rows, src)    # before the file is read whole
     data = path.read_bytes()
     enc, enc_note = _detect_encoding(data, encoding, src)
     sep_note = None
@@ -459,6 +460,37 @@ def _read_csv(path: Path, src: str, encoding: str | None, sep: str | None, max_r
                                  "injection) was removed."))
                 frame[c] = new
     return RawTable(frame=frame, source=src, format="csv", findings=findings, encoding=enc, sep=sep)
+
+
+def _csv_records_streamed(path: Path) -> int | None:
+    """Data records of a CSV file counted block by block, before anything is read whole.
+
+    Without quotes every non-empty line after the header is one record, so the count is exact;
+    None when the file has a quote character or looks like UTF-16 (lines and records may differ:
+    the full check decides).
+    """
+    import codecs
+
+    nl = blank = 0
+    tail, last, first = b"\n", b"", True       # as if a line ended just before the file: a leading empty line
+    with open(path, "rb") as fh:
+        while block := fh.read(_BLOCK):
+            if first:
+                if block.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or b"\x00" in block[:4096]:
+                    return None
+                first = False
+            if b'"' in block:
+                return None
+            both = np.frombuffer(tail + block, dtype=np.uint8)
+            end = both == 10
+            nl += int(end[len(tail):].sum())
+            # an empty line ends where "\n" follows "\n" or "\n\r" (ends inside this block only)
+            k = len(tail)
+            blank += int((end[max(k, 1):] & end[max(k, 1) - 1:-1]).sum())
+            blank += int((end[max(k, 2):] & (both[max(k, 2) - 1:-1] == 13) & end[max(k, 2) - 2:-2]).sum())
+            tail, last = bytes(both[-2:]), block[-1:]
+    lines = nl + (1 if last and last != b"\n" else 0)
+    return max(lines - 1 - blank, 0)
 
 
 def _check_rows(n: int | None, max_rows: int, src: str) -> None:

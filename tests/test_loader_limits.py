@@ -139,6 +139,34 @@ def test_max_rows_is_checked_before_the_table_is_read(tmp_path, fmt):
     assert len(cs.load(src, max_rows=12).frame) == 12
 
 
+def test_a_csv_with_too_many_records_is_refused_before_it_is_read_whole(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from cips_stats import _io
+
+    p = tmp_path / "long.csv"
+    header = "respondent_id,country,iteration,group,weight"
+    p.write_bytes((header + "\n" + "r,X,1,officials,1\n" * 150_000 + "\n\n").encode())
+    monkeypatch.setattr(_io, "_BLOCK", 1 << 16)          # many blocks
+    def no_whole_read(self):                            # noqa: E306 - the check must not read the file whole
+        raise AssertionError(f"{self} was read whole")
+    monkeypatch.setattr(Path, "read_bytes", no_whole_read)
+    with pytest.raises(cs.DataError) as e:
+        cs.load(p, max_rows=149_999)
+    assert [(q.rule, q.value) for q in e.value.problems] == [("table_too_large", 150_000)]
+    assert e.value.problems[0].message.startswith("the file holds 150,000 data records, more than max_rows=149,999")
+    # exactly max_rows records passes the streamed check (and the file is then read)
+    with pytest.raises(cs.DataError, match="was read whole"):     # the reader's failure, as a typed error
+        cs.load(p, max_rows=150_000)
+    # quotes make lines and records differ: the streamed count steps aside, the full check counts
+    monkeypatch.undo()
+    q = tmp_path / "quoted.csv"
+    q.write_text(header + "\n" + '"a\nb",X,1,officials,1\n' * 3, encoding="utf-8")
+    assert _io._csv_records_streamed(q) is None
+    with pytest.raises(cs.DataError, match="holds 3 data records, more than max_rows=2"):
+        cs.load(q, max_rows=2)
+
+
 def test_xlsx_declaring_ten_million_rows_is_refused_at_once(tmp_path):
     p = tmp_path / "big.xlsx"
     cs.data.write_raw(small_raw(3), p)
