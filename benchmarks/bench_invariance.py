@@ -24,6 +24,7 @@ call (tracemalloc).
 from __future__ import annotations
 
 import gc
+import os
 import json
 import shutil
 import subprocess
@@ -159,36 +160,65 @@ write_json(list(time = t, chisq_scaled = fitMeasures(f, "chisq.scaled")[[1]], bl
 """
 
 
-def ordinal_partial_case(tmp: Path | None = None) -> dict:
+def ordinal_partial_case(tmp: Path | None = None, repeats: int = 3) -> dict:
     """Issue 10 item 4: the whole ordinal ladder with partial search against one configural fit.
 
     psych's bfi (tests/reference/bfi.csv, 2,800 respondents), five factors of five items,
     groups = gender, WLSMV with pairwise polychorics; configural -> metric -> scalar with the
-    partial-invariance search (thresholds released one item at a time). Both timed cold
-    (caches cleared), as a user calls them; target: ladder <= 10 x one configural fit.
-    lavaan's configural fit (same model, ``Rscript``) is recorded for context.
+    partial-invariance search (thresholds released one item at a time). Target: ladder <= 10 x
+    one configural fit.
+
+    Fair to both: the package is imported and its code paths warmed on another sample first
+    (else the first call, the configural fit, would carry the imports: about 5 s against a 1-2 s
+    fit); each call is then timed cold (polychoric cache cleared), ``repeats`` times, alternating
+    the two; the ratio is of the fastest run of each (the minimum is the time least disturbed by
+    other work on a shared machine) in wall time and in process CPU time, and every run is
+    recorded. lavaan's configural fit (same model, ``Rscript``) is recorded for context.
     """
     import warnings
 
+    from cips_stats.factor import invariance as _inv  # noqa: F401  (imported before timing)
     from cips_stats.factor import ml
 
     bfi = pd.read_csv(Path(__file__).resolve().parents[1] / "tests" / "reference" / "bfi.csv")
     model = "\n".join(f"{f} =~ " + " + ".join(f"{f}{i}" for i in range(1, 6)) for f in "AECNO")
-    out: dict[str, Any] = {"n": int(len(bfi)), "items": 25, "factors": 5, "group": "gender"}
+    out: dict[str, Any] = {"n": int(len(bfi)), "items": 25, "factors": 5, "group": "gender", "repeats": repeats}
+
+    def conf_fit(data):
+        return cs.factor.cfa(data, model, estimator="WLSMV", ordered=True, group="gender", missing="pairwise")
+
+    def ladder(data):
+        return cs.factor.invariance(data, group="gender", model=model, ordered=True,
+                                    levels=("configural", "metric", "scalar"))
+
+    runs: dict[str, list] = {"configural": [], "ladder": []}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ml.clear_h1_cache()
-        t_conf, conf = _timed(lambda: cs.factor.cfa(bfi, model, estimator="WLSMV", ordered=True, group="gender",
-                                                    missing="pairwise"))
-        ml.clear_h1_cache()
-        t_lad, res = _timed(lambda: cs.factor.invariance(bfi, group="gender", model=model, ordered=True,
-                                                         levels=("configural", "metric", "scalar")))
-    out["ours_configural"] = {"time": t_conf, "chi2_scaled": conf.fit["chi2_scaled"]}
-    out["ours_ladder"] = {"time": t_lad, "fits": len(res.fits), "freed": list(res.freed),
-                          "level_supported": res.level_supported,
+        ladder(bfi.sample(1400, random_state=1))               # warm-up: imports and code paths, other data
+        for _ in range(repeats):
+            for name, func in (("configural", conf_fit), ("ladder", ladder)):
+                ml.clear_h1_cache()
+                gc.collect()
+                w0, c0 = time.perf_counter(), time.process_time()
+                res = func(bfi)
+                runs[name].append({"wall": time.perf_counter() - w0, "cpu": time.process_time() - c0,
+                                   "load_avg_1m": os.getloadavg()[0]})
+                if name == "configural":
+                    conf = res
+    best = {k: {m: min(r[m] for r in v) for m in ("wall", "cpu")} for k, v in runs.items()}
+    t_conf = best["configural"]["wall"]
+    out["runs"] = runs
+    out["ours_configural"] = {"time": t_conf, "cpu": best["configural"]["cpu"], "chi2_scaled": conf.fit["chi2_scaled"],
+                              "iterations": conf.iterations}
+    out["ours_ladder"] = {"time": best["ladder"]["wall"], "cpu": best["ladder"]["cpu"], "fits": len(res.fits),
+                          "freed": list(res.freed), "level_supported": res.level_supported,
                           "score_tests": int(len(res.score_tests)),
                           "method": sorted(set(res.score_tests["method"]))}
-    out["ratios"] = {"ladder/configural": t_lad / t_conf, "target": "<= 10"}
+    out["ratios"] = {"ladder/configural": best["ladder"]["wall"] / t_conf,
+                     "ladder/configural_cpu": best["ladder"]["cpu"] / best["configural"]["cpu"],
+                     "ladder/configural_each_run": [lr["wall"] / cr["wall"] for lr, cr in
+                                                    zip(runs["ladder"], runs["configural"])],
+                     "target": "<= 10"}
     if tmp is not None and shutil.which("Rscript"):
         csv, mod, script, res_file = tmp / "bfi.csv", tmp / "bfi_model.txt", tmp / "ord.R", tmp / "ord.json"
         bfi.to_csv(csv, index=False, na_rep="NA")
