@@ -246,7 +246,10 @@ def _decode_failure(data: bytes, offset: int, encoding: str) -> str:
 
 
 def _utf16_without_bom(data: bytes) -> str:
-    """``"utf-16-le"``/``"utf-16-be"`` when the file's start is ASCII text in UTF-16 (every other byte 0), else ``""``."""
+    """``"utf-16-le"``/``"utf-16-be"`` when the file starts with ASCII text in UTF-16 (every other byte 0).
+
+    Otherwise ``""``.
+    """
     head = data[:4096]
     head = head[: len(head) - len(head) % 2]
     if len(head) < 8:
