@@ -768,3 +768,30 @@ def test_categorical_omega_recovers_its_population_value():
     score = np.digitize(ys, tau[0]).sum(axis=1)
     true_score = sum(norm.sf((c - f * l) / np.sqrt(1 - l**2)) for t, l in zip(tau, lam) for c in t)
     assert np.corrcoef(score, true_score)[0, 1] ** 2 == pytest.approx(population, abs=0.005)
+
+
+def test_one_factor_kernels_match_lapack():
+    # the closed-form (Woodbury) inverse and log-determinant of l l' + diag(psi), and the LDL' pivot
+    # test of positive definiteness, against LAPACK on random stacks with Heywood and indefinite cases
+    from cips_stats.reliability._omega import _one_factor_sigma, _pd_pivots
+
+    gen = np.random.default_rng(5)
+    C, p = 400, 5
+    lam = gen.normal(0.7, 0.4, size=(C, p))
+    psi = gen.uniform(0.05, 1.0, size=(C, p))
+    psi[:40, 0] = -gen.uniform(0.01, 0.3, size=40)            # Heywood cases: the LAPACK branch
+    S = np.einsum("cj,ck->cjk", lam, lam) + np.einsum("cj,jk->cjk", np.abs(psi) + 0.2, np.eye(p))
+    F, Sig, B = _one_factor_sigma(np.concatenate([lam, psi], axis=1), S)
+    sign, ld = np.linalg.slogdet(Sig)
+    good = sign > 0
+    assert good[40:].all() and np.isinf(F[~good]).all()
+    np.testing.assert_allclose(B[good], np.linalg.inv(Sig[good]), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(F[good], ld[good] + np.einsum("cjk,ckj->c", S[good], np.linalg.inv(Sig[good])),
+                               rtol=1e-11)
+    A = gen.normal(size=(C, 2 * p, 2 * p))
+    H = A @ A.swapaxes(1, 2) - gen.uniform(0, 3, size=(C, 1, 1)) * np.eye(2 * p)
+    lo = np.linalg.eigvalsh(H)[:, 0]
+    scale = np.abs(np.diagonal(H, axis1=1, axis2=2)).max(axis=1)
+    pd_ = _pd_pivots(H, 1e-10)
+    assert 0 < pd_.sum() < C                                  # both kinds are present
+    assert (pd_ == (lo > 1e-6 * scale))[np.abs(lo) > 1e-6 * scale].all()

@@ -85,13 +85,14 @@ def _pd_pivots(H: np.ndarray, rel: float) -> np.ndarray:
     A = H.copy()
     floor = rel * np.abs(np.diagonal(H, axis1=1, axis2=2)).max(axis=1)
     good = np.ones(C, dtype=bool)
-    for j in range(m):
-        piv = A[:, j, j].copy()
-        good &= piv > floor
-        if j + 1 < m:
-            pj = np.where(good, piv, 1.0)
-            Lj = A[:, j + 1:, j] / pj[:, None]
-            A[:, j + 1:, j + 1:] -= Lj[:, :, None] * A[:, j, j + 1:][:, None, :]
+    with np.errstate(over="ignore", invalid="ignore"):      # (only matrices already failed can blow up)
+        for j in range(m):
+            piv = A[:, j, j].copy()
+            good &= piv > floor
+            if j + 1 < m:
+                pj = np.where(good, piv, 1.0)
+                Lj = A[:, j + 1:, j] / pj[:, None]
+                A[:, j + 1:, j + 1:] -= Lj[:, :, None] * A[:, j, j + 1:][:, None, :]
     return good
 
 
