@@ -12,7 +12,7 @@ Three questions a survey team asks before fielding an iteration:
 * how many countries and respondents it takes for each claim test of
   :func:`cips_stats.claims.audit` to tell supported from unsupported factors
   (:func:`simulate_claim`, simulation on :func:`cips_stats.simulate` surveys,
-  replications dispatched by joblib to local processes or to a Dask cluster).
+  replications dispatched by joblib to local processes, or as tasks to a Dask cluster).
 
 The formulas, their rounding and the references are in ``methodology/power.md``.
 
@@ -407,7 +407,7 @@ class ClaimPower(Result):
     n_sim : int
         Replications per design point.
     backend : str
-        The joblib backend the replications ran on.
+        Where the replications ran (``loky``, ``threading``, ``sequential``, ``dask``...).
     """
 
     table: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -441,7 +441,7 @@ def _as_list(name: str, value: Any) -> list:
 def one_replication(seed: int, design: dict[str, Any], settings: dict[str, Any]) -> list[dict[str, Any]]:
     """One replication of :func:`simulate_claim`: simulate, estimate, difference, audit; tidy p-values.
 
-    Module-level so that joblib (loky processes or Dask workers) can pickle it.  The package's
+    Module-level so that loky processes and Dask workers can unpickle it.  The package's
     warnings (:class:`~cips_stats.errors.CipsWarning`, e.g. small cells of a small simulated design)
     are not repeated for every replication.
 
@@ -517,6 +517,18 @@ def _wilson(k: np.ndarray, n: np.ndarray, level: float = 0.95) -> tuple[np.ndarr
     return low, high
 
 
+def _on_dask(client: Any, func: Any, jobs: Sequence[tuple]) -> list:
+    """Run every job as a task of the Dask cluster behind ``client``, results in the order of ``jobs``.
+
+    The client's own futures rather than joblib's Dask backend: joblib runs a cluster with a single
+    worker thread in the calling process (its ``n_jobs == 1`` shortcut), not on the cluster.
+    """
+    if not jobs:
+        return []
+    futures = client.map(func, *[list(col) for col in zip(*jobs)], pure=False)
+    return client.gather(futures)
+
+
 def _run_parallel(func: Any, jobs: Sequence[tuple], backend: Any, n_jobs: int | None) -> list:
     import joblib
 
@@ -535,25 +547,24 @@ def _run_parallel(func: Any, jobs: Sequence[tuple], backend: Any, n_jobs: int | 
         except ImportError as exc:  # pragma: no cover - distributed is a declared dependency here
             raise CipsError("backend='dask' needs the 'distributed' package.") from exc
         try:
-            get_client()
+            client = get_client()
             own = None
         except ValueError:
             from distributed import Client, LocalCluster
 
             workers = (os.cpu_count() or 1) if n_jobs in (None, -1) else max(1, int(n_jobs))
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
-            own = (Client(cluster), cluster)
+            client = Client(cluster)
+            own = (client, cluster)
         try:
-            with joblib.parallel_config(backend="dask", n_jobs=-1):
-                return joblib.Parallel()(calls)
+            return _on_dask(client, func, jobs)
         finally:
             if own is not None:
                 own[0].close()
                 own[1].close()
     # a dask.distributed.Client (or anything with a scheduler) given directly
     if hasattr(backend, "scheduler") and hasattr(backend, "submit"):
-        with joblib.parallel_config(backend="dask", n_jobs=-1, client=backend):
-            return joblib.Parallel()(calls)
+        return _on_dask(backend, func, jobs)
     raise _bad("backend", backend, "'loky', 'threading', 'sequential', 'dask' or a dask.distributed.Client")
 
 
@@ -591,10 +602,13 @@ def simulate_claim(*, n_countries: Any = 17, n_officials: Any = 262, n_private: 
     seed : int, optional
         Seeds of the replications are spawned from it (``None`` draws one, recorded).
     backend : {"loky", "threading", "sequential", "dask"} or dask.distributed.Client
-        Where the replications run (through :mod:`joblib`): local processes
-        (default), threads, one process, or a Dask cluster: ``"dask"`` uses
-        the current ``distributed`` client (or starts a local cluster for the
-        call), a ``Client`` uses that client.  The results do not depend on it.
+        Where the replications run: local processes (default), threads or one
+        process through :mod:`joblib`, or a Dask cluster, one task per
+        replication submitted through the client: ``"dask"`` uses the current
+        ``distributed`` client (or starts a local cluster of ``n_jobs`` workers
+        for the call), a ``Client`` uses that client (even a single-worker
+        cluster does the work, not the calling process).  The results do not
+        depend on it.
     n_jobs : int, optional
         Local workers (default all cores; ignored by Dask, which uses its workers).
     simulate_options : dict, optional

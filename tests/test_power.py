@@ -111,6 +111,13 @@ def test_simulate_claim_backends_agree_with_dask_localcluster():
     with distributed.LocalCluster(n_workers=2, processes=False, threads_per_worker=1,
                                   dashboard_address=None) as cluster, distributed.Client(cluster) as client:
         dsk = power.simulate_claim(backend=client, **_TINY)
+    # a one-worker cluster: the replications run on the cluster, not in this process (joblib's Dask backend
+    # would run them here, n_jobs being 1)
+    with distributed.LocalCluster(n_workers=1, processes=False, threads_per_worker=1,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        one = power.simulate_claim(backend=client, **{**_TINY, "n_sim": 2})
+        executed = sum(client.run(lambda dask_worker: dask_worker.state.executed_count).values())
+    assert executed == 2 and one.backend.startswith("dask")
     key = ["support_effect", "group", "rule", "test", "seed"]
     a = seq.replications.sort_values(key).reset_index(drop=True)
     for other in (thr, dsk):
