@@ -11,7 +11,7 @@ errors.  See ``methodology/change-model.md``.
 Examples
 --------
 >>> import cips_stats as cs
->>> sim = cs.simulate(seed=1, n_countries=3, n_repeat=2, n_officials=60, n_private=40)
+>>> sim = cs.simulate(seed=1, n_countries=3, n_repeat=2, n_officials=200, n_private=150)
 >>> ind = cs.estimate.indicators(sim.data, n_boot=200, seed=1)
 >>> bool(cs.change.cell_changes(ind, fdr="by").table["p_adjusted"].between(0, 1).all())
 True
