@@ -33,7 +33,7 @@ def counts(sim):
 def fitted(sim):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")       # a short run may miss a gate; the gates are tested below
-        return cs.change.fit_ordinal(sim.data, sim.truth["supported"], factors=FACTORS, seed=3, draws=500, tune=500,
+        return cs.change.fit_ordinal(sim.data, sim.truth["supported"], factors=FACTORS, seed=3, draws=400, tune=400,
                                      chains=2, strict=False)
 
 
@@ -95,7 +95,7 @@ def test_density_gradient_matches_finite_differences(counts):
     h = 1e-6
     num = np.array([(dens.logp(x + h * e)[0] - dens.logp(x - h * e)[0]) / (2 * h) for e in np.eye(dens.ndim)])
     np.testing.assert_allclose(grad, num, rtol=1e-5, atol=1e-4)
-    assert set(dens.sl) >= {"lz", "cc", "lg", "ub", "drift", "support", "lsf", "uf", "lsc", "uc", "lsd", "change"}
+    assert set(dens.sl) >= {"lz", "cc", "lg", "ub", "drift", "support", "lsf", "uf", "lsc", "uc", "lsd", "cell_z"}
 
 
 def test_ordered_logit_probabilities_sum_to_one_and_are_stable():
@@ -120,7 +120,7 @@ def test_result_contract(fitted, sim):
                                       "p_above_mid"]
     assert len(P) == 10 * len(FACTORS) and P["p_improved"].between(0, 1).all()
     assert (P["ci_low"] < P["mean"]).all() and (P["mean"] < P["ci_high"]).all()
-    assert res.change_draws().shape == (1000, 20)
+    assert res.change_draws().shape == (800, 20)
     np.testing.assert_allclose(res.change_draws().mean(axis=0), P["mean"].to_numpy())
     assert res.support_effect["group"].tolist() == ["officials", "private", "all"]
     assert set(res.share_improved["set"]) == {"supported", "unsupported", "difference"}
@@ -169,22 +169,28 @@ def test_support_interval_covers_the_strong_true_effect(fitted, sim):
     assert eff["ci_low"] < 1.8 * probit and eff["ci_high"] > 1.6 * probit, (eff.to_dict(), probit)
 
 
-def test_gates(fitted, sim):
+def test_gates(fitted, sim, monkeypatch):
     res = fitted
     d = res.diagnostics
     passed = (d["r_hat_max"] <= cs.thresholds.RHAT_MAX and d["ess_bulk_min"] >= cs.thresholds.ESS_MIN
               and d["ess_tail_min"] >= cs.thresholds.ESS_MIN and d["divergences"] == 0)
     assert res.reliable == passed
     assert (len(res.flags) == 0) == passed
-    # a run far too short fails its gates: strict raises with the diagnostics, strict=False flags and warns
+    # a run far too short (the first 25 draws of each chain of the fitted model, without sampling again)
+    # fails its gates: strict raises with the diagnostics, strict=False flags and warns
+    short = res.idata.isel(draw=slice(0, 25))
+
+    def fake(dens, coords, **kw):
+        return short, {"compile_s": 0.0, "sampling_s": 1.0, "cached": False}
+
+    monkeypatch.setattr(_ordinal, "_sample_density", fake)
     with pytest.raises(cs.ModelError, match="convergence gates") as err:
-        cs.change.fit_ordinal(sim.data, sim.truth["supported"], factors=["audit"], seed=1, draws=30, tune=30,
-                              chains=2)
+        cs.change.fit_ordinal(sim.data, sim.truth["supported"], factors=FACTORS, seed=1)
     assert err.value.diagnostics["ess_bulk_min"] < cs.thresholds.ESS_MIN
     with pytest.warns(cs.errors.ConvergenceWarning):
-        weak = cs.change.fit_ordinal(sim.data, sim.truth["supported"], factors=["audit"], seed=1, draws=30,
-                                     tune=30, chains=2, strict=False)
-    assert not weak.reliable and "unreliable" in {f.code for f in weak.flags}
+        weak = cs.change.fit_ordinal(sim.data, sim.truth["supported"], factors=FACTORS, seed=1, strict=False)
+    assert not weak.reliable and {"low_ess_bulk", "unreliable"} <= {f.code for f in weak.flags}
+    assert weak.change_draws().shape == (50, 20)
 
 
 # -------------------------------------------------------------------------------------------- bad input
@@ -226,3 +232,36 @@ def test_support_table_problems_name_the_rows(sim):
 def test_not_survey_data():
     with pytest.raises(cs.DataError, match="SurveyData"):
         cs.change.fit_ordinal(pd.DataFrame({"a": [1]}))
+
+
+# ------------------------------------------------------------------------------------- slow studies
+@pytest.mark.slow
+def test_pymc_graph_has_the_same_likelihood(counts):
+    """The PyMC graph (sampler="pymc"/"numpyro") computes the same log-likelihood as the NumPy density."""
+    import pymc as pm
+
+    d = counts
+    shape = _ordinal._shape(d)
+    model = _ordinal._build(shape, _ordinal._generic_coords(shape))()
+    with model:
+        pm.set_data(_ordinal._model_data(d))
+    rng = np.random.default_rng(5)
+    point = {k: v + rng.normal(0.0, 0.3, np.shape(v)) for k, v in model.initial_point(random_seed=1).items()}
+    fn = model.compile_fn([model["loglik"], model["loading"], model["cut"], model["eta"]], point_fn=True)
+    ll, a, cut, eta = fn(point)
+    dens = _ordinal._Density(d)
+    assert float(ll) == pytest.approx(dens.loglik(np.asarray(a), np.asarray(cut), np.asarray(eta)), rel=1e-10)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [21, 22, 23])
+def test_recovery_default_draws(seed):
+    """Default sampler settings (4 x 1000 + 1000) on surveys of 8 countries x 3 factors: gates pass, the
+    changes' rank order is recovered and the support effect is positive."""
+    sim = cs.simulate(seed=seed, n_countries=8, n_repeat=6, n_officials=200, n_private=150, support_effect=0.8)
+    factors = ["leadership", "transparency", "audit"]
+    res = cs.change.fit_ordinal(sim.data, sim.truth["supported"], factors=factors, seed=seed)
+    assert res.reliable
+    tab = res.prob_improved.merge(sim.truth["change"], on=["country", "group", "factor"])
+    assert spearmanr(tab["mean"], tab["change"]).statistic > 0.75
+    assert res.support_effect.set_index("group").loc["all", "ci_low"] > 0

@@ -303,7 +303,7 @@ def _model_data(d: _Counts) -> dict[str, np.ndarray]:
             "pair_g": d.pair_g, "sup": d.sup, "basis": d.basis}
 
 
-def ordered_logit_logp(pt: Any, x: Any, cut: Any) -> Any:
+def _ordered_logit_logp(pt: Any, x: Any, cut: Any) -> Any:
     """Log-probabilities (R, K) of the K ordered categories given the linear predictor x (R,) and cut-points
     (R, K-1), computed stably: log[s(b - x) - s(a - x)] = log s(b - x) + log s(x - a) + log(1 - e^(a - b))."""
     z = cut - x[:, None]
@@ -369,13 +369,12 @@ def _build(shape: tuple, coords: dict):
                 country_z = pm.ZeroSumNormal("country_z", 1.0, dims="rep_country")
                 m = m + pm.Deterministic("country_effect", sd_country * country_z, dims="rep_country")[pair_c][:, None]
             sd_cell = pm.HalfNormal("sd_cell", SD_PRIOR, dims="group")
-            # centred: the data pin every cell's change down (hundreds of answers), which makes the
-            # non-centred form strongly correlated with sd_cell (measured: bulk ESS of sd_cell 3x lower)
-            change = pm.Normal("change", m, sd_cell[pair_g][:, None], dims=("pair", "factor"))
+            cell_z = pm.Normal("cell_z", 0.0, 1.0, dims=("pair", "factor"))
+            change = pm.Deterministic("change", m + sd_cell[pair_g][:, None] * cell_z, dims=("pair", "factor"))
             eta = pm.Deterministic("eta", base.dimshuffle(0, 2, 1)[cell_g, cell_c] + cell_t2[:, None] * change[cell_p],
                                    dims=("cell", "factor"))
             x = a[row_item] * eta[row_cell, row_f]
-            pm.Potential("loglik", pt.sum(n * ordered_logit_logp(pt, x, cut[row_gi])))
+            pm.Potential("loglik", pt.sum(n * _ordered_logit_logp(pt, x, cut[row_gi])))
         return model
     return build
 
@@ -413,7 +412,7 @@ class _Density:
                  ("ub", self.G * self.F * max(self.C - 1, 0)), ("drift", self.G),
                  ("support", self.G if d.has_support else 0), ("lsf", 1 if self.F > 1 else 0),
                  ("uf", max(self.F - 1, 0)), ("lsc", 1 if self.CR > 1 else 0), ("uc", max(self.CR - 1, 0)),
-                 ("lsd", self.G), ("change", self.P * self.F)]
+                 ("lsd", self.G), ("cell_z", self.P * self.F)]
         off = np.cumsum([0] + [s for _, s in sizes])
         self.sl = {name: slice(int(off[i]), int(off[i + 1])) for i, (name, _) in enumerate(sizes)}
         self.ndim = int(off[-1])
@@ -463,7 +462,8 @@ class _Density:
             m = m + out["country_effect"][d.pair_c][:, None]
         out["sd_cell"] = np.exp(x[s["lsd"]])
         out["_m"] = m
-        out["change"] = x[s["change"]].reshape(self.P, F)
+        out["_z"] = x[s["cell_z"]].reshape(self.P, F)
+        out["change"] = m + out["sd_cell"][d.pair_g][:, None] * out["_z"]
         eta = out["baseline"].transpose(0, 2, 1).reshape(G * self.C, F)[self.base_idx]
         eta[self.t2] += out["change"][self.t2_pair]
         out["eta"] = eta
@@ -517,14 +517,12 @@ class _Density:
             grad[s["ub"]] = (g_base.reshape(G * F, self.C) @ self.BC).ravel()
         g_change = np.zeros((self.P, F))
         g_change[self.t2_pair] += g_eta[self.t2]
-        # ------------------------------------------------------------ change model (centred cell deviations)
+        # ------------------------------------------------------------ change model (non-centred cell deviations)
         sd = v["sd_cell"][d.pair_g][:, None]
-        resid = v["change"] - v["_m"]
-        r = resid / sd ** 2
-        lp = -0.5 * float(np.sum(resid * r)) - F * float(np.log(v["sd_cell"])[d.pair_g].sum())
-        g_change -= r
-        grad[s["change"]] = g_change.ravel()
-        grad[s["lsd"]] = np.bincount(d.pair_g, (resid * r).sum(axis=1) - F, minlength=G)
+        r = g_change                                              # d logp / d change = d logp / d m
+        grad[s["cell_z"]] = (r * sd).ravel()
+        grad[s["lsd"]] = np.bincount(d.pair_g, (r * sd * v["_z"]).sum(axis=1), minlength=G)
+        lp = 0.0
         grad[s["drift"]] = np.bincount(d.pair_g, r.sum(axis=1), minlength=G)
         if d.has_support:
             grad[s["support"]] = np.bincount(d.pair_g, (r * d.sup).sum(axis=1), minlength=G)
@@ -539,7 +537,8 @@ class _Density:
             grad[s["lsc"]] = float(v["country_effect"] @ g_gamma)
         # ------------------------------------------------------------ priors
         for name, scale in (("lz", LOADING_PRIOR), ("cc", CUT_PRIOR), ("lg", GAP_PRIOR), ("ub", BASE_PRIOR),
-                            ("drift", EFFECT_PRIOR), ("support", EFFECT_PRIOR), ("uf", 1.0), ("uc", 1.0)):
+                            ("drift", EFFECT_PRIOR), ("support", EFFECT_PRIOR), ("uf", 1.0), ("uc", 1.0),
+                            ("cell_z", 1.0)):
             xs = x[s[name]]
             lp -= 0.5 * float(xs @ xs) / scale ** 2
             grad[s[name]] -= xs / scale ** 2
@@ -567,18 +566,13 @@ class _Density:
             spec += [("sd_factor", (), ()), ("factor_effect", (F,), ("factor",))]
         if self.CR > 1:
             spec += [("sd_country", (), ()), ("country_effect", (self.CR,), ("rep_country",))]
-        spec += [("sd_cell", (G,), ("group",)), ("change", (P, F), ("pair", "factor")), ("eta", (N, F), ("cell", "factor"))]
+        spec += [("sd_cell", (G,), ("group",)), ("change", (P, F), ("pair", "factor")),
+                 ("eta", (N, F), ("cell", "factor"))]
         return spec
 
 
-def _expit(z: np.ndarray) -> np.ndarray:
-    from scipy.special import expit
-
-    return expit(z)
-
-
 def _ordered_logit_logp_np(x: np.ndarray, cut: np.ndarray) -> np.ndarray:
-    """NumPy twin of :func:`ordered_logit_logp` (R, K)."""
+    """NumPy twin of :func:`_ordered_logit_logp` (R, K)."""
     z = cut - x[:, None]
     log_f = -np.logaddexp(0.0, -z)
     log_s = -np.logaddexp(0.0, z)
@@ -714,8 +708,10 @@ def _tables(d: _Counts, draws: np.ndarray, ci: float, mid: float) -> tuple[pd.Da
                           "group": np.repeat(d.pairs["group"].to_numpy(dtype=object), F),
                           "factor": np.tile(np.array(d.factors, dtype=object), P),
                           "supported": d.sup.ravel().astype(bool),
-                          "suppressed": np.repeat((np.minimum(d.pairs["n_1"], d.pairs["n_2"]) < MIN_CELL).to_numpy(), F),
-                          "n_1": np.repeat(d.pairs["n_1"].to_numpy(), F), "n_2": np.repeat(d.pairs["n_2"].to_numpy(), F)})
+                          "suppressed": np.repeat((np.minimum(d.pairs["n_1"], d.pairs["n_2"]) < MIN_CELL).to_numpy(),
+                                                  F),
+                          "n_1": np.repeat(d.pairs["n_1"].to_numpy(), F),
+                          "n_2": np.repeat(d.pairs["n_2"].to_numpy(), F)})
     lo, hi = _interval(draws, ci)
     prob = cells[["country", "group", "factor"]].copy()
     prob["mean"] = draws.mean(axis=0)
@@ -735,7 +731,8 @@ def _tables(d: _Counts, draws: np.ndarray, ci: float, mid: float) -> tuple[pd.Da
             eff = draws[:, a].mean(axis=1) - draws[:, b].mean(axis=1)
             l, h = _interval(eff, ci)
             eff_rows.append({"group": g, "mean": eff.mean(), "sd": eff.std(ddof=1), "ci_low": l, "ci_high": h,
-                             "p_positive": (eff > 0).mean(), "n_supported": int(a.sum()), "n_unsupported": int(b.sum())})
+                             "p_positive": (eff > 0).mean(), "n_supported": int(a.sum()),
+                             "n_unsupported": int(b.sum())})
         if not d.has_support:
             continue
         sh_a = improved[:, a].mean(axis=1) if a.any() else np.full(len(draws), np.nan)
@@ -768,7 +765,8 @@ def _hyper_table(idata: Any, ci: float) -> pd.DataFrame:
         for j, lab in enumerate(labels):
             rows.append({"parameter": name, "index": lab, "mean": flat[:, j].mean(), "sd": flat[:, j].std(ddof=1),
                          "ci_low": lo[j], "ci_high": hi[j], "r_hat": float(np.ravel(rh[name].values)[j]),
-                         "ess_bulk": float(np.ravel(eb[name].values)[j]), "ess_tail": float(np.ravel(et[name].values)[j])})
+                         "ess_bulk": float(np.ravel(eb[name].values)[j]),
+                         "ess_tail": float(np.ravel(et[name].values)[j])})
     return pd.DataFrame(rows)
 
 
