@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 import cips_stats as cs
 from cips_stats import cli
+from cips_stats.cli import main
 
 
 @pytest.fixture
@@ -244,3 +245,14 @@ def test_runner_result_records_machine_info(tmp_path):
     assert {"python", "numpy", "pandas", "date"} <= set(rec["machine"])
     assert rec["result"][1]["bias"] is None            # NaN is written as null, not as invalid JSON
     assert pd.read_csv(tmp_path / "demo_study.csv").shape == (2, 2)
+
+
+def test_analyze_steps_and_jobs_are_checked_before_any_work(tmp_path):
+    f = tmp_path / "s.csv"
+    f.write_text("x\n1\n", encoding="utf-8")
+    r = CliRunner().invoke(main, ["analyze", str(f), "--out", str(tmp_path / "a"), "--steps", "reliability,nope"])
+    assert r.exit_code == 2 and "nope" in r.output and not (tmp_path / "a" / "summary.json").exists()
+    r = CliRunner().invoke(main, ["analyze", str(f), "--out", str(tmp_path / "b"), "--jobs", "0"])
+    assert r.exit_code == 2 and "--jobs" in r.output
+    r = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "c"), "--jobs", "-1"])
+    assert r.exit_code == 2 and "--jobs" in r.output
