@@ -885,8 +885,9 @@ def fit_ordinal(data: Any, supported: pd.DataFrame | None = None, *, factors: An
         flags.append(Flag("unpaired_cells", msg, "warning", {"cells": to_jsonable(d.dropped)}))
         warnings.warn(msg, CipsWarning, stacklevel=2)
     coords = _coords(d)
+    dens = _Density(d)
     if sampler == "nutpie":
-        idata, timing = _sample_density(_Density(d), coords, draws=draws, tune=tune, chains=chains, seed=seed)
+        idata, timing = _sample_density(dens, coords, draws=draws, tune=tune, chains=chains, seed=seed)
     else:
         shape = _shape(d)
         idata, timing = _sampling.sample(("ordinal",) + shape + (sampler,), _build(shape, _generic_coords(shape)),
@@ -908,7 +909,7 @@ def fit_ordinal(data: Any, supported: pd.DataFrame | None = None, *, factors: An
     diag = _sampling.diagnostics(idata, names, timing)
     diag.update({"respondents": int(d.cells["n"].sum()), "answers": int(d.counts.sum()), "rows": int(len(d.counts)),
                  "cells": int(len(d.cells)), "pairs": int(len(d.pairs)),
-                 "parameters": int(_Density(d).ndim)})
+                 "parameters": int(dens.ndim)})
     reliable, gate_flags = _sampling.gate(diag, strict=strict, what="change.fit_ordinal")
     flags.extend(gate_flags)
     draws_c = post["change"].values.reshape(-1, len(d.pairs) * len(d.factors))
