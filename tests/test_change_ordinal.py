@@ -266,3 +266,15 @@ def test_recovery_default_draws(seed):
     tab = res.prob_improved.merge(sim.truth["change"], on=["country", "group", "factor"])
     assert spearmanr(tab["mean"], tab["change"]).statistic > 0.75
     assert res.support_effect.set_index("group").loc["all", "ci_low"] > 0
+
+
+def test_last_iteration_cell_without_a_baseline_is_left_out(sim):
+    rep = sim.truth["countries"].query("repeated")["country"].iloc[0]
+    f = sim.data.frame
+    cut = sim.data.subset(~((f["country"] == rep) & (f["iteration"] == 1) & (f["group"] == "private")).to_numpy())
+    d = _ordinal._collapse(cut, sim.truth["supported"], FACTORS, None)
+    assert d.dropped[["country", "iteration", "group"]].values.tolist() == [[rep, 2, "private"]]
+    assert len(d.pairs) == 9 and not ((d.pairs["country"] == rep) & (d.pairs["group"] == "private")).any()
+    assert not ((d.cells["country"] == rep) & (d.cells["group"] == "private")).any()
+    with pytest.raises(cs.DataError, match="mid="):
+        cs.change.fit_ordinal(sim.data, factors=FACTORS, mid="big")
