@@ -845,7 +845,8 @@ def fit_ordinal(data: Any, supported: pd.DataFrame | None = None, *, factors: An
     (loadings shared by the groups, cut-points per item and group), answers
     of a cell independent given the cell's latent mean (the respondents'
     own latent deviations are not modelled, which is what allows the
-    counts), and a logit link; design weights are **not** used (the change
+    counts, and it makes the cells' intervals optimistic: a respondent's
+    answers to one factor's items are correlated), and a logit link; design weights are **not** used (the change
     is that of the respondents' unweighted latent mean).  Identification:
     first-iteration latent means sum to zero over countries for every group
     and factor, and the log-loadings sum to zero within each factor (the
