@@ -210,5 +210,5 @@ if __name__ == "__main__":  # pragma: no cover
     tab = run(quick=quick, surveys=n_s, sbc_reps=n_b, progress=True, n_jobs=int(args.get("--jobs", 1)),
               checkpoint=args.get("--checkpoint"))
     write_result("change", tab, quick=quick, extra={"surveys": n_s, "sbc_replications": n_b,
-                                                    "note": "reduced replications when surveys/sbc are given"})
+                                                    "note": "surveys and SBC replications as given on the command line (defaults 200 and 200)"})
     print(tab.to_string())
