@@ -1218,10 +1218,17 @@ def _submit(func: Callable[..., Any], args: tuple, n_jobs: int | None) -> Any:
 
 
 def _executor(workers: int) -> Any:
-    """joblib's reusable loky pool of ``workers`` processes: the one ``joblib.Parallel(backend="loky")`` uses."""
+    """joblib's reusable loky pool of ``workers`` processes, each limited to its share of the BLAS threads.
+
+    Always asked for with the same arguments, so the pool started once (e.g. by
+    :func:`cips_stats.pipeline.analyze`) is reused by every figure and model fit
+    instead of being restarted (loky restarts a pool asked for differently).
+    """
     from joblib.executor import get_memmapping_executor
 
-    return get_memmapping_executor(workers)
+    threads = str(max(1, _cpu_count() // workers))
+    env = {k: threads for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    return get_memmapping_executor(workers, timeout=300, env=env)
 
 
 def _cpu_count() -> int:

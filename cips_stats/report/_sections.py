@@ -493,8 +493,6 @@ def compute_invariance(ctx: Context) -> list[tuple[str, str, Any]]:
     workers = min(len(jobs), plotting._cpu_count() if ctx.n_jobs is None else ctx.n_jobs)
     if workers <= 1:
         return [(label, *_fit_ladder(d, what, levels, est, kw)) for label, what, d, kw in jobs]
-    from joblib import Parallel, delayed
-
     # batches (two per worker, balanced by sample size): each batch carries its survey subsets once
     batches: list[list] = [[] for _ in range(2 * workers)]
     load = np.zeros(len(batches))
@@ -504,7 +502,8 @@ def compute_invariance(ctx: Context) -> list[tuple[str, str, Any]]:
         batches[b].append((i, d, what, levels, est, kw))
         load[b] += len(d.frame)
     filters = list(warnings.filters)
-    done = Parallel(n_jobs=workers, backend="loky")(delayed(_fit_ladders)(b, filters) for b in batches if b)
+    pool = plotting._executor(workers)                  # the pool the figures use: started once, reused
+    done = [f.result() for f in [pool.submit(_fit_ladders, b, filters) for b in batches if b]]
     fitted = {i: (name, res, caught) for part in done for i, name, res, caught in part}
     out = []
     for i, (label, _what, _d, _kw) in enumerate(jobs):
