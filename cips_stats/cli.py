@@ -511,8 +511,8 @@ def main() -> None:
 @click.option("--n-boot", "n_boot", default=1000, show_default=True, type=click.IntRange(min=2),
               help="Bootstrap replicates of the indicators.")
 @click.option("--jobs", "n_jobs", default=None, type=click.IntRange(min=1),
-              help="Worker processes for the invariance ladders and the figures (default: the CPU cores; "
-                   "1: everything in one process). The results are the same.")
+              help="Worker processes for the invariance ladders and the figures (default: the CPU cores, or 1 "
+                   "on fewer than 4). The results are the same.")
 def demo(out: str, seed: int, countries: int | None, n_boot: int, n_jobs: int | None) -> None:
     """Run the pipeline on a synthetic survey with known truth and write its outputs."""
     cmd = f"cips-stats demo --out {out} --seed {seed}" + ("" if countries is None else f" --countries {countries}")
@@ -768,8 +768,8 @@ def _echo_json(obj: Any) -> None:
               help="NUTS implementation of the change model (default nutpie).")
 @click.option("--json", "as_json", is_flag=True, default=False, help="Print the machine-readable summary.")
 @click.option("--jobs", "n_jobs", default=None, type=click.IntRange(min=1),
-              help="Worker processes for the invariance ladders and the figures (default: the CPU cores; "
-                   "1: everything in one process). The results are the same.")
+              help="Worker processes for the invariance ladders and the figures (default: the CPU cores, or 1 "
+                   "on fewer than 4). The results are the same.")
 @click.option("--steps", default=None,
               help="Comma-separated analysis steps to run (default all: weighting, reliability, cfa, invariance, "
                    "indicators, gap, drift, change, claims, kpi, review); load and report always run.")

@@ -122,7 +122,7 @@ def _warm_workers(n_jobs: int | None) -> None:
     """Start the worker processes now, while the survey loads and the first steps run in this one."""
     from . import plotting
 
-    workers = plotting._cpu_count() if n_jobs is None else n_jobs
+    workers = plotting.default_jobs() if n_jobs is None else n_jobs
     if workers > 1:
         ex = plotting._executor(workers)
         for _ in range(workers):
@@ -300,8 +300,9 @@ def analyze(source: Any, *, instrument: Any = None, support: Any = None, margins
     n_jobs : int, optional
         Worker processes (joblib's reusable loky pool, started at once so that
         they are ready when needed) fitting the independent invariance ladders
-        and drawing the report's figures while the analysis goes on; default:
-        the CPU cores available; 1 runs everything in this process.  The
+        and drawing the report's figures while the analysis goes on; default
+        :func:`cips_stats.plotting.default_jobs` (the cores, or 1 on fewer
+        than 4); 1 runs everything in this process.  The
         results are the same either way.
 
     Returns

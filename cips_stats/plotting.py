@@ -54,7 +54,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["dot_panels", "change_heatmap", "claim_audit", "kpi", "instrument_review",
-           "forest", "gap", "reliability", "render", "submit", "to_png"]
+           "forest", "gap", "reliability", "render", "submit", "default_jobs", "to_png"]
 
 _COLORS = ("#1f5f8b", "#c2571a", "#3a7d44", "#7b4f9d", "#8c8c8c", "#b8860b", "#2a9d8f", "#9d2a4f")
 _GREY = "#8c8c8c"
@@ -1168,8 +1168,9 @@ def submit(name: str, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None
     dpi : int
         PNG resolution.
     n_jobs : int, optional
-        Worker processes (default: the CPU cores available); 1 draws now, in
-        this process, and returns a finished future.
+        Worker processes (default :func:`default_jobs`: the cores, or 1 on
+        fewer than 4); 1 draws now, in this process, and returns a finished
+        future.
 
     Returns
     -------
@@ -1206,7 +1207,7 @@ def _submit(func: Callable[..., Any], args: tuple, n_jobs: int | None) -> Any:
     """``func(*args)`` in a worker process (``n_jobs`` workers, default the cores), or here, now, with 1."""
     from concurrent.futures import Future
 
-    workers = _cpu_count() if n_jobs is None else _check_max("n_jobs", n_jobs)
+    workers = default_jobs() if n_jobs is None else _check_max("n_jobs", n_jobs)
     if workers > 1:
         return _executor(workers).submit(func, *args)
     fut: Future = Future()
@@ -1229,6 +1230,24 @@ def _executor(workers: int) -> Any:
     threads = str(max(1, _cpu_count() // workers))
     env = {k: threads for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
     return get_memmapping_executor(workers, timeout=300, env=env)
+
+
+def default_jobs() -> int:
+    """Worker processes used when ``n_jobs`` is not given: the CPU cores, or 1 on fewer than 4.
+
+    Measured with ``benchmarks/bench_demo.py`` on 2 cores: the workers' start-up and
+    the copies of the survey they receive cost about what they save (the 25-country
+    demo 38.0 s with 2 workers, 38.5 s in one process on a nearly quiet machine; 139 s
+    and 117 s under a load of 8) and add ~550 MiB, so two cores work in one process.
+
+    Examples
+    --------
+    >>> from cips_stats import plotting
+    >>> plotting.default_jobs() in (1, plotting._cpu_count())
+    True
+    """
+    n = _cpu_count()
+    return n if n >= 4 else 1
 
 
 def _cpu_count() -> int:

@@ -490,7 +490,7 @@ def compute_invariance(ctx: Context) -> list[tuple[str, str, Any]]:
 
     jobs = _comparisons(ctx)
     levels, est = ctx.options.invariance_levels, ctx.options.estimator
-    workers = min(len(jobs), plotting._cpu_count() if ctx.n_jobs is None else ctx.n_jobs)
+    workers = min(len(jobs), plotting.default_jobs() if ctx.n_jobs is None else ctx.n_jobs)
     if workers <= 1:
         return [(label, *_fit_ladder(d, what, levels, est, kw)) for label, what, d, kw in jobs]
     # batches (two per worker, balanced by sample size): each batch carries its survey subsets once

@@ -111,7 +111,7 @@ def compute(section: str, data: Any, *, seed: int | None = None, n_boot: int = 1
         The survey.
     seed, n_boot, cfa, invariance, invariance_levels, invariance_factors, estimator, n_jobs
         As for :func:`build` (``n_jobs``: worker processes fitting the
-        independent invariance ladders; default the CPU cores, 1 here).
+        independent invariance ladders).
     indicators : Indicators, optional
         Already computed indicators (the gap reuses their replicates).
     inputs : mapping, optional
@@ -365,8 +365,9 @@ def build(data: Any, out: str | Path = "report/", *, seed: int | None = None, n_
     n_jobs : int, optional
         Worker processes that draw the figures (joblib's reusable loky
         pool) and fit independent invariance ladders while the report goes
-        on; default: the CPU cores available; 1 does everything in this
-        process.  The output is the same either way.
+        on; default :func:`cips_stats.plotting.default_jobs` (the cores, or
+        1 on fewer than 4); 1 does everything in this process.  The output
+        is the same either way.
 
     Returns
     -------
