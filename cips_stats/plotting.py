@@ -1240,6 +1240,11 @@ def default_jobs() -> int:
     demo 38.0 s with 2 workers, 38.5 s in one process on a nearly quiet machine; 139 s
     and 117 s under a load of 8) and add ~550 MiB, so two cores work in one process.
 
+    Returns
+    -------
+    int
+        The number of worker processes (1 means: work in this process).
+
     Examples
     --------
     >>> from cips_stats import plotting

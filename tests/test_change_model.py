@@ -233,7 +233,7 @@ def test_baseline_covariate_recovers_regression_to_the_mean():
         ind = cs.estimate.indicators(sim.data, n_boot=400, seed=4)
     sup = sim.truth["supported"]
     sup = sup[sup["factor"].isin(FACTORS)]
-    r = cs.change.fit(ind, supported=sup, seed=2, baseline=True)
+    r = cs.change.fit(ind, supported=sup, seed=2, baseline=True, draws=2000, tune=2000)   # the remedy the gate names
     assert r.reliable and "rho" in r.idata.posterior and r.baseline
     t = r.prob_improved.merge(sim.truth["change"], on=["country", "group", "factor"])
     assert ((t["ci_low"] <= t["change"]) & (t["change"] <= t["ci_high"])).mean() >= 0.85
