@@ -227,6 +227,16 @@ def published_counts(gate: Any) -> dict:
             "cells": int(len(cells)), "cells_suppressed": int(sup.sum()), "withheld": withheld}
 
 
+def _key_source(value: Any) -> dict | None:
+    """Where the anonymisation key came from: its path only — no digest of a key is ever published (a
+    hash would let a reader test guesses of a weak, user-chosen key offline)."""
+    src = _source(value)
+    if src is not None:
+        src["sha256"] = None
+        src["note"] = "no digest of the key is recorded"
+    return src
+
+
 def _source(value: Any) -> dict | None:
     if value is None:
         return None
@@ -419,7 +429,7 @@ def analyze(source: Any, *, instrument: Any = None, support: Any = None, margins
     sources = {k: v for k, v in (("survey", _source(source if isinstance(source, (str, Path)) else None)),
                                  ("instrument", _source(instrument)), ("support", _source(support)),
                                  ("margins", _source(margins)), ("targets", _source(targets)),
-                                 ("key_file", _source(key_file))) if v is not None}
+                                 ("key_file", _key_source(key_file))) if v is not None}
     sections = ("data", *[s for s in _SECTION_STEPS if s in wanted], "appendix")
     inputs = {"support": sup, "targets": tgt, "change_options": dict(change_options or {}),
               "claims_options": dict(claims_options or {}),

@@ -39,7 +39,7 @@ def test_demo_writes_every_output(runner, tmp_path):
     assert summary["command"] == f"cips-stats demo --out {out} --seed 4 --countries 3 --n-boot 100"
     assert summary["provenance"]["options"]["n_boot"] == 100
     # the truth written is the truth of the same simulation
-    sim = cs.simulate(seed=4, n_countries=3, n_repeat=2)
+    sim = cs.simulate(seed=4, n_countries=3, n_repeat=2, small_cells=True)   # the demo plants small cells
     assert summary["survey"]["raw_fingerprint"] == sim.fingerprint
     ind = pd.read_csv(out / "truth" / "indicators.csv")
     pd.testing.assert_series_equal(ind["value"], sim.truth["indicators"]["value"], check_exact=False, rtol=1e-12)
@@ -49,8 +49,10 @@ def test_demo_writes_every_output(runner, tmp_path):
     steps = {s["name"] for s in summary["analysis"]["steps"]}
     assert {"load", "reliability", "cfa", "invariance", "indicators", "change", "claims", "review", "report"} <= steps
     rep_ind = pd.read_csv(out / "analysis" / "report" / "tables" / "indicators_cells.csv", encoding="utf-8-sig")
-    direct = cs.estimate.indicators(sim.data, n_boot=100, seed=4).table
+    with pytest.warns(cs.SmallCellWarning):
+        direct = cs.estimate.indicators(sim.data, n_boot=100, seed=4).table
     ok = ~rep_ind["suppressed"].to_numpy(bool)
+    assert (~ok).any() and rep_ind.loc[~ok, "estimate"].isna().all()     # the demo exercises suppression
     np.testing.assert_allclose(rep_ind["se"].to_numpy(float)[ok], direct["se"].to_numpy(float)[ok], rtol=1e-12)
     doc = json.loads((out / "analysis" / "report" / "report.json").read_text())
     assert doc["provenance"]["seed"] == 4

@@ -190,7 +190,21 @@ def test_cli_key_file_is_created_once_and_reused(survey_file, tmp_path):
     b = (tmp_path / "b" / "tables" / "data_respondents.csv").read_text(encoding="utf-8-sig")
     assert a == b and "Country" in a                          # same key, same codes
     k = key.read_text().strip()
+    import hashlib
+
+    digests = [hashlib.sha256(x).hexdigest().encode() for x in (key.read_bytes(), k.encode())]
     for d in ("a", "b"):
         for p in (tmp_path / d).rglob("*"):
             if p.is_file():
-                assert k.encode() not in p.read_bytes()
+                data = p.read_bytes()
+                assert k.encode() not in data and not any(h in data for h in digests)   # no key, no digest
+
+
+def test_results_json_records_no_digest_of_the_key(tmp_path):
+    """A digest of a weak, user-chosen key would let a reader test guesses offline."""
+    from cips_stats.pipeline import _key_source
+
+    key = tmp_path / "k.txt"
+    key.write_text("nl-2023")
+    src = _key_source(key)
+    assert src["path"] == str(key.resolve()) and src["sha256"] is None and "no digest" in src["note"]
