@@ -92,7 +92,7 @@ class ByCellResult(Result):
 _CODES = ("no_respondents", "too_few_respondents", "too_few_items", "item_unanswered", "constant_item",
           "n_below_items", "small_n", "non_psd", "alpha_poor", "alpha_questionable", "two_items",
           "omega_unidentified", "omega_not_converged", "omega_not_estimable", "heywood", "omega_poor",
-          "omega_questionable")
+          "omega_questionable", "omega_ci_undefined")
 _BIT = {c: np.int64(1) << np.int64(i) for i, c in enumerate(_CODES)}
 
 
@@ -141,6 +141,9 @@ def _omega_cells(cov: np.ndarray, n: np.ndarray, n_eff: np.ndarray, p: int, leve
         _add_flag(flags, fit["estimable"] & ~fit["converged"], "omega_not_converged")
         _add_flag(flags, ~fit["estimable"] & (n > p), "omega_not_estimable")
         _add_flag(flags, est_ok & (fit["psi"] < 0).any(axis=1), "heywood")
+        # an estimate without a standard error: the information matrix is not positive definite there
+        if denominator == "model":
+            _add_flag(flags, np.isfinite(om) & ~np.isfinite(om_lo), "omega_ci_undefined")
         _add_flag(flags, om < _th.RELIABILITY_POOR, "omega_poor")
         _add_flag(flags, (om >= _th.RELIABILITY_POOR) & (om < _th.RELIABILITY_ACCEPTABLE), "omega_questionable")
     return om, om_lo, om_hi

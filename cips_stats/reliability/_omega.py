@@ -298,7 +298,9 @@ def _omega_from_fit(fit: Mapping[str, np.ndarray], S: np.ndarray, n: np.ndarray,
         if inv_ok.any():
             V[inv_ok] = np.linalg.inv(Hg[inv_ok])
         gg = grad[good]
-        se[good] = np.sqrt(2.0 / n[good] * np.einsum("ca,cab,cb->c", gg, V, gg))
+        q = 2.0 / n[good] * np.einsum("ca,cab,cb->c", gg, V, gg)
+        # a negative quadratic form (information not positive definite) has no SE: NaN, flagged by the callers
+        se[good] = np.where(q > 0, np.sqrt(np.where(q > 0, q, 1.0)), np.nan)
     return {"omega_model": om_model, "omega_observed": om_obs, "se_model": se}
 
 
