@@ -49,7 +49,7 @@ def test_demo_writes_every_output(runner, tmp_path):
     steps = {s["name"] for s in summary["analysis"]["steps"]}
     assert {"load", "reliability", "cfa", "invariance", "indicators", "change", "claims", "review", "report"} <= steps
     rep_ind = pd.read_csv(out / "analysis" / "report" / "tables" / "indicators_cells.csv", encoding="utf-8-sig")
-    with pytest.warns(cs.SmallCellWarning):
+    with pytest.warns(cs.errors.SmallCellWarning):
         direct = cs.estimate.indicators(sim.data, n_boot=100, seed=4).table
     ok = ~rep_ind["suppressed"].to_numpy(bool)
     assert (~ok).any() and rep_ind.loc[~ok, "estimate"].isna().all()     # the demo exercises suppression
