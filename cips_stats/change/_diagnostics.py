@@ -50,14 +50,6 @@ def _rhat_plain(x: np.ndarray) -> np.ndarray:
         return np.sqrt((between / within + n - 1) / n)
 
 
-def _invalid(x: np.ndarray, min_chains: int) -> np.ndarray:
-    """Variables ArviZ declines to judge: any NaN, fewer than 4 draws or too few chains."""
-    bad = np.isnan(x).reshape(x.shape[0], -1).any(axis=1) if x.ndim == 3 else np.isnan(x)
-    if x.shape[-2] < min_chains or x.shape[-1] < 4:
-        bad = np.ones_like(bad)
-    return bad
-
-
 def rhat_rank(samples: np.ndarray) -> np.ndarray:
     """Rank-normalised split R-hat (the larger of bulk and folded tail) of every variable.
 
@@ -70,18 +62,7 @@ def rhat_rank(samples: np.ndarray) -> np.ndarray:
     ndarray, shape (V,)
         NaN where ArviZ gives NaN (a NaN draw, fewer than 2 chains or 4 draws).
     """
-    x = np.asarray(samples, dtype=float)
-    out = np.full(x.shape[2], np.nan)
-    if x.shape[0] < 2 or x.shape[1] < 4:
-        return out
-    s = _split(x)
-    ok = ~np.isnan(s).reshape(s.shape[0], -1).any(axis=1)
-    s = s[ok]
-    if s.shape[0] == 0:
-        return out
-    med = np.median(s.reshape(s.shape[0], -1), axis=1)[:, None, None]
-    out[ok] = np.maximum(_rhat_plain(_z_scale(s)), _rhat_plain(_z_scale(np.abs(s - med))))
-    return out
+    return _bulk(np.asarray(samples, dtype=float), rhat=True, ess=False)[0]
 
 
 def _geyer_loops(rho: np.ndarray, n_chain: int, n_draw: int) -> np.ndarray:
@@ -173,15 +154,7 @@ def ess_bulk(samples: np.ndarray) -> np.ndarray:
     -------
     ndarray, shape (V,)
     """
-    x = np.asarray(samples, dtype=float)
-    if x.shape[1] < 4:
-        return np.full(x.shape[2], np.nan)
-    s = _split(x)
-    out = np.full(s.shape[0], np.nan)
-    ok = ~np.isnan(s).reshape(s.shape[0], -1).any(axis=1)
-    if ok.any():
-        out[ok] = _ess(_z_scale(s[ok]))
-    return out
+    return _bulk(np.asarray(samples, dtype=float), rhat=False, ess=True)[1]
 
 
 def ess_tail(samples: np.ndarray, prob: tuple[float, float] = (0.05, 0.95)) -> np.ndarray:
@@ -215,6 +188,25 @@ def ess_tail(samples: np.ndarray, prob: tuple[float, float] = (0.05, 0.95)) -> n
     return out
 
 
+def _bulk(x: np.ndarray, rhat: bool, ess: bool) -> tuple[np.ndarray, np.ndarray]:
+    """R-hat and bulk ESS of (chain, draw, V), sharing the split chains and their normal scores."""
+    V = x.shape[2]
+    r, bulk = np.full(V, np.nan), np.full(V, np.nan)
+    if x.shape[1] < 4:
+        return r, bulk
+    s = _split(x)
+    ok = ~np.isnan(s).reshape(V, -1).any(axis=1)
+    if ok.any():
+        so = s[ok]
+        z = _z_scale(so)
+        if ess:
+            bulk[ok] = _ess(z)
+        if rhat and x.shape[0] >= 2:
+            med = np.median(so.reshape(so.shape[0], -1), axis=1)[:, None, None]
+            r[ok] = np.maximum(_rhat_plain(z), _rhat_plain(_z_scale(np.abs(so - med))))
+    return r, bulk
+
+
 def summary(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """R-hat, bulk ESS and tail ESS of every variable, sharing the ranks of the bulk statistics.
 
@@ -228,16 +220,5 @@ def summary(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         Equal to :func:`rhat_rank`, :func:`ess_bulk` and :func:`ess_tail`.
     """
     x = np.asarray(samples, dtype=float)
-    V = x.shape[2]
-    rhat, bulk = np.full(V, np.nan), np.full(V, np.nan)
-    if x.shape[1] >= 4:
-        s = _split(x)
-        ok = ~np.isnan(s).reshape(V, -1).any(axis=1)
-        if ok.any():
-            so = s[ok]
-            z = _z_scale(so)
-            bulk[ok] = _ess(z)
-            if x.shape[0] >= 2:
-                med = np.median(so.reshape(so.shape[0], -1), axis=1)[:, None, None]
-                rhat[ok] = np.maximum(_rhat_plain(z), _rhat_plain(_z_scale(np.abs(so - med))))
+    rhat, bulk = _bulk(x, rhat=True, ess=True)
     return rhat, bulk, ess_tail(x)

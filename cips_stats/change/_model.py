@@ -393,6 +393,8 @@ class ChangeResult(Result):
     ci: float = 0.95
     cell_changes: Any = None
 
+    _SCALARS = ("reliable", "baseline", "mid", "ci")
+
     def change_draws(self) -> np.ndarray:
         """Posterior draws of every cell's true change, shape ``(samples, cells)`` (chains stacked)."""
         v = self.idata.posterior["change"].values
@@ -404,12 +406,17 @@ class ChangeResult(Result):
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary of the tables and diagnostics (the InferenceData and draws are left out)."""
-        return {"kind": type(self).__name__, "cells": to_jsonable(self.cells),
-                "prob_improved": to_jsonable(self.prob_improved), "support_effect": to_jsonable(self.support_effect),
-                "share_improved": to_jsonable(self.share_improved), "hyper": to_jsonable(self.hyper),
-                "diagnostics": to_jsonable(self.diagnostics), "reliable": self.reliable, "baseline": self.baseline,
-                "mid": self.mid, "ci": self.ci, "provenance": to_jsonable(self.provenance),
-                "flags": to_jsonable(self.flags)}
+        return posterior_tables_dict(self, self._SCALARS)
+
+
+def posterior_tables_dict(res: Any, scalars: tuple[str, ...]) -> dict[str, Any]:
+    """The JSON-ready tables, diagnostics, ``scalars``, provenance and flags of a change-model result."""
+    out = {"kind": type(res).__name__}
+    for name in ("cells", "prob_improved", "support_effect", "share_improved", "hyper", "diagnostics"):
+        out[name] = to_jsonable(getattr(res, name))
+    out.update({k: getattr(res, k) for k in scalars})
+    out.update(provenance=to_jsonable(res.provenance), flags=to_jsonable(res.flags))
+    return out
 
 
 def _interval(x: np.ndarray, ci: float, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -417,9 +424,8 @@ def _interval(x: np.ndarray, ci: float, axis: int = 0) -> tuple[np.ndarray, np.n
     return np.quantile(x, a, axis=axis), np.quantile(x, 1.0 - a, axis=axis)
 
 
-def _summaries(data: _Data, draws: np.ndarray, ci: float, mid: float):
-    """prob_improved, support_effect, share_improved(+draws) from the cell draws (samples, cells)."""
-    cells = data.cells
+def cell_probabilities(cells: pd.DataFrame, draws: np.ndarray, ci: float, mid: float) -> pd.DataFrame:
+    """Per cell: posterior mean, interval, P(change > 0), P(change > mid), sd, supported, suppressed."""
     lo, hi = _interval(draws, ci)
     prob = cells[["country", "group", "factor"]].copy()
     prob["mean"] = draws.mean(axis=0)
@@ -429,6 +435,13 @@ def _summaries(data: _Data, draws: np.ndarray, ci: float, mid: float):
     prob["sd"] = draws.std(axis=0, ddof=1)
     prob["supported"] = cells["supported"].to_numpy()
     prob["suppressed"] = cells["suppressed"].to_numpy()
+    return prob
+
+
+def _summaries(data: _Data, draws: np.ndarray, ci: float, mid: float):
+    """prob_improved, support_effect, share_improved(+draws) from the cell draws (samples, cells)."""
+    cells = data.cells
+    prob = cell_probabilities(cells, draws, ci, mid)
     sup = cells["supported"].to_numpy()
     sets = [(str(g), (cells["group"] == g).to_numpy()) for g in data.groups] + [("all", np.ones(len(cells), bool))]
     eff_rows, share_rows, share_draws = [], [], []

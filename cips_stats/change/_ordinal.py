@@ -34,7 +34,7 @@ from ..errors import CipsWarning, DataError, Flag, Problem
 from ..results import Provenance, Result, resolve_seed, to_jsonable
 from ..thresholds import MIN_CELL
 from . import _sampling
-from ._model import _check_supported
+from ._model import _check_supported, _interval, cell_probabilities, posterior_tables_dict
 
 __all__ = ["OrdinalChangeResult", "fit_ordinal"]
 
@@ -689,17 +689,7 @@ class OrdinalChangeResult(Result):
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary of the tables and diagnostics (the InferenceData and counts are left out)."""
-        return {"kind": type(self).__name__, "cells": to_jsonable(self.cells),
-                "prob_improved": to_jsonable(self.prob_improved), "support_effect": to_jsonable(self.support_effect),
-                "share_improved": to_jsonable(self.share_improved), "hyper": to_jsonable(self.hyper),
-                "diagnostics": to_jsonable(self.diagnostics), "reliable": self.reliable, "mid": self.mid,
-                "points_per_unit": self.points_per_unit, "ci": self.ci, "provenance": to_jsonable(self.provenance),
-                "flags": to_jsonable(self.flags)}
-
-
-def _interval(x: np.ndarray, ci: float, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    a = (1.0 - ci) / 2.0
-    return np.quantile(x, a, axis=axis), np.quantile(x, 1.0 - a, axis=axis)
+        return posterior_tables_dict(self, ("reliable", "mid", "points_per_unit", "ci"))
 
 
 def _tables(d: _Counts, draws: np.ndarray, ci: float, mid: float) -> tuple[pd.DataFrame, ...]:
@@ -712,15 +702,7 @@ def _tables(d: _Counts, draws: np.ndarray, ci: float, mid: float) -> tuple[pd.Da
                                                   F),
                           "n_1": np.repeat(d.pairs["n_1"].to_numpy(), F),
                           "n_2": np.repeat(d.pairs["n_2"].to_numpy(), F)})
-    lo, hi = _interval(draws, ci)
-    prob = cells[["country", "group", "factor"]].copy()
-    prob["mean"] = draws.mean(axis=0)
-    prob["ci_low"], prob["ci_high"] = lo, hi
-    prob["p_improved"] = (draws > 0).mean(axis=0)
-    prob["p_above_mid"] = (draws > mid).mean(axis=0)
-    prob["sd"] = draws.std(axis=0, ddof=1)
-    prob["supported"] = cells["supported"].to_numpy()
-    prob["suppressed"] = cells["suppressed"].to_numpy()
+    prob = cell_probabilities(cells, draws, ci, mid)
     sup = cells["supported"].to_numpy()
     improved = draws > 0
     sets = [(str(g), (cells["group"] == g).to_numpy()) for g in d.groups] + [("all", np.ones(len(cells), bool))]
