@@ -795,3 +795,21 @@ def test_one_factor_kernels_match_lapack():
     pd_ = _pd_pivots(H, 1e-10)
     assert 0 < pd_.sum() < C                                  # both kinds are present
     assert (pd_ == (lo > 1e-6 * scale))[np.abs(lo) > 1e-6 * scale].all()
+
+
+def test_omega_se_of_an_indefinite_information_matrix_is_nan_without_a_runtime_warning():
+    """A positive determinant does not make the Hessian positive definite; its SE quadratic form can be negative."""
+    import warnings
+
+    from cips_stats.reliability._omega import _omega_from_fit
+
+    p = 3
+    H = np.diag([-1.0, -1.0, -1.0, -1.0, 1.0, 1.0])[None]        # det > 0, four negative eigenvalues
+    fit = {"lam": np.full((1, p), 0.7), "psi": np.full((1, p), 0.5), "estimable": np.array([True]), "H": H}
+    S = np.full((1, p, p), 0.49) + np.eye(p)[None] * 0.5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = _omega_from_fit(fit, S, np.array([200.0]))
+    assert np.isfinite(out["omega_model"][0]) and np.isnan(out["se_model"][0])
+    fit["H"] = np.eye(2 * p)[None] * 50.0                          # positive definite: a finite SE
+    assert np.isfinite(_omega_from_fit(fit, S, np.array([200.0]))["se_model"][0])

@@ -342,7 +342,8 @@ def nutpie_model(density: Any, coords: dict) -> Any:
         G, F, C = density.layout.G, density.layout.F, density.layout.C
         spec, ndim = expanded_variables(G, F, C), density.layout.ndim
     else:
-        spec, ndim = density.spec, density.ndim
+        spec = density.spec if hasattr(density, "spec") else density.expanded()
+        ndim = density.ndim
 
     def make_logp():
         return lambda x, **_: density.logp(x)
@@ -356,5 +357,6 @@ def nutpie_model(density: Any, coords: dict) -> Any:
     return from_pyfunc(
         ndim=ndim, make_logp_fn=make_logp, make_expand_fn=make_expand,
         expanded_dtypes=[np.dtype("float64")] * len(spec), expanded_shapes=[shape for _, shape, _ in spec],
-        expanded_names=[name for name, _, _ in spec], coords=coords,
+        expanded_names=[name for name, _, _ in spec],
+        coords={k: [str(v) for v in vals] for k, vals in coords.items()},
         dims={name: dims for name, _, dims in spec if dims}, make_initial_point_fn=density.initial_point)

@@ -584,32 +584,12 @@ def _sample_density(dens: _Density, coords: dict, *, draws: int, tune: int, chai
     """Sample the NumPy density with nutpie (nothing to compile)."""
     import time
 
-    import nutpie
-    from nutpie.compiled_pyfunc import from_pyfunc
+    from ._logp import nutpie_model
 
-    spec = dens.expanded()
     t0 = time.perf_counter()
-
-    def make_logp():
-        return lambda x, **_: dens.logp(x)
-
-    def make_expand(seed1, seed2, chain):
-        def expand(x, **_):
-            nat = dens.unpack(np.asarray(x, dtype=float))
-            return {name: np.asarray(nat[name], dtype=np.float64).reshape(shape) for name, shape, _ in spec}
-        return expand
-
-    model = from_pyfunc(ndim=dens.ndim, make_logp_fn=make_logp, make_expand_fn=make_expand,
-                        expanded_dtypes=[np.dtype("float64")] * len(spec), expanded_shapes=[sh for _, sh, _ in spec],
-                        expanded_names=[nm for nm, _, _ in spec],
-                        coords={k: [str(x) for x in v] for k, v in coords.items()},
-                        dims={nm: dm for nm, _, dm in spec if dm}, make_initial_point_fn=dens.initial_point)
-    t1 = time.perf_counter()
-    idata = nutpie.sample(model, draws=int(draws), tune=int(tune), chains=int(chains), seed=int(seed),
-                          cores=max(1, min(int(chains), __import__("os").cpu_count() or 1)), progress_bar=False,
-                          target_accept=TARGET_ACCEPT)
-    t2 = time.perf_counter()
-    return idata, {"compile_s": t1 - t0, "sampling_s": t2 - t1, "cached": False}
+    model = nutpie_model(dens, coords)
+    return _sampling.sample_density(model, draws=draws, tune=tune, chains=chains, seed=seed,
+                                    setup_s=time.perf_counter() - t0, target_accept=TARGET_ACCEPT)
 
 
 # ========================================================================================== result

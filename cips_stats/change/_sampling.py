@@ -119,7 +119,8 @@ def sample(key: tuple, build: Callable[[], Any], data: Mapping[str, np.ndarray],
 
 
 def sample_density(model: Any, *, draws: int, tune: int, chains: int, seed: int,
-                   setup_s: float = 0.0, cached: bool = False) -> tuple[Any, dict[str, float]]:
+                   setup_s: float = 0.0, cached: bool = False,
+                   target_accept: float = TARGET_ACCEPT) -> tuple[Any, dict[str, float]]:
     """Sample a hand-written density (a nutpie Python-function model) with nutpie's NUTS.
 
     Nothing is compiled here: ``setup_s`` (the time it took to build the
@@ -131,7 +132,7 @@ def sample_density(model: Any, *, draws: int, tune: int, chains: int, seed: int,
     cores = max(1, min(int(chains), os.cpu_count() or 1))
     t1 = time.perf_counter()
     idata = nutpie.sample(model, draws=int(draws), tune=int(tune), chains=int(chains), seed=int(seed), cores=cores,
-                          progress_bar=False, target_accept=TARGET_ACCEPT)
+                          progress_bar=False, target_accept=float(target_accept))
     t2 = time.perf_counter()
     return idata, {"compile_s": float(setup_s), "sampling_s": t2 - t1, "cached": bool(cached)}
 
