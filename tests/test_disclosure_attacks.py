@@ -136,12 +136,21 @@ def test_the_seed_does_not_rebuild_the_mapping(cli_report, survey):
     public = pd.DataFrame({"country": PUBLIC_LIST})
     with pytest.raises(TypeError):
         disclosure.anonymise(public, seed=3)                        # the old attack no longer runs
+    # With five names a random key hits the true order one time in 120, so the guesses are judged on a
+    # longer list of names (a chance match there has probability 1/30!): no guess derived from the seed
+    # orders the names the way the owner's key does.
+    longer = pd.DataFrame({"country": PUBLIC_LIST + [f"Name {i:02d}" for i in range(25)]})
+    _, by_key = disclosure.anonymise(longer, key=key)
+    tried = 0
     for guess in ("3", "03", str(3) * 16, "0" * 64, "3" * 64):
         try:
-            _, m = disclosure.anonymise(public, key=guess)
+            _, m = disclosure.anonymise(longer, key=guess)
         except cs.CipsError:
             continue
-        assert m != truth
+        tried += 1
+        assert m != by_key
+    assert tried == 3
+    assert len(key) >= 32 and key not in {str(3) * 16, "0" * 64, "3" * 64}
     # the owner's key reproduces it exactly (same codes across iterations of a programme)
     _, m = disclosure.anonymise(public, key=key)
     assert m == truth
