@@ -1,12 +1,13 @@
-"""Regression pin of a whole ``cs.claims.audit`` result on fixed seeds (every number of ``to_dict()``).
+"""Regression pin of whole ``cs.claims.audit`` and ``from_aggregates`` results (every number of ``to_dict()``).
 
 The audits below run every branch of :func:`cips_stats.claims.audit` on a small simulated survey: a
 change model (a deterministic stand-in exposing the attributes ``audit`` reads: ``cells``,
 ``change_draws()``, ``prob_improved``, ``support_effect``, ``reliable``, ``baseline``) with all three
 rules and all tests by Monte Carlo permutations, and the cell changes alone with exact enumeration of
-the within-country arrangements.  Countries surveyed once, suppressed cells, cells without a support
-row and countries with only unsupported cells are all present.  ``EXPECTED`` was computed with the code
-before its long functions were split into helpers (commit noted in the git history); the refactored
+the within-country arrangements; ``from_aggregates`` runs with and without a country layout.  Countries
+surveyed once, suppressed cells, cells without a support row and countries with only unsupported cells
+are all present.  ``EXPECTED`` was computed with the code before its long functions were split into
+helpers (claims.py of commit 88cc056); the refactored
 code must reproduce every number to 1e-12 (relative, or absolute near 0) and every string exactly.
 Regenerate (only after an intended change of the numbers) with
 ``python tests/test_claims_regression.py > /tmp/expected.py`` and paste the printed ``EXPECTED``.
@@ -60,7 +61,12 @@ def audits() -> dict:
     b = claims.audit(cc, supported=sup, rules=("point", "fdr"), tests=("permutation", "cmh", "welch", "did"),
                      n_perm=5000, n_boot=120, n_null=100, seed=18)
     out = {}
-    for name, res in (("model_all_rules_monte_carlo", a), ("cell_changes_exact", b)):
+    f1 = claims.from_aggregates(supported_improved=68, supported_total=80, unsupported_improved=66,
+                                unsupported_total=90, n_countries=17, icc=0.05, label="officials")
+    f2 = claims.from_aggregates(supported_improved=9, supported_total=12, unsupported_improved=20,
+                                unsupported_total=40, icc_grid=(0.0, 0.3), significance=0.1, ci=0.9)
+    for name, res in (("model_all_rules_monte_carlo", a), ("cell_changes_exact", b),
+                      ("aggregates_with_countries", f1), ("aggregates_without_layout", f2)):
         d = res.to_dict()
         d.pop("provenance")
         out[name] = d
@@ -429,5 +435,74 @@ EXPECTED = {
         'n_perm': 5000,
         'n_boot': 120,
         'seed': 18,
+    },
+    'aggregates_with_countries': {
+        'kind': 'AggregateComparison',
+        'flags': [],
+        'supported_improved': 68,
+        'supported_total': 80,
+        'unsupported_improved': 66,
+        'unsupported_total': 90,
+        'n_countries': 17,
+        'supported_share': 0.85,
+        'unsupported_share': 0.7333333333333333,
+        'difference': 0.1166666666666667,
+        'ci_low': -0.019015626028205695,
+        'ci_high': 0.24531658447068988,
+        'z': 1.699165864416408,
+        'p_value': 0.08928793615960258,
+        'p_fisher': 0.08975770136122312,
+        'table': {'columns': ['set', 'improved', 'total', 'share', 'ci_low', 'ci_high', 'deff', 'n_eff', 'interval', 'z', 'p_value', 'p_fisher'],
+             'data': [
+                ['supported', 68, 80, 0.85, 0.7461745117115479, 0.9161299454405991, 1.1852941176470588, 67.4937965260546, 'Wilson on the effective size (design effect at icc)', None, None, None],
+                ['unsupported', 66, 90, 0.7333333333333333, 0.6229810263025997, 0.8206829328321377, 1.2147058823529413, 74.09200968523001, 'Wilson on the effective size (design effect at icc)', None, None, None],
+                ['difference', 134, 170, 0.1166666666666667, -0.019015626028205695, 0.24531658447068988, None, None, 'Newcombe (hybrid Wilson)', 1.699165864416408, 0.08928793615960258, 0.08975770136122312],
+             ]},
+        'icc': 0.05,
+        'significance': 0.05,
+        'ci': 0.95,
+        'sensitivity': {'columns': ['icc', 'deff_supported', 'deff_unsupported', 'n_eff_supported', 'n_eff_unsupported', 'z', 'p_value', 'ci_low', 'ci_high', 'significant'],
+             'data': [
+                [0.0, 1.0, 1.0, 80.0, 90.0, 1.8583771161430913, 0.06311547963611952, -0.007146206148567744, 0.2339610263135807, False],
+                [0.02, 1.0741176470588236, 1.0858823529411765, 74.47973713033953, 82.88190682556879, 1.7894902421924965, 0.07353589756934961, -0.012024428626559669, 0.238634971301385, False],
+                [0.05, 1.1852941176470588, 1.2147058823529413, 67.4937965260546, 74.09200968523001, 1.699165864416408, 0.08928793615960258, -0.019015626028205695, 0.24531658447068988, False],
+                [0.1, 1.3705882352941177, 1.4294117647058824, 58.36909871244635, 62.96296296296296, 1.574922645920826, 0.11527430074496138, -0.02993293271748071, 0.2557104744279799, False],
+                [0.2, 1.7411764705882353, 1.8588235294117648, 45.945945945945944, 48.41772151898734, 1.3910805916907, 0.16420098952558004, -0.049636001927217566, 0.2743437904119145, False],
+                [0.3, 2.111764705882353, 2.288235294117647, 37.88300835654596, 39.33161953727507, 1.2595118927211024, 0.20784549734828583, -0.06722895653198002, 0.2908432590115015, False],
+                [0.5, 2.8529411764705883, 3.1470588235294117, 28.04123711340206, 28.598130841121495, 1.0798534558314423, 0.28020744248532803, -0.09803840055537352, 0.3194183254322559, False],
+             ]},
+        'assumptions': ['Counts as given: 68/80 supported and 66/90 unsupported cells improved.', "'Improved' is whatever rule produced the published counts (presumably a point change > 0); with no true change about half the cells would pass that rule, so the shares say little on their own.", 'Cells are exchangeable within each set; no baseline, drift or cell-level uncertainty is known, so regression to the mean and the common drift cannot be assessed from counts.', '17 countries with 4.71 supported and 5.29 unsupported cells each on average; design effect 1 + (m - 1) x icc per set; icc = 0.05 assumed.', 'The adjustment ignores the positive covariance of the two shares within a country (conservative: the true p-value is smaller under this model).'],
+        'verdict': "officials: supported 85% [75, 92] vs unsupported 73% [62, 82]; difference 12 points [-2, 25], p = 0.09 at icc = 0.05: not significant at 5% (Fisher exact ignoring countries p = 0.09); not significant at any icc from 0 to 0.5. Assumed: Counts as given: 68/80 supported and 66/90 unsupported cells improved. 'Improved' is whatever rule produced the published counts (presumably a point change > 0); with no true change about half the cells would pass that rule, so the shares say little on their own. Cells are exchangeable within each set; no baseline, drift or cell-level uncertainty is known, so regression to the mean and the common drift cannot be assessed from counts. 17 countries with 4.71 supported and 5.29 unsupported cells each on average; design effect 1 + (m - 1) x icc per set; icc = 0.05 assumed. The adjustment ignores the positive covariance of the two shares within a country (conservative: the true p-value is smaller under this model).",
+    },
+    'aggregates_without_layout': {
+        'kind': 'AggregateComparison',
+        'flags': [],
+        'supported_improved': 9,
+        'supported_total': 12,
+        'unsupported_improved': 20,
+        'unsupported_total': 40,
+        'n_countries': None,
+        'supported_share': 0.75,
+        'unsupported_share': 0.5,
+        'difference': 0.25,
+        'ci_low': -0.018640472568086264,
+        'ci_high': 0.44226086147889143,
+        'z': 1.5293235709645119,
+        'p_value': 0.1261842490752746,
+        'p_fisher': 0.18794662601406287,
+        'table': {'columns': ['set', 'improved', 'total', 'share', 'ci_low', 'ci_high', 'deff', 'n_eff', 'interval', 'z', 'p_value', 'p_fisher'],
+             'data': [
+                ['supported', 9, 12, 0.75, 0.5126619681967507, 0.8953474344295108, 1.0, 12.0, 'Wilson on the effective size', None, None, None],
+                ['unsupported', 20, 40, 0.5, 0.3741494451288969, 0.6258505548711031, 1.0, 40.0, 'Wilson on the effective size', None, None, None],
+                ['difference', 29, 52, 0.25, -0.018640472568086264, 0.44226086147889143, None, None, 'Newcombe (hybrid Wilson)', 1.5293235709645119, 0.1261842490752746, 0.18794662601406287],
+             ]},
+        'icc': 0.0,
+        'significance': 0.1,
+        'ci': 0.9,
+        'sensitivity': {'columns': ['icc', 'deff_supported', 'deff_unsupported', 'n_eff_supported', 'n_eff_unsupported', 'z', 'p_value', 'ci_low', 'ci_high', 'significant'],
+             'data': [
+             ]},
+        'assumptions': ['Counts as given: 9/12 supported and 20/40 unsupported cells improved.', "'Improved' is whatever rule produced the published counts (presumably a point change > 0); with no true change about half the cells would pass that rule, so the shares say little on their own.", 'Cells are exchangeable within each set; no baseline, drift or cell-level uncertainty is known, so regression to the mean and the common drift cannot be assessed from counts.', 'No country layout given: cells are treated as independent (icc = 0).'],
+        'verdict': "supported 75% [51, 90] vs unsupported 50% [37, 63]; difference 25 points [-2, 44], p = 0.13 at icc = 0: not significant at 10% (Fisher exact ignoring countries p = 0.19). Assumed: Counts as given: 9/12 supported and 20/40 unsupported cells improved. 'Improved' is whatever rule produced the published counts (presumably a point change > 0); with no true change about half the cells would pass that rule, so the shares say little on their own. Cells are exchangeable within each set; no baseline, drift or cell-level uncertainty is known, so regression to the mean and the common drift cannot be assessed from counts. No country layout given: cells are treated as independent (icc = 0).",
     },
 }
