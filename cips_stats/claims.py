@@ -883,67 +883,133 @@ def audit(indicators_or_change: Any, *, supported: pd.DataFrame, rules: Sequence
     n_perm = _count("n_perm", n_perm, 1)
     n_boot = _count("n_boot", n_boot, 1)
     n_null = _count("n_null", n_null, 1)
-    if isinstance(rules, str):
-        rules = (rules,)
-    if isinstance(tests, str):
-        tests = (tests,)
-    rules = tuple(rules)
-    tests = tuple(tests)
-    for r in rules:
-        if r not in RULES:
-            raise _bad("rules", r, f"rules among {RULES}")
-    for t in tests:
-        if t not in TESTS:
-            raise _bad("tests", t, f"tests among {TESTS}")
+    rules = _choices("rules", rules, RULES)
+    tests = _choices("tests", tests, TESTS)
     if not rules:
         raise _bad("rules", rules, "at least one rule")
     seed = resolve_seed(seed)
     cc, model = _resolve_input(indicators_or_change, cell_changes, rules, ci, significance)
     rng = np.random.default_rng(seed)
+    cells, q_fdr, draws, n_unlabelled, n_no_change = _audited_cells(indicators_or_change, cc, model, supported,
+                                                                     rules, significance)
+    flags = _input_flags(model, cc, cells, n_unlabelled, n_no_change)
+    spec = _AuditSpec(rules=rules, tests=tests, n_perm=n_perm, n_boot=n_boot, n_null=n_null,
+                      significance=significance, ci=ci, q_fdr=q_fdr, model=model, draws=draws, rng=rng)
+    parts: list[_GroupAudit] = []
+    for g in pd.unique(cells["group"]):
+        gc = cells[cells["group"] == g].reset_index(drop=True)
+        labels = gc["supported"].to_numpy(bool)
+        if labels.all() or not labels.any():
+            flags.append(Flag("group_not_comparable", f"{g}: only {'supported' if labels.any() else 'unsupported'} "
+                              "cells; the group is not audited.", severity="warning", where={"group": g}))
+            continue
+        part = _audit_group(g, gc, spec)
+        flags.extend(part.flags)
+        parts.append(part)
+    source = cc if cc is not None else model
+    prov = Provenance.build("claims.audit",
+                            data_fingerprint=getattr(getattr(source, "provenance", None), "data_fingerprint", None),
+                            seed=seed, options={"rules": list(rules), "tests": list(tests), "n_perm": n_perm,
+                                                "n_boot": n_boot, "n_null": n_null, "significance": significance,
+                                                "ci": ci, "input": type(indicators_or_change).__name__})
+    return _claim_audit(parts, cells, spec, seed=seed, provenance=prov, flags=flags)
 
-    # ---- the audited cells
+
+@dataclass(frozen=True)
+class _AuditSpec:
+    """What every group of an audit shares: the options, the change model's draws and the random stream."""
+
+    rules: tuple
+    tests: tuple
+    n_perm: int
+    n_boot: int
+    n_null: int
+    significance: float
+    ci: float
+    q_fdr: float
+    model: Any
+    draws: np.ndarray | None
+    rng: np.random.Generator
+
+
+@dataclass
+class _GroupAudit:
+    """The rows one respondent group adds to each table of the audit."""
+
+    shares: list = field(default_factory=list)
+    nulls: list = field(default_factory=list)
+    tests: list = field(default_factory=list)
+    baseline: list = field(default_factory=list)
+    permutation: list = field(default_factory=list)
+    draws: list = field(default_factory=list)
+    flags: list = field(default_factory=list)
+    verdict: str = ""
+
+
+def _choices(name: str, values: Any, allowed: tuple) -> tuple:
+    values = (values,) if isinstance(values, str) else tuple(values)
+    for v in values:
+        if v not in allowed:
+            raise _bad(name, v, f"{name} among {allowed}")
+    return values
+
+
+def _audited_cells(obj: Any, cc: Any, model: Any, supported: Any, rules: tuple,
+                   significance: float) -> tuple[pd.DataFrame, float, np.ndarray | None, int, int]:
+    """The labelled cells with their rule decisions, sorted by group, country and factor.
+
+    Returns the cells, the FDR level of the cell changes, the change model's draws (None without the
+    posterior rule), the number of cell changes without a support row and of support rows of countries
+    with no change.
+    """
     if cc is not None:
-        tab = cc.table
-        base = tab[["country", "group", "factor", "baseline", "estimate", "se", "p_adjusted", "significant"]].copy()
+        base = cc.table[["country", "group", "factor", "baseline", "estimate", "se", "p_adjusted",
+                         "significant"]].copy()
         q_fdr = float(getattr(cc, "significance", significance))
     else:
-        mc = model.cells
-        base = mc[["country", "group", "factor", "baseline"]].copy()
+        base = model.cells[["country", "group", "factor", "baseline"]].copy()
         for c in ("estimate", "se", "p_adjusted"):
             base[c] = np.nan
         base["significant"] = False
         q_fdr = significance
-    known_c, known_f = _known_cells(indicators_or_change, model, cc, base)
+    known_c, known_f = _known_cells(obj, model, cc, base)
     sup = _support_table(supported, known_c, known_f)
     cells = base.merge(sup, on=["country", "factor"], how="inner", sort=False)
     n_unlabelled = len(base) - len(cells)
     n_no_change = int((~sup["country"].isin(set(base["country"]))).sum())
+    draws = None
     if model is not None and "posterior" in rules:
-        mcells, draws = _model_cells(model)
-        pi = model.prob_improved[["country", "group", "factor", "p_improved"]]
-        cells = cells.merge(pi, on=["country", "group", "factor"], how="left", sort=False)
-        pos = pd.MultiIndex.from_frame(mcells[["country", "group", "factor"]]).get_indexer(
-            pd.MultiIndex.from_frame(cells[["country", "group", "factor"]]))
-        if (pos < 0).any() or cells["p_improved"].isna().any():
-            miss = cells.loc[(pos < 0) | cells["p_improved"].isna().to_numpy(), ["country", "group", "factor"]]
-            probs = [Problem("model_cell_missing", "Audited cell absent from the change model.",
-                             value=tuple(_py(v) for v in r)) for r in miss.head(20).itertuples(index=False)]
-            raise DataError(f"{len(miss)} audited cell(s) are not in the change model: fit the model and the cell "
-                            "changes on the same indicators.", probs)
-    else:
-        draws, pos = None, None
+        cells, draws = _attach_posterior(cells, model)
     cells["improved_point"] = cells["estimate"] > 0
     cells["improved_fdr"] = cells["significant"].astype(bool) & (cells["estimate"] > 0)
     if "posterior" in rules:
         cells["improved_posterior"] = cells["p_improved"] > POSTERIOR_IMPROVED
-    if pos is not None:
-        cells["_pos"] = pos
     cells = cells.sort_values(["group", "country", "factor"], kind="stable").reset_index(drop=True)
     for setname, m in (("supported", cells["supported"]), ("unsupported", ~cells["supported"])):
         if not m.any():
             msg = f"No {setname} cell with a change to audit (check the support table and the indicators)."
             raise DataError(msg, [Problem("support_both_sets", msg, column="supported")])
+    return cells, q_fdr, draws, n_unlabelled, n_no_change
 
+
+def _attach_posterior(cells: pd.DataFrame, model: Any) -> tuple[pd.DataFrame, np.ndarray]:
+    """Add the model's ``p_improved`` and ``_pos`` (the cell's column in the model's draws)."""
+    mcells, draws = _model_cells(model)
+    pi = model.prob_improved[["country", "group", "factor", "p_improved"]]
+    cells = cells.merge(pi, on=["country", "group", "factor"], how="left", sort=False)
+    pos = pd.MultiIndex.from_frame(mcells[["country", "group", "factor"]]).get_indexer(
+        pd.MultiIndex.from_frame(cells[["country", "group", "factor"]]))
+    if (pos < 0).any() or cells["p_improved"].isna().any():
+        miss = cells.loc[(pos < 0) | cells["p_improved"].isna().to_numpy(), ["country", "group", "factor"]]
+        probs = [Problem("model_cell_missing", "Audited cell absent from the change model.",
+                         value=tuple(_py(v) for v in r)) for r in miss.head(20).itertuples(index=False)]
+        raise DataError(f"{len(miss)} audited cell(s) are not in the change model: fit the model and the cell "
+                        "changes on the same indicators.", probs)
+    cells["_pos"] = pos
+    return cells, draws
+
+
+def _input_flags(model: Any, cc: Any, cells: pd.DataFrame, n_unlabelled: int, n_no_change: int) -> list[Flag]:
     flags: list[Flag] = []
     if model is not None and getattr(model, "reliable", True) is False:
         flags.append(Flag("change_model_unreliable", "The change model failed its convergence gates "
@@ -962,205 +1028,244 @@ def audit(indicators_or_change: Any, *, supported: pd.DataFrame, rules: Sequence
             flags.append(Flag("suppressed_cells", f"{n_sup} audited cell(s) are suppressed for publication; they "
                               "are used for inference and must not be shown individually.", severity="info",
                               where={"n": n_sup}))
+    return flags
 
-    share_rows, null_rows, test_rows, base_rows, perm_rows, draw_parts = [], [], [], [], [], []
-    groups = list(pd.unique(cells["group"]))
-    verdict_parts = []
-    for g in groups:
-        gc = cells[cells["group"] == g].reset_index(drop=True)
-        codes, countries = pd.factorize(gc["country"], sort=True)
-        labels = gc["supported"].to_numpy(bool)
-        if labels.all() or not labels.any():
-            flags.append(Flag("group_not_comparable", f"{g}: only {'supported' if labels.any() else 'unsupported'} "
-                              "cells; the group is not audited.", severity="warning", where={"group": g}))
+
+def _group_flags(g: Any, codes: np.ndarray, labels: np.ndarray, C: int) -> list[Flag]:
+    flags = []
+    k_c = np.bincount(codes, weights=labels.astype(float), minlength=C)
+    m_c = np.bincount(codes, minlength=C)
+    n_mixed = int(((k_c > 0) & (k_c < m_c)).sum())
+    if n_mixed < C:
+        flags.append(Flag("uninformative_countries", f"{g}: {C - n_mixed} of {C} countries have only supported "
+                          "or only unsupported cells; within-country comparisons ignore them.",
+                          severity="caution", where={"group": g, "n": C - n_mixed}))
+    if C < FEW_CLUSTERS:
+        flags.append(Flag("few_clusters", f"{g}: {C} countries; cluster-robust and GEE sandwich SEs are "
+                          f"optimistic with fewer than {FEW_CLUSTERS} clusters (the permutation and CMH tests "
+                          "do not rely on them).", severity="info", where={"group": g, "n": C}))
+    return flags
+
+
+def _audit_group(g: Any, gc: pd.DataFrame, spec: _AuditSpec) -> _GroupAudit:
+    """Shares, nulls, tests and the baseline rows of one respondent group (random draws in a fixed order:
+    share intervals, null shares, permutations)."""
+    codes, countries = pd.factorize(gc["country"], sort=True)
+    labels = gc["supported"].to_numpy(bool)
+    est, basev = gc["estimate"].to_numpy(float), gc["baseline"].to_numpy(float)
+    se_ = gc["se"].to_numpy(float)
+    out = _GroupAudit(flags=_group_flags(g, codes, labels, len(countries)))
+    D = np.column_stack([gc[f"improved_{r}"].to_numpy(bool) for r in spec.rules]).astype(float)
+    boot = _share_intervals(codes, labels, D, spec.n_boot, spec.rng, spec.ci)
+    true_int = (_true_shares(spec.draws[:, gc["_pos"].to_numpy()], labels, spec.ci)
+                if spec.draws is not None and "posterior" in spec.rules else {})
+    out.shares, obs = _share_rows(g, spec.rules, D, labels, boot, true_int)
+    if np.isfinite(est).all() and np.isfinite(se_).all():
+        out.nulls = [{"group": g, **row} for row in _null_shares(est, se_, labels, spec.rules, spec.q_fdr,
+                                                                  spec.n_null, spec.rng, obs, spec.ci)]
+    have_change = bool(np.isfinite(est).all())
+    names = [*spec.rules] + (["change", "baseline"] if have_change else [])
+    Y = np.column_stack([D[:, j] for j in range(len(spec.rules))] + ([est, basev] if have_change else []))
+    rows_g: list[dict[str, Any]] = []
+    perm_base = None
+    if "permutation" in spec.tests:
+        perm = within_country_permutation(codes, labels, Y, n_perm=spec.n_perm, rng=spec.rng)
+        out.permutation, out.draws, perm_tests = _permutation_rows(g, names, perm)
+        rows_g += perm_tests
+        if have_change:
+            perm_base = (float(perm["observed"][-1]), float(perm["p_value"][-1]), float(perm["mc_se"][-1]))
+    rows_g += _vote_tests(codes, labels, D, spec.rules, spec.tests, spec.ci)
+    if have_change:
+        change_tests, did, anc = _change_tests(codes, labels, est, basev, spec.tests, spec.ci)
+        rows_g += change_tests
+        out.baseline = _baseline_rows(g, codes, labels, est, basev, spec.ci, did, anc, perm_base)
+    if spec.model is not None:
+        out.baseline += _change_model_rows(spec.model, g, spec.ci)
+    out.tests = _with_holm(rows_g, g)
+    out.verdict = _verdict_group(g, spec.rules, out.shares, out.nulls, out.tests, out.baseline,
+                                 spec.significance, spec.ci)
+    return out
+
+
+def _true_shares(gd_draws: np.ndarray, labels: np.ndarray, ci: float) -> dict[str, tuple]:
+    """Posterior mean and interval of the share of cells whose true change is positive (draws x cells)."""
+    gd = gd_draws > 0                                                   # (S, N)
+    ts = gd[:, labels].mean(axis=1)
+    tu = gd[:, ~labels].mean(axis=1)
+    lo, hi = (1 - ci) / 2, 1 - (1 - ci) / 2
+    return {nm: (float(arr.mean()), *np.quantile(arr, [lo, hi]).tolist())
+            for nm, arr in (("supported", ts), ("unsupported", tu), ("difference", ts - tu))}
+
+
+def _share_rows(g: Any, rules: tuple, D: np.ndarray, labels: np.ndarray, boot: dict,
+                true_int: dict) -> tuple[list[dict[str, Any]], dict[str, tuple[float, float]]]:
+    """One row per rule and set of the shares table, and the observed (supported, unsupported) shares."""
+    rows, obs = [], {}
+    for j, r in enumerate(rules):
+        d = D[:, j]
+        ss, su = float(d[labels].mean()), float(d[~labels].mean())
+        obs[r] = (ss, su)
+        for nm, val, n_c, n_i in (("supported", ss, int(labels.sum()), int(d[labels].sum())),
+                                  ("unsupported", su, int((~labels).sum()), int(d[~labels].sum())),
+                                  ("difference", ss - su, len(d), int(d.sum()))):
+            row = {"group": g, "rule": r, "set": nm, "n_cells": n_c, "n_improved": n_i, "share": val,
+                   "ci_low": float(boot[nm][0, j]), "ci_high": float(boot[nm][1, j]),
+                   "deff": float(boot[nm + "_deff"][j]) if nm != "difference" else np.nan,
+                   "interval": "country bootstrap (percentile)" if nm == "difference" else
+                   "Wilson on the effective number of cells (country design effect)"}
+            if r == "posterior" and true_int:
+                row.update(true_share=true_int[nm][0], true_ci_low=true_int[nm][1], true_ci_high=true_int[nm][2])
+            rows.append(row)
+    return rows, obs
+
+
+def _permutation_rows(g: Any, names: list, perm: dict[str, Any]) -> tuple[list, list, list]:
+    """The permutation table's rows, its draws (long frames) and the permutation rows of the tests table."""
+    kind = "exact enumeration" if perm["exact"] else "Monte Carlo"
+    n_d = perm["draws"].shape[0]
+    table, draws, tests = [], [], []
+    for j, nm in enumerate(names):
+        table.append({"group": g, "rule": nm, "observed": float(perm["observed"][j]),
+                      "null_mean": float(perm["null_mean"][j]), "p_value": float(perm["p_value"][j]),
+                      "mc_se": float(perm["mc_se"][j]), "exact": bool(perm["exact"]), "n": int(n_d),
+                      "arrangements": float(perm["arrangements"])})
+        draws.append(pd.DataFrame({"group": g, "rule": nm, "draw": np.arange(n_d), "statistic": perm["draws"][:, j]}))
+        if nm == "baseline":
             continue
-        est = gc["estimate"].to_numpy(float)
-        se_ = gc["se"].to_numpy(float)
-        basev = gc["baseline"].to_numpy(float)
-        C = len(countries)
-        k_c = np.bincount(codes, weights=labels.astype(float), minlength=C)
-        m_c = np.bincount(codes, minlength=C)
-        n_mixed = int(((k_c > 0) & (k_c < m_c)).sum())
-        if n_mixed < C:
-            flags.append(Flag("uninformative_countries", f"{g}: {C - n_mixed} of {C} countries have only supported "
-                              "or only unsupported cells; within-country comparisons ignore them.",
-                              severity="caution", where={"group": g, "n": C - n_mixed}))
-        if C < FEW_CLUSTERS:
-            flags.append(Flag("few_clusters", f"{g}: {C} countries; cluster-robust and GEE sandwich SEs are "
-                              f"optimistic with fewer than {FEW_CLUSTERS} clusters (the permutation and CMH tests "
-                              "do not rely on them).", severity="info", where={"group": g, "n": C}))
-        D = np.column_stack([gc[f"improved_{r}"].to_numpy(bool) for r in rules]).astype(float)
-        # ---- shares with country-bootstrap intervals
-        boot = _share_intervals(codes, labels, D, n_boot, rng, ci)
-        obs = {}
-        true_int = {}
-        if draws is not None and "posterior" in rules:
-            gd = draws[:, gc["_pos"].to_numpy()] > 0                       # (S, N)
-            ts = gd[:, labels].mean(axis=1)
-            tu = gd[:, ~labels].mean(axis=1)
-            lo, hi = (1 - ci) / 2, 1 - (1 - ci) / 2
-            for nm, arr in (("supported", ts), ("unsupported", tu), ("difference", ts - tu)):
-                true_int[nm] = (float(arr.mean()), *np.quantile(arr, [lo, hi]).tolist())
-        for j, r in enumerate(rules):
-            d = D[:, j]
-            ss, su = float(d[labels].mean()), float(d[~labels].mean())
-            obs[r] = (ss, su)
-            for nm, val, n_c, n_i in (("supported", ss, int(labels.sum()), int(d[labels].sum())),
-                                      ("unsupported", su, int((~labels).sum()), int(d[~labels].sum())),
-                                      ("difference", ss - su, len(d), int(d.sum()))):
-                row = {"group": g, "rule": r, "set": nm, "n_cells": n_c, "n_improved": n_i, "share": val,
-                       "ci_low": float(boot[nm][0, j]), "ci_high": float(boot[nm][1, j]),
-                       "deff": float(boot[nm + "_deff"][j]) if nm != "difference" else np.nan,
-                       "interval": "country bootstrap (percentile)" if nm == "difference" else
-                       "Wilson on the effective number of cells (country design effect)"}
-                if r == "posterior" and true_int:
-                    row.update(true_share=true_int[nm][0], true_ci_low=true_int[nm][1], true_ci_high=true_int[nm][2])
-                share_rows.append(row)
-        # ---- nulls
-        if np.isfinite(est).all() and np.isfinite(se_).all():
-            for row in _null_shares(est, se_, labels, rules, q_fdr, n_null, rng, obs, ci):
-                null_rows.append({"group": g, **row})
-        # ---- tests
-        rows_g = []
-        have_change = np.isfinite(est).all()
-        Ycols = [D[:, j] for j in range(len(rules))]
-        names = [*rules]
-        if have_change:
-            Ycols += [est, basev]
-            names += ["change", "baseline"]
-        Y = np.column_stack(Ycols)
-        if "permutation" in tests:
-            perm = within_country_permutation(codes, labels, Y, n_perm=n_perm, rng=rng)
-            kind = "exact enumeration" if perm["exact"] else "Monte Carlo"
-            n_d = perm["draws"].shape[0]
-            for j, nm in enumerate(names):
-                perm_rows.append({"group": g, "rule": nm, "observed": float(perm["observed"][j]),
-                                  "null_mean": float(perm["null_mean"][j]), "p_value": float(perm["p_value"][j]),
-                                  "mc_se": float(perm["mc_se"][j]), "exact": bool(perm["exact"]), "n": int(n_d),
-                                  "arrangements": float(perm["arrangements"])})
-                draw_parts.append(pd.DataFrame({"group": g, "rule": nm, "draw": np.arange(n_d),
-                                                "statistic": perm["draws"][:, j]}))
-            for j, nm in enumerate(names):
-                if nm == "baseline":
-                    continue
-                rows_g.append(_test_row(nm, "permutation", estimate=float(perm["observed"][j]),
-                                        scale="difference in shares" if nm in RULES else "difference in mean change",
-                                        p_value=float(perm["p_value"][j]), mc_se=float(perm["mc_se"][j]),
-                                        method=f"within-country permutation ({kind}, {perm['n']} arrangements)",
-                                        note=f"{perm['arrangements']:.3g} distinct arrangements"))
-            perm_base = (float(perm["observed"][-1]), float(perm["p_value"][-1]), float(perm["mc_se"][-1])) \
-                if have_change else None
-        for j, r in enumerate(rules):
-            y = D[:, j].astype(bool)
-            if "cmh" in tests:
-                res = _cmh(codes, labels, y, ci)
-                rows_g.append(_test_row(r, "cmh", scale="odds ratio (Mantel-Haenszel)",
-                                        method="Cochran-Mantel-Haenszel across countries, no continuity correction",
-                                        **res))
-            if "fisher" in tests:
-                tab2 = np.array([[np.sum(labels & y), np.sum(labels & ~y)],
-                                 [np.sum(~labels & y), np.sum(~labels & ~y)]])
-                orr, p = _st.fisher_exact(tab2)
-                rows_g.append(_test_row(r, "fisher", estimate=float(orr), scale="odds ratio (pooled, sample)",
-                                        p_value=float(p),
-                                        method="Fisher exact, pooled 2x2 (ignores countries)"))
-            if "gee" in tests:
-                for cov in ("exchangeable", "independence"):
-                    res = _gee(codes, labels, y, cov, ci)
-                    res.pop("_coef", None)
-                    bc = res.pop("bc")
-                    rows_g.append(_test_row(r, f"gee_{cov}", scale="odds ratio", method=f"GEE logistic, {cov} "
-                                            "working correlation within country", **res))
-                    if cov == "exchangeable":
-                        rows_g.append(_test_row(r, "gee_exchangeable_bc", scale="odds ratio",
-                                                method="GEE logistic, exchangeable, small-sample corrected", **bc))
-            if "mixed" in tests:
-                res = _mixed(codes, labels, y, ci)
-                res.pop("_coef", None)
-                rows_g.append(_test_row(r, "mixed", scale="odds ratio (conditional on country)",
-                                        method="logistic model with a country random intercept "
-                                               "(maximum likelihood)", **res))
-        if have_change:
-            if "welch" in tests:
-                t = _st.ttest_ind(est[labels], est[~labels], equal_var=False)
-                dlt = float(est[labels].mean() - est[~labels].mean())
-                lo, hi = t.confidence_interval(confidence_level=ci)
-                rows_g.append(_test_row("change", "welch", estimate=dlt, scale="difference in mean change (points)",
-                                        se=dlt / float(t.statistic) if t.statistic else np.nan, ci_low=float(lo),
-                                        ci_high=float(hi), statistic=float(t.statistic), p_value=float(t.pvalue),
-                                        method="Welch t test (ignores countries)"))
-            did = _ols_cluster(est, labels, codes, ci) if ("did" in tests or "ancova" in tests) else None
-            anc = _ols_cluster(est, labels, codes, ci, covariate=basev) if "ancova" in tests else None
-            if "did" in tests:
-                rows_g.append(_test_row("change", "did", scale="support effect on the change (points)",
-                                        method="difference in differences: OLS of the change on support with country "
-                                        "fixed effects", **{k: v for k, v in did.items() if k != "slope"}))
-            if "ancova" in tests:
-                rows_g.append(_test_row("change", "ancova", scale="support effect on the change (points)",
-                                        method="ANCOVA: difference in differences adjusted for the baseline",
-                                        **{k: v for k, v in anc.items() if k != "slope"}))
-            # ---- regression to the mean
-            bdiff = _ols_cluster(basev, labels, codes, ci)
-            base_rows.append({"group": g, "quantity": "baseline_supported", "estimate": float(basev[labels].mean()),
-                              "method": "mean baseline of supported cells"})
-            base_rows.append({"group": g, "quantity": "baseline_unsupported", "estimate": float(basev[~labels].mean()),
-                              "method": "mean baseline of unsupported cells"})
-            base_rows.append({"group": g, "quantity": "baseline_difference", **{k: v for k, v in bdiff.items()},
-                              "method": "supported - unsupported baseline within country (OLS, country fixed "
-                                        "effects, cluster-robust SE)",
-                              **({"p_permutation": perm_base[1], "mc_se": perm_base[2]} if "permutation" in tests
-                                 and perm_base is not None else {})})
-            if did is None:
-                did = _ols_cluster(est, labels, codes, ci)
-            if anc is None:
-                anc = _ols_cluster(est, labels, codes, ci, covariate=basev)
-            base_rows.append({"group": g, "quantity": "support_effect_unadjusted",
-                              **{k: v for k, v in did.items() if k != "slope"},
-                              "method": "difference in differences (country fixed effects)"})
-            base_rows.append({"group": g, "quantity": "support_effect_adjusted",
-                              **{k: v for k, v in anc.items()},
-                              "method": "ANCOVA: adjusted for the baseline (country fixed effects)"})
-        if model is not None:
-            pe = _posterior_support_effect(model, g, ci)
-            if pe is not None:
-                adj = bool(getattr(model, "baseline", False) or
-                           (getattr(getattr(model, "provenance", None), "options", {}) or {}).get("baseline", False))
-                base_rows.append({"group": g, "quantity": "support_effect_change_model", **pe,
-                                  "method": "hierarchical change model, posterior "
-                                            + ("adjusted for the baseline" if adj
-                                               else "not adjusted for the baseline")})
-        for row in rows_g:
-            row["group"] = g
-        ps = np.array([r["p_value"] for r in rows_g], dtype=float)
-        ok = np.isfinite(ps)
-        holm = np.full(len(ps), np.nan)
-        if ok.any():
-            holm[ok] = _holm(ps[ok])
-        for row, h in zip(rows_g, holm):
-            row["p_holm"] = float(h)
-        test_rows.extend(rows_g)
-        verdict_parts.append(_verdict_group(g, rules, share_rows, null_rows, rows_g, base_rows, significance, ci))
+        tests.append(_test_row(nm, "permutation", estimate=float(perm["observed"][j]),
+                               scale="difference in shares" if nm in RULES else "difference in mean change",
+                               p_value=float(perm["p_value"][j]), mc_se=float(perm["mc_se"][j]),
+                               method=f"within-country permutation ({kind}, {perm['n']} arrangements)",
+                               note=f"{perm['arrangements']:.3g} distinct arrangements"))
+    return table, draws, tests
 
-    shares = pd.DataFrame(share_rows)
-    nulls = pd.DataFrame(null_rows)
-    tcols = ["group", "rule", "test", "estimate", "scale", "se", "ci_low", "ci_high", "statistic", "p_value",
-             "p_holm", "mc_se", "method", "note"]
-    tests_df = pd.DataFrame(test_rows, columns=tcols)
-    baseline = pd.DataFrame(base_rows)
-    perm_table = pd.DataFrame(perm_rows, columns=_PERM_COLS)
+
+def _vote_tests(codes: np.ndarray, labels: np.ndarray, D: np.ndarray, rules: tuple, tests: tuple,
+                ci: float) -> list[dict[str, Any]]:
+    """CMH, Fisher, GEE and mixed-model rows of supported vs unsupported improved/not, per rule."""
+    rows = []
+    for j, r in enumerate(rules):
+        y = D[:, j].astype(bool)
+        if "cmh" in tests:
+            rows.append(_test_row(r, "cmh", scale="odds ratio (Mantel-Haenszel)",
+                                  method="Cochran-Mantel-Haenszel across countries, no continuity correction",
+                                  **_cmh(codes, labels, y, ci)))
+        if "fisher" in tests:
+            tab2 = np.array([[np.sum(labels & y), np.sum(labels & ~y)], [np.sum(~labels & y), np.sum(~labels & ~y)]])
+            orr, p = _st.fisher_exact(tab2)
+            rows.append(_test_row(r, "fisher", estimate=float(orr), scale="odds ratio (pooled, sample)",
+                                  p_value=float(p), method="Fisher exact, pooled 2x2 (ignores countries)"))
+        if "gee" in tests:
+            for cov in ("exchangeable", "independence"):
+                res = _gee(codes, labels, y, cov, ci)
+                res.pop("_coef", None)
+                bc = res.pop("bc")
+                rows.append(_test_row(r, f"gee_{cov}", scale="odds ratio", method=f"GEE logistic, {cov} "
+                                      "working correlation within country", **res))
+                if cov == "exchangeable":
+                    rows.append(_test_row(r, "gee_exchangeable_bc", scale="odds ratio",
+                                          method="GEE logistic, exchangeable, small-sample corrected", **bc))
+        if "mixed" in tests:
+            res = _mixed(codes, labels, y, ci)
+            res.pop("_coef", None)
+            rows.append(_test_row(r, "mixed", scale="odds ratio (conditional on country)",
+                                  method="logistic model with a country random intercept (maximum likelihood)",
+                                  **res))
+    return rows
+
+
+def _change_tests(codes: np.ndarray, labels: np.ndarray, est: np.ndarray, basev: np.ndarray, tests: tuple,
+                  ci: float) -> tuple[list[dict[str, Any]], dict | None, dict | None]:
+    """Welch, difference-in-differences and ANCOVA rows on the change; the DiD and ANCOVA fits when run."""
+    rows = []
+    if "welch" in tests:
+        t = _st.ttest_ind(est[labels], est[~labels], equal_var=False)
+        dlt = float(est[labels].mean() - est[~labels].mean())
+        lo, hi = t.confidence_interval(confidence_level=ci)
+        rows.append(_test_row("change", "welch", estimate=dlt, scale="difference in mean change (points)",
+                              se=dlt / float(t.statistic) if t.statistic else np.nan, ci_low=float(lo),
+                              ci_high=float(hi), statistic=float(t.statistic), p_value=float(t.pvalue),
+                              method="Welch t test (ignores countries)"))
+    did = _ols_cluster(est, labels, codes, ci) if ("did" in tests or "ancova" in tests) else None
+    anc = _ols_cluster(est, labels, codes, ci, covariate=basev) if "ancova" in tests else None
+    if "did" in tests:
+        rows.append(_test_row("change", "did", scale="support effect on the change (points)",
+                              method="difference in differences: OLS of the change on support with country "
+                              "fixed effects", **{k: v for k, v in did.items() if k != "slope"}))
+    if "ancova" in tests:
+        rows.append(_test_row("change", "ancova", scale="support effect on the change (points)",
+                              method="ANCOVA: difference in differences adjusted for the baseline",
+                              **{k: v for k, v in anc.items() if k != "slope"}))
+    return rows, did, anc
+
+
+def _baseline_rows(g: Any, codes: np.ndarray, labels: np.ndarray, est: np.ndarray, basev: np.ndarray, ci: float,
+                   did: dict | None, anc: dict | None, perm_base: tuple | None) -> list[dict[str, Any]]:
+    """Regression to the mean: baselines of both sets, their within-country difference, and the support
+    effect on the change unadjusted (DiD) and adjusted for the baseline (ANCOVA)."""
+    bdiff = _ols_cluster(basev, labels, codes, ci)
+    rows = [{"group": g, "quantity": "baseline_supported", "estimate": float(basev[labels].mean()),
+             "method": "mean baseline of supported cells"},
+            {"group": g, "quantity": "baseline_unsupported", "estimate": float(basev[~labels].mean()),
+             "method": "mean baseline of unsupported cells"},
+            {"group": g, "quantity": "baseline_difference", **bdiff,
+             "method": "supported - unsupported baseline within country (OLS, country fixed effects, "
+                       "cluster-robust SE)",
+             **({"p_permutation": perm_base[1], "mc_se": perm_base[2]} if perm_base is not None else {})}]
+    did = did if did is not None else _ols_cluster(est, labels, codes, ci)
+    anc = anc if anc is not None else _ols_cluster(est, labels, codes, ci, covariate=basev)
+    rows.append({"group": g, "quantity": "support_effect_unadjusted", **{k: v for k, v in did.items() if k != "slope"},
+                 "method": "difference in differences (country fixed effects)"})
+    rows.append({"group": g, "quantity": "support_effect_adjusted", **anc,
+                 "method": "ANCOVA: adjusted for the baseline (country fixed effects)"})
+    return rows
+
+
+def _change_model_rows(model: Any, g: Any, ci: float) -> list[dict[str, Any]]:
+    pe = _posterior_support_effect(model, g, ci)
+    if pe is None:
+        return []
+    adj = bool(getattr(model, "baseline", False) or
+               (getattr(getattr(model, "provenance", None), "options", {}) or {}).get("baseline", False))
+    return [{"group": g, "quantity": "support_effect_change_model", **pe,
+             "method": "hierarchical change model, posterior "
+                       + ("adjusted for the baseline" if adj else "not adjusted for the baseline")}]
+
+
+def _with_holm(rows: list[dict[str, Any]], g: Any) -> list[dict[str, Any]]:
+    """Tag the group's test rows with the group and their Holm-adjusted p-values (over the group's tests)."""
+    for row in rows:
+        row["group"] = g
+    ps = np.array([r["p_value"] for r in rows], dtype=float)
+    ok = np.isfinite(ps)
+    holm = np.full(len(ps), np.nan)
+    if ok.any():
+        holm[ok] = _holm(ps[ok])
+    for row, h in zip(rows, holm):
+        row["p_holm"] = float(h)
+    return rows
+
+
+_TEST_COLS = ["group", "rule", "test", "estimate", "scale", "se", "ci_low", "ci_high", "statistic", "p_value",
+              "p_holm", "mc_se", "method", "note"]
+
+
+def _claim_audit(parts: list[_GroupAudit], cells: pd.DataFrame, spec: _AuditSpec, *, seed: int,
+                 provenance: Provenance, flags: list[Flag]) -> ClaimAudit:
+    """Gather the groups' rows into the tables of the result."""
+    def rows(name: str) -> list:
+        return [r for p in parts for r in getattr(p, name)]
+
+    draw_parts = rows("draws")
     perm_draws = (pd.concat(draw_parts, ignore_index=True) if draw_parts
                   else pd.DataFrame(columns=["group", "rule", "draw", "statistic"]))
-    out_cells = cells.drop(columns=[c for c in ("_pos", "significant") if c in cells.columns])
-    prov = Provenance.build("claims.audit", data_fingerprint=getattr(getattr(cc if cc is not None else model,
-                                                                             "provenance", None),
-                                                                     "data_fingerprint", None),
-                            seed=seed, options={"rules": list(rules), "tests": list(tests), "n_perm": n_perm,
-                                                "n_boot": n_boot, "n_null": n_null, "significance": significance,
-                                                "ci": ci, "input": type(indicators_or_change).__name__})
-    return ClaimAudit(shares=shares, nulls=nulls, tests=tests_df, baseline=baseline, cells=out_cells,
-                      permutation=perm_table, permutation_draws=perm_draws,
-                      verdict="\n".join(verdict_parts), rules=rules, tests_run=tests, significance=significance,
-                      ci=ci, n_perm=n_perm, n_boot=n_boot, seed=seed, provenance=prov, flags=tuple(flags))
+    return ClaimAudit(shares=pd.DataFrame(rows("shares")), nulls=pd.DataFrame(rows("nulls")),
+                      tests=pd.DataFrame(rows("tests"), columns=_TEST_COLS), baseline=pd.DataFrame(rows("baseline")),
+                      cells=cells.drop(columns=[c for c in ("_pos", "significant") if c in cells.columns]),
+                      permutation=pd.DataFrame(rows("permutation"), columns=_PERM_COLS), permutation_draws=perm_draws,
+                      verdict="\n".join(p.verdict for p in parts), rules=spec.rules, tests_run=spec.tests,
+                      significance=spec.significance, ci=spec.ci, n_perm=spec.n_perm, n_boot=spec.n_boot, seed=seed,
+                      provenance=provenance, flags=tuple(flags))
 
 
 def _known_cells(obj: Any, model: Any, cc: Any, base: pd.DataFrame) -> tuple[set | None, set]:
@@ -1385,9 +1490,44 @@ def from_aggregates(*, supported_improved: int, supported_total: int, unsupporte
     >>> round(r.supported_share, 2), round(r.unsupported_share, 2), r.p_value > 0.05
     (0.85, 0.73, True)
     """
-    probs = []
     vals = {"supported_improved": supported_improved, "supported_total": supported_total,
             "unsupported_improved": unsupported_improved, "unsupported_total": unsupported_total}
+    _check_aggregates(vals, n_countries, icc)
+    significance = _level("significance", significance)
+    ci = _level("ci", ci)
+    xs, ns, xu, nu = (float(supported_improved), float(supported_total), float(unsupported_improved),
+                      float(unsupported_total))
+    z = float(ndtri(1 - (1 - ci) / 2))
+    icc_v = float(icc) if icc is not None else 0.0
+    grid = sorted(set([float(x) for x in icc_grid] + [icc_v]))
+    for x in grid:
+        if not 0.0 <= x < 1.0:
+            raise _bad("icc_grid", x, "correlations in [0, 1)")
+    counts = (xs, ns, xu, nu)
+    sens = _icc_sensitivity(counts, n_countries, grid, z, significance)
+    ds, du = _deffs(ns, nu, n_countries, icc_v)
+    main = _compare(xs, ns, xu, nu, ds, du, z)
+    p_f = float(_st.fisher_exact([[xs, ns - xs], [xu, nu - xu]])[1])
+    ps, pu = xs / ns, xu / nu
+    table = _aggregate_table(counts, main, ds, du, p_f, layout=n_countries is not None)
+    assumptions = _aggregate_assumptions(counts, n_countries, icc, icc_v)
+    verdict = _aggregate_verdict(label, ps, pu, main, p_f, icc_v, sens, significance) \
+        + ". Assumed: " + " ".join(assumptions)
+    prov = Provenance.build("claims.from_aggregates", options={**{k: int(v) for k, v in vals.items()},
+                                                               "n_countries": n_countries, "icc": icc,
+                                                               "icc_grid": grid, "significance": significance,
+                                                               "ci": ci})
+    return AggregateComparison(
+        supported_improved=int(xs), supported_total=int(ns), unsupported_improved=int(xu), unsupported_total=int(nu),
+        n_countries=n_countries, supported_share=ps, unsupported_share=pu, difference=ps - pu,
+        ci_low=main["ci_low"], ci_high=main["ci_high"], z=main["z"], p_value=main["p_value"], p_fisher=p_f,
+        table=table, icc=icc_v, significance=significance, ci=ci, sensitivity=sens,
+        assumptions=tuple(assumptions), verdict=verdict, provenance=prov)
+
+
+def _check_aggregates(vals: dict[str, Any], n_countries: Any, icc: Any) -> None:
+    """Raise one DataError naming every count, country number or correlation that does not add up."""
+    probs = []
     for name, v in vals.items():
         if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or int(v) < 0:
             probs.append(Problem("count_nonnegative_integer", "Counts must be non-negative integers.",
@@ -1419,39 +1559,41 @@ def from_aggregates(*, supported_improved: int, supported_total: int, unsupporte
                                      value=int(vals[tot])))
     if probs:
         raise DataError(f"The aggregate counts do not add up ({len(probs)} problem(s)).", probs)
-    significance = _level("significance", significance)
-    ci = _level("ci", ci)
-    xs, ns, xu, nu = (float(supported_improved), float(supported_total), float(unsupported_improved),
-                      float(unsupported_total))
-    z = float(ndtri(1 - (1 - ci) / 2))
-    icc_v = float(icc) if icc is not None else 0.0
-    grid = sorted(set([float(x) for x in icc_grid] + [icc_v]))
-    for x in grid:
-        if not 0.0 <= x < 1.0:
-            raise _bad("icc_grid", x, "correlations in [0, 1)")
 
-    def deffs(r: float) -> tuple[float, float]:
-        if n_countries is None:
-            return 1.0, 1.0
-        return 1.0 + (ns / n_countries - 1.0) * r, 1.0 + (nu / n_countries - 1.0) * r
 
-    sens_rows = []
+def _deffs(ns: float, nu: float, n_countries: int | None, r: float) -> tuple[float, float]:
+    """Design effects ``1 + (m - 1) r`` of the supported and unsupported sets (1 without a layout)."""
+    if n_countries is None:
+        return 1.0, 1.0
+    return 1.0 + (ns / n_countries - 1.0) * r, 1.0 + (nu / n_countries - 1.0) * r
+
+
+_SENS_COLS = ["icc", "deff_supported", "deff_unsupported", "n_eff_supported", "n_eff_unsupported", "z", "p_value",
+              "ci_low", "ci_high", "significant"]
+
+
+def _icc_sensitivity(counts: tuple, n_countries: int | None, grid: list, z: float,
+                     significance: float) -> pd.DataFrame:
+    """The comparison over a grid of intra-country correlations (empty without ``n_countries``)."""
+    xs, ns, xu, nu = counts
+    rows = []
     if n_countries is not None:
         for r in grid:
-            ds, du = deffs(r)
+            ds, du = _deffs(ns, nu, n_countries, r)
             c = _compare(xs, ns, xu, nu, ds, du, z)
-            sens_rows.append({"icc": r, "deff_supported": ds, "deff_unsupported": du,
-                              "n_eff_supported": c["n_eff_supported"], "n_eff_unsupported": c["n_eff_unsupported"],
-                              "z": c["z"], "p_value": c["p_value"], "ci_low": c["ci_low"], "ci_high": c["ci_high"],
-                              "significant": bool(c["p_value"] < significance)})
-    sens = pd.DataFrame(sens_rows, columns=["icc", "deff_supported", "deff_unsupported", "n_eff_supported",
-                                            "n_eff_unsupported", "z", "p_value", "ci_low", "ci_high", "significant"])
-    ds, du = deffs(icc_v)
-    main = _compare(xs, ns, xu, nu, ds, du, z)
-    p_f = float(_st.fisher_exact([[xs, ns - xs], [xu, nu - xu]])[1])
+            rows.append({"icc": r, "deff_supported": ds, "deff_unsupported": du,
+                         "n_eff_supported": c["n_eff_supported"], "n_eff_unsupported": c["n_eff_unsupported"],
+                         "z": c["z"], "p_value": c["p_value"], "ci_low": c["ci_low"], "ci_high": c["ci_high"],
+                         "significant": bool(c["p_value"] < significance)})
+    return pd.DataFrame(rows, columns=_SENS_COLS)
+
+
+def _aggregate_table(counts: tuple, main: dict[str, float], ds: float, du: float, p_f: float, *,
+                     layout: bool) -> pd.DataFrame:
+    xs, ns, xu, nu = counts
     ps, pu = xs / ns, xu / nu
-    wilson = "Wilson on the effective size" + (" (design effect at icc)" if n_countries is not None else "")
-    table = pd.DataFrame([
+    wilson = "Wilson on the effective size" + (" (design effect at icc)" if layout else "")
+    return pd.DataFrame([
         {"set": "supported", "improved": int(xs), "total": int(ns), "share": ps, "ci_low": main["supported_ci_low"],
          "ci_high": main["supported_ci_high"], "deff": ds, "n_eff": main["n_eff_supported"], "interval": wilson},
         {"set": "unsupported", "improved": int(xu), "total": int(nu), "share": pu,
@@ -1462,6 +1604,10 @@ def from_aggregates(*, supported_improved: int, supported_total: int, unsupporte
          "z": main["z"], "p_value": main["p_value"], "p_fisher": p_f}],
         columns=["set", "improved", "total", "share", "ci_low", "ci_high", "deff", "n_eff", "interval", "z",
                  "p_value", "p_fisher"])
+
+
+def _aggregate_assumptions(counts: tuple, n_countries: int | None, icc: Any, icc_v: float) -> list[str]:
+    xs, ns, xu, nu = counts
     assumptions = [
         f"Counts as given: {int(xs)}/{int(ns)} supported and {int(xu)}/{int(nu)} unsupported cells improved.",
         "'Improved' is whatever rule produced the published counts (presumably a point change > 0); with no true "
@@ -1478,6 +1624,11 @@ def from_aggregates(*, supported_improved: int, supported_total: int, unsupporte
             + (" (not given: cells independent)" if icc is None else "") + ".")
         assumptions.append("The adjustment ignores the positive covariance of the two shares within a country "
                            "(conservative: the true p-value is smaller under this model).")
+    return assumptions
+
+
+def _aggregate_verdict(label: str, ps: float, pu: float, main: dict[str, float], p_f: float, icc_v: float,
+                       sens: pd.DataFrame, significance: float) -> str:
     lab = f"{label}: " if label else ""
     verdict = (f"{lab}supported {_pct(ps)} [{_pts(main['supported_ci_low'])}, {_pts(main['supported_ci_high'])}] "
                f"vs unsupported {_pct(pu)} [{_pts(main['unsupported_ci_low'])}, {_pts(main['unsupported_ci_high'])}]; "
@@ -1493,14 +1644,4 @@ def from_aggregates(*, supported_improved: int, supported_total: int, unsupporte
             verdict += f"; not significant at any icc from {sens['icc'].min():g} to {sens['icc'].max():g}"
         else:
             verdict += f"; significant only for icc <= {sig.max():g}"
-    verdict += ". Assumed: " + " ".join(assumptions)
-    prov = Provenance.build("claims.from_aggregates", options={**{k: int(v) for k, v in vals.items()},
-                                                               "n_countries": n_countries, "icc": icc,
-                                                               "icc_grid": grid, "significance": significance,
-                                                               "ci": ci})
-    return AggregateComparison(
-        supported_improved=int(xs), supported_total=int(ns), unsupported_improved=int(xu), unsupported_total=int(nu),
-        n_countries=n_countries, supported_share=ps, unsupported_share=pu, difference=ps - pu,
-        ci_low=main["ci_low"], ci_high=main["ci_high"], z=main["z"], p_value=main["p_value"], p_fisher=p_f,
-        table=table, icc=icc_v, significance=significance, ci=ci, sensitivity=sens,
-        assumptions=tuple(assumptions), verdict=verdict, provenance=prov)
+    return verdict
