@@ -21,7 +21,7 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -761,6 +761,103 @@ def _write_xlsx(frame: pd.DataFrame, path: Path) -> None:
     wb.save(path)
 
 
+#: Rows formatted and written at a time by :func:`_write_csv_fast` (bounded memory).
+_CSV_ROWS = 1 << 15
+#: Most distinct values of a run of adjacent columns that :func:`_write_csv_fast` formats together.
+_CSV_MERGE = 4096
+
+
+def _csv_field_format(sep: str, lineterminator: str) -> Callable[[Any], str]:
+    """One field as the :mod:`csv` module writes it (pandas' ``to_csv`` quoting, QUOTE_MINIMAL)."""
+    import io
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, delimiter=sep, quotechar='"', quoting=csv.QUOTE_MINIMAL, lineterminator=lineterminator)
+    tail = sep + "x" + lineterminator
+
+    def fmt(value: Any) -> str:
+        buf.seek(0)
+        buf.truncate()
+        writer.writerow([value, "x"])  # a second field: a lone empty field would be quoted
+        return buf.getvalue()[: -len(tail)]
+
+    return fmt
+
+
+def _csv_distinct(s: pd.Series) -> tuple[np.ndarray, np.ndarray, bool] | None:
+    """A column as (fields, codes, is_text): ``fields[codes]`` are its CSV fields before quoting, as
+    ``to_csv`` after :func:`_integral_to_int` and :func:`escape_formula` writes them (code -1, the
+    last field, is missing: empty).  None for a column the fast writer does not handle (the pandas
+    writer then writes the file)."""
+    dt = s.dtype
+    text = False
+    if isinstance(dt, np.dtype) and dt.kind in "iub":
+        codes, uniq = pd.factorize(s.to_numpy(), use_na_sentinel=True)
+        fields = np.asarray(uniq).astype(str).astype(object)
+    elif isinstance(dt, np.dtype) and dt.kind == "f":
+        v = s.to_numpy()
+        codes, uniq = pd.factorize(v, use_na_sentinel=True)
+        uniq = np.asarray(uniq, dtype=np.float64)
+        if np.all(np.isfinite(uniq) & (uniq == np.round(uniq))):     # whole numbers (and blanks): Int64
+            if uniq.size and np.abs(uniq).max() >= 2.0 ** 53:
+                return None
+            fields = uniq.astype(np.int64).astype(str).astype(object)
+        else:
+            fields = uniq.astype(str).astype(object)
+    elif dt == object or isinstance(dt, pd.StringDtype):
+        codes, uniq = pd.factorize(s, use_na_sentinel=True)
+        uniq = list(np.asarray(uniq, dtype=object))
+        if not all(type(u) is str for u in uniq):
+            return None
+        fields = np.empty(len(uniq), dtype=object)
+        fields[:] = [escape_formula(u) for u in uniq]
+        text = True
+    else:
+        return None
+    lut = np.empty(len(fields) + 1, dtype=object)
+    lut[: len(fields)] = fields
+    lut[-1] = ""
+    return lut, np.asarray(codes, dtype=np.intp), text
+
+
+def _write_csv_fast(frame: pd.DataFrame, path: Path) -> bool:
+    """Write ``frame`` to CSV byte for byte as the pandas path of :func:`write_table` does, without
+    copying it: every column's distinct values are formatted (escaped, quoted) once and the rows
+    are joined in blocks of :data:`_CSV_ROWS`.  Returns False, writing nothing, when a column needs
+    the pandas writer (mixed or non-text objects, categoricals, dates, extension types)."""
+    if frame.columns.has_duplicates or not all(isinstance(c, str) for c in frame.columns):
+        return False
+    sep = ","
+    parts = []
+    for c in frame.columns:
+        got = _csv_distinct(frame[c])
+        if got is None:
+            return False
+        parts.append(got)
+    # a CR inside a field is quoted only when it is part of the line terminator (as the pandas path)
+    lt = "\r\n" if any(text and any("\r" in f for f in lut[:-1]) for lut, _, text in parts) else "\n"
+    field = _csv_field_format(sep, lt)
+    merged: list[tuple[np.ndarray, np.ndarray]] = []
+    for lut, codes, text in parts:
+        if text:
+            lut = lut.copy()
+            lut[:-1] = [field(f) for f in lut[:-1]]
+        codes = np.where(codes < 0, len(lut) - 1, codes)
+        if merged and len(merged[-1][0]) * len(lut) <= _CSV_MERGE:
+            # adjacent columns of few distinct values (the item codes) are joined once per pair of values
+            plut, pcodes = merged[-1]
+            both = np.array([a + sep + b for a in plut.tolist() for b in lut.tolist()], dtype=object)
+            merged[-1] = (both, pcodes * len(lut) + codes)
+        else:
+            merged.append((lut, codes))
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        fh.write(sep.join(field(str(c)) for c in frame.columns) + lt)
+        for start in range(0, len(frame), _CSV_ROWS):
+            block = [lut[codes[start:start + _CSV_ROWS]].tolist() for lut, codes in merged]
+            fh.write(lt.join(map(sep.join, zip(*block))) + lt)
+    return True
+
+
 def write_table(frame: pd.DataFrame, path: str | os.PathLike, *,
                 value_labels: Mapping[str, Mapping[Any, str]] | None = None,
                 user_missing: Mapping[str, list] | None = None,
@@ -778,6 +875,8 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike, *,
     fmt = FORMATS.get(ext)
     if fmt is None:
         raise _fail("file_format", str(path), f"unknown file extension {ext!r}; expected one of {sorted(FORMATS)}.", ext)
+    if fmt == "csv" and _write_csv_fast(frame, p):
+        return
     out = frame.reset_index(drop=True).copy()
     if fmt in ("csv", "xlsx"):
         for c in out.columns:

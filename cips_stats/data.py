@@ -1743,8 +1743,9 @@ def write_raw(frame: pd.DataFrame, path: str | os.PathLike, instrument: Instrume
     """
     inst = _resolve_instrument(instrument)
     p = Path(path)
-    out = frame.reset_index(drop=True).copy()
     fmt = FORMATS.get(p.suffix.lower())
+    # only SPSS/Stata recode columns below; the other writers read the frame as it is
+    out = frame.reset_index(drop=True).copy() if fmt in ("sav", "dta") else frame.reset_index(drop=True)
     labels: dict[str, dict[int, str]] = {}
     missing: dict[str, list] = {}
     col_labels: dict[str, str] = {}
