@@ -5,8 +5,10 @@ The default model of :func:`cips_stats.change.fit` (no baseline covariate) has
 its log density is a handful of array operations on the diagonalised cell
 covariances.  Compiling the same density from the PyMC graph with numba costs
 10-15 s per process, far more than sampling it (about 1.5 s at CIPS scale);
-written out here it needs no compilation at all, and nutpie samples it through
-its Python-function interface (:func:`nutpie.from_pyfunc`).
+written out here its numba kernel is compiled once per machine (cached on
+disk), and nutpie calls it as a C callback (:mod:`._compiled`: no GIL, the
+chains run in parallel) or, with a nutpie release that lacks that container,
+through its Python-function interface (:func:`nutpie.from_pyfunc`).
 
 Parametrisation (all on the scale of the statistic divided by ``unit``)::
 

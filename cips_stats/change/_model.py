@@ -487,6 +487,24 @@ def _hyper_table(idata: Any, names: list[str], ci: float, values: dict | None = 
     return pd.DataFrame(rows)
 
 
+def _compiled_or_python(density: MarginalDensity, coords: dict, seed: int) -> tuple[bool, Any]:
+    """The density as nutpie's C-callback model (chains in parallel, no GIL), else as a Python-function model.
+
+    Returns ``(loaded, model)``: ``loaded`` says whether the compiled code was
+    already in this process (numba compiles it once per machine and caches it
+    on disk).
+    """
+    from . import _compiled
+
+    loaded = _compiled.loaded()
+    model = _compiled.compiled_model(density, coords)
+    if model is None:                                         # a nutpie without the numba container
+        loaded = _logp.kernel_loaded()
+        density.logp(density.initial_point(seed))             # loads (or compiles) the NumPy/numba kernel
+        model = nutpie_model(density, coords)
+    return loaded, model
+
+
 def fit(indicators: Any, *, supported: pd.DataFrame, seed: int | None = None, baseline: bool = False,
         sampler: str = "nutpie", draws: int = 1000, tune: int = 1000, chains: int = 4, strict: bool = True,
         ci: float = 0.95, mid: float | None = None, along: str = "iteration", first: Any = None,
@@ -565,13 +583,11 @@ def fit(indicators: Any, *, supported: pd.DataFrame, seed: int | None = None, ba
     if sampler == "nutpie" and not baseline:
         # the default: the density written out in NumPy/numba (nothing to compile per process)
         t0 = time.perf_counter()
-        loaded = _logp.kernel_loaded()
         md = _model_data(data, False)
         density = MarginalDensity(md["pc"], md["pg"], md["sup"], md["zd"], md["lam"], md["Q"], G, C, data.unit)
-        density.logp(density.initial_point(seed))                 # loads (or, once per machine, compiles) the kernel
-        idata, timing = _sampling.sample_density(nutpie_model(density, _coords(data)), draws=draws, tune=tune,
-                                                 chains=chains, seed=seed, setup_s=time.perf_counter() - t0,
-                                                 cached=loaded)
+        loaded, model = _compiled_or_python(density, _coords(data), seed)
+        idata, timing = _sampling.sample_density(model, draws=draws, tune=tune, chains=chains, seed=seed,
+                                                 setup_s=time.perf_counter() - t0, cached=loaded)
     else:
         key = ("change", bool(baseline), sampler, P, G, F, C)
         idata, timing = _sampling.sample(key, _build_marginal(P, G, F, C, bool(baseline), _generic_coords(G, F, C)),

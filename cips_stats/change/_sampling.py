@@ -120,12 +120,13 @@ def sample(key: tuple, build: Callable[[], Any], data: Mapping[str, np.ndarray],
 
 def sample_density(model: Any, *, draws: int, tune: int, chains: int, seed: int,
                    setup_s: float = 0.0, cached: bool = False,
-                   target_accept: float = TARGET_ACCEPT) -> tuple[Any, dict[str, float]]:
-    """Sample a hand-written density (a nutpie Python-function model) with nutpie's NUTS.
+                   target_accept: float = TARGET_ACCEPT) -> tuple[Any, dict[str, Any]]:
+    """Sample a hand-written density (a nutpie C-callback or Python-function model) with nutpie's NUTS.
 
     Nothing is compiled here: ``setup_s`` (the time it took to build the
-    density, loading its numba kernel) is reported as ``compile_s``, and
-    ``cached`` says whether the kernel was already loaded in this process.
+    density, loading its numba code) is reported as ``compile_s``, and
+    ``cached`` says whether that code was already loaded in this process;
+    ``backend`` in the timing is ``"c-callback"`` or ``"python"``.
     """
     import nutpie
 
@@ -134,7 +135,8 @@ def sample_density(model: Any, *, draws: int, tune: int, chains: int, seed: int,
     idata = nutpie.sample(model, draws=int(draws), tune=int(tune), chains=int(chains), seed=int(seed), cores=cores,
                           progress_bar=False, target_accept=float(target_accept))
     t2 = time.perf_counter()
-    return idata, {"compile_s": float(setup_s), "sampling_s": t2 - t1, "cached": bool(cached)}
+    backend = "python" if type(model).__name__ == "PyFuncModel" else "c-callback"
+    return idata, {"compile_s": float(setup_s), "sampling_s": t2 - t1, "cached": bool(cached), "backend": backend}
 
 
 def per_variable(idata: Any, var_names: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -190,7 +192,7 @@ def diagnostics(idata: Any, var_names: list[str], timing: Mapping[str, float],
     return {"r_hat_max": r, "r_hat_where": r_where, "ess_bulk_min": eb, "ess_bulk_where": eb_where,
             "ess_tail_min": et, "ess_tail_where": et_where, "divergences": div, "chains": n_chains,
             "draws": n_draws, "compile_s": float(timing.get("compile_s", math.nan)), "sampling_s": sampling_s,
-            "cached": bool(timing.get("cached", False)),
+            "cached": bool(timing.get("cached", False)), "backend": str(timing.get("backend", "")),
             "ess_bulk_per_s": eb / sampling_s if sampling_s and math.isfinite(eb) else math.nan}
 
 
