@@ -336,60 +336,18 @@ def analyze(source: Any, *, instrument: Any = None, support: Any = None, margins
     (True, ['results.json', 'summary.json'])
     """
     from . import output as _out
-    from .instrument import Instrument
-    from .report import build
+    from .report.builder import _check_jobs
 
     t_all = time.perf_counter()
     seed = resolve_seed(seed)
-    from .report.builder import _check_jobs
-
     n_jobs = _check_jobs(n_jobs)
     _warm_workers(n_jobs)
-    wanted = set(ANALYSIS_STEPS if steps is None else (*steps, "load", "report"))
-    unknown = wanted - set(ANALYSIS_STEPS)
-    if unknown:
-        raise CipsError(f"steps= names unknown steps {sorted(unknown)}; choose from {', '.join(ANALYSIS_STEPS)}.")
+    wanted = _wanted(steps)
     folder = _out.OutputFolder(out, overwrite=overwrite)
     out = folder.root
-    records: list[dict] = []
-    results: dict[str, Any] = {}
-    say = progress or (lambda step, state: None)
-
-    def run(name: str, func: Callable[[], Any], *, fatal: bool = False) -> Any:
-        say(name, "start")
-        t0 = time.perf_counter()
-        # warnings are kept with the step (the results carry the same conditions as flags, which the
-        # report shows as sentences), not printed over the progress line
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                value = func()
-                rec = {"name": name, "ok": True, "seconds": time.perf_counter() - t0, "error": None}
-                say(name, "done")
-            except Exception as exc:
-                rec = {"name": name, "ok": False, "seconds": time.perf_counter() - t0,
-                       "error": f"{type(exc).__name__}: {exc}"}
-                value = exc
-                say(name, "failed")
-        rec["warnings"] = len(caught)
-        records.append(rec)
-        if fatal and isinstance(value, BaseException):
-            raise value
-        return value
-
+    runner = _StepRunner(progress)
     # ---- inputs (a bad input stops everything: nothing would be right)
-    def load():
-        inst = instrument
-        if isinstance(inst, (str, Path)):
-            inst = Instrument.from_yaml(inst)
-        if hasattr(source, "frame") and hasattr(source, "instrument"):
-            return source
-        from . import load as _load
-
-        return _load(source, instrument=inst if inst is not None else Instrument.default(),
-                     **dict(load_options or {}))
-
-    data = run("load", load, fatal=True)
+    data = runner.run("load", lambda: _load_survey(source, instrument, load_options), fatal=True)
     if truth is None and truth_simulate is not None:
         from .simulate import simulate as _simulate
 
@@ -406,64 +364,157 @@ def analyze(source: Any, *, instrument: Any = None, support: Any = None, margins
     # the publication gate of everything this function writes besides the report (summary, results)
     gate = disclosure.Gate.for_survey(data, min_n=min_cell, key=key, anonymise=anonymise)
     est = choose_estimator(data.instrument, estimator)
-
     if mar is not None and "weighting" in wanted:
-        def weight():
-            from . import weighting
-
-            return weighting.rake(data, margins=mar).data
-        w = run("weighting", weight)
-        if not isinstance(w, BaseException):
-            data = w
-
-    from .report import compute
-
-    common = dict(seed=seed, n_boot=n_boot, estimator=est, n_jobs=n_jobs,
-                  inputs={"support": sup, "targets": tgt, "change_options": dict(change_options or {}),
-                          "claims_options": dict(claims_options or {})})
-    for name in _SECTION_STEPS:
-        if name not in wanted:
-            continue
-        results[name] = run(name, lambda name=name: compute(name, data, results=results, **common))
-
-    sources = {k: v for k, v in (("survey", _source(source if isinstance(source, (str, Path)) else None)),
-                                 ("instrument", _source(instrument)), ("support", _source(support)),
-                                 ("margins", _source(margins)), ("targets", _source(targets)),
-                                 ("key_file", _key_source(key_file))) if v is not None}
-    sections = ("data", *[s for s in _SECTION_STEPS if s in wanted], "appendix")
+        data = _weight(runner, data, mar)
+    # ---- the analysis steps, then the report of their results
     inputs = {"support": sup, "targets": tgt, "change_options": dict(change_options or {}),
-              "claims_options": dict(claims_options or {}),
-              "sources": {k: Path(v["path"]).name for k, v in sources.items() if v.get("path")},
-              "steps": records}
-    rep = run("report", lambda: build(data, out / "report", seed=seed, n_boot=n_boot, anonymise=anonymise, key=key,
-                                      min_cell=min_cell, sections=sections, truth=truth, results=results,
-                                      title=title, estimator=est, inputs=inputs, overwrite=True, n_jobs=n_jobs))
-    if isinstance(rep, BaseException):
-        rep = None
-    from . import __version__
-
+              "claims_options": dict(claims_options or {})}
+    results = _compute_steps(runner, data, wanted, inputs, seed=seed, n_boot=n_boot, estimator=est, n_jobs=n_jobs)
+    sources = _sources(source, instrument=instrument, support=support, margins=margins, targets=targets,
+                       key_file=key_file)
+    sections = ("data", *[s for s in _SECTION_STEPS if s in wanted], "appendix")
+    rep = _report(runner, data, out / "report", results=results, sections=sections, truth=truth, seed=seed,
+                  n_boot=n_boot, anonymise=anonymise, key=key, min_cell=min_cell, title=title, estimator=est,
+                  n_jobs=n_jobs, inputs={**inputs, "sources": {k: Path(v["path"]).name for k, v in sources.items()
+                                                               if v.get("path")}})
+    # ---- what the folder records: results.json (to re-run), summary.json (what happened)
     prov = Provenance.build("analyze", data=data, seed=seed,
                             options={"estimator": est, "n_boot": n_boot, "min_cell": min_cell,
                                      "anonymise": anonymise, "title": title, "steps": sorted(wanted)})
-    results_doc = {
+    rerun = {"load_options": dict(load_options or {}), "seed": seed, "estimator": est, "n_boot": n_boot,
+             "min_cell": min_cell, "anonymise": anonymise, "title": title,
+             "change_options": dict(change_options or {}), "claims_options": dict(claims_options or {}),
+             "steps": None if steps is None else list(steps),
+             "truth_simulate": None if truth_simulate is None else dict(truth_simulate)}
+    results_doc = _results_doc(data, sources, rerun, prov, rep, command)
+    summary = _summary(data, runner.records, rep, gate, out=out, seed=seed, estimator=est, t_all=t_all)
+    # results.json holds no count and no message (paths, options and hashes: what reproduce needs); the
+    # summary's counts and step errors came through the gate
+    _out.write_json(folder.path("results.json"), to_jsonable(results_doc))
+    _out.write_json(folder.path("summary.json"), to_jsonable(summary))
+    folder.record([f"report/{f}" for f in (rep.files if rep else ())] + ([f"report/{_out.MANIFEST}"] if rep else []))
+    return Analysis(out=str(out), steps=tuple(runner.records), report=rep, summary=summary, provenance=prov)
+
+
+def _wanted(steps: Sequence[str] | None) -> set:
+    """The steps to run (``load`` and ``report`` always); unknown names raise."""
+    wanted = set(ANALYSIS_STEPS if steps is None else (*steps, "load", "report"))
+    unknown = wanted - set(ANALYSIS_STEPS)
+    if unknown:
+        raise CipsError(f"steps= names unknown steps {sorted(unknown)}; choose from {', '.join(ANALYSIS_STEPS)}.")
+    return wanted
+
+
+class _StepRunner:
+    """Runs the analysis steps one by one: timed, announced to ``progress``, failures recorded, not raised.
+
+    Warnings are kept with the step (the results carry the same conditions as
+    flags, which the report shows as sentences), not printed over the
+    progress line.
+    """
+
+    def __init__(self, progress: Callable[[str, str], None] | None) -> None:
+        self.records: list[dict] = []
+        self.say = progress or (lambda step, state: None)
+
+    def run(self, name: str, func: Callable[[], Any], *, fatal: bool = False) -> Any:
+        """``func()`` as step ``name``; its exception is returned in place of a value (raised when ``fatal``)."""
+        self.say(name, "start")
+        t0 = time.perf_counter()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                value = func()
+                rec = {"name": name, "ok": True, "seconds": time.perf_counter() - t0, "error": None}
+                self.say(name, "done")
+            except Exception as exc:
+                rec = {"name": name, "ok": False, "seconds": time.perf_counter() - t0,
+                       "error": f"{type(exc).__name__}: {exc}"}
+                value = exc
+                self.say(name, "failed")
+        rec["warnings"] = len(caught)
+        self.records.append(rec)
+        if fatal and isinstance(value, BaseException):
+            raise value
+        return value
+
+
+def _load_survey(source: Any, instrument: Any, load_options: Mapping[str, Any] | None) -> Any:
+    """The survey: ``source`` itself when it is loaded data, else :func:`cips_stats.load` of the file."""
+    from .instrument import Instrument
+
+    inst = instrument
+    if isinstance(inst, (str, Path)):
+        inst = Instrument.from_yaml(inst)
+    if hasattr(source, "frame") and hasattr(source, "instrument"):
+        return source
+    from . import load as _load
+
+    return _load(source, instrument=inst if inst is not None else Instrument.default(), **dict(load_options or {}))
+
+
+def _weight(runner: _StepRunner, data: Any, margins: pd.DataFrame) -> Any:
+    """The ``weighting`` step: the survey raked to ``margins`` (the survey as it was when raking fails)."""
+    def rake():
+        from . import weighting
+
+        return weighting.rake(data, margins=margins).data
+
+    w = runner.run("weighting", rake)
+    return data if isinstance(w, BaseException) else w
+
+
+def _compute_steps(runner: _StepRunner, data: Any, wanted: set, inputs: dict, **common: Any) -> dict[str, Any]:
+    """The section steps wanted, in order; a failed step's exception stands in for its result."""
+    from .report import compute
+
+    results: dict[str, Any] = {}
+    for name in _SECTION_STEPS:
+        if name in wanted:
+            results[name] = runner.run(name, lambda name=name: compute(name, data, results=results, inputs=inputs,
+                                                                       **common))
+    return results
+
+
+def _sources(source: Any, **inputs: Any) -> dict[str, dict]:
+    """The input files (path and SHA-256) by role; the key file's path only."""
+    named = {"survey": _source(source if isinstance(source, (str, Path)) else None),
+             **{k: (_key_source(v) if k == "key_file" else _source(v)) for k, v in inputs.items()}}
+    return {k: v for k, v in named.items() if v is not None}
+
+
+def _report(runner: _StepRunner, data: Any, out: Path, *, inputs: dict, **options: Any) -> Any:
+    """The ``report`` step (:func:`cips_stats.report.build`); None when it failed."""
+    from .report import build
+
+    rep = runner.run("report", lambda: build(data, out, overwrite=True,
+                                             inputs={**inputs, "steps": runner.records}, **options))
+    return None if isinstance(rep, BaseException) else rep
+
+
+def _results_doc(data: Any, sources: dict, rerun: dict, prov: Any, rep: Any, command: str | None) -> dict:
+    """``results.json``: what :func:`reproduce` needs (input files with hashes, options, seed); no count."""
+    from . import __version__
+
+    files = {k: sources.get(v) for k, v in (("source", "survey"), ("instrument", "instrument"),
+                                            ("support", "support"), ("margins", "margins"),
+                                            ("targets", "targets"), ("key_file", "key_file"))}
+    return {
         "kind": "CipsAnalysis", "package_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": command,
-        "rerun": {"source": sources.get("survey"), "instrument": sources.get("instrument"),
-                  "support": sources.get("support"), "margins": sources.get("margins"),
-                  "targets": sources.get("targets"), "key_file": sources.get("key_file"),
-                  "load_options": dict(load_options or {}), "seed": seed, "estimator": est, "n_boot": n_boot,
-                  "min_cell": min_cell, "anonymise": anonymise, "title": title,
-                  "change_options": dict(change_options or {}), "claims_options": dict(claims_options or {}),
-                  "steps": None if steps is None else list(steps),
-                  "truth_simulate": None if truth_simulate is None else dict(truth_simulate)},
+        "command": command, "rerun": {**files, **rerun},
         "provenance": prov.to_dict(), "data_fingerprint": data.fingerprint,
         "report": "report/report.json", "tables": sorted(f for f in (rep.files if rep else ()) if f.endswith(".csv")),
     }
+
+
+def _summary(data: Any, records: list[dict], rep: Any, gate: Any, *, out: Path, seed: int, estimator: str,
+             t_all: float) -> dict:
+    """``summary.json``: the steps with their times, and the counts and messages the gate lets through."""
     counts = published_counts(gate)
-    summary = {
+    return {
         "kind": "AnalysisSummary", "ok": all(r["ok"] for r in records) and (rep is not None and rep.ok),
-        "out": str(out), "seed": seed, "estimator": est,
+        "out": str(out), "seed": seed, "estimator": estimator,
         "respondents": counts["respondents"], "countries": int(data.frame["country"].nunique()),
         "groups": list(map(str, data.groups)), "iterations": [str(i) for i in data.iterations],
         "counts": counts,
@@ -475,12 +526,6 @@ def analyze(source: Any, *, instrument: Any = None, support: Any = None, margins
         "report": None if rep is None else str(Path(rep.index)),
         "seconds": time.perf_counter() - t_all,
     }
-    # results.json holds no count and no message (paths, options and hashes: what reproduce needs); the
-    # summary's counts and step errors came through the gate above
-    _out.write_json(folder.path("results.json"), to_jsonable(results_doc))
-    _out.write_json(folder.path("summary.json"), to_jsonable(summary))
-    folder.record([f"report/{f}" for f in (rep.files if rep else ())] + ([f"report/{_out.MANIFEST}"] if rep else []))
-    return Analysis(out=str(out), steps=tuple(records), report=rep, summary=summary, provenance=prov)
 
 
 # ============================================================================================ reproduce
