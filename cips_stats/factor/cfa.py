@@ -311,7 +311,7 @@ def _wrong_sign_flags(params: pd.DataFrame) -> list[Flag]:
 
 
 def _cfa_frame_impl(frame, *, model, estimator, ordered, group, group_equal, group_partial, missing, std_lv,
-                    meanstructure, survey=None, weight=None, ci=0.95):
+                    meanstructure, survey=None, weight=None, ci=0.95, cache=None):
     if not isinstance(estimator, str) or estimator.upper() not in _ESTIMATORS:
         raise ModelError(f"estimator= must be one of {list(_ESTIMATORS)}, got {estimator!r}.")
     est = estimator.upper()
@@ -323,7 +323,7 @@ def _cfa_frame_impl(frame, *, model, estimator, ordered, group, group_equal, gro
 
         return fit_wlsmv(frame, model=model, estimator=est, ordered=ordered, group=group,
                          group_equal=group_equal, group_partial=group_partial, std_lv=std_lv,
-                         missing=miss if miss != "fiml" else "pairwise", weight=weight, ci=ci)
+                         missing=miss if miss != "fiml" else "pairwise", weight=weight, ci=ci, _data_cache=cache)
     if weight is not None:
         raise ModelError("weight= is supported with estimator='WLSMV'/'DWLS'/'WLS' (weighted polychorics, as "
                          "lavaan's sampling.weights=); ML/MLR with sampling weights is not implemented.")

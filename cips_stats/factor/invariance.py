@@ -725,6 +725,8 @@ class _Ladder:
         self.rows: dict[str, dict[str, Any]] = {}
         self.fits: dict[str, Any] = {}
         self.score_rows: list[dict[str, Any]] = []
+        # every fit of the ladder uses the same frame: its model-free pieces are computed once
+        self.cache: dict[Any, Any] = {}
 
     def equal_types(self, level: str) -> list[str]:
         eq = list(_EQUAL[level])
@@ -745,7 +747,8 @@ class _Ladder:
             return _cfa_frame(s.work, model=s.model, estimator=s.estimator, ordered=s.ordered or None,
                               group=self.group, group_equal=tuple(self.equal_types(level)),
                               group_partial=tuple(_expand_partial(partial_list, s.thresholds_per_item)),
-                              missing=s.missing or "listwise", std_lv=False, meanstructure=None)
+                              missing=s.missing or "listwise", std_lv=False, meanstructure=None,
+                              cache=self.cache)
         except ModelError as exc:
             self.flags.append(Flag("not_fitted", f"The {level} model could not be fitted: {exc}",
                                    severity="error", where={"level": level}))

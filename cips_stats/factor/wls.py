@@ -33,7 +33,7 @@ import pandas as pd
 from scipy import linalg, stats
 
 from ..errors import DataError, Flag, ModelError, Problem
-from ..results import Provenance
+from ..results import Provenance, fingerprint_frame
 from .polychoric import PolychoricResult, polychoric
 from .results import CFAResult
 
@@ -349,6 +349,7 @@ def fit_wlsmv(
     ci: float = 0.95,
     max_iter: int = 200,
     tol: float = 1e-10,
+    _data_cache: dict | None = None,
 ) -> CFAResult:
     """Fit a CFA of ordinal items by DWLS with robust standard errors and a scaled-shifted test.
 
@@ -387,6 +388,11 @@ def fit_wlsmv(
         Maximum Gauss-Newton iterations.
     tol : float
         Convergence tolerance (largest absolute change of a parameter).
+    _data_cache : dict, optional
+        Private: a dict owned by a caller that fits several models to the *same*
+        ``frame`` (an invariance ladder).  The group split, the answer categories,
+        the sample statistics and the data fingerprint are computed on the first
+        fit and reused by the others.
 
     Returns
     -------
@@ -436,19 +442,23 @@ def fit_wlsmv(
         raise DataError("frame= must be a pandas DataFrame.")
     if missing not in ("pairwise", "listwise"):
         raise DataError(f"missing= must be 'pairwise' or 'listwise' for WLSMV; got {missing!r}.")
-    frame = frame.reset_index(drop=True)
-    if weight is not None and weight not in frame.columns:
-        raise DataError(f"weight= names {weight!r}, which is not a column of the data.")
-    frames, group_labels = _split_groups(frame, group)
-    levels = _observed_levels(frame, exclude=(group, weight))
+    data = _wls_data(frame, group, weight, _data_cache)
+    frame, group_labels, levels = data["frame"], data["labels"], data["levels"]
     m, syntax = _prepare_model(frame, model, ordered=ordered, group_labels=group_labels,
                                group_equal=group_equal, group_partial=group_partial, std_lv=std_lv,
                                levels=levels)
     ov = m.ov_names
     if weight in ov:
         raise ModelError(f"weight= column {weight!r} is also an item of the model.")
-    frames = [f.rename(columns=str) for f in frames]
-    sample = wls_sample(frames, ov, missing=missing, levels={v: levels[v] for v in ov}, weight=weight)
+    skey = (tuple(ov), missing)
+    sample = data["samples"].get(skey)
+    if sample is None:
+        frames = [f.rename(columns=str) for f in _frames_of(frame, data["codes"], len(group_labels))]
+        lv = {v: levels[v] for v in ov}
+        # a caller's cache holds the statistics of this one frame: no need to hash the data for the global one
+        sample = (wls_sample(frames, ov, missing=missing, levels=lv, weight=weight) if _data_cache is None
+                  else _wls_sample(frames, ov, missing=missing, levels=lv, weight=weight))
+        data["samples"][skey] = sample
     G = m.n_groups
     th_perm = _threshold_order(m, sample)
     od = tuple(reversed(np.triu_indices(m.p, k=1)))
@@ -504,7 +514,9 @@ def fit_wlsmv(
                "group": group, "group_equal": list(group_equal), "group_partial": list(group_partial),
                "std_lv": std_lv, "ordered": list(ov), "se": "robust.sem" if est_name == "WLSMV" else "standard",
                "test": "scaled.shifted" if est_name == "WLSMV" else "standard", "ci": ci}
-    prov = Provenance.build(f"cfa_{est_name.lower()}", data=frame, options=options)
+    if data.get("fingerprint") is None:
+        data["fingerprint"] = fingerprint_frame(frame)
+    prov = Provenance.build(f"cfa_{est_name.lower()}", data_fingerprint=data["fingerprint"], options=options)
     return CFAResult(
         model=syntax or "", estimator=est_name, missing=missing, converged=bool(converged), iterations=int(it),
         n_obs=tuple(int(n) for n in ng), n_groups=G, group_labels=tuple(str(x) for x in group_labels),
@@ -515,10 +527,30 @@ def fit_wlsmv(
                         od=od))
 
 
-def _split_groups(frame: pd.DataFrame, group: str | None) -> tuple[list[pd.DataFrame], list]:
-    """Frames per group (labels in order of appearance, as lavaan); a missing label is a DataError."""
+def _wls_data(frame: pd.DataFrame, group: str | None, weight: str | None, cache: dict | None) -> dict:
+    """The pieces of ``frame`` that do not depend on the model: rows by group, categories, statistics.
+
+    With ``cache`` (a dict a caller keeps for one frame) they are computed once per
+    ``(group, weight)`` and reused.
+    """
+    key = ("wls_data", group, weight)
+    if cache is not None and key in cache:
+        return cache[key]
+    frame = frame.reset_index(drop=True)
+    if weight is not None and weight not in frame.columns:
+        raise DataError(f"weight= names {weight!r}, which is not a column of the data.")
+    codes, labels = _group_codes(frame, group)
+    data = {"frame": frame, "labels": labels, "codes": codes,
+            "levels": _observed_levels(frame, exclude=(group, weight)), "samples": {}, "fingerprint": None}
+    if cache is not None:
+        cache[key] = data
+    return data
+
+
+def _group_codes(frame: pd.DataFrame, group: str | None) -> tuple[np.ndarray | None, list]:
+    """Group code of each row and the labels in order of appearance (as lavaan); None for one group."""
     if group is None:
-        return [frame], [1]
+        return None, [1]
     if group not in frame.columns:
         raise DataError(f"group= names {group!r}, which is not a column of the data.")
     gcol = frame[group]
@@ -526,9 +558,14 @@ def _split_groups(frame: pd.DataFrame, group: str | None) -> tuple[list[pd.DataF
         raise DataError(f"group= column {group!r} has missing values.",
                         [Problem("group_missing", "Group is missing.", file="<DataFrame>", row=int(r) + 1,
                                  column=group) for r in np.flatnonzero(gcol.isna().to_numpy())])
-    labels = list(pd.unique(gcol))
-    codes = pd.Categorical(gcol, categories=labels).codes
-    return [frame.iloc[np.flatnonzero(codes == k)] for k in range(len(labels))], labels
+    codes, uniques = pd.factorize(gcol, sort=False)       # labels in order of appearance
+    return codes, list(uniques)
+
+
+def _frames_of(frame: pd.DataFrame, codes: np.ndarray | None, n_groups: int) -> list[pd.DataFrame]:
+    if codes is None:
+        return [frame]
+    return [frame.iloc[np.flatnonzero(codes == k)] for k in range(n_groups)]
 
 
 def _observed_levels(frame: pd.DataFrame, exclude) -> dict[str, np.ndarray]:
