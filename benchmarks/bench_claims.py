@@ -15,6 +15,12 @@ cell changes with BH.  Measured in the same run, as a user calls them:
   rules point and fdr from the cell changes; then all three rules given the change model of
   ``cs.change.fit(indicators, supported=...)``, fitted once beforehand: the fit, compilation included,
   is timed separately and is not part of the audit);
+* ``audit_180`` (full runs only): the claims step of ``cips-stats analyze`` at 180 countries
+  (``cs.simulate(seed=1, n_countries=180, n_repeat=120)``: 120 countries surveyed twice, 2,640 cell
+  changes, 2,400 of them labelled), called as the pipeline calls it (``report._inference.compute_claims``:
+  ``audit(model, supported=, cell_changes=, seed=)`` with every rule and test, 10,000 permutations, CIPS
+  warnings silenced) on the change model ``cs.change.fit(indicators, supported=, strict=False)`` fitted
+  once beforehand (its time recorded apart): wall and CPU seconds of each call with the load average;
 * ``power_dask``: :func:`cips_stats.power.simulate_claim` with 50 CIPS-scale replications (8 in a quick
   run) on a local Dask cluster of 1 and of 2 worker processes: the wall-clock speed-up, the CPU seconds
   the workers spent (equal totals mean the work does not grow with the workers, so the speed-up on
@@ -102,6 +108,32 @@ def _power_dask(workers: int, n_sim: int) -> tuple[float, float]:
         return wall, cpu
 
 
+def audit_at_scale(n_countries: int = 180, n_repeat: int = 120, repeats: int = 3) -> dict[str, Any]:
+    """The claims step of the pipeline at ``n_countries`` (see the module docstring, ``audit_180``)."""
+    import warnings
+
+    sim = cs.simulate(seed=1, n_countries=n_countries, n_repeat=n_repeat)
+    sup = sim.truth["supported"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", cs.CipsWarning)
+        ind = cs.estimate.indicators(sim.data, by=("country", "iteration", "group"), n_boot=1000, seed=1)
+        cc = cs.change.cell_changes(ind)
+        t0 = time.perf_counter()
+        model = cs.change.fit(ind, supported=sup, seed=1, strict=False)
+        t_fit = time.perf_counter() - t0
+    calls = []
+    for _ in range(repeats):
+        load = _load()[0]
+        t0, c0 = time.perf_counter(), time.process_time()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", cs.CipsWarning)
+            cs.claims.audit(model, supported=sup, cell_changes=cc, seed=1)
+        calls.append({"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0, "load_1min": load})
+    return {"n_countries": n_countries, "countries_with_change": n_repeat, "n_cell_changes": int(len(cc.table)),
+            "change_fit_s": t_fit, "calls": calls, "best_wall_s": min(c["wall_s"] for c in calls),
+            "best_cpu_s": min(c["cpu_s"] for c in calls)}
+
+
 def run(quick: bool = False) -> dict[str, Any]:
     n_perm = 10_000
     n_pandas = 200 if quick else 1000
@@ -143,6 +175,8 @@ def run(quick: bool = False) -> dict[str, Any]:
             out["audit"]["from_change_model_without_gee_mixed_s"] = t_light
         except Exception as exc:  # recorded, not hidden
             out["audit"]["change_model_error"] = f"{type(exc).__name__}: {exc}"
+    if not quick:
+        out["audit_180"] = audit_at_scale(repeats=repeats)
     n_sim = 8 if quick else 50
     t1, cpu1 = _power_dask(1, n_sim)
     t2, cpu2 = _power_dask(2, n_sim)

@@ -289,6 +289,56 @@ def test_vectorised_bh_and_holm_match_statsmodels():
     np.testing.assert_allclose(claims._holm(p[0]), multipletests(p[0], method="holm")[1])
 
 
+def test_bh_partial_sort_edges_match_statsmodels():
+    """Only p-values <= q are sorted: rows with none, rows where all qualify, ties and one column."""
+    from statsmodels.stats.multitest import multipletests
+
+    rng = np.random.default_rng(4)
+    cases = [np.full((3, 6), 0.5),                                   # nothing at or below q
+             rng.uniform(0, 0.01, size=(4, 8)),                      # every p-value below q: a full sort
+             np.tile([0.01, 0.02, 0.02, 0.02, 0.3, 0.9], (2, 1)),    # ties at the threshold
+             rng.uniform(0, 0.2, size=(5, 1)),                       # a single test per row
+             np.vstack([np.full(7, 0.8), rng.beta(0.3, 1.0, size=7)])]
+    for p in cases:
+        dec = claims._bh_reject(p, 0.1)
+        assert dec.shape == p.shape and dec.dtype == bool
+        for i in range(p.shape[0]):
+            np.testing.assert_array_equal(dec[i], multipletests(p[i], alpha=0.1, method="fdr_bh")[0])
+    assert not claims._bh_reject(np.full((2, 4), 0.5), 0.05).any()
+
+
+def test_fixed_effects_by_demeaning_equal_the_dummy_regression():
+    """The DiD/ANCOVA/baseline OLS absorbs the country effects by demeaning: the same estimate, cluster SE,
+    t test on C - 1 df and interval as statsmodels' OLS on country dummies."""
+    import statsmodels.api as sm
+
+    rng = np.random.default_rng(8)
+    C = 9
+    codes = np.repeat(np.arange(C), rng.integers(3, 8, size=C))
+    labels = rng.random(len(codes)) < 0.4
+    base = rng.normal(5, 1, len(codes)) + codes * 0.3
+    y = 0.3 * labels - 0.2 * base + rng.normal(0, 0.5, len(codes)) + 0.5 * codes
+    for cov in (None, base):
+        got = claims._ols_cluster(y, labels, codes, 0.9, covariate=cov)
+        cols = [labels.astype(float)] + ([] if cov is None else [cov - cov.mean()])
+        X = np.column_stack(cols + [(codes[:, None] == np.arange(C)).astype(float)])
+        fit = sm.OLS(y, X).fit(cov_type="cluster", cov_kwds={"groups": codes}, use_t=True)
+        lo, hi = fit.conf_int(alpha=0.1)[0]
+        want = {"estimate": fit.params[0], "se": fit.bse[0], "statistic": fit.tvalues[0], "p_value": fit.pvalues[0],
+                "ci_low": lo, "ci_high": hi}
+        for k, v in want.items():
+            assert got[k] == pytest.approx(v, rel=1e-10), k
+        if cov is not None:
+            assert got["slope"] == pytest.approx(fit.params[1], rel=1e-10)
+    # support constant within every country: no within-country contrast
+    flat = np.isin(codes, np.flatnonzero(np.arange(C) % 2 == 0))
+    assert "no within-country contrast" in claims._ols_cluster(y, flat, codes, 0.95)["note"]
+    # one labelled and one unlabelled cell in each of two countries, with a covariate: no residual df
+    two = claims._ols_cluster(np.array([1.0, 2, 3, 5]), np.array([True, False, True, False]), np.array([0, 0, 1, 1]),
+                              0.95, covariate=np.array([0.1, 0.5, 0.2, 0.1]))
+    assert "no residual degrees of freedom" in two["note"]
+
+
 # ---------------------------------------------------------------------------------- aggregates
 def test_from_aggregates_reproduces_the_published_comparison():
     off = claims.from_aggregates(supported_improved=68, supported_total=80, unsupported_improved=66,
