@@ -886,7 +886,12 @@ def audit(indicators_or_change: Any, *, supported: pd.DataFrame, rules: Sequence
     statistic is the difference between the mean outcome of supported and
     unsupported cells and its p-value is two-sided, ``(1 + hits) / (1 +
     n_perm)`` by Monte Carlo (with its SE) or exact by enumeration.  All
-    permutations are one array operation.  See ``methodology/claims.md``.
+    permutations are one array operation.  The linear algebra runs on one
+    BLAS thread: its products are small, extra threads only wait (on a busy
+    machine they made the audit several times slower at 180 countries), and
+    the numbers then do not depend on the machine's thread count (the mixed
+    model's optimiser moves by about 1e-7 with it).  See
+    ``methodology/claims.md``.
 
     Examples
     --------
