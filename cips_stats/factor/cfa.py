@@ -219,7 +219,8 @@ def _cfa_survey(data, *, model, missing, respondent_group, weight, estimator, **
     frame = data.frame
     for g in order:
         syn = model if model is not None else data.instrument.model_syntax(g)
-        items = [c for c in frame.columns if c in set(_model_variables(syn))]
+        names = set(_model_variables(syn))
+        items = [c for c in frame.columns if c in names]
         extra = [c for c in (opts.get("group"), wcol) if c is not None and c in frame.columns]
         sub = _survey.group_frame(frame, "group", g, list(dict.fromkeys(items + extra)))
         res = _cfa_frame(sub, model=syn, estimator=estimator, missing=miss, survey=data, weight=wcol, **opts)
@@ -265,9 +266,9 @@ def _cfa_frame(frame, **kw):
     """One model on one frame, flags of fit and keying attached (no warnings emitted here)."""
     # Small dense products: one BLAS thread is faster on a shared machine and never slower by
     # much here (measured: see benchmarks/results/cfa.json).
-    from threadpoolctl import threadpool_limits
+    from .._blas import one_thread
 
-    with threadpool_limits(limits=1, user_api="blas"):
+    with one_thread():
         res = _cfa_frame_impl(frame, **kw)
     kind = {"MLR": "robust", "WLSMV": "scaled"}.get(res.estimator)
     judged = thresholds.judge_fit(res.fit, kind=kind) + tuple(_wrong_sign_flags(res.parameters))

@@ -889,9 +889,9 @@ def _one_blas_thread(func):
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        from threadpoolctl import threadpool_limits
+        from .._blas import one_thread
 
-        with threadpool_limits(limits=1, user_api="blas"):
+        with one_thread():
             return func(*args, **kwargs)
 
     return wrapper

@@ -415,13 +415,17 @@ def build_partable(
 
     lv_names, ov_names = _variable_names(statements, observed, ord_k)
     user, keys, th_user = _parameter_keys(statements, lv_names, ov_names, ord_k, meanstructure)
+    # the table is built column by column in plain lists (a few hundred rows: pandas per-column
+    # operations would cost more than the work) and becomes a DataFrame once, at the end
     pt = _group_rows(keys, user, lv_names, ord_k, n_groups, std_lv)
-    pt = _group_equal_rules(pt, group_equal, group_partial, n_groups, std_lv)
-    pt = _absorb_equalities(pt, equalities)
+    _group_equal_rules(pt, group_equal, group_partial, n_groups, std_lv)
+    _absorb_equalities(pt, equalities)
     _check_identification(pt, lv_names, n_groups, ord_k, th_user)
-    out = pt[["id", "lhs", "op", "rhs", "user", "group", "free", "ustart", "label", "plabel"]].copy()
-    out["label"] = out["label"].astype(object)
-    return out.reset_index(drop=True)
+    return pd.DataFrame({
+        "id": np.asarray(pt["id"], dtype=np.int64), "lhs": pt["lhs"], "op": pt["op"], "rhs": pt["rhs"],
+        "user": np.asarray(pt["user"], dtype=np.int64), "group": np.asarray(pt["group"], dtype=np.int64),
+        "free": np.asarray(pt["free"], dtype=np.int64), "ustart": np.asarray(pt["ustart"], dtype=float),
+        "label": pd.Series(pt["label"], dtype=object), "plabel": pt["plabel"]})
 
 
 
@@ -531,7 +535,7 @@ def _group_rows(keys, user, lv_names, ord_k, n_groups, std_lv):
             n_ind[lhs] = n_ind.get(lhs, 0) + 1
     single_ind = {first_ind[f] for f in lv_names if n_ind[f] == 1}
 
-    # -- rows per group (collected by column: a frame from lists is built fast) ------------
+    # -- rows per group, collected by column ---------------------------------------------
     names = ("lhs", "op", "rhs", "user", "group", "free", "ustart", "label", "is_fixed_user", "explicit_free")
     cols: dict[str, list] = {k: [] for k in names}
     for g in range(n_groups):
@@ -566,64 +570,58 @@ def _group_rows(keys, user, lv_names, ord_k, n_groups, std_lv):
             for k, v in zip(names, (lhs, op, rhs, is_user, g + 1, free, ustart, label or "", fixed is not None,
                                     explicit_free)):
                 cols[k].append(v)
-    pt = pd.DataFrame(cols)
-    pt.insert(0, "id", np.arange(1, len(pt) + 1))
-    pt["plabel"] = [f".p{i}." for i in pt["id"].tolist()]
-    pt["ptype"] = [param_type(o, l, r, lv_names) for l, o, r in zip(pt["lhs"].tolist(), pt["op"].tolist(),
-                                                                      pt["rhs"].tolist())]
-
-    return pt
+    n = len(cols["lhs"])
+    cols["id"] = list(range(1, n + 1))
+    cols["plabel"] = [f".p{i}." for i in cols["id"]]
+    cols["ptype"] = [param_type(o, l, r, lv_names) for l, o, r in zip(cols["lhs"], cols["op"], cols["rhs"])]
+    return cols
 
 
-def _group_equal_rules(pt, group_equal, group_partial, n_groups, std_lv):
-    """Multi-group identification (means, variances, scales freed in groups 2+) and group.equal labels."""
-    # -- multi-group identification rules -----------------------------------------------
+def _group_equal_rules(pt: dict, group_equal, group_partial, n_groups, std_lv) -> None:
+    """Multi-group identification (means, variances, scales freed in groups 2+) and group.equal labels.
+
+    ``pt`` holds the table's columns as lists and is changed in place.
+    """
+    if n_groups <= 1:
+        return
     ge = set(group_equal)
     partial = {_norm_partial(p) for p in group_partial}
-    if n_groups > 1:
-        open_later = (pt["group"].to_numpy() > 1) & ~pt["is_fixed_user"].to_numpy(dtype=bool)
-        ptype, op = pt["ptype"].to_numpy(dtype=object), pt["op"].to_numpy(dtype=object)
-        m = np.zeros(len(pt), dtype=bool)
-        if "intercepts" in ge or "thresholds" in ge:
-            m |= open_later & (ptype == "means")
-        if std_lv and "loadings" in ge:
-            m |= open_later & (ptype == "lv.variances")
-        if "thresholds" in ge:
-            m |= open_later & (op == "~*~")
-        if m.any():
-            pt["free"] = np.where(m, True, pt["free"].to_numpy(dtype=bool))
-            pt["ustart"] = np.where(m, np.nan, pt["ustart"].to_numpy(dtype=float))
-        # group.equal through labels
-        c_lhs, c_op, c_rhs = pt["lhs"].tolist(), pt["op"].tolist(), pt["rhs"].tolist()
-        c_g, c_type = pt["group"].tolist(), pt["ptype"].tolist()
-        c_label, c_plabel = pt["label"].tolist(), pt["plabel"].tolist()
-        c_free, c_ustart = pt["free"].tolist(), pt["ustart"].tolist()
-        c_fu, c_ef = pt["is_fixed_user"].tolist(), pt["explicit_free"].tolist()
-        ref = {(l, o, r): i for i, (l, o, r, gg) in enumerate(zip(c_lhs, c_op, c_rhs, c_g)) if gg == 1}
-        for i in range(len(pt)):
-            if c_g[i] == 1 or c_type[i] not in ge:
-                continue
-            key = (c_lhs[i], c_op[i], c_rhs[i])
-            name = _norm_partial(f"{key[0]}{key[1]}{key[2]}")
-            if name in partial or c_label[i] != "" or c_fu[i] or c_ef[i]:
-                continue
-            j = ref.get(key)
-            if j is None:
-                continue
-            if not c_free[j]:
-                c_free[i] = False
-                c_ustart[i] = c_ustart[j]
-                continue
-            if c_label[j] == "":
-                c_label[j] = c_plabel[j]
-            c_label[i] = c_label[j]
-            c_free[i] = True
-        pt["label"], pt["free"], pt["ustart"] = c_label, c_free, c_ustart
-
-    return pt
+    c_lhs, c_op, c_rhs, c_g, c_type = pt["lhs"], pt["op"], pt["rhs"], pt["group"], pt["ptype"]
+    c_label, c_plabel, c_free, c_ustart = pt["label"], pt["plabel"], pt["free"], pt["ustart"]
+    c_fu, c_ef = pt["is_fixed_user"], pt["explicit_free"]
+    # -- multi-group identification rules -----------------------------------------------
+    means = "intercepts" in ge or "thresholds" in ge
+    lv_var = std_lv and "loadings" in ge
+    scales = "thresholds" in ge
+    if means or lv_var or scales:
+        for i in range(len(c_g)):
+            if c_g[i] > 1 and not c_fu[i] and ((means and c_type[i] == "means")
+                                                or (lv_var and c_type[i] == "lv.variances")
+                                                or (scales and c_op[i] == "~*~")):
+                c_free[i], c_ustart[i] = True, float("nan")
+    # -- group.equal through labels
+    ref = {(l, o, r): i for i, (l, o, r, gg) in enumerate(zip(c_lhs, c_op, c_rhs, c_g)) if gg == 1}
+    for i in range(len(c_g)):
+        if c_g[i] == 1 or c_type[i] not in ge:
+            continue
+        key = (c_lhs[i], c_op[i], c_rhs[i])
+        name = _norm_partial(f"{key[0]}{key[1]}{key[2]}")
+        if name in partial or c_label[i] != "" or c_fu[i] or c_ef[i]:
+            continue
+        j = ref.get(key)
+        if j is None:
+            continue
+        if not c_free[j]:
+            c_free[i] = False
+            c_ustart[i] = c_ustart[j]
+            continue
+        if c_label[j] == "":
+            c_label[j] = c_plabel[j]
+        c_label[i] = c_label[j]
+        c_free[i] = True
 
 
-def _absorb_equalities(pt, equalities):
+def _absorb_equalities(pt: dict, equalities) -> None:
     """Rows with one label (or tied by a == b) share one free index; a label tied to a fixed row fixes all."""
     # -- equality constraints (shared labels, a == b) → shared free index ----------------------
     parent = {}
@@ -634,7 +632,7 @@ def _absorb_equalities(pt, equalities):
             a = parent[a]
         return a
 
-    labels = pt["label"].tolist()
+    labels = pt["label"]
     labels_in_table = set(labels) - {""}
     for a, b in equalities:
         for x in (a, b):
@@ -642,10 +640,9 @@ def _absorb_equalities(pt, equalities):
                 raise ModelError(f"The constraint {a} == {b} uses the label {x!r}, which labels no parameter.")
         parent[find(a)] = find(b)
     key_of = [find(lab) if lab else f"#row{i}" for i, lab in enumerate(labels)]
-    pt["_key"] = key_of
     # a label shared with a fixed row fixes all rows with that label
     fixed_keys = {}
-    c_free, c_ustart = pt["free"].tolist(), pt["ustart"].tolist()
+    c_free, c_ustart = pt["free"], pt["ustart"]
     for k, fr, us in zip(key_of, c_free, c_ustart):
         if not fr and not k.startswith("#row"):
             fixed_keys.setdefault(k, us)
@@ -662,19 +659,16 @@ def _absorb_equalities(pt, equalities):
         else:
             free_col.append(0)
             ustart_col.append(us)
-    pt["free"] = np.asarray(free_col, dtype=int)
-    pt["ustart"] = np.asarray(ustart_col, dtype=float)
-
-    return pt
+    pt["free"] = free_col
+    pt["ustart"] = ustart_col
 
 
 def _check_identification(pt, lv_names, n_groups, ord_k, th_user):
     """Every factor needs a scale in every group; every ordered item thresholds."""
     # -- identification checks ----------------------------------------------------------------
     scale_ok: dict[tuple[int, str], bool] = {}
-    for g, lhs, op, rhs, fr, us, lab in zip(pt["group"].tolist(), pt["lhs"].tolist(), pt["op"].tolist(),
-                                           pt["rhs"].tolist(), pt["free"].tolist(), pt["ustart"].tolist(),
-                                           pt["label"].tolist()):
+    for g, lhs, op, rhs, fr, us, lab in zip(pt["group"], pt["lhs"], pt["op"], pt["rhs"], pt["free"], pt["ustart"],
+                                           pt["label"]):
         key = (g, lhs)
         if op == "=~" and ((fr == 0 and us != 0) or (g > 1 and lab != "")):
             scale_ok[key] = True

@@ -62,6 +62,20 @@ class WLSSample:
         # for all the fits of one data set (an invariance ladder refits the same cached sample)
         self.memo: dict[Any, Any] = {}
 
+    def corr(self, g: int, names: Sequence[str]) -> pd.DataFrame:
+        """Polychoric matrix of group ``g`` in the order ``names`` (kept: do not modify)."""
+        key = ("corr", g, tuple(names))
+        if key not in self.memo:
+            self.memo[key] = self.poly[g].corr.loc[list(names), list(names)]
+        return self.memo[key]
+
+    def corr_array(self, g: int, names: Sequence[str]) -> np.ndarray:
+        """:meth:`corr` as an array (kept: do not modify)."""
+        key = ("corr_array", g, tuple(names))
+        if key not in self.memo:
+            self.memo[key] = self.corr(g, names).to_numpy()
+        return self.memo[key]
+
 
 def wls_sample(frames: Sequence[pd.DataFrame], ov_names: Sequence[str], *, missing: str = "pairwise",
                levels: dict | None = None, weight: str | None = None) -> WLSSample:
@@ -505,11 +519,15 @@ def fit_wlsmv(
     loadings = params[params["op"] == "=~"].rename(columns={"lhs": "factor", "rhs": "item"}).reset_index(drop=True)
     thr = params[params["op"] == "|"].rename(columns={"lhs": "item", "rhs": "threshold"}).reset_index(drop=True)
     implied, samp = [], []
+    ov_index = pd.Index(ov)
     for g in range(G):
         k = len(th_perm[g])
-        implied.append({"sigma": pd.DataFrame(imp[g]["sigma"], index=ov, columns=ov),
-                        "tau": pd.Series(sig[g][:k], index=sample.th_labels[g])})
-        samp.append({"cov": sample.poly[g].corr.loc[ov, ov], "th": pd.Series(sample.s[g][:k], index=sample.th_labels[g])})
+        th_index = sample.memo.get(("th_index", g))
+        if th_index is None:
+            th_index = sample.memo[("th_index", g)] = pd.Index(sample.th_labels[g])
+        implied.append({"sigma": pd.DataFrame(imp[g]["sigma"], index=ov_index, columns=ov_index),
+                        "tau": pd.Series(sig[g][:k], index=th_index)})
+        samp.append({"cov": sample.corr(g, ov).copy(), "th": pd.Series(sample.s[g][:k], index=th_index)})
     options = {"estimator": est_name, "missing": missing, "parameterization": parameterization, "weight": weight,
                "group": group, "group_equal": list(group_equal), "group_partial": list(group_partial),
                "std_lv": std_lv, "ordered": list(ov), "se": "robust.sem" if est_name == "WLSMV" else "standard",
@@ -622,7 +640,7 @@ def _gauss_newton(m, sample: WLSSample, th_perm, od, weigh, fg, *, max_iter: int
         return sum(f * float(e @ weigh(g, e)) for g, (f, e) in
                    enumerate(zip(fg, [s - sg for s, sg in zip(sample.s, sig)])))
 
-    covs = [pr.corr.loc[m.ov_names, m.ov_names].to_numpy() for pr in sample.poly]
+    covs = [sample.corr_array(g, m.ov_names) for g in range(G)]
     ths = []
     for g in range(G):
         t = np.empty(len(th_perm[g]))
@@ -804,7 +822,7 @@ def _catml_robust(m, theta, sample: WLSSample, imp, dlt, w, gam, Ainv, fg, fit, 
     xx3 = xx3_null = kbs = 0.0
     rows = []
     for g in range(G):
-        R = sample.poly[g].corr.loc[m.ov_names, m.ov_names].to_numpy()
+        R = sample.corr_array(g, m.ov_names)
         if np.linalg.eigvalsh(R).min() < np.sqrt(np.finfo(float).eps):
             flags.append(Flag("robust_fit_unavailable", "cfi_robust, tli_robust and rmsea_robust need positive "
                               "definite polychoric matrices (lavaan's cat-ML); not computed.", "info"))
@@ -824,20 +842,22 @@ def _catml_robust(m, theta, sample: WLSSample, imp, dlt, w, gam, Ainv, fg, fit, 
     npar3 = len(np.unique(m.partable.loc[(m.partable["free"] > 0) & ~m.partable["op"].isin(["|", "~1"]), "free"]))
     df3 = G * pstar - npar3
     df3_null = G * pstar
-    # ks = tr(U' V U Gamma) over the block-diagonal stack, U = I - Delta E^-1 Delta' W (f_g-weighted)
+    # ks = tr(U' V U Gamma) over the block-diagonal stack, U = I - Delta M, M = E^-1 Delta' W (f_g-weighted).
+    # Expanded in parameter space (V, Gamma symmetric, no k x k product):
+    # tr(V Gamma) - 2 tr(V Delta M Gamma) + tr((Delta' V Delta)(M Gamma M'))
     WD = [f * Wc[:, None] * Dc for f, _, Wc, Dc, _ in rows]
     Dall = np.vstack([Dc for _, _, _, Dc, _ in rows])
-    WDall = np.vstack(WD)
-    U = -Dall @ Ainv @ WDall.T
-    U[np.diag_indices_from(U)] += 1.0
+    M = Ainv @ np.vstack(WD).T                                      # (q, k)
     sizes = np.cumsum([0] + [Dc.shape[0] for _, _, _, Dc, _ in rows])
-    Vall = np.zeros_like(U)
-    Gall = np.zeros_like(U)
-    for g, (f, V, _, _, Gc) in enumerate(rows):
+    VD = np.empty_like(Dall)
+    MG = np.empty_like(M)
+    tr_vg = 0.0
+    for g, (f, V, _, Dc, Gc) in enumerate(rows):
         sl = slice(sizes[g], sizes[g + 1])
-        Vall[sl, sl] = f * V
-        Gall[sl, sl] = Gc / f
-    ks = float(np.sum((U.T @ Vall @ U) * Gall.T))
+        tr_vg += float(np.sum(V * Gc))                             # (f V) . (Gamma / f)
+        VD[sl] = f * (V @ Dc)
+        MG[:, sl] = (M[:, sl] @ Gc) / f
+    ks = tr_vg - 2.0 * float(np.sum(VD * MG.T)) + float(np.sum((Dall.T @ VD) * (MG @ M.T).T))
     c3 = ks / df3 if df3 > 0 else nan
     c3n = kbs / df3_null
     xx3s = xx3 / c3
