@@ -372,3 +372,24 @@ def test_small_cells_warn_once_per_kind_and_a_clean_survey_does_not_warn():
         out = cs.estimate.indicators(clean, n_boot=100, seed=2)
     assert not [w for w in caught if issubclass(w.category, CipsWarning)]
     assert not {"small_cell", "high_cv", "no_data"} & {f.code for f in out.flags}
+
+
+def test_partial_sort_intervals_equal_full_sort(monkeypatch):
+    """The percentile/BCa bounds from the partial sort are those of a full sort (NaN, ties, uneven counts)."""
+    from cips_stats.estimate import intervals as iv
+
+    rng = np.random.default_rng(3)
+    for _ in range(60):
+        R, B = int(rng.integers(1, 20)), int(rng.integers(2, 50))
+        t = rng.standard_normal((R, B))
+        t[rng.random((R, B)) < rng.choice([0.0, 0.0, 0.1, 0.9])] = np.nan
+        if rng.random() < 0.3:
+            t = np.round(t, 1)
+        e, acc = rng.standard_normal(R), 0.1 * rng.standard_normal(R)
+        for method in ("percentile", "bca"):
+            fast = iv.bootstrap_intervals(e, t, 0.9, method, acc)
+            with monkeypatch.context() as m:
+                m.setattr(iv, "_order_statistics", lambda x, nv, qs: np.sort(x, axis=1))
+                full = iv.bootstrap_intervals(e, t, 0.9, method, acc)
+            for k in fast:
+                np.testing.assert_array_equal(fast[k], full[k])

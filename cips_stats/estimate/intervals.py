@@ -113,6 +113,22 @@ def row_quantiles(srt: np.ndarray, nvalid: np.ndarray, q: np.ndarray) -> np.ndar
     return np.where(nvalid > 0, out, np.nan)
 
 
+def _order_statistics(t: np.ndarray, nvalid: np.ndarray, qs: tuple) -> np.ndarray:
+    """``t`` with every order statistic that :func:`row_quantiles` reads for the ``qs`` in its sorted
+    place (NaN last): a partial sort when the rows share a few positions (as percentile intervals with
+    no missing replicate do), else a full sort; either way the values read are those of ``np.sort``."""
+    nv = nvalid.astype(np.float64)
+    need = []
+    for q in qs:
+        h = np.clip(q, 0.0, 1.0) * np.maximum(nv - 1.0, 0.0)
+        lo = np.floor(h).astype(np.intp)
+        need += [lo, np.minimum(lo + 1, np.maximum(nvalid - 1, 0)).astype(np.intp)]
+    kth = np.unique(np.concatenate(need)) if need else np.zeros(0, dtype=np.intp)
+    if t.shape[1] == 0 or kth.size > 8:
+        return np.sort(t, axis=1)
+    return np.partition(t, kth, axis=1)
+
+
 def _bca_quantiles(t, ok, nv, e, accel, alpha):
     below = (np.where(ok, t < e[:, None], False).sum(axis=1)
              + 0.5 * np.where(ok, t == e[:, None], False).sum(axis=1))
@@ -183,13 +199,13 @@ def bootstrap_intervals(est: np.ndarray, replicates: np.ndarray, ci: float, meth
             z = ndtri(1.0 - alpha / 2.0)
             out["ci_low"][sl], out["ci_high"][sl] = e - z * se, e + z * se
             continue
-        srt = np.sort(t, axis=1)
         if method == "percentile":
             ql = np.full(t.shape[0], alpha / 2.0)
             qh = np.full(t.shape[0], 1.0 - alpha / 2.0)
         else:
             ql, qh, undefined = _bca_quantiles(t, ok, nv, e, None if accel is None else accel[sl], alpha)
             out["bca_undefined"][sl] = undefined & ~np.isnan(e)
+        srt = _order_statistics(t, nv, (np.nan_to_num(ql, nan=0.0), np.nan_to_num(qh, nan=1.0)))
         lo = row_quantiles(srt, nv, np.nan_to_num(ql, nan=0.0))
         hi = row_quantiles(srt, nv, np.nan_to_num(qh, nan=1.0))
         out["ci_low"][sl] = np.where(np.isnan(ql), np.nan, lo)
