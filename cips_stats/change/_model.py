@@ -305,16 +305,27 @@ def _draw_changes(data: _Data, post: Any, baseline: bool, rng: np.random.Generat
     drift, support, beta, gamma, sd_cell = (flat(k) for k in ("drift", "support", "factor_effect",
                                                               "country_effect", "sd_cell"))
     pc, pg = data.pc, data.pg
+    if not baseline:
+        # in chunks of draws (arrays that stay in cache) and pair-major (P, n, F), so that each rotation is one
+        # matrix product per pair; the normal draws come in (n, P, F) order, chunk after chunk, as one stream
+        Q, QT, lam = data.Q, np.swapaxes(data.Q, 1, 2), data.lam
+        n, (P, F) = drift.shape[0], data.d.shape
+        out = np.empty((n, P, F))
+        step = max(1, 250_000 // max(1, P * F))
+        for a in range(0, n, step):
+            b = min(n, a + step)
+            mt = (drift[a:b, pg].T[:, :, None] + beta[a:b][None] + gamma[a:b, pc].T[:, :, None]
+                  + support[a:b, pg].T[:, :, None] * data.sup[:, None, :])             # (P, n_b, F)
+            zr = (data.d[:, None, :] - mt) @ Q                                          # Q'(d - m)
+            s2 = (sd_cell[a:b, pg] ** 2).T[:, :, None]
+            k = s2 / (s2 + lam[:, None, :])
+            z_eps = k * zr + np.sqrt(k * lam[:, None, :]) * np.swapaxes(rng.standard_normal((b - a, P, F)), 0, 1)
+            out[a:b] = np.swapaxes(mt + z_eps @ QT, 0, 1)
+        return out
     m = (drift[:, pg][:, :, None] + beta[:, None, :] + gamma[:, pc][:, :, None]
          + support[:, pg][:, :, None] * data.sup[None])                               # (n, P, F)
     s2 = sd_cell[:, pg] ** 2                                                             # (n, P)
     n = m.shape[0]
-    if not baseline:
-        Q, lam = data.Q, data.lam
-        zr = np.einsum("pfk,npf->npk", Q, data.d[None] - m)                              # Q'(d - m)
-        k = s2[:, :, None] / (s2[:, :, None] + lam[None])
-        z_eps = k * zr + np.sqrt(k * lam[None]) * rng.standard_normal(zr.shape)
-        return m + np.einsum("pfk,npk->npf", Q, z_eps)
     rho = flat("rho")[:, pg]                                                             # (n, P)
     y1c = np.where(data.obs, data.y1 - data.ybar[pg], 0.0)
     base = m + rho[:, :, None] * y1c[None]
