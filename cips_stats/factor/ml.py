@@ -119,6 +119,7 @@ class GroupData:
     kgroups: list | None = None           # [(k, rows, missing-cols (n_k, k))]
     n_obs_var: np.ndarray | None = None   # observed count per row
     key: tuple | None = None              # hash of y (cache key of saturated-model results)
+    patterns: list | None = None          # per kgroup: (unique missing-cols (u, k), row -> pattern, counts)
 
 
 def _prepare_fiml(y: np.ndarray) -> GroupData:
@@ -134,7 +135,35 @@ def _prepare_fiml(y: np.ndarray) -> GroupData:
         kgroups.append((int(kk), rows, mis))
     gd = GroupData(y=y, n=len(y), mean=np.zeros(y.shape[1]), cov=np.eye(y.shape[1]), fiml=True, y0=y0,
                    obs=obs, kgroups=kgroups, n_obs_var=obs.sum(1))
+    gd.patterns = _missing_patterns(kgroups)
     return gd
+
+
+def _missing_patterns(kgroups) -> list:
+    """Per group of rows with k missing items: the distinct missing patterns, each row's pattern and
+    the rows per pattern.  Everything that depends on the pattern alone (the inverse of ``W_mm``, its
+    log-determinant, the pattern's part of the observed information) is computed once per pattern."""
+    out = []
+    for _k, _rows, mis in kgroups:
+        umis, inv, cnt = np.unique(mis, axis=0, return_inverse=True, return_counts=True)
+        out.append((umis, inv.reshape(-1), cnt))
+    return out
+
+
+def _patterns_of(gd: GroupData) -> list:
+    if gd.patterns is None:
+        gd.patterns = _missing_patterns(gd.kgroups or [])
+    return gd.patterns
+
+
+def _pattern_inverses(W: np.ndarray, umis: np.ndarray, logdet: bool = False):
+    """``(W_mm)^-1`` of every distinct missing pattern (and ``log det W_mm``)."""
+    Wmm = W[umis[:, :, None], umis[:, None, :]]
+    inv = np.linalg.inv(Wmm)
+    if not logdet:
+        return inv
+    cm = np.linalg.cholesky(Wmm)
+    return inv, 2.0 * np.log(np.diagonal(cm, axis1=1, axis2=2)).sum(1)
 
 
 def _active(dS: np.ndarray, dmu: np.ndarray) -> np.ndarray:
@@ -170,21 +199,21 @@ def fiml_parts(gd: GroupData, sigma: np.ndarray, mu: np.ndarray, *, need_grad: b
     ld = np.full(gd.n, logdet)
     Z = U.copy()
     K = np.zeros_like(W)
-    inv_blocks = []
-    for k, rows, mis in gd.kgroups:
-        Wmm = W[mis[:, :, None], mis[:, None, :]]
-        cm = np.linalg.cholesky(Wmm)
-        ld[rows] += 2.0 * np.log(np.diagonal(cm, axis1=1, axis2=2)).sum(1)
-        Wmm_inv = np.linalg.inv(Wmm)
+    inv_blocks, pattern_blocks = [], []
+    for (k, rows, mis), (umis, pat, cnt) in zip(gd.kgroups, _patterns_of(gd)):
+        inv_u, ld_u = _pattern_inverses(W, umis, logdet=True)       # once per distinct pattern
+        ld[rows] += ld_u[pat]
+        Wmm_inv = inv_u[pat]
         um = np.take_along_axis(U[rows], mis, axis=1)
         r = np.einsum("nij,nj->ni", Wmm_inv, um)
         q[rows] -= np.einsum("ni,ni->n", um, r)
         if need_grad or need_rows:
             Wc = W[:, mis]  # (p, n_k, k)
             Z[rows] -= np.einsum("pnk,nk->np", Wc, r)
-            np.add.at(K, (mis[:, :, None], mis[:, None, :]), Wmm_inv)
+            np.add.at(K, (umis[:, :, None], umis[:, None, :]), inv_u * cnt[:, None, None])
         if need_rows:
             inv_blocks.append(Wmm_inv)
+            pattern_blocks.append(inv_u)
     loglik = -0.5 * float(np.sum(gd.n_obs_var * _LOG2PI + ld + q))
     out = {"loglik": loglik}
     if need_grad:
@@ -192,7 +221,7 @@ def fiml_parts(gd: GroupData, sigma: np.ndarray, mu: np.ndarray, *, need_grad: b
         out["M"] = M
         out["zsum"] = Z.sum(0)
     if need_rows:
-        out.update(Z=Z, W=W, inv_blocks=inv_blocks, K=K)
+        out.update(Z=Z, W=W, inv_blocks=inv_blocks, pattern_blocks=pattern_blocks, K=K)
     return out
 
 
@@ -253,16 +282,16 @@ def em_saturated(gd: GroupData, *, tol: float = 1e-10, max_iter: int = 2000) -> 
         U = D @ W
         Yhat = np.where(obs, y, 0.0).copy()
         K = np.zeros_like(W)
-        for k, rows, mis in gd.kgroups:
-            Wmm = W[mis[:, :, None], mis[:, None, :]]
-            Wmm_inv = np.linalg.inv(Wmm)
+        for (k, rows, mis), (umis, pat, cnt) in zip(gd.kgroups, _patterns_of(gd)):
+            inv_u = _pattern_inverses(W, umis)                     # once per distinct pattern
+            Wmm_inv = inv_u[pat]
             um = np.take_along_axis(U[rows], mis, axis=1)
             r = np.einsum("nij,nj->ni", Wmm_inv, um)
             fill = mu[mis] - r
             sub = Yhat[rows]
             np.put_along_axis(sub, mis, fill, axis=1)
             Yhat[rows] = sub
-            np.add.at(K, (mis[:, :, None], mis[:, None, :]), Wmm_inv)
+            np.add.at(K, (umis[:, :, None], umis[:, None, :]), inv_u * cnt[:, None, None])
         mu_new = Yhat.mean(0)
         Yc = Yhat - mu_new
         sigma_new = (Yc.T @ Yc + K) / n
@@ -479,7 +508,7 @@ class MLProblem:
                 X = RS.reshape(npar, -1) @ WSt.reshape(npar, -1).T   # tr(Rbar S_k W S_l)
                 T1 -= X + X.T
                 Wm = dmu @ W if self.meanstructure else None
-                T1c, T2c = _missing_corrections(gd, parts["inv_blocks"], WS, W, Wm, Z, expected=expected,
+                T1c, T2c = _missing_corrections(gd, parts["pattern_blocks"], WS, W, Wm, Z, expected=expected,
                                                 chunk=chunk, chunk_elems=chunk_elems)
                 T1 += T1c
                 T2 -= T2c
@@ -873,7 +902,7 @@ def _syrk(X: np.ndarray, out: np.ndarray) -> None:
         out += dsyrk(1.0, np.asfortranarray(X))
 
 
-def _missing_corrections(gd: GroupData, inv_blocks, WS, W, Wm, Z, *, expected: bool, chunk: int,
+def _missing_corrections(gd: GroupData, pattern_blocks, WS, W, Wm, Z, *, expected: bool, chunk: int,
                          chunk_elems: float) -> tuple[np.ndarray, np.ndarray]:
     """The rank-k parts of the FIML information over rows with k missing items.
 
@@ -884,7 +913,10 @@ def _missing_corrections(gd: GroupData, inv_blocks, WS, W, Wm, Z, *, expected: b
     that move Sigma only (mean parameters have ``X = 0``). Likewise
     ``sum_i b_q' C b_r = (L' b_q) . (L' b_r)``. The products are batched over rows with the
     parameters inside each matrix (``k x k`` times ``k x (k npar)``), never one tiny product
-    per row and parameter. Returns ``(T1, T2)`` (symmetric).
+    per row and parameter. ``C`` and ``X_q`` depend on the row's missing pattern alone, so the
+    ``T1`` part is computed once per distinct pattern (``pattern_blocks``: ``C`` of each, from
+    :func:`fiml_parts`), weighted by its number of rows; ``T2`` needs each row's ``z``.
+    Returns ``(T1, T2)`` (symmetric).
     """
     npar, p = WS.shape[0], W.shape[0]
     cov_par = np.flatnonzero(np.any(WS != 0, axis=(1, 2)))
@@ -894,21 +926,25 @@ def _missing_corrections(gd: GroupData, inv_blocks, WS, W, Wm, Z, *, expected: b
     Wmt = None if Wm is None else np.ascontiguousarray(Wm.T)                          # [i, q]
     T1s = np.zeros((ns, ns))
     T2 = np.zeros((npar, npar))
-    for (k, rows, mis), Cinv in zip(gd.kgroups, inv_blocks):
+    for (k, rows, mis), (umis, pat, cnt), Cu in zip(gd.kgroups, _patterns_of(gd), pattern_blocks):
         iu, ju = np.triu_indices(k)
         wt = np.where(iu == ju, 1.0, np.sqrt(2.0))
         step = max(1, min(chunk, int(chunk_elems // (npar * k * max(k, p)))))
-        for s0 in range(0, len(rows), step):
-            rr, mm, Ci = rows[s0:s0 + step], mis[s0:s0 + step], Cinv[s0:s0 + step]
-            nn = len(rr)
-            Lc = np.linalg.cholesky(Ci)                                   # (n, k, k)
-            LcT = np.transpose(Lc, (0, 2, 1))
-            if ns:
+        Lu = np.linalg.cholesky(Cu)                                       # (u, k, k): per pattern
+        if ns:
+            for s0 in range(0, len(umis), step):
+                mm, Lc, c = umis[s0:s0 + step], Lu[s0:s0 + step], cnt[s0:s0 + step]
+                nn = len(mm)
                 X = WSWt[mm[:, :, None], mm[:, None, :]]                  # (n, i, j, q)
-                Y1 = (LcT @ X.reshape(nn, k, k * ns)).reshape(nn, k, k, ns)          # [n, a, j, q]
+                Y1 = (np.transpose(Lc, (0, 2, 1)) @ X.reshape(nn, k, k * ns)).reshape(nn, k, k, ns)  # [n, a, j, q]
                 Y = (np.transpose(Y1, (0, 1, 3, 2)).reshape(nn, k * ns, k) @ Lc).reshape(nn, k, ns, k)
-                V = np.transpose(Y, (0, 1, 3, 2))[:, iu, ju, :] * wt[None, :, None]  # (n, ntri, ns)
+                # each pattern counts once per row that has it
+                V = np.transpose(Y, (0, 1, 3, 2))[:, iu, ju, :] * (wt[None, :, None] * np.sqrt(c)[:, None, None])
                 _syrk(V.reshape(nn * len(iu), ns).T, T1s)
+        for s0 in range(0, len(rows), step):
+            rr, mm = rows[s0:s0 + step], mis[s0:s0 + step]
+            nn = len(rr)
+            LcT = np.transpose(Lu[pat[s0:s0 + step]], (0, 2, 1))
             if expected:
                 if Wmt is None:
                     continue

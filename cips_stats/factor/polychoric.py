@@ -389,6 +389,7 @@ class PolychoricResult(Result):
     iterations: int = 0
     _codes: np.ndarray = field(default=None, repr=False, compare=False)
     _weights: np.ndarray | None = field(default=None, repr=False, compare=False)
+    _tables: np.ndarray | None = field(default=None, repr=False, compare=False)   # (weighted) pair tables
 
     def to_dict(self) -> dict[str, Any]:
         """Return the result as a JSON-serialisable dictionary (without the internal codes)."""
@@ -589,7 +590,12 @@ def polychoric(data: Any, *, missing: str = "pairwise", max_categories: int = 20
     nobs = (codes >= 0).sum(axis=0)
     ii, jj = _pair_index(p)
     tables = _pair_tables(codes, kmax, ii, jj, weights=weights)
-    npair_n = _pair_tables(codes, kmax, ii, jj).sum(axis=(1, 2)) if weights is not None else tables.sum(axis=(1, 2))
+    raw_tables = tables                  # kept for Gamma (before any correction of empty cells)
+    if weights is None:
+        npair_n = tables.sum(axis=(1, 2))
+    else:                                # respondents answering both items of each pair
+        answered = (codes >= 0).astype(float)
+        npair_n = (answered.T @ answered)[ii, jj]
     usable_item = ncat >= 2
     usable = usable_item[ii] & usable_item[jj] & (npair_n > 0)
     if correct > 0:
@@ -654,7 +660,7 @@ def polychoric(data: Any, *, missing: str = "pairwise", max_categories: int = 20
     return PolychoricResult(
         corr=pd.DataFrame(corr, index=names, columns=names), thresholds=th, levels=lv,
         n_pairs=pd.DataFrame(npairs_mat, index=names, columns=names), n=int(n),
-        min_eigenvalue=min_eig, iterations=int(iters), _codes=codes, _weights=weights,
+        min_eigenvalue=min_eig, iterations=int(iters), _codes=codes, _weights=weights, _tables=raw_tables,
         provenance=prov, flags=tuple(flags))
 
 
@@ -726,7 +732,9 @@ def _gamma(res: PolychoricResult, chunk: int | None = None) -> np.ndarray:
     d1 = G1[:, :, 1:] - G1[:, :, :-1]        # (P, K+1, K): for threshold index m (0..K), column b
     d2 = G2[:, 1:, :] - G2[:, :-1, :]        # (P, K, K+1)
     # A21 (per pair: its two items' thresholds) and A22 via cell sums
-    tables = _pair_tables(codes, kmax, ii, jj, weights=wts)
+    tables = res._tables
+    if tables is None or tables.shape != (npair, kmax, kmax):
+        tables = _pair_tables(codes, kmax, ii, jj, weights=wts)
     A22 = (tables * sc_rho * sc_rho).sum(axis=(1, 2))
     A21_1 = np.zeros((npair, kmax - 1))      # d/d thresholds of item ii (rows of the tables)
     A21_2 = np.zeros((npair, kmax - 1))      # d/d thresholds of item jj (columns)
