@@ -802,12 +802,23 @@ def _item_answers(rng: np.random.Generator, inst: Instrument, meas: _Measurement
     N = len(m_i)
     eta = m_i + rng.standard_normal((N, m_i.shape[1])) @ meas.L.T
     lam_g, psi_g, tau_g, f_g = meas.lam[g_items], meas.psi[g_items], meas.tau[g_items], meas.item_f[g_items]
-    ystar = eta[:, f_g] * lam_g[None, :] + rng.standard_normal((N, len(g_items))) * np.sqrt(psi_g)[None, :]
+    # in place (the same operations in the same order as ``eta[:, f] * lam + e * sqrt(psi)``): no fresh
+    # N x J temporaries
+    ystar = np.take(eta, f_g, axis=1)
+    ystar *= lam_g[None, :]
+    e = rng.standard_normal((N, len(g_items)))
+    e *= np.sqrt(psi_g)[None, :]
+    ystar += e
+    del e
     code = np.ones((N, len(g_items)), dtype=np.int8)
+    above = np.empty(ystar.shape, dtype=bool)
     for k in range(P - 1):
-        code += (ystar > tau_g[None, :, k]).astype(np.int8)
-    rev = np.array([items[j].reverse for j in g_items])
-    return np.where(rev[None, :], P + 1 - code, code).astype(float)
+        np.greater(ystar, tau_g[None, :, k], out=above)
+        code += above
+    rev = np.array([items[j].reverse for j in g_items], dtype=bool)
+    if rev.any():
+        code[:, rev] = P + 1 - code[:, rev]
+    return code.astype(float)
 
 
 def _item_missingness(rng: np.random.Generator, rawcode: np.ndarray, inst: Instrument,
@@ -933,15 +944,28 @@ def _cell_truth(tables: dict[str, list], inst: Instrument, grp: _GroupFrame, des
 
 
 def _assemble_raw(raw_parts: list[tuple[pd.DataFrame, np.ndarray]], inst: Instrument) -> pd.DataFrame:
-    """The raw respondent table, sorted by country, iteration, group; respondents numbered 1..n."""
+    """The raw respondent table, sorted by country, iteration, group; respondents numbered 1..n.
+
+    The sort order is found on the key columns first and every column is taken once in that
+    order (the item block as one float array): no intermediate frame of every column is built.
+    """
     groups = list(inst.group_ids)
-    meta = pd.concat([p[0] for p in raw_parts], ignore_index=True)
-    block = np.vstack([p[1] for p in raw_parts])
-    raw = pd.concat([meta, pd.DataFrame(block, columns=[it.id for it in inst.items])], axis=1)
-    grp_rank = raw["group"].map({g: i for i, g in enumerate(groups)})
-    order = np.lexsort((raw["respondent_id"].to_numpy(), grp_rank.to_numpy(), raw["iteration"].to_numpy(),
-                        raw["country"].to_numpy().astype(str)))
-    raw = raw.iloc[order].reset_index(drop=True)
+    rank = {g: i for i, g in enumerate(groups)}
+    metas = [p[0] for p in raw_parts]
+    cols = list(metas[0].columns)
+
+    def joined(c: str) -> np.ndarray:
+        return np.concatenate([m[c].to_numpy(dtype=object if m[c].dtype != np.int64 and m[c].dtype != np.float64
+                                             else None) for m in metas])
+
+    country = joined("country").astype(str)
+    grp_rank = np.array([rank.get(g, np.nan) for g in joined("group")], dtype=float)
+    order = np.lexsort((joined("respondent_id"), grp_rank, joined("iteration"), country))
+    meta = pd.DataFrame({c: joined(c)[order] for c in cols})
+    # items x respondents, C-ordered: the frame's float block, with every item column contiguous
+    by_item = np.ascontiguousarray(np.take(np.vstack([p[1] for p in raw_parts]), order, axis=0).T)
+    items = pd.DataFrame(by_item.T, columns=[it.id for it in inst.items], copy=False)
+    raw = pd.concat([meta, items], axis=1)
     raw["respondent_id"] = np.arange(1, len(raw) + 1, dtype=np.int64)
     for d in inst.demographics:
         raw[d.name] = raw[d.name].astype(object).where(raw[d.name].notna(), None)
