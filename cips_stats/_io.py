@@ -201,9 +201,12 @@ def _fields_per_line(arr: np.ndarray, sep: str) -> tuple[np.ndarray, np.ndarray]
     stop = ends.copy()
     has_cr = (stop > starts) & (arr[np.maximum(stop - 1, 0)] == 13)
     stop[has_cr] -= 1
-    seps = np.cumsum(arr == ord(sep), dtype=np.int32)  # separators up to and including each byte
-    before = lambda i: np.where(i > 0, seps[np.maximum(i - 1, 0)], 0)  # noqa: E731 - separators before i
-    return before(stop) - before(starts) + 1, stop - starts
+    # separators per line: a sum over each line's bytes (its end included: never a separator); every
+    # segment holds at least one byte, so reduceat's empty-segment rule never applies
+    is_sep = (arr == ord(sep)).view(np.uint8)
+    seps = np.add.reduceat(is_sep, starts, dtype=np.int64) if starts.size and arr.size else \
+        np.zeros(starts.size, dtype=np.int64)
+    return seps + 1, stop - starts
 
 
 def _first_bad_byte(data: bytes, encoding: str) -> int | None:
