@@ -788,7 +788,10 @@ def _gamma(res: PolychoricResult, chunk: int | None = None) -> np.ndarray:
         u = np.empty((c.shape[0], dim))
         th = lt_th[c + item_off].reshape(c.shape[0], -1)
         u[:, :T] = th if all_th else th[:, th_sel]
-        np.take(lt_rho, pair_off + c[:, ii] * K1 + c[:, jj], out=u[:, T:], mode="clip")
+        idx = np.take(c * K1, ii, axis=1)               # the cell of each pair: (a K1 + b) + the pair's offset
+        idx += np.take(c, jj, axis=1)
+        idx += pair_off
+        u[:, T:] = np.take(lt_rho, idx)
         if wts is not None:
             u *= wts[s:s + rows, None]
         # acc += u'u (upper triangle): u.T is Fortran-ordered, so nothing is copied
