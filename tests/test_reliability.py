@@ -813,3 +813,19 @@ def test_omega_se_of_an_indefinite_information_matrix_is_nan_without_a_runtime_w
     assert np.isfinite(out["omega_model"][0]) and np.isnan(out["se_model"][0])
     fit["H"] = np.eye(2 * p)[None] * 50.0                          # positive definite: a finite SE
     assert np.isfinite(_omega_from_fit(fit, S, np.array([200.0]))["se_model"][0])
+
+
+def test_pd_pivots_cholesky_matches_elimination(monkeypatch):
+    """The batched-Cholesky test of positive definiteness (with its margin) agrees with the elimination."""
+    import sys
+
+    om = sys.modules["cips_stats.reliability._omega"]
+    rng = np.random.default_rng(5)
+    A = rng.standard_normal((300, 6, 6))
+    H = A @ np.swapaxes(A, 1, 2) + rng.choice([-1.0, 0.0, 1e-12, 0.5], size=300)[:, None, None] * np.eye(6)
+    H[:3] = np.diag([1.0, 1.0, 1.0, 1.0, 1.0, 1e-13])          # a pivot below the margin
+    fast = om._pd_pivots(H, 1e-10)
+    monkeypatch.setattr(om, "_cholesky_stack", None)
+    slow = om._pd_pivots(H, 1e-10)
+    np.testing.assert_array_equal(fast, slow)
+    assert fast.any() and not fast.all()

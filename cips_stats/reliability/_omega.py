@@ -74,16 +74,29 @@ def _bilinear(X: np.ndarray, Y: np.ndarray, L: np.ndarray) -> np.ndarray:
     return T
 
 
+try:  # the batched Cholesky gufunc behind numpy.linalg.cholesky, which leaves NaN where it fails
+    from numpy.linalg._umath_linalg import cholesky_lo as _cholesky_stack
+except ImportError:  # pragma: no cover - numpy moved it: the elimination below decides
+    _cholesky_stack = None
+
+
 def _pd_pivots(H: np.ndarray, rel: float) -> np.ndarray:
     """True where every LDL' pivot of a (C, m, m) stack exceeds ``rel`` times its largest |diagonal|.
 
     Gaussian elimination without pivoting, vectorised over the stack (a loop over the m
     columns only): a matrix passes only if it is positive definite with a margin, ten
-    times cheaper than an eigen-decomposition of the stack.
+    times cheaper than an eigen-decomposition of the stack.  Where numpy's batched Cholesky
+    gufunc is importable, its squared diagonal gives the same pivots three times faster.
     """
     C, m, _ = H.shape
-    A = H.copy()
     floor = rel * np.abs(np.diagonal(H, axis1=1, axis2=2)).max(axis=1)
+    if _cholesky_stack is not None:
+        # LAPACK's Cholesky of the whole stack at once: its squared diagonal is the pivots; a matrix
+        # whose factorisation breaks down (a pivot <= 0) comes back as NaN
+        with np.errstate(invalid="ignore", over="ignore"):
+            piv = np.diagonal(_cholesky_stack(H, signature="d->d"), axis1=1, axis2=2) ** 2
+        return (piv > floor[:, None]).all(axis=1)
+    A = H.copy()
     good = np.ones(C, dtype=bool)
     with np.errstate(over="ignore", invalid="ignore"):      # (only matrices already failed can blow up)
         for j in range(m):
