@@ -646,12 +646,10 @@ def _setup(data_or_frame, *, group, model, estimator, ordered, missing, responde
     if group not in frame.columns:
         raise DataError(f"group= {group!r} is not a column of the data.", [Problem(
             rule="group_column", message="Missing group column.", column=str(group))])
-    frame = frame[frame[group].notna()]
-    gvals = frame[group].astype(str)
-    if groups is not None:
-        keep = gvals.isin(set(map(str, groups))).to_numpy()
-        frame, gvals = frame[keep], gvals[keep]
-    labels = [str(x) for x in pd.unique(gvals)]
+    codes, labels = _group_codes(frame[group], groups)
+    keep = codes >= 0
+    if not keep.all():
+        frame, codes = frame[keep], codes[keep]
     if len(labels) < 2:
         raise DataError(f"Invariance needs at least two groups in {group!r}; found {labels}.")
     items = _model_items(model)
@@ -660,7 +658,6 @@ def _setup(data_or_frame, *, group, model, estimator, ordered, missing, responde
         raise DataError("Model items are not columns of the data.", [Problem(
             rule="model_items", message="Item of the model missing from the data.", column=c)
             for c in missing_cols])
-    codes = pd.Categorical(gvals, categories=labels).codes
     # items answered in every compared group (shared items): one pass, no per-group copies
     answered_by = np.column_stack([np.bincount(codes, weights=frame[c].notna().to_numpy(), minlength=len(labels))
                                    for c in items])
@@ -687,10 +684,28 @@ def _setup(data_or_frame, *, group, model, estimator, ordered, missing, responde
         estimator = "WLSMV"
     thresholds_per_item = _ordinal_categories(frame, codes, labels, ordered_list, flags)
     work = frame[list(dict.fromkeys([group] + items))].copy()
-    work[group] = gvals.to_numpy()
+    # the groups as text (values that print alike are one group), held as codes: no string per row
+    work[group] = pd.Categorical.from_codes(codes, categories=labels)
     return _Setup(work=work, model=model, labels=labels, items=items, ordered=ordered_list,
                   thresholds_per_item=thresholds_per_item, estimator=estimator, missing=missing,
                   n_per_group=n_per_group, provenance_data=data_or_frame, respondent_group=respondent_group)
+
+
+def _group_codes(col: pd.Series, groups: Sequence[Any] | None) -> tuple[np.ndarray, list[str]]:
+    """Each row's group as a code into the labels (the values as text, in order of appearance); -1 for a
+    missing value or a group not in ``groups``.  One hash pass over the column, then work on its few
+    distinct values (``astype(str)`` over millions of rows would dominate a ladder)."""
+    raw, uniques = pd.factorize(col)
+    text = np.asarray([str(u) for u in uniques], dtype=object)
+    merged, labels = pd.factorize(text)                  # values that print alike are one group
+    labels = [str(x) for x in labels]
+    if groups is not None:
+        wanted = set(map(str, groups))
+        kept = [lab for lab in labels if lab in wanted]
+        recode = np.array([kept.index(lab) if lab in wanted else -1 for lab in labels], dtype=np.int64)
+        merged, labels = recode[merged], kept
+    lut = np.append(np.asarray(merged, dtype=np.int64), -1)      # raw code -1 (missing) -> -1
+    return lut[raw], labels
 
 
 def _ordinal_categories(frame, codes, labels, ordered_list, flags: list[Flag]) -> dict[str, int]:
@@ -702,8 +717,8 @@ def _ordinal_categories(frame, codes, labels, ordered_list, flags: list[Flag]) -
         cats = np.unique(x[ok])
         out[c] = max(len(cats) - 1, 0)
         pos = np.searchsorted(cats, x[ok])
-        table = np.zeros((len(labels), len(cats)), dtype=int)
-        np.add.at(table, (codes[ok], pos), 1)
+        table = np.bincount(codes[ok] * len(cats) + pos, minlength=len(labels) * len(cats)).reshape(
+            len(labels), len(cats))
         for gi, g in enumerate(labels):
             empty = [float(k) for k, n in zip(cats, table[gi]) if n == 0]
             if empty:
