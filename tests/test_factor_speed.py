@@ -165,3 +165,17 @@ def test_survey_cfa_reads_the_models_items_once():
         warnings.simplefilter("ignore", CipsWarning)
         res = cs.factor.cfa(sim.data, respondent_group="private", estimator="WLSMV")
     assert set(res.implied[0]["sigma"].columns) == set(sim.data.instrument.items_for("private"))
+
+
+@pytest.mark.parametrize("values", [
+    np.array([3.0, 1.0, 5.0, 1.0, 3.0]),           # answer codes with a gap
+    np.array([-2.5, 0.5, -2.5, 1.5]),              # whole steps from a non-integer start
+    np.array([0.25, 0.5, 0.25]),                   # not whole numbers: sorted
+    np.array([1e9, 1.0]),                          # too wide a range to count
+    np.array([4.0]),
+])
+def test_answer_levels_by_counting_equal_unique(values):
+    lev, inv = pc._levels(values)
+    ref_lev, ref_inv = np.unique(values, return_inverse=True)
+    np.testing.assert_array_equal(lev, ref_lev)
+    np.testing.assert_array_equal(inv, ref_inv)

@@ -149,6 +149,20 @@ def _as_frame(data: Any) -> pd.DataFrame:
     return pd.DataFrame(arr, columns=[f"x{i + 1}" for i in range(arr.shape[1])])
 
 
+def _levels(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(v, return_inverse=True)`` of finite values; answer codes (whole numbers in a short
+    range) by counting instead of sorting."""
+    if v.size:
+        lo, hi = float(v.min()), float(v.max())
+        if hi - lo <= 4096:
+            k = v - lo
+            if np.array_equal(k, np.floor(k)):
+                ki = k.astype(np.intp)
+                present = np.bincount(ki) > 0
+                return np.flatnonzero(present) + lo, (np.cumsum(present) - 1)[ki]
+    return np.unique(v, return_inverse=True)
+
+
 def _code_items(frame: pd.DataFrame, max_categories: int) -> tuple[np.ndarray, list[np.ndarray], list[Flag]]:
     """Map each item's observed values to 0..K-1 (missing -> -1); return codes, levels, flags."""
     problems: list[Problem] = []
@@ -178,7 +192,7 @@ def _code_items(frame: pd.DataFrame, max_categories: int) -> tuple[np.ndarray, l
             problems.append(Problem("integer_codes", "Ordinal answer codes must be whole numbers.",
                                     file="<DataFrame>", row=int(nonint[0]) + 1, column=str(col),
                                     value=float(x[nonint[0]])))
-        lev, inv = np.unique(x[obs], return_inverse=True)
+        lev, inv = _levels(x[obs])
         if lev.size > max_categories:
             problems.append(Problem("max_categories",
                                     f"Item has {lev.size} distinct values, more than max_categories="
@@ -665,9 +679,9 @@ def polychoric(data: Any, *, missing: str = "pairwise", max_categories: int = 20
 
 
 # --------------------------------------------------------------------------- Gamma
-#: Floats in one block of transformed scores accumulated into Gamma (32 MiB): the blocks are big enough
+#: Floats in one block of transformed scores accumulated into Gamma (16 MiB): the blocks are big enough
 #: for the symmetric rank-k update to run at full speed and small enough to keep memory flat in n.
-_GAMMA_BLOCK_FLOATS = 1 << 22
+_GAMMA_BLOCK_FLOATS = 1 << 21
 
 
 def _gamma(res: PolychoricResult, chunk: int | None = None) -> np.ndarray:
