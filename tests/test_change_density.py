@@ -81,6 +81,88 @@ def test_compiled_kernel_equals_numpy_version(density):
     np.testing.assert_allclose(g_c, g_n, rtol=1e-10, atol=1e-10)
 
 
+@pytest.fixture(scope="module")
+def cdensity(density):
+    """The default density: country effects integrated out too."""
+    data, dens = density
+    return data, _logp.CountryMarginalDensity(dens.pc, dens.pg, dens.sup, dens.zd * dens.unit,
+                                              dens.lam * dens.unit ** 2, dens.Q, dens.layout.G, dens.layout.C,
+                                              dens.unit)
+
+
+def _country_reference(data, dens, x):
+    """The data's joint normal with the country effects integrated out (SciPy), plus the priors (SciPy)."""
+    nat = dens.unpack(x)
+    P, F = data.d.shape
+    C = dens.layout.C
+    m = nat["drift"][data.pg][:, None] + nat["factor_effect"][None, :] + nat["support"][data.pg][:, None] * data.sup
+    cov = np.zeros((P * F, P * F))
+    A = np.zeros((P * F, C))
+    for p in range(P):
+        blk = slice(p * F, (p + 1) * F)
+        cov[blk, blk] = nat["sd_cell"][data.pg[p]] ** 2 * np.eye(F) + data.Sd[p]
+        A[blk, data.pc[p]] = 1.0
+    cov += nat["sd_country"] ** 2 * A @ (np.eye(C) - 1.0 / C) @ A.T        # ZeroSumNormal country effects
+    u, s = data.unit, dens.sl
+    prior = (st.norm.logpdf(nat["drift"], 0, u).sum() + st.norm.logpdf(nat["support"], 0, u).sum()
+             + st.halfnorm.logpdf(nat["sd_factor"], scale=0.5 * u) + st.halfnorm.logpdf(nat["sd_country"], scale=0.5 * u)
+             + st.halfnorm.logpdf(nat["sd_cell"], scale=0.5 * u).sum() + st.norm.logpdf(x[s["u_factor"]]).sum()
+             + np.log(nat["sd_factor"]) + np.log(nat["sd_country"]) + np.log(nat["sd_cell"]).sum())
+    return st.multivariate_normal(m.ravel(), cov).logpdf(data.d.ravel()) + prior
+
+
+def test_country_marginal_density_equals_the_joint_normal(cdensity):
+    data, dens = cdensity
+    assert dens.layout.ndim == 3 * dens.layout.G + dens.layout.F + 1      # no country parameter is sampled
+    rng = np.random.default_rng(10)
+    xs = [rng.normal(scale=0.6, size=dens.layout.ndim) for _ in range(4)]
+    diffs = [dens.logp(x)[0] - _country_reference(data, dens, x) for x in xs]
+    assert np.ptp(diffs) < 1e-8
+    assert np.ptp([dens.logp(x)[0] for x in xs]) > 1.0
+
+
+def test_country_marginal_gradient_and_compiled_kernel(cdensity):
+    _, dens = cdensity
+    args = (dens.layout.G, dens.layout.F, dens.layout.C, dens.BF, dens.pc, dens.pg, dens.q1, dens.qs, dens.QT2,
+            dens.zd, dens.lam, 1.0 / _logp.EFFECT_PRIOR ** 2, 1.0 / _logp.SD_PRIOR ** 2)
+    rng = np.random.default_rng(11)
+    for _ in range(3):
+        x = rng.normal(scale=0.6, size=dens.layout.ndim)
+        lp, g = dens.logp(x)
+        fd = so.approx_fprime(x, lambda z: dens.logp(z)[0], 1e-7)
+        np.testing.assert_allclose(g, fd, rtol=1e-4, atol=1e-4 * max(1.0, np.abs(g).max()))
+        lp_n, g_n = _logp._logp_grad_country_numpy(x, *args)
+        assert lp == pytest.approx(lp_n, rel=1e-12)
+        np.testing.assert_allclose(g, g_n, rtol=1e-10, atol=1e-10)
+
+
+def test_country_posterior_is_the_exact_gaussian_conditional(cdensity):
+    """Mean and covariance of the country effects given the hyper-parameters, against dense Gaussian algebra."""
+    data, dens = cdensity
+    x = np.random.default_rng(12).normal(scale=0.5, size=dens.layout.ndim)
+    nat = dens.unpack(x)
+    mean, prec, V = dens.country_posterior(nat["drift"][None], nat["support"][None], nat["factor_effect"][None],
+                                           np.array([nat["sd_country"]]), nat["sd_cell"][None])
+    P, F = data.d.shape
+    C = dens.layout.C
+    m = nat["drift"][data.pg][:, None] + nat["factor_effect"][None, :] + nat["support"][data.pg][:, None] * data.sup
+    D = np.zeros((P * F, P * F))
+    A = np.zeros((P * F, C))
+    for p in range(P):
+        blk = slice(p * F, (p + 1) * F)
+        D[blk, blk] = nat["sd_cell"][data.pg[p]] ** 2 * np.eye(F) + data.Sd[p]
+        A[blk, data.pc[p]] = 1.0
+    K = nat["sd_country"] ** 2 * (np.eye(C) - 1.0 / C)                    # prior covariance of the effects
+    S = A @ K @ A.T + D
+    gain = K @ A.T @ np.linalg.inv(S)
+    ref_mean = gain @ (data.d.ravel() - m.ravel())
+    ref_cov = K - gain @ A @ K
+    np.testing.assert_allclose(mean[0], ref_mean, atol=1e-9)
+    cov = np.diag(1.0 / prec[0]) - np.outer(1.0 / prec[0], 1.0 / prec[0]) / V[0]
+    np.testing.assert_allclose(cov, ref_cov, atol=1e-9)
+    assert abs(mean[0].sum()) < 1e-10
+
+
 def _call_callbacks(dens, x):
     """Call the two C callbacks exactly as nutpie does (pointers to x, out, logp and the data buffer)."""
     import ctypes
@@ -93,7 +175,7 @@ def _call_callbacks(dens, x):
     x = np.ascontiguousarray(x, dtype=float)
     grad, lp = np.full(x.size, np.nan), np.full(1, np.nan)
     rc = logp_c.ctypes(x.size, ptr(x), ptr(grad), ptr(lp), ptr(buf))
-    spec = _logp.expanded_variables(dens.layout.G, dens.layout.F, dens.layout.C)
+    spec = _logp.country_expanded_variables(dens.layout.G, dens.layout.F)
     n_out = sum(int(np.prod(s)) for _, s, _ in spec)
     out = np.full(n_out, np.nan)
     rc_e = expand_c.ctypes(x.size, n_out, ptr(x), ptr(out), ptr(buf))
@@ -101,14 +183,14 @@ def _call_callbacks(dens, x):
     return rc, lp[0], grad, rc_e, out, spec, bad
 
 
-def test_c_callbacks_equal_the_numpy_density_and_unpack(density):
+def test_c_callbacks_equal_the_numpy_density_and_unpack(cdensity):
     """The C callbacks nutpie calls (no GIL) give the NumPy reference's density, gradient and named variables."""
-    _, dens = density
+    _, dens = cdensity
     x = np.random.default_rng(5).normal(scale=0.7, size=dens.layout.ndim)
     rc, lp, grad, rc_e, out, spec, bad = _call_callbacks(dens, x)
-    args = (dens.layout.G, dens.layout.F, dens.layout.C, dens.BF, dens.BC, dens.pc, dens.pg, dens.q1, dens.qs,
-            dens.QT2, dens.zd, dens.lam, 1.0 / _logp.EFFECT_PRIOR ** 2, 1.0 / _logp.SD_PRIOR ** 2)
-    lp_n, g_n = _logp._logp_grad_numpy(x, *args)
+    args = (dens.layout.G, dens.layout.F, dens.layout.C, dens.BF, dens.pc, dens.pg, dens.q1, dens.qs, dens.QT2,
+            dens.zd, dens.lam, 1.0 / _logp.EFFECT_PRIOR ** 2, 1.0 / _logp.SD_PRIOR ** 2)
+    lp_n, g_n = _logp._logp_grad_country_numpy(x, *args)
     assert rc == 0 and rc_e == 0 and bad == -1
     assert lp == pytest.approx(lp_n, rel=1e-12)
     np.testing.assert_allclose(grad, g_n, rtol=1e-10, atol=1e-10)
@@ -117,8 +199,8 @@ def test_c_callbacks_equal_the_numpy_density_and_unpack(density):
     np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-14)
 
 
-def test_c_callback_reports_a_non_finite_density(density):
-    _, dens = density
+def test_c_callback_reports_a_non_finite_density(cdensity):
+    _, dens = cdensity
     x = np.zeros(dens.layout.ndim)
     x[dens.sl["log_sd_cell"]] = 800.0                  # exp overflows: the density is not finite
     rc, *_ = _call_callbacks(dens, x)
@@ -136,6 +218,12 @@ def test_the_default_fit_samples_through_the_c_callbacks():
     with pytest.warns(cs.errors.ConvergenceWarning):             # 150 draws miss the ESS gate: that is expected
         res = cs.change.fit(ind, supported=sim.truth["supported"], seed=2, draws=150, tune=150, strict=False)
     assert res.diagnostics["backend"] == "c-callback"
+    post = res.idata.posterior                      # country effects drawn after sampling, as the full model has them
+    eff = post["country_effect"].transpose("chain", "draw", "country").values
+    assert eff.shape[:2] == (4, 150) and eff.shape[2] == post.sizes["country"] >= 4
+    np.testing.assert_allclose(eff.sum(axis=2), 0.0, atol=1e-10)
+    np.testing.assert_allclose(post["country_z"].values, eff / post["sd_country"].values[..., None], rtol=1e-12)
+    assert eff.std() > 0
     assert np.isfinite(res.prob_improved["mean"]).all() and res.diagnostics["sampling_s"] > 0
 
 

@@ -1,16 +1,17 @@
-"""The marginal change density as C callbacks, so nutpie's chains run in parallel without the GIL.
+"""The change model's density as C callbacks, so nutpie's chains run in parallel without the GIL.
 
 :func:`cips_stats.change._logp.nutpie_model` hands nutpie a Python function:
 every log-density evaluation then takes the GIL, and four chains on two cores
-queue behind one another.  Here the same numba kernel
-(:func:`cips_stats.change._logp._logp_grad_loops`) is wrapped in two C
+queue behind one another.  Here the numba kernel of the density with cell
+deviations and country effects integrated out
+(:func:`cips_stats.change._logp._logp_grad_country_loops`) is wrapped in two C
 callbacks with the signatures nutpie's compiled models use (log density with
 gradient; expansion of a draw into the named posterior variables), so nutpie's
 sampler threads call machine code directly.
 
 The data travel in one float64 buffer (its address is nutpie's "user data"):
 an 8-number header ``(length, G, F, C, P, a2, b2, unit)`` and then the arrays
-``BF, BC, pc, pg, q1, qs, QT2, zd, lam`` in that order.  The callbacks are
+``BF, pc, pg, q1, qs, QT2, zd, lam`` in that order.  The callbacks are
 compiled once per machine (numba's on-disk cache) and serve every data set,
 so nothing is compiled per fit.
 
@@ -27,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from ._logp import EFFECT_PRIOR, SD_PRIOR, MarginalDensity, _logp_grad_loops, expanded_variables
+from ._logp import (EFFECT_PRIOR, SD_PRIOR, CountryMarginalDensity, _logp_grad_country_loops,
+                    country_expanded_variables)
 
 __all__ = ["pack", "compiled_model", "callbacks", "loaded", "HEADER"]
 
@@ -36,11 +38,11 @@ HEADER = 8
 _CFUNCS: list = []
 
 
-def pack(density: MarginalDensity) -> np.ndarray:
+def pack(density: CountryMarginalDensity) -> np.ndarray:
     """The density's data as one contiguous float64 buffer (see the module notes for the layout)."""
     L = density.layout
-    parts = [density.BF.ravel(), density.BC.ravel(), density.pc.astype(float), density.pg.astype(float),
-             density.q1.ravel(), density.qs.ravel(), density.QT2.ravel(), density.zd.ravel(), density.lam.ravel()]
+    parts = [density.BF.ravel(), density.pc.astype(float), density.pg.astype(float), density.q1.ravel(),
+             density.qs.ravel(), density.QT2.ravel(), density.zd.ravel(), density.lam.ravel()]
     body = np.concatenate([np.asarray(p, dtype=np.float64) for p in parts])
     head = np.array([HEADER + body.size, L.G, L.F, L.C, density.P, 1.0 / EFFECT_PRIOR ** 2, 1.0 / SD_PRIOR ** 2,
                      density.unit], dtype=np.float64)
@@ -50,7 +52,7 @@ def pack(density: MarginalDensity) -> np.ndarray:
 import numba  # noqa: E402  (a dependency; the kernel of ._logp is compiled with it too)
 from numba import types  # noqa: E402
 
-_kernel = numba.njit(cache=True, nogil=True)(_logp_grad_loops)
+_kernel = numba.njit(cache=True, nogil=True)(_logp_grad_country_loops)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -59,8 +61,6 @@ def _unpack(buf):
     o = HEADER
     BF = buf[o:o + F * (F - 1)].reshape((F, F - 1))
     o += F * (F - 1)
-    BC = buf[o:o + C * (C - 1)].reshape((C, C - 1))
-    o += C * (C - 1)
     pc = buf[o:o + P].astype(np.int64)
     o += P
     pg = buf[o:o + P].astype(np.int64)
@@ -74,19 +74,19 @@ def _unpack(buf):
     zd = buf[o:o + P * F].reshape((P, F))
     o += P * F
     lam = buf[o:o + P * F].reshape((P, F))
-    return G, F, C, BF, BC, pc, pg, q1, qs, QT2, zd, lam
+    return G, F, C, BF, pc, pg, q1, qs, QT2, zd, lam
 
 
 def _logp_c(dim, x_, out_, logp_, data_):
     """nutpie's log-density callback: 0 on success, 3/4 for a non-finite gradient/density, -1 for a bad size."""
     head = numba.carray(data_, (HEADER,))
     buf = numba.carray(data_, (int(head[0]),))
-    G, F, C, BF, BC, pc, pg, q1, qs, QT2, zd, lam = _unpack(buf)
-    if dim != 3 * G + F + C:
+    G, F, C, BF, pc, pg, q1, qs, QT2, zd, lam = _unpack(buf)
+    if dim != 3 * G + F + 1:
         return -1
     x = numba.carray(x_, (dim,))
     out = numba.carray(out_, (dim,))
-    lp, grad = _kernel(x, G, F, C, BF, BC, pc, pg, q1, qs, QT2, zd, lam, head[5], head[6])
+    lp, grad = _kernel(x, G, F, C, BF, pc, pg, q1, qs, QT2, zd, lam, head[5], head[6])
     out[:] = grad
     logp_[0] = lp
     if not np.all(np.isfinite(grad)):
@@ -97,21 +97,18 @@ def _logp_c(dim, x_, out_, logp_, data_):
 
 
 def _expand_c(dim, n_out, x_, out_, data_):
-    """nutpie's expansion callback: the named posterior variables of one draw (order of ``expanded_variables``)."""
+    """nutpie's expansion callback: the named variables of one draw (order of ``country_expanded_variables``)."""
     head = numba.carray(data_, (HEADER,))
-    G, F, C = int(head[1]), int(head[2]), int(head[3])
-    if dim != 3 * G + F + C or n_out != 3 * G + 2 + 2 * F + 2 * C:
+    G, F = int(head[1]), int(head[2])
+    if dim != 3 * G + F + 1 or n_out != 3 * G + 2 + 2 * F:
         return -1
     buf = numba.carray(data_, (int(head[0]),))
     BF = buf[HEADER:HEADER + F * (F - 1)].reshape((F, F - 1))
-    BC = buf[HEADER + F * (F - 1):HEADER + F * (F - 1) + C * (C - 1)].reshape((C, C - 1))
     u = head[7]
     x = numba.carray(x_, (dim,))
     out = numba.carray(out_, (n_out,))
     o3 = 2 * G + 1
-    o5 = o3 + F
     sf = np.exp(x[2 * G])
-    sc = np.exp(x[o3 + F - 1])
     k = 0
     for g in range(G):                      # drift
         out[k] = x[g] * u
@@ -128,17 +125,10 @@ def _expand_c(dim, n_out, x_, out_, data_):
         out[k + f] = acc
         out[k + F + f] = sf * acc * u
     k += 2 * F
-    out[k] = sc * u                         # sd_country
+    out[k] = np.exp(x[o3 + F - 1]) * u      # sd_country
     k += 1
-    for c in range(C):                      # country_z, then country_effect
-        acc = 0.0
-        for j in range(C - 1):
-            acc += BC[c, j] * x[o5 + j]
-        out[k + c] = acc
-        out[k + C + c] = sc * acc * u
-    k += 2 * C
     for g in range(G):                      # sd_cell
-        out[k + g] = np.exp(x[o5 + C - 1 + g]) * u
+        out[k + g] = np.exp(x[o3 + F + g]) * u
     return 0
 
 
@@ -166,14 +156,14 @@ def callbacks() -> tuple[Any, Any]:
     return _CFUNCS[0]
 
 
-def compiled_model(density: MarginalDensity, coords: dict) -> Any:
+def compiled_model(density: CountryMarginalDensity, coords: dict) -> Any:
     """``density`` as a nutpie compiled model calling C callbacks, or ``None`` if this nutpie lacks the container.
 
     Parameters
     ----------
-    density : MarginalDensity
+    density : CountryMarginalDensity
     coords : dict
-        Labels of the ``group``, ``factor`` and ``country`` dimensions.
+        Labels of the ``group`` and ``factor`` dimensions (others are ignored).
     """
     try:
         from nutpie.compile_pymc import CompiledPyMCModel
@@ -186,7 +176,7 @@ def compiled_model(density: MarginalDensity, coords: dict) -> Any:
         return None
     logp_c, expand_c = callbacks()
     L = density.layout
-    spec = expanded_variables(L.G, L.F, L.C)
+    spec = country_expanded_variables(L.G, L.F)
     shape_names = [n for n, _, _ in spec]
     shapes = [tuple(s) for _, s, _ in spec]
     sizes = [int(np.prod(s)) if s else 1 for s in shapes]
@@ -199,4 +189,4 @@ def compiled_model(density: MarginalDensity, coords: dict) -> Any:
         initial_point_func=density.initial_point, shared_data={}, user_data=buf, n_expanded=int(edges[-1]),
         shape_info=(shape_names, slices, shapes), logp_func=None, expand_func=None, _n_dim=L.ndim,
         _shapes=dict(zip(shape_names, shapes)),
-        _coords={k: [str(v) for v in vals] for k, vals in coords.items()})
+        _coords={k: [str(v) for v in vals] for k, vals in coords.items() if k in ("group", "factor")})

@@ -267,6 +267,266 @@ def _logp_grad_loops(x, G, F, C, BF, BC, pc, pg, q1, qs, QT2, zd, lam, a2, b2):
     return loglik + logprior, grad
 
 
+# ============================================================== country effects integrated out as well
+@dataclass(frozen=True)
+class CountryLayout:
+    """Where each parameter sits in the unconstrained vector when the country effects are integrated out."""
+
+    G: int
+    F: int
+    C: int
+
+    @property
+    def ndim(self) -> int:
+        return 3 * self.G + self.F + 1
+
+    def slices(self) -> dict[str, slice]:
+        G, F = self.G, self.F
+        edges = np.cumsum([0, G, G, 1, F - 1, 1, G])
+        names = ["drift", "support", "log_sd_factor", "u_factor", "log_sd_country", "log_sd_cell"]
+        return {n: slice(int(a), int(b)) for n, a, b in zip(names, edges[:-1], edges[1:])}
+
+
+class CountryMarginalDensity(MarginalDensity):
+    """The marginal change model with the country effects integrated out too (the default of ``change.fit``).
+
+    The country effects ``gamma = sd_country B_C u`` are a ZeroSumNormal, i.e.
+    independent ``N(0, sd_country^2)`` effects conditioned on summing to zero,
+    and they enter every cell of their country linearly: given the other
+    parameters they are Gaussian, and so is the data with them integrated out.
+    With ``r`` the rotated residuals without the country effects and
+    ``v = sd_cell^2 + lam`` their variances, ``s = sd_country^2``::
+
+        w_c = sum_{cells of c} q^2 / v,   b_c = sum q r / v,   P_c = 1/s + w_c,   mu_c = b_c / P_c
+        log p(r) = sum [-log v / 2 - r^2 / (2 v)] + sum_c [b_c mu_c / 2 - log(1 + s w_c) / 2]
+                   - m^2 / (2 V) - log V / 2 + log(C s) / 2,     m = sum mu_c,  V = sum 1 / P_c
+
+    (the last three terms condition on ``sum gamma = 0``).  Only ``3G + F + 1``
+    hyper-parameters are sampled, whatever the number of countries; the
+    country effects are drawn afterwards from their exact conditional normal
+    (:meth:`country_posterior`).  The gradient follows from Fisher's identity
+    (the expected complete-data gradient under that conditional).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.layout = CountryLayout(self.layout.G, self.layout.F, self.layout.C)
+        self.sl = self.layout.slices()
+
+    def unpack(self, x: np.ndarray) -> dict[str, Any]:
+        """Natural hyper-parameters (in units of the statistic); the country effects are not in ``x``."""
+        s, u = self.sl, self.unit
+        sd_factor = math.exp(x[s["log_sd_factor"]][0])
+        factor_z = self.BF @ x[s["u_factor"]]
+        return {"drift": x[s["drift"]] * u, "support": x[s["support"]] * u, "sd_factor": sd_factor * u,
+                "factor_z": factor_z, "factor_effect": sd_factor * factor_z * u,
+                "sd_country": math.exp(x[s["log_sd_country"]][0]) * u, "sd_cell": np.exp(x[s["log_sd_cell"]]) * u}
+
+    def logp(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        lp, grad = _country_kernel(np.asarray(x, dtype=float), self.layout.G, self.layout.F, self.layout.C,
+                                   self.BF, self.pc, self.pg, self.q1, self.qs, self.QT2, self.zd, self.lam,
+                                   1.0 / EFFECT_PRIOR ** 2, 1.0 / SD_PRIOR ** 2)
+        return float(lp), grad
+
+    def country_posterior(self, drift: np.ndarray, support: np.ndarray, factor_effect: np.ndarray,
+                          sd_country: np.ndarray, sd_cell: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Conditional posterior of the country effects given hyper-parameter draws (natural units).
+
+        Parameters are draws with a leading axis ``n`` (``drift`` (n, G), ...,
+        ``sd_country`` (n,)).  Returns ``(mean, prec, V)``: the conditional mean
+        (n, C), the precisions ``P_c`` (n, C) of the unconstrained effects and
+        ``V = sum_c 1 / P_c`` (n,); the effects are ``mean + z - (1/P) sum(z) / V``
+        with ``z_c ~ N(0, 1/P_c)``.
+        """
+        u = self.unit
+        P, F = self.P, self.F
+        beta = np.asarray(factor_effect, dtype=float) / u
+        mean_rest = (np.asarray(drift, dtype=float)[:, self.pg, None] / u * self.q1[None]
+                     + np.asarray(support, dtype=float)[:, self.pg, None] / u * self.qs[None]
+                     + (beta @ self.QT2.T).reshape(-1, P, F))
+        r = self.zd[None] - mean_rest
+        v = (np.asarray(sd_cell, dtype=float)[:, self.pg] / u) ** 2
+        v = v[:, :, None] + self.lam[None]
+        n, C = r.shape[0], self.layout.C
+        w = np.zeros((n, C))
+        b = np.zeros((n, C))
+        np.add.at(w.T, self.pc, ((self.q1[None] ** 2) / v).sum(axis=2).T)
+        np.add.at(b.T, self.pc, ((self.q1[None] * r) / v).sum(axis=2).T)
+        s = (np.asarray(sd_country, dtype=float) / u) ** 2
+        prec = 1.0 / s[:, None] + w
+        mu = b / prec
+        V = (1.0 / prec).sum(axis=1)
+        mean = mu - (mu.sum(axis=1) / V)[:, None] / prec
+        return mean * u, prec / u ** 2, V * u ** 2
+
+    def initial_point(self, seed: Any) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        x = rng.uniform(-0.5, 0.5, self.layout.ndim)
+        s = self.sl
+        for name in ("log_sd_factor", "log_sd_country", "log_sd_cell"):
+            x[s[name]] += math.log(0.2)
+        return x
+
+
+def _logp_grad_country_numpy(x, G, F, C, BF, pc, pg, q1, qs, QT2, zd, lam, a2, b2):
+    """The country-marginal density and gradient in plain NumPy (the compiled kernel's reference)."""
+    P = zd.shape[0]
+    o = np.cumsum([0, G, G, 1, F - 1, 1, G])
+    drift, support = x[o[0]:o[1]], x[o[1]:o[2]]
+    lsf, uf, lsc, lsd = x[o[2]], x[o[3]:o[4]], x[o[4]], x[o[5]:o[6]]
+    sf, sc, sd = math.exp(lsf), math.exp(lsc), np.exp(lsd)
+    s = sc * sc
+    fz = BF @ uf
+    beta = sf * fz
+    r = zd - (drift[pg][:, None] * q1 + support[pg][:, None] * qs + (QT2 @ beta).reshape(P, F))
+    v = (sd * sd)[pg][:, None] + lam
+    w_c = np.bincount(pc, (q1 * q1 / v).sum(axis=1), minlength=C)
+    b_c = np.bincount(pc, (q1 * r / v).sum(axis=1), minlength=C)
+    prec = 1.0 / s + w_c
+    mu = b_c / prec
+    m, V = float(mu.sum()), float((1.0 / prec).sum())
+    loglik = (-0.5 * float(np.sum(np.log(v) + r * r / v)) - r.size * _HALF_LOG_2PI
+              + float(np.sum(0.5 * b_c * mu - 0.5 * np.log1p(s * w_c)))
+              - 0.5 * m * m / V - 0.5 * math.log(V) + 0.5 * math.log(C * s))
+    ghat = mu - m / (V * prec)                                  # E[gamma_c | r, sum gamma = 0]
+    gvar = 1.0 / prec - 1.0 / (prec * prec * V)                 # Var[gamma_c | r, sum gamma = 0]
+    e = r - ghat[pc][:, None] * q1
+    we = e / v
+    g_v = -0.5 / v + 0.5 * (e * e + gvar[pc][:, None] * q1 * q1) / (v * v)
+    g_s = 0.5 * float(np.sum(ghat * ghat) + np.sum(gvar)) / (s * s) - 0.5 * (C - 1) / s
+    g_beta = we.reshape(-1) @ QT2
+    logprior = (-0.5 * a2 * float(drift @ drift + support @ support) - 0.5 * float(uf @ uf)
+                - 0.5 * b2 * (sf * sf + s + float(sd @ sd)) + lsf + lsc + float(lsd.sum()))
+    grad = np.empty_like(x)
+    grad[o[0]:o[1]] = np.bincount(pg, (we * q1).sum(axis=1), minlength=G) - a2 * drift
+    grad[o[1]:o[2]] = np.bincount(pg, (we * qs).sum(axis=1), minlength=G) - a2 * support
+    grad[o[2]] = sf * float(fz @ g_beta) - b2 * sf * sf + 1.0
+    grad[o[3]:o[4]] = sf * (BF.T @ g_beta) - uf
+    grad[o[4]] = 2.0 * s * g_s - b2 * s + 1.0
+    grad[o[5]:o[6]] = np.bincount(pg, g_v.sum(axis=1), minlength=G) * 2.0 * sd * sd - b2 * sd * sd + 1.0
+    return loglik + logprior, grad
+
+
+def _logp_grad_country_loops(x, G, F, C, BF, pc, pg, q1, qs, QT2, zd, lam, a2, b2):
+    """The country-marginal density as explicit loops (compiled by numba, cached on disk)."""
+    P = zd.shape[0]
+    o2 = 2 * G
+    o3 = o2 + 1
+    o4 = o3 + F - 1
+    o5 = o4 + 1
+    sf = math.exp(x[o2])
+    sc = math.exp(x[o4])
+    s = sc * sc
+    beta = np.zeros(F)
+    for f in range(F):
+        acc = 0.0
+        for j in range(F - 1):
+            acc += BF[f, j] * x[o3 + j]
+        beta[f] = sf * acc
+    sd2 = np.empty(G)
+    for g in range(G):
+        sd2[g] = math.exp(2.0 * x[o5 + g])
+    r = np.empty((P, F))
+    v = np.empty((P, F))
+    w_c = np.zeros(C)
+    b_c = np.zeros(C)
+    loglik = 0.0
+    for p in range(P):                                   # pass 1: residuals without the country effects
+        g = pg[p]
+        c = pc[p]
+        a = x[g]
+        b = x[G + g]
+        for k in range(F):
+            row = p * F + k
+            qb = 0.0
+            for f in range(F):
+                qb += QT2[row, f] * beta[f]
+            rr = zd[p, k] - (a * q1[p, k] + b * qs[p, k] + qb)
+            vv = sd2[g] + lam[p, k]
+            r[p, k] = rr
+            v[p, k] = vv
+            loglik += -0.5 * (math.log(vv) + rr * rr / vv)
+            w_c[c] += q1[p, k] * q1[p, k] / vv
+            b_c[c] += q1[p, k] * rr / vv
+    loglik -= P * F * _HALF_LOG_2PI
+    prec = np.empty(C)
+    mu = np.empty(C)
+    m = 0.0
+    V = 0.0
+    for c in range(C):                                   # the country effects, integrated out
+        prec[c] = 1.0 / s + w_c[c]
+        mu[c] = b_c[c] / prec[c]
+        loglik += 0.5 * b_c[c] * mu[c] - 0.5 * math.log1p(s * w_c[c])
+        m += mu[c]
+        V += 1.0 / prec[c]
+    loglik += -0.5 * m * m / V - 0.5 * math.log(V) + 0.5 * math.log(C * s)
+    ghat = np.empty(C)
+    gvar = np.empty(C)
+    ss = 0.0
+    for c in range(C):
+        ghat[c] = mu[c] - m / (V * prec[c])
+        gvar[c] = 1.0 / prec[c] - 1.0 / (prec[c] * prec[c] * V)
+        ss += ghat[c] * ghat[c] + gvar[c]
+    g_drift = np.zeros(G)
+    g_support = np.zeros(G)
+    g_sd2 = np.zeros(G)
+    g_beta = np.zeros(F)
+    for p in range(P):                                   # pass 2: Fisher's identity
+        g = pg[p]
+        c = pc[p]
+        for k in range(F):
+            row = p * F + k
+            e = r[p, k] - ghat[c] * q1[p, k]
+            we = e / v[p, k]
+            g_drift[g] += we * q1[p, k]
+            g_support[g] += we * qs[p, k]
+            g_sd2[g] += -0.5 / v[p, k] + 0.5 * (e * e + gvar[c] * q1[p, k] * q1[p, k]) / (v[p, k] * v[p, k])
+            for f in range(F):
+                g_beta[f] += we * QT2[row, f]
+    grad = np.empty(x.shape[0])
+    logprior = 0.0
+    for g in range(G):
+        logprior += -0.5 * a2 * (x[g] ** 2 + x[G + g] ** 2) - 0.5 * b2 * sd2[g] + x[o5 + g]
+        grad[g] = g_drift[g] - a2 * x[g]
+        grad[G + g] = g_support[g] - a2 * x[G + g]
+        grad[o5 + g] = g_sd2[g] * 2.0 * sd2[g] - b2 * sd2[g] + 1.0
+    fzb = 0.0
+    for f in range(F):
+        fzb += beta[f] * g_beta[f]
+    grad[o2] = fzb - b2 * sf * sf + 1.0
+    for j in range(F - 1):
+        acc = 0.0
+        for f in range(F):
+            acc += BF[f, j] * g_beta[f]
+        grad[o3 + j] = sf * acc - x[o3 + j]
+        logprior += -0.5 * x[o3 + j] ** 2
+    g_s = 0.5 * ss / (s * s) - 0.5 * (C - 1) / s
+    grad[o4] = 2.0 * s * g_s - b2 * s + 1.0
+    logprior += -0.5 * b2 * (sf * sf + s) + x[o2] + x[o4]
+    return loglik + logprior, grad
+
+
+_COUNTRY_KERNEL: list = []
+
+
+def _country_kernel(*args):
+    if not _COUNTRY_KERNEL:
+        try:
+            import numba
+
+            _COUNTRY_KERNEL.append(numba.njit(cache=True, fastmath=False, nogil=True)(_logp_grad_country_loops))
+        except Exception:  # pragma: no cover - numba is a dependency; NumPy is the fallback
+            _COUNTRY_KERNEL.append(_logp_grad_country_numpy)
+    return _COUNTRY_KERNEL[0](*args)
+
+
+def country_expanded_variables(G: int, F: int) -> list[tuple[str, tuple[int, ...], tuple[str, ...]]]:
+    """The variables the sampler records for :class:`CountryMarginalDensity` (country effects come later)."""
+    return [("drift", (G,), ("group",)), ("support", (G,), ("group",)), ("sd_factor", (), ()),
+            ("factor_z", (F,), ("factor",)), ("factor_effect", (F,), ("factor",)), ("sd_country", (), ()),
+            ("sd_cell", (G,), ("group",))]
+
+
 _KERNEL: list = []
 
 
@@ -340,7 +600,9 @@ def nutpie_model(density: Any, coords: dict) -> Any:
     """A density (``.logp``, ``.unpack``, ``.initial_point``) as a nutpie model (nothing to compile)."""
     from nutpie.compiled_pyfunc import from_pyfunc
 
-    if isinstance(density, MarginalDensity):
+    if isinstance(density, CountryMarginalDensity):
+        spec, ndim = country_expanded_variables(density.layout.G, density.layout.F), density.layout.ndim
+    elif isinstance(density, MarginalDensity):
         G, F, C = density.layout.G, density.layout.F, density.layout.C
         spec, ndim = expanded_variables(G, F, C), density.layout.ndim
     else:

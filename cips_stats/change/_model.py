@@ -38,7 +38,7 @@ from ..results import Provenance, Result, resolve_seed, to_jsonable
 from . import _sampling
 from ._cells import CellChanges, _py, cell_changes
 from . import _logp
-from ._logp import MarginalDensity, nutpie_model
+from ._logp import CountryMarginalDensity, MarginalDensity, nutpie_model
 
 __all__ = ["ChangeResult", "fit"]
 
@@ -498,6 +498,38 @@ def _hyper_table(idata: Any, names: list[str], ci: float, values: dict | None = 
     return pd.DataFrame(rows)
 
 
+def _add_country_draws(idata: Any, density: CountryMarginalDensity, labels: list, rng: np.random.Generator) -> None:
+    """Draw the country effects from their exact conditional normal given each posterior draw; add them to idata.
+
+    Adds ``country_effect`` and ``country_z`` (the effect over ``sd_country``)
+    with dims ``(chain, draw, country)``, as the model with explicit country
+    effects records them.
+    """
+    import xarray as xr
+
+    post = idata.posterior
+
+    def flat(name):
+        v = np.asarray(post[name].values, dtype=float)
+        return v.reshape((-1,) + v.shape[2:])
+
+    drift, support, beta, sdc, sdcell = (flat(k) for k in ("drift", "support", "factor_effect", "sd_country",
+                                                           "sd_cell"))
+    n, C = drift.shape[0], density.layout.C
+    gamma = np.empty((n, C))
+    step = max(1, 250_000 // max(1, density.P * density.F))     # draws per chunk: arrays of ~2 MB
+    for a in range(0, n, step):
+        b = min(n, a + step)
+        mean, prec, V = density.country_posterior(drift[a:b], support[a:b], beta[a:b], sdc[a:b], sdcell[a:b])
+        z = rng.standard_normal((b - a, C)) / np.sqrt(prec)               # independent effects, then the
+        gamma[a:b] = mean + z - (z.sum(axis=1) / V)[:, None] / prec      # constraint sum = 0 (exact conditioning)
+    nch, ndr = post.sizes["chain"], post.sizes["draw"]
+    coords = {"chain": post["chain"], "draw": post["draw"], "country": list(labels)}
+    eff = xr.DataArray(gamma.reshape(nch, ndr, C), dims=("chain", "draw", "country"), coords=coords)
+    post["country_effect"] = eff
+    post["country_z"] = eff / post["sd_country"]
+
+
 def _compiled_or_python(density: MarginalDensity, coords: dict, seed: int) -> tuple[bool, Any]:
     """The density as nutpie's C-callback model (chains in parallel, no GIL), else as a Python-function model.
 
@@ -510,7 +542,7 @@ def _compiled_or_python(density: MarginalDensity, coords: dict, seed: int) -> tu
     loaded = _compiled.loaded()
     model = _compiled.compiled_model(density, coords)
     if model is None:                                         # a nutpie without the numba container
-        loaded = _logp.kernel_loaded()
+        loaded = bool(_logp._COUNTRY_KERNEL)
         density.logp(density.initial_point(seed))             # loads (or compiles) the NumPy/numba kernel
         model = nutpie_model(density, coords)
     return loaded, model
@@ -595,7 +627,8 @@ def fit(indicators: Any, *, supported: pd.DataFrame, seed: int | None = None, ba
         # the default: the density written out in NumPy/numba (nothing to compile per process)
         t0 = time.perf_counter()
         md = _model_data(data, False)
-        density = MarginalDensity(md["pc"], md["pg"], md["sup"], md["zd"], md["lam"], md["Q"], G, C, data.unit)
+        density = CountryMarginalDensity(md["pc"], md["pg"], md["sup"], md["zd"], md["lam"], md["Q"], G, C,
+                                         data.unit)
         loaded, model = _compiled_or_python(density, _coords(data), seed)
         idata, timing = _sampling.sample_density(model, draws=draws, tune=tune, chains=chains, seed=seed,
                                                  setup_s=time.perf_counter() - t0, cached=loaded)
@@ -605,6 +638,9 @@ def fit(indicators: Any, *, supported: pd.DataFrame, seed: int | None = None, ba
                                          _model_data(data, bool(baseline)), sampler=sampler, draws=draws, tune=tune,
                                          chains=chains, seed=seed)
     idata = _relabel(idata, _coords(data))
+    if sampler == "nutpie" and not baseline:          # the country effects were integrated out: draw them now
+        _add_country_draws(idata, density, _coords(data)["country"],
+                           np.random.default_rng(np.random.SeedSequence([seed, 3])))
     post = idata.posterior
     rng = np.random.default_rng(np.random.SeedSequence([seed, 2]))
     delta = _draw_changes(data, post, bool(baseline), rng)                         # (n, P, F)
