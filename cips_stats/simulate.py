@@ -962,8 +962,15 @@ def _assemble_raw(raw_parts: list[tuple[pd.DataFrame, np.ndarray]], inst: Instru
     grp_rank = np.array([rank.get(g, np.nan) for g in joined("group")], dtype=float)
     order = np.lexsort((joined("respondent_id"), grp_rank, joined("iteration"), country))
     meta = pd.DataFrame({c: joined(c)[order] for c in cols})
-    # items x respondents, C-ordered: the frame's float block, with every item column contiguous
-    by_item = np.ascontiguousarray(np.take(np.vstack([p[1] for p in raw_parts]), order, axis=0).T)
+    # items x respondents, C-ordered (the frame's float block, every item column contiguous), each
+    # group's block scattered straight to its sorted rows
+    where = np.empty(order.size, dtype=np.intp)
+    where[order] = np.arange(order.size)
+    by_item = np.empty((len(inst.items), order.size))
+    start = 0
+    for _, block in raw_parts:
+        by_item[:, where[start:start + len(block)]] = block.T
+        start += len(block)
     items = pd.DataFrame(by_item.T, columns=[it.id for it in inst.items], copy=False)
     raw = pd.concat([meta, items], axis=1)
     raw["respondent_id"] = np.arange(1, len(raw) + 1, dtype=np.int64)
