@@ -168,7 +168,8 @@ def _code_items(frame: pd.DataFrame, max_categories: int) -> tuple[np.ndarray, l
     problems: list[Problem] = []
     flags: list[Flag] = []
     n, p = frame.shape
-    codes = np.full((n, p), -1, dtype=np.int64)
+    # small integers: the codes are kept with the result (for Gamma), one byte per answer
+    codes = np.full((n, p), -1, dtype=np.int8 if max_categories <= 127 else np.int64)
     levels: list[np.ndarray] = []
     for j, col in enumerate(frame.columns):
         try:
@@ -798,7 +799,7 @@ def _gamma(res: PolychoricResult, chunk: int | None = None) -> np.ndarray:
     rows = int(chunk) if chunk else max(256, _GAMMA_BLOCK_FLOATS // max(dim, 1))
     acc = np.zeros((dim, dim), order="F")
     for s in range(0, n, rows):
-        c = np.where(codes[s:s + rows] >= 0, codes[s:s + rows], kmax)
+        c = np.where(codes[s:s + rows] >= 0, codes[s:s + rows], kmax).astype(np.intp)
         u = np.empty((c.shape[0], dim))
         th = lt_th[c + item_off].reshape(c.shape[0], -1)
         u[:, :T] = th if all_th else th[:, th_sel]
