@@ -34,7 +34,7 @@ from scipy import linalg, stats
 
 from ..errors import DataError, Flag, ModelError, Problem
 from ..results import Provenance, fingerprint_frame
-from .polychoric import PolychoricResult, polychoric
+from .polychoric import PolychoricResult, _levels, polychoric
 from .results import CFAResult
 
 __all__ = ["fit_wlsmv", "difference_test", "WLSSample", "wls_sample"]
@@ -597,7 +597,7 @@ def _observed_levels(frame: pd.DataFrame, exclude) -> dict[str, np.ndarray]:
     levels = {}
     for j, c in enumerate(cols):
         x = block[:, j]
-        levels[str(c)] = np.unique(x[np.isfinite(x)])
+        levels[str(c)] = _levels(x[np.isfinite(x)])[0]       # answer codes counted, not sorted
     return levels
 
 
