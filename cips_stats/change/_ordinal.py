@@ -124,7 +124,8 @@ def _as_list(value: Any, name: str) -> list | None:
         raise DataError(msg, [Problem("argument", msg, column=name, value=repr(value))]) from None
 
 
-def _collapse(data: Any, supported: Any, factors: Any, groups: Any) -> _Counts:
+def _check_choice(data: Any, factors: Any, groups: Any) -> tuple[pd.DataFrame, Any, list, list, list]:
+    """The survey's frame and instrument, and the validated ``factors=`` and ``groups=``."""
     frame = getattr(data, "frame", None)
     inst = getattr(data, "instrument", None)
     if not isinstance(frame, pd.DataFrame) or inst is None:
@@ -157,7 +158,11 @@ def _collapse(data: Any, supported: Any, factors: Any, groups: Any) -> _Counts:
                                  value=g))
     if probs:
         raise DataError(f"fit_ordinal(): {len(probs)} problem(s) with factors=/groups=.", probs)
-    points = int(inst.scale.points)
+    return frame, inst, key_ids, list(factors), list(groups)
+
+
+def _items_of(inst: Any, factors: list, groups: list) -> tuple[list, np.ndarray]:
+    """The items of ``factors`` asked of at least one of ``groups``, and the factor index of each."""
     items, item_f = [], []
     for fi, f in enumerate(factors):
         for i in inst.factor_items(f):
@@ -170,7 +175,11 @@ def _collapse(data: Any, supported: Any, factors: Any, groups: Any) -> _Counts:
         raise DataError("fit_ordinal(): factors without items asked of the chosen groups.",
                         [Problem("factor_no_items", "No item of this factor is asked of the chosen groups.",
                                  column="factors", value=f) for f in no_items])
-    J, F, K = len(items), len(factors), points
+    return items, item_f
+
+
+def _two_iterations(frame: pd.DataFrame, groups: list) -> tuple[pd.DataFrame, int, int]:
+    """The rows of ``groups`` at the first and last iteration (a DataError with fewer than two)."""
     sub = frame[frame["group"].isin(groups).to_numpy()]
     its = sorted(int(t) for t in pd.unique(sub["iteration"]))
     if len(its) < 2:
@@ -178,11 +187,15 @@ def _collapse(data: Any, supported: Any, factors: Any, groups: Any) -> _Counts:
                "model compares the first and the last iteration of each country and group.")
         raise DataError(msg, [Problem("no_second_iteration", msg, column="iteration", value=its)])
     first, last = its[0], its[-1]
-    sub = sub[sub["iteration"].isin([first, last]).to_numpy()]
-    # ------------------------------------------------ respondents' answers -> counts per cell x item x category
+    return sub[sub["iteration"].isin([first, last]).to_numpy()], first, last
+
+
+def _count_answers(sub: pd.DataFrame, inst: Any, items: list, groups: list,
+                   K: int) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Respondents' answers -> counts per cell x item x category; the cells with answers and the items asked."""
+    J = len(items)
     gpos = {g: i for i, g in enumerate(groups)}
-    key = sub[["country", "iteration", "group"]]
-    cell_id, cell_uniq = pd.MultiIndex.from_frame(key).factorize(sort=True)
+    cell_id, cell_uniq = pd.MultiIndex.from_frame(sub[["country", "iteration", "group"]]).factorize(sort=True)
     cell_id = np.asarray(cell_id, dtype=np.int64)
     N0 = len(cell_uniq)
     counts = np.zeros(N0 * J * K, dtype=np.int64)
@@ -206,8 +219,16 @@ def _collapse(data: Any, supported: Any, factors: Any, groups: Any) -> _Counts:
     cells.columns = ["country", "iteration", "group"]
     cells["n"] = np.bincount(cell_id[answered], minlength=N0)
     nonempty = cells["n"].to_numpy() > 0
-    cells, counts = cells[nonempty].reset_index(drop=True), counts[nonempty]
-    # ------------------------------------------------ pairs: (country, group) at both iterations
+    return cells[nonempty].reset_index(drop=True), counts[nonempty], asked
+
+
+def _pair_cells(cells: pd.DataFrame, counts: np.ndarray, groups: list, first: int,
+                last: int) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray, np.ndarray, pd.DataFrame]:
+    """Pairs (country, group) observed at both iterations; last-iteration cells without a pair are dropped.
+
+    Returns ``(pairs, cells, counts, in_pair, dropped)``.
+    """
+    gpos = {g: i for i, g in enumerate(groups)}
     at1 = cells[cells["iteration"] == first].set_index(["country", "group"])["n"]
     at2 = cells[cells["iteration"] == last].set_index(["country", "group"])["n"]
     both = at1.index.intersection(at2.index)
@@ -222,12 +243,44 @@ def _collapse(data: Any, supported: Any, factors: Any, groups: Any) -> _Counts:
     pidx = pd.MultiIndex.from_frame(pairs[["country", "group"]])
     pairs["n_1"] = at1.reindex(pidx).to_numpy()
     pairs["n_2"] = at2.reindex(pidx).to_numpy()
-    cidx = pd.MultiIndex.from_frame(cells[["country", "group"]])
-    in_pair = pidx.get_indexer(cidx)
+    in_pair = pidx.get_indexer(pd.MultiIndex.from_frame(cells[["country", "group"]]))
     drop = (cells["iteration"].to_numpy() == last) & (in_pair < 0)
     dropped = cells.loc[drop, ["country", "iteration", "group", "n"]].reset_index(drop=True)
     keep = ~drop
-    cells, counts, in_pair = cells[keep].reset_index(drop=True), counts[keep], in_pair[keep]
+    return pairs, cells[keep].reset_index(drop=True), counts[keep], in_pair[keep], dropped
+
+
+def _support_matrix(supported: Any, frame: pd.DataFrame, key_ids: list, pairs: pd.DataFrame,
+                    factors: list) -> np.ndarray:
+    """Programme support (pairs x factors) from the ``supported=`` table; zeros without one."""
+    sup = np.zeros((len(pairs), len(factors)))
+    if supported is None:
+        return sup
+    tab = _check_supported(supported, set(pd.unique(frame["country"])), tuple(key_ids))
+    wide = tab.pivot(index="country", columns="factor", values="supported")
+    sup_raw = wide.reindex(index=pairs["country"].to_numpy(), columns=factors).to_numpy(dtype=float)
+    miss = np.isnan(sup_raw)
+    if miss.any():
+        seen = {}
+        for p, f in zip(*np.nonzero(miss)):
+            k = (_py(pairs.at[p, "country"]), factors[f])
+            seen.setdefault(k, Problem("supported_missing", "No supported= row for this country and factor "
+                                       "(observed at both iterations).", value={"country": k[0], "factor": k[1]}))
+        raise DataError(f"supported= has no row for {len(seen)} (country, factor) pair(s) observed at both "
+                        "iterations.", list(seen.values()))
+    return sup_raw
+
+
+def _collapse(data: Any, supported: Any, factors: Any, groups: Any) -> _Counts:
+    """Respondents' answers collapsed to counts per cell x item x category, with every index the model needs."""
+    frame, inst, key_ids, factors, groups = _check_choice(data, factors, groups)
+    K = int(inst.scale.points)
+    items, item_f = _items_of(inst, factors, groups)
+    J, F = len(items), len(factors)
+    sub, first, last = _two_iterations(frame, groups)
+    cells, counts, asked = _count_answers(sub, inst, items, groups, K)
+    pairs, cells, counts, in_pair, dropped = _pair_cells(cells, counts, groups, first, last)
+    gpos = {g: i for i, g in enumerate(groups)}
     countries = sorted(pd.unique(cells["country"]).tolist(), key=str)
     rep_countries = sorted(pd.unique(pairs["country"]).tolist(), key=str)
     cpos = {c: i for i, c in enumerate(countries)}
@@ -236,32 +289,13 @@ def _collapse(data: Any, supported: Any, factors: Any, groups: Any) -> _Counts:
     cell_g = cells["group"].map(gpos).to_numpy(dtype=np.int64)
     cell_t2 = (cells["iteration"].to_numpy() == last).astype(float)
     cell_p = np.where(cell_t2 > 0, in_pair, 0).astype(np.int64)
-    # ------------------------------------------------ observation rows: cell x item asked, with answers
+    # observation rows: cell x item asked, with answers
     gi_pairs = [(groups[g], items[j]) for g in range(len(groups)) for j in range(J) if asked[g, j]]
     gi_index = -np.ones((len(groups), J), dtype=np.int64)
     gi_index[asked] = np.arange(int(asked.sum()))
-    tot = counts.sum(axis=2)
-    ok = asked[cell_g] & (tot > 0)
+    ok = asked[cell_g] & (counts.sum(axis=2) > 0)
     rc, rj = np.nonzero(ok)
-    # ------------------------------------------------ support table
-    has_support = supported is not None
-    P = len(pairs)
-    sup = np.zeros((P, F))
-    if has_support:
-        tab = _check_supported(supported, set(pd.unique(frame["country"])), tuple(key_ids))
-        wide = tab.pivot(index="country", columns="factor", values="supported")
-        wide = wide.reindex(index=pairs["country"].to_numpy(), columns=factors)
-        sup_raw = wide.to_numpy(dtype=float)
-        miss = np.isnan(sup_raw)
-        if miss.any():
-            seen = {}
-            for p, f in zip(*np.nonzero(miss)):
-                k = (_py(pairs.at[p, "country"]), factors[f])
-                seen.setdefault(k, Problem("supported_missing", "No supported= row for this country and factor "
-                                           "(observed at both iterations).", value={"country": k[0], "factor": k[1]}))
-            raise DataError(f"supported= has no row for {len(seen)} (country, factor) pair(s) observed at both "
-                            "iterations.", list(seen.values()))
-        sup = sup_raw
+    sup = _support_matrix(supported, frame, key_ids, pairs, factors)
     w = frame["weight"].to_numpy(dtype=float) if "weight" in frame.columns else np.ones(1)
     weighted = bool(np.isfinite(w).all() and w.size > 1 and np.ptp(w) > 1e-12 * max(1.0, float(np.abs(w).max())))
     return _Counts(counts=counts[rc, rj].astype(float), row_cell=rc.astype(np.int64), row_item=rj.astype(np.int64),
@@ -271,7 +305,7 @@ def _collapse(data: Any, supported: Any, factors: Any, groups: Any) -> _Counts:
                    pair_g=pairs["group"].map(gpos).to_numpy(dtype=np.int64), sup=sup, countries=countries,
                    rep_countries=rep_countries, groups=list(groups), factors=list(factors), items=items,
                    item_f=item_f, gi=gi_pairs, basis=_zero_sum_blocks(item_f, F), points=K, first=first, last=last,
-                   dropped=dropped, has_support=has_support, weighted=weighted)
+                   dropped=dropped, has_support=supported is not None, weighted=weighted)
 
 
 # =========================================================================================== model
