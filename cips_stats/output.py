@@ -27,7 +27,7 @@ import errno
 import json
 import os
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -336,26 +336,51 @@ def _xlsx_bytes(tables: Mapping[str, pd.DataFrame] | Iterable[tuple[str, pd.Data
     for name, frame in items:
         ws = wb.add_worksheet(_sheet_title(str(name), used))
         ws.write_row(0, 0, [_xlsx_value(str(c)) for c in frame.columns])
-        for i, row in enumerate(zip(*_xlsx_columns(frame)), start=1):
+        for i, row in enumerate(zip(*_plain_columns(frame, _xlsx_value)), start=1):
             ws.write_row(i, 0, row)
     wb.close()
     return buf.getvalue()
 
 
-def _xlsx_columns(frame: pd.DataFrame) -> list[list]:
-    """Each column as a list of cell values (numbers, bools, text; None for a blank), converted once per column."""
+def _plain_columns(frame: pd.DataFrame, other: Callable[[Any], Any]) -> list[list]:
+    """Each column of ``frame`` as a list of plain Python values, converted once per column.
+
+    Floats become Python floats (``None`` where not finite), integers ints,
+    booleans bools; every value of any other column goes through ``other``.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The table.
+    other : callable
+        Conversion of a value of a column that is not a plain numpy float,
+        integer or boolean column (text, extension types, dates).
+
+    Returns
+    -------
+    list of list
+        One list per column, in order.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from cips_stats.output import _plain_columns
+    >>> _plain_columns(pd.DataFrame({"x": [1.5, float("nan")], "n": [1, 2], "s": ["a", "b"]}), str.upper)
+    [[1.5, None], [1, 2], ['A', 'B']]
+    """
     out = []
     for c in range(frame.shape[1]):
         s = frame.iloc[:, c]
-        if isinstance(s.dtype, np.dtype) and s.dtype.kind == "f":
+        kind = s.dtype.kind if isinstance(s.dtype, np.dtype) else "O"
+        if kind == "f":
             a = s.to_numpy()
             v = a.astype(object)
             v[~np.isfinite(a)] = None
             out.append(v.tolist())
-        elif isinstance(s.dtype, np.dtype) and s.dtype.kind in "biu":
+        elif kind in "biu":
             out.append(s.to_numpy().tolist())
         else:
-            out.append([_xlsx_value(v) for v in s.tolist()])
+            out.append([other(v) for v in s.tolist()])
     return out
 
 

@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import io
 import math
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -253,80 +253,132 @@ def dot_panels(table: pd.DataFrame, *, panels: str = "factor", rows: str = "coun
     (1, ['A', 'B'])
     """
     _require(table, [panels, rows, colour, estimate, low, high], "dot_panels")
+    return list(_dot_pages(table, panels=panels, rows=rows, colour=colour, estimate=estimate, low=low, high=high,
+                           max_rows=max_rows, max_panels=max_panels, panel_labels=panel_labels,
+                           colour_labels=colour_labels, row_labels=row_labels, colour_title=colour_title,
+                           xlabel=xlabel, title=title, truth=truth, reference=reference, reuse=False))
+
+
+def _dot_pages(table: pd.DataFrame, *, panels: str, rows: str, colour: str, estimate: str, low: str, high: str,
+               max_rows: int, max_panels: int, panel_labels: Mapping[Any, str] | None,
+               colour_labels: Mapping[Any, str] | None, row_labels: Mapping[Any, str] | None,
+               colour_title: str | None, xlabel: str, title: str | None, truth: pd.DataFrame | None,
+               reference: float | None, reuse: bool) -> Iterator[Any]:
+    """The pages of :func:`dot_panels`, one at a time.
+
+    With ``reuse`` the pages of one set of panels are the same figure, its
+    data, row labels and size set anew for each page: the axes, ticks,
+    titles and legend are built once (about half the cost of a page).  Use
+    each page before asking for the next; the PNGs are identical to those of
+    fresh figures.
+    """
+    _require(table, [panels, rows, colour, estimate, low, high], "dot_panels")
     max_rows = _check_max("max_rows", max_rows)
     max_panels = _check_max("max_panels", max_panels)
     all_panels = list(dict.fromkeys(table[panels]))
     t = _visible(table, [estimate])
     row_values = _order(t[rows])
     colours = _order(t[colour])
-    k = max(len(colours), 1)
     lo_all, hi_all = _num(t[low]), _num(t[high])
     include = [] if reference is None else [reference]
     xlim = _limits(np.concatenate([lo_all, _num(t[estimate])]), np.concatenate([hi_all, _num(t[estimate])]), include)
-    row_pos = {v: i for i, v in enumerate(row_values)}
-    col_idx = {v: i for i, v in enumerate(colours)}
-    offset = np.array([(i - (k - 1) / 2) * min(0.7 / k, 0.25) for i in range(k)])
     truth_map = None
     if truth is not None and len(t):
         tk = [c for c in (panels, rows, colour, "group") if c in truth.columns and c in t.columns]
         truth_map = t[tk].merge(truth[tk + ["value"]], on=tk, how="left")["value"].to_numpy(dtype=float)
-    t = t.assign(_row=t[rows].map(row_pos).to_numpy(), _col=t[colour].map(col_idx).to_numpy())
+    t = t.assign(_row=t[rows].map({v: i for i, v in enumerate(row_values)}).to_numpy(),
+                 _col=t[colour].map({v: i for i, v in enumerate(colours)}).to_numpy(),
+                 _est=_num(t[estimate]), _lo=lo_all, _hi=hi_all)
     if truth_map is not None:
         t = t.assign(_truth=truth_map)
-    fontsize = 7.0
+    style = {"colours": colours, "colour_labels": colour_labels, "xlim": xlim, "reference": reference,
+             "truth": truth_map is not None, "xlabel": xlabel,
+             "legend_title": colour_title if colour_title is not None else str(colour)}
     ylabels_all = [_label(row_labels, v) for v in row_values]
-    pages = []
     for p0 in range(0, max(len(all_panels), 1), max_panels):
         pan = all_panels[p0:p0 + max_panels]
         if not pan:
             break
+        page = None
         for a, b in _chunks(len(row_values), max_rows):
-            n_here = max(b - a, 1)
-            left = _left_margin(ylabels_all[a:b], fontsize)
-            width = left + 2.3 * len(pan) + 0.3
-            height = _TOP_IN + _BOTTOM_IN + _ROW_IN * n_here * (1.0 if k <= 2 else 1.25)
-            fig = _figure(height, width, constrained=False)
-            fig.subplots_adjust(left=left / width, right=1 - 0.2 / width, bottom=_BOTTOM_IN / height,
-                                top=1 - _TOP_IN / height, wspace=0.08)
-            # Not sharey: shared axes make every panel lay out every row's tick; the rows are set once below.
-            axes = fig.subplots(1, len(pan), squeeze=False)[0]
-            page = t[(t["_row"] >= a) & (t["_row"] < b)]
-            for ax, pv in zip(axes, pan):
-                sub = page[page[panels] == pv]
-                for ci, cv in enumerate(colours):
-                    s = sub[sub["_col"] == ci]
-                    y = s["_row"].to_numpy(dtype=float) - a + offset[ci]
-                    lo, hi, est = _num(s[low]), _num(s[high]), _num(s[estimate])
-                    ok = np.isfinite(lo) & np.isfinite(hi)
-                    color = _COLORS[ci % len(_COLORS)]
-                    if ok.any():
-                        ax.hlines(y[ok], lo[ok], hi[ok], color=color, lw=1.2)
-                    ax.plot(est, y, "o", color=color, ms=3.5, label=_label(colour_labels, cv))
-                    if truth_map is not None:
-                        ax.plot(s["_truth"].to_numpy(dtype=float), y, "x", color="black", ms=3.5,
-                                label="truth" if ci == 0 else "_nolegend_")
-                if reference is not None:
-                    ax.axvline(reference, color=_GREY, lw=0.8, ls="--")
-                ax.set_title(_label(panel_labels, pv), fontsize=8.5)
-                ax.set_xlim(*xlim)
-                ax.grid(axis="x", alpha=0.3)
-                ax.tick_params(axis="x", labelsize=7)
-            for ax in axes:
-                ax.set_ylim(n_here - 0.5, -0.5)
-                ax.set_yticks([])
-                ax.xaxis.set_major_locator(_ticks())
-            axes[0].set_yticks(np.arange(b - a), ylabels_all[a:b], fontsize=fontsize)
-            fig.supxlabel(xlabel, fontsize=8, y=0.1 / height)
-            handles, labels = axes[0].get_legend_handles_labels()
-            if handles and (k > 1 or truth_map is not None):
-                fig.legend(handles, labels, loc="upper right", ncol=min(len(labels), 6), fontsize=7,
-                           title=colour_title if colour_title is not None else str(colour), title_fontsize=7,
-                           frameon=False, bbox_to_anchor=(1 - 0.1 / width, 1.0))
-            ttl = _page_title(title, a, b, len(row_values), "rows")
-            if ttl:
-                fig.suptitle(ttl, fontsize=9, x=0.02, ha="left", y=1 - 0.08 / height, va="top")
-            pages.append(fig)
-    return pages
+            if page is None or not reuse:
+                page = _DotPage([_label(panel_labels, p) for p in pan], style)
+            here = t[(t["_row"] >= a) & (t["_row"] < b)]
+            page.show([here[here[panels] == pv] for pv in pan], a, b, ylabels_all[a:b],
+                      _page_title(title, a, b, len(row_values), "rows"))
+            yield page.fig
+
+
+class _DotPage:
+    """One page of dot panels: the figure, its axes and the (empty) artists of every panel and colour."""
+
+    FONTSIZE = 7.0
+
+    def __init__(self, titles: list[str], style: dict) -> None:
+        colours = style["colours"]
+        k = max(len(colours), 1)
+        self.n_col, self.k, self.n_pan = len(colours), k, len(titles)
+        self.offset = np.array([(i - (k - 1) / 2) * min(0.7 / k, 0.25) for i in range(k)])
+        self.fig = fig = _figure(1.0, 1.0, constrained=False)
+        # Not sharey: shared axes make every panel lay out every row's tick; the rows are set once per page.
+        self.axes = axes = fig.subplots(1, len(titles), squeeze=False)[0]
+        self.artists = []                            # per panel, per colour: (interval lines, dots, truth)
+        for ax, ttl in zip(axes, titles):
+            per = []
+            for ci, cv in enumerate(colours):
+                color = _COLORS[ci % len(_COLORS)]
+                lines = ax.hlines([], [], [], color=color, lw=1.2)
+                dots, = ax.plot([], [], "o", color=color, ms=3.5, label=_label(style["colour_labels"], cv))
+                cross = None
+                if style["truth"]:
+                    cross, = ax.plot([], [], "x", color="black", ms=3.5, label="truth" if ci == 0 else "_nolegend_")
+                per.append((lines, dots, cross))
+            self.artists.append(per)
+            if style["reference"] is not None:
+                ax.axvline(style["reference"], color=_GREY, lw=0.8, ls="--")
+            ax.set_title(ttl, fontsize=8.5)
+            ax.set_xlim(*style["xlim"])
+            ax.grid(axis="x", alpha=0.3)
+            ax.tick_params(axis="x", labelsize=7)
+        for ax in axes:
+            ax.set_yticks([])
+            ax.xaxis.set_major_locator(_ticks())
+        self.xlabel = style["xlabel"]
+        self.legend = None
+        handles, labels = axes[0].get_legend_handles_labels()
+        if handles and (k > 1 or style["truth"]):
+            self.legend = fig.legend(handles, labels, loc="upper right", ncol=min(len(labels), 6), fontsize=7,
+                                     title=style["legend_title"], title_fontsize=7, frameon=False)
+
+    def show(self, subsets: list[pd.DataFrame], a: int, b: int, labels: list[str], title: str | None) -> None:
+        """Rows ``a:b`` (their ``labels``) of each panel's table; the figure sized for them."""
+        n_here = max(b - a, 1)
+        left = _left_margin(labels, self.FONTSIZE)
+        width = left + 2.3 * self.n_pan + 0.3
+        height = _TOP_IN + _BOTTOM_IN + _ROW_IN * n_here * (1.0 if self.k <= 2 else 1.25)
+        fig = self.fig
+        fig.set_size_inches(width, height)
+        fig.subplots_adjust(left=left / width, right=1 - 0.2 / width, bottom=_BOTTOM_IN / height,
+                            top=1 - _TOP_IN / height, wspace=0.08)
+        for sub, per in zip(subsets, self.artists):
+            col = sub["_col"].to_numpy()
+            for ci, (lines, dots, cross) in enumerate(per):
+                m = col == ci
+                y = sub["_row"].to_numpy(dtype=float)[m] - a + self.offset[ci]
+                lo, hi, est = (sub[c].to_numpy(dtype=float)[m] for c in ("_lo", "_hi", "_est"))
+                ok = np.isfinite(lo) & np.isfinite(hi)
+                lines.set_segments([((x0, yy), (x1, yy)) for x0, x1, yy in zip(lo[ok], hi[ok], y[ok])])
+                dots.set_data(est, y)
+                if cross is not None:
+                    cross.set_data(sub["_truth"].to_numpy(dtype=float)[m], y)
+        for ax in self.axes:
+            ax.set_ylim(n_here - 0.5, -0.5)
+        self.axes[0].set_yticks(np.arange(b - a), labels, fontsize=self.FONTSIZE)
+        fig.supxlabel(self.xlabel, fontsize=8, y=0.1 / height)
+        if self.legend is not None:
+            self.legend.set_bbox_to_anchor((1 - 0.1 / width, 1.0))
+        if title:
+            fig.suptitle(title, fontsize=9, x=0.02, ha="left", y=1 - 0.08 / height, va="top")
 
 
 # ======================================================================================= heatmap
@@ -1080,9 +1132,26 @@ def _figures() -> dict[str, Callable[..., Any]]:
 
 
 def _render_one(name: str, args: tuple, kwargs: dict, dpi: int) -> list[bytes]:
+    if name in ("dot_panels", "gap"):      # pages drawn one by one on a figure reused for the same panels
+        return [to_png(f, dpi=dpi) for f in _reused_pages(name, args, kwargs)]
     out = _figures()[name](*args, **kwargs)
     figs = out if isinstance(out, list) else [out]
     return [to_png(f, dpi=dpi) for f in figs]
+
+
+def _reused_pages(name: str, args: tuple, kwargs: dict) -> Iterator[Any]:
+    """The pages of ``dot_panels(*args, **kwargs)`` or ``gap(...)`` from :func:`_dot_pages` with ``reuse``."""
+    import inspect
+
+    bound = inspect.signature(_figures()[name]).bind(*args, **kwargs)
+    bound.apply_defaults()
+    a = dict(bound.arguments)
+    if name == "gap":
+        table, colour = a.pop("table"), a["colour"]
+        _require(table, ["factor", a["rows"], a["estimate"], a["low"], a["high"]], "gap")
+        a["table"] = table if colour in table.columns else table.assign(**{colour: ""})
+        a.update(panels="factor", colour_title="Iteration", truth=None, reference=0.0)
+    return _dot_pages(reuse=True, **a)
 
 
 def render(jobs: Sequence[tuple], *, n_jobs: int | None = None, dpi: int = 90, min_parallel: int = 8) -> list:

@@ -158,9 +158,13 @@ class Section:
 
 
 def _table_json(frame: pd.DataFrame) -> dict:
+    """``results.to_jsonable(frame)`` (``{"columns": [...], "data": [[...], ...]}``), converted column by column."""
+    from ..output import _plain_columns
     from ..results import to_jsonable
 
-    return to_jsonable(frame)
+    cols = _plain_columns(frame, to_jsonable)
+    data = [list(row) for row in zip(*cols)] if cols else [[] for _ in range(len(frame))]
+    return {"columns": [str(c) for c in frame.columns], "data": data}
 
 
 def _result_dict(res: Any, *, replace: Mapping[str, Any] | None = None, drop: Sequence[str] = (),

@@ -503,6 +503,28 @@ def _fmt_cell(v: Any) -> str:
     return str(v)
 
 
+def _html_cells(col: pd.Series) -> list[str]:
+    """A column's cells as escaped HTML text, formatted as :func:`_fmt_cell` formats them, one pass per column."""
+    kind = col.dtype.kind if isinstance(col.dtype, np.dtype) else "O"
+    if kind == "f":
+        a = col.to_numpy()
+        out = np.full(len(a), "", dtype=object)
+        fin = np.isfinite(a)
+        whole = fin & (a == np.trunc(np.where(fin, a, 0.0))) & (np.abs(np.where(fin, a, 0.0)) < 1e9)
+        out[whole] = [str(int(v)) for v in a[whole].tolist()]
+        rest = fin & ~whole
+        fixed = rest & ((np.abs(np.where(fin, a, 0.0)) >= 0.001) | (a == 0))
+        out[fixed] = [f"{v:.3f}" for v in a[fixed].tolist()]
+        sci = rest & ~fixed
+        out[sci] = [f"{v:.2e}" for v in a[sci].tolist()]
+        return out.tolist()
+    if kind in "iu":
+        return [str(v) for v in col.to_numpy().tolist()]
+    if kind == "b":
+        return ["yes" if v else "no" for v in col.to_numpy().tolist()]
+    return [html.escape(_fmt_cell(v)) for v in col.tolist()]
+
+
 def _html_table(frame: pd.DataFrame, key: str) -> str:
     cols = [str(c) for c in frame.columns]
     parts = [f"<table class='t' data-table='{html.escape(key)}'><thead><tr>"]
@@ -510,9 +532,10 @@ def _html_table(frame: pd.DataFrame, key: str) -> str:
     parts.append("</tr></thead><tbody>")
     sup = frame["suppressed"].to_numpy(dtype=bool) if "suppressed" in frame.columns and frame[
         "suppressed"].dtype == bool else np.zeros(len(frame), dtype=bool)
-    for i, row in enumerate(frame.itertuples(index=False, name=None)):
-        cls = " class='sup'" if sup[i] else ""
-        parts.append(f"<tr{cls}>" + "".join(f"<td>{html.escape(_fmt_cell(v))}</td>" for v in row) + "</tr>")
+    cells = [_html_cells(frame.iloc[:, j]) for j in range(frame.shape[1])]
+    rows = zip(*cells) if cells else ((),) * len(frame)
+    for s, row in zip(sup.tolist(), rows):
+        parts.append(("<tr class='sup'>" if s else "<tr>") + "".join(f"<td>{c}</td>" for c in row) + "</tr>")
     parts.append("</tbody></table>")
     return "".join(parts)
 
@@ -580,16 +603,31 @@ def _write(ctx: S.Context, secs: list[S.Section], out: Path, title: str, t_start
            "instrument_hash": prov.instrument_hash, "data_fingerprint": data.fingerprint,
            "failures": failures, "sections": sec_json, "warnings": to_jsonable(warn),
            "files": files, "seconds": time.perf_counter() - t_start}
-    doc = gate.obj(to_jsonable(doc))                 # names coded, flags about suppressed cells redacted
-    try:   # JSON-ready already (non-finite numbers are None): serialised once, not converted again
-        _out.write_text(out / "report.json", json.dumps(doc, indent=1, ensure_ascii=False, allow_nan=False))
-    except (TypeError, ValueError):
-        _out.write_json(out / "report.json", doc)
+    _write_report_json(out / "report.json", doc, gate)
     xlsx.result()                                    # the workbook's errors surface here
     return Report(out=str(out), index=str(out / "index.html"), sections=status, failures=failures,
                   files=tuple(files), provenance=prov,
                   flags=tuple(Flag("section_failed", f"Section {k} failed: {v}", "error", {"section": k})
                               for k, v in failures.items()))
+
+
+def _write_report_json(path: Path, doc: dict, gate: Any) -> None:
+    """``report.json`` through the gate (names coded, flags about suppressed cells redacted), converted once.
+
+    The sections' results are JSON-ready already (their tables converted column
+    by column), so the document is gated and serialised as it is.  ``json.dumps``
+    without a ``default`` accepts only dicts, lists, tuples, strings, numbers,
+    booleans and None -- exactly what ``Gate.obj`` walks -- so a document it
+    accepts had every string through the gate.  Anything else (a numpy value, a
+    non-finite number, an object) falls back to the full conversion
+    (``results.to_jsonable``) before the gate.
+    """
+    try:
+        text = json.dumps(gate.obj(doc), indent=1, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError):
+        _out.write_json(path, gate.obj(to_jsonable(doc)))
+        return
+    _out.write_text(path, text)
 
 
 def _css() -> str:
