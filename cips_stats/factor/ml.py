@@ -1037,20 +1037,30 @@ def h1_fiml_information(gd: GroupData, *, chunk_elems: float = 4e6) -> tuple[np.
         XPP += n0 * np.outer(vW, vW)
         XPZ += np.outer(vW, zs0)
         PZ += np.outer(vW, z0sum)
-    for (k, rows, mis), Ci in zip(gd.kgroups, parts["inv_blocks"]):
+    from scipy import sparse
+
+    for (k, rows, mis), (umis, pat, cnt), Cu in zip(gd.kgroups, _patterns_of(gd), parts["pattern_blocks"]):
+        # P_i depends on the row's missing pattern only: the sums with z are taken per pattern first
+        u = len(umis)
+        zv_sum, z_sum = np.zeros((u, ns)), np.zeros((u, p))
         for s in range(0, len(rows), step):
-            rr, mm, C = rows[s:s + step], mis[s:s + step], Ci[s:s + step]
-            Wc = np.transpose(W[:, mm], (1, 0, 2))              # (n, p, k)
-            R = Wc @ C @ np.transpose(Wc, (0, 2, 1))             # (n, p, p)
-            pv = vW[None, :] - R[:, vr, vc]
+            rr, pp = rows[s:s + step], pat[s:s + step]
             z = Z[rr]
             zv = z[:, vr] * z[:, vc]
-            XPP += pv.T @ pv
-            XPZ += pv.T @ zv
             XZZ += zv.T @ zv
-            PZ += pv.T @ z
             ZvZ += zv.T @ z
-            Psum += pv.sum(0)
+            by = sparse.csr_matrix((np.ones(len(rr)), (pp, np.arange(len(rr)))), shape=(u, len(rr)))
+            zv_sum += by @ zv
+            z_sum += by @ z
+        for s in range(0, u, step):
+            mm, C, c = umis[s:s + step], Cu[s:s + step], cnt[s:s + step].astype(float)
+            Wc = np.transpose(W[:, mm], (1, 0, 2))              # (u, p, k)
+            R = Wc @ C @ np.transpose(Wc, (0, 2, 1))             # (u, p, p)
+            pv = vW[None, :] - R[:, vr, vc]
+            XPP += pv.T @ (pv * c[:, None])
+            XPZ += pv.T @ zv_sum[s:s + step]
+            PZ += pv.T @ z_sum[s:s + step]
+            Psum += c @ pv
     cw = np.where(vr == vc, 0.5, 1.0)
     A_, B_, C_, D_ = vr[:, None], vc[:, None], vr[None, :], vc[None, :]
     ac, bd, ad, bc = idx[A_, C_], idx[B_, D_], idx[A_, D_], idx[B_, C_]
