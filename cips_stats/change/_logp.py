@@ -1,14 +1,16 @@
-"""The marginal change model's log density and gradient, written out in NumPy.
+"""The change model's log density and gradient, written out, with the cell deviations and the country effects
+integrated out.
 
 The default model of :func:`cips_stats.change.fit` (no baseline covariate) has
-``3G + F + C`` free parameters once the cell deviations are integrated out, and
-its log density is a handful of array operations on the diagonalised cell
-covariances.  Compiling the same density from the PyMC graph with numba costs
-10-15 s per process, far more than sampling it (about 1.5 s at CIPS scale);
-written out here its numba kernel is compiled once per machine (cached on
-disk), and nutpie calls it as a C callback (:mod:`._compiled`: no GIL, the
-chains run in parallel) or, with a nutpie release that lacks that container,
-through its Python-function interface (:func:`nutpie.from_pyfunc`).
+``3G + F + 1`` free parameters once the cell deviations and the country effects
+are integrated out (both are Gaussian given the hyper-parameters), and its log
+density is two passes over the cells of the diagonalised cell covariances.
+Compiling the model from the PyMC graph with numba costs 10-15 s per process,
+far more than sampling it (about 1.5 s at CIPS scale); written out here its
+numba kernel is compiled once per machine (cached on disk), and nutpie calls it
+as a C callback (:mod:`._compiled`: no GIL, the chains run in parallel) or,
+with a nutpie release that lacks that container, through its Python-function
+interface (:func:`nutpie.from_pyfunc`).
 
 Parametrisation (all on the scale of the statistic divided by ``unit``)::
 
@@ -16,16 +18,17 @@ Parametrisation (all on the scale of the statistic divided by ``unit``)::
     sd_factor, sd_country       ~ HalfNormal(0.5)      (sampled as log sd)
     sd_cell[g]                  ~ HalfNormal(0.5)      (sampled as log sd)
     factor_z  = B_F u_F,  u_F   ~ Normal(0, I_{F-1})   (= ZeroSumNormal(1) over F factors)
-    country_z = B_C u_C,  u_C   ~ Normal(0, I_{C-1})   (= ZeroSumNormal(1) over C countries)
-    m[p, f] = drift[g_p] + sd_factor factor_z[f] + sd_country country_z[c_p] + support[g_p] sup[p, f]
+    gamma     ~ ZeroSumNormal(sd_country) over C countries            (integrated out)
+    m[p, f] = drift[g_p] + sd_factor factor_z[f] + gamma[c_p] + support[g_p] sup[p, f]
     Q_p' d_p ~ Normal(Q_p' m_p, diag(sd_cell[g_p]^2 + lam_p))
 
-``B_K`` is an orthonormal basis of the sum-zero subspace of R^K, so ``B_K u``
+``B_F`` is an orthonormal basis of the sum-zero subspace of R^F, so ``B_F u``
 with ``u`` standard normal has exactly the ZeroSumNormal(1) distribution that
 the PyMC model uses; ``Q_p diag(lam_p) Q_p'`` is the eigendecomposition of the
 sampling covariance of pair ``p``'s changes.  The test suite checks the density
-against SciPy's multivariate normal and the gradient against finite differences,
-and the posterior against the PyMC graph sampled by PyMC.
+against SciPy's multivariate normal of all observations jointly, the gradient
+against finite differences, the country effects' conditional against dense
+Gaussian algebra, and the posterior against the PyMC graph sampled by PyMC.
 """
 
 from __future__ import annotations
@@ -56,8 +59,8 @@ def zero_sum_basis(k: int) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class Layout:
-    """Where each parameter sits in the unconstrained vector."""
+class CountryLayout:
+    """Where each parameter sits in the unconstrained vector when the country effects are integrated out."""
 
     G: int
     F: int
@@ -65,17 +68,34 @@ class Layout:
 
     @property
     def ndim(self) -> int:
-        return 3 * self.G + self.F + self.C
+        return 3 * self.G + self.F + 1
 
     def slices(self) -> dict[str, slice]:
-        G, F, C = self.G, self.F, self.C
-        edges = np.cumsum([0, G, G, 1, F - 1, 1, C - 1, G])
-        names = ["drift", "support", "log_sd_factor", "u_factor", "log_sd_country", "u_country", "log_sd_cell"]
+        G, F = self.G, self.F
+        edges = np.cumsum([0, G, G, 1, F - 1, 1, G])
+        names = ["drift", "support", "log_sd_factor", "u_factor", "log_sd_country", "log_sd_cell"]
         return {n: slice(int(a), int(b)) for n, a, b in zip(names, edges[:-1], edges[1:])}
 
 
-class MarginalDensity:
-    """Log density and gradient of the marginal change model (no baseline covariate).
+class CountryMarginalDensity:
+    """The marginal change model with the country effects integrated out too (the default of ``change.fit``).
+
+    The country effects ``gamma = sd_country B_C u`` are a ZeroSumNormal, i.e.
+    independent ``N(0, sd_country^2)`` effects conditioned on summing to zero,
+    and they enter every cell of their country linearly: given the other
+    parameters they are Gaussian, and so is the data with them integrated out.
+    With ``r`` the rotated residuals without the country effects and
+    ``v = sd_cell^2 + lam`` their variances, ``s = sd_country^2``::
+
+        w_c = sum_{cells of c} q^2 / v,   b_c = sum q r / v,   P_c = 1/s + w_c,   mu_c = b_c / P_c
+        log p(r) = sum [-log v / 2 - r^2 / (2 v)] + sum_c [b_c mu_c / 2 - log(1 + s w_c) / 2]
+                   - m^2 / (2 V) - log V / 2 + log(C s) / 2,     m = sum mu_c,  V = sum 1 / P_c
+
+    (the last three terms condition on ``sum gamma = 0``).  Only ``3G + F + 1``
+    hyper-parameters are sampled, whatever the number of countries; the
+    country effects are drawn afterwards from their exact conditional normal
+    (:meth:`country_posterior`).  The gradient follows from Fisher's identity
+    (the expected complete-data gradient under that conditional).
 
     Parameters
     ----------
@@ -98,7 +118,7 @@ class MarginalDensity:
     def __init__(self, pc: np.ndarray, pg: np.ndarray, sup: np.ndarray, zd: np.ndarray, lam: np.ndarray,
                  Q: np.ndarray, G: int, C: int, unit: float = 1.0):
         P, F = sup.shape
-        self.layout = Layout(int(G), int(F), int(C))
+        self.layout = CountryLayout(int(G), int(F), int(C))
         self.sl = self.layout.slices()
         self.unit = float(unit)
         u = self.unit
@@ -116,202 +136,6 @@ class MarginalDensity:
         self.q1 = self.Q.sum(axis=1)                                          # (P, F): Q_p' 1
         self.qs = np.einsum("pfk,pf->pk", self.Q, self.sup)                   # (P, F): Q_p' sup_p
         self.BF = zero_sum_basis(F)
-        self.BC = zero_sum_basis(int(C))
-
-    # ------------------------------------------------------------------------------------ pieces
-    def unpack(self, x: np.ndarray) -> dict[str, Any]:
-        """Natural parameters (in units of the statistic) from the unconstrained vector."""
-        s, u = self.sl, self.unit
-        sd_factor = math.exp(x[s["log_sd_factor"]][0])
-        sd_country = math.exp(x[s["log_sd_country"]][0])
-        factor_z = self.BF @ x[s["u_factor"]]
-        country_z = self.BC @ x[s["u_country"]]
-        return {"drift": x[s["drift"]] * u, "support": x[s["support"]] * u, "sd_factor": sd_factor * u,
-                "factor_z": factor_z, "factor_effect": sd_factor * factor_z * u, "sd_country": sd_country * u,
-                "country_z": country_z, "country_effect": sd_country * country_z * u,
-                "sd_cell": np.exp(x[s["log_sd_cell"]]) * u}
-
-    def logp(self, x: np.ndarray) -> tuple[float, np.ndarray]:
-        """Log posterior density (up to a constant) at ``x`` and its gradient."""
-        lp, grad = _logp_grad(np.asarray(x, dtype=float), self.layout.G, self.layout.F, self.layout.C, self.BF,
-                              self.BC, self.pc, self.pg, self.q1, self.qs, self.QT2, self.zd, self.lam,
-                              1.0 / EFFECT_PRIOR ** 2, 1.0 / SD_PRIOR ** 2)
-        return float(lp), grad
-
-    def initial_point(self, seed: Any) -> np.ndarray:
-        """A jittered start near the prior's centre (sd's at ~0.2 units, effects near zero)."""
-        rng = np.random.default_rng(seed)
-        x = rng.uniform(-0.5, 0.5, self.layout.ndim)
-        s = self.sl
-        for name in ("log_sd_factor", "log_sd_country", "log_sd_cell"):
-            x[s[name]] += math.log(0.2)
-        return x
-
-
-def _logp_grad_numpy(x, G, F, C, BF, BC, pc, pg, q1, qs, QT2, zd, lam, a2, b2):
-    """The density and gradient in plain NumPy (the reference the compiled kernel is tested against)."""
-    P = zd.shape[0]
-    o = np.cumsum([0, G, G, 1, F - 1, 1, C - 1, G])
-    drift, support = x[o[0]:o[1]], x[o[1]:o[2]]
-    lsf, uf, lsc, uc, lsd = x[o[2]], x[o[3]:o[4]], x[o[4]], x[o[5]:o[6]], x[o[6]:o[7]]
-    sf, sc, sd = math.exp(lsf), math.exp(lsc), np.exp(lsd)
-    fz, cz = BF @ uf, BC @ uc
-    beta, gamma = sf * fz, sc * cz
-    zm = (drift[pg] + gamma[pc])[:, None] * q1 + support[pg][:, None] * qs + (QT2 @ beta).reshape(P, F)
-    r = zd - zm
-    v = (sd * sd)[pg][:, None] + lam
-    w = r / v
-    loglik = -0.5 * float(np.sum(np.log(v) + r * w)) - r.size * _HALF_LOG_2PI
-    g_q1, g_qs = (w * q1).sum(axis=1), (w * qs).sum(axis=1)
-    g_beta = w.reshape(-1) @ QT2
-    g_gamma = np.bincount(pc, g_q1, minlength=C)
-    g_v = (-0.5 * (1.0 / v - w * w)).sum(axis=1)
-    logprior = (-0.5 * a2 * float(drift @ drift + support @ support) - 0.5 * float(uf @ uf + uc @ uc)
-                - 0.5 * b2 * (sf * sf + sc * sc + float(sd @ sd)) + lsf + lsc + float(lsd.sum()))
-    grad = np.empty_like(x)
-    grad[o[0]:o[1]] = np.bincount(pg, g_q1, minlength=G) - a2 * drift
-    grad[o[1]:o[2]] = np.bincount(pg, g_qs, minlength=G) - a2 * support
-    grad[o[2]] = sf * float(fz @ g_beta) - b2 * sf * sf + 1.0
-    grad[o[3]:o[4]] = sf * (BF.T @ g_beta) - uf
-    grad[o[4]] = sc * float(cz @ g_gamma) - b2 * sc * sc + 1.0
-    grad[o[5]:o[6]] = sc * (BC.T @ g_gamma) - uc
-    grad[o[6]:o[7]] = np.bincount(pg, g_v, minlength=G) * 2.0 * sd * sd - b2 * sd * sd + 1.0
-    return loglik + logprior, grad
-
-
-def _logp_grad_loops(x, G, F, C, BF, BC, pc, pg, q1, qs, QT2, zd, lam, a2, b2):
-    """The same density as explicit loops, compiled by numba (cached on disk, so compiled once per machine)."""
-    P = zd.shape[0]
-    o0, o1, o2, o3 = 0, G, 2 * G, 2 * G + 1
-    o4 = o3 + F - 1
-    o5 = o4 + 1
-    o6 = o5 + C - 1
-    sf = math.exp(x[o2])
-    sc = math.exp(x[o4])
-    beta = np.zeros(F)
-    for f in range(F):
-        acc = 0.0
-        for j in range(F - 1):
-            acc += BF[f, j] * x[o3 + j]
-        beta[f] = sf * acc
-    gamma = np.zeros(C)
-    for c in range(C):
-        acc = 0.0
-        for j in range(C - 1):
-            acc += BC[c, j] * x[o5 + j]
-        gamma[c] = sc * acc
-    sd2 = np.empty(G)
-    for g in range(G):
-        sd2[g] = math.exp(2.0 * x[o6 + g])
-    g_drift = np.zeros(G)
-    g_support = np.zeros(G)
-    g_sd2 = np.zeros(G)
-    g_beta = np.zeros(F)
-    g_gamma = np.zeros(C)
-    loglik = 0.0
-    for p in range(P):
-        g = pg[p]
-        c = pc[p]
-        a = x[o0 + g] + gamma[c]
-        b = x[o1 + g]
-        gq1 = 0.0
-        gqs = 0.0
-        gv = 0.0
-        for k in range(F):
-            row = p * F + k
-            qb = 0.0
-            for f in range(F):
-                qb += QT2[row, f] * beta[f]
-            r = zd[p, k] - (a * q1[p, k] + b * qs[p, k] + qb)
-            v = sd2[g] + lam[p, k]
-            w = r / v
-            loglik += -0.5 * (math.log(v) + r * w)
-            gq1 += w * q1[p, k]
-            gqs += w * qs[p, k]
-            gv += -0.5 * (1.0 / v - w * w)
-            for f in range(F):
-                g_beta[f] += w * QT2[row, f]
-        g_drift[g] += gq1
-        g_support[g] += gqs
-        g_gamma[c] += gq1
-        g_sd2[g] += gv
-    loglik -= P * F * _HALF_LOG_2PI
-    grad = np.empty(x.shape[0])
-    logprior = 0.0
-    for g in range(G):
-        logprior += -0.5 * a2 * (x[o0 + g] ** 2 + x[o1 + g] ** 2) - 0.5 * b2 * sd2[g] + x[o6 + g]
-        grad[o0 + g] = g_drift[g] - a2 * x[o0 + g]
-        grad[o1 + g] = g_support[g] - a2 * x[o1 + g]
-        grad[o6 + g] = g_sd2[g] * 2.0 * sd2[g] - b2 * sd2[g] + 1.0
-    fzb = 0.0
-    for f in range(F):
-        fzb += beta[f] * g_beta[f]
-    grad[o2] = fzb - b2 * sf * sf + 1.0             # sf * (fz . g_beta) with beta = sf * fz
-    for j in range(F - 1):
-        acc = 0.0
-        for f in range(F):
-            acc += BF[f, j] * g_beta[f]
-        grad[o3 + j] = sf * acc - x[o3 + j]
-        logprior += -0.5 * x[o3 + j] ** 2
-    czg = 0.0
-    for c in range(C):
-        czg += gamma[c] * g_gamma[c]
-    grad[o4] = czg - b2 * sc * sc + 1.0
-    for j in range(C - 1):
-        acc = 0.0
-        for c in range(C):
-            acc += BC[c, j] * g_gamma[c]
-        grad[o5 + j] = sc * acc - x[o5 + j]
-        logprior += -0.5 * x[o5 + j] ** 2
-    logprior += -0.5 * b2 * (sf * sf + sc * sc) + x[o2] + x[o4]
-    return loglik + logprior, grad
-
-
-# ============================================================== country effects integrated out as well
-@dataclass(frozen=True)
-class CountryLayout:
-    """Where each parameter sits in the unconstrained vector when the country effects are integrated out."""
-
-    G: int
-    F: int
-    C: int
-
-    @property
-    def ndim(self) -> int:
-        return 3 * self.G + self.F + 1
-
-    def slices(self) -> dict[str, slice]:
-        G, F = self.G, self.F
-        edges = np.cumsum([0, G, G, 1, F - 1, 1, G])
-        names = ["drift", "support", "log_sd_factor", "u_factor", "log_sd_country", "log_sd_cell"]
-        return {n: slice(int(a), int(b)) for n, a, b in zip(names, edges[:-1], edges[1:])}
-
-
-class CountryMarginalDensity(MarginalDensity):
-    """The marginal change model with the country effects integrated out too (the default of ``change.fit``).
-
-    The country effects ``gamma = sd_country B_C u`` are a ZeroSumNormal, i.e.
-    independent ``N(0, sd_country^2)`` effects conditioned on summing to zero,
-    and they enter every cell of their country linearly: given the other
-    parameters they are Gaussian, and so is the data with them integrated out.
-    With ``r`` the rotated residuals without the country effects and
-    ``v = sd_cell^2 + lam`` their variances, ``s = sd_country^2``::
-
-        w_c = sum_{cells of c} q^2 / v,   b_c = sum q r / v,   P_c = 1/s + w_c,   mu_c = b_c / P_c
-        log p(r) = sum [-log v / 2 - r^2 / (2 v)] + sum_c [b_c mu_c / 2 - log(1 + s w_c) / 2]
-                   - m^2 / (2 V) - log V / 2 + log(C s) / 2,     m = sum mu_c,  V = sum 1 / P_c
-
-    (the last three terms condition on ``sum gamma = 0``).  Only ``3G + F + 1``
-    hyper-parameters are sampled, whatever the number of countries; the
-    country effects are drawn afterwards from their exact conditional normal
-    (:meth:`country_posterior`).  The gradient follows from Fisher's identity
-    (the expected complete-data gradient under that conditional).
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.layout = CountryLayout(self.layout.G, self.layout.F, self.layout.C)
-        self.sl = self.layout.slices()
 
     def unpack(self, x: np.ndarray) -> dict[str, Any]:
         """Natural hyper-parameters (in units of the statistic); the country effects are not in ``x``."""
@@ -527,34 +351,6 @@ def country_expanded_variables(G: int, F: int) -> list[tuple[str, tuple[int, ...
             ("sd_cell", (G,), ("group",))]
 
 
-_KERNEL: list = []
-
-
-def kernel_loaded() -> bool:
-    """Whether the compiled kernel is already loaded in this process."""
-    return bool(_KERNEL)
-
-
-def _logp_grad(*args):
-    """The compiled kernel when numba is importable (it is a dependency of PyTensor), else NumPy."""
-    if not _KERNEL:
-        try:
-            import numba
-
-            _KERNEL.append(numba.njit(cache=True, fastmath=False, nogil=True)(_logp_grad_loops))
-        except Exception:  # pragma: no cover - numba ships with PyTensor; NumPy is the fallback
-            _KERNEL.append(_logp_grad_numpy)
-    return _KERNEL[0](*args)
-
-
-#: The posterior variables the sampler records, with their dims (names as in the PyMC model).
-def expanded_variables(G: int, F: int, C: int) -> list[tuple[str, tuple[int, ...], tuple[str, ...]]]:
-    return [("drift", (G,), ("group",)), ("support", (G,), ("group",)), ("sd_factor", (), ()),
-            ("factor_z", (F,), ("factor",)), ("factor_effect", (F,), ("factor",)), ("sd_country", (), ()),
-            ("country_z", (C,), ("country",)), ("country_effect", (C,), ("country",)),
-            ("sd_cell", (G,), ("group",))]
-
-
 class PoolingDensity:
     """Log density and gradient of the normal hierarchical model with known SEs, ``theta`` integrated out.
 
@@ -602,9 +398,6 @@ def nutpie_model(density: Any, coords: dict) -> Any:
 
     if isinstance(density, CountryMarginalDensity):
         spec, ndim = country_expanded_variables(density.layout.G, density.layout.F), density.layout.ndim
-    elif isinstance(density, MarginalDensity):
-        G, F, C = density.layout.G, density.layout.F, density.layout.C
-        spec, ndim = expanded_variables(G, F, C), density.layout.ndim
     else:
         spec = density.spec if hasattr(density, "spec") else density.expanded()
         ndim = density.ndim

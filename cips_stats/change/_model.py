@@ -38,7 +38,7 @@ from ..results import Provenance, Result, resolve_seed, to_jsonable
 from . import _sampling
 from ._cells import CellChanges, _py, cell_changes
 from . import _logp
-from ._logp import CountryMarginalDensity, MarginalDensity, nutpie_model
+from ._logp import CountryMarginalDensity, nutpie_model
 
 __all__ = ["ChangeResult", "fit"]
 
@@ -530,7 +530,7 @@ def _add_country_draws(idata: Any, density: CountryMarginalDensity, labels: list
     post["country_z"] = eff / post["sd_country"]
 
 
-def _compiled_or_python(density: MarginalDensity, coords: dict, seed: int) -> tuple[bool, Any]:
+def _compiled_or_python(density: CountryMarginalDensity, coords: dict, seed: int) -> tuple[bool, Any]:
     """The density as nutpie's C-callback model (chains in parallel, no GIL), else as a Python-function model.
 
     Returns ``(loaded, model)``: ``loaded`` says whether the compiled code was
