@@ -178,6 +178,34 @@ def test_dot_panels_paginate_180_countries_to_fit_a_screen():
     assert n == len(t)
 
 
+@pytest.mark.parametrize("name", ["dot_panels", "gap"])
+def test_reused_pages_draw_the_pngs_of_fresh_figures(name):
+    """The report draws the pages of one set of panels on one reused figure: the same PNGs as fresh figures."""
+    t = _indicators(25, iterations=(1, 2, 3), factors=("f1", "f2", "f3"), seed=3)
+    t.loc[t.index % 11 == 0, ["estimate", "ci_low", "ci_high"]] = np.nan        # blanks: not drawn
+    t.loc[t.index % 17 == 0, "ci_high"] = np.nan                               # a dot without its interval
+    kw = {"max_rows": 10, "max_panels": 2, "title": "T", "panel_labels": {"f1": "Factor one"}}
+    if name == "dot_panels":
+        kw["truth"] = t[["country", "iteration", "factor"]].assign(value=5.0)
+    fresh = [plotting.to_png(f) for f in getattr(plotting, name)(t, **kw)]
+    assert len(fresh) == 6                                      # 25 rows: pages of 8, 9, 8; panels 2 + 1
+    assert plotting._render_one(name, (t,), kw, 90) == fresh
+    figs = [id(f) for f in plotting._reused_pages(name, (t,), kw)]
+    assert len(figs) == 6 and len(set(figs)) <= 2               # one figure per set of panels
+
+
+def test_change_heatmap_of_180_countries_pages_every_country_once():
+    t = pd.concat([_changes(s).assign(country=lambda d, s=s: d["country"] + f"_{s:02d}") for s in range(30)])
+    assert t["country"].nunique() == 180
+    pages = plotting.change_heatmap(t, max_rows=40)
+    rows = [[x.get_text() for x in p.axes[0].get_yticklabels()] for p in pages]
+    assert len(pages) == 5 and all(len(r) <= 40 for r in rows)
+    assert sorted(sum(rows, [])) == sorted(t["country"].unique())              # every country, once
+    for p in pages:
+        w, h = p.get_size_inches() * 90
+        assert h <= 1000 and w <= 1300                                          # fits a screen
+
+
 def test_dot_panels_truth_and_bad_input():
     t = _indicators(2, iterations=(1,), factors=("f1",))
     truth = t[["country", "iteration", "factor"]].assign(value=4.0)

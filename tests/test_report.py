@@ -217,6 +217,72 @@ def test_no_cell_below_the_minimum_appears_anywhere(built, sim):
     assert checked > 500
 
 
+def test_workbook_has_one_sheet_per_table_with_the_published_cells(built):
+    """tables.xlsx: one sheet per CSV table (same cells), suppressed cells blank."""
+    out, _ = built
+    sheets = pd.read_excel(out / "tables.xlsx", sheet_name=None, engine="openpyxl")
+    csvs = {p.stem: pd.read_csv(p, encoding="utf-8-sig") for p in (out / "tables").glob("*.csv")}
+    assert sorted(sheets) == sorted(csvs) and len(sheets) > 10
+    checked = 0
+    for name, sheet in sheets.items():
+        csv = csvs[name]
+        assert list(sheet.columns) == list(csv.columns) and len(sheet) == len(csv), name
+        for c in csv.columns:
+            a, b = sheet[c], csv[c]
+            if pd.api.types.is_numeric_dtype(b) and not pd.api.types.is_bool_dtype(b):
+                np.testing.assert_allclose(pd.to_numeric(a, errors="coerce"), b, rtol=1e-12, err_msg=name)
+            else:
+                assert (a.isna() == b.isna()).all(), (name, c)
+        checked += assert_no_small_cell(sheet, f"tables.xlsx:{name}")
+    cells = sheets["indicators_cells"]
+    hidden = cells[cells["suppressed"].astype(bool)]
+    assert len(hidden) and hidden[["estimate", "se", "ci_low", "ci_high"]].isna().all().all()
+    small = hidden["suppression_reason"].astype(str).str.startswith("disclosure:")
+    assert small.any() and hidden.loc[small, "n"].isna().all()     # below the minimum: the count too
+    assert checked > 200
+
+
+def test_html_and_json_tables_convert_every_dtype_as_cell_by_cell():
+    """The column-wise HTML and JSON conversions give what the cell-by-cell ones gave."""
+    import html as _html
+
+    from cips_stats.report.builder import _fmt_cell, _html_cells
+    from cips_stats.results import to_jsonable
+
+    floats = [0.0, -0.0, 1.0, -3.0, 1e9 - 1, 1e9, 2.5, 0.0005, -0.0004, 0.001, 1234.56789, -7.25e-5, np.nan,
+              np.inf, -np.inf, 1e-12, 123456789012.5]
+    n = len(floats)
+    frame = pd.DataFrame({
+        "f": floats, "f32": np.array(floats, dtype=np.float32), "i": np.arange(n) - 3,
+        "u": np.arange(n, dtype=np.uint8), "b": np.arange(n) % 2 == 0,
+        "B": pd.array([True, None] * (n // 2) + [False], dtype="boolean"),
+        "F": pd.array([1.5, None] * (n // 2) + [2.0], dtype="Float64"),
+        "I": pd.array([1, None] * (n // 2) + [3], dtype="Int64"),
+        "s": ["<b>&x</b>", None] * (n // 2) + ["'q'"], "o": [pd.NA, 1, "a", 2.5, None] * 3 + [np.float64(1.0), True]})
+    for c in frame.columns:
+        assert _html_cells(frame[c]) == [_html.escape(_fmt_cell(v)) for v in frame[c]], c
+    assert S._table_json(frame) == to_jsonable(frame)
+    assert S._table_json(frame.iloc[:0]) == to_jsonable(frame.iloc[:0])
+
+
+def test_report_json_is_gated_on_the_fast_path_and_on_the_fallback(sim, tmp_path):
+    from cips_stats import disclosure
+    from cips_stats.report.builder import _write_report_json
+
+    gate = disclosure.Gate.for_survey(sim.data, min_n=MIN_CELL, anonymise=True, key="a-test-key-of-some-length")
+    name = sorted(sim.data.frame["country"].unique())[0]
+    plain = {"table": {"columns": ["country", "x"], "data": [[name, 1.5]]}, "note": f"{name} is fine"}
+    odd = {**plain, "n": np.int64(3), "x": float("nan"), "arr": np.array([1.0, np.inf])}
+    for doc in (plain, odd):
+        p = tmp_path / "r.json"
+        _write_report_json(p, doc, gate)
+        text = p.read_text(encoding="utf-8")
+        back = json.loads(text)
+        assert name not in text and gate.text(name) in text
+        assert back["table"]["data"][0][1] == 1.5
+    assert back["n"] == 3 and back["x"] is None and back["arr"] == [1.0, None]
+
+
 def test_statistics_of_small_cells_are_nowhere_in_the_files(built, sim):
     """The full-precision values of small cells (indicators, reliability) appear in no output file."""
     out, _ = built
