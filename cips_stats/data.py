@@ -269,8 +269,10 @@ class SurveyData:
         for col, val in equals.items():
             vals = val if isinstance(val, (list, tuple, set)) else [val]
             keep &= self.frame[col].isin(list(vals)).to_numpy()
+        if keep.all():      # every row: the tables are shared (copy-on-write), nothing is copied
+            return self.with_frame(self.frame.reset_index(drop=True))
         frame = self.frame.loc[keep].reset_index(drop=True)
-        ids = set(frame["respondent_id"])
+        ids = pd.Index(frame["respondent_id"].to_numpy(dtype=object))     # a hash table, built once
         exc = self.exclusions[self.exclusions["respondent_id"].isin(ids)].reset_index(drop=True)
         changes: dict[str, Any] = {"exclusions": exc}
         if self.aside is not None and "respondent_id" in self.aside.columns:
