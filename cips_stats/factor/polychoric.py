@@ -261,7 +261,7 @@ def _pair_index(p: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _pair_tables(codes: np.ndarray, kmax: int, ii: np.ndarray, jj: np.ndarray,
-                 chunk: int = 20000, weights: np.ndarray | None = None) -> np.ndarray:
+                 chunk: int = 8192, weights: np.ndarray | None = None) -> np.ndarray:
     """All pairwise (weighted) contingency tables at once, shape (npairs, kmax, kmax), rows = item ii."""
     n, p = codes.shape
     acc = np.zeros((p * kmax, p * kmax))
