@@ -24,7 +24,7 @@ from cips_stats.factor.invariance import invariance
 from cips_stats.factor.ml import MLProblem, _prepare_fiml, fiml_parts
 from cips_stats.factor.model import CFAModel
 from cips_stats.factor.syntax import build_partable
-from cips_stats.factor.wls import fit_wlsmv
+from cips_stats.factor.wls import _fit_wlsmv, fit_wlsmv
 
 
 def _ordinal(rng, n, loads, cuts):
@@ -90,9 +90,9 @@ def test_fit_wlsmv_data_cache_is_keyed_by_group_and_weight():
     y = _ordinal(rng, 600, np.array([0.8, 0.7, 0.6]), [-0.5, 0.5])
     df = pd.DataFrame(y, columns=["a", "b", "c"]).assign(g=np.repeat([1, 2], 300), w=rng.uniform(0.5, 2, 600))
     cache: dict = {}
-    one = fit_wlsmv(df, "f =~ a + b + c", _data_cache=cache)
-    two = fit_wlsmv(df, "f =~ a + b + c", group="g", _data_cache=cache)
-    wtd = fit_wlsmv(df, "f =~ a + b + c", weight="w", _data_cache=cache)
+    one = _fit_wlsmv(df, "f =~ a + b + c", data_cache=cache)
+    two = _fit_wlsmv(df, "f =~ a + b + c", group="g", data_cache=cache)
+    wtd = _fit_wlsmv(df, "f =~ a + b + c", weight="w", data_cache=cache)
     assert (one.n_groups, two.n_groups) == (1, 2)
     assert one.fit["chi2"] == pytest.approx(fit_wlsmv(df, "f =~ a + b + c").fit["chi2"], rel=1e-12, abs=1e-12)
     assert wtd.parameters["est"].to_numpy() == pytest.approx(

@@ -320,11 +320,11 @@ def _cfa_frame_impl(frame, *, model, estimator, ordered, group, group_equal, gro
     if miss is None:
         raise ModelError(f"missing= must be 'listwise' or 'fiml', got {missing!r}.")
     if est in ("WLSMV", "DWLS", "WLS"):
-        from .wls import fit_wlsmv
+        from .wls import _fit_wlsmv
 
-        return fit_wlsmv(frame, model=model, estimator=est, ordered=ordered, group=group,
+        return _fit_wlsmv(frame, model=model, estimator=est, ordered=ordered, group=group,
                          group_equal=group_equal, group_partial=group_partial, std_lv=std_lv,
-                         missing=miss if miss != "fiml" else "pairwise", weight=weight, ci=ci, _data_cache=cache)
+                         missing=miss if miss != "fiml" else "pairwise", weight=weight, ci=ci, data_cache=cache)
     if weight is not None:
         raise ModelError("weight= is supported with estimator='WLSMV'/'DWLS'/'WLS' (weighted polychorics, as "
                          "lavaan's sampling.weights=); ML/MLR with sampling weights is not implemented.")

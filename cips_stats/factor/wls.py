@@ -363,7 +363,6 @@ def fit_wlsmv(
     ci: float = 0.95,
     max_iter: int = 200,
     tol: float = 1e-10,
-    _data_cache: dict | None = None,
 ) -> CFAResult:
     """Fit a CFA of ordinal items by DWLS with robust standard errors and a scaled-shifted test.
 
@@ -402,11 +401,6 @@ def fit_wlsmv(
         Maximum Gauss-Newton iterations.
     tol : float
         Convergence tolerance (largest absolute change of a parameter).
-    _data_cache : dict, optional
-        Private: a dict owned by a caller that fits several models to the *same*
-        ``frame`` (an invariance ladder).  The group split, the answer categories,
-        the sample statistics and the data fingerprint are computed on the first
-        fit and reused by the others.
 
     Returns
     -------
@@ -446,6 +440,17 @@ def fit_wlsmv(
     >>> res.fit["df"], res.converged
     (0, True)
     """
+    return _fit_wlsmv(frame, model, ordered=ordered, group=group, group_equal=group_equal,
+                      group_partial=group_partial, parameterization=parameterization, estimator=estimator,
+                      missing=missing, std_lv=std_lv, weight=weight, ci=ci, max_iter=max_iter, tol=tol)
+
+
+def _fit_wlsmv(frame, model, *, ordered=None, group=None, group_equal=(), group_partial=(), parameterization="delta",
+               estimator="WLSMV", missing="pairwise", std_lv=False, weight=None, ci=0.95, max_iter=200, tol=1e-10,
+               data_cache: dict | None = None) -> CFAResult:
+    """:func:`fit_wlsmv`; ``data_cache``: a dict owned by a caller that fits several models to the *same*
+    ``frame`` (an invariance ladder): the group split, the answer categories, the sample statistics and the
+    data fingerprint are computed on the first fit and reused by the others."""
     if parameterization != "delta":
         raise ModelError(f"parameterization={parameterization!r} is not supported; only 'delta' (lavaan's default).")
     est_name = str(estimator).upper()
@@ -456,7 +461,7 @@ def fit_wlsmv(
         raise DataError("frame= must be a pandas DataFrame.")
     if missing not in ("pairwise", "listwise"):
         raise DataError(f"missing= must be 'pairwise' or 'listwise' for WLSMV; got {missing!r}.")
-    data = _wls_data(frame, group, weight, _data_cache)
+    data = _wls_data(frame, group, weight, data_cache)
     frame, group_labels, levels = data["frame"], data["labels"], data["levels"]
     m, syntax = _prepare_model(frame, model, ordered=ordered, group_labels=group_labels,
                                group_equal=group_equal, group_partial=group_partial, std_lv=std_lv,
@@ -470,7 +475,7 @@ def fit_wlsmv(
         frames = [f.rename(columns=str) for f in _frames_of(frame, data["codes"], len(group_labels))]
         lv = {v: levels[v] for v in ov}
         # a caller's cache holds the statistics of this one frame: no need to hash the data for the global one
-        sample = (wls_sample(frames, ov, missing=missing, levels=lv, weight=weight) if _data_cache is None
+        sample = (wls_sample(frames, ov, missing=missing, levels=lv, weight=weight) if data_cache is None
                   else _wls_sample(frames, ov, missing=missing, levels=lv, weight=weight))
         data["samples"][skey] = sample
     G = m.n_groups
