@@ -191,7 +191,7 @@ def _limits(lo: np.ndarray, hi: np.ndarray, include: Sequence[float] = ()) -> tu
 # ======================================================================================= dot panels
 def dot_panels(table: pd.DataFrame, *, panels: str = "factor", rows: str = "country", colour: str = "iteration",
                estimate: str = "estimate", low: str = "ci_low", high: str = "ci_high", max_rows: int = 40,
-               max_panels: int = 5, panel_labels: Mapping[Any, str] | None = None,
+               max_panels: int = 6, panel_labels: Mapping[Any, str] | None = None,
                colour_labels: Mapping[Any, str] | None = None, row_labels: Mapping[Any, str] | None = None,
                colour_title: str | None = None, xlabel: str = "Indicator", title: str | None = None,
                truth: pd.DataFrame | None = None, reference: float | None = None) -> list:
@@ -202,7 +202,10 @@ def dot_panels(table: pd.DataFrame, *, panels: str = "factor", rows: str = "coun
     a dot is the estimate and a line its interval.  Panels share their rows
     and their horizontal scale.  Long lists are paginated: each returned
     figure holds at most ``max_rows`` rows and ``max_panels`` panels (180
-    countries make five pages of 36 rows per five factors).
+    countries make five pages of 36 rows per six factors; the CIPS
+    instrument's 11 key factors make two pages of panels, 6 and 5).  A page
+    is at most about 13 inches wide: up to five panels are 2.3 inches wide,
+    six or more share 11.5 inches.
 
     Parameters
     ----------
@@ -219,7 +222,7 @@ def dot_panels(table: pd.DataFrame, *, panels: str = "factor", rows: str = "coun
     max_rows : int
         Rows per page at most (default 40).
     max_panels : int
-        Panels per page at most, side by side (default 5).
+        Panels per page at most, side by side (default 6).
     panel_labels, colour_labels, row_labels : mapping, optional
         Display labels of the panel, colour and row values (e.g. the
         instrument's factor labels, iteration years); values not in the
@@ -354,7 +357,7 @@ class _DotPage:
         """Rows ``a:b`` (their ``labels``) of each panel's table; the figure sized for them."""
         n_here = max(b - a, 1)
         left = _left_margin(labels, self.FONTSIZE)
-        width = left + 2.3 * self.n_pan + 0.3
+        width = left + min(2.3, 11.5 / self.n_pan) * self.n_pan + 0.3
         height = _TOP_IN + _BOTTOM_IN + _ROW_IN * n_here * (1.0 if self.k <= 2 else 1.25)
         fig = self.fig
         fig.set_size_inches(width, height)
@@ -1016,7 +1019,7 @@ def forest(table: pd.DataFrame, *, factor: str, group_column: str = "group",
 
 
 def gap(table: pd.DataFrame, *, rows: str = "country", colour: str = "iteration", estimate: str = "estimate",
-        low: str = "ci_low", high: str = "ci_high", max_rows: int = 40, max_panels: int = 5,
+        low: str = "ci_low", high: str = "ci_high", max_rows: int = 40, max_panels: int = 6,
         panel_labels: Mapping[Any, str] | None = None, colour_labels: Mapping[Any, str] | None = None,
         row_labels: Mapping[Any, str] | None = None, xlabel: str = "Difference between the groups",
         title: str | None = None) -> list:

@@ -206,6 +206,16 @@ def test_change_heatmap_of_180_countries_pages_every_country_once():
         assert h <= 1000 and w <= 1300                                          # fits a screen
 
 
+def test_dot_panels_eleven_key_factors_make_two_pages_that_fit_a_screen():
+    t = _indicators(25, iterations=(1, 2), factors=tuple(f"f{i}" for i in range(11)))
+    pages = plotting.dot_panels(t)
+    assert [len(p.axes) for p in pages] == [6, 5]                # not 5 + 5 + 1
+    for p in pages:
+        w, h = p.get_size_inches() * 90
+        assert w <= 1300 and h <= 1000
+    assert sum(len(_dots(ax)) for p in pages for ax in p.axes) == len(t)
+
+
 def test_dot_panels_truth_and_bad_input():
     t = _indicators(2, iterations=(1,), factors=("f1",))
     truth = t[["country", "iteration", "factor"]].assign(value=4.0)
