@@ -219,6 +219,17 @@ def test_diagnostics_equal_arviz_element_by_element():
     assert ours[1][7] == x.shape[0] * x.shape[1]      # a constant counts every draw, as ArviZ
 
 
+@pytest.mark.parametrize("block", [1, 7, 39, 40, 41])
+def test_diagnostics_blocks_give_the_same_values(block, monkeypatch):
+    """summary() works in blocks of variables: block edges (one variable, a remainder, exactly V) change nothing."""
+    x = _chains()
+    whole = dg.summary(x)
+    monkeypatch.setattr(dg, "_BLOCK", block)
+    parts = dg.summary(x)
+    for a, b in zip(parts, whole):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_diagnostics_edges():
     x = _chains(V=12)
     one_chain = x[:1]

@@ -23,6 +23,9 @@ from scipy.special import ndtri
 
 __all__ = ["rhat_rank", "ess_bulk", "ess_tail", "summary"]
 
+#: Variables per block in :func:`summary` (about 10 MB of FFT buffers per block for 4 x 1000 draws).
+_BLOCK = 128
+
 
 def _split(x: np.ndarray) -> np.ndarray:
     """(chain, draw, V) -> (V, 2 chain, draw // 2): first and last halves of every chain."""
@@ -227,5 +230,10 @@ def summary(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         Equal to :func:`rhat_rank`, :func:`ess_bulk` and :func:`ess_tail`.
     """
     x = np.asarray(samples, dtype=float)
-    rhat, bulk = _bulk(x, rhat=True, ess=True)
-    return rhat, bulk, ess_tail(x)
+    V = x.shape[2]
+    rhat, bulk, tail = np.empty(V), np.empty(V), np.empty(V)
+    for a in range(0, V, _BLOCK):     # blocks of variables: the FFT and rank buffers stay small (memory, cache)
+        xb = np.ascontiguousarray(x[:, :, a:a + _BLOCK])
+        rhat[a:a + _BLOCK], bulk[a:a + _BLOCK] = _bulk(xb, rhat=True, ess=True)
+        tail[a:a + _BLOCK] = ess_tail(xb)
+    return rhat, bulk, tail
