@@ -470,20 +470,8 @@ def change_heatmap(table: pd.DataFrame, *, rows: str = "country", columns: str =
     vals = _num(t[value])
     grid = np.full((len(pan), max(len(row_values), 1), max(len(cols), 1)), np.nan)
     grid[pi, ri, ci] = vals
-    up = np.zeros(grid.shape, dtype=bool)
-    down = np.zeros(grid.shape, dtype=bool)
-    mark_text = None
-    if marks:
-        m = _num(t[marks])
-        if marks == "p_improved":
-            u, d = m >= probability, m <= 1 - probability
-            mark_text = f"\u25b2/\u25bc P(improved) \u2265 {probability:g} / \u2264 {1 - probability:g}"
-        else:
-            sig = m < significance
-            u, d = sig & (vals > 0), sig & (vals < 0)
-            mark_text = f"\u25b2/\u25bc {marks} < {significance:g}"
-        up[pi[u], ri[u], ci[u]] = True
-        down[pi[d], ri[d], ci[d]] = True
+    up, down, mark_text = _heat_marks(None if not marks else _num(t[marks]), marks, vals, (pi, ri, ci), grid.shape,
+                                      significance, probability)
     vmax = float(np.nanmax(np.abs(vals))) if np.isfinite(vals).any() else 1.0
     vmax = vmax or 1.0
     colormap = colormaps[cmap].with_extremes(bad="#d9d9d9")
@@ -527,6 +515,25 @@ def change_heatmap(table: pd.DataFrame, *, rows: str = "country", columns: str =
             fig.text(0.02, 1 - 0.42 / height, mark_text + "; grey: not published", fontsize=6.5, va="top")
         pages.append(fig)
     return pages
+
+
+def _heat_marks(m: np.ndarray | None, marks: str | None, vals: np.ndarray, idx: tuple, shape: tuple,
+                significance: float, probability: float) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """Cells marked up and down in the heatmap's grid (``idx``: panel, row, column of each value) and the key."""
+    up = np.zeros(shape, dtype=bool)
+    down = np.zeros(shape, dtype=bool)
+    if m is None:
+        return up, down, None
+    if marks == "p_improved":
+        u, d = m >= probability, m <= 1 - probability
+        text = f"\u25b2/\u25bc P(improved) \u2265 {probability:g} / \u2264 {1 - probability:g}"
+    else:
+        sig = m < significance
+        u, d = sig & (vals > 0), sig & (vals < 0)
+        text = f"\u25b2/\u25bc {marks} < {significance:g}"
+    up[tuple(i[u] for i in idx)] = True
+    down[tuple(i[d] for i in idx)] = True
+    return up, down, text
 
 
 # =================================================================================== claim audit
@@ -596,16 +603,7 @@ def claim_audit(shares: pd.DataFrame, nulls: pd.DataFrame | None = None, *, perm
         nu = nulls if "group" in nulls.columns else nulls.assign(group="")
     else:
         nu = None
-    perm = None
-    if permutation is not None:
-        if isinstance(permutation, pd.DataFrame):
-            _require(permutation, ["statistic"], "claim_audit (permutation)")
-            pt = permutation if group is None or "group" not in permutation.columns else \
-                permutation[permutation["group"] == group]
-            obs = float(pt["observed"].iloc[0]) if "observed" in pt.columns and len(pt) else float("nan")
-            perm = (_num(pt["statistic"]), obs)
-        else:
-            perm = (np.asarray(permutation["statistic"], dtype=float), float(permutation.get("observed", np.nan)))
+    perm = _permutation(permutation, group)
     rules = list(dict.fromkeys(sh["rule"]))
     n_rows = max(len(rules), 1)
     height = 0.9 + max(len(groups), 1) * (0.45 * n_rows + 0.55)
@@ -657,21 +655,38 @@ def claim_audit(shares: pd.DataFrame, nulls: pd.DataFrame | None = None, *, perm
         axes[-1].set_xlabel("Share of cells called improved", fontsize=8)
         _legend(axes[0], fontsize=7, loc="lower right", frameon=False)
     if pax is not None:
-        stat, obs = perm
-        stat = stat[np.isfinite(stat)]
-        if len(stat):
-            pax.hist(stat, bins=min(40, max(10, int(np.sqrt(len(stat))))), color=_GREY, alpha=0.8,
-                     label="permutation null")
-        if np.isfinite(obs):
-            pax.axvline(obs, color=_MARK, lw=1.6, label="observed")
-        pax.set_xlabel(statistic_label, fontsize=8)
-        pax.set_ylabel("Permutations", fontsize=8)
-        pax.tick_params(labelsize=7)
-        _legend(pax, fontsize=7, frameon=False)
-        pax.set_title("Permutation null distribution", fontsize=9)
+        _permutation_panel(pax, *perm, statistic_label)
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
+
+
+def _permutation(permutation: Any, group: Any) -> tuple[np.ndarray, float] | None:
+    """The permutation null of :func:`claim_audit` as (statistics, observed), or None."""
+    if permutation is None:
+        return None
+    if isinstance(permutation, pd.DataFrame):
+        _require(permutation, ["statistic"], "claim_audit (permutation)")
+        pt = permutation if group is None or "group" not in permutation.columns else \
+            permutation[permutation["group"] == group]
+        obs = float(pt["observed"].iloc[0]) if "observed" in pt.columns and len(pt) else float("nan")
+        return _num(pt["statistic"]), obs
+    return np.asarray(permutation["statistic"], dtype=float), float(permutation.get("observed", np.nan))
+
+
+def _permutation_panel(pax: Any, stat: np.ndarray, obs: float, statistic_label: str) -> None:
+    """The permutation null distribution (histogram) with the observed statistic."""
+    stat = stat[np.isfinite(stat)]
+    if len(stat):
+        pax.hist(stat, bins=min(40, max(10, int(np.sqrt(len(stat))))), color=_GREY, alpha=0.8,
+                 label="permutation null")
+    if np.isfinite(obs):
+        pax.axvline(obs, color=_MARK, lw=1.6, label="observed")
+    pax.set_xlabel(statistic_label, fontsize=8)
+    pax.set_ylabel("Permutations", fontsize=8)
+    pax.tick_params(labelsize=7)
+    _legend(pax, fontsize=7, frameon=False)
+    pax.set_title("Permutation null distribution", fontsize=9)
 
 
 def _legend(ax: Any, **kwargs: Any) -> None:
