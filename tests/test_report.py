@@ -510,3 +510,17 @@ def test_a_figure_that_fails_in_a_worker_fails_its_section_with_the_reason(small
     assert all("A figure could not be drawn: TypeError" in m and "no_such_option" in m for m in rep.failures.values())
     assert (tmp_path / "tables" / "reliability_cells.csv").exists()     # the tables are still published
     assert "<figure>" not in (tmp_path / "index.html").read_text(encoding="utf-8")
+
+
+def test_review_figure_holds_the_cips_instrument_on_one_page_that_fits_a_screen():
+    from cips_stats import plotting
+    from cips_stats.report._inference import REVIEW_ROWS
+
+    inst = cs.Instrument.default()          # 50 items asked of officials, 40 of the private sector
+    items = pd.DataFrame({"item": [i.id for i in inst.items], "factor": [i.factor for i in inst.items]}).head(50)
+    items = items.assign(alpha_if_deleted=0.8, alpha=0.82, loading=0.6, dont_know_rate=0.05, noninvariant=False)
+    pages = plotting.instrument_review(items, max_rows=REVIEW_ROWS)
+    assert len(items) == 50 and len(pages) == 1
+    w, h = pages[0].get_size_inches() * 90
+    assert h <= 1000 and w <= 1300
+    assert len(pages[0].axes[0].get_yticklabels()) == len(items)

@@ -491,6 +491,11 @@ def compute_review(ctx: S.Context) -> pd.DataFrame:
                        invariance=None if isinstance(inv, BaseException) else inv)
 
 
+#: Items per page of the review figure: the CIPS instrument's 50 items on one page about 880 px high (at the
+#: report's 90 dpi), which still fits a screen; longer instruments are paginated.
+REVIEW_ROWS = 50
+
+
 def present_review(ctx: S.Context, sec: S.Section, table: pd.DataFrame) -> None:
     _, flab = _labels(ctx)
     inst = ctx.data.instrument
@@ -521,7 +526,8 @@ def present_review(ctx: S.Context, sec: S.Section, table: pd.DataFrame) -> None:
         if len(sub):
             glab = S.group_labels(ctx)[g]
             sec.plot(f"{glab}: alpha if deleted, loading, \"don't know\" rate and non-invariance per item.",
-                     "instrument_review", sub, factor_labels=flab, item_labels=texts, loading_cut=LOADING_REVIEW)
+                     "instrument_review", sub, factor_labels=flab, item_labels=texts, loading_cut=LOADING_REVIEW,
+                     max_rows=REVIEW_ROWS)
     sec.result = {"kind": "InstrumentReview", "items": S._table_json(pub), "candidates": S._table_json(short),
                   "cut_offs": {"loading": LOADING_REVIEW, "dont_know_rate": DONT_KNOW_REVIEW}}
 
