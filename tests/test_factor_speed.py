@@ -179,3 +179,23 @@ def test_answer_levels_by_counting_equal_unique(values):
     ref_lev, ref_inv = np.unique(values, return_inverse=True)
     np.testing.assert_array_equal(lev, ref_lev)
     np.testing.assert_array_equal(inv, ref_inv)
+
+
+def test_an_ml_ladders_fits_equal_separate_fits():
+    """FIML ladder: the rows, numeric blocks and EM moments are prepared once and shared by the levels."""
+    rng = np.random.default_rng(9)
+    n = 900
+    y = rng.standard_normal((n, 1)) * [0.9, 0.8, 0.7, 0.6] + rng.standard_normal((n, 4)) * 0.6
+    y[rng.random(y.shape) < 0.06] = np.nan
+    df = pd.DataFrame(y, columns=["x1", "x2", "x3", "x4"]).assign(g=np.repeat(["u", "v", "w"], n // 3))
+    model = "f =~ x1 + x2 + x3 + x4"
+    res = invariance(df, group="g", model=model, missing="fiml", levels=("configural", "metric", "scalar"),
+                     partial=False)
+    equal = {"configural": (), "metric": ("loadings",), "scalar": ("loadings", "intercepts")}
+    for level, eq in equal.items():
+        alone = cs.factor.cfa(df, model=model, group="g", group_equal=eq, missing="fiml")
+        fit = res.fits[level]
+        assert fit.fit["chi2"] == pytest.approx(alone.fit["chi2"], rel=1e-10, abs=1e-9), level
+        np.testing.assert_allclose(fit.parameters["est"], alone.parameters["est"], rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(fit.parameters["se"], alone.parameters["se"], rtol=1e-10, atol=1e-12)
+    assert len({f.provenance.data_fingerprint for f in res.fits.values()}) == 1

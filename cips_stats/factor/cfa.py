@@ -27,7 +27,7 @@ from scipy import stats
 from .. import thresholds
 from ..errors import (ConvergenceWarning, DataError, Flag, ModelError, NumericalWarning, PoorFitWarning, Problem,
                       emit)
-from ..results import Provenance
+from ..results import Provenance, fingerprint_frame
 from . import _survey
 from . import fit_indices as fi
 from ._defined import defined_rows
@@ -334,15 +334,29 @@ def _cfa_frame_impl(frame, *, model, estimator, ordered, group, group_equal, gro
     if miss == "pairwise":
         raise ModelError("missing='pairwise' is for WLSMV; with ML use 'listwise' or 'fiml'.")
     fiml = miss == "fiml"
-    frame, labels = _ml_groups(frame, group)
+    # the rows, groups, numeric blocks and EM moments depend on the data alone: a ladder's cache keeps them
+    dkey = ("ml_data", group, fiml)
+    data_hit = None if cache is None else cache.get(dkey)
+    if data_hit is None:
+        frame, labels = _ml_groups(frame, group)
+        data_hit = {"frame": frame, "labels": labels, "problems": {}, "fingerprint": None}
+        if cache is not None:
+            cache[dkey] = data_hit
+    frame, labels = data_hit["frame"], data_hit["labels"]
     G = len(labels)
     ms = meanstructure if meanstructure is not None else (G > 1 or fiml)
     ms = ms or fiml
     pt = build_partable(model, observed=[str(c) for c in frame.columns], n_groups=G, std_lv=std_lv,
                         meanstructure=ms, group_equal=group_equal, group_partial=group_partial)
     cm = CFAModel(pt)
-    blocks, n_dropped = _ml_blocks(frame, cm, group, labels, fiml)
-    prob = MLProblem(cm, blocks, fiml=fiml)
+    pkey = tuple(cm.ov_names)
+    if pkey in data_hit["problems"]:
+        n_dropped, groups = data_hit["problems"][pkey]
+        prob = MLProblem._from_groups(cm, groups, fiml=fiml)
+    else:
+        blocks, n_dropped = _ml_blocks(frame, cm, group, labels, fiml)
+        prob = MLProblem(cm, blocks, fiml=fiml)
+        data_hit["problems"][pkey] = (n_dropped, prob.groups)
     for gd in prob.groups:
         try:
             np.linalg.cholesky(gd.cov)
@@ -376,7 +390,10 @@ def _cfa_frame_impl(frame, *, model, estimator, ordered, group, group_equal, gro
                 information="observed" if (robust or fiml) else "expected",
                 se="robust.huber.white" if robust else "standard",
                 test="yuan.bentler.mplus" if robust else "standard", ci=ci)
-    prov = Provenance.build("factor.cfa", data=survey if survey is not None else frame, options=opts)
+    if survey is None and data_hit["fingerprint"] is None:
+        data_hit["fingerprint"] = fingerprint_frame(frame)
+    prov = Provenance.build("factor.cfa", data=survey, data_fingerprint=None if survey is not None
+                            else data_hit["fingerprint"], options=opts)
     state = _MLState(prob=prob, theta=theta, labels=labels)
     return CFAResult(
         model=model, estimator=est, missing=miss, converged=fit.converged, iterations=fit.iterations,

@@ -344,6 +344,24 @@ class MLProblem:
         self.fiml = fiml
         self.meanstructure = model.meanstructure
         self.groups: list[GroupData] = []
+        self._setup_groups(data, fiml)
+
+    @classmethod
+    def _from_groups(cls, model: CFAModel, groups: list[GroupData], *, fiml: bool) -> "MLProblem":
+        """The problem of ``model`` on groups already prepared (another model fitted to the same rows:
+        an invariance ladder); the groups' data and EM moments depend on the rows alone."""
+        if len(groups) != model.n_groups:
+            raise ModelError(f"The model has {model.n_groups} groups but {len(groups)} data blocks were given.")
+        self = cls.__new__(cls)
+        self.model, self.fiml, self.meanstructure = model, fiml, model.meanstructure
+        self.groups = list(groups)
+        self.n_total = sum(g.n for g in self.groups)
+        self.p = model.p
+        self._vr, self._vc = vech_indices(self.p)
+        return self
+
+    def _setup_groups(self, data: list[np.ndarray], fiml: bool) -> None:
+        model = self.model
         for y in data:
             y = np.asarray(y, dtype=float)
             if fiml:
