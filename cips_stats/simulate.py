@@ -619,7 +619,7 @@ def _group_frame(inst: Instrument, gi: int, gid: str) -> _GroupFrame:
 
 def _simulate_group(rng: np.random.Generator, inst: Instrument, o: dict[str, Any], grp: _GroupFrame,
                     design: _Design, meas: _Measurement, latent: _Latent, factors: list[str],
-                    tables: dict[str, list], next_id: int) -> tuple[pd.DataFrame, np.ndarray]:
+                    tables: dict[str, list], next_id: int) -> tuple[pd.DataFrame, tuple[np.ndarray, list[int]]]:
     """Draw one respondent group: population, respondents, weights, answers; record its truth.
 
     Returns the group's part of the raw table (respondent columns, item block); appends its rows
@@ -855,8 +855,9 @@ def _item_missingness(rng: np.random.Generator, rawcode: np.ndarray, inst: Instr
 
 
 def _raw_part(inst: Instrument, grp: _GroupFrame, design: _Design, sample: _Sample, rawcode: np.ndarray,
-              g_items: list[int], next_id: int) -> tuple[pd.DataFrame, np.ndarray]:
-    """The group's respondent columns and its (N, J) item block (NaN for items not asked)."""
+              g_items: list[int], next_id: int) -> tuple[pd.DataFrame, tuple[np.ndarray, list[int]]]:
+    """The group's respondent columns and its item codes: the (N, Jg) block of the items it is asked
+    and their instrument positions (the items not asked are blank in the raw table)."""
     ct_i, prof_i = sample.ct_i, sample.prof_i
     N = len(ct_i)
     part = {
@@ -872,9 +873,7 @@ def _raw_part(inst: Instrument, grp: _GroupFrame, design: _Design, sample: _Samp
             part[d.name] = np.array(grp.cats[k], dtype=object)[grp.profiles[prof_i, k]]
         else:
             part[d.name] = np.full(N, np.nan, dtype=object)
-    item_block = np.full((N, len(inst.items)), np.nan)
-    item_block[:, g_items] = rawcode
-    return pd.DataFrame(part), item_block
+    return pd.DataFrame(part), (rawcode, list(g_items))
 
 
 def _true_indicators(tables: dict[str, list], inst: Instrument, grp: _GroupFrame, design: _Design,
@@ -943,33 +942,29 @@ def _cell_truth(tables: dict[str, list], inst: Instrument, grp: _GroupFrame, des
                  float(sample.pop_cls[c, cl]), int(sample.cnt[c, cl]), float(sample.wtab[c, cl])))
 
 
-def _assemble_raw(raw_parts: list[tuple[pd.DataFrame, np.ndarray]], inst: Instrument) -> pd.DataFrame:
+def _assemble_raw(raw_parts: list[tuple[pd.DataFrame, tuple[np.ndarray, list[int]]]],
+                  inst: Instrument) -> pd.DataFrame:
     """The raw respondent table, sorted by country, iteration, group; respondents numbered 1..n.
 
     The sort order is found on the key columns first and every column is taken once in that
     order (the item block as one float array): no intermediate frame of every column is built.
     """
     groups = list(inst.group_ids)
-    rank = {g: i for i, g in enumerate(groups)}
-    metas = [p[0] for p in raw_parts]
-    cols = list(metas[0].columns)
-
-    def joined(c: str) -> np.ndarray:
-        return np.concatenate([m[c].to_numpy(dtype=object if m[c].dtype != np.int64 and m[c].dtype != np.float64
-                                             else None) for m in metas])
-
-    country = joined("country").astype(str)
-    grp_rank = np.array([rank.get(g, np.nan) for g in joined("group")], dtype=float)
-    order = np.lexsort((joined("respondent_id"), grp_rank, joined("iteration"), country))
-    meta = pd.DataFrame({c: joined(c)[order] for c in cols})
+    meta = pd.concat([p[0] for p in raw_parts], ignore_index=True)
+    grp_rank = meta["group"].map({g: i for i, g in enumerate(groups)})
+    order = np.lexsort((meta["respondent_id"].to_numpy(), grp_rank.to_numpy(), meta["iteration"].to_numpy(),
+                        meta["country"].to_numpy().astype(str)))
+    meta = meta.take(order).reset_index(drop=True)
     # items x respondents, C-ordered (the frame's float block, every item column contiguous), each
     # group's block scattered straight to its sorted rows
     where = np.empty(order.size, dtype=np.intp)
     where[order] = np.arange(order.size)
-    by_item = np.empty((len(inst.items), order.size))
+    by_item = np.full((len(inst.items), order.size), np.nan)
     start = 0
-    for _, block in raw_parts:
-        by_item[:, where[start:start + len(block)]] = block.T
+    for _, (block, g_items) in raw_parts:
+        rows = where[start:start + len(block)]
+        for k, j in enumerate(g_items):
+            by_item[j, rows] = block[:, k]
         start += len(block)
     items = pd.DataFrame(by_item.T, columns=[it.id for it in inst.items], copy=False)
     raw = pd.concat([meta, items], axis=1)
