@@ -311,10 +311,18 @@ def _step_report(ctx: DemoContext) -> list[Path]:
 
 
 def _step_analyze(ctx: DemoContext) -> list[Path]:
-    """``cips-stats analyze`` on the files the demo wrote (support table from the truth), into ``analysis/``."""
+    """``cips-stats analyze`` on the files the demo wrote (support table from the truth), into ``analysis/``.
+
+    The analysis reads the survey from its file, as a user's would: the synthetic survey's own tables
+    (raw and loaded, ~150 MiB at 180 countries) are summarised and released first; its truth stays.
+    """
+    import dataclasses
+
     from . import pipeline
 
     sim = ctx.require_sim()
+    _survey_summary(ctx)
+    sim = ctx.sim = dataclasses.replace(sim, raw=None, data=None)
     support = ctx.out / "support.csv"
     sim.truth["supported"][["country", "factor", "supported"]].to_csv(support, index=False)
     out = ctx.out / "analysis"
@@ -333,6 +341,30 @@ def _step_analyze(ctx: DemoContext) -> list[Path]:
         raise RuntimeError("The analysis was written, but parts failed: " + "; ".join(failed))
     files = [support, out / "results.json", out / "summary.json"]
     return files + [out / "report" / f for f in a.report.files]
+
+
+def _survey_summary(ctx: DemoContext) -> dict[str, Any]:
+    """The synthetic survey in ``summary.json`` (computed once, kept in ``ctx.state``), counts through the gate."""
+    if "survey" not in ctx.state:
+        from . import disclosure
+        from .pipeline import published_counts
+
+        sim = ctx.require_sim()
+        raw = sim.raw
+        # counts as the publication gate allows (a withdrawn total minus the published cells would give
+        # suppressed cells back); the exclusions go with the total (records read - excluded = total)
+        counts = published_counts(disclosure.Gate.for_survey(sim.data))
+        ctx.state["survey"] = {
+            "raw_fingerprint": sim.fingerprint,
+            "data_fingerprint": sim.data.fingerprint,
+            "simulate_options": sim.options,
+            "countries": int(raw["country"].nunique()),
+            "respondents": counts["respondents_by_group"],
+            "iterations": sorted(int(i) for i in raw["iteration"].unique()),
+            "exclusions": None if counts["respondents"] is None else int(len(sim.data.exclusions)),
+            "withheld": counts["withheld"],
+        }
+    return ctx.state["survey"]
 
 
 #: The demo's steps, in order: (name, function(ctx) -> list of written paths).
@@ -457,23 +489,7 @@ def run_demo(out: str | Path, *, seed: int | None = None, countries: int | None 
         "seconds": sum(r["seconds"] for r in records),
     }
     if sim is not None:
-        from . import disclosure
-        from .pipeline import published_counts
-
-        raw = sim.raw
-        # counts as the publication gate allows (a withdrawn total minus the published cells would give
-        # suppressed cells back); the exclusions go with the total (records read - excluded = total)
-        counts = published_counts(disclosure.Gate.for_survey(sim.data))
-        summary["survey"] = {
-            "raw_fingerprint": sim.fingerprint,
-            "data_fingerprint": sim.data.fingerprint,
-            "simulate_options": sim.options,
-            "countries": int(raw["country"].nunique()),
-            "respondents": counts["respondents_by_group"],
-            "iterations": sorted(int(i) for i in raw["iteration"].unique()),
-            "exclusions": None if counts["respondents"] is None else int(len(sim.data.exclusions)),
-            "withheld": counts["withheld"],
-        }
+        summary["survey"] = _survey_summary(ctx)
     if ctx.state.get("analysis") is not None:
         summary["analysis"] = ctx.state["analysis"].summary   # the analysis steps and their times
     from .results import to_jsonable

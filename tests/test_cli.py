@@ -258,3 +258,26 @@ def test_analyze_steps_and_jobs_are_checked_before_any_work(tmp_path):
     assert r.exit_code == 2 and "--jobs" in r.output
     r = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "c"), "--jobs", "-1"])
     assert r.exit_code == 2 and "--jobs" in r.output
+
+
+def test_demo_analysis_releases_the_in_memory_survey_but_keeps_its_summary(tmp_path, monkeypatch):
+    """The analysis reads the survey file: the synthetic survey's tables are released before it runs."""
+    from types import SimpleNamespace
+
+    from cips_stats import pipeline
+
+    ctx = cli.DemoContext(out=tmp_path, seed=2, countries=2, n_boot=20)
+    seen = {}
+
+    def fake_analyze(path, **kwargs):
+        seen.update(raw=ctx.sim.raw, data=ctx.sim.data, truth=ctx.sim.truth, path=path)
+        return SimpleNamespace(ok=True, report=SimpleNamespace(files=()), steps=(), summary={})
+
+    monkeypatch.setattr(pipeline, "analyze", fake_analyze)
+    cli._step_simulate(ctx)
+    fp = ctx.sim.fingerprint
+    cli._step_analyze(ctx)
+    assert seen["raw"] is None and seen["data"] is None and "indicators" in seen["truth"]
+    assert seen["path"] == ctx.state["raw_path"]
+    survey = ctx.state["survey"]
+    assert survey["raw_fingerprint"] == fp and survey["countries"] == 2 and survey["iterations"]
