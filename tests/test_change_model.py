@@ -156,7 +156,8 @@ def test_marginalised_and_full_model_agree(survey, fitted):
     post_m, post_f = fitted.idata.posterior, idata.posterior
     import arviz as az
 
-    for name in ("drift", "support", "factor_effect", "sd_cell"):
+    # the country effects are integrated out by the default sampler and drawn afterwards: compared too
+    for name in ("drift", "support", "factor_effect", "sd_cell", "sd_country", "country_effect"):
         a, b = post_m[name].values, post_f[name].values
         a2, b2 = a.reshape(-1, *a.shape[2:]), b.reshape(-1, *b.shape[2:])
         se = np.sqrt(a2.var(axis=0) / np.asarray(az.ess(post_m[[name]])[name].values)
