@@ -139,6 +139,8 @@ def _record_problem(src: str, rec: int, got: int, k: int) -> Problem:
 _BYTE_ENCODINGS = {"utf-8", "utf-8-sig", "ascii", "latin-1", "iso8859-1", "cp1252"}
 #: Bytes scanned at a time by the CSV checks (bounded memory on large files).
 _BLOCK = 1 << 24
+#: Bytes of whole lines counted at a time by the CSV record check (its temporaries: about 4 bytes a byte).
+_RECORD_BLOCK = 1 << 22
 
 
 def _csv_records_fast(path: Path, src: str, encoding: str, sep: str,
@@ -179,8 +181,8 @@ def _csv_records_fast(path: Path, src: str, encoding: str, sep: str,
     probs: list[Problem] = []
     n_rec = 0
     pos = len(data) if end < 0 else end + 1
-    while pos < len(data):  # whole lines, about _BLOCK bytes at a time
-        stop = data.find(b"\n", min(pos + _BLOCK, len(data)) - 1)
+    while pos < len(data):  # whole lines, about _RECORD_BLOCK bytes at a time
+        stop = data.find(b"\n", min(pos + _RECORD_BLOCK, len(data)) - 1)
         stop = len(data) if stop < 0 else stop + 1
         fields, length = _fields_per_line(np.frombuffer(data, dtype=np.uint8, count=stop - pos, offset=pos), sep)
         rec_fields = fields[length > 0]
@@ -202,11 +204,14 @@ def _fields_per_line(arr: np.ndarray, sep: str) -> tuple[np.ndarray, np.ndarray]
     has_cr = (stop > starts) & (arr[np.maximum(stop - 1, 0)] == 13)
     stop[has_cr] -= 1
     # separators per line: a sum over each line's bytes (its end included: never a separator); every
-    # segment holds at least one byte, so reduceat's empty-segment rule never applies
+    # segment holds at least one byte, so reduceat's empty-segment rule never applies.  reduceat casts
+    # its whole input to the sum's type: int16 (2 bytes a byte) when no line can hold 32,767 separators
+    if not (starts.size and arr.size):
+        return np.ones(starts.size, dtype=np.int64), stop - starts
+    longest = int(np.diff(np.append(starts, arr.size)).max())
     is_sep = (arr == ord(sep)).view(np.uint8)
-    seps = np.add.reduceat(is_sep, starts, dtype=np.int64) if starts.size and arr.size else \
-        np.zeros(starts.size, dtype=np.int64)
-    return seps + 1, stop - starts
+    seps = np.add.reduceat(is_sep, starts, dtype=np.int16 if longest < 32767 else np.int64)
+    return seps.astype(np.int64) + 1, stop - starts
 
 
 def _first_bad_byte(data: bytes, encoding: str) -> int | None:
