@@ -54,3 +54,29 @@ def test_fast_writer_declines_what_it_cannot_write(tmp_path):
     assert not _io._write_csv_fast(cat, tmp_path / "c.csv")
     _io.write_table(mixed, tmp_path / "m.csv")          # the pandas writer takes over
     assert (tmp_path / "m.csv").read_text() == "a\nx\n1\n"
+
+
+def _fields_reference(arr, sep):
+    """Fields and length of every line, counted one line at a time."""
+    text = arr.tobytes()
+    lines = text.split(b"\n")
+    if text.endswith(b"\n"):
+        lines = lines[:-1]
+    fields = [line.count(sep.encode()) + 1 for line in lines]
+    length = [len(line) - (1 if line.endswith(b"\r") else 0) for line in lines]
+    return np.array(fields), np.array(length)
+
+
+def test_fields_per_line_counts():
+    """The record check's separator counts (reduceat in int16, int64 for very long lines) equal a line loop."""
+    rng = np.random.default_rng(0)
+    alphabet = np.frombuffer(b'ab,;\n\r\n,,x', dtype=np.uint8)
+    for _ in range(500):
+        arr = alphabet[rng.integers(0, alphabet.size, rng.integers(1, 40))].copy()
+        for sep in ",;":
+            got = _io._fields_per_line(arr, sep)
+            want = _fields_reference(arr, sep)
+            np.testing.assert_array_equal(got[0], want[0])
+            np.testing.assert_array_equal(got[1], want[1])
+    long = np.frombuffer(b"a" + b"," * 40_000 + b"\nb,c\n", dtype=np.uint8)
+    np.testing.assert_array_equal(_io._fields_per_line(long, ",")[0], [40_001, 2])
