@@ -83,8 +83,8 @@ def test_country_posterior_is_the_exact_gaussian_conditional(cdensity):
     data, dens = cdensity
     x = np.random.default_rng(12).normal(scale=0.5, size=dens.layout.ndim)
     nat = dens.unpack(x)
-    mean, prec, V = dens.country_posterior(nat["drift"][None], nat["support"][None], nat["factor_effect"][None],
-                                           np.array([nat["sd_country"]]), nat["sd_cell"][None])
+    mean, var = dens.country_posterior(nat["drift"][None], nat["support"][None], nat["factor_effect"][None],
+                                       np.array([nat["sd_country"]]), nat["sd_cell"][None])
     P, F = data.d.shape
     C = dens.layout.C
     m = nat["drift"][data.pg][:, None] + nat["factor_effect"][None, :] + nat["support"][data.pg][:, None] * data.sup
@@ -100,7 +100,7 @@ def test_country_posterior_is_the_exact_gaussian_conditional(cdensity):
     ref_mean = gain @ (data.d.ravel() - m.ravel())
     ref_cov = K - gain @ A @ K
     np.testing.assert_allclose(mean[0], ref_mean, atol=1e-9)
-    cov = np.diag(1.0 / prec[0]) - np.outer(1.0 / prec[0], 1.0 / prec[0]) / V[0]
+    cov = np.diag(var[0]) - np.outer(var[0], var[0]) / var[0].sum()
     np.testing.assert_allclose(cov, ref_cov, atol=1e-9)
     assert abs(mean[0].sum()) < 1e-10
 
@@ -139,6 +139,28 @@ def test_c_callbacks_equal_the_numpy_density_and_unpack(cdensity):
     nat = dens.unpack(x)
     ref = np.concatenate([np.ravel(np.asarray(nat[name], dtype=float)) for name, _, _ in spec])
     np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("lsc", [-40.0, -400.0, -800.0])
+def test_density_stays_finite_as_sd_country_vanishes(cdensity, lsc):
+    """sd_country -> 0 (even when its square underflows to 0): finite density and gradient, the limit of the
+    model without country effects; a chain that wanders there can come back (seed 105 of the recovery study
+    once stuck a chain there when the density divided by sd_country^2)."""
+    _, dens = cdensity
+    x = np.random.default_rng(13).normal(scale=0.5, size=dens.layout.ndim)
+    i = dens.sl["log_sd_country"].start
+    near = x.copy()
+    near[i] = -40.0
+    x[i] = lsc
+    rc, lp, grad, *_ = _call_callbacks(dens, x)
+    assert rc == 0 and np.isfinite(lp) and np.isfinite(grad).all()
+    lp_n, g_n = _logp._logp_grad_country_numpy(x, dens.layout.G, dens.layout.F, dens.layout.C, dens.BF, dens.pc,
+                                               dens.pg, dens.q1, dens.qs, dens.QT2, dens.zd, dens.lam,
+                                               1.0 / _logp.EFFECT_PRIOR ** 2, 1.0 / _logp.SD_PRIOR ** 2)
+    assert lp == pytest.approx(lp_n, rel=1e-12)
+    # beyond sd_country ~ e^-40 only the log-Jacobian of log sd_country still moves the density
+    assert lp - dens.logp(near)[0] == pytest.approx(lsc + 40.0, abs=1e-9)
+    assert grad[i] == pytest.approx(1.0, abs=1e-9)
 
 
 def test_c_callback_reports_a_non_finite_density(cdensity):

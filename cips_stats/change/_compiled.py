@@ -52,10 +52,12 @@ def pack(density: CountryMarginalDensity) -> np.ndarray:
 import numba  # noqa: E402  (a dependency; the kernel of ._logp is compiled with it too)
 from numba import types  # noqa: E402
 
-_kernel = numba.njit(cache=True, nogil=True)(_logp_grad_country_loops)
+# error_model="numpy": a division by zero gives inf/nan (reported to nutpie by the return code), never a Python
+# exception, which a C callback cannot raise
+_kernel = numba.njit(cache=True, nogil=True, error_model="numpy")(_logp_grad_country_loops)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _unpack(buf):
     G, F, C, P = int(buf[1]), int(buf[2]), int(buf[3]), int(buf[4])
     o = HEADER
@@ -140,8 +142,8 @@ _EXPAND_SIG = types.int64(types.uint64, types.uint64, types.CPointer(types.doubl
 
 def _build():
     """Compile (or load from numba's on-disk cache) the two C callbacks."""
-    return (numba.cfunc(_LOGP_SIG, cache=True, nogil=True)(_logp_c),
-            numba.cfunc(_EXPAND_SIG, cache=True, nogil=True)(_expand_c))
+    return (numba.cfunc(_LOGP_SIG, cache=True, nogil=True, error_model="numpy")(_logp_c),
+            numba.cfunc(_EXPAND_SIG, cache=True, nogil=True, error_model="numpy")(_expand_c))
 
 
 def loaded() -> bool:

@@ -87,11 +87,12 @@ class CountryMarginalDensity:
     With ``r`` the rotated residuals without the country effects and
     ``v = sd_cell^2 + lam`` their variances, ``s = sd_country^2``::
 
-        w_c = sum_{cells of c} q^2 / v,   b_c = sum q r / v,   P_c = 1/s + w_c,   mu_c = b_c / P_c
-        log p(r) = sum [-log v / 2 - r^2 / (2 v)] + sum_c [b_c mu_c / 2 - log(1 + s w_c) / 2]
-                   - m^2 / (2 V) - log V / 2 + log(C s) / 2,     m = sum mu_c,  V = sum 1 / P_c
+        w_c = sum_{cells of c} q^2 / v,   b_c = sum q r / v,   e_c = 1 / (1 + s w_c)
+        log p(r) = sum [-log v / 2 - r^2 / (2 v)] + sum_c [s b_c^2 e_c / 2 + log(e_c) / 2]
+                   - s B^2 / (2 A) + log(C / A) / 2,     A = sum e_c,  B = sum b_c e_c
 
-    (the last three terms condition on ``sum gamma = 0``).  Only ``3G + F + 1``
+    (the last two terms condition on ``sum gamma = 0``; written with ``e_c``
+    the density has no ``1/s`` and stays exact as ``sd_country -> 0``).  Only ``3G + F + 1``
     hyper-parameters are sampled, whatever the number of countries; the
     country effects are drawn afterwards from their exact conditional normal
     (:meth:`country_posterior`).  The gradient follows from Fisher's identity
@@ -153,14 +154,14 @@ class CountryMarginalDensity:
         return float(lp), grad
 
     def country_posterior(self, drift: np.ndarray, support: np.ndarray, factor_effect: np.ndarray,
-                          sd_country: np.ndarray, sd_cell: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                          sd_country: np.ndarray, sd_cell: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Conditional posterior of the country effects given hyper-parameter draws (natural units).
 
         Parameters are draws with a leading axis ``n`` (``drift`` (n, G), ...,
-        ``sd_country`` (n,)).  Returns ``(mean, prec, V)``: the conditional mean
-        (n, C), the precisions ``P_c`` (n, C) of the unconstrained effects and
-        ``V = sum_c 1 / P_c`` (n,); the effects are ``mean + z - (1/P) sum(z) / V``
-        with ``z_c ~ N(0, 1/P_c)``.
+        ``sd_country`` (n,)).  Returns ``(mean, var)``, both (n, C): the
+        conditional mean of the effects (which sums to zero) and the variances
+        ``1/P_c`` of the effects before the zero-sum constraint; the effects are
+        ``mean + z - var * sum(z) / sum(var)`` with ``z_c ~ N(0, var_c)``.
         """
         u = self.unit
         P, F = self.P, self.F
@@ -176,12 +177,10 @@ class CountryMarginalDensity:
         b = np.zeros((n, C))
         np.add.at(w.T, self.pc, ((self.q1[None] ** 2) / v).sum(axis=2).T)
         np.add.at(b.T, self.pc, ((self.q1[None] * r) / v).sum(axis=2).T)
-        s = (np.asarray(sd_country, dtype=float) / u) ** 2
-        prec = 1.0 / s[:, None] + w
-        mu = b / prec
-        V = (1.0 / prec).sum(axis=1)
-        mean = mu - (mu.sum(axis=1) / V)[:, None] / prec
-        return mean * u, prec / u ** 2, V * u ** 2
+        s = ((np.asarray(sd_country, dtype=float) / u) ** 2)[:, None]
+        e = 1.0 / (1.0 + s * w)                                         # = 1 / (s P_c), no 1/s
+        k = b - (b * e).sum(axis=1, keepdims=True) / e.sum(axis=1, keepdims=True)
+        return s * e * k * u, s * e * u ** 2
 
     def initial_point(self, seed: Any) -> np.ndarray:
         rng = np.random.default_rng(seed)
@@ -206,18 +205,19 @@ def _logp_grad_country_numpy(x, G, F, C, BF, pc, pg, q1, qs, QT2, zd, lam, a2, b
     v = (sd * sd)[pg][:, None] + lam
     w_c = np.bincount(pc, (q1 * q1 / v).sum(axis=1), minlength=C)
     b_c = np.bincount(pc, (q1 * r / v).sum(axis=1), minlength=C)
-    prec = 1.0 / s + w_c
-    mu = b_c / prec
-    m, V = float(mu.sum()), float((1.0 / prec).sum())
+    # written with e_c = 1 / (1 + s w_c) = 1 / (s P_c): finite and exact as sd_country -> 0 (no 1/s anywhere)
+    e_c = 1.0 / (1.0 + s * w_c)
+    A, B = float(e_c.sum()), float(b_c @ e_c)
     loglik = (-0.5 * float(np.sum(np.log(v) + r * r / v)) - r.size * _HALF_LOG_2PI
-              + float(np.sum(0.5 * b_c * mu - 0.5 * np.log1p(s * w_c)))
-              - 0.5 * m * m / V - 0.5 * math.log(V) + 0.5 * math.log(C * s))
-    ghat = mu - m / (V * prec)                                  # E[gamma_c | r, sum gamma = 0]
-    gvar = 1.0 / prec - 1.0 / (prec * prec * V)                 # Var[gamma_c | r, sum gamma = 0]
+              + float(np.sum(0.5 * s * b_c * b_c * e_c + 0.5 * np.log(e_c)))
+              - 0.5 * s * B * B / A + 0.5 * math.log(C) - 0.5 * math.log(A))
+    ghat = s * e_c * (b_c - B / A)                              # E[gamma_c | r, sum gamma = 0]
+    gvar = s * e_c * (1.0 - e_c / A)                            # Var[gamma_c | r, sum gamma = 0]
     e = r - ghat[pc][:, None] * q1
     we = e / v
     g_v = -0.5 / v + 0.5 * (e * e + gvar[pc][:, None] * q1 * q1) / (v * v)
-    g_s = 0.5 * float(np.sum(ghat * ghat) + np.sum(gvar)) / (s * s) - 0.5 * (C - 1) / s
+    # d/d log sd_country = sum(ghat^2 + gvar) / s - (C - 1), without dividing by s
+    g_lsc = float(np.sum(s * e_c * e_c * (b_c - B / A) ** 2) + np.sum(e_c * (1.0 - e_c / A))) - (C - 1)
     g_beta = we.reshape(-1) @ QT2
     logprior = (-0.5 * a2 * float(drift @ drift + support @ support) - 0.5 * float(uf @ uf)
                 - 0.5 * b2 * (sf * sf + s + float(sd @ sd)) + lsf + lsc + float(lsd.sum()))
@@ -226,7 +226,7 @@ def _logp_grad_country_numpy(x, G, F, C, BF, pc, pg, q1, qs, QT2, zd, lam, a2, b
     grad[o[1]:o[2]] = np.bincount(pg, (we * qs).sum(axis=1), minlength=G) - a2 * support
     grad[o[2]] = sf * float(fz @ g_beta) - b2 * sf * sf + 1.0
     grad[o[3]:o[4]] = sf * (BF.T @ g_beta) - uf
-    grad[o[4]] = 2.0 * s * g_s - b2 * s + 1.0
+    grad[o[4]] = g_lsc - b2 * s + 1.0
     grad[o[5]:o[6]] = np.bincount(pg, g_v.sum(axis=1), minlength=G) * 2.0 * sd * sd - b2 * sd * sd + 1.0
     return loglik + logprior, grad
 
@@ -273,24 +273,23 @@ def _logp_grad_country_loops(x, G, F, C, BF, pc, pg, q1, qs, QT2, zd, lam, a2, b
             w_c[c] += q1[p, k] * q1[p, k] / vv
             b_c[c] += q1[p, k] * rr / vv
     loglik -= P * F * _HALF_LOG_2PI
-    prec = np.empty(C)
-    mu = np.empty(C)
-    m = 0.0
-    V = 0.0
+    e_c = np.empty(C)
+    A = 0.0
+    B = 0.0
     for c in range(C):                                   # the country effects, integrated out
-        prec[c] = 1.0 / s + w_c[c]
-        mu[c] = b_c[c] / prec[c]
-        loglik += 0.5 * b_c[c] * mu[c] - 0.5 * math.log1p(s * w_c[c])
-        m += mu[c]
-        V += 1.0 / prec[c]
-    loglik += -0.5 * m * m / V - 0.5 * math.log(V) + 0.5 * math.log(C * s)
+        e_c[c] = 1.0 / (1.0 + s * w_c[c])                # = 1 / (s P_c): no 1/s, exact as sd_country -> 0
+        A += e_c[c]
+        B += b_c[c] * e_c[c]
+        loglik += 0.5 * s * b_c[c] * b_c[c] * e_c[c] + 0.5 * math.log(e_c[c])
+    loglik += -0.5 * s * B * B / A + 0.5 * math.log(C) - 0.5 * math.log(A)
     ghat = np.empty(C)
     gvar = np.empty(C)
-    ss = 0.0
+    g_lsc = -(C - 1.0)
     for c in range(C):
-        ghat[c] = mu[c] - m / (V * prec[c])
-        gvar[c] = 1.0 / prec[c] - 1.0 / (prec[c] * prec[c] * V)
-        ss += ghat[c] * ghat[c] + gvar[c]
+        k = b_c[c] - B / A
+        ghat[c] = s * e_c[c] * k
+        gvar[c] = s * e_c[c] * (1.0 - e_c[c] / A)
+        g_lsc += s * e_c[c] * e_c[c] * k * k + e_c[c] * (1.0 - e_c[c] / A)
     g_drift = np.zeros(G)
     g_support = np.zeros(G)
     g_sd2 = np.zeros(G)
@@ -324,8 +323,7 @@ def _logp_grad_country_loops(x, G, F, C, BF, pc, pg, q1, qs, QT2, zd, lam, a2, b
             acc += BF[f, j] * g_beta[f]
         grad[o3 + j] = sf * acc - x[o3 + j]
         logprior += -0.5 * x[o3 + j] ** 2
-    g_s = 0.5 * ss / (s * s) - 0.5 * (C - 1) / s
-    grad[o4] = 2.0 * s * g_s - b2 * s + 1.0
+    grad[o4] = g_lsc - b2 * s + 1.0
     logprior += -0.5 * b2 * (sf * sf + s) + x[o2] + x[o4]
     return loglik + logprior, grad
 
@@ -338,7 +336,8 @@ def _country_kernel(*args):
         try:
             import numba
 
-            _COUNTRY_KERNEL.append(numba.njit(cache=True, fastmath=False, nogil=True)(_logp_grad_country_loops))
+            _COUNTRY_KERNEL.append(numba.njit(cache=True, fastmath=False, nogil=True,
+                                              error_model="numpy")(_logp_grad_country_loops))
         except Exception:  # pragma: no cover - numba is a dependency; NumPy is the fallback
             _COUNTRY_KERNEL.append(_logp_grad_country_numpy)
     return _COUNTRY_KERNEL[0](*args)

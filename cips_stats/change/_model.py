@@ -528,9 +528,11 @@ def _add_country_draws(idata: Any, density: CountryMarginalDensity, labels: list
     step = max(1, 250_000 // max(1, density.P * density.F))     # draws per chunk: arrays of ~2 MB
     for a in range(0, n, step):
         b = min(n, a + step)
-        mean, prec, V = density.country_posterior(drift[a:b], support[a:b], beta[a:b], sdc[a:b], sdcell[a:b])
-        z = rng.standard_normal((b - a, C)) / np.sqrt(prec)               # independent effects, then the
-        gamma[a:b] = mean + z - (z.sum(axis=1) / V)[:, None] / prec      # constraint sum = 0 (exact conditioning)
+        mean, var = density.country_posterior(drift[a:b], support[a:b], beta[a:b], sdc[a:b], sdcell[a:b])
+        z = rng.standard_normal((b - a, C)) * np.sqrt(var)                 # independent effects, then the
+        total = var.sum(axis=1, keepdims=True)                              # constraint sum = 0 (exact
+        share = np.divide(var, total, out=np.zeros_like(var), where=total > 0)    # conditioning)
+        gamma[a:b] = mean + z - share * z.sum(axis=1, keepdims=True)
     nch, ndr = post.sizes["chain"], post.sizes["draw"]
     coords = {"chain": post["chain"], "draw": post["draw"], "country": list(labels)}
     eff = xr.DataArray(gamma.reshape(nch, ndr, C), dims=("chain", "draw", "country"), coords=coords)
