@@ -104,7 +104,7 @@ def _run_config(kind: str, countries: int | None, jobs: int | None, n_boot: int,
     opts = ([] if countries is None else ["--countries", str(countries)]) + \
         ([] if jobs is None else ["--jobs", str(jobs)]) + ["--n-boot", str(n_boot)]
     if kind == "demo":
-        r = measure([str(_BIN), "demo", "--out", str(out), *opts], env=env)
+        r = measure([str(_BIN), "demo", "--out", str(out), *opts], env=env, cwd=str(tmp))
         r["steps"] = _steps(out / "summary.json")
         return r
     # existing steps: the demo's survey, then analyze without change and claims
@@ -115,7 +115,9 @@ def _run_config(kind: str, countries: int | None, jobs: int | None, n_boot: int,
             "s.instrument.to_yaml(sys.argv[1] + '/instrument.yaml')")
     out.mkdir(parents=True)
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code, str(out), str(countries)], env=env, check=True)
+    # run outside the repository: ``python -c`` puts the working directory first on sys.path, ahead of
+    # PYTHONPATH, so in the repository root the baseline would import the current cips_stats
+    subprocess.run([sys.executable, "-c", code, str(out), str(countries)], env=env, check=True, cwd=str(tmp))
     sim_s = time.perf_counter() - t0
     argv = [str(_BIN), "analyze", str(out / "raw.csv"), "--instrument", str(out / "instrument.yaml"),
             "--out", str(out / "analysis"), "--seed", "1", "--steps", EXISTING_STEPS,
@@ -128,7 +130,7 @@ def _run_config(kind: str, countries: int | None, jobs: int | None, n_boot: int,
                 "out=sys.argv[3], seed=1, n_boot=int(sys.argv[4]), steps=sys.argv[5].split(','))",
                 str(out / "raw.csv"), str(out / "instrument.yaml"), str(out / "analysis"), str(n_boot),
                 EXISTING_STEPS]
-    r = measure(argv, env=env)
+    r = measure(argv, env=env, cwd=str(tmp))
     r["simulate_and_write_s"] = round(sim_s, 2)
     r["wall_with_simulate_s"] = round(r["wall_s"] + sim_s, 2)
     r["steps"] = _steps(out / "analysis" / "summary.json")
