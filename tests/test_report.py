@@ -524,3 +524,25 @@ def test_review_figure_holds_the_cips_instrument_on_one_page_that_fits_a_screen(
     w, h = pages[0].get_size_inches() * 90
     assert h <= 1000 and w <= 1300
     assert len(pages[0].axes[0].get_yticklabels()) == len(items)
+
+
+def test_invariance_falls_back_to_one_process_when_the_worker_pool_fails(monkeypatch):
+    """A broken or shut-down worker pool (once seen as joblib's _ReusablePoolExecutor error under CliRunner):
+    the ladders are fitted in this process, the user is told, and the verdicts are those of a serial run."""
+    from cips_stats import plotting
+
+    sim = cs.simulate(seed=6, n_countries=2, n_repeat=2, n_officials=150, n_private=120)
+    kw = dict(invariance_factors=("audit",), seed=1)
+    serial = cs.report.compute("invariance", sim.data, n_jobs=1, **kw)
+
+    class _Broken:
+        def submit(self, *args, **kwargs):
+            raise RuntimeError("cannot schedule new futures after shutdown")
+
+    monkeypatch.setattr(plotting, "_executor", lambda workers: _Broken())
+    with pytest.warns(cs.errors.CipsWarning, match="worker pool failed.*RuntimeError"):
+        fallback = cs.report.compute("invariance", sim.data, n_jobs=2, **kw)
+    assert [label for label, *_ in fallback] == [label for label, *_ in serial] and len(serial) == 3
+    for (_, name_a, res_a), (_, name_b, res_b) in zip(serial, fallback):
+        assert name_a == name_b
+        pd.testing.assert_frame_equal(res_a.to_frame(), res_b.to_frame())

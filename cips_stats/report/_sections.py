@@ -506,8 +506,15 @@ def compute_invariance(ctx: Context) -> list[tuple[str, str, Any]]:
         batches[b].append((i, d, what, levels, est, kw))
         load[b] += len(d.frame)
     filters = list(warnings.filters)
-    pool = plotting._executor(workers)                  # the pool the figures use: started once, reused
-    done = [f.result() for f in [pool.submit(_fit_ladders, b, filters) for b in batches if b]]
+    try:
+        pool = plotting._executor(workers)              # the pool the figures use: started once, reused
+        done = [f.result() for f in [pool.submit(_fit_ladders, b, filters) for b in batches if b]]
+    except Exception as exc:                            # a broken or shut-down pool: fit here, and say so
+        from ..errors import CipsWarning
+
+        warnings.warn(f"Invariance ladders fitted in one process: the worker pool failed ({type(exc).__name__}: "
+                      f"{exc}).", CipsWarning, stacklevel=2)
+        return [(label, *_fit_ladder(d, what, levels, est, kw)) for label, what, d, kw in jobs]
     fitted = {i: (name, res, caught) for part in done for i, name, res, caught in part}
     out = []
     for i, (label, _what, _d, _kw) in enumerate(jobs):
