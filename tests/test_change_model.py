@@ -221,10 +221,9 @@ def test_small_sbc():
     tab = summarise_sbc(ranks)
     assert (tab["p_value"] > 1e-3).all(), tab
     # 2 x 500 draws (as the 200-replication study, where every R-hat was below 1.05) cannot reach the gates'
-    # ESS of 400 (not asked here), but the chains must have mixed.  With only 4 factors the factor sd is a
-    # funnel: in the study 10% of these reduced fits had 1-2 divergent transitions (the gate flags them);
-    # CIPS-scale fits had none in 200 surveys
-    assert (ranks["r_hat_max"] < 1.05).mean() >= 0.9 and (ranks["divergences"] == 0).mean() >= 0.8
+    # ESS of 400 (not asked here), but the chains must have mixed (with only 4 factors the factor sd is a
+    # funnel: target_accept 0.95 keeps the divergent transitions rare)
+    assert (ranks["r_hat_max"] < 1.05).mean() >= 0.9 and (ranks["divergences"] == 0).mean() >= 0.9
 
 
 @pytest.mark.slow
