@@ -461,16 +461,20 @@ def cell_probabilities(cells: pd.DataFrame, draws: np.ndarray, ci: float, mid: f
     return prob
 
 
-def _summaries(data: _Data, draws: np.ndarray, ci: float, mid: float):
-    """prob_improved, support_effect, share_improved(+draws) from the cell draws (samples, cells)."""
-    cells = data.cells
-    prob = cell_probabilities(cells, draws, ci, mid)
-    sup = cells["supported"].to_numpy()
-    sets = [(str(g), (cells["group"] == g).to_numpy()) for g in data.groups] + [("all", np.ones(len(cells), bool))]
+def support_summaries(cells: pd.DataFrame, draws: np.ndarray, groups: Any,
+                      ci: float) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Support effect and shares of improved cells per group and for all cells (shared by both change models).
+
+    ``draws`` (samples, cells) are the cells' true changes; ``cells["supported"]``
+    says which cells the programme supported.  Returns ``(support_effect,
+    share_improved, share_improved_draws)``.
+    """
+    sup = cells["supported"].to_numpy(dtype=bool)
+    sets = [(str(g), (cells["group"] == g).to_numpy()) for g in groups] + [("all", np.ones(len(cells), bool))]
     eff_rows, share_rows, share_draws = [], [], []
     improved = draws > 0
     S = draws.shape[0]
-    for g, sel in sets:
+    for g, sel in sets:                                  # the groups (two) and "all"
         a, b = sel & sup, sel & ~sup
         if a.any() and b.any():
             eff = draws[:, a].mean(axis=1) - draws[:, b].mean(axis=1)
@@ -488,9 +492,19 @@ def _summaries(data: _Data, draws: np.ndarray, ci: float, mid: float):
                                "sd": v.std(ddof=1) if ok.sum() > 1 else np.nan, "ci_low": l, "ci_high": h})
         share_draws.append(pd.DataFrame({"group": g, "sample": np.arange(S), "supported": sh_a,
                                          "unsupported": sh_b, "difference": sh_a - sh_b}))
-    eff_cols = ["group", "mean", "sd", "ci_low", "ci_high", "p_positive", "n_supported", "n_unsupported"]
-    return (prob, pd.DataFrame(eff_rows, columns=eff_cols), pd.DataFrame(share_rows),
+    return (pd.DataFrame(eff_rows, columns=SUPPORT_COLUMNS), pd.DataFrame(share_rows, columns=SHARE_COLUMNS),
             pd.concat(share_draws, ignore_index=True))
+
+
+#: Columns of ``support_effect`` and ``share_improved``.
+SUPPORT_COLUMNS = ["group", "mean", "sd", "ci_low", "ci_high", "p_positive", "n_supported", "n_unsupported"]
+SHARE_COLUMNS = ["group", "set", "n_cells", "mean", "sd", "ci_low", "ci_high"]
+
+
+def _summaries(data: _Data, draws: np.ndarray, ci: float, mid: float):
+    """prob_improved, support_effect, share_improved(+draws) from the cell draws (samples, cells)."""
+    prob = cell_probabilities(data.cells, draws, ci, mid)
+    return (prob, *support_summaries(data.cells, draws, data.groups, ci))
 
 
 def _hyper_table(idata: Any, names: list[str], ci: float, values: dict | None = None) -> pd.DataFrame:

@@ -34,7 +34,8 @@ from ..errors import CipsWarning, DataError, Flag, Problem
 from ..results import Provenance, Result, resolve_seed, to_jsonable
 from ..thresholds import MIN_CELL
 from . import _sampling
-from ._model import _check_supported, _interval, cell_probabilities, posterior_tables_dict
+from ._model import (SHARE_COLUMNS, SUPPORT_COLUMNS, _check_supported, _interval, cell_probabilities,
+                     posterior_tables_dict, support_summaries)
 
 __all__ = ["OrdinalChangeResult", "fit_ordinal"]
 
@@ -717,31 +718,10 @@ def _tables(d: _Counts, draws: np.ndarray, ci: float, mid: float) -> tuple[pd.Da
                           "n_1": np.repeat(d.pairs["n_1"].to_numpy(), F),
                           "n_2": np.repeat(d.pairs["n_2"].to_numpy(), F)})
     prob = cell_probabilities(cells, draws, ci, mid)
-    sup = cells["supported"].to_numpy()
-    improved = draws > 0
-    sets = [(str(g), (cells["group"] == g).to_numpy()) for g in d.groups] + [("all", np.ones(len(cells), bool))]
-    eff_rows, share_rows = [], []
-    for g, sel in sets:                                  # groups (two) and "all"
-        a, b = sel & sup, sel & ~sup
-        if d.has_support and a.any() and b.any():
-            eff = draws[:, a].mean(axis=1) - draws[:, b].mean(axis=1)
-            l, h = _interval(eff, ci)
-            eff_rows.append({"group": g, "mean": eff.mean(), "sd": eff.std(ddof=1), "ci_low": l, "ci_high": h,
-                             "p_positive": (eff > 0).mean(), "n_supported": int(a.sum()),
-                             "n_unsupported": int(b.sum())})
-        if not d.has_support:
-            continue
-        sh_a = improved[:, a].mean(axis=1) if a.any() else np.full(len(draws), np.nan)
-        sh_b = improved[:, b].mean(axis=1) if b.any() else np.full(len(draws), np.nan)
-        for name, v, k in (("supported", sh_a, int(a.sum())), ("unsupported", sh_b, int(b.sum())),
-                           ("difference", sh_a - sh_b, int(sel.sum()))):
-            good = np.isfinite(v)
-            l, h = _interval(v[good], ci) if good.any() else (np.nan, np.nan)
-            share_rows.append({"group": g, "set": name, "n_cells": k, "mean": v.mean() if good.any() else np.nan,
-                               "sd": v.std(ddof=1) if good.sum() > 1 else np.nan, "ci_low": l, "ci_high": h})
-    eff = pd.DataFrame(eff_rows, columns=["group", "mean", "sd", "ci_low", "ci_high", "p_positive", "n_supported",
-                                          "n_unsupported"])
-    share = pd.DataFrame(share_rows, columns=["group", "set", "n_cells", "mean", "sd", "ci_low", "ci_high"])
+    if d.has_support:
+        eff, share, _ = support_summaries(cells, draws, d.groups, ci)
+    else:
+        eff, share = pd.DataFrame(columns=SUPPORT_COLUMNS), pd.DataFrame(columns=SHARE_COLUMNS)
     return cells, prob, eff, share
 
 
