@@ -32,25 +32,31 @@ def cdensity():
     return data, dens
 
 
-def _country_reference(data, dens, x):
-    """The data's joint normal with the country effects integrated out (SciPy), plus the priors (SciPy)."""
-    nat = dens.unpack(x)
+def _joint(data, nat, C):
+    """All pairs' changes stacked: mean without country effects, covariance given them (cell sd + sampling),
+    the 0/1 map of country effects to observations and the effects' ZeroSumNormal covariance."""
     P, F = data.d.shape
-    C = dens.layout.C
     m = nat["drift"][data.pg][:, None] + nat["factor_effect"][None, :] + nat["support"][data.pg][:, None] * data.sup
-    cov = np.zeros((P * F, P * F))
+    D = np.zeros((P * F, P * F))
     A = np.zeros((P * F, C))
     for p in range(P):
         blk = slice(p * F, (p + 1) * F)
-        cov[blk, blk] = nat["sd_cell"][data.pg[p]] ** 2 * np.eye(F) + data.Sd[p]
+        D[blk, blk] = nat["sd_cell"][data.pg[p]] ** 2 * np.eye(F) + data.Sd[p]
         A[blk, data.pc[p]] = 1.0
-    cov += nat["sd_country"] ** 2 * A @ (np.eye(C) - 1.0 / C) @ A.T        # ZeroSumNormal country effects
+    return m.ravel(), D, A, nat["sd_country"] ** 2 * (np.eye(C) - 1.0 / C)
+
+
+def _country_reference(data, dens, x):
+    """The data's joint normal with the country effects integrated out (SciPy), plus the priors (SciPy)."""
+    nat = dens.unpack(x)
+    m, D, A, K = _joint(data, nat, dens.layout.C)
+    cov = D + A @ K @ A.T                                                  # ZeroSumNormal country effects
     u, s = data.unit, dens.sl
     prior = (st.norm.logpdf(nat["drift"], 0, u).sum() + st.norm.logpdf(nat["support"], 0, u).sum()
              + st.halfnorm.logpdf(nat["sd_factor"], scale=0.5 * u) + st.halfnorm.logpdf(nat["sd_country"], scale=0.5 * u)
              + st.halfnorm.logpdf(nat["sd_cell"], scale=0.5 * u).sum() + st.norm.logpdf(x[s["u_factor"]]).sum()
              + np.log(nat["sd_factor"]) + np.log(nat["sd_country"]) + np.log(nat["sd_cell"]).sum())
-    return st.multivariate_normal(m.ravel(), cov).logpdf(data.d.ravel()) + prior
+    return st.multivariate_normal(m, cov).logpdf(data.d.ravel()) + prior
 
 
 def test_country_marginal_density_equals_the_joint_normal(cdensity):
@@ -85,19 +91,10 @@ def test_country_posterior_is_the_exact_gaussian_conditional(cdensity):
     nat = dens.unpack(x)
     mean, var = dens.country_posterior(nat["drift"][None], nat["support"][None], nat["factor_effect"][None],
                                        np.array([nat["sd_country"]]), nat["sd_cell"][None])
-    P, F = data.d.shape
-    C = dens.layout.C
-    m = nat["drift"][data.pg][:, None] + nat["factor_effect"][None, :] + nat["support"][data.pg][:, None] * data.sup
-    D = np.zeros((P * F, P * F))
-    A = np.zeros((P * F, C))
-    for p in range(P):
-        blk = slice(p * F, (p + 1) * F)
-        D[blk, blk] = nat["sd_cell"][data.pg[p]] ** 2 * np.eye(F) + data.Sd[p]
-        A[blk, data.pc[p]] = 1.0
-    K = nat["sd_country"] ** 2 * (np.eye(C) - 1.0 / C)                    # prior covariance of the effects
+    m, D, A, K = _joint(data, nat, dens.layout.C)                         # K: prior covariance of the effects
     S = A @ K @ A.T + D
     gain = K @ A.T @ np.linalg.inv(S)
-    ref_mean = gain @ (data.d.ravel() - m.ravel())
+    ref_mean = gain @ (data.d.ravel() - m)
     ref_cov = K - gain @ A @ K
     np.testing.assert_allclose(mean[0], ref_mean, atol=1e-9)
     cov = np.diag(var[0]) - np.outer(var[0], var[0]) / var[0].sum()
